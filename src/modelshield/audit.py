@@ -1,0 +1,285 @@
+"""The audit runner: select applicable checks, run each in isolation, gate with the policy.
+
+>>> report = audit(model, data)            # doctest: +SKIP
+>>> report.passed, [r.check for r in report.runs[0].results]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import platform
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelshield.checks.base import Applies, AuditContext, Check
+from modelshield.checks.registry import available_checks, load_errors
+from modelshield.data.dataset import Dataset
+from modelshield.errors import UserError
+from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
+from modelshield.models.base import BaseModel
+from modelshield.policy import GateResult, Policy
+
+__all__ = ["AuditReport", "AuditRun", "audit", "run_check", "select_checks"]
+
+REPORT_SCHEMA_VERSION = "1.0"
+
+#: Called as ``on_event(kind, check_name, payload)``; kinds: "start", "progress", "end".
+EventFn = Callable[[str, str, Any], None]
+
+
+@dataclass
+class AuditRun:
+    """The results for one model (a report may hold several, e.g. the demo)."""
+
+    label: str
+    model: dict[str, Any]
+    data: dict[str, Any] | None
+    results: list[CheckResult]
+    gate: GateResult
+    seed: int
+    duration_s: float
+
+    @property
+    def passed(self) -> bool:
+        return self.gate.passed
+
+    def result(self, check: str) -> CheckResult | None:
+        return next((r for r in self.results if r.check == check), None)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.results for f in r.findings]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "model": self.model,
+            "data": self.data,
+            "seed": self.seed,
+            "duration_s": round(self.duration_s, 3),
+            "passed": self.passed,
+            "gate": self.gate.to_dict(),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+@dataclass
+class AuditReport:
+    runs: list[AuditRun]
+    policy: Policy
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    environment: dict[str, Any] = field(default_factory=dict)
+    title: str = "modelshield audit"
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.runs)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for run in self.runs for f in run.findings]
+
+    def severity_counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in reversed(Severity)}
+        for f in self.findings:
+            counts[f.severity.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "title": self.title,
+            "created": self.created,
+            "tool": {"name": "modelshield", "version": _version()},
+            "environment": self.environment,
+            "policy": self.policy.to_dict(),
+            "passed": self.passed,
+            "summary": {"severity_counts": self.severity_counts(), "runs": len(self.runs)},
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+def _version() -> str:
+    from modelshield import __version__
+
+    return __version__
+
+
+def environment() -> dict[str, Any]:
+    import sklearn
+
+    env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
+           "scikit-learn": sklearn.__version__}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return env
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def select_checks(
+    names: Sequence[str] | None, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Check]:
+    """Instantiate the named checks (all available ones when ``names`` is ``None``)."""
+    registry = available_checks()
+    wanted = list(registry) if names is None else list(names)
+    checks: list[Check] = []
+    for name in wanted:
+        if name not in registry:
+            err = load_errors().get(name)
+            extra = f" (it failed to load: {err})" if err else ""
+            raise UserError(f"unknown check {name!r}{extra}; available: {', '.join(registry)}")
+        checks.append(registry[name].from_options((options or {}).get(name, {})))
+    return checks
+
+
+def run_check(check: Check, ctx: AuditContext, on_event: EventFn | None = None) -> CheckResult:
+    """Run one check with timing, seeding and error capture. Never raises for a check's failure."""
+    emit = on_event or (lambda *_: None)
+    verdict = check.applies(ctx)
+    if not isinstance(verdict, Applies):
+        verdict = Applies() if verdict else Applies("does not apply")
+    if not verdict:
+        emit("end", check.name, None)
+        return CheckResult(check=check.name, status=CheckStatus.SKIPPED, skip_reason=verdict.reason or "",
+                           params=check.params())
+    emit("start", check.name, None)
+    sub = AuditContext(**{**ctx.__dict__, "progress": lambda frac, msg: emit("progress", check.name, (frac, msg))})
+    t0 = time.perf_counter()
+    try:
+        import torch
+
+        torch.manual_seed(ctx.seed)
+    except ImportError:  # pragma: no cover
+        pass
+    np.random.seed(ctx.seed % (2**32))  # for libraries that still read the global RNG
+    try:
+        result = check.run(sub)
+        if not isinstance(result, CheckResult):
+            raise TypeError(f"check {check.name} returned {type(result).__name__}, not CheckResult")
+        result.status = CheckStatus.FINDINGS if result.findings else CheckStatus.PASSED
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # one failing check is data, the others still run
+        tb = traceback.format_exc(limit=20)
+        result = CheckResult(
+            check=check.name,
+            status=CheckStatus.ERROR,
+            params=check.params(),
+            summary=f"the check failed: {type(exc).__name__}: {exc}",
+            findings=[
+                Finding(
+                    check=check.name,
+                    severity=Severity.HIGH,
+                    rule_id=f"{check.name}.error",
+                    title=f"Check {check.name!r} could not complete",
+                    detail=f"{type(exc).__name__}: {exc}",
+                    evidence={"traceback": tb},
+                    remediation="Re-run with --debug for the full traceback; the other checks ran normally.",
+                )
+            ],
+        )
+    result.duration_s = time.perf_counter() - t0
+    emit("end", check.name, result)
+    return result
+
+
+def audit(
+    model: BaseModel | Any | None,
+    data: Dataset | None = None,
+    *,
+    train: Dataset | None = None,
+    checks: Sequence[str] | None = None,
+    policy: Policy | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    model_path: str | Path | None = None,
+    artifacts: Sequence[str | Path] = (),
+    label: str | None = None,
+    on_event: EventFn | None = None,
+) -> AuditReport:
+    """Audit one model: run every applicable check (or those named) and gate with ``policy``.
+
+    ``model`` may be an adapter or any object :func:`modelshield.load_model` wraps.
+    """
+    run = audit_run(model, data, train=train, checks=checks, policy=policy, seed=seed, quick=quick,
+                    options=options, model_path=model_path, artifacts=artifacts, label=label, on_event=on_event)
+    return AuditReport(runs=[run], policy=policy or Policy.default(), environment=environment())
+
+
+def audit_run(
+    model: BaseModel | Any | None,
+    data: Dataset | None = None,
+    *,
+    train: Dataset | None = None,
+    checks: Sequence[str] | None = None,
+    policy: Policy | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    model_path: str | Path | None = None,
+    artifacts: Sequence[str | Path] = (),
+    label: str | None = None,
+    on_event: EventFn | None = None,
+) -> AuditRun:
+    from modelshield.data.loaders import check_model_width
+    from modelshield.models.load import wrap_object
+
+    policy = policy or Policy.default()
+    if model is not None and not isinstance(model, BaseModel):
+        model = wrap_object(model)
+    for ds in (data, train):
+        if ds is not None and model is not None:
+            check_model_width(ds, model)
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in policy.checks.items()}
+    for k, v in (options or {}).items():
+        merged.setdefault(k, {}).update(v)
+    selected = select_checks(checks, merged)
+    path = Path(model_path) if model_path else None
+    arts = [Path(a) for a in artifacts] or ([path] if path else [])
+    ctx = AuditContext(model=model, data=data, train=train, model_path=path, artifacts=arts, seed=seed,
+                       quick=quick, policy=policy, options=merged)
+    t0 = time.perf_counter()
+    results = [run_check(c, ctx, on_event) for c in selected]
+    for name, err in load_errors().items():
+        if checks is None or name in checks:
+            results.append(CheckResult(
+                check=name, status=CheckStatus.ERROR, summary=f"plug-in failed to load: {err}",
+                findings=[Finding(check=name, severity=Severity.MEDIUM, rule_id=f"{name}.load-error",
+                                  title=f"Check plug-in {name!r} failed to load", detail=err)]))
+    model_info: dict[str, Any] = model.describe() if model is not None else {}
+    if path is not None and path.is_file():
+        model_info["sha256"] = file_sha256(path)
+        model_info["path"] = str(path)
+    data_info = None
+    if data is not None:
+        data_info = data.describe() | {"sha256": data.sha256()}
+        if train is not None:
+            data_info["train"] = train.describe() | {"sha256": train.sha256()}
+    return AuditRun(
+        label=label or (path.name if path else model_info.get("adapter", "model")),
+        model=model_info,
+        data=data_info,
+        results=results,
+        gate=policy.evaluate(results),
+        seed=seed,
+        duration_s=time.perf_counter() - t0,
+    )

@@ -1,0 +1,156 @@
+"""The :class:`Check` interface and the :class:`AuditContext` every check reads.
+
+A check is one subclass in one module::
+
+    @dataclass(kw_only=True)
+    class MyCheck(Check):
+        name: ClassVar[str] = "mine"
+        title: ClassVar[str] = "My check"
+        requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PROBABILITIES})
+        threshold: float = 0.5            # options are dataclass fields: plain, serialisable data
+
+        def run(self, ctx: AuditContext) -> CheckResult:
+            ...
+
+The runner (:func:`modelshield.audit.run_check`) owns selection, seeding, timing and error capture;
+``run`` implements only the check's own step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from modelshield.findings import CheckResult
+from modelshield.models.base import BaseModel, Capability
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelshield.data.dataset import Dataset
+    from modelshield.policy import Policy
+
+__all__ = ["Applies", "AuditContext", "Check"]
+
+ProgressFn = Callable[[float, str], None]
+
+
+def _no_progress(_fraction: float, _message: str) -> None:
+    return None
+
+
+@dataclass(kw_only=True)
+class AuditContext:
+    """Everything a check may read. Built once per audited model by the runner.
+
+    ``data`` is held-out evaluation data (non-members); ``train`` the training data (members) when
+    the user supplied it. ``quick`` asks checks to use small budgets (demo, smoke tests).
+    ``options`` holds per-check option overrides (``{"robustness": {"eps": [0.1]}}``).
+    """
+
+    model: BaseModel | None = None
+    data: Dataset | None = None
+    train: Dataset | None = None
+    model_path: Path | None = None
+    artifacts: list[Path] = field(default_factory=list)
+    seed: int = 0
+    quick: bool = False
+    policy: Policy | None = None
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    progress: ProgressFn = _no_progress
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def rng(self, salt: str = "") -> np.random.Generator:
+        """A generator seeded from the audit seed and ``salt`` (stable across runs and checks)."""
+        return np.random.default_rng([self.seed, zlib.crc32(salt.encode())])
+
+    def threshold(self, key: str, default: float) -> float:
+        """A policy threshold (``"fairness.demographic_parity_difference.high"``) or ``default``."""
+        if self.policy is None:
+            return default
+        return self.policy.threshold(key, default)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.model.capabilities if self.model is not None else frozenset()
+
+
+class Applies:
+    """The answer of :meth:`Check.applies`: truthy, or falsy with a reason for the report."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return self.reason is None
+
+    def __repr__(self) -> str:
+        return "Applies()" if self else f"Applies(reason={self.reason!r})"
+
+
+@dataclass(kw_only=True)
+class Check(ABC):
+    """Base class of every audit check. Subclasses are keyword-only dataclasses of their options."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    requires: ClassVar[frozenset[Capability]] = frozenset()
+    needs_model: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True
+    needs_labels: ClassVar[bool] = False
+    needs_train: ClassVar[bool] = False
+    needs_sensitive: ClassVar[bool] = False
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+
+    def applies(self, ctx: AuditContext) -> Applies:
+        """Whether this check can run on ``ctx``; the default reads the class-level needs."""
+        if self.needs_model and ctx.model is None:
+            return Applies("needs a model")
+        if ctx.model is not None and ctx.model.task not in self.tasks:
+            return Applies(f"not for {ctx.model.task} models")
+        missing = self.requires - ctx.capabilities
+        if missing:
+            return Applies("needs " + ", ".join(sorted(c.value for c in missing)))
+        if self.needs_data and ctx.data is None:
+            return Applies("needs --data")
+        if self.needs_labels and (ctx.data is None or ctx.data.y is None):
+            return Applies("needs labels (--target)")
+        if self.needs_train and ctx.train is None:
+            return Applies("needs training data (--train)")
+        if self.needs_sensitive and (ctx.data is None or not ctx.data.sensitive):
+            return Applies("needs sensitive columns (--sensitive)")
+        return Applies()
+
+    @abstractmethod
+    def run(self, ctx: AuditContext) -> CheckResult:
+        """Run the check and return its result. Raise to report an error; never print."""
+
+    def params(self) -> dict[str, Any]:
+        """The check's options as plain data (recorded in reports)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Check:
+        """Build from a mapping of options; unknown keys are a clear error."""
+        from modelshield.errors import UserError
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UserError(
+                f"unknown option {unknown[0]!r} for check {cls.name!r}; "
+                f"known: {', '.join(sorted(known)) or '(none)'}"
+            )
+        return cls(**dict(options))
+
+    def result(self, **kwargs: Any) -> CheckResult:
+        """A :class:`CheckResult` for this check (``check`` and ``params`` filled in)."""
+        return CheckResult(check=self.name, params=self.params(), **kwargs)

@@ -1,0 +1,102 @@
+"""The ``modelshield`` command line. Thin: parses arguments, calls the API, maps errors to exit codes.
+
+Exit codes (a contract): 0 pass / clean, 1 policy failed / findings at or above the gate,
+2 usage or input error, 3 refused for a security reason (unsafe model, bad signature, wrong key),
+130 interrupted.
+
+Each area lives in its own module ``modelshield.cli.<area>`` exposing
+``register(app: typer.Typer, harden: typer.Typer) -> None``; adding an area is one line in
+``AREAS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from modelshield.errors import EXIT_INTERRUPTED, EXIT_USAGE, ModelShieldError
+
+__all__ = ["AREAS", "app", "build_app", "main"]
+
+#: CLI areas, one module each (``modelshield.cli.<name>``), registered in this order.
+AREAS: tuple[str, ...] = ("audit", "scan", "protect", "attack", "privacy", "fairness", "theft", "serve")
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="modelshield",
+        help="Audit, harden, protect and serve machine-learning models securely.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    harden = typer.Typer(help="Make a model more robust, private or fair; writes a before/after report.",
+                         no_args_is_help=True)
+
+    @app.callback()
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    ) -> None:
+        if version:
+            from modelshield import __version__
+
+            typer.echo(f"modelshield {__version__}")
+            raise typer.Exit(0)
+
+    for area in AREAS:
+        name = f"modelshield.cli.{area}"
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(app, harden)
+    app.add_typer(harden, name="harden")
+    return app
+
+
+app = build_app()
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("MODELSHIELD_DEBUG", "") not in ("", "0")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point. Returns (and exits with) the documented exit code; never shows a traceback
+    unless ``--debug`` is given."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="modelshield", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except ModelShieldError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code if exc.exit_code else EXIT_USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        typer.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # an internal bug: still one line, with --debug for details
+        if debug:
+            raise
+        typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (re-run with --debug)", err=True)
+        code = 70
+    if argv is None:
+        sys.exit(code)
+    return code

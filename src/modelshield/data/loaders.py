@@ -1,0 +1,179 @@
+"""Load a :class:`Dataset` from CSV, Parquet or NPZ, selecting target, sensitive and feature columns."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelshield.data.dataset import Dataset
+from modelshield.errors import DataError, FormatError, InputNotFoundError
+
+__all__ = ["check_model_width", "load_dataset"]
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    target: str | None = None,
+    sensitive: Sequence[str] = (),
+    features: Sequence[str] | None = None,
+    immutable: Sequence[str] = (),
+) -> Dataset:
+    """Read a data file. The format comes from the content (NPZ is a zip; Parquet starts ``PAR1``).
+
+    Features default to every column except ``target`` and ``sensitive``, in file order; pass
+    ``features`` to choose (sensitive columns may be listed there too).
+
+    For NPZ files: arrays ``X`` (or ``x``/``data``) and ``y`` (or ``labels``); optional
+    ``feature_names`` and ``sensitive_<name>`` arrays.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"data file not found: {p}")
+    if p.is_dir():
+        raise FormatError(f"{p} is a directory, not a data file")
+    with p.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PAR1"):
+        frame = _read_parquet(p)
+    elif head.startswith(b"PK") and zipfile.is_zipfile(p):
+        return _load_npz(p, target=target, sensitive=sensitive, features=features, immutable=immutable)
+    elif head.startswith(b"\x93NUMPY"):
+        raise FormatError(f"{p}: a bare .npy has no labels; save X and y together with numpy.savez")
+    else:
+        frame = _read_csv(p)
+    return from_frame(frame, target=target, sensitive=sensitive, features=features, immutable=immutable,
+                      name=p.name, source=str(p))
+
+
+def _read_csv(p: Path) -> Any:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(p, skipinitialspace=True)
+    except UnicodeDecodeError:
+        raise FormatError(f"{p}: not a text CSV file (unknown format)") from None
+    except pd.errors.EmptyDataError:
+        raise FormatError(f"{p}: the file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise FormatError(f"{p}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    if frame.shape[1] < 2 and frame.shape[0] == 0:
+        raise FormatError(f"{p}: no data rows")
+    return frame
+
+
+def _read_parquet(p: Path) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(p)
+    except ImportError as exc:
+        raise FormatError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+    except Exception as exc:  # pyarrow raises ArrowInvalid and friends
+        raise FormatError(f"{p}: not a readable Parquet file ({exc})") from exc
+
+
+def _unknown(col: str, available: Sequence[str], flag: str) -> DataError:
+    shown = ", ".join(map(str, list(available)[:20]))
+    return DataError(f"{flag} column {col!r} is not in the data; columns are: {shown}")
+
+
+def from_frame(
+    frame: Any,
+    *,
+    target: str | None = None,
+    sensitive: Sequence[str] = (),
+    features: Sequence[str] | None = None,
+    immutable: Sequence[str] = (),
+    name: str = "data",
+    source: str | None = None,
+) -> Dataset:
+    """Build a :class:`Dataset` from a pandas DataFrame."""
+    cols = [str(c) for c in frame.columns]
+    frame = frame.set_axis(cols, axis=1)
+    if target is not None and target not in cols:
+        raise _unknown(target, cols, "--target")
+    for s in sensitive:
+        if s not in cols:
+            raise _unknown(s, cols, "--sensitive")
+    if features is None:
+        excluded = {target, *sensitive}
+        features = [c for c in cols if c not in excluded]
+    else:
+        for f in features:
+            if f not in cols:
+                raise _unknown(f, cols, "--features")
+        if target in features:
+            raise DataError(f"--features includes the target column {target!r}")
+    if not features:
+        raise DataError("no feature columns left; pass --features")
+    for s in immutable:
+        if s not in features:
+            raise _unknown(s, features, "--immutable")
+    feat = frame[list(features)]
+    numeric = all(np.issubdtype(dt, np.number) or dt == bool for dt in feat.dtypes)
+    X = feat.to_numpy(dtype=np.float64) if numeric else feat.to_numpy(dtype=object)
+    y = frame[target].to_numpy() if target is not None else None
+    if y is not None and y.dtype == object:
+        y = y.astype(str)
+    sens = {s: frame[s].to_numpy() for s in sensitive}
+    return Dataset(X=X, y=y, feature_names=list(features), sensitive=sens, immutable=frozenset(immutable),
+                   name=name, source=source)
+
+
+def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features: Sequence[str] | None,
+              immutable: Sequence[str]) -> Dataset:
+    try:
+        arch = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"{p}: not a readable NPZ file ({exc})") from exc
+    with arch:
+        keys = list(arch.files)
+        xkey = next((k for k in ("X", "x", "data", "features") if k in keys), None)
+        if xkey is None:
+            raise DataError(f"{p}: no feature array; expected one named X (arrays: {', '.join(keys)})")
+        ykey = target or next((k for k in ("y", "labels", "target") if k in keys), None)
+        if target is not None and target not in keys:
+            raise _unknown(target, keys, "--target")
+        X = arch[xkey]
+        y = arch[ykey] if ykey else None
+        names = [str(n) for n in arch["feature_names"]] if "feature_names" in keys else None
+        sens: dict[str, np.ndarray] = {}
+        for s in sensitive:
+            k = f"sensitive_{s}" if f"sensitive_{s}" in keys else s
+            if k in keys:
+                sens[s] = arch[k]
+            elif names and s in names:
+                sens[s] = X[:, names.index(s)]
+            else:
+                raise _unknown(s, keys + (names or []), "--sensitive")
+    if features is not None:
+        if names is None:
+            raise DataError(f"{p}: --features needs a feature_names array in the NPZ file")
+        for f in features:
+            if f not in names:
+                raise _unknown(f, names, "--features")
+        X = X[:, [names.index(f) for f in features]]
+        names = list(features)
+    return Dataset(X=X.astype(np.float64) if np.issubdtype(X.dtype, np.number) else X, y=y,
+                   feature_names=names, sensitive=sens, immutable=frozenset(immutable), name=p.name,
+                   source=str(p))
+
+
+def check_model_width(data: Dataset, model: Any) -> None:
+    """Raise a :class:`DataError` naming ``--features`` when the widths disagree."""
+    want = getattr(getattr(model, "input_spec", None), "n_features", None)
+    if want is None or data.X.ndim < 2:
+        return
+    have = data.n_features
+    if have != want:
+        names = data.feature_names or []
+        shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+        raise DataError(
+            f"the model expects {want} features but the data has {have} ({shown}); "
+            "choose the model's columns with --features"
+        )

@@ -1,0 +1,120 @@
+"""One exception tree for modelshield.
+
+::
+
+    ModelShieldError                 exit 2   HTTP 500   base class; never raised directly
+    ├── UserError                    exit 2   HTTP 400   the user's input is wrong; message says how to fix it
+    │   ├── InputNotFoundError       exit 2   HTTP 404   a file or directory does not exist / is unreadable
+    │   ├── FormatError              exit 2   HTTP 415   a file's content is not a format we can read
+    │   ├── DataError                exit 2   HTTP 422   unknown column, shape mismatch, bad labels, ...
+    │   ├── PolicyError              exit 2   HTTP 422   a policy file that does not parse or validate
+    │   ├── OutputError              exit 2   HTTP 409   output exists (no --force) or cannot be written
+    │   └── MissingExtraError        exit 2   HTTP 501   an optional dependency is not installed; names the extra
+    ├── SecurityError                exit 3   HTTP 403   we refuse to proceed for a security reason (fail closed)
+    │   ├── UnsafeModelError         exit 3   HTTP 403   the scanner found something that must not be loaded
+    │   ├── UntrustedModelError      exit 3   HTTP 403   a pickle-based file and no scan / trust was allowed
+    │   └── IntegrityError           exit 3   HTTP 403   wrong key, tampered ciphertext, bad signature
+    └── PolicyFailure                exit 1   HTTP 200   the audit ran and the policy gate failed
+
+Every class carries ``exit_code`` and ``http_status`` so the CLI and the gateway map errors
+mechanically. Third-party errors are wrapped with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataError",
+    "FormatError",
+    "InputNotFoundError",
+    "IntegrityError",
+    "MissingExtraError",
+    "ModelShieldError",
+    "OutputError",
+    "PolicyError",
+    "PolicyFailure",
+    "SecurityError",
+    "UnsafeModelError",
+    "UntrustedModelError",
+    "UserError",
+]
+
+#: Exit codes are a contract (documented in the README).
+EXIT_OK = 0
+EXIT_POLICY_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SECURITY = 3
+EXIT_INTERRUPTED = 130
+
+
+class ModelShieldError(Exception):
+    """Base class of every error modelshield raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+    http_status: int = 500
+
+
+class UserError(ModelShieldError):
+    """The input is wrong; the message says what to change."""
+
+    exit_code = EXIT_USAGE
+    http_status = 400
+
+
+class InputNotFoundError(UserError):
+    http_status = 404
+
+
+class FormatError(UserError):
+    http_status = 415
+
+
+class DataError(UserError):
+    http_status = 422
+
+
+class PolicyError(UserError):
+    http_status = 422
+
+
+class OutputError(UserError):
+    http_status = 409
+
+
+class MissingExtraError(UserError):
+    """An optional dependency is missing. The message names the extra to install."""
+
+    http_status = 501
+
+    def __init__(self, package: str, extra: str, feature: str = "") -> None:
+        what = f" for {feature}" if feature else ""
+        super().__init__(
+            f"{package} is needed{what}: pip install 'modelshield[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class SecurityError(ModelShieldError):
+    exit_code = EXIT_SECURITY
+    http_status = 403
+
+
+class UnsafeModelError(SecurityError):
+    """The scanner found findings that forbid loading the file."""
+
+    def __init__(self, message: str, findings: list | None = None) -> None:
+        super().__init__(message)
+        self.findings = list(findings or [])
+
+
+class UntrustedModelError(SecurityError):
+    pass
+
+
+class IntegrityError(SecurityError):
+    pass
+
+
+class PolicyFailure(ModelShieldError):
+    exit_code = EXIT_POLICY_FAILED
+    http_status = 200

@@ -1,0 +1,207 @@
+"""``load_model``: pick the adapter from an object, a URL or a file's *content*.
+
+File formats are recognised by their bytes, never by their extension. Pickle-based files
+(pickle, joblib, full PyTorch checkpoints) are untrusted code: they are scanned and loaded through
+the secure loader (``modelshield.protect.loader``), or loaded directly only with ``trust=True``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelshield.errors import FormatError, InputNotFoundError, UntrustedModelError
+from modelshield.models.base import BaseModel
+
+__all__ = ["detect_format", "load_model", "wrap_object"]
+
+_COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bz2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x5d\x00\x00": "lzma",
+    b"ZF": "zlib",  # joblib's zlib header
+}
+
+
+def detect_format(path: str | Path) -> str:
+    """Return a coarse format name from the file's content.
+
+    One of ``onnx``, ``torchscript``, ``torch-zip``, ``zip``, ``pickle``, ``joblib-compressed``,
+    ``npy``, ``safetensors``, ``unknown``. The scanner has the exhaustive detector; this one only
+    picks a loader.
+    """
+    p = Path(path)
+    with p.open("rb") as fh:
+        head = fh.read(64)
+    if head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(p):
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+            return "torchscript"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch-zip"
+        return "zip"
+    if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:
+        return "pickle"
+    for magic, _name in _COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            return "joblib-compressed"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    if _looks_like_onnx(p):
+        return "onnx"
+    if head[:1] in (b"(", b"c", b"]", b"}", b"I") and p.stat().st_size < 1 << 30:
+        return "pickle"  # protocol 0/1 pickles have no header
+    return "unknown"
+
+
+def _looks_like_onnx(p: Path) -> bool:
+    try:
+        import onnx
+
+        m = onnx.load_model(str(p), load_external_data=False)
+    except Exception:  # not protobuf / not a ModelProto
+        return False
+    return len(m.graph.node) > 0
+
+
+def wrap_object(obj: Any, **kwargs: Any) -> BaseModel:
+    """Wrap an in-memory model object in the matching adapter."""
+    if isinstance(obj, BaseModel):
+        return obj
+    try:
+        import torch
+
+        if isinstance(obj, torch.nn.Module):
+            from modelshield.models.torch import TorchModel
+
+            return TorchModel(obj, **kwargs)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+    if hasattr(obj, "fit") and (hasattr(obj, "predict") or hasattr(obj, "predict_proba")):
+        from modelshield.models.sklearn import SklearnModel
+
+        return SklearnModel(obj, **kwargs)
+    raise FormatError(f"don't know how to wrap a {type(obj).__module__}.{type(obj).__name__}")
+
+
+def load_model(
+    source: Any,
+    *,
+    trust: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    classes: list[Any] | np.ndarray | None = None,
+    headers: dict[str, str] | None = None,
+    **loader_options: Any,
+) -> BaseModel:
+    """Load or wrap a model and return its :class:`~modelshield.models.base.BaseModel` adapter.
+
+    Parameters
+    ----------
+    source : a fitted estimator, a ``torch.nn.Module``, an adapter, an ``http(s)://`` URL or a path
+        to a model file (scikit-learn pickle/joblib, PyTorch checkpoint or TorchScript, ONNX).
+    trust : load pickle-based files without the scanner's restrictions. Only for files you made.
+    input_shape, classes : hints for PyTorch/ONNX models (shape of one sample; class labels).
+    loader_options : passed to the secure loader (e.g. ``policy=``, ``key=``).
+
+    Raises
+    ------
+    InputNotFoundError, FormatError, UnsafeModelError, UntrustedModelError, IntegrityError
+    """
+    if isinstance(source, (str, Path)) and str(source).startswith(("http://", "https://")):
+        from modelshield.models.remote import RemoteModel
+
+        n = int(np.prod(input_shape)) if input_shape else None
+        return RemoteModel(str(source), classes=classes, headers=headers, n_features=n)
+    if not isinstance(source, (str, Path)):
+        kw: dict[str, Any] = {}
+        if input_shape is not None:
+            kw["input_shape"] = input_shape
+        if classes is not None:
+            kw["classes"] = classes
+        return wrap_object(source, **kw)
+    path = Path(source)
+    if not path.exists():
+        raise InputNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise FormatError(f"{path} is a directory; pass the model file inside it")
+    from modelshield.protect.loader import secure_load
+
+    return secure_load(path, trust=trust, input_shape=input_shape, classes=classes, **loader_options)
+
+
+def load_file_unrestricted(
+    path: Path,
+    fmt: str,
+    *,
+    input_shape: tuple[int, ...] | None,
+    classes: list[Any] | np.ndarray | None,
+    data: bytes | None = None,
+) -> BaseModel:
+    """Load ``path`` (or its decrypted bytes ``data``) with the framework's own loader.
+
+    Dangerous for pickle-based formats: callers must have scanned the content or been told to
+    trust it. Used by the secure loader.
+    """
+    import io
+
+    src: Any = io.BytesIO(data) if data is not None else str(path)
+    if fmt == "onnx":
+        from modelshield.models.onnx import OnnxModel
+
+        raw = data if data is not None else path.read_bytes()
+        return OnnxModel(raw, classes=classes, source=str(path))
+    if fmt == "torchscript":
+        import torch
+        from modelshield.models.torch import TorchModel
+
+        module = torch.jit.load(src, map_location="cpu")
+        return TorchModel(module, input_shape=input_shape, classes=classes, format="torchscript", source=str(path))
+    if fmt in ("torch-zip", "pickle", "joblib-compressed"):
+        obj = _unpickle_trusted(src, fmt)
+        m = wrap_object(obj, **({"input_shape": input_shape} if input_shape and _is_torch(obj) else {}))
+        m.format = fmt
+        m.source = str(path)
+        if classes is not None and m._classes is None:
+            m._classes = np.asarray(classes)
+        return m
+    raise FormatError(
+        f"{path}: unsupported model format ({fmt}); expected scikit-learn pickle/joblib, "
+        "PyTorch, TorchScript or ONNX"
+    )
+
+
+def _is_torch(obj: Any) -> bool:
+    try:
+        import torch
+
+        return isinstance(obj, torch.nn.Module)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _unpickle_trusted(src: Any, fmt: str) -> Any:
+    if fmt == "torch-zip":
+        import torch
+
+        return torch.load(src, map_location="cpu", weights_only=False)
+    import joblib
+
+    return joblib.load(src)
+
+
+def require_trust(path: Path, fmt: str, trust: bool) -> None:
+    if not trust:
+        raise UntrustedModelError(
+            f"{path} is a {fmt} file, which can run code when loaded; "
+            "scan it first or pass --trust if you made it yourself"
+        )
