@@ -115,7 +115,7 @@ def from_frame(
         if s not in features:
             raise _unknown(s, features, "--immutable")
     feat = frame[list(features)]
-    numeric = all(np.issubdtype(dt, np.number) or dt == bool for dt in feat.dtypes)
+    numeric = all(np.issubdtype(dt, np.number) or np.issubdtype(dt, np.bool_) for dt in feat.dtypes)
     X = feat.to_numpy(dtype=np.float64) if numeric else feat.to_numpy(dtype=object)
     y = frame[target].to_numpy() if target is not None else None
     if y is not None and y.dtype == object:

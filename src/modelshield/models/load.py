@@ -162,6 +162,7 @@ def load_file_unrestricted(
         return OnnxModel(raw, classes=classes, source=str(path))
     if fmt == "torchscript":
         import torch
+
         from modelshield.models.torch import TorchModel
 
         module = torch.jit.load(src, map_location="cpu")

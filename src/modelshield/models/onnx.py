@@ -46,7 +46,9 @@ class OnnxModel(BaseModel):
         spec = InputSpec(shape=shape if shape and None not in shape else None, dtype=self._input_type)
         self._outputs = self.session.get_outputs()
         self._prob_index = self._find_prob_output()
-        super().__init__(classes=classes, input_spec=spec, capabilities=frozenset({Capability.PROBABILITIES}), source=source)
+        super().__init__(
+            classes=classes, input_spec=spec, capabilities=frozenset({Capability.PROBABILITIES}), source=source
+        )
         if self._classes is None:
             self._classes = self._discover_classes()
 

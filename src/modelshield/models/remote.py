@@ -25,7 +25,9 @@ Transport = Callable[[str, bytes, Mapping[str, str]], bytes]
 
 def _urllib_transport(timeout: float) -> Transport:
     def send(url: str, body: bytes, headers: Mapping[str, str]) -> bytes:
-        req = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"remote model URL must be http(s): {url}")
+        req = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - user-given URL
                 return resp.read()

@@ -1,0 +1,78 @@
+"""Small torch helpers shared by the theft modules: thread limits, seeded MLPs, soft-label training."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["few_threads", "make_mlp", "train_soft"]
+
+
+@contextlib.contextmanager
+def few_threads(n: int = 1) -> Iterator[None]:
+    """Run tiny torch workloads on ``n`` threads (faster than the default pool), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before > n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def make_mlp(n_in: int, n_out: int, hidden: tuple[int, ...] = (64, 64), seed: int = 0) -> Any:
+    """A fresh ReLU MLP whose initial weights depend only on ``seed`` (global RNG untouched)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers: list[Any] = []
+        width = n_in
+        for h in hidden:
+            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+            width = h
+        layers.append(torch.nn.Linear(width, n_out))
+        return torch.nn.Sequential(*layers)
+
+
+def train_soft(
+    module: Any,
+    X: np.ndarray,
+    targets: np.ndarray,
+    *,
+    steps: int = 300,
+    batch_size: int = 512,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+) -> Any:
+    """Train ``module`` (inputs -> logits) with cross-entropy against soft or one-hot ``targets``.
+
+    ``targets`` has shape ``(n, n_classes)`` (rows sum to 1) or ``(n,)`` class indices.
+    Mini-batches are drawn with a seeded generator, so training is deterministic.
+    """
+    import torch
+
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    tt = np.asarray(targets)
+    Tt = torch.as_tensor(tt.astype(np.float32) if tt.ndim == 2 else tt.astype(np.int64))
+    n = len(Xt)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    module.train()
+    for _ in range(int(steps)):
+        if n > batch_size:
+            idx = torch.randint(0, n, (batch_size,), generator=gen)
+            xb, tb = Xt[idx], Tt[idx]
+        else:
+            xb, tb = Xt, Tt
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(module(xb), tb).backward()
+        opt.step()
+    return module.eval()

@@ -1,0 +1,224 @@
+"""``modelshield audit`` (the main job), ``modelshield policy show|validate`` and ``modelshield checks``."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelshield.cli._common import check_output_path, console, err_console, parse_options
+from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, UserError
+
+__all__ = ["register"]
+
+DEFAULT_HTML = "modelshield-report.html"
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"bad --input-shape {text!r}: expected e.g. 30 or 1,8,8") from None
+
+
+class _Progress:
+    """Rich progress bar fed by the runner's events (one task per check)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.enabled = enabled
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=err_console,
+                                 transient=True, disable=not enabled)
+        self.tasks: dict[str, Any] = {}
+        self.label = ""
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def on_event(self, kind: str, check: str, payload: Any) -> None:
+        key = f"{self.label}:{check}"
+        if kind == "start":
+            self.tasks[key] = self.progress.add_task(f"{self.label} · {check}", total=1.0, msg="")
+        elif kind == "progress" and key in self.tasks:
+            frac, msg = payload
+            self.progress.update(self.tasks[key], completed=min(max(float(frac), 0.0), 1.0), msg=str(msg)[:40])
+        elif kind == "end" and key in self.tasks:
+            self.progress.update(self.tasks[key], completed=1.0, visible=False)
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            err_console.print(f"[dim]{message}[/]")
+
+
+def register(app: typer.Typer, harden: typer.Typer) -> None:  # noqa: ARG001 - harden unused here
+    @app.command("audit")
+    def audit_cmd(
+        model: str = typer.Argument(None, help="Model file (scikit-learn pickle/joblib, PyTorch, TorchScript, "
+                                                "ONNX) or an http(s):// prediction endpoint."),
+        data: Path = typer.Option(None, "--data", "-d", help="Held-out data: CSV, Parquet or NPZ."),
+        train: Path = typer.Option(None, "--train", help="Training data (members), for privacy checks."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column."),
+        sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Sensitive column (repeatable)."),
+        features: list[str] = typer.Option(None, "--features", help="Feature columns, comma-separated "
+                                                                    "(default: all but target and sensitive)."),
+        immutable: list[str] = typer.Option(None, "--immutable", help="Features an attacker cannot change."),
+        checks: str = typer.Option(None, "--checks", "-c", help="Comma-separated checks to run (default: all)."),
+        policy: Path = typer.Option(None, "--policy", "-p", help="Policy YAML (default: built-in)."),
+        out: Path = typer.Option(None, "--out", "-o", help=f"HTML report path (default {DEFAULT_HTML})."),
+        json_out: Path = typer.Option(None, "--json", help="Also write the JSON report here."),
+        sarif_out: Path = typer.Option(None, "--sarif", help="Also write a SARIF 2.1.0 log here."),
+        seed: int = typer.Option(0, "--seed", help="Random seed (every check is deterministic under it)."),
+        option: list[str] = typer.Option(None, "--option", "-O", help="Check option CHECK.KEY=VALUE."),
+        input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
+        trust: bool = typer.Option(False, "--trust", help="Load pickle-based files without the scanner's "
+                                                          "restrictions (only for files you made)."),
+        quick: bool = typer.Option(False, "--quick", help="Small budgets: fast, less thorough."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing report files."),
+        demo: bool = typer.Option(False, "--demo", help="Audit bundled demo models on offline data."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    ) -> int:
+        """Run every applicable check on MODEL and write reports; exit 0 pass, 1 policy failed, 2 bad input."""
+        from modelshield.policy import load_policy
+        from modelshield.report.terminal import print_summary
+        from modelshield.report.write import write_reports
+
+        html = out or Path(DEFAULT_HTML)
+        if demo:
+            json_out = json_out or html.with_suffix(".json")
+            sarif_out = sarif_out or html.with_suffix(".sarif")
+        for p in (html, json_out, sarif_out):  # fail before any work
+            if p is not None:
+                check_output_path(p, force)
+        pol = load_policy(policy)
+        opts = parse_options(option)
+        check_names = _split([checks]) if checks else None
+        if check_names is not None:
+            from modelshield.audit import select_checks
+
+            select_checks(check_names, {})  # unknown names fail now, not after loading
+        show = not no_progress and err_console.is_terminal
+        t0 = time.perf_counter()
+        with _Progress(show) as prog:
+            if demo:
+                if model is not None or data is not None:
+                    raise UserError("--demo takes no MODEL or --data")
+                report = _run_demo(pol, seed=seed, opts=opts, checks=check_names, prog=prog,
+                                   quick=True if not quick else quick)
+            else:
+                report = _run_user(model, data=data, train=train, target=target, sensitive=_split(sensitive),
+                                   features=_split(features) or None, immutable=_split(immutable),
+                                   checks=check_names, policy=pol, seed=seed, opts=opts,
+                                   input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog)
+        print_summary(report, console)
+        written = write_reports(report, html=html, json_path=json_out, sarif=sarif_out, force=force)
+        for p in written:
+            console.print(f"wrote {p}")
+        console.print(f"[dim]{time.perf_counter() - t0:.1f} s[/]")
+        if demo:
+            return EXIT_OK  # the demo shows findings on purpose; its job is to produce the reports
+        return EXIT_OK if report.passed else EXIT_POLICY_FAILED
+
+    policy_app = typer.Typer(help="Show or validate the audit policy (the CI gate).", no_args_is_help=True)
+
+    @policy_app.command("show")
+    def policy_show(
+        policy: Path = typer.Argument(None, help="A policy file to show resolved (default: built-in)."),
+    ) -> None:
+        """Print the default policy (documented YAML), or a policy file resolved."""
+        from modelshield.policy import DEFAULT_POLICY_YAML, load_policy
+
+        if policy is None:
+            typer.echo(DEFAULT_POLICY_YAML, nl=False)
+            return
+        import yaml
+
+        typer.echo(yaml.safe_dump(load_policy(policy).to_dict(), sort_keys=False), nl=False)
+
+    @policy_app.command("validate")
+    def policy_validate(policy: Path = typer.Argument(..., help="Policy file.")) -> None:
+        """Check a policy file; exit 0 if valid, 2 with the reason otherwise."""
+        from modelshield.policy import load_policy
+
+        p = load_policy(policy)
+        typer.echo(f"{policy}: valid (fail_on {p.fail_on.value}, {len(p.limits)} limits)")
+
+    app.add_typer(policy_app, name="policy")
+
+    @app.command("checks")
+    def list_checks() -> None:
+        """List the available checks (built-in and plug-ins) and what each needs."""
+        from rich.table import Table
+
+        from modelshield.checks.registry import available_checks, load_errors
+
+        table = Table("check", "needs", "description")
+        for name, cls in available_checks().items():
+            needs = [c.value for c in sorted(cls.requires, key=lambda c: c.value)]
+            needs += [w for w, flag in (("data", cls.needs_data), ("labels", cls.needs_labels),
+                                        ("train", cls.needs_train), ("sensitive", cls.needs_sensitive)) if flag]
+            table.add_row(name, ", ".join(needs), cls.description)
+        console.print(table)
+        for name, err in load_errors().items():
+            err_console.print(f"[red]plug-in {name} failed to load:[/] {err}")
+
+
+def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, target: str | None,
+              sensitive: list[str], features: list[str] | None, immutable: list[str], checks: list[str] | None,
+              policy: Any, seed: int, opts: dict[str, dict[str, Any]], input_shape: tuple[int, ...] | None,
+              trust: bool, quick: bool, prog: _Progress) -> Any:
+    from modelshield.audit import AuditReport, audit_run, environment
+    from modelshield.data.loaders import load_dataset
+    from modelshield.models.load import load_model
+
+    if model_src is None:
+        raise UserError("give a MODEL to audit (or --demo)")
+    if data is None and (target or sensitive or features):
+        raise UserError("--target/--sensitive/--features need --data")
+    ds = load_dataset(data, target=target, sensitive=sensitive, features=features, immutable=immutable) \
+        if data is not None else None
+    tr = load_dataset(train, target=target, sensitive=sensitive, features=features, immutable=immutable) \
+        if train is not None else None
+    prog.note(f"loading {model_src}")
+    m = load_model(model_src, trust=trust, input_shape=input_shape)
+    path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
+    prog.label = path.name if path else str(model_src)
+    run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,
+                    model_path=path, label=prog.label, on_event=prog.on_event)
+    return AuditReport(runs=[run], policy=policy, environment=environment())
+
+
+def _run_demo(policy: Any, *, seed: int, opts: dict[str, dict[str, Any]], checks: list[str] | None,
+              prog: _Progress, quick: bool) -> Any:
+    from modelshield.audit import AuditReport, audit_run, environment
+    from modelshield.data.demo import build_demo
+
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="modelshield-demo-") as tmp:
+        targets = build_demo(Path(tmp), seed=seed, progress=prog.note)
+        for t in targets:
+            prog.label = t.label
+            wanted = t.checks if checks is None else [c for c in checks if t.checks is None or c in t.checks]
+            if not wanted:
+                continue
+            runs.append(audit_run(t.model, t.data, train=t.train, checks=wanted, policy=policy, seed=seed,
+                                  quick=quick, options=opts, model_path=t.model_path, artifacts=t.artifacts,
+                                  label=t.label, on_event=prog.on_event))
+    return AuditReport(runs=runs, policy=policy, environment=environment(), title="modelshield demo audit")

@@ -1,0 +1,519 @@
+"""Encryption at rest: a streamed, chunked AES-256-GCM container with envelope keys.
+
+Container layout (version 1, all integers big-endian)::
+
+    fixed header (24 bytes)  magic "\\x89MSHLD\\r\\n" | version=1 | aead=1 (AES-256-GCM) | flags=0 (2)
+                             | chunk_size (4) | nonce_prefix (7, random) | reserved=0 (1)
+    key section  (88 bytes)  kdf (0 raw key, 1 scrypt) | log2(N) | r | p | salt (16) | key_id (8)
+                             | wrap_nonce (12) | wrapped data key (32 + 16-byte tag)
+    chunks                   AES-256-GCM(data_key, nonce_i, chunk_i, aad=fixed header) || tag (16)
+
+* **Envelope encryption.** Each file gets a random 256-bit *data key*; the payload is encrypted with
+  it. The data key is wrapped (AES-256-GCM) by the *key-encryption key* (KEK): the master key itself,
+  or scrypt(passphrase, salt). :func:`rotate_file` rewraps the data key for a new master key and copies
+  the payload bytes unchanged.
+* **STREAM construction** (Hoang, Reyhanitabar, Rogaway, Vizár, 2015): chunk ``i`` uses the nonce
+  ``nonce_prefix || i (4 bytes) || last (1 byte)``. Reordered chunks fail (wrong index), a truncated
+  file fails (its new last chunk was sealed with ``last=0``), appended data fails (the real last chunk
+  was sealed with ``last=1``).
+* **Every header byte is authenticated.** The fixed header is the AAD of every chunk and of the key
+  wrap; the key section is the AAD of the wrap (except the wrapped key, which is the wrap's
+  ciphertext), and the salt/KDF parameters determine the KEK.
+* ``key_id`` = SHA-256("modelshield.kid.v1" || KEK)[:8] lets a wrong key be reported as such.
+
+Decryption to memory (:func:`decrypt_bytes`, :func:`decrypt_file_to_bytes`) never writes plaintext to
+disk. File output (:func:`decrypt_file`) goes to a temp file in the destination folder that is renamed
+only after the final chunk authenticates, and deleted on any failure.
+
+References
+----------
+Hoang, V.T., Reyhanitabar, R., Rogaway, P., Vizár, D. "Online Authenticated-Encryption and its
+Nonce-Reuse Misuse-Resistance." CRYPTO 2015 (the STREAM construction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
+from modelshield.protect.keys import KEY_LEN
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "HEADER_LEN",
+    "MAGIC",
+    "ContainerHeader",
+    "ScryptParams",
+    "decrypt_bytes",
+    "decrypt_file",
+    "decrypt_file_to_bytes",
+    "decrypt_stream",
+    "encrypt_bytes",
+    "encrypt_file",
+    "encrypt_stream",
+    "is_encrypted",
+    "iter_decrypt",
+    "read_header",
+    "rewrap_header",
+    "rotate_file",
+]
+
+MAGIC = b"\x89MSHLD\r\n"
+VERSION = 1
+AEAD_AES256GCM = 1
+KDF_RAW = 0
+KDF_SCRYPT = 1
+TAG_LEN = 16
+FIXED_LEN = 24
+KEYSEC_LEN = 88
+HEADER_LEN = FIXED_LEN + KEYSEC_LEN
+DEFAULT_CHUNK_SIZE = 1 << 20
+MIN_CHUNK_SIZE = 1 << 12
+MAX_CHUNK_SIZE = 1 << 26
+_MAX_CHUNKS = 1 << 32
+_FIXED = struct.Struct(">8sBBHI7sB")
+_KDF = struct.Struct(">BBBB16s")
+_KID_LABEL = b"modelshield.kid.v1"
+
+ERR_WRONG_KEY = "wrong key: this file was encrypted with key id {want}, the key given has id {got}"
+ERR_HEADER = "the header failed authentication: the file was tampered with or damaged"
+ERR_CHUNK = (
+    "chunk {i} failed authentication: the file was tampered with, truncated, reordered or extended "
+    "(nothing was written)"
+)
+ERR_TRUNCATED = "the file is truncated: {why} (nothing was written)"
+ERR_MAGIC = "not a modelshield-encrypted file (magic bytes do not match): damaged, tampered with or never encrypted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScryptParams:
+    """scrypt cost: N = 2**log2_n, r, p. The default (2**17, 8, 1) needs 128 MiB and ~0.3 s."""
+
+    log2_n: int = 17
+    r: int = 8
+    p: int = 1
+
+    def validate(self) -> None:
+        # bounds also stop a crafted header from asking for unbounded memory/time
+        if not (10 <= self.log2_n <= 22 and 1 <= self.r <= 32 and 1 <= self.p <= 16):
+            raise IntegrityError(f"{ERR_HEADER} (scrypt parameters out of range)")
+        if 128 * self.r * (1 << self.log2_n) > (1 << 31):
+            raise IntegrityError(f"{ERR_HEADER} (scrypt parameters need more than 2 GiB)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerHeader:
+    """The parsed header of an encrypted container (public metadata only; no secrets)."""
+
+    version: int
+    chunk_size: int
+    nonce_prefix: bytes
+    kdf: int
+    scrypt: ScryptParams | None
+    salt: bytes
+    key_id: bytes
+    wrap_nonce: bytes
+    wrapped_key: bytes
+    fixed: bytes  # the 24 fixed bytes, bound as AAD
+
+    @property
+    def key_section_aad(self) -> bytes:
+        return self.fixed + self._kdf_bytes() + self.key_id + self.wrap_nonce
+
+    def _kdf_bytes(self) -> bytes:
+        s = self.scrypt or ScryptParams(log2_n=0, r=0, p=0)
+        return _KDF.pack(self.kdf, s.log2_n, s.r, s.p, self.salt)
+
+    def to_bytes(self) -> bytes:
+        return self.key_section_aad + self.wrapped_key
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "format": f"modelshield encrypted container v{self.version}",
+            "cipher": "AES-256-GCM (STREAM chunks)",
+            "chunk_size": self.chunk_size,
+            "key": "passphrase (scrypt)" if self.kdf == KDF_SCRYPT else "master key",
+            "scrypt": None if self.scrypt is None else
+            {"N": 1 << self.scrypt.log2_n, "r": self.scrypt.r, "p": self.scrypt.p},
+            "key_id": self.key_id.hex(),
+        }
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def _key_id(kek: bytes) -> bytes:
+    return hashlib.sha256(_KID_LABEL + kek).digest()[:8]
+
+
+def _kek(header_kdf: int, salt: bytes, params: ScryptParams | None, key: bytes | None,
+         passphrase: bytes | str | None) -> bytes:
+    if (key is None) == (passphrase is None):
+        raise UserError("give exactly one of a key (key file / --key-env) or a passphrase")
+    if header_kdf == KDF_RAW:
+        if key is None:
+            raise IntegrityError("this file was encrypted with a master key, not a passphrase")
+        if len(key) != KEY_LEN:
+            raise UserError(f"a master key has {KEY_LEN} bytes, got {len(key)}")
+        return bytes(key)
+    if passphrase is None:
+        raise IntegrityError("this file was encrypted with a passphrase, not a master key")
+    assert params is not None
+    params.validate()
+    pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else bytes(passphrase)
+    return Scrypt(salt=salt, length=KEY_LEN, n=1 << params.log2_n, r=params.r, p=params.p).derive(pw)
+
+
+def _new_header(*, data_key: bytes, key: bytes | None, passphrase: bytes | str | None,
+                chunk_size: int, scrypt: ScryptParams | None, nonce_prefix: bytes | None = None) -> ContainerHeader:
+    if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE):
+        raise UserError(f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes")
+    prefix = os.urandom(7) if nonce_prefix is None else nonce_prefix
+    fixed = _FIXED.pack(MAGIC, VERSION, AEAD_AES256GCM, 0, chunk_size, prefix, 0)
+    kdf = KDF_RAW if passphrase is None else KDF_SCRYPT
+    params = (scrypt or ScryptParams()) if kdf == KDF_SCRYPT else None
+    salt = os.urandom(16) if kdf == KDF_SCRYPT else bytes(16)
+    kek = _kek(kdf, salt, params, key, passphrase)
+    proto = ContainerHeader(version=VERSION, chunk_size=chunk_size, nonce_prefix=prefix, kdf=kdf, scrypt=params,
+                            salt=salt, key_id=_key_id(kek), wrap_nonce=os.urandom(12), wrapped_key=b"",
+                            fixed=fixed)
+    wrapped = AESGCM(kek).encrypt(proto.wrap_nonce, data_key, proto.key_section_aad)
+    return ContainerHeader(**{**proto.__dict__, "wrapped_key": wrapped})
+
+
+def parse_header(buf: bytes) -> ContainerHeader:
+    """Parse (not authenticate) a header. Structural errors are integrity errors: fail closed."""
+    if len(buf) < len(MAGIC) or buf[: len(MAGIC)] != MAGIC:
+        raise IntegrityError(ERR_MAGIC)
+    if len(buf) < HEADER_LEN:
+        raise IntegrityError(ERR_TRUNCATED.format(why=f"the header has {len(buf)} of {HEADER_LEN} bytes"))
+    _magic, version, aead, flags, chunk_size, prefix, reserved = _FIXED.unpack_from(buf, 0)
+    if version != VERSION:
+        raise IntegrityError(f"{ERR_HEADER} (unsupported container version {version}; this build reads v1)")
+    if aead != AEAD_AES256GCM or flags != 0 or reserved != 0:
+        raise IntegrityError(f"{ERR_HEADER} (unknown cipher/flags)")
+    if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE):
+        raise IntegrityError(f"{ERR_HEADER} (chunk size {chunk_size} out of range)")
+    kdf, log2_n, r, p, salt = _KDF.unpack_from(buf, FIXED_LEN)
+    o = FIXED_LEN + _KDF.size
+    key_id, wrap_nonce, wrapped = buf[o:o + 8], buf[o + 8:o + 20], buf[o + 20:o + 20 + KEY_LEN + TAG_LEN]
+    if kdf == KDF_SCRYPT:
+        params: ScryptParams | None = ScryptParams(log2_n=log2_n, r=r, p=p)
+    elif kdf == KDF_RAW and (log2_n, r, p) == (0, 0, 0):
+        params = None
+    else:
+        raise IntegrityError(f"{ERR_HEADER} (unknown key derivation {kdf})")
+    return ContainerHeader(version=version, chunk_size=chunk_size, nonce_prefix=prefix, kdf=kdf, scrypt=params,
+                           salt=salt, key_id=bytes(key_id), wrap_nonce=bytes(wrap_nonce),
+                           wrapped_key=bytes(wrapped), fixed=bytes(buf[:FIXED_LEN]))
+
+
+def _unwrap(header: ContainerHeader, key: bytes | None, passphrase: bytes | str | None) -> bytes:
+    kek = _kek(header.kdf, header.salt, header.scrypt, key, passphrase)
+    got = _key_id(kek)
+    if not hmac.compare_digest(got, header.key_id):
+        if header.kdf == KDF_SCRYPT:
+            raise IntegrityError("wrong passphrase (or the header's salt was tampered with)")
+        raise IntegrityError(ERR_WRONG_KEY.format(want=header.key_id.hex(), got=got.hex()))
+    try:
+        return AESGCM(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.key_section_aad)
+    except InvalidTag:
+        raise IntegrityError(ERR_HEADER) from None
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    if index >= _MAX_CHUNKS:
+        raise UserError("file too large for this chunk size (2**32 chunks)")
+    return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+
+# --- encryption -----------------------------------------------------------------------------------
+
+
+def encrypt_stream(src: BinaryIO, dst: BinaryIO, *, key: bytes | None = None,
+                   passphrase: bytes | str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   scrypt: ScryptParams | None = None) -> ContainerHeader:
+    """Encrypt ``src`` to ``dst`` chunk by chunk; memory stays at two chunks whatever the size."""
+    data_key = AESGCM.generate_key(256)
+    header = _new_header(data_key=data_key, key=key, passphrase=passphrase, chunk_size=chunk_size,
+                         scrypt=scrypt)
+    aead = AESGCM(data_key)
+    dst.write(header.to_bytes())
+    cur, nxt = bytearray(chunk_size), bytearray(chunk_size)
+    out = bytearray(chunk_size + TAG_LEN)
+    n_cur = _read_full(src, cur)
+    index = 0
+    while True:
+        n_nxt = _read_full(src, nxt) if n_cur == chunk_size else 0
+        last = n_nxt == 0
+        view = memoryview(out)[: n_cur + TAG_LEN]
+        aead.encrypt_into(_nonce(header.nonce_prefix, index, last), memoryview(cur)[:n_cur], header.fixed, view)
+        dst.write(view)
+        if last:
+            return header
+        cur, nxt, n_cur = nxt, cur, n_nxt
+        index += 1
+
+
+def _read_full(src: BinaryIO, buf: bytearray) -> int:
+    """Fill ``buf`` from ``src`` (short only at EOF); returns the byte count."""
+    view = memoryview(buf)
+    n = 0
+    while n < len(buf):
+        got = src.readinto(view[n:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        n += got
+    return n
+
+
+def encrypt_bytes(data: bytes, *, key: bytes | None = None, passphrase: bytes | str | None = None,
+                  chunk_size: int = DEFAULT_CHUNK_SIZE, scrypt: ScryptParams | None = None) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(data), out, key=key, passphrase=passphrase, chunk_size=chunk_size, scrypt=scrypt)
+    return out.getvalue()
+
+
+def encrypt_file(src: str | Path, dst: str | Path, *, key: bytes | None = None,
+                 passphrase: bytes | str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 scrypt: ScryptParams | None = None, force: bool = False) -> ContainerHeader:
+    """Encrypt file ``src`` to ``dst`` atomically (temp file in ``dst``'s folder, then rename)."""
+    src_p = _existing_file(src)
+    with src_p.open("rb") as fin, _AtomicOutput(dst, force) as fout:
+        return encrypt_stream(fin, fout, key=key, passphrase=passphrase, chunk_size=chunk_size, scrypt=scrypt)
+
+
+# --- decryption -----------------------------------------------------------------------------------
+
+
+def _plain_size(total: int, chunk_size: int) -> tuple[int, int]:
+    """(plaintext size, chunk count) for a container of ``total`` bytes; raises if impossible."""
+    payload = total - HEADER_LEN
+    if payload < TAG_LEN:
+        raise IntegrityError(ERR_TRUNCATED.format(why="no complete chunk after the header"))
+    seg = chunk_size + TAG_LEN
+    n = -(-payload // seg)
+    if payload - (n - 1) * seg < TAG_LEN:
+        raise IntegrityError(ERR_TRUNCATED.format(why="the last chunk is shorter than its tag"))
+    return payload - n * TAG_LEN, n
+
+
+def _read_header(src: BinaryIO) -> ContainerHeader:
+    buf = bytearray(HEADER_LEN)
+    return parse_header(bytes(buf[: _read_full(src, buf)]))
+
+
+def iter_decrypt(src: BinaryIO, *, key: bytes | None = None,
+                 passphrase: bytes | str | None = None) -> Iterator[bytes]:
+    """Yield authenticated plaintext chunks from a container stream.
+
+    Each chunk is authenticated before it is yielded, but the *end* of the stream is only
+    authenticated when the iterator finishes: consume it completely before acting on the data
+    (a truncated stream raises :class:`IntegrityError` at the end, not at the start).
+    """
+    header = _read_header(src)
+    aead = AESGCM(_unwrap(header, key, passphrase))
+    seg = header.chunk_size + TAG_LEN
+    cur, nxt = bytearray(seg), bytearray(seg)
+    n_cur = _read_full(src, cur)
+    index = 0
+    while True:
+        n_nxt = _read_full(src, nxt) if n_cur == seg else 0
+        last = n_nxt == 0
+        if n_cur < TAG_LEN:
+            raise IntegrityError(ERR_TRUNCATED.format(why=f"chunk {index} is shorter than its tag"))
+        try:
+            plain = aead.decrypt(_nonce(header.nonce_prefix, index, last), memoryview(cur)[:n_cur], header.fixed)
+        except InvalidTag:
+            raise IntegrityError(ERR_CHUNK.format(i=index)) from None
+        yield plain
+        if last:
+            return
+        cur, nxt, n_cur = nxt, cur, n_nxt
+        index += 1
+
+
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, *, key: bytes | None = None,
+                   passphrase: bytes | str | None = None) -> int:
+    """Decrypt a container stream into ``dst``; returns the plaintext size.
+
+    ``dst`` receives authenticated chunks as they are verified: on :class:`IntegrityError` the caller
+    must discard it (:func:`decrypt_file` does, atomically).
+    """
+    n = 0
+    for chunk in iter_decrypt(src, key=key, passphrase=passphrase):
+        dst.write(chunk)
+        n += len(chunk)
+    return n
+
+
+def _decrypt_into_memory(src: BinaryIO, total: int, key: bytes | None,
+                         passphrase: bytes | str | None) -> bytearray:
+    header = _read_header(src)
+    size, n_chunks = _plain_size(total, header.chunk_size)
+    aead = AESGCM(_unwrap(header, key, passphrase))
+    out = bytearray(size)
+    seg = header.chunk_size + TAG_LEN
+    buf = bytearray(seg)
+    pos = 0
+    try:
+        for index in range(n_chunks):
+            last = index == n_chunks - 1
+            want = seg if not last else (total - HEADER_LEN) - index * seg
+            got = _read_full(src, memoryview(buf)[:want])  # type: ignore[arg-type]
+            if got != want:
+                raise IntegrityError(ERR_TRUNCATED.format(why=f"the file ended inside chunk {index}"))
+            n_plain = want - TAG_LEN
+            try:
+                aead.decrypt_into(_nonce(header.nonce_prefix, index, last), memoryview(buf)[:want], header.fixed,
+                                  memoryview(out)[pos:pos + n_plain])
+            except InvalidTag:
+                raise IntegrityError(ERR_CHUNK.format(i=index)) from None
+            pos += n_plain
+        if src.read(1):
+            raise IntegrityError(ERR_CHUNK.format(i=n_chunks - 1) + " (data after the last chunk)")
+    except BaseException:
+        out[:] = bytes(len(out))  # do not leave unauthenticated plaintext around
+        raise
+    return out
+
+
+def decrypt_bytes(data: bytes | bytearray | memoryview, *, key: bytes | None = None,
+                  passphrase: bytes | str | None = None) -> bytearray:
+    """Decrypt an in-memory container into a new ``bytearray``. Nothing touches disk."""
+    import io
+
+    mv = memoryview(data)
+    return _decrypt_into_memory(io.BytesIO(mv), len(mv), key, passphrase)
+
+
+def decrypt_file_to_bytes(path: str | Path, *, key: bytes | None = None,
+                          passphrase: bytes | str | None = None) -> bytearray:
+    """Decrypt a container file straight into a ``bytearray`` (no plaintext temp files), for loading."""
+    p = _existing_file(path)
+    with p.open("rb") as fh:
+        return _decrypt_into_memory(fh, os.fstat(fh.fileno()).st_size, key, passphrase)
+
+
+def decrypt_file(src: str | Path, dst: str | Path, *, key: bytes | None = None,
+                 passphrase: bytes | str | None = None, force: bool = False) -> int:
+    """Decrypt ``src`` to ``dst``: a temp file in ``dst``'s folder is renamed into place only after the
+    last chunk authenticates, and deleted on any failure. Returns the plaintext size."""
+    src_p = _existing_file(src)
+    with src_p.open("rb") as fin, _AtomicOutput(dst, force) as fout:
+        return decrypt_stream(fin, fout, key=key, passphrase=passphrase)
+
+
+# --- inspection and rotation ----------------------------------------------------------------------
+
+
+def is_encrypted(source: str | Path | bytes | bytearray | memoryview) -> bool:
+    """True when ``source`` (a path or bytes) starts with the container magic."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[: len(MAGIC)]) == MAGIC
+    try:
+        with Path(source).open("rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def read_header(path: str | Path) -> ContainerHeader:
+    with _existing_file(path).open("rb") as fh:
+        return _read_header(fh)
+
+
+def rewrap_header(header: ContainerHeader, *, old_key: bytes | None = None, old_passphrase: bytes | str | None = None,
+                  new_key: bytes | None = None, new_passphrase: bytes | str | None = None,
+                  scrypt: ScryptParams | None = None) -> ContainerHeader:
+    """A header whose data key is wrapped by the new key; the fixed header (hence the payload) is kept."""
+    data_key = _unwrap(header, old_key, old_passphrase)
+    fresh = _new_header(data_key=data_key, key=new_key, passphrase=new_passphrase, chunk_size=header.chunk_size,
+                        scrypt=scrypt, nonce_prefix=header.nonce_prefix)
+    assert fresh.fixed == header.fixed
+    return fresh
+
+
+def rotate_file(src: str | Path, dst: str | Path | None = None, *, old_key: bytes | None = None,
+                old_passphrase: bytes | str | None = None, new_key: bytes | None = None,
+                new_passphrase: bytes | str | None = None, scrypt: ScryptParams | None = None) -> ContainerHeader:
+    """Rewrap the data key of ``src`` for a new master key (or passphrase) without re-encrypting.
+
+    Writes ``dst`` (default: replace ``src``) atomically: new header + the payload bytes copied verbatim.
+    """
+    src_p = _existing_file(src)
+    with src_p.open("rb") as fin:
+        header = _read_header(fin)
+        new = rewrap_header(header, old_key=old_key, old_passphrase=old_passphrase, new_key=new_key,
+                            new_passphrase=new_passphrase, scrypt=scrypt)
+        _unwrap(new, new_key, new_passphrase)  # the new header must open with the new key before we commit
+        in_place = dst is None or Path(dst).resolve() == src_p.resolve()
+        with _AtomicOutput(src_p if in_place else dst, force=in_place) as fout:
+            fout.write(new.to_bytes())
+            import shutil
+
+            shutil.copyfileobj(fin, fout, 1 << 22)
+    return new
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def _existing_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"file not found: {p}")
+    return p
+
+
+class _AtomicOutput:
+    """A temp file in the destination's folder, renamed onto it on success and deleted on failure."""
+
+    def __init__(self, path: str | Path, force: bool) -> None:
+        self.path = Path(path)
+        self.force = force
+        if self.path.is_dir():
+            raise OutputError(f"output {self.path} is a directory; give a file name")
+        if self.path.exists() and not force:
+            raise OutputError(f"output {self.path} already exists; pass --force to overwrite it")
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {self.path}: folder {parent} does not exist")
+        self._parent = parent
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self._parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write in {self._parent}: {exc.strerror}") from None
+        self.tmp = Path(tmp)
+        self.fh = os.fdopen(fd, "wb")
+        return self.fh  # type: ignore[return-value]
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+            self.fh.close()
+            if exc_type is None:
+                if not self.force and self.path.exists():
+                    raise OutputError(f"output {self.path} already exists; pass --force to overwrite it")
+                os.replace(self.tmp, self.path)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()

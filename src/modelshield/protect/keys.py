@@ -1,0 +1,213 @@
+"""Key material: symmetric master keys (file, environment variable, passphrase) and signing keys (PEM).
+
+A symmetric key file is one line of text, ``modelshield-key-v1:<base64 of 32 bytes>``, written with
+mode 0600. A key in an environment variable is the same line, or the bare base64 / 64 hex digits.
+Passphrases are stretched with scrypt (salt and cost stored in the encrypted file's header).
+
+Signing keys are PEM files: Ed25519 or ECDSA P-256 (PKCS#8 private, SubjectPublicKeyInfo public).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from modelshield.errors import FormatError, InputNotFoundError, OutputError, UserError
+
+__all__ = [
+    "KEY_LEN",
+    "PrivateKey",
+    "PublicKey",
+    "generate_key",
+    "generate_signing_key",
+    "key_from_env",
+    "key_to_text",
+    "load_key_file",
+    "load_private_key",
+    "load_public_key",
+    "parse_key_text",
+    "passphrase_from_env",
+    "public_pem",
+    "write_key_file",
+    "write_signing_keypair",
+]
+
+KEY_LEN = 32
+_PREFIX = "modelshield-key-v1:"
+
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+SigningKeyType = Literal["ed25519", "ecdsa-p256"]
+
+
+def generate_key() -> bytes:
+    """A fresh random 256-bit master key (from the OS CSPRNG)."""
+    return os.urandom(KEY_LEN)
+
+
+def key_to_text(key: bytes) -> str:
+    if len(key) != KEY_LEN:
+        raise UserError(f"a master key has {KEY_LEN} bytes, got {len(key)}")
+    return _PREFIX + base64.b64encode(key).decode("ascii")
+
+
+def parse_key_text(text: str, *, where: str) -> bytes:
+    """Parse ``modelshield-key-v1:<base64>``, bare base64 or 64 hex digits into 32 key bytes."""
+    s = text.strip()
+    if s.startswith(_PREFIX):
+        s = s[len(_PREFIX):]
+    key: bytes | None = None
+    if len(s) == 2 * KEY_LEN:
+        try:
+            key = bytes.fromhex(s)
+        except ValueError:
+            key = None
+    if key is None:
+        try:
+            key = base64.b64decode(s, validate=True)
+        except (binascii.Error, ValueError):
+            key = None
+    if key is None or len(key) != KEY_LEN:
+        raise UserError(
+            f"{where} does not hold a 256-bit key; expected 'modelshield-key-v1:<base64>' "
+            "(make one with: modelshield protect keygen KEYFILE)"
+        )
+    return key
+
+
+def load_key_file(path: str | Path) -> bytes:
+    """Read a master key file written by :func:`write_key_file` (or 32 raw bytes)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"key file not found: {p}")
+    raw = p.read_bytes()
+    if len(raw) == KEY_LEN and not raw.startswith(_PREFIX.encode()):
+        return raw
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise UserError(f"key file {p} is neither a modelshield key nor 32 raw bytes") from None
+    return parse_key_text(text, where=f"key file {p}")
+
+
+def key_from_env(var: str) -> bytes:
+    """Read a master key from environment variable ``var`` (never logged)."""
+    value = os.environ.get(var)
+    if not value:
+        raise UserError(f"environment variable {var} is not set or empty; it must hold the key")
+    return parse_key_text(value, where=f"environment variable {var}")
+
+
+def passphrase_from_env(var: str) -> bytes:
+    value = os.environ.get(var)
+    if not value:
+        raise UserError(f"environment variable {var} is not set or empty; it must hold the passphrase")
+    if len(value) < 8:
+        raise UserError(f"the passphrase in {var} is too short (at least 8 characters)")
+    return value.encode("utf-8")
+
+
+def _write_private(path: Path, data: bytes, force: bool) -> None:
+    if path.exists() and not force:
+        raise OutputError(f"{path} already exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+    tmp = parent / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_key_file(path: str | Path, key: bytes | None = None, *, force: bool = False) -> bytes:
+    """Write a (new, unless given) master key to ``path`` with mode 0600 and return it."""
+    key = generate_key() if key is None else key
+    _write_private(Path(path), (key_to_text(key) + "\n").encode("ascii"), force)
+    return key
+
+
+# --- signing keys ---------------------------------------------------------------------------------
+
+
+def generate_signing_key(kind: SigningKeyType = "ed25519") -> PrivateKey:
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if kind == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise UserError(f"unknown signing key type {kind!r}; expected ed25519 or ecdsa-p256")
+
+
+def public_pem(key: PrivateKey | PublicKey) -> bytes:
+    pub = key.public_key() if isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey)) else key
+    return pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def write_signing_keypair(
+    private_path: str | Path, public_path: str | Path, kind: SigningKeyType = "ed25519", *, force: bool = False
+) -> PrivateKey:
+    """Generate a signing key pair; private PEM (PKCS#8, mode 0600) and public PEM."""
+    key = generate_signing_key(kind)
+    priv = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    pub_p = Path(public_path)
+    if pub_p.exists() and not force:
+        raise OutputError(f"{pub_p} already exists; pass --force to overwrite it")
+    _write_private(Path(private_path), priv, force)
+    _write_private(pub_p, public_pem(key), True)
+    os.chmod(pub_p, 0o644)
+    return key
+
+
+def _check_curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, where: str) -> None:
+    if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+        raise FormatError(f"{where}: unsupported curve {key.curve.name}; use Ed25519 or ECDSA P-256")
+
+
+def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"private key not found: {p}")
+    try:
+        key = serialization.load_pem_private_key(p.read_bytes(), password)
+    except TypeError as exc:
+        raise UserError(f"{p}: {exc} (the key is encrypted: give its password)") from None
+    except ValueError as exc:
+        raise FormatError(f"{p} is not a PEM private key (or the password is wrong)") from exc
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        _check_curve(key, str(p))
+        return key
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    raise FormatError(f"{p}: unsupported key type {type(key).__name__}; use Ed25519 or ECDSA P-256")
+
+
+def load_public_key(path: str | Path) -> PublicKey:
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"public key not found: {p}")
+    data = p.read_bytes()
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        try:  # a private key given where a public one is expected: use its public half
+            return load_private_key(p).public_key()
+        except (FormatError, UserError):
+            raise FormatError(f"{p} is not a PEM public key") from None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        _check_curve(key, str(p))
+        return key
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    raise FormatError(f"{p}: unsupported key type {type(key).__name__}; use Ed25519 or ECDSA P-256")

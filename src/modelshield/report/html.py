@@ -1,0 +1,77 @@
+"""Self-contained HTML report: inline CSS, plots as inline SVG, no scripts or external assets."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from modelshield.audit import AuditReport
+from modelshield.findings import Severity
+
+__all__ = ["render_html"]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "—"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+            return f"{v:.3e}"
+        return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_fmt(x)}" for k, x in list(v.items())[:12])
+    return str(v)
+
+
+def _isnum(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for row in rows[:200]:
+        for k in row:
+            if k not in cols:
+                cols.append(k)
+    return cols
+
+
+def render_html(report: AuditReport) -> str:
+    """Render the report as one HTML page."""
+    import jinja2
+
+    from modelshield import __version__
+    from modelshield.checks.registry import available_checks
+    from modelshield.report.svg import render_svg
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("modelshield.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    titles = {name: cls.title or name for name, cls in available_checks().items()}
+    all_findings = sorted(
+        ((run.label, f) for run in report.runs for f in run.findings),
+        key=lambda t: (-t[1].severity.rank, t[1].check),
+    )
+    counts = {s.value: 0 for s in sorted(Severity, reverse=True)}
+    for _, f in all_findings:
+        counts[f.severity.value] += 1
+    return env.get_template("report.html.j2").render(
+        report=report,
+        tool_version=__version__,
+        counts=counts,
+        all_findings=all_findings,
+        titles=titles,
+        svg=render_svg,
+        fmt=_fmt,
+        isnum=_isnum,
+        columns=_columns,
+    )

@@ -1,0 +1,213 @@
+"""Gateway configuration: one YAML file, validated up front (unknown keys are errors).
+
+Example ``serve.yaml``::
+
+    host: 127.0.0.1
+    port: 8000
+    state_dir: ./state            # keys.json, audit.db, audit.key, monitor state
+    reference: data/ref.csv       # reference data for schema, OOD and drift (optional)
+    auth:
+      fail_burst: 10              # failed authentications from one client within fail_window_s ...
+      fail_window_s: 60
+      block_s: 300                # ... block that client for block_s seconds and raise an alert
+      jwt: {algorithms: [HS256], secret_env: MS_JWT_SECRET, audience: modelshield}
+    limits:
+      rate_per_s: 50              # token bucket per key (requests/s) ...
+      burst: 100                  # ... and its size
+      daily_rows: 100000          # daily query budget per key, in rows
+      max_batch: 1024
+      max_body_bytes: 1048576
+      backend: memory             # or redis (several replicas)
+      redis_url: redis://127.0.0.1:6379/0
+    audit:
+      url: null                   # default sqlite:///<state_dir>/audit.db; postgresql+psycopg://...
+      durability: full            # fsync before the response (full) or the OS decides (normal)
+    input:
+      policy: flag                # log | flag | reject
+      ood_quantile: 0.999
+    outputs: {top_k: null, decimals: 4, noise: 0.0}
+    drift: {window: 500, every: 100, psi_threshold: 0.2, ks_alpha: 0.001, mmd_alpha: 0.001}
+    extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle}
+    webhook: null                 # https URL that receives alerts as JSON
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modelshield.errors import InputNotFoundError, UserError
+
+__all__ = [
+    "AuditConfig",
+    "AuthConfig",
+    "DriftConfig",
+    "ExtractionConfig",
+    "InputConfig",
+    "JWTConfig",
+    "LimitsConfig",
+    "OutputConfig",
+    "ServeConfig",
+    "default_state_dir",
+    "load_config",
+]
+
+
+def default_state_dir() -> Path:
+    """``$MODELSHIELD_STATE_DIR``, else ``$XDG_STATE_HOME/modelshield``, else ``~/.local/state/modelshield``."""
+    env = os.environ.get("MODELSHIELD_STATE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "modelshield"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JWTConfig(_Section):
+    """Accept JWTs issued by a platform. Keys come from the environment or a file, never the YAML."""
+
+    algorithms: list[Literal["HS256", "RS256", "EdDSA"]] = Field(default_factory=lambda: ["HS256"])
+    secret_env: str | None = None  # HS256 shared secret, read from this environment variable
+    public_key_file: str | None = None  # PEM public key for RS256 / EdDSA
+    issuer: str | None = None
+    audience: str | None = None
+    scope_claim: str = "scope"  # space-separated scopes, or a list
+    leeway_s: float = 0.0
+
+
+class AuthConfig(_Section):
+    fail_burst: int = Field(10, ge=1)
+    fail_window_s: float = Field(60.0, gt=0)
+    block_s: float = Field(300.0, ge=0)
+    jwt: JWTConfig | None = None
+    reload_every_s: float = Field(1.0, ge=0)  # how often the key file is checked for changes
+
+
+class LimitsConfig(_Section):
+    rate_per_s: float = Field(50.0, gt=0)
+    burst: float = Field(100.0, ge=1)
+    daily_rows: int = Field(1_000_000, ge=1)
+    max_batch: int = Field(1024, ge=1)
+    max_body_bytes: int = Field(1 << 20, ge=64)
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "modelshield:limits:"
+
+
+class AuditConfig(_Section):
+    url: str | None = None
+    key_file: str | None = None  # HMAC key of the chain; default <state_dir>/audit.key
+    durability: Literal["full", "normal"] = "full"
+    log_outputs: bool = True
+    max_batch_wait_s: float = Field(0.0, ge=0)
+
+
+class InputConfig(_Section):
+    policy: Literal["log", "flag", "reject"] = "flag"
+    ood_quantile: float = Field(0.999, gt=0.5, lt=1.0)
+    range_margin: float = Field(0.1, ge=0)  # fraction of the reference range allowed beyond it
+    max_categories: int = Field(20, ge=1)  # integer features with at most this many values are categorical
+
+
+class OutputConfig(_Section):
+    top_k: int | None = Field(None, ge=1)
+    decimals: int | None = Field(None, ge=0, le=12)
+    noise: float = Field(0.0, ge=0)
+    probabilities: bool = True
+    seed: int | None = None
+
+
+class DriftConfig(_Section):
+    enabled: bool = True
+    window: int = Field(500, ge=20)
+    every: int = Field(100, ge=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    ks_alpha: float = Field(0.001, gt=0, lt=1)
+    mmd_alpha: float = Field(0.001, gt=0, lt=1)
+    mmd_samples: int = Field(200, ge=20)
+
+
+class ExtractionConfig(_Section):
+    enabled: bool = True
+    prada_delta: float = Field(0.9, gt=0, lt=1)
+    min_queries: int = Field(100, ge=10)
+    max_memory: int = Field(3000, ge=100)
+    coverage_factor: float = Field(1.6, gt=1)
+    action: Literal["alert", "throttle", "block"] = "throttle"
+    throttle_rate_per_s: float = Field(1.0, gt=0)
+
+
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    state_dir: Path = Field(default_factory=default_state_dir)
+    reference: str | None = None
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
+    outputs: OutputConfig = Field(default_factory=OutputConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    webhook: str | None = None
+    metrics_public: bool = False  # /metrics without a monitor-scoped key
+    dashboard: bool = True
+    monitor_queue: int = Field(10_000, ge=1)
+
+    @field_validator("webhook")
+    @classmethod
+    def _https_webhook(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("webhook must be an https:// URL (plain http only to loopback)")
+        return v
+
+    @property
+    def audit_url(self) -> str:
+        return self.audit.url or f"sqlite:///{Path(self.state_dir) / 'audit.db'}"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return Path(self.audit.key_file) if self.audit.key_file else Path(self.state_dir) / "audit.key"
+
+    def with_overrides(self, **changes: Any) -> ServeConfig:
+        """A copy with top-level fields replaced (``None`` values are ignored)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return ServeConfig.model_validate(data)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ServeConfig:
+    """Read and validate a YAML config; ``None`` gives the defaults. Errors name the bad key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputNotFoundError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise UserError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise UserError(f"{p}: the config must be a mapping of keys to values")
+        data = loaded
+        if data.get("reference") and not Path(str(data["reference"])).is_absolute():
+            data["reference"] = str((p.parent / str(data["reference"])).resolve())
+        if data.get("state_dir") and not Path(str(data["state_dir"])).is_absolute():
+            data["state_dir"] = str((p.parent / str(data["state_dir"])).resolve())
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "config"
+        raise UserError(f"bad serve config: {where}: {err['msg']}") from None
