@@ -68,7 +68,7 @@ class _Progress:
             err_console.print(f"[dim]{message}[/]")
 
 
-def register(app: typer.Typer, harden: typer.Typer) -> None:  # noqa: ARG001 - harden unused here
+def register(app: typer.Typer, harden: typer.Typer) -> None:
     @app.command("audit")
     def audit_cmd(
         model: str = typer.Argument(None, help="Model file (scikit-learn pickle/joblib, PyTorch, TorchScript, "
@@ -121,7 +121,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:  # noqa: ARG001 - h
                 if model is not None or data is not None:
                     raise UserError("--demo takes no MODEL or --data")
                 report = _run_demo(pol, seed=seed, opts=opts, checks=check_names, prog=prog,
-                                   quick=True if not quick else quick)
+                                   quick=True)
             else:
                 report = _run_user(model, data=data, train=train, target=target, sensitive=_split(sensitive),
                                    features=_split(features) or None, immutable=_split(immutable),

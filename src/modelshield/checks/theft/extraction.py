@@ -255,6 +255,7 @@ def simulate_extraction(
     outputs: Sequence[str] = OUTPUT_MODES,
     decimals: int = 1,
     surrogate: str = "mlp",
+    surrogate_steps: int | None = None,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
 ) -> ExtractionResult:
@@ -272,6 +273,7 @@ def simulate_extraction(
     outputs : subset of :data:`OUTPUT_MODES`; label-only models support ``top1`` only.
     decimals : rounding of the ``rounded`` output mode.
     surrogate : ``"mlp"`` (soft labels) or ``"gbt"`` (hard labels).
+    surrogate_steps : optimiser steps per MLP surrogate (default: grows with the budget, 200-600).
 
     Returns
     -------
@@ -321,7 +323,8 @@ def simulate_extraction(
             targets = harden_outputs(answers, o, decimals)
             for b in budgets:
                 report(done / total, f"extraction: {s} queries, {OUTPUT_LABELS[o]}, budget {b}")
-                sur = train_surrogate(Q[:b], targets[:b], n_classes, kind=surrogate, seed=seed + b)
+                sur = train_surrogate(Q[:b], targets[:b], n_classes, kind=surrogate, seed=seed + b,
+                                      steps=surrogate_steps)
                 pred = sur.predict_index(X_eval)
                 points.append(ExtractionPoint(
                     strategy=s, output=o, budget=b,

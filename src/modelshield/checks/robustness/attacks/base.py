@@ -185,6 +185,11 @@ class Attack(ABC):
     threat: ThreatModel = field(default_factory=ThreatModel)
     seed: int = 0
 
+    @property
+    def label(self) -> str:
+        """The name shown in results (``apgd-dlr`` rather than ``apgd``)."""
+        return self.name
+
     def params(self) -> dict[str, Any]:
         out = asdict(self)
         out["threat"] = self.threat.to_dict()
@@ -258,7 +263,7 @@ class Attack(ABC):
             adv_correct = adv_pred == y_idx
             success = clean_correct & ~adv_correct
         return AttackResult(
-            attack=self.name,
+            attack=self.label,
             x_adv=x_out.reshape(X.shape),
             clean_correct=clean_correct,
             adv_correct=adv_correct,

@@ -1,0 +1,246 @@
+"""The ``theft`` audit check: how cheaply can the model be copied through its API, and can the owner
+prove a copy is theirs?
+
+The extraction part simulates query-only attackers (:mod:`~modelshield.checks.theft.extraction`);
+the ownership part verifies a trigger-set watermark (option ``watermark_triggers``) and/or compares
+a stored fingerprint (option ``fingerprint``) when the audit names one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from modelshield.checks.base import AuditContext, Check
+from modelshield.checks.theft.extraction import (
+    OUTPUT_LABELS,
+    ExtractionResult,
+    simulate_extraction,
+)
+from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
+
+__all__ = ["TheftCheck"]
+
+QUICK_BUDGETS = (50, 200, 1000)
+FULL_BUDGETS = (100, 1000, 10000)
+
+REFERENCES = (
+    "Tramèr et al., Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016",
+    "Orekondy et al., Knockoff Nets: Stealing Functionality of Black-Box Models, CVPR 2019",
+    "Jagielski et al., High Accuracy and High Fidelity Extraction of Neural Networks, USENIX Security 2020",
+)
+
+
+@dataclass(kw_only=True)
+class TheftCheck(Check):
+    """Extraction risk (fidelity/accuracy of a query-only surrogate vs. query budget, with and without
+    output hardening) and ownership evidence (watermark, fingerprint).
+
+    Options
+    -------
+    budgets : query budgets (default 100/1k/10k; 50/200/1000 in quick mode).
+    strategies : attacker query distributions: ``random`` (uniform within bounds) and ``knockoff``
+        (perturbed public rows). The held-out data is split in half: one half is the attacker's public
+        pool, the other measures fidelity.
+    outputs : API output modes to compare: ``probabilities``, ``top1``, ``rounded``.
+    round_decimals : decimals of the ``rounded`` mode.
+    surrogate : ``mlp`` (soft-label network) or ``gbt`` (gradient boosting on labels).
+    max_eval : at most this many evaluation rows.
+    watermark_triggers : path to a trigger-set NPZ to verify on the audited model.
+    watermark_alpha : significance level of the watermark test.
+    fingerprint : path to a fingerprint NPZ to compare with the audited model.
+
+    Policy thresholds: ``theft.fidelity.high`` (0.9) and ``theft.fidelity.medium`` (0.75) grade the
+    best fidelity reached at the largest budget through the model's unhardened outputs.
+    """
+
+    name: ClassVar[str] = "theft"
+    title: ClassVar[str] = "Model theft: extraction risk and ownership"
+    description: ClassVar[str] = (
+        "Simulates query-only extraction attacks and reports surrogate fidelity vs. query budget; "
+        "verifies watermarks and fingerprints when given."
+    )
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
+
+    budgets: list[int] | None = None
+    strategies: list[str] = field(default_factory=lambda: ["random", "knockoff"])
+    outputs: list[str] = field(default_factory=lambda: ["probabilities", "top1", "rounded"])
+    round_decimals: int = 1
+    surrogate: str = "mlp"
+    max_eval: int = 2000
+    watermark_triggers: str | None = None
+    watermark_alpha: float = 1e-3
+    fingerprint: str | None = None
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        assert ctx.model is not None and ctx.data is not None
+        result = self.result()
+        budgets = list(self.budgets) if self.budgets else list(QUICK_BUDGETS if ctx.quick else FULL_BUDGETS)
+        data = ctx.data
+        if len(data) < 4:
+            result.summary = "too few held-out rows to simulate extraction"
+            return result
+        seed = int(ctx.rng("theft").integers(2**31))
+        public, evaluation = data.split(test_size=0.5, seed=seed % (2**31))
+        if len(evaluation) > self.max_eval:
+            evaluation = evaluation.sample(self.max_eval, seed=seed)
+
+        def progress(frac: float, msg: str) -> None:
+            ctx.progress(0.9 * frac, msg)
+
+        res = simulate_extraction(
+            ctx.model, public, evaluation, budgets=budgets, strategies=self.strategies, outputs=self.outputs,
+            decimals=self.round_decimals, surrogate=self.surrogate, seed=seed,
+            surrogate_steps=120 if ctx.quick else None, progress=progress,
+        )
+        self._report_extraction(ctx, res, result)
+        if self.watermark_triggers:
+            ctx.progress(0.92, "verifying the watermark")
+            self._report_watermark(ctx, result)
+        if self.fingerprint:
+            ctx.progress(0.96, "comparing the fingerprint")
+            self._report_fingerprint(ctx, result)
+        ctx.progress(1.0, "done")
+        return result
+
+    # -- extraction -------------------------------------------------------------------------
+    def _report_extraction(self, ctx: AuditContext, res: ExtractionResult, result: CheckResult) -> None:
+        served = "probabilities" if res.has_probabilities and "probabilities" in res.outputs else "top1"
+        top = max(res.budgets)
+        best = res.best(served)
+        assert best is not None
+        m = result.metrics
+        m["fidelity_at_max_budget"] = best.fidelity
+        m["accuracy_at_max_budget"] = best.accuracy
+        m["victim_accuracy"] = res.victim_accuracy
+        m["fidelity_baseline"] = res.fidelity_baseline
+        m["max_budget"] = top
+        m["queries_used"] = res.queries_used
+        m["best_strategy"] = best.strategy
+        for o in res.outputs:
+            b = res.best(o)
+            if b is not None and o != served:
+                m[f"fidelity_{o}_at_max_budget"] = b.fidelity
+        high = ctx.threshold("theft.fidelity.high", 0.9)
+        medium = ctx.threshold("theft.fidelity.medium", 0.75)
+        reach = [p.budget for p in res.points if p.output == served and p.fidelity >= high]
+        m["budget_to_high_fidelity"] = min(reach) if reach else None
+
+        series = []
+        for s in res.strategies:
+            for o in res.outputs:
+                c = res.curve(s, o)
+                series.append(Series(name=f"{s} queries, {OUTPUT_LABELS[o]}", x=[p.budget for p in c],
+                                     y=[p.fidelity for p in c]))
+        series.append(Series(name="constant-guess baseline", x=res.budgets,
+                             y=[res.fidelity_baseline] * len(res.budgets)))
+        result.figures.append(Figure(
+            title="Extraction fidelity vs. query budget", kind="line", series=tuple(series),
+            x_label="queries to the prediction API", y_label="agreement with the model (held-out rows)",
+            log_x=True, y_range=(0.0, 1.0)))
+        if res.victim_accuracy is not None:
+            acc = []
+            for s in res.strategies:
+                for o in res.outputs:
+                    c = res.curve(s, o)
+                    acc.append(Series(name=f"{s} queries, {OUTPUT_LABELS[o]}", x=[p.budget for p in c],
+                                      y=[float(p.accuracy or 0.0) for p in c]))
+            acc.append(Series(name="audited model", x=res.budgets, y=[res.victim_accuracy] * len(res.budgets)))
+            result.figures.append(Figure(
+                title="Surrogate accuracy vs. query budget", kind="line", series=tuple(acc),
+                x_label="queries to the prediction API", y_label="accuracy on held-out labels", log_x=True,
+                y_range=(0.0, 1.0)))
+        result.tables["extraction"] = [p.to_row() for p in res.points]
+
+        hardened = {o: res.best(o) for o in res.outputs if o != served}
+        hard_txt = "; ".join(f"{OUTPUT_LABELS[o]}: {p.fidelity:.1%}" for o, p in hardened.items() if p)
+        evidence: dict[str, Any] = {
+            "fidelity": best.fidelity, "queries": top, "strategy": best.strategy,
+            "baseline": res.fidelity_baseline, "surrogate_accuracy": best.accuracy,
+            "victim_accuracy": res.victim_accuracy, "hardened": {o: p.fidelity for o, p in hardened.items() if p},
+        }
+        detail = (
+            f"A {res.meta['surrogate'].upper()} surrogate trained on {top:,} {best.strategy} queries agrees with "
+            f"the model on {best.fidelity:.1%} of {res.n_eval} held-out rows (a constant guess of the majority "
+            f"prediction agrees on {res.fidelity_baseline:.1%})."
+        )
+        if best.accuracy is not None and res.victim_accuracy is not None:
+            detail += f" Its accuracy is {best.accuracy:.1%} vs. {res.victim_accuracy:.1%} for the model."
+        if hard_txt:
+            detail += f" With hardened outputs the best fidelity is {hard_txt}."
+        remediation = (
+            "Limit queries per client (modelshield serve rate limits), return only the top-1 label or "
+            "rounded scores, monitor for out-of-distribution query streams, and watermark or fingerprint "
+            "the model so a copy can be recognised."
+        )
+        if best.fidelity >= high:
+            sev, title = Severity.HIGH, f"Model can be copied with {top:,} queries ({best.fidelity:.0%} fidelity)"
+        elif best.fidelity >= medium:
+            sev, title = Severity.MEDIUM, f"Model largely copied with {top:,} queries ({best.fidelity:.0%} fidelity)"
+        else:
+            sev, title = Severity.INFO, f"Extraction with {top:,} queries reached {best.fidelity:.0%} fidelity"
+        result.add(Finding(check=self.name, severity=sev, rule_id="theft.extraction.fidelity", title=title,
+                           detail=detail, evidence=evidence, remediation=remediation, references=REFERENCES))
+        worst_hard = max((p.fidelity for p in hardened.values() if p), default=None)
+        if worst_hard is not None and worst_hard >= medium and worst_hard >= best.fidelity - 0.02:
+            result.add(Finding(
+                check=self.name, severity=Severity.LOW, rule_id="theft.extraction.hardening-ineffective",
+                title="Output hardening barely slows extraction",
+                detail=("Returning only labels or rounded scores leaves the surrogate's fidelity within 2 "
+                        f"points of the unhardened API ({hard_txt})."),
+                evidence={"hardened": evidence["hardened"], "unhardened": best.fidelity},
+                remediation="Rely on query limits and ownership evidence rather than output rounding alone."))
+        result.summary = (
+            f"best surrogate fidelity {best.fidelity:.1%} after {top:,} queries "
+            f"({best.strategy}); baseline {res.fidelity_baseline:.1%}"
+        )
+
+    # -- ownership ----------------------------------------------------------------------------
+    def _report_watermark(self, ctx: AuditContext, result: CheckResult) -> None:
+        from modelshield.checks.theft.watermark import TriggerSet, verify_watermark
+
+        assert ctx.model is not None and self.watermark_triggers is not None
+        triggers = TriggerSet.load(self.watermark_triggers)
+        v = verify_watermark(ctx.model, triggers, alpha=self.watermark_alpha)
+        result.metrics["watermark_p_value"] = v.p_value
+        result.metrics["watermark_agreement"] = v.agreement
+        result.metrics["watermark_owned"] = v.owned
+        if v.owned:
+            result.add(Finding(
+                check=self.name, severity=Severity.INFO, rule_id="theft.watermark.verified",
+                title=f"Ownership watermark verified (p = {v.p_value:.1e})",
+                detail=(f"{v.matches} of {v.n} trigger inputs get their secret label (chance {v.chance:.0%})."),
+                evidence=v.to_dict(), references=(REF_ADI,)))
+        else:
+            result.add(Finding(
+                check=self.name, severity=Severity.MEDIUM, rule_id="theft.watermark.missing",
+                title="Watermark not detected in the audited model",
+                detail=(f"Only {v.matches} of {v.n} trigger inputs get their secret label "
+                        f"(p = {v.p_value:.2g}, alpha {v.alpha:g}): this is not the watermarked model, or the "
+                        "watermark was removed."),
+                evidence=v.to_dict(),
+                remediation="Check that the deployed model is the one you watermarked (modelshield harden watermark).",
+                references=(REF_ADI,)))
+
+    def _report_fingerprint(self, ctx: AuditContext, result: CheckResult) -> None:
+        from modelshield.checks.theft.fingerprint import Fingerprint
+
+        assert ctx.model is not None and self.fingerprint is not None
+        fp = Fingerprint.load(self.fingerprint)
+        match = fp.compare(ctx.model)
+        result.metrics["fingerprint_score"] = match.score
+        result.metrics["fingerprint_match"] = match.derived
+        result.add(Finding(
+            check=self.name, severity=Severity.INFO if match.derived else Severity.MEDIUM,
+            rule_id="theft.fingerprint.match" if match.derived else "theft.fingerprint.mismatch",
+            title=("Fingerprint matches: the model is the fingerprinted one or derived from it"
+                   if match.derived else "Fingerprint does not match the audited model"),
+            detail=(f"{match.matches} of {match.n} fingerprint points agree (score {match.score:.2f}, "
+                    f"threshold {match.threshold:.2f})."),
+            evidence=match.to_dict()))
+
+
+REF_ADI = (
+    "Adi et al., Turning Your Weakness Into a Strength: Watermarking Deep Neural Networks by Backdooring, "
+    "USENIX Security 2018"
+)

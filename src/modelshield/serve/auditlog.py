@@ -1,0 +1,384 @@
+"""A tamper-evident, durable audit log: one hash-chained table in SQLite (default) or PostgreSQL.
+
+Each record carries ``prev_hash`` and ``hash = HMAC-SHA256(key, prev_hash || canonical(record))``,
+numbered by a gap-free ``seq``. :meth:`AuditLog.verify` walks the chain and names the first record
+that was edited (hash mismatch), deleted (gap in ``seq`` / broken link) or reordered (link broken).
+The chain key (``audit.key``, 32 random bytes, mode 0600) keeps someone with write access to the
+database but not to the key from re-computing the chain after an edit. Removing records from the
+*end* of the log is only visible against a head saved elsewhere (``verify(expect_head=...)``).
+
+Write-ahead: the gateway appends a request's record and waits until its transaction is committed
+(SQLite ``synchronous=FULL`` in WAL mode; PostgreSQL's default durable commit) *before* it sends
+the response, so an acknowledged response is never missing after a crash. One writer thread
+group-commits concurrent requests (one transaction, one fsync, many records). Several processes
+may share one log: the chain tail is read under a lock (``BEGIN IMMEDIATE`` in SQLite, an advisory
+transaction lock in PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import hmac
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelshield.errors import DataError, MissingExtraError, UserError
+
+__all__ = ["AuditLog", "AuditRecord", "VerifyResult", "input_hash", "load_or_create_key"]
+
+GENESIS = "0" * 64
+_FIELDS = ("seq", "ts_us", "kind", "request_id", "key_id", "client", "endpoint", "status",
+           "decision", "input_hash", "n_rows", "output", "scores", "prev_hash")
+_PG_LOCK_ID = 0x6D73_6869_656C_64  # "mshield"
+
+
+def input_hash(data: bytes) -> str:
+    """SHA-256 of the request's input bytes (hex)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_or_create_key(path: str | Path, *, create: bool = True) -> bytes:
+    """Read the chain's HMAC key, creating 32 random bytes (mode 0600) when ``create``."""
+    p = Path(path)
+    if p.is_file():
+        key = p.read_bytes()
+        if len(key) < 16:
+            raise DataError(f"{p}: audit key is too short")
+        return key
+    if not create:
+        raise UserError(f"audit-log key not found: {p} (pass --state-dir or --key-file)")
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(32)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return key
+
+
+@dataclass
+class AuditRecord:
+    """One logged event. ``kind`` is ``request``, ``auth``, ``alert`` or ``admin``."""
+
+    kind: str
+    endpoint: str = ""
+    status: int = 0
+    decision: str = ""
+    key_id: str | None = None
+    client: str | None = None
+    request_id: str = ""
+    input_hash: str = ""
+    n_rows: int = 0
+    output: Any = None
+    scores: Mapping[str, Any] | None = None
+    ts_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    n_records: int
+    head_seq: int
+    head_hash: str
+    first_bad: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "n_records": self.n_records, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "first_bad": self.first_bad, "reason": self.reason}
+
+
+def _canonical(row: Mapping[str, Any]) -> bytes:
+    return json.dumps([row[f] for f in _FIELDS], separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def _chain_hash(key: bytes, row: Mapping[str, Any]) -> str:
+    return hmac.new(key, _canonical(row), hashlib.sha256).hexdigest()
+
+
+def _table(metadata: Any, name: str) -> Any:
+    from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
+
+    return Table(
+        name, metadata,
+        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        Column("ts_us", BigInteger, nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("request_id", String(64), nullable=False, index=True),
+        Column("key_id", String(80)),
+        Column("client", String(80)),
+        Column("endpoint", String(80), nullable=False),
+        Column("status", Integer, nullable=False),
+        Column("decision", String(40), nullable=False),
+        Column("input_hash", String(64), nullable=False),
+        Column("n_rows", Integer, nullable=False),
+        Column("output", Text),
+        Column("scores", Text),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+    )
+
+
+class AuditLog:
+    """Hash-chained audit log over SQLAlchemy.
+
+    Parameters
+    ----------
+    url : SQLAlchemy URL, ``sqlite:///path/audit.db`` or ``postgresql+psycopg://user@host/db``.
+    key : HMAC key of the chain (see :func:`load_or_create_key`).
+    durability : ``full`` fsyncs every commit (SQLite ``synchronous=FULL``); ``normal`` survives a
+        process crash but maybe not a power loss.
+    table : table name (tests use distinct names on a shared PostgreSQL).
+    """
+
+    def __init__(self, url: str, key: bytes, *, durability: str = "full", table: str = "modelshield_audit",
+                 max_batch: int = 512, max_batch_wait_s: float = 0.0) -> None:
+        try:
+            import sqlalchemy as sa
+        except ImportError as exc:  # pragma: no cover - optional extra
+            raise MissingExtraError("sqlalchemy", "serve", "the audit log") from exc
+        if len(key) < 16:
+            raise UserError("audit key must be at least 16 bytes")
+        self.url = url
+        self._key = key
+        self._sa = sa
+        self.max_batch = max_batch
+        self.max_batch_wait_s = max_batch_wait_s
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            sync = "FULL" if durability == "full" else "NORMAL"
+
+            @sa.event.listens_for(self.engine, "connect")
+            def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={sync}")
+                cur.close()
+
+            @sa.event.listens_for(self.engine, "begin")
+            def _on_begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            # readers: autocommit statements, never the write lock (WAL lets them run beside the writer)
+            self._reader = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+            @sa.event.listens_for(self._reader, "connect")
+            def _on_connect_reader(dbapi_conn: Any, _rec: Any) -> None:
+                dbapi_conn.isolation_level = None
+        else:
+            try:
+                self.engine = sa.create_engine(url, pool_pre_ping=True)
+            except ImportError as exc:
+                raise MissingExtraError("psycopg", "serve", "PostgreSQL audit logs") from exc
+            self._reader = self.engine
+        self.metadata = sa.MetaData()
+        self.table = _table(self.metadata, table)
+        try:
+            self.metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise UserError(f"cannot open the audit log at {self._safe_url()}: {type(exc).__name__}") from exc
+        self._queue: queue.Queue[tuple[AuditRecord, concurrent.futures.Future[int]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self.n_written = 0
+        self.n_failed = 0
+
+    def _safe_url(self) -> str:
+        try:
+            return self._sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "<url>"
+
+    # -- writing ----------------------------------------------------------------------------
+    def _ensure_writer(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._writer, name="audit-writer", daemon=True)
+                    self._thread.start()
+
+    def submit(self, record: AuditRecord) -> concurrent.futures.Future[int]:
+        """Queue a record; the future resolves to its ``seq`` once committed (or raises)."""
+        if self._closed:
+            raise RuntimeError("audit log is closed")
+        self._ensure_writer()
+        fut: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._queue.put((record, fut))
+        return fut
+
+    def append(self, record: AuditRecord, timeout: float | None = 30.0) -> int:
+        """Append and wait until durable; returns the record's ``seq``."""
+        return self.submit(record).result(timeout=timeout)
+
+    async def append_async(self, record: AuditRecord) -> int:
+        return await asyncio.wrap_future(self.submit(record))
+
+    def _writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            if self.max_batch_wait_s:
+                time.sleep(self.max_batch_wait_s)
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                seqs = self._write_batch([r for r, _ in batch])
+            except Exception as exc:  # fail closed: every waiter gets the error
+                self.n_failed += len(batch)
+                for _, fut in batch:
+                    fut.set_exception(exc)
+            else:
+                self.n_written += len(batch)
+                for (_, fut), s in zip(batch, seqs):
+                    fut.set_result(s)
+            if stop:
+                return
+
+    def _write_batch(self, records: list[AuditRecord]) -> list[int]:
+        sa = self._sa
+        t = self.table
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+            tail = conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)).first()
+            seq, prev = (int(tail[0]), str(tail[1])) if tail else (0, GENESIS)
+            rows = []
+            for r in records:
+                seq += 1
+                row = {
+                    "seq": seq, "ts_us": int(r.ts_us), "kind": r.kind, "request_id": r.request_id[:64],
+                    "key_id": r.key_id, "client": (r.client or None) and r.client[:80],
+                    "endpoint": r.endpoint[:80], "status": int(r.status), "decision": r.decision[:40],
+                    "input_hash": r.input_hash, "n_rows": int(r.n_rows),
+                    "output": None if r.output is None else json.dumps(r.output, separators=(",", ":")),
+                    "scores": None if r.scores is None else json.dumps(dict(r.scores), separators=(",", ":"),
+                                                                        sort_keys=True),
+                    "prev_hash": prev,
+                }
+                row["hash"] = prev = _chain_hash(self._key, row)
+                rows.append(row)
+            conn.execute(t.insert(), rows)
+        return [r["seq"] for r in rows]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush queued records and stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+        self.engine.dispose()
+        self._reader.dispose()
+
+    # -- reading ----------------------------------------------------------------------------
+    def iter_records(self, chunk: int = 2000, after: int = 0) -> Iterator[dict[str, Any]]:
+        sa = self._sa
+        t = self.table
+        last = after
+        while True:
+            with self._reader.connect() as conn:
+                rows = conn.execute(sa.select(t).where(t.c.seq > last).order_by(t.c.seq).limit(chunk)).mappings().all()
+            if not rows:
+                return
+            for r in rows:
+                yield dict(r)
+            last = int(rows[-1]["seq"])
+
+    def recent(self, n: int = 50) -> list[dict[str, Any]]:
+        sa = self._sa
+        t = self.table
+        with self._reader.connect() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.seq.desc()).limit(n)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def head(self) -> tuple[int, str]:
+        sa = self._sa
+        t = self.table
+        with self._reader.connect() as conn:
+            row = conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)).first()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def request_ids(self) -> set[str]:
+        sa = self._sa
+        t = self.table
+        with self._reader.connect() as conn:
+            ids = {str(r[0]) for r in conn.execute(sa.select(t.c.request_id).where(t.c.kind == "request"))}
+        return ids
+
+    def verify(self, *, expect_head: tuple[int, str] | None = None) -> VerifyResult:
+        """Walk the whole chain; report the first edited, deleted or reordered record."""
+        expected_seq, prev, n = 1, GENESIS, 0
+        for row in self.iter_records():
+            seq = int(row["seq"])
+            if seq != expected_seq:
+                return VerifyResult(False, n, expected_seq - 1, prev, first_bad=seq,
+                                    reason=f"record {seq}: records {expected_seq}..{seq - 1} are missing (deleted)")
+            if row["prev_hash"] != prev:
+                return VerifyResult(False, n, seq - 1, prev, first_bad=seq,
+                                    reason=f"record {seq}: does not link to record {seq - 1} "
+                                           "(deleted, inserted or reordered)")
+            body = {f: row[f] for f in _FIELDS}
+            try:
+                want = _chain_hash(self._key, body)
+            except (TypeError, ValueError):
+                want = ""
+            if not hmac.compare_digest(want, str(row["hash"])):
+                return VerifyResult(False, n, seq - 1, prev, first_bad=seq,
+                                    reason=f"record {seq}: content does not match its hash (edited)")
+            prev = str(row["hash"])
+            expected_seq += 1
+            n += 1
+        head_seq = expected_seq - 1
+        if expect_head is not None:
+            es, eh = expect_head
+            if head_seq < es:
+                return VerifyResult(False, n, head_seq, prev, first_bad=head_seq + 1,
+                                    reason=f"records after {head_seq} are missing (the saved head is {es})")
+            if head_seq >= es > 0:
+                got = self._hash_at(es)
+                if got is None or not hmac.compare_digest(got, eh):
+                    return VerifyResult(False, n, head_seq, prev, first_bad=es,
+                                        reason=f"record {es}: does not match the saved head")
+        return VerifyResult(True, n, head_seq, prev)
+
+    def _hash_at(self, seq: int) -> str | None:
+        sa = self._sa
+        t = self.table
+        with self._reader.connect() as conn:
+            row = conn.execute(sa.select(t.c.hash).where(t.c.seq == seq)).first()
+        return None if row is None else str(row[0])
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

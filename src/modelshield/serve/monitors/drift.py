@@ -1,0 +1,164 @@
+"""Data and prediction drift over a sliding window against reference data: PSI, KS and MMD.
+
+References
+----------
+.. [1] Siddiqi, N. (2006). *Credit Risk Scorecards*. Wiley. (Population Stability Index.)
+.. [2] Gretton, A., Borgwardt, K., Rasch, M., Schölkopf, B., Smola, A. (2012). A kernel two-sample
+   test. JMLR 13, 723-773. (Maximum Mean Discrepancy.)
+.. [3] Rabanser, S., Günnemann, S., Lipton, Z. (2019). Failing loudly: an empirical study of
+   methods for detecting dataset shift. NeurIPS. (Univariate KS with Bonferroni correction.)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from modelshield.serve.monitors.base import Alert, Batch
+
+__all__ = ["DriftMonitor", "mmd2", "psi"]
+
+_EPS = 1e-4
+
+
+def psi(ref_frac: np.ndarray, cur_frac: np.ndarray) -> np.ndarray:
+    """Population Stability Index per column of bin fractions, shape ``(bins, d) -> (d,)``."""
+    r = np.clip(ref_frac, _EPS, None)
+    c = np.clip(cur_frac, _EPS, None)
+    return np.sum((c - r) * np.log(c / r), axis=0)
+
+
+def mmd2(X: np.ndarray, Y: np.ndarray, gamma: float) -> float:
+    """Biased squared MMD with the RBF kernel ``exp(-gamma * ||x - y||^2)``."""
+
+    def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return np.exp(-gamma * np.maximum(d, 0.0))
+
+    return float(k(X, X).mean() + k(Y, Y).mean() - 2.0 * k(X, Y).mean())
+
+
+class DriftMonitor:
+    """Compare the last ``window`` accepted rows (features and predicted probabilities) to reference.
+
+    Every ``every`` new rows (once ``window`` rows are seen) it computes per-column PSI on reference
+    deciles, two-sample KS p-values (Bonferroni over columns) and the RBF-kernel MMD² on
+    standardised features, whose threshold comes from reference-vs-reference resamples (Gaussian
+    approximation of the null at level ``mmd_alpha``). One alert per test when drift starts; the
+    test re-arms when the window is back under its threshold.
+    """
+
+    name = "drift"
+
+    def __init__(self, X_ref: np.ndarray, proba_ref: np.ndarray, *, window: int = 500, every: int = 100,
+                 psi_threshold: float = 0.2, ks_alpha: float = 0.001, mmd_alpha: float = 0.001,
+                 mmd_samples: int = 200, feature_names: list[str] | None = None, seed: int = 0,
+                 history: int = 500) -> None:
+        rng = np.random.default_rng(seed)
+        X_ref = np.asarray(X_ref, dtype=np.float64).reshape(len(X_ref), -1)
+        P_ref = np.asarray(proba_ref, dtype=np.float64)
+        self.n_features = X_ref.shape[1]
+        names = list(feature_names or [f"x{i}" for i in range(self.n_features)])
+        self.columns = names + [f"p[{j}]" for j in range(P_ref.shape[1])]
+        R = np.hstack([X_ref, P_ref])
+        if len(R) > 5000:
+            R = R[rng.choice(len(R), 5000, replace=False)]
+        self._ref = R
+        qs = np.quantile(R, np.linspace(0, 1, 11)[1:-1], axis=0)  # (9, d) inner decile edges
+        self._edges = qs
+        self._ref_frac = self._fractions(R)
+        self.window, self.every = window, every
+        self.psi_threshold, self.ks_alpha, self.mmd_alpha = psi_threshold, ks_alpha, mmd_alpha
+        self.mmd_samples = mmd_samples
+        # MMD on standardised features, median-heuristic bandwidth, null from reference resamples
+        self._mu = X_ref.mean(0)
+        self._sd = X_ref.std(0) + 1e-9
+        Z = (X_ref - self._mu) / self._sd
+        self._Zref = Z[rng.choice(len(Z), min(len(Z), 1000), replace=False)]
+        sub = self._Zref[: min(200, len(self._Zref))]
+        d2 = ((sub[:, None, :] - sub[None, :, :]) ** 2).sum(-1)
+        med = float(np.median(d2[np.triu_indices(len(sub), 1)])) if len(sub) > 1 else 1.0
+        self.gamma = 1.0 / max(med, 1e-9)
+        m = min(mmd_samples, len(self._Zref) // 2)
+        null = []
+        for _ in range(30):
+            idx = rng.permutation(len(self._Zref))
+            null.append(mmd2(self._Zref[idx[:m]], self._Zref[idx[m : 2 * m]], self.gamma))
+        z = float(stats.norm.ppf(1 - mmd_alpha))
+        self.mmd_threshold = float(np.mean(null) + z * np.std(null))
+        self._rng = rng
+        self._buf: deque[np.ndarray] = deque(maxlen=window)
+        self.n_seen = 0
+        self._since = 0
+        self._active = {"psi": False, "ks": False, "mmd": False}
+        self.history: deque[dict[str, Any]] = deque(maxlen=history)
+        self.last: dict[str, Any] = {}
+
+    def _fractions(self, M: np.ndarray) -> np.ndarray:
+        # bin index per value and column, vectorised over columns
+        idx = (M[None, :, :] > self._edges[:, None, :]).sum(0)  # (n, d) in 0..9
+        counts = np.stack([(idx == b).sum(0) for b in range(10)])  # (10, d)
+        return counts / max(len(M), 1)
+
+    def update(self, batch: Batch) -> list[Alert]:
+        rows = np.hstack([np.asarray(batch.X, dtype=np.float64).reshape(len(batch.X), -1),
+                          np.asarray(batch.proba, dtype=np.float64)])
+        self._buf.extend(rows)
+        self.n_seen += len(rows)
+        self._since += len(rows)
+        if len(self._buf) < self.window or self._since < self.every:
+            return []
+        self._since = 0
+        return self._evaluate(batch.time)
+
+    def _evaluate(self, now: float) -> list[Alert]:
+        W = np.asarray(self._buf)
+        p = psi(self._ref_frac, self._fractions(W))
+        ks = stats.ks_2samp(self._ref, W, axis=0)
+        pvals = np.asarray(ks.pvalue, dtype=np.float64)
+        m = min(self.mmd_samples, len(W))
+        Zw = (W[-m:, : self.n_features] - self._mu) / self._sd
+        Zr = self._Zref[self._rng.choice(len(self._Zref), min(m, len(self._Zref)), replace=False)]
+        mmd = mmd2(Zr, Zw, self.gamma)
+        d = self.n_features
+        rec = {
+            "time": now, "n_seen": self.n_seen,
+            "psi_max": float(p[:d].max()), "psi_feature": self.columns[int(np.argmax(p[:d]))],
+            "psi_prediction": float(p[d:].max()),
+            "ks_min_p": float(pvals.min()), "ks_column": self.columns[int(np.argmin(pvals))],
+            "mmd2": mmd, "mmd2_threshold": self.mmd_threshold,
+        }
+        self.history.append(rec)
+        self.last = rec
+        alerts: list[Alert] = []
+        tests = {
+            "psi": (float(p.max()), self.psi_threshold, float(p.max()) > self.psi_threshold,
+                    f"PSI {p.max():.3f} on {self.columns[int(np.argmax(p))]} exceeds {self.psi_threshold}"),
+            "ks": (float(pvals.min()), self.ks_alpha / len(pvals), bool(pvals.min() < self.ks_alpha / len(pvals)),
+                   f"KS test rejects on {rec['ks_column']} (p={pvals.min():.2e}, Bonferroni)"),
+            "mmd": (mmd, self.mmd_threshold, mmd > self.mmd_threshold,
+                    f"MMD² {mmd:.4f} exceeds {self.mmd_threshold:.4f}"),
+        }
+        for kind, (value, thr, hit, msg) in tests.items():
+            if hit and not self._active[kind]:
+                alerts.append(Alert(monitor=f"drift.{kind}", message=msg, severity="medium",
+                                    value=value, threshold=thr, time=now))
+            self._active[kind] = hit
+        return alerts
+
+    def state(self) -> dict[str, Any]:
+        return {"buf": np.asarray(self._buf).tolist(), "n_seen": self.n_seen, "since": self._since,
+                "active": dict(self._active), "history": list(self.history)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._buf.clear()
+        self._buf.extend(np.asarray(state.get("buf", []), dtype=np.float64))
+        self.n_seen = int(state.get("n_seen", 0))
+        self._since = int(state.get("since", 0))
+        self._active.update(state.get("active", {}))
+        self.history.clear()
+        self.history.extend(state.get("history", []))
+        self.last = self.history[-1] if self.history else {}

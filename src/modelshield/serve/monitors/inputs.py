@@ -1,0 +1,134 @@
+"""Input defense: a schema learned from reference data, and OOD / adversarial-input scores.
+
+:class:`InputSchema` checks width, finiteness, ranges (reference range widened by a margin) and
+categories (integer-valued features with few distinct values). :class:`MahalanobisDetector` is the
+built-in OOD score (Mahalanobis distance to the reference mean, Ledoit-Wolf covariance), used when
+``modelshield.checks.robustness.detect`` (the robustness detector) is not installed.
+:class:`InputDefense` combines both and applies the policy ``log`` / ``flag`` / ``reject``.
+
+References
+----------
+.. [1] Lee, K., Lee, K., Lee, H., Shin, J. (2018). A simple unified framework for detecting
+   out-of-distribution samples and adversarial attacks. NeurIPS. (Mahalanobis score.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelshield.serve.monitors.base import Detector
+
+__all__ = ["InputDefense", "InputSchema", "MahalanobisDetector", "Screening", "default_detector"]
+
+
+class InputSchema:
+    """Shape, dtype, ranges and categories learned from reference data."""
+
+    def __init__(self, X_ref: np.ndarray, *, margin: float = 0.1, max_categories: int = 20,
+                 feature_names: list[str] | None = None) -> None:
+        X = np.asarray(X_ref, dtype=np.float64).reshape(len(X_ref), -1)
+        self.n_features = X.shape[1]
+        self.feature_names = list(feature_names or [f"x{i}" for i in range(self.n_features)])
+        lo, hi = X.min(0), X.max(0)
+        span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+        self.low = lo - margin * span
+        self.high = hi + margin * span
+        integral = np.all(X == np.round(X), axis=0)
+        self.categories: dict[int, np.ndarray] = {}
+        for j in np.flatnonzero(integral):  # a loop over features, not samples
+            vals = np.unique(X[:, j])
+            if len(vals) <= max_categories:
+                self.categories[int(j)] = vals
+
+    def describe(self) -> dict[str, Any]:
+        return {"n_features": self.n_features, "feature_names": self.feature_names,
+                "low": self.low.tolist(), "high": self.high.tolist(),
+                "categories": {self.feature_names[j]: v.tolist() for j, v in self.categories.items()}}
+
+    def violations(self, X: np.ndarray) -> np.ndarray:
+        """Number of schema violations per row (non-finite, out of range, unknown category)."""
+        bad = ~np.isfinite(X)
+        Xf = np.where(bad, 0.0, X)
+        bad |= (Xf < self.low) | (Xf > self.high)
+        for j, vals in self.categories.items():
+            bad[:, j] |= ~np.isin(Xf[:, j], vals)
+        return bad.sum(1)
+
+
+class MahalanobisDetector:
+    """Mahalanobis distance of an input to the reference data (Ledoit-Wolf covariance)."""
+
+    def fit(self, model: Any, X_ref: np.ndarray) -> MahalanobisDetector:
+        from sklearn.covariance import LedoitWolf
+
+        X = np.asarray(X_ref, dtype=np.float64).reshape(len(X_ref), -1)
+        lw = LedoitWolf().fit(X)
+        self.mean_ = lw.location_
+        self.precision_ = lw.precision_
+        return self
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        D = np.asarray(X, dtype=np.float64).reshape(len(X), -1) - self.mean_
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", D, self.precision_, D), 0.0))
+
+
+def default_detector() -> tuple[Detector, str]:
+    """The robustness issue's detector when importable, else the built-in Mahalanobis score."""
+    try:
+        from modelshield.checks.robustness import detect  # type: ignore[attr-defined]
+    except ImportError:
+        return MahalanobisDetector(), "mahalanobis"
+    for name in ("AdversarialDetector", "Detector", "InputDetector"):
+        cls = getattr(detect, name, None)
+        if cls is not None and hasattr(cls, "fit") and hasattr(cls, "score"):
+            return cls(), f"robustness.{name}"
+    return MahalanobisDetector(), "mahalanobis"
+
+
+@dataclass(frozen=True)
+class Screening:
+    """Per-request result of the input defense."""
+
+    violations: np.ndarray  # per row
+    ood: np.ndarray  # per row, detector score
+    flagged: np.ndarray  # per row: schema violation or score above threshold
+    decision: str  # "ok" | "flagged" | "rejected"
+
+    def summary(self) -> dict[str, Any]:
+        return {"schema_violations": int(self.violations.sum()), "ood_max": float(self.ood.max(initial=0.0)),
+                "flagged_rows": int(self.flagged.sum())}
+
+
+class InputDefense:
+    """Schema + detector + policy. The OOD threshold is the ``quantile`` of reference scores."""
+
+    def __init__(self, schema: InputSchema, detector: Detector | None, *, model: Any, X_ref: np.ndarray,
+                 policy: str = "flag", quantile: float = 0.999, detector_name: str = "") -> None:
+        self.schema = schema
+        self.detector = detector
+        self.detector_name = detector_name
+        self.policy = policy
+        self.threshold = float("inf")
+        if detector is not None:
+            detector.fit(model, X_ref)
+            ref = np.asarray(detector.score(X_ref), dtype=np.float64)
+            self.threshold = float(np.quantile(ref, quantile)) if len(ref) else float("inf")
+
+    def screen(self, X: np.ndarray) -> Screening:
+        v = self.schema.violations(X)
+        if self.detector is not None:
+            safe = np.where(np.isfinite(X), X, 0.0)
+            ood = np.asarray(self.detector.score(safe), dtype=np.float64).reshape(-1)
+        else:
+            ood = np.zeros(len(X))
+        flagged = (v > 0) | (ood > self.threshold)
+        if not flagged.any() or self.policy == "log":
+            decision = "ok"
+        elif self.policy == "reject":
+            decision = "rejected"
+        else:
+            decision = "flagged"
+        return Screening(violations=v, ood=ood, flagged=flagged, decision=decision)
