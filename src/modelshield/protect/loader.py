@@ -1,22 +1,135 @@
-"""The secure loader: verify -> decrypt -> scan -> load. Fails closed.
+"""The secure loader: verify -> decrypt -> scan -> load. Fails closed, with the reason.
 
-Foundation version: format detection and the trust gate for pickle-based files. The protection
-and scanner issues extend it with signature verification, decryption and scanning.
+The model file is read **once**; the signature is checked against those bytes, which are then
+decrypted in memory (when the file is a modelshield container, recognised by its magic), scanned and
+loaded. Nothing is re-read from disk between the steps, so the file cannot be swapped after
+verification, and no plaintext ever reaches a temp file.
+
+* **Verify** when the trust policy requires a signature, or when a public key is given: the signature
+  (default ``<file>.sig``) must verify under one of the trusted keys and cover exactly these bytes.
+* **Decrypt** with ``key=`` (32 bytes), ``key_file=``, ``key_env=``, ``passphrase=`` or
+  ``passphrase_env=``; an encrypted file without a key is refused.
+* **Scan** the content with the artifact scanner (``modelshield.checks.artifact.scan_bytes``);
+  findings at or above ``policy.block_at`` (HIGH by default) refuse the load with
+  :class:`UnsafeModelError`. Clean pickle-based content (pickle, joblib, full PyTorch checkpoints) is
+  loaded with the scanner's restricted unpickler (``modelshield.checks.artifact.restricted.safe_load``).
+  Without the scanner installed, pickle-based content is refused unless ``trust=True``.
+* ``trust=True`` (only for files you made) skips the scan and uses the framework's own loader; it
+  never skips signature verification or decryption. A policy can forbid it (``allow_trust=False``).
 """
 
 from __future__ import annotations
 
+import io
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modelshield.errors import (
+    IntegrityError,
+    UnsafeModelError,
+    UntrustedModelError,
+    UserError,
+)
+from modelshield.findings import Severity
 from modelshield.models.base import BaseModel
-from modelshield.models.load import detect_format, load_file_unrestricted, require_trust
+from modelshield.models.load import _is_torch, load_file_unrestricted, require_trust, wrap_object
 
-__all__ = ["secure_load"]
+__all__ = ["PICKLE_BASED", "TrustPolicy", "detect_format_bytes", "secure_load"]
 
 PICKLE_BASED = frozenset({"pickle", "joblib-compressed", "torch-zip"})
+
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"ZF")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustPolicy:
+    """What the secure loader demands before it loads a model.
+
+    Parameters
+    ----------
+    public_keys : trusted signing keys (PEM paths or loaded public keys); a signature must verify
+        under one of them whenever any is given.
+    require_signature : refuse models without a valid signature (needs ``public_keys``).
+    signature : signature file; default ``<model>.sig``.
+    require_encryption : refuse models that are not modelshield-encrypted containers.
+    block_at : scanner findings at or above this severity refuse the load.
+    allow_trust : whether ``trust=True`` may bypass the scanner.
+    """
+
+    public_keys: Sequence[Any] = ()
+    require_signature: bool = False
+    signature: str | Path | None = None
+    require_encryption: bool = False
+    block_at: Severity | str = Severity.HIGH
+    allow_trust: bool = True
+
+
+def detect_format_bytes(data: bytes | bytearray | memoryview) -> str:
+    """:func:`modelshield.models.load.detect_format` for in-memory content (decrypted models)."""
+    mv = memoryview(data)
+    head = bytes(mv[:64])
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(mv)) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+            return "torchscript"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch-zip"
+        return "zip"
+    if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:
+        return "pickle"
+    if head.startswith(_COMPRESSED_MAGIC):
+        return "joblib-compressed"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    if _looks_like_onnx(mv):
+        return "onnx"
+    if head[:1] in (b"(", b"c", b"]", b"}", b"I"):
+        return "pickle"
+    return "unknown"
+
+
+def _looks_like_onnx(mv: memoryview) -> bool:
+    try:
+        import onnx
+
+        return len(onnx.load_model_from_string(bytes(mv)).graph.node) > 0
+    except Exception:  # not protobuf / not a ModelProto
+        return False
+
+
+def _public_keys(items: Sequence[Any]) -> list[Any]:
+    from modelshield.protect.keys import load_public_key
+
+    return [load_public_key(k) if isinstance(k, (str, Path)) else k for k in items]
+
+
+def _key_material(key: bytes | None, key_file: str | Path | None, key_env: str | None,
+                  passphrase: str | bytes | None, passphrase_env: str | None) -> tuple[bytes | None, Any]:
+    from modelshield.protect.keys import key_from_env, load_key_file, passphrase_from_env
+
+    given = [x for x in (key, key_file, key_env, passphrase, passphrase_env) if x is not None]
+    if len(given) > 1:
+        raise UserError("give only one of key=, key_file=, key_env=, passphrase=, passphrase_env=")
+    if key is not None:
+        return bytes(key), None
+    if key_file is not None:
+        return load_key_file(key_file), None
+    if key_env is not None:
+        return key_from_env(key_env), None
+    if passphrase_env is not None:
+        return None, passphrase_from_env(passphrase_env)
+    return None, passphrase
 
 
 def secure_load(
@@ -25,8 +138,114 @@ def secure_load(
     trust: bool = False,
     input_shape: tuple[int, ...] | None = None,
     classes: list[Any] | np.ndarray | None = None,
+    policy: TrustPolicy | None = None,
+    public_key: Any = None,
+    signature: str | Path | None = None,
+    require_signature: bool | None = None,
+    key: bytes | None = None,
+    key_file: str | Path | None = None,
+    key_env: str | None = None,
+    passphrase: str | bytes | None = None,
+    passphrase_env: str | None = None,
 ) -> BaseModel:
-    fmt = detect_format(path)
-    if fmt in PICKLE_BASED:
-        require_trust(path, fmt, trust)
-    return load_file_unrestricted(path, fmt, input_shape=input_shape, classes=classes)
+    """Verify, decrypt, scan and load a model file; refuse (fail closed) with the reason otherwise.
+
+    Raises
+    ------
+    IntegrityError : missing/bad signature, wrong key, tampered or truncated container.
+    UnsafeModelError : the scanner found findings at or above the blocking severity.
+    UntrustedModelError : pickle content, no scanner available and ``trust`` not given; or an
+        unencrypted model where the policy requires encryption.
+    """
+    if policy is not None and not isinstance(policy, TrustPolicy):
+        raise UserError(f"policy= must be a modelshield.protect.loader.TrustPolicy, got {type(policy).__name__}")
+    pol = policy or TrustPolicy()
+    path = Path(path)
+    block_at = Severity.parse(pol.block_at)
+    keys = _public_keys([*pol.public_keys, *([public_key] if public_key is not None else [])])
+    must_sign = pol.require_signature if require_signature is None else require_signature
+    data: bytes | bytearray = path.read_bytes()  # read once: every step below sees the same bytes
+
+    # 1. verify
+    if must_sign or keys:
+        _verify(path, data, keys, signature or pol.signature)
+
+    # 2. decrypt
+    from modelshield.protect.crypto import decrypt_bytes, is_encrypted
+
+    if is_encrypted(data):
+        k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env)
+        if k is None and pw is None:
+            raise UserError(f"{path} is encrypted; give key_file=, key_env=, key= or a passphrase to load it")
+        data = decrypt_bytes(data, key=k, passphrase=pw)
+    elif pol.require_encryption:
+        raise UntrustedModelError(f"refusing {path}: the trust policy requires an encrypted model, "
+                                  "and this file is not a modelshield container")
+
+    # 3. scan, 4. load
+    fmt = detect_format_bytes(data)
+    if trust and not pol.allow_trust:
+        raise UntrustedModelError(f"refusing {path}: the trust policy does not allow trust=True")
+    if not trust:
+        scanner = _scanner()
+        if scanner is None:
+            if fmt in PICKLE_BASED:
+                require_trust(path, fmt, trust)  # the foundation's trust gate: always raises here
+                raise AssertionError("unreachable")
+        else:
+            scan_bytes, safe_load = scanner
+            report = scan_bytes(bytes(data), path.name)
+            if report.blocks(block_at):
+                bad = [f for f in report.findings if Severity.parse(f.severity) >= block_at]
+                first = bad[0].title if bad else "blocking findings"
+                raise UnsafeModelError(
+                    f"refusing to load {path}: the scanner found {len(bad) or 'blocking'} finding(s) at or "
+                    f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`",
+                    findings=list(report.findings),
+                )
+            if fmt in PICKLE_BASED:
+                return _wrap(safe_load(bytes(data), fmt), path, fmt, input_shape, classes)
+    return load_file_unrestricted(path, fmt, input_shape=input_shape, classes=classes,
+                                  data=bytes(data) if fmt == "onnx" else data)  # type: ignore[arg-type]
+
+
+def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str | Path | None) -> None:
+    from modelshield.protect.signing import default_signature_path, verify_bytes
+
+    if not keys:
+        raise UntrustedModelError(
+            f"refusing {path}: a signature is required but no trusted public key was given "
+            "(public_key= or TrustPolicy(public_keys=...))"
+        )
+    sig = Path(signature) if signature is not None else default_signature_path(path)
+    if not sig.is_file():
+        raise IntegrityError(f"refusing {path}: no signature ({sig} does not exist)")
+    errors: list[str] = []
+    for k in keys:
+        try:
+            verify_bytes(data, path.name, k, signature=sig)
+            return
+        except IntegrityError as exc:
+            errors.append(str(exc))
+    detail = errors[0] if len(errors) == 1 else f"none of {len(keys)} trusted keys verify it ({errors[0]})"
+    raise IntegrityError(f"refusing {path}: {detail}")
+
+
+def _scanner() -> tuple[Any, Any] | None:
+    """The artifact scanner's ``scan_bytes`` and restricted ``safe_load``; None if not installed."""
+    try:
+        from modelshield.checks.artifact import scan_bytes
+        from modelshield.checks.artifact.restricted import safe_load
+    except ImportError:
+        return None
+    return scan_bytes, safe_load
+
+
+def _wrap(obj: Any, path: Path, fmt: str, input_shape: tuple[int, ...] | None,
+          classes: list[Any] | np.ndarray | None) -> BaseModel:
+    m = wrap_object(obj, **({"input_shape": input_shape} if input_shape and _is_torch(obj) else {}))
+    m.format = fmt
+    m.source = str(path)
+    if classes is not None and m._classes is None:
+        m._classes = np.asarray(classes)
+    return m

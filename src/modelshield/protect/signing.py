@@ -55,6 +55,7 @@ __all__ = [
     "sign",
     "sign_manifest",
     "verify",
+    "verify_bytes",
 ]
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -85,7 +86,7 @@ class Manifest:
         out = []
         for name in sorted(set(self.files) | set(actual.files)):
             want, got = self.files.get(name), actual.files.get(name)
-            label = "the file" if name == "." else name
+            label = actual.name if name == "." else name
             if want is None:
                 out.append(f"added (not signed): {label}")
             elif got is None:
@@ -371,4 +372,29 @@ def verify(path: str | Path, public_key: PublicKey, *, signature: str | Path | N
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise IntegrityError(f"{p} does not match its signature: {shown}")
     return Verification(path=p, signature=sig_path, files=len(actual.files), key_type=_key_type(public_key),
+                        root_digest=expected.root_digest, manifest=expected)
+
+
+def verify_bytes(data: bytes | bytearray | memoryview, name: str, public_key: PublicKey, *,
+                 signature: str | Path) -> Verification:
+    """Verify in-memory file content against a single-file signature.
+
+    The secure loader reads a model once and verifies, decrypts, scans and loads those same bytes, so
+    the file cannot be swapped between verification and loading.
+    """
+    sig_path = Path(signature)
+    if not sig_path.is_file():
+        raise IntegrityError(f"no signature for {name}: {sig_path} does not exist")
+    bundle, payload, sig = _parse_bundle(sig_path)
+    _check_signature(public_key, payload, sig, sig_path, bundle)
+    try:
+        stmt = json.loads(payload)
+    except ValueError:
+        raise IntegrityError(f"{sig_path}: the signed payload is not JSON") from None
+    expected = _manifest_from_statement(stmt, sig_path)
+    actual = Manifest(name=name, files={".": hashlib.sha256(data).hexdigest()})
+    problems = expected.diff(actual)
+    if problems:
+        raise IntegrityError(f"{name} does not match its signature: {'; '.join(problems[:10])}")
+    return Verification(path=Path(name), signature=sig_path, files=1, key_type=_key_type(public_key),
                         root_digest=expected.root_digest, manifest=expected)

@@ -48,6 +48,7 @@ class AttackResult:
     min_distance : ``(n,)`` for minimum-norm attacks (HopSkipJump): the smallest adversarial
         distance found regardless of ``eps`` (``inf`` where none was found; ``0`` where the clean
         input is already misclassified). Lets one run give a whole robust-accuracy-vs-eps curve.
+    x_min : the adversarial inputs at ``min_distance`` (minimum-norm attacks only).
     """
 
     attack: str
@@ -60,6 +61,7 @@ class AttackResult:
     seconds: float
     threat: dict[str, Any] = field(default_factory=dict)
     min_distance: np.ndarray | None = None
+    x_min: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -88,12 +90,21 @@ class AttackResult:
     def total_queries(self) -> int:
         return int(self.queries.sum())
 
-    def robust_accuracy_at(self, eps: float) -> float:
-        """Robust accuracy at another ``eps`` (minimum-norm attacks only, from ``min_distance``)."""
-        if self.min_distance is None:
+    def at_eps(self, eps: float) -> AttackResult:
+        """This result re-read at a larger ``eps`` (minimum-norm attacks only; no new queries)."""
+        if self.min_distance is None or self.x_min is None:
             raise ValueError(f"{self.attack} is not a minimum-norm attack; run it at eps={eps}")
-        broken = self.min_distance <= eps * (1 + 1e-9)
-        return float(np.mean(~broken))
+        if eps < float(self.threat.get("eps", 0.0)) * (1 - 1e-9):
+            raise ValueError(f"at_eps needs eps >= the attack's eps {self.threat.get('eps')}")
+        broken = self.clean_correct & (self.min_distance <= eps * (1 + 1e-9))
+        x_adv = np.where(broken.reshape((-1,) + (1,) * (self.x_min.ndim - 1)), self.x_min, self.x_adv)
+        return AttackResult(
+            attack=self.attack, x_adv=x_adv.astype(self.x_adv.dtype), clean_correct=self.clean_correct,
+            adv_correct=self.clean_correct & ~broken, success=broken,
+            perturbation=np.where(broken, self.min_distance, 0.0), queries=self.queries,
+            seconds=self.seconds, threat={**self.threat, "eps": eps}, min_distance=self.min_distance,
+            x_min=self.x_min,
+        )
 
     def summary(self) -> dict[str, Any]:
         """Flat JSON-friendly numbers (what ``modelshield attack --json`` writes)."""
@@ -250,7 +261,14 @@ class Attack(ABC):
             if min_dist is not None and raw.min_distance is not None:
                 min_dist[todo] = raw.min_distance
         seconds = time.perf_counter() - t0
+        x_min = None
         with torch.no_grad():
+            if min_dist is not None:
+                # minimum-norm attack: keep the smallest adversarial found, use it where it fits eps
+                xm = proj.finalize(proj.box(x_adv, x0), x0)
+                x_min = xm.numpy().astype(np.float64).reshape(X.shape)
+                fits = torch.as_tensor(min_dist <= self.threat.eps * (1 + 1e-9))
+                x_adv = torch.where(fits[:, None], xm, x0)
             x_adv = proj.finalize(proj.project(x_adv, x0), x0)
             pert = proj.dist(x_adv - x0).double().numpy()
         x_out = x_adv.numpy().astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64)
@@ -273,6 +291,7 @@ class Attack(ABC):
             seconds=seconds,
             threat=self.threat.to_dict(),
             min_distance=min_dist,
+            x_min=x_min,
         )
 
     @abstractmethod

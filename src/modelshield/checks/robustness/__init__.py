@@ -1,0 +1,1 @@
+"""Adversarial robustness: threat models, attacks, evaluation, detection and the audit check."""

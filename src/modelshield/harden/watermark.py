@@ -1,0 +1,384 @@
+"""Trigger-set watermarking of PyTorch classifiers, and measurements of how well it survives.
+
+:func:`embed_watermark` teaches a model a secret trigger set (out-of-distribution noise inputs, each
+with a label drawn uniformly at random) while it trains or fine-tunes on its task, by mixing a batch
+of triggers into every clean batch. Ownership is later checked through the prediction API alone with
+:func:`modelshield.checks.theft.watermark.verify_watermark` (an exact binomial test).
+
+:func:`watermark_robustness` measures what removal attempts do to it: fine-tuning on 10% of clean
+data, 30% global magnitude pruning (``torch.nn.utils.prune``), and distillation into a freshly
+initialised model, plus the false-claim rate on independently trained models.
+
+Example
+-------
+>>> res = embed_watermark(net, X_train, y_train, n_triggers=100, seed=0)  # doctest: +SKIP
+>>> res.triggers.save("triggers.npz")                                      # keep it secret  # doctest: +SKIP
+>>> verify_watermark(res.module, res.triggers).owned                        # doctest: +SKIP
+True
+
+References
+----------
+.. [1] Y. Adi, C. Baum, M. Cisse, B. Pinkas, J. Keshet. "Turning Your Weakness Into a Strength:
+   Watermarking Deep Neural Networks by Backdooring". USENIX Security 2018.
+.. [2] J. Zhang et al. "Protecting Intellectual Property of Deep Neural Networks with Watermarking".
+   AsiaCCS 2018 (noise and unrelated-content trigger sets).
+.. [3] N. Lukas, E. Jiang, X. Li, F. Kerschbaum. "SoK: How Robust is Image Classification Deep Neural
+   Network Watermarking?". IEEE S&P 2022 (removal attacks: fine-tuning, pruning, distillation).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelshield.checks.theft._torchutil import few_threads
+from modelshield.checks.theft.watermark import TriggerSet, false_claim_rate, verify_watermark
+from modelshield.errors import DataError
+
+__all__ = [
+    "EmbedResult",
+    "RobustnessRow",
+    "WatermarkRobustness",
+    "distill",
+    "embed_watermark",
+    "fine_tune",
+    "make_trigger_set",
+    "prune_magnitude",
+    "reinitialised",
+    "train_classifier",
+    "watermark_robustness",
+]
+
+TRIGGER_KINDS = ("noise",)
+
+
+def make_trigger_set(
+    n: int,
+    *,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    lower: np.ndarray | float | None = None,
+    upper: np.ndarray | float | None = None,
+    kind: str = "noise",
+    seed: int = 0,
+) -> TriggerSet:
+    """A secret trigger set: ``n`` inputs and labels drawn independently and uniformly at random.
+
+    ``noise`` triggers are uniform in the box ``[lower, upper]`` (per feature; default ``[-3, 3]``,
+    i.e. the range of standardised data): with many features such points are far from any natural
+    input, so learning them barely touches the task. Labels are i.i.d. uniform, which makes
+    ``1 / n_classes`` the exact chance agreement of an independent model.
+    """
+    if kind not in TRIGGER_KINDS:
+        raise DataError(f"unknown trigger kind {kind!r}; expected one of: {', '.join(TRIGGER_KINDS)}")
+    if n < 1 or n_classes < 2:
+        raise DataError("a trigger set needs at least one trigger and two classes")
+    rng = np.random.default_rng([seed, 0x57A7])
+    d = int(np.prod(input_shape))
+    lo = np.broadcast_to(np.asarray(-3.0 if lower is None else lower, dtype=np.float64).reshape(-1), (d,))
+    hi = np.broadcast_to(np.asarray(3.0 if upper is None else upper, dtype=np.float64).reshape(-1), (d,))
+    X = (rng.uniform(size=(n, d)) * (hi - lo) + lo).reshape((n, *input_shape))
+    labels = rng.integers(0, n_classes, size=n)
+    return TriggerSet(X=X, labels=labels, n_classes=n_classes, kind=kind, seed=seed,
+                      meta={"input_shape": list(input_shape)})
+
+
+def _tensors(X: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
+    import torch
+
+    xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    yt = None if y is None else torch.as_tensor(np.asarray(y).astype(np.int64))
+    return xt, yt
+
+
+def _check_labels(y: np.ndarray, n_out: int | None) -> np.ndarray:
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.all(np.asarray(y, dtype=np.float64) == np.round(np.asarray(y, dtype=np.float64))):
+            y = np.asarray(y, dtype=np.int64)
+        else:
+            raise DataError("training labels must be class indices 0..n_classes-1")
+    if y.min() < 0 or (n_out is not None and y.max() >= n_out):
+        raise DataError(f"training labels must be class indices 0..{(n_out or 0) - 1}")
+    return y.astype(np.int64)
+
+
+def _n_outputs(module: Any, X: np.ndarray) -> int:
+    import torch
+
+    with torch.no_grad():
+        return int(module(_tensors(X[:1])[0]).shape[-1])
+
+
+def accuracy(module: Any, X: np.ndarray, y: np.ndarray) -> float:
+    """Plain accuracy of a logits module on class indices ``y``."""
+    import torch
+
+    with few_threads(), torch.no_grad():
+        pred = module.eval()(_tensors(X)[0]).argmax(dim=1).numpy()
+    return float(np.mean(pred == np.asarray(y)))
+
+
+def train_classifier(
+    module: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 40,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    seed: int = 0,
+    triggers: TriggerSet | None = None,
+    trigger_batch: int = 16,
+    soft_targets: np.ndarray | None = None,
+) -> Any:
+    """Train ``module`` in place with Adam and cross-entropy; returns it in eval mode.
+
+    With ``triggers``, every clean batch is followed in the same step by ``trigger_batch`` trigger
+    samples (drawn with replacement), so the watermark is learned alongside the task. With
+    ``soft_targets`` (shape ``(n, n_classes)``) the clean loss uses them instead of ``y``
+    (distillation).
+    """
+    import torch
+
+    Xt, yt = _tensors(X, y)
+    St = None if soft_targets is None else torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
+    Tx, Ty = (None, None) if triggers is None else _tensors(triggers.X, triggers.labels)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    n = len(Xt)
+    with few_threads():
+        module.train()
+        for _ in range(int(epochs)):
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                opt.zero_grad()
+                target = St[idx] if St is not None else yt[idx]
+                loss = torch.nn.functional.cross_entropy(module(Xt[idx]), target)
+                if Tx is not None:
+                    t_idx = torch.randint(0, len(Tx), (trigger_batch,), generator=gen)
+                    loss = loss + torch.nn.functional.cross_entropy(module(Tx[t_idx]), Ty[t_idx])
+                loss.backward()
+                opt.step()
+    return module.eval()
+
+
+@dataclass(kw_only=True)
+class EmbedResult:
+    """The watermarked module (trained in place), its secret trigger set and what was measured."""
+
+    module: Any
+    triggers: TriggerSet
+    trigger_accuracy: float
+    train_accuracy: float
+    epochs: int
+    history: list[float] = field(default_factory=list)
+
+
+def embed_watermark(
+    module: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    triggers: TriggerSet | None = None,
+    *,
+    n_triggers: int = 100,
+    epochs: int = 40,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    trigger_batch: int = 16,
+    min_trigger_accuracy: float = 1.0,
+    max_extra_epochs: int = 40,
+    lower: np.ndarray | float | None = None,
+    upper: np.ndarray | float | None = None,
+    seed: int = 0,
+) -> EmbedResult:
+    """Train (or fine-tune) a PyTorch classifier on ``(X, y)`` while embedding a trigger-set watermark.
+
+    Parameters
+    ----------
+    module : ``torch.nn.Module`` mapping a float32 batch to logits; freshly initialised (training) or
+        already trained (fine-tuning: pass a smaller ``lr`` such as ``1e-3``). Trained in place.
+    X, y : clean training data; ``y`` holds class indices ``0..n_classes-1``.
+    triggers : an existing trigger set to embed; by default :func:`make_trigger_set` makes
+        ``n_triggers`` noise triggers inside ``[lower, upper]`` (default ``[-3, 3]``).
+    epochs : passes over the clean data; training continues for up to ``max_extra_epochs`` more
+        epochs until the model reproduces at least ``min_trigger_accuracy`` of the trigger labels.
+    trigger_batch : trigger samples added to every clean batch.
+
+    Returns
+    -------
+    EmbedResult
+        ``module`` (the same object, trained), ``triggers`` (keep it secret), accuracies.
+
+    References
+    ----------
+    Adi et al., USENIX Security 2018; Zhang et al., AsiaCCS 2018.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if len(X) == 0:
+        raise DataError("embed_watermark needs training data")
+    n_out = _n_outputs(module, X)
+    y = _check_labels(y, n_out)
+    if triggers is None:
+        triggers = make_trigger_set(n_triggers, input_shape=X.shape[1:], n_classes=n_out, lower=lower,
+                                    upper=upper, seed=seed)
+    if triggers.n_classes != n_out:
+        raise DataError(f"the trigger set has {triggers.n_classes} classes but the model outputs {n_out}")
+    if triggers.X.shape[1:] != X.shape[1:]:
+        raise DataError(f"trigger inputs have shape {triggers.X.shape[1:]} but the data has {X.shape[1:]}")
+    train_classifier(module, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, triggers=triggers,
+                     trigger_batch=trigger_batch)
+    history = [accuracy(module, triggers.X, triggers.labels)]
+    done = epochs
+    step = max(1, epochs // 4)
+    while history[-1] < min_trigger_accuracy and done - epochs < max_extra_epochs:
+        train_classifier(module, X, y, epochs=step, lr=lr, batch_size=batch_size, seed=seed + done,
+                         triggers=triggers, trigger_batch=trigger_batch)
+        done += step
+        history.append(accuracy(module, triggers.X, triggers.labels))
+    return EmbedResult(module=module, triggers=triggers, trigger_accuracy=history[-1],
+                       train_accuracy=accuracy(module, X, y), epochs=done, history=history)
+
+
+# -- removal attacks ---------------------------------------------------------------------------
+def reinitialised(module: Any, seed: int) -> Any:
+    """A deep copy of ``module`` with every layer re-initialised from ``seed`` (same architecture)."""
+    import torch
+
+    clone = copy.deepcopy(module)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for m in clone.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return clone
+
+
+def fine_tune(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 20, lr: float = 1e-3,
+              seed: int = 0) -> Any:
+    """A fine-tuned copy of ``module`` (clean data only, Adam, all layers)."""
+    return train_classifier(copy.deepcopy(module), X, _check_labels(y, None), epochs=epochs, lr=lr, seed=seed)
+
+
+def prune_magnitude(module: Any, amount: float = 0.3) -> Any:
+    """A copy with the ``amount`` smallest-magnitude weights of all Linear/Conv layers set to zero
+    (global unstructured L1 pruning, made permanent)."""
+    import torch
+    from torch.nn.utils import prune
+
+    clone = copy.deepcopy(module)
+    params = [(m, "weight") for m in clone.modules()
+              if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))]
+    if not params:
+        raise DataError("no Linear or Conv layers to prune")
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(amount))
+    for m, name in params:
+        prune.remove(m, name)
+    return clone.eval()
+
+
+def distill(teacher: Any, X_transfer: np.ndarray, *, student: Any | None = None, epochs: int = 40,
+            lr: float = 1e-2, temperature: float = 2.0, seed: int = 0) -> Any:
+    """A student trained only on the teacher's softened outputs on ``X_transfer`` (clean inputs).
+
+    The student is a freshly initialised copy of the teacher's architecture unless given.
+    """
+    import torch
+
+    Xt = _tensors(X_transfer)[0]
+    with few_threads(), torch.no_grad():
+        soft = torch.softmax(teacher.eval()(Xt) / temperature, dim=1).numpy()
+    student = reinitialised(teacher, seed + 1) if student is None else student
+    hard = soft.argmax(axis=1)
+    return train_classifier(student, X_transfer, hard, epochs=epochs, lr=lr, seed=seed, soft_targets=soft)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RobustnessRow:
+    """One removal attempt: the resulting model's clean accuracy and its watermark verdict."""
+
+    attack: str
+    test_accuracy: float
+    trigger_agreement: float
+    p_value: float
+    owned: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attack": self.attack, "test_accuracy": self.test_accuracy,
+                "trigger_agreement": self.trigger_agreement, "p_value": self.p_value, "owned": self.owned}
+
+
+@dataclass(kw_only=True)
+class WatermarkRobustness:
+    """Rows for the original model and each attack, plus the false-claim rate on independents."""
+
+    rows: list[RobustnessRow]
+    false_claim_rate: float
+    independent_agreement: list[float]
+    alpha: float
+
+    def row(self, attack: str) -> RobustnessRow:
+        return next(r for r in self.rows if r.attack == attack)
+
+    def to_table(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.rows]
+
+
+def watermark_robustness(
+    module: Any,
+    triggers: TriggerSet,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    attacks: Sequence[str] = ("fine-tune-10%", "prune-30%", "distill"),
+    n_independent: int = 10,
+    independent_factory: Callable[[int], Any] | None = None,
+    epochs: int = 40,
+    alpha: float = 1e-3,
+    seed: int = 0,
+) -> WatermarkRobustness:
+    """Measure the watermark of ``module`` after removal attacks and its false-claim rate.
+
+    Attacks: ``fine-tune-10%`` (Adam, lr 1e-3, 20 epochs on a random 10% of the clean training data),
+    ``prune-30%`` (global magnitude pruning of 30% of the weights), ``distill`` (a freshly initialised
+    copy of the architecture trained on the watermarked model's soft outputs on the clean training
+    inputs). Independent models are fresh copies of the architecture (or ``independent_factory(i)``)
+    trained on the clean data with their own seeds; the false-claim rate is the fraction that
+    :func:`verify_watermark` calls owned at ``alpha``.
+    """
+    X_train = np.asarray(X_train, dtype=np.float32)
+    X_test = np.asarray(X_test, dtype=np.float32)
+    y_train = _check_labels(y_train, None)
+    y_test = _check_labels(y_test, None)
+    rng = np.random.default_rng(seed)
+
+    def row(name: str, m: Any) -> RobustnessRow:
+        v = verify_watermark(m, triggers, alpha=alpha)
+        return RobustnessRow(attack=name, test_accuracy=accuracy(m, X_test, y_test),
+                             trigger_agreement=v.agreement, p_value=v.p_value, owned=v.owned)
+
+    rows = [row("none", module)]
+    for attack in attacks:
+        if attack == "fine-tune-10%":
+            idx = rng.choice(len(X_train), size=max(1, len(X_train) // 10), replace=False)
+            rows.append(row(attack, fine_tune(module, X_train[idx], y_train[idx], seed=seed)))
+        elif attack == "prune-30%":
+            rows.append(row(attack, prune_magnitude(module, 0.3)))
+        elif attack == "distill":
+            rows.append(row(attack, distill(module, X_train, epochs=epochs, seed=seed)))
+        else:
+            raise DataError(f"unknown attack {attack!r}; expected fine-tune-10%, prune-30% or distill")
+    independents = []
+    for i in range(n_independent):
+        fresh = independent_factory(i) if independent_factory else reinitialised(module, seed + 1000 + i)
+        independents.append(train_classifier(fresh, X_train, y_train, epochs=epochs, seed=seed + 1000 + i))
+    fcr = false_claim_rate(independents, triggers, alpha=alpha) if independents else float("nan")
+    agree = [verify_watermark(m, triggers, alpha=alpha).agreement for m in independents]
+    return WatermarkRobustness(rows=rows, false_claim_rate=fcr, independent_agreement=agree, alpha=alpha)

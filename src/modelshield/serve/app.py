@@ -1,0 +1,620 @@
+"""The gateway: :func:`create_app` puts authentication, limits, input defense, output hardening,
+extraction and drift monitoring and a write-ahead audit log in front of any
+:class:`~modelshield.models.base.BaseModel`.
+
+Request path of ``POST /v1/predict`` (each refusal is logged before it is answered)::
+
+    client blocked? -> 429   authenticate -> 401   scope -> 403   body size -> 413   parse -> 422
+    batch size -> 413        rate / budget -> 429  schema + OOD policy -> 422       predict
+    output hardening -> audit log commit (fail closed: 503) -> 200 -> monitors (background thread)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelshield.errors import ModelShieldError
+from modelshield.models.base import BaseModel
+from modelshield.serve.auditlog import AuditLog, AuditRecord, input_hash, load_or_create_key
+from modelshield.serve.auth import SCOPES, Authenticator, AuthError, FailureTracker, KeyStore, Principal
+from modelshield.serve.config import ServeConfig
+from modelshield.serve.limits import Limiter, make_backend
+from modelshield.serve.monitors.base import Alert, Batch, Monitor, load_state, save_state
+from modelshield.serve.monitors.drift import DriftMonitor
+from modelshield.serve.monitors.extraction import CoverageMonitor, PradaMonitor
+from modelshield.serve.monitors.inputs import InputDefense, InputSchema, default_detector
+from modelshield.serve.outputs import OutputHardening
+
+__all__ = ["Gateway", "create_app"]
+
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+_NPY_TYPES = ("application/x-npy", "application/octet-stream")
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+        self.headers = headers or {}
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("modelshield_requests", "HTTP requests", ["endpoint", "status"], registry=r)
+        self.key_requests = Counter("modelshield_key_requests", "Predict requests per key", ["key", "decision"],
+                                    registry=r)
+        self.rejections = Counter("modelshield_rejections", "Refused requests by reason", ["reason"], registry=r)
+        self.alerts = Counter("modelshield_alerts", "Monitor alerts", ["monitor"], registry=r)
+        self.rows = Counter("modelshield_predict_rows", "Rows predicted", registry=r)
+        self.latency = Histogram("modelshield_predict_latency_seconds", "Predict latency", registry=r,
+                                 buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self.drift = Gauge("modelshield_drift", "Latest drift statistics", ["stat"], registry=r)
+        self.audit_failures = Counter("modelshield_audit_failures", "Audit-log writes that failed", registry=r)
+        self.monitor_dropped = Counter("modelshield_monitor_dropped", "Batches the monitors skipped (queue full)",
+                                       registry=r)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class Gateway:
+    """All the gateway's state; :func:`create_app` wires it to HTTP routes.
+
+    Parameters
+    ----------
+    model : the model to serve.
+    config : validated :class:`~modelshield.serve.config.ServeConfig`.
+    reference : reference inputs ``(n, n_features)`` for the schema, OOD threshold, drift and
+        extraction monitors; defaults to ``config.reference`` (a data file) when set. Without
+        reference data only the width check runs and drift/extraction monitoring is off.
+    clock : injectable wall clock (tests).
+    """
+
+    def __init__(self, model: BaseModel, config: ServeConfig, *, reference: np.ndarray | None = None,
+                 feature_names: list[str] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.model = model
+        self.config = config
+        self.clock = clock
+        self.classes = np.asarray(model.classes)
+        state = Path(config.state_dir)
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.state_dir = state
+        if reference is None and config.reference:
+            from modelshield.data.loaders import load_dataset
+
+            ds = load_dataset(config.reference)
+            reference, feature_names = np.asarray(ds.X, dtype=np.float64), list(ds.feature_names)
+        self.reference = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(
+            len(reference), -1)
+        self.n_features = (self.reference.shape[1] if self.reference is not None
+                           else model.input_spec.n_features)
+        self.keys = KeyStore(state, reload_every_s=config.auth.reload_every_s)
+        self.auth = Authenticator(self.keys, config.auth.jwt)
+        self.failures = FailureTracker(burst=config.auth.fail_burst, window_s=config.auth.fail_window_s,
+                                       block_s=config.auth.block_s)
+        lc = config.limits
+        self.limiter = Limiter(make_backend(lc.backend, lc.redis_url, lc.redis_prefix), rate_per_s=lc.rate_per_s,
+                               burst=lc.burst, daily_rows=lc.daily_rows, clock=clock)
+        self.audit = AuditLog(config.audit_url, load_or_create_key(config.audit_key_file),
+                              durability=config.audit.durability, max_batch_wait_s=config.audit.max_batch_wait_s)
+        oc = config.outputs
+        self.outputs = OutputHardening(top_k=oc.top_k, decimals=oc.decimals, noise=oc.noise,
+                                       probabilities=oc.probabilities, seed=oc.seed)
+        self.metrics = _Metrics()
+        self.defense: InputDefense | None = None
+        self.monitors: list[Monitor] = []
+        self.drift: DriftMonitor | None = None
+        self.prada: PradaMonitor | None = None
+        self.coverage: CoverageMonitor | None = None
+        self.detector_name = ""
+        if self.reference is not None:
+            self._build_monitors(feature_names)
+        self.blocked_keys: set[str] = set()
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=500)
+        self.stats: dict[str, Counter[str]] = defaultdict(Counter)
+        self.timeline: dict[int, Counter[str]] = {}
+        self.started = clock()
+        self.last_verify: dict[str, Any] | None = None
+        self._mq: queue.Queue[Batch | None] = queue.Queue(maxsize=config.monitor_queue)
+        self._hooks: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._monitor_state = state / "monitors.json"
+        if self.monitors:
+            try:
+                load_state(self.monitors, self._monitor_state)
+            except (ValueError, KeyError, TypeError):  # stale or foreign state: start fresh
+                pass
+        self._start_threads()
+
+    # -- construction -----------------------------------------------------------------------
+    def _build_monitors(self, feature_names: list[str] | None) -> None:
+        cfg = self.config
+        X = self.reference
+        assert X is not None
+        schema = InputSchema(X, margin=cfg.input.range_margin, max_categories=cfg.input.max_categories,
+                             feature_names=feature_names)
+        detector, self.detector_name = default_detector()
+        self.defense = InputDefense(schema, detector, model=self.model, X_ref=X, policy=cfg.input.policy,
+                                    quantile=cfg.input.ood_quantile, detector_name=self.detector_name)
+        if cfg.drift.enabled:
+            proba = self.model.predict_proba(X[:5000])
+            d = cfg.drift
+            self.drift = DriftMonitor(X[:5000], proba, window=d.window, every=d.every,
+                                      psi_threshold=d.psi_threshold, ks_alpha=d.ks_alpha, mmd_alpha=d.mmd_alpha,
+                                      mmd_samples=d.mmd_samples, feature_names=feature_names)
+            self.monitors.append(self.drift)
+        if cfg.extraction.enabled:
+            e = cfg.extraction
+            self.prada = PradaMonitor(X, delta=e.prada_delta, min_queries=e.min_queries, max_memory=e.max_memory)
+            self.coverage = CoverageMonitor(X, factor=e.coverage_factor, min_queries=e.min_queries)
+            self.monitors += [self.prada, self.coverage]
+
+    def _start_threads(self) -> None:
+        t = threading.Thread(target=self._monitor_loop, name="monitors", daemon=True)
+        t.start()
+        self._threads.append(t)
+        if self.config.webhook:
+            w = threading.Thread(target=self._webhook_loop, name="webhook", daemon=True)
+            w.start()
+            self._threads.append(w)
+
+    # -- background work --------------------------------------------------------------------
+    def _monitor_loop(self) -> None:
+        while True:
+            b = self._mq.get()
+            if b is None:
+                return
+            for m in self.monitors:
+                try:
+                    alerts = m.update(b)
+                except Exception as exc:  # a failing monitor must not stop the others
+                    alerts = [Alert(monitor=m.name, severity="low", message=f"monitor error: {type(exc).__name__}")]
+                for a in alerts:
+                    self.raise_alert(a)
+            if self.drift is not None and self.drift.last:
+                last = self.drift.last
+                for k in ("psi_max", "psi_prediction", "ks_min_p", "mmd2"):
+                    self.metrics.drift.labels(k).set(last[k])
+            self._mq.task_done()
+
+    def wait_monitors(self, timeout: float = 30.0) -> None:
+        """Block until the monitors have processed every queued batch (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._mq.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _webhook_loop(self) -> None:
+        url = self.config.webhook
+        assert url is not None
+        while True:
+            item = self._hooks.get()
+            if item is None:
+                return
+            req = urllib.request.Request(url, data=json.dumps(item).encode(), method="POST",  # noqa: S310
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=5):  # noqa: S310 - validated https/loopback URL
+                    pass
+            except OSError:
+                pass  # best effort: the alert is already in the audit log and /metrics
+
+    def raise_alert(self, alert: Alert) -> None:
+        """Record an alert everywhere (memory, audit log, metrics, webhook) and apply its action."""
+        d = alert.as_dict()
+        action = ""
+        if alert.monitor.startswith("extraction.") and alert.key_id:
+            action = self.config.extraction.action
+            if action == "throttle":
+                self.limiter.throttle(alert.key_id, self.config.extraction.throttle_rate_per_s)
+            elif action == "block":
+                self.blocked_keys.add(alert.key_id)
+        d["action"] = action
+        with self._lock:
+            self.alerts.append(d)
+        self.metrics.alerts.labels(alert.monitor).inc()
+        try:
+            self.audit.submit(AuditRecord(kind="alert", endpoint=alert.monitor, decision=action or "alert",
+                                          key_id=alert.key_id, ts_us=int(alert.time * 1e6),
+                                          scores={"message": alert.message, "value": alert.value,
+                                                  "threshold": alert.threshold, "severity": alert.severity}))
+        except RuntimeError:  # closed during shutdown
+            pass
+        if self.config.webhook:
+            try:
+                self._hooks.put_nowait(d)
+            except queue.Full:
+                pass
+
+    def close(self) -> None:
+        self._mq.put(None)
+        if self.config.webhook:
+            self._hooks.put(None)
+        for t in self._threads:
+            t.join(5)
+        if self.monitors:
+            try:
+                save_state(self.monitors, self._monitor_state)
+            except OSError:
+                pass
+        self.audit.close()
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def count(self, key: str, decision: str) -> None:
+        minute = int(self.clock() // 60)
+        with self._lock:
+            self.stats[key][decision] += 1
+            tl = self.timeline.get(minute)
+            if tl is None:
+                tl = self.timeline[minute] = Counter()
+                for old in [m for m in self.timeline if m < minute - 120]:
+                    del self.timeline[old]
+            tl["ok" if decision == "ok" or decision == "flagged" else "rejected"] += 1
+        self.metrics.key_requests.labels(key, decision).inc()
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the dashboard shows."""
+        with self._lock:
+            per_key = {k: dict(v) for k, v in self.stats.items()}
+            timeline = [{"minute": m * 60, **dict(c)} for m, c in sorted(self.timeline.items())]
+            alerts = list(self.alerts)[-100:]
+        names = {k.id: k.name for k in self.keys.list()}
+        return {
+            "now": self.clock(), "started": self.started,
+            "model": self.model.describe(),
+            "traffic": [{"key": k, "name": names.get(k, k), **v} for k, v in sorted(per_key.items())],
+            "timeline": timeline,
+            "alerts": alerts,
+            "drift": list(self.drift.history)[-200:] if self.drift is not None else [],
+            "extraction": {
+                "prada": self.prada.scores() if self.prada is not None else {},
+                "coverage": self.coverage.scores() if self.coverage is not None else {},
+            },
+            "throttled": self.limiter.throttled, "blocked_keys": sorted(self.blocked_keys),
+            "blocked_clients": self.failures.blocked(),
+            "audit": {"written": self.audit.n_written, "failed": self.audit.n_failed,
+                      "last_verify": self.last_verify},
+            "input_defense": {"policy": self.config.input.policy, "detector": self.detector_name,
+                              "threshold": None if self.defense is None else self.defense.threshold},
+        }
+
+    # -- request steps ----------------------------------------------------------------------
+    def principal(self, header: str | None, client: str, scope: str) -> Principal:
+        """Authenticate and authorize; raises :class:`_Reject` (401/403/429)."""
+        left = self.failures.blocked_for(client)
+        if left > 0:
+            raise _Reject(429, "client_blocked", "too many failed authentications; try later",
+                          {"Retry-After": str(int(left) + 1)})
+        try:
+            p = self.auth.authenticate(header)
+            Authenticator.authorize(p, scope)
+        except AuthError as exc:
+            if exc.status == 401 and self.failures.record_failure(client):
+                self.raise_alert(Alert(monitor="auth.burst", severity="high",
+                                       message=f"client {client}: {self.config.auth.fail_burst} failed "
+                                               f"authentications; blocked for {self.config.auth.block_s:.0f}s",
+                                       data={"client": client}))
+            hdr = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+            raise _Reject(exc.status, f"auth_{exc.status}", exc.reason, hdr) from None
+        return p
+
+    def parse(self, body: bytes, content_type: str) -> np.ndarray:
+        ct = content_type.split(";")[0].strip().lower()
+        if ct in _NPY_TYPES:
+            try:
+                X = np.load(io.BytesIO(body), allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise _Reject(422, "invalid", f"not a .npy array: {type(exc).__name__}") from None
+            if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
+                raise _Reject(422, "invalid", "the .npy payload must be a numeric array")
+        else:
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise _Reject(422, "invalid", "body is not valid JSON") from None
+            if not isinstance(data, dict) or "inputs" not in data:
+                raise _Reject(422, "invalid", 'body must be {"inputs": [[...], ...]}')
+            try:
+                X = np.asarray(data["inputs"], dtype=np.float64)
+            except (ValueError, TypeError):
+                raise _Reject(422, "invalid", "inputs must be a rectangular array of numbers") from None
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise _Reject(422, "invalid", f"inputs must be a non-empty 2-D array (got shape {list(X.shape)})")
+        if X.shape[0] > self.config.limits.max_batch:
+            raise _Reject(413, "batch_too_large", f"batch of {X.shape[0]} rows exceeds {self.config.limits.max_batch}")
+        if self.n_features is not None and X.shape[1] != self.n_features:
+            raise _Reject(422, "invalid", f"each row must have {self.n_features} features, got {X.shape[1]}")
+        X = X.astype(np.float64, copy=False)
+        if not np.isfinite(X).all():
+            raise _Reject(422, "invalid", "inputs must be finite numbers")
+        return X
+
+
+def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference: np.ndarray | None = None,
+               feature_names: list[str] | None = None, gateway: Gateway | None = None) -> Any:
+    """Build the FastAPI application serving ``model`` behind every protection in ``config``.
+
+    The :class:`Gateway` is available as ``app.state.gateway``.
+    """
+    from contextlib import asynccontextmanager
+
+    from fastapi import Body, FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel as Schema
+    from pydantic import Field
+    from starlette.concurrency import run_in_threadpool
+
+    cfg = config or ServeConfig()
+    gw = gateway or Gateway(model, cfg, reference=reference, feature_names=feature_names)
+    limits = cfg.limits
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        gw.close()
+
+    app = FastAPI(title="modelshield gateway", version="1", lifespan=lifespan,
+                  description="Authenticated, rate-limited, audited predictions. "
+                              "Send `Authorization: Bearer <key>`.")
+    app.state.gateway = gw
+    dumps = json.dumps
+
+    def reply(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        return Response(dumps(payload, separators=(",", ":")), status_code=status, headers=headers,
+                        media_type="application/json")
+
+    async def log(rec: AuditRecord) -> int | None:
+        try:
+            return await gw.audit.append_async(rec)
+        except Exception:
+            gw.metrics.audit_failures.inc()
+            return None
+
+    async def refuse(rej: _Reject, *, rid: str, client: str, key: str | None, endpoint: str,
+                     digest: str = "", rows: int = 0, scores: dict[str, Any] | None = None) -> Response:
+        gw.metrics.rejections.labels(rej.reason).inc()
+        gw.metrics.requests.labels(endpoint, str(rej.status)).inc()
+        if key:
+            gw.count(key, rej.reason)
+        if rej.reason != "client_blocked":  # a blocked client's flood is counted, not logged row by row
+            seq = await log(AuditRecord(kind="request" if key else "auth", endpoint=endpoint, status=rej.status,
+                                        decision=f"rejected:{rej.reason}", key_id=key, client=client,
+                                        request_id=rid, input_hash=digest, n_rows=rows, scores=scores))
+            if seq is None:
+                return reply(503, {"detail": "audit log unavailable"}, {"X-Request-Id": rid})
+        return reply(rej.status, {"detail": rej.message}, {**rej.headers, "X-Request-Id": rid})
+
+    predict_schema = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {
+                "type": "object", "required": ["inputs"], "additionalProperties": True,
+                "properties": {"inputs": {"type": "array", "maxItems": limits.max_batch,
+                                          "items": {"type": "array", "items": {"type": "number"}}}}}},
+            "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    err = {"content": {"application/json": {"schema": {"type": "object",
+                                                       "properties": {"detail": {"type": "string"}}}}}}
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "predictions", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["predictions", "classes"],
+            "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"},
+                           "top_k": {"type": "array"}, "classes": {"type": "array"}}}}}},
+        401: {"description": "missing or invalid key", **err}, 403: {"description": "scope missing", **err},
+        413: {"description": "body or batch too large", **err}, 422: {"description": "invalid input", **err},
+        429: {"description": "rate limit, budget or block", **err},
+        503: {"description": "audit log unavailable (fail closed)", **err},
+    }
+
+    @app.post("/v1/predict", openapi_extra={"requestBody": predict_schema}, responses=responses,
+              summary="Predict a batch", tags=["predict"])
+    async def predict(request: Request) -> Response:
+        t0 = time.perf_counter()
+        rid = uuid.uuid4().hex
+        client = request.client.host if request.client else "-"
+        ep = "/v1/predict"
+        key: str | None = None
+        digest, rows = "", 0
+        scores: dict[str, Any] | None = None
+        try:
+            p = gw.principal(request.headers.get("authorization"), client, "predict")
+            key = p.key_id
+            if key in gw.blocked_keys:
+                raise _Reject(403, "key_blocked", "this key is blocked (suspected model extraction)")
+            clen = request.headers.get("content-length")
+            if clen is not None and (not clen.isdigit() or int(clen) > limits.max_body_bytes):
+                raise _Reject(413, "body_too_large", f"body exceeds {limits.max_body_bytes} bytes")
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise _Reject(413, "body_too_large", f"body exceeds {limits.max_body_bytes} bytes")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            digest = input_hash(body)
+            X = gw.parse(body, request.headers.get("content-type", "application/json"))
+            rows = len(X)
+            dec = gw.limiter.check(key, rows, rate=p.rate_per_s, daily_rows=p.daily_rows)
+            if not dec.allowed:
+                msg = ("rate limit exceeded" if dec.reason == "rate" else "daily query budget exhausted")
+                raise _Reject(429, dec.reason, msg, {"Retry-After": str(max(1, int(np.ceil(dec.retry_after_s))))})
+            decision = "ok"
+            if gw.defense is not None:
+                scr = gw.defense.screen(X)
+                scores = scr.summary()
+                decision = scr.decision
+                if decision == "rejected":
+                    raise _Reject(422, "input_rejected", "inputs fail the input schema or look out of distribution")
+            proba = await run_in_threadpool(gw.model.predict_proba, X)
+        except _Reject as rej:
+            return await refuse(rej, rid=rid, client=client, key=key, endpoint=ep, digest=digest, rows=rows,
+                                scores=scores)
+        except ModelShieldError as exc:
+            return await refuse(_Reject(exc.http_status if 400 <= exc.http_status < 500 else 422, "invalid",
+                                        str(exc)), rid=rid, client=client, key=key, endpoint=ep, digest=digest,
+                                rows=rows)
+        out = gw.outputs.body(proba, gw.classes)
+        if scores is not None:
+            scores["decision"] = decision
+        seq = await log(AuditRecord(kind="request", endpoint=ep, status=200, decision=decision, key_id=key,
+                                    client=client, request_id=rid, input_hash=digest, n_rows=rows,
+                                    output=out if cfg.audit.log_outputs else None, scores=scores))
+        if seq is None:  # fail closed: no answer that is not in the log
+            gw.metrics.requests.labels(ep, "503").inc()
+            return reply(503, {"detail": "audit log unavailable"}, {"X-Request-Id": rid})
+        if gw.monitors:
+            try:
+                gw._mq.put_nowait(Batch(X=X, proba=proba, key_id=key, time=gw.clock()))
+            except queue.Full:
+                gw.metrics.monitor_dropped.inc()
+        gw.count(key, decision)
+        gw.metrics.rows.inc(rows)
+        gw.metrics.requests.labels(ep, "200").inc()
+        gw.metrics.latency.observe(time.perf_counter() - t0)
+        hdr = {"X-Request-Id": rid, "X-Audit-Seq": str(seq)}
+        if decision == "flagged":
+            hdr["X-Input-Flagged"] = "1"
+        return reply(200, out, hdr)
+
+    async def guard(request: Request, scope: str, endpoint: str) -> Principal | Response:
+        rid = uuid.uuid4().hex
+        client = request.client.host if request.client else "-"
+        try:
+            return gw.principal(request.headers.get("authorization"), client, scope)
+        except _Reject as rej:
+            return await refuse(rej, rid=rid, client=client, key=None, endpoint=endpoint)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (monitor scope unless metrics_public)",
+             responses={200: {"content": {"text/plain": {}}}, 401: err, 403: err, 429: err})
+    async def metrics(request: Request) -> Response:
+        if not cfg.metrics_public:
+            p = await guard(request, "monitor", "/metrics")
+            if isinstance(p, Response):
+                return p
+        return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    class KeyCreate(Schema):
+        name: str = Field(min_length=1, max_length=100)
+        scopes: list[str] = Field(default_factory=lambda: ["predict"], min_length=1, max_length=3)
+        rate_per_s: float | None = Field(None, gt=0, le=1e6)
+        daily_rows: int | None = Field(None, gt=0, le=10**12)
+
+    admin_resp = {401: err, 403: err, 429: err}
+
+    @app.get("/admin/keys", tags=["admin"], responses=admin_resp)
+    async def list_keys(request: Request) -> Response:
+        p = await guard(request, "admin", "/admin/keys")
+        if isinstance(p, Response):
+            return p
+        return reply(200, {"keys": [k.public() for k in gw.keys.list()]})
+
+    @app.post("/admin/keys", tags=["admin"], responses={**admin_resp, 422: err})
+    async def create_key(request: Request, spec: KeyCreate = Body(...)) -> Response:  # noqa: B008
+        p = await guard(request, "admin", "/admin/keys")
+        if isinstance(p, Response):
+            return p
+        bad = [s for s in spec.scopes if s not in SCOPES]
+        if bad:
+            return reply(422, {"detail": f"unknown scope {bad[0]!r}; choose from {', '.join(SCOPES)}"})
+        rec, token = gw.keys.create(spec.name, spec.scopes, rate_per_s=spec.rate_per_s, daily_rows=spec.daily_rows)
+        await log(AuditRecord(kind="admin", endpoint="/admin/keys", status=201, decision=f"create:{rec.id}",
+                              key_id=p.key_id, client=request.client.host if request.client else None,
+                              request_id=uuid.uuid4().hex))
+        return reply(201, {"key": token, **rec.public()})
+
+    @app.delete("/admin/keys/{key_id}", tags=["admin"], responses={**admin_resp, 404: err})
+    async def revoke_key(request: Request, key_id: str) -> Response:
+        p = await guard(request, "admin", "/admin/keys")
+        if isinstance(p, Response):
+            return p
+        if gw.keys.get(key_id) is None:
+            return reply(404, {"detail": "no such key"})
+        rec = gw.keys.revoke(key_id)
+        await log(AuditRecord(kind="admin", endpoint="/admin/keys", status=200, decision=f"revoke:{rec.id}",
+                              key_id=p.key_id, client=request.client.host if request.client else None,
+                              request_id=uuid.uuid4().hex))
+        return reply(200, rec.public())
+
+    @app.post("/admin/keys/{key_id}/unthrottle", tags=["admin"], responses=admin_resp)
+    async def unthrottle(request: Request, key_id: str) -> Response:
+        p = await guard(request, "admin", "/admin/keys")
+        if isinstance(p, Response):
+            return p
+        gw.limiter.unthrottle(key_id)
+        gw.blocked_keys.discard(key_id)
+        return reply(200, {"key": key_id, "throttled": False})
+
+    @app.get("/admin/stats", tags=["admin"], responses=admin_resp, summary="Dashboard data (monitor scope)")
+    async def stats(request: Request) -> Response:
+        p = await guard(request, "monitor", "/admin/stats")
+        if isinstance(p, Response):
+            return p
+        return reply(200, gw.snapshot())
+
+    @app.get("/admin/alerts", tags=["admin"], responses=admin_resp)
+    async def alerts(request: Request) -> Response:
+        p = await guard(request, "monitor", "/admin/alerts")
+        if isinstance(p, Response):
+            return p
+        return reply(200, {"alerts": list(gw.alerts)})
+
+    @app.get("/admin/audit/verify", tags=["admin"], responses=admin_resp, summary="Verify the audit-log chain")
+    async def verify(request: Request) -> Response:
+        p = await guard(request, "monitor", "/admin/audit/verify")
+        if isinstance(p, Response):
+            return p
+        res = await run_in_threadpool(gw.audit.verify)
+        gw.last_verify = {**res.as_dict(), "time": gw.clock()}
+        return reply(200, gw.last_verify)
+
+    @app.get("/admin/audit/recent", tags=["admin"], responses=admin_resp)
+    async def recent(request: Request, n: int = 50) -> Response:
+        p = await guard(request, "admin", "/admin/audit/recent")
+        if isinstance(p, Response):
+            return p
+        rows = await run_in_threadpool(gw.audit.recent, max(1, min(n, 500)))
+        return reply(200, {"records": rows})
+
+    if cfg.dashboard and DASHBOARD_DIR.is_dir():
+
+        class _Dashboard(StaticFiles):
+            async def get_response(self, path: str, scope: Any) -> Response:
+                resp = await super().get_response(path, scope)
+                resp.headers["Content-Security-Policy"] = (
+                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+                resp.headers["X-Content-Type-Options"] = "nosniff"
+                resp.headers["Referrer-Policy"] = "no-referrer"
+                resp.headers["Cache-Control"] = "no-store"
+                return resp
+
+        app.mount("/dashboard", _Dashboard(directory=str(DASHBOARD_DIR), html=True), name="dashboard")
+
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception) -> Response:  # no tracebacks to clients
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app

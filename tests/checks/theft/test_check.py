@@ -1,0 +1,89 @@
+"""The ``theft`` audit check on the demo-like victims: timing, metrics, figures, grading."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from modelshield.audit import audit
+from modelshield.checks.base import AuditContext
+from modelshield.checks.registry import get_check
+from modelshield.checks.theft.check import TheftCheck
+from modelshield.findings import CheckStatus, Severity
+from modelshield.policy import Policy
+
+
+def _theft(report):
+    (r,) = [r for r in report.runs[0].results if r.check == "theft"]
+    return r
+
+
+def test_registered():
+    assert get_check("theft") is TheftCheck
+
+
+@pytest.mark.parametrize("victim", ["adult_hgb", "cancer_mlp"])
+def test_quick_mode_is_fast_and_complete(victim, request):
+    model, heldout, *_ = request.getfixturevalue(victim)
+    t0 = time.perf_counter()
+    r = _theft(audit(model, heldout, checks=["theft"], quick=True, seed=0))
+    elapsed = time.perf_counter() - t0
+    assert r.status is CheckStatus.FINDINGS, r.summary
+    assert elapsed < 8.0
+    m = r.metrics
+    assert m["max_budget"] == 1000
+    assert 0.0 <= m["fidelity_at_max_budget"] <= 1.0
+    assert {"fidelity_top1_at_max_budget", "fidelity_rounded_at_max_budget", "victim_accuracy"} <= set(m)
+    fig = r.figures[0]
+    assert fig.kind == "line" and fig.log_x
+    names = [s.name for s in fig.series]
+    assert "knockoff queries, top-1 label only" in names and "random queries, rounded" in names
+    assert all(list(s.x) == [50, 200, 1000] for s in fig.series)
+    assert len(r.tables["extraction"]) == 2 * 3 * 3
+    # the model is well above its constant-guess baseline, so the attack must beat it too
+    assert m["fidelity_at_max_budget"] > m["fidelity_baseline"]
+    (main,) = [f for f in r.findings if f.rule_id == "theft.extraction.fidelity"]
+    assert main.references
+
+
+def test_grading_follows_policy_thresholds(cancer_mlp):
+    model, heldout = cancer_mlp
+    opts = {"theft": {"budgets": [200], "strategies": ["knockoff"], "outputs": ["probabilities"]}}
+    lenient = Policy.from_mapping({"thresholds": {"theft.fidelity.high": 1.01, "theft.fidelity.medium": 1.01}})
+    strict = Policy.from_mapping({"thresholds": {"theft.fidelity.high": 0.5}})
+    r1 = _theft(audit(model, heldout, checks=["theft"], policy=lenient, options=opts, quick=True))
+    r2 = _theft(audit(model, heldout, checks=["theft"], policy=strict, options=opts, quick=True))
+    assert r1.metrics["fidelity_at_max_budget"] == r2.metrics["fidelity_at_max_budget"] >= 0.9
+    sev1 = {f.rule_id: f.severity for f in r1.findings}
+    sev2 = {f.rule_id: f.severity for f in r2.findings}
+    assert sev1["theft.extraction.fidelity"] is Severity.INFO
+    assert sev2["theft.extraction.fidelity"] is Severity.HIGH
+    assert r2.metrics["budget_to_high_fidelity"] == 200
+
+
+def test_check_is_deterministic_under_seed(cancer_mlp):
+    model, heldout = cancer_mlp
+    check = TheftCheck(budgets=[40], strategies=["knockoff"], outputs=["probabilities", "top1"])
+    ctx = AuditContext(model=model, data=heldout, seed=3, quick=True)
+    a = check.run(ctx)
+    b = check.run(ctx)
+    assert a.tables == b.tables and a.metrics == b.metrics
+
+
+def test_unknown_option_is_a_user_error():
+    from modelshield.errors import UserError
+
+    with pytest.raises(UserError, match="unknown option"):
+        TheftCheck.from_options({"budget": [1]})
+
+
+def test_skips_regression_models():
+    from sklearn.linear_model import LinearRegression
+
+    from modelshield.data.dataset import Dataset
+
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    rep = audit(LinearRegression().fit(X, X[:, 0]), Dataset(X=X, y=X[:, 0]), checks=["theft"])
+    assert _theft(rep).status is CheckStatus.SKIPPED

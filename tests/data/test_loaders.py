@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelshield.data.dataset import Dataset
+from modelshield.data.loaders import check_model_width, load_dataset
+from modelshield.errors import DataError, FormatError, InputNotFoundError
+from modelshield.models.load import load_model
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "age": rng.integers(18, 80, 50), "income": rng.normal(50, 10, 50), "sex": rng.choice(["F", "M"], 50),
+        "label": rng.integers(0, 2, 50),
+    })
+
+
+def test_csv_selects_target_sensitive_and_features_in_file_order(tmp_path, frame):
+    p = tmp_path / "d.csv"
+    frame.to_csv(p, index=False)
+    ds = load_dataset(p, target="label", sensitive=["sex"])
+    assert ds.feature_names == ["age", "income"]
+    assert ds.X.dtype == np.float64 and ds.X.shape == (50, 2)
+    np.testing.assert_array_equal(ds.y, frame["label"].to_numpy())
+    assert ds.sensitive["sex"].tolist() == frame["sex"].tolist()
+    assert ds.feature_types == ["integer", "continuous"]
+    assert ds.lower[0] == frame["age"].min() and ds.upper[1] == frame["income"].max()
+    ds2 = load_dataset(p, target="label", sensitive=["sex"], features=["income", "age"], immutable=["age"])
+    assert ds2.feature_names == ["income", "age"] and ds2.mutable_mask.tolist() == [True, False]
+
+
+def test_parquet_round_trip(tmp_path, frame):
+    p = tmp_path / "d.parquet"
+    frame.to_parquet(p)
+    ds = load_dataset(p, target="label", sensitive=["sex"])
+    assert ds.X.shape == (50, 2) and ds.name == "d.parquet"
+
+
+def test_npz_with_names_and_sensitive(tmp_path):
+    p = tmp_path / "d.npz"
+    X = np.arange(12, dtype=float).reshape(4, 3)
+    np.savez(p, X=X, y=np.array([0, 1, 0, 1]), feature_names=np.array(["a", "b", "c"]),
+             sensitive_group=np.array([1, 1, 2, 2]))
+    ds = load_dataset(p, sensitive=["group"])
+    assert ds.feature_names == ["a", "b", "c"] and ds.sensitive["group"].tolist() == [1, 1, 2, 2]
+    sub = load_dataset(p, features=["c", "a"])
+    np.testing.assert_array_equal(sub.X, X[:, [2, 0]])
+
+
+def test_format_is_detected_by_content_not_extension(tmp_path, frame):
+    p = tmp_path / "really-parquet.csv"
+    frame.to_parquet(p)
+    assert load_dataset(p, target="label", sensitive=["sex"]).X.shape == (50, 2)
+
+
+@pytest.mark.parametrize(("kwargs", "flag"), [({"target": "nope"}, "--target"), ({"sensitive": ["race"]}, "--sensitive"),
+                                              ({"features": ["zzz"]}, "--features")])
+def test_unknown_column_names_the_flag(tmp_path, frame, kwargs, flag):
+    p = tmp_path / "d.csv"
+    frame.to_csv(p, index=False)
+    with pytest.raises(DataError, match=flag) as ei:
+        load_dataset(p, **kwargs)
+    assert "columns are: age, income, sex, label" in str(ei.value)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(InputNotFoundError):
+        load_dataset(tmp_path / "missing.csv")
+    bad = tmp_path / "binary.csv"
+    bad.write_bytes(b"\x00\xff\xfe\x00" * 100)
+    with pytest.raises(FormatError):
+        load_dataset(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(FormatError, match="empty"):
+        load_dataset(empty)
+
+
+def test_width_mismatch_names_features(breast_cancer, sk_logreg):
+    _, Xte, _, yte = breast_cancer
+    ds = Dataset(X=Xte[:, :10], y=yte, feature_names=[f"c{i}" for i in range(10)])
+    with pytest.raises(DataError, match="--features"):
+        check_model_width(ds, load_model(sk_logreg))
+
+
+def test_dataset_sample_split_and_clip():
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    y = np.r_[np.zeros(150), np.ones(50)].astype(int)
+    ds = Dataset(X=X, y=y)
+    s = ds.sample(40, seed=1)
+    assert len(s) == 40 and s.y.mean() == pytest.approx(0.25)
+    assert ds.sample(40, seed=1).X.tolist() == s.X.tolist()
+    a, b = ds.split(0.25, seed=0)
+    assert len(a) == 150 and len(b) == 50
+    assert np.all(ds.clip(X * 10) <= ds.upper) and np.all(ds.clip(X * 10) >= ds.lower)
+    with pytest.raises(DataError):
+        Dataset(X=X, y=y[:5])

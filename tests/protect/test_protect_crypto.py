@@ -1,0 +1,257 @@
+"""Encryption at rest: round trips, tampering in every byte-position class, keys, rotation, memory."""
+
+from __future__ import annotations
+
+import io
+import os
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from modelshield.errors import IntegrityError, OutputError, UserError
+from modelshield.protect import crypto
+from modelshield.protect.crypto import (
+    HEADER_LEN,
+    TAG_LEN,
+    ScryptParams,
+    decrypt_bytes,
+    decrypt_file,
+    decrypt_file_to_bytes,
+    encrypt_bytes,
+    encrypt_file,
+    iter_decrypt,
+    rotate_file,
+)
+
+CS = 4096
+SEG = CS + TAG_LEN
+FAST_SCRYPT = ScryptParams(log2_n=10, r=8, p=1)
+
+
+def _enc(payload: bytes, key: bytes) -> bytes:
+    return encrypt_bytes(payload, key=key, chunk_size=CS)
+
+
+def _chunks(ct: bytes) -> list[bytes]:
+    body = ct[HEADER_LEN:]
+    return [body[i:i + SEG] for i in range(0, len(body), SEG)]
+
+
+@pytest.mark.parametrize("size", [0, 1, CS - 1, CS, CS + 1, 3 * CS, 3 * CS + 17])
+def test_round_trip_all_sizes(size: int, master_key: bytes) -> None:
+    data = os.urandom(size)
+    ct = _enc(data, master_key)
+    n_chunks = max(1, -(-size // CS))
+    assert len(ct) == HEADER_LEN + size + n_chunks * TAG_LEN
+    assert bytes(decrypt_bytes(ct, key=master_key)) == data
+    assert b"".join(iter_decrypt(io.BytesIO(ct), key=master_key)) == data
+
+
+def test_ciphertext_is_randomised(master_key: bytes, payload: bytes) -> None:
+    a, b = _enc(payload, master_key), _enc(payload, master_key)
+    assert a != b  # fresh data key and nonce prefix per file
+    assert payload[:64] not in a
+
+
+def _assert_rejected(ct: bytes, key: bytes, match: str | None = None) -> None:
+    with pytest.raises(IntegrityError, match=match):
+        decrypt_bytes(ct, key=key)
+    with pytest.raises(IntegrityError, match=match):
+        b"".join(iter_decrypt(io.BytesIO(ct), key=key))
+
+
+def test_every_header_byte_is_authenticated(master_key: bytes, payload: bytes) -> None:
+    ct = _enc(payload, master_key)
+    for pos in range(HEADER_LEN):
+        bad = bytearray(ct)
+        bad[pos] ^= 0x01
+        _assert_rejected(bytes(bad), master_key)
+
+
+def test_every_scrypt_header_byte_is_authenticated(payload: bytes) -> None:
+    ct = encrypt_bytes(payload, passphrase="a good passphrase", chunk_size=CS, scrypt=FAST_SCRYPT)
+    assert bytes(decrypt_bytes(ct, passphrase="a good passphrase")) == payload
+    for pos in range(HEADER_LEN):
+        bad = bytearray(ct)
+        bad[pos] ^= 0x01
+        with pytest.raises(IntegrityError):
+            decrypt_bytes(bytes(bad), passphrase="a good passphrase")
+
+
+def test_tampered_chunk_body_and_tag_are_detected(master_key: bytes, payload: bytes) -> None:
+    ct = _enc(payload, master_key)
+    chunks = _chunks(ct)
+    assert len(chunks) == 4
+    offset = HEADER_LEN
+    for i, ch in enumerate(chunks):
+        for where in (0, len(ch) // 2, len(ch) - TAG_LEN - 1):  # chunk body
+            bad = bytearray(ct)
+            bad[offset + where] ^= 0x80
+            _assert_rejected(bytes(bad), master_key, match=f"chunk {i} failed authentication")
+        for where in (len(ch) - TAG_LEN, len(ch) - 1):  # tag
+            bad = bytearray(ct)
+            bad[offset + where] ^= 0x01
+            _assert_rejected(bytes(bad), master_key, match=f"chunk {i}")
+        offset += len(ch)
+
+
+@pytest.mark.parametrize("cut", [
+    0, 5, HEADER_LEN - 1, HEADER_LEN, HEADER_LEN + 10,   # inside the header / no chunks
+    HEADER_LEN + SEG, HEADER_LEN + 3 * SEG,              # at chunk boundaries (drops whole chunks)
+    HEADER_LEN + 2 * SEG + 100,                          # inside a chunk
+    -1, -TAG_LEN,                                        # the end of the last chunk
+])
+def test_truncation_is_detected(cut: int, master_key: bytes, payload: bytes) -> None:
+    ct = _enc(payload, master_key)
+    _assert_rejected(ct[:cut], master_key)
+
+
+def test_reordered_duplicated_and_dropped_chunks_are_detected(master_key: bytes, payload: bytes) -> None:
+    ct = _enc(payload, master_key)
+    head, ch = ct[:HEADER_LEN], _chunks(ct)
+    _assert_rejected(head + ch[1] + ch[0] + ch[2] + ch[3], master_key, match="chunk 0")
+    _assert_rejected(head + ch[0] + ch[0] + ch[2] + ch[3], master_key, match="chunk 1")
+    _assert_rejected(head + ch[0] + ch[2] + ch[3], master_key, match="chunk 1")
+    _assert_rejected(head + ch[0] + ch[1] + ch[2], master_key)  # last chunk dropped: 2 was not final
+
+
+def test_chunks_from_another_file_are_rejected(master_key: bytes, payload: bytes) -> None:
+    a, b = _enc(payload, master_key), _enc(payload, master_key)
+    _assert_rejected(a[:HEADER_LEN] + b[HEADER_LEN:], master_key, match="chunk 0")
+
+
+@pytest.mark.parametrize("extra", [b"\x00", os.urandom(TAG_LEN), os.urandom(SEG), os.urandom(3)])
+def test_appended_data_is_detected(extra: bytes, master_key: bytes, payload: bytes) -> None:
+    ct = _enc(payload, master_key)
+    _assert_rejected(ct + extra, master_key)
+    # the same for a plaintext that fills its last chunk exactly
+    full = _enc(payload[: 3 * CS], master_key)
+    _assert_rejected(full + extra, master_key)
+
+
+def test_wrong_key_and_wrong_secret_kind(master_key: bytes, payload: bytes) -> None:
+    ct = _enc(payload, master_key)
+    _assert_rejected(ct, os.urandom(32), match="wrong key: this file was encrypted with key id")
+    with pytest.raises(IntegrityError, match="encrypted with a master key"):
+        decrypt_bytes(ct, passphrase="not a key at all")
+    pct = encrypt_bytes(payload, passphrase="passphrase one", chunk_size=CS, scrypt=FAST_SCRYPT)
+    with pytest.raises(IntegrityError, match="wrong passphrase"):
+        decrypt_bytes(pct, passphrase="passphrase two")
+    with pytest.raises(IntegrityError, match="encrypted with a passphrase"):
+        decrypt_bytes(pct, key=master_key)
+    with pytest.raises(UserError):
+        decrypt_bytes(ct)
+
+
+def test_not_a_container_is_rejected(master_key: bytes) -> None:
+    with pytest.raises(IntegrityError, match="not a modelshield-encrypted file"):
+        decrypt_bytes(b"\x80\x04plain pickle bytes", key=master_key)
+
+
+def test_decrypt_file_writes_nothing_on_failure(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
+    src = tmp_path / "m.bin"
+    src.write_bytes(payload)
+    enc = tmp_path / "m.enc"
+    encrypt_file(src, enc, key=master_key, chunk_size=CS)
+    bad = bytearray(enc.read_bytes())
+    bad[-1] ^= 1  # last tag: the first chunks decrypt fine, the failure comes at the very end
+    enc.write_bytes(bytes(bad))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(IntegrityError, match="chunk 3"):
+        decrypt_file(enc, out_dir / "m.bin", key=master_key)
+    assert list(out_dir.iterdir()) == []  # no output, no temp file
+
+
+def test_file_round_trip_and_no_clobber(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
+    src, enc, out = tmp_path / "m.bin", tmp_path / "m.enc", tmp_path / "m.out"
+    src.write_bytes(payload)
+    encrypt_file(src, enc, key=master_key)
+    assert crypto.is_encrypted(enc) and not crypto.is_encrypted(src)
+    assert bytes(decrypt_file_to_bytes(enc, key=master_key)) == payload
+    assert decrypt_file(enc, out, key=master_key) == len(payload)
+    assert out.read_bytes() == payload
+    with pytest.raises(OutputError, match="already exists"):
+        decrypt_file(enc, out, key=master_key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.enc", "m.out"]
+
+
+def test_rotation_rewraps_without_touching_the_payload(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
+    src, enc = tmp_path / "m.bin", tmp_path / "m.enc"
+    src.write_bytes(payload)
+    encrypt_file(src, enc, key=master_key, chunk_size=CS)
+    before = enc.read_bytes()
+    new_key = os.urandom(32)
+    rotate_file(enc, old_key=master_key, new_key=new_key)
+    after = enc.read_bytes()
+    assert after[HEADER_LEN:] == before[HEADER_LEN:]  # payload bytes identical: not re-encrypted
+    assert after[:24] == before[:24]  # fixed header (AAD of every chunk) unchanged
+    assert after[24:HEADER_LEN] != before[24:HEADER_LEN]  # key section rewrapped
+    assert bytes(decrypt_file_to_bytes(enc, key=new_key)) == payload
+    with pytest.raises(IntegrityError, match="wrong key"):
+        decrypt_file_to_bytes(enc, key=master_key)
+    # to a passphrase and back, out of place
+    enc2 = tmp_path / "m2.enc"
+    rotate_file(enc, enc2, old_key=new_key, new_passphrase="rotated passphrase", scrypt=FAST_SCRYPT)
+    assert enc2.read_bytes()[HEADER_LEN:] == before[HEADER_LEN:]
+    assert bytes(decrypt_file_to_bytes(enc2, passphrase="rotated passphrase")) == payload
+
+
+def test_rotation_with_wrong_old_key_changes_nothing(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
+    src, enc = tmp_path / "m.bin", tmp_path / "m.enc"
+    src.write_bytes(payload)
+    encrypt_file(src, enc, key=master_key)
+    before = enc.read_bytes()
+    with pytest.raises(IntegrityError):
+        rotate_file(enc, old_key=os.urandom(32), new_key=os.urandom(32))
+    assert enc.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.enc"]
+
+
+class _Zeros(io.RawIOBase):
+    """A readable stream of ``n`` (arbitrary) bytes that allocates nothing per read."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        k = min(len(b), self.left)  # the buffer's old content stands in for data: no allocation
+        self.left -= k
+        return k
+
+
+class _Sink(io.RawIOBase):
+    def __init__(self) -> None:
+        self.n = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        self.n += len(b)
+        return len(b)
+
+
+def test_streaming_memory_does_not_grow_with_size(master_key: bytes) -> None:
+    size = 48 << 20
+    cs = 1 << 20
+    tracemalloc.start()
+    try:
+        sink = _Sink()
+        crypto.encrypt_stream(_Zeros(size), sink, key=master_key, chunk_size=cs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sink.n == HEADER_LEN + size + (size // cs) * TAG_LEN
+    assert peak < 5 * cs, f"peak {peak / 2**20:.1f} MiB for a {size >> 20} MiB stream"
+
+
+def test_scrypt_bounds_stop_crafted_headers(payload: bytes) -> None:
+    ct = bytearray(encrypt_bytes(payload, passphrase="passphrase!", chunk_size=CS, scrypt=FAST_SCRYPT))
+    ct[25] = 40  # log2(N) = 40 would need terabytes: refused before any work
+    with pytest.raises(IntegrityError, match="scrypt parameters"):
+        decrypt_bytes(bytes(ct), passphrase="passphrase!")

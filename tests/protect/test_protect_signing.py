@@ -1,0 +1,119 @@
+"""Signing and verification: files, directories, named differences, wrong keys, tampered bundles."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from modelshield.errors import IntegrityError, OutputError
+from modelshield.protect.keys import load_private_key, load_public_key
+from modelshield.protect.signing import build_manifest, hash_file, sign, verify, verify_bytes
+
+
+def test_hash_file_matches_hashlib(tmp_path: Path) -> None:
+    for size in (0, 1, 1 << 20):
+        p = tmp_path / f"f{size}"
+        data = os.urandom(size)
+        p.write_bytes(data)
+        assert hash_file(p) == hashlib.sha256(data).hexdigest()
+
+
+def test_sign_verify_file(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    priv, pub = keypair
+    model = tmp_path / "model.pt"
+    model.write_bytes(os.urandom(5000))
+    sig = sign(model, load_private_key(priv))
+    assert sig == tmp_path / "model.pt.sig"
+    res = verify(model, load_public_key(pub))
+    assert res.files == 1
+    with pytest.raises(OutputError, match="already exists"):
+        sign(model, load_private_key(priv))
+    data = bytearray(model.read_bytes())
+    data[1234] ^= 1
+    model.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=r"model.pt does not match its signature: changed: model.pt"):
+        verify(model, load_public_key(pub))
+
+
+def test_sign_verify_directory_names_each_difference(model_dir: Path, keypair: tuple[Path, Path]) -> None:
+    priv, pub = keypair
+    sig = sign(model_dir, load_private_key(priv))
+    assert sig == model_dir / "model.sig"
+    res = verify(model_dir, load_public_key(pub))
+    assert res.files == 4  # .git and the signature itself are not part of the manifest
+    (model_dir / ".git" / "HEAD").write_text("changed")  # ignored
+    verify(model_dir, load_public_key(pub))
+
+    part = model_dir / "shards" / "part-1.bin"
+    original = part.read_bytes()
+    part.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(IntegrityError, match=r"changed: shards/part-1\.bin$"):
+        verify(model_dir, load_public_key(pub))
+    part.write_bytes(original)
+
+    (model_dir / "extra.bin").write_bytes(b"new")
+    with pytest.raises(IntegrityError, match=r"added \(not signed\): extra\.bin$"):
+        verify(model_dir, load_public_key(pub))
+    (model_dir / "extra.bin").unlink()
+
+    (model_dir / "config.json").unlink()
+    with pytest.raises(IntegrityError, match=r"removed: config\.json$"):
+        verify(model_dir, load_public_key(pub))
+
+
+def test_wrong_key_is_rejected(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    from modelshield.protect.keys import write_signing_keypair
+
+    priv, _ = keypair
+    kind = "ed25519" if "ed25519" in priv.name else "ecdsa-p256"
+    write_signing_keypair(tmp_path / "other.pem", tmp_path / "other.pub", kind)
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights")
+    sign(model, load_private_key(priv))
+    with pytest.raises(IntegrityError, match="made with a different key"):
+        verify(model, load_public_key(tmp_path / "other.pub"))
+
+
+def test_altered_statement_is_rejected(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    priv, pub = keypair
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights")
+    sig = sign(model, load_private_key(priv))
+    bundle = json.loads(sig.read_text())
+    stmt = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    # an attacker re-points the signed digest at their own file content
+    evil = hashlib.sha256(b"evil").hexdigest()
+    stmt["predicate"]["resources"][0]["digest"] = evil
+    stmt["subject"][0]["digest"]["sha256"] = hashlib.sha256(bytes.fromhex(evil)).hexdigest()
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    sig.write_text(json.dumps(bundle))
+    model.write_bytes(b"evil")
+    with pytest.raises(IntegrityError, match="bad signature"):
+        verify(model, load_public_key(pub))
+
+
+def test_missing_signature_and_bytes_verification(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    priv, pub = keypair
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights")
+    with pytest.raises(IntegrityError, match="does not exist"):
+        verify(model, load_public_key(pub))
+    sig = sign(model, load_private_key(priv))
+    verify_bytes(b"weights", "m.bin", load_public_key(pub), signature=sig)
+    with pytest.raises(IntegrityError, match="changed"):
+        verify_bytes(b"weightz", "m.bin", load_public_key(pub), signature=sig)
+
+
+def test_symlinks_are_refused(model_dir: Path, keypair: tuple[Path, Path]) -> None:
+    (model_dir / "link.bin").symlink_to(model_dir / "config.json")
+    with pytest.raises(IntegrityError, match="symbolic link"):
+        build_manifest(model_dir)
+
+
+def test_directory_hashing_threads_agree(model_dir: Path) -> None:
+    assert build_manifest(model_dir, workers=1).files == build_manifest(model_dir, workers=4).files
