@@ -62,6 +62,27 @@ def build_app() -> typer.Typer:
 app = build_app()
 
 
+def _click_errors() -> tuple[type[Exception], ...]:
+    """Click's usage-error base class: typer >= 0.20 vendors click as ``typer._click``."""
+    found: list[type[Exception]] = []
+    try:
+        from typer._click.exceptions import ClickException as Vendored  # type: ignore[import-not-found]
+
+        found.append(Vendored)
+    except ImportError:  # pragma: no cover - older typer
+        pass
+    try:
+        from click.exceptions import ClickException
+
+        found.append(ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(found)
+
+
+_CLICK_ERRORS = _click_errors()
+
+
 def _debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("MODELSHIELD_DEBUG", "") not in ("", "0")
 
@@ -69,8 +90,6 @@ def _debug_requested(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Returns (and exits with) the documented exit code; never shows a traceback
     unless ``--debug`` is given."""
-    import click
-
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     command = typer.main.get_command(app)
@@ -84,12 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         code = exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code if exc.exit_code else EXIT_USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except _CLICK_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        code = getattr(exc, "exit_code", 0) or EXIT_USAGE
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # an internal bug: still one line, with --debug for details

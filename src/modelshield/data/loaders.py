@@ -115,10 +115,12 @@ def from_frame(
         if s not in features:
             raise _unknown(s, features, "--immutable")
     feat = frame[list(features)]
-    numeric = all(np.issubdtype(dt, np.number) or np.issubdtype(dt, np.bool_) for dt in feat.dtypes)
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    numeric = all(is_numeric_dtype(dt) or is_bool_dtype(dt) for dt in feat.dtypes)
     X = feat.to_numpy(dtype=np.float64) if numeric else feat.to_numpy(dtype=object)
     y = frame[target].to_numpy() if target is not None else None
-    if y is not None and y.dtype == object:
+    if y is not None and not np.issubdtype(y.dtype, np.number):
         y = y.astype(str)
     sens = {s: frame[s].to_numpy() for s in sensitive}
     return Dataset(X=X, y=y, feature_names=list(features), sensitive=sens, immutable=frozenset(immutable),

@@ -66,12 +66,17 @@ def make_trigger_set(
     kind: str = "noise",
     seed: int = 0,
 ) -> TriggerSet:
-    """A secret trigger set: ``n`` inputs and labels drawn independently and uniformly at random.
+    """A secret trigger set: ``n`` random inputs with secret, randomly assigned labels.
 
     ``noise`` triggers are uniform in the box ``[lower, upper]`` (per feature; default ``[-3, 3]``,
     i.e. the range of standardised data): with many features such points are far from any natural
-    input, so learning them barely touches the task. Labels are i.i.d. uniform, which makes
-    ``1 / n_classes`` the exact chance agreement of an independent model.
+    input, so learning them barely touches the task. Labels are a uniformly random permutation of a
+    balanced multiset (each class ``n / n_classes`` times): whatever an independent model predicts on
+    the triggers, its expected agreement is exactly ``1 / n_classes``, and the count is less
+    dispersed than ``Binomial(n, 1 / n_classes)`` (sampling without replacement, Hoeffding 1963), so
+    the binomial test of :func:`~modelshield.checks.theft.watermark.verify_watermark` is conservative.
+    With i.i.d. labels instead, one unlucky label imbalance would bias every independent model that
+    predicts one class on noise inputs.
     """
     if kind not in TRIGGER_KINDS:
         raise DataError(f"unknown trigger kind {kind!r}; expected one of: {', '.join(TRIGGER_KINDS)}")
@@ -82,7 +87,7 @@ def make_trigger_set(
     lo = np.broadcast_to(np.asarray(-3.0 if lower is None else lower, dtype=np.float64).reshape(-1), (d,))
     hi = np.broadcast_to(np.asarray(3.0 if upper is None else upper, dtype=np.float64).reshape(-1), (d,))
     X = (rng.uniform(size=(n, d)) * (hi - lo) + lo).reshape((n, *input_shape))
-    labels = rng.integers(0, n_classes, size=n)
+    labels = rng.permutation(np.resize(np.arange(n_classes), n))
     return TriggerSet(X=X, labels=labels, n_classes=n_classes, kind=kind, seed=seed,
                       meta={"input_shape": list(input_shape)})
 

@@ -25,7 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from modelshield.errors import ModelShieldError
+from modelshield.errors import MissingExtraError, ModelShieldError
+
+try:
+    from fastapi import Body, FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel as _Schema
+    from pydantic import Field
+    from starlette.concurrency import run_in_threadpool
+except ImportError as _exc:  # pragma: no cover - optional extra
+    raise MissingExtraError("fastapi", "serve", "the serving gateway") from _exc
 from modelshield.models.base import BaseModel
 from modelshield.serve.auditlog import AuditLog, AuditRecord, input_hash, load_or_create_key
 from modelshield.serve.auth import SCOPES, Authenticator, AuthError, FailureTracker, KeyStore, Principal
@@ -347,20 +357,22 @@ class Gateway:
         return X
 
 
+class KeyCreate(_Schema):
+    """Body of ``POST /admin/keys``."""
+
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(default_factory=lambda: ["predict"], min_length=1, max_length=3)
+    rate_per_s: float | None = Field(None, gt=0, le=1e6)
+    daily_rows: int | None = Field(None, gt=0, le=10**12)
+
+
 def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference: np.ndarray | None = None,
-               feature_names: list[str] | None = None, gateway: Gateway | None = None) -> Any:
+               feature_names: list[str] | None = None, gateway: Gateway | None = None) -> FastAPI:
     """Build the FastAPI application serving ``model`` behind every protection in ``config``.
 
     The :class:`Gateway` is available as ``app.state.gateway``.
     """
     from contextlib import asynccontextmanager
-
-    from fastapi import Body, FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
-    from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel as Schema
-    from pydantic import Field
-    from starlette.concurrency import run_in_threadpool
 
     cfg = config or ServeConfig()
     gw = gateway or Gateway(model, cfg, reference=reference, feature_names=feature_names)
@@ -515,12 +527,6 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             if isinstance(p, Response):
                 return p
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    class KeyCreate(Schema):
-        name: str = Field(min_length=1, max_length=100)
-        scopes: list[str] = Field(default_factory=lambda: ["predict"], min_length=1, max_length=3)
-        rate_per_s: float | None = Field(None, gt=0, le=1e6)
-        daily_rows: int | None = Field(None, gt=0, le=10**12)
 
     admin_resp = {401: err, 403: err, 429: err}
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-
 from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.checks.privacy.membership import (
     ATTACKS,
@@ -244,4 +242,3 @@ class PrivacyCheck(Check):
                 remediation="Pseudonymise, mask or drop the column (modelshield privacy anonymize).",
             ))
         summary.append(f"PII scan of {label}: {rep.total_cells} cells in {len(rep.pii_columns)} columns.")
-        _ = np  # numpy is used by the membership helpers above

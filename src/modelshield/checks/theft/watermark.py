@@ -1,11 +1,12 @@
 """Black-box ownership verification of trigger-set watermarks, with a binomial test.
 
-A trigger set is a secret list of inputs with labels the owner chose uniformly at random and taught
-to the model (see :mod:`modelshield.harden.watermark`). A model that was trained without knowing those
-labels agrees with each of them with probability exactly ``1 / n_classes``, *whatever* it predicts on
-the trigger inputs, because each label was drawn independently and uniformly. The number of agreements
-of an independent model is therefore ``Binomial(n, 1 / n_classes)``, and the p-value of the observed
-agreement under that null is an exact test of "this model was built without the owner's secret".
+A trigger set is a secret list of inputs with labels the owner assigned at random and taught to the
+model (see :mod:`modelshield.harden.watermark`). A model trained without knowing those labels agrees
+with each of them with probability ``1 / n_classes``, *whatever* it predicts on the trigger inputs,
+because the labels are a uniformly random (balanced) assignment independent of the model. Its number
+of agreements is ``Binomial(n, 1 / n_classes)`` for i.i.d. labels, and less dispersed than that for a
+balanced permutation (sampling without replacement), so the binomial p-value of the observed
+agreement is a valid (conservative) test of "this model was built without the owner's secret".
 ``verify_watermark(..., chance=...)`` accepts a measured chance level instead (e.g. the mean agreement
 of independently trained models, :func:`measured_chance`) for trigger sets whose labels were not drawn
 uniformly.

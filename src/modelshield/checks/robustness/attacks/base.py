@@ -238,14 +238,16 @@ class Attack(ABC):
         d = int(np.prod(shape))
         if int(np.prod(X.shape[1:])) != d:
             raise DataError(f"inputs have {int(np.prod(X.shape[1:]))} features but the model expects {d}")
-        y_idx = model.label_index(np.asarray(y))
+        clean_proba = model.predict_proba(X.reshape((n, *shape)))
+        n_classes = clean_proba.shape[1]
+        y_idx = label_indices(model, y, n_classes)
         dtype = torch.float32 if self.white_box else torch.float64
         proj = self.threat.projector(d, dtype)
         x0 = torch.as_tensor(X.reshape(n, d), dtype=dtype)
-        ctx = AttackContext(model, proj, shape, model.n_classes, self.threat.targeted, self.seed,
+        ctx = AttackContext(model, proj, shape, n_classes, self.threat.targeted, self.seed,
                             self.white_box)
         yt = torch.as_tensor(y_idx)
-        clean_pred = model.predict_index(X.reshape((n, *shape)))
+        clean_pred = np.argmax(clean_proba, axis=1)
         clean_correct = (clean_pred != y_idx) if self.threat.targeted else (clean_pred == y_idx)
         todo = np.flatnonzero(clean_correct)
         x_adv = x0.clone()
@@ -297,6 +299,22 @@ class Attack(ABC):
     @abstractmethod
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
         """Attack flattened inputs ``x0`` (all still correctly classified) with label indices ``y``."""
+
+
+def label_indices(model: BaseModel, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class indices of labels ``y``; models that do not know their classes (some TorchScript
+    modules) take integer labels ``0 .. n_classes-1`` as indices."""
+    y = np.asarray(y)
+    try:
+        model.classes  # noqa: B018 - raises AttributeError when unknown
+    except AttributeError:
+        if not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0):
+            raise DataError("the model does not know its classes; labels must be class indices") from None
+        idx = y.astype(np.int64)
+        if idx.min() < 0 or idx.max() >= n_classes:
+            raise DataError(f"labels must be class indices 0..{n_classes - 1} for this model") from None
+        return idx
+    return model.label_index(y)
 
 
 # -- losses shared by the white-box attacks ---------------------------------------------------

@@ -30,6 +30,7 @@ class Ensemble(Attack):
     Parameters
     ----------
     attacks : the member attacks (each with its own threat model; normally the same).
+    tag : the name results carry (``"apgd"`` for the default members).
 
     References
     ----------
@@ -44,6 +45,11 @@ class Ensemble(Attack):
     name: ClassVar[str] = "ensemble"
 
     attacks: list[Attack] = field(default_factory=list)
+    tag: str = "apgd"
+
+    @property
+    def label(self) -> str:
+        return self.tag
 
     def __post_init__(self) -> None:
         if not self.attacks:
@@ -55,7 +61,8 @@ class Ensemble(Attack):
         return any(a.white_box for a in self.attacks)
 
     def params(self) -> dict[str, object]:
-        return {"attacks": [{"name": a.label, **a.params()} for a in self.attacks], "seed": self.seed}
+        return {"attacks": [{"name": a.label, **a.params()} for a in self.attacks], "seed": self.seed,
+                "tag": self.tag}
 
     def check_model(self, model: BaseModel) -> None:
         for a in self.attacks:

@@ -1,0 +1,274 @@
+"""Protect benchmark: encrypt/decrypt and sign/verify, side by side with the OpenSSF ``model_signing``
+CLI (key mode) and with the floors (``hashlib.sha256`` over the same bytes; a single-shot
+``cryptography`` AESGCM pass), on a ~512 MiB checkpoint and a directory of 8 x 64 MiB shards.
+
+Every measurement runs in a fresh process, so its peak RSS is its own; times are the median of
+``--reps`` runs with warm page cache. In-process operations time only the operation; CLI rows time
+the whole command (interpreter start included), as a user sees it.
+
+    .venv/bin/python benchmarks/protect/bench_protect.py            # generate, measure, print, clean up
+    .venv/bin/python benchmarks/protect/bench_protect.py --keep     # keep benchmarks/protect/_work
+
+Needs the bench extra for the peer rows: ``pip install model-signing pyOpenSSL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+BIN = Path(sys.executable).parent
+CKPT_MIB = 512
+SHARDS, SHARD_MIB = 8, 64
+
+
+# --- worker: one operation in this (fresh) process -------------------------------------------------
+
+
+def _op(name: str, a: dict[str, str]) -> float:
+    """Run operation ``name``; return its seconds (excluding interpreter start and imports)."""
+    p = Path(a["path"])
+    if name == "sha256":  # the hashing floor: stream the same bytes through hashlib
+        import hashlib
+
+        files = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix != ".sig") if p.is_dir() else [p]
+        t = time.perf_counter()
+        for f in files:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                buf = bytearray(1 << 24)
+                mv = memoryview(buf)
+                while n := fh.readinto(buf):
+                    h.update(mv[:n])
+            h.digest()
+        return time.perf_counter() - t
+    if name in ("aesgcm-encrypt", "aesgcm-decrypt"):  # single-shot floor: read all, one AEAD call, write
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        aead = AESGCM(bytes(32))
+        t = time.perf_counter()
+        data = p.read_bytes()
+        out = aead.encrypt(bytes(12), data, None) if name == "aesgcm-encrypt" else aead.decrypt(bytes(12), data, None)
+        Path(a["out"]).write_bytes(out)
+        return time.perf_counter() - t
+    if name == "ours-encrypt":
+        from modelshield.protect.crypto import encrypt_file
+
+        t = time.perf_counter()
+        encrypt_file(p, a["out"], key=bytes(32), force=True)
+        return time.perf_counter() - t
+    if name == "ours-decrypt":
+        from modelshield.protect.crypto import decrypt_file
+
+        t = time.perf_counter()
+        decrypt_file(p, a["out"], key=bytes(32), force=True)
+        return time.perf_counter() - t
+    if name == "ours-decrypt-mem":
+        from modelshield.protect.crypto import decrypt_file_to_bytes
+
+        t = time.perf_counter()
+        decrypt_file_to_bytes(p, key=bytes(32))
+        return time.perf_counter() - t
+    if name == "ours-sign":
+        from modelshield.protect.keys import load_private_key
+        from modelshield.protect.signing import sign
+
+        key = load_private_key(a["key"])
+        t = time.perf_counter()
+        sign(p, key, signature=a["sig"], force=True)
+        return time.perf_counter() - t
+    if name == "ours-verify":
+        from modelshield.protect.keys import load_public_key
+        from modelshield.protect.signing import verify
+
+        key = load_public_key(a["key"])
+        t = time.perf_counter()
+        verify(p, key, signature=a["sig"])
+        return time.perf_counter() - t
+    if name == "ms-api-sign":
+        import model_signing
+
+        t = time.perf_counter()
+        model_signing.signing.Config().use_elliptic_key_signer(private_key=a["key"]).sign(p, a["sig"])
+        return time.perf_counter() - t
+    if name == "ms-api-verify":
+        import model_signing
+
+        t = time.perf_counter()
+        model_signing.verifying.Config().use_elliptic_key_verifier(public_key=a["key"]).verify(p, a["sig"])
+        return time.perf_counter() - t
+    if name == "cli":  # a whole command line, timed from outside
+        t = time.perf_counter()
+        subprocess.run(json.loads(a["argv"]), check=True, capture_output=True)
+        return time.perf_counter() - t
+    raise SystemExit(f"unknown op {name}")
+
+
+def _worker(name: str, a: dict[str, str]) -> None:
+    secs = _op(name, a)
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": secs, "rss_mib": max(me, kids) / 1024}))
+
+
+def measure(name: str, reps: int, **a: str) -> dict[str, float]:
+    runs = []
+    for _ in range(reps):
+        res = subprocess.run([sys.executable, __file__, "--worker", name, json.dumps(a)],
+                             check=True, capture_output=True, text=True)
+        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "rss_mib": max(r["rss_mib"] for r in runs)}
+
+
+# --- driver ---------------------------------------------------------------------------------------
+
+
+def generate() -> tuple[Path, Path]:
+    import numpy as np
+
+    WORK.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    ckpt = WORK / "checkpoint.pt"
+    if not ckpt.exists():
+        import torch
+
+        state = {f"layer{i}.weight": torch.from_numpy(rng.standard_normal((1024, 1024), dtype=np.float32))
+                 for i in range(CKPT_MIB // 4)}
+        torch.save(state, ckpt)
+    shards = WORK / "shards"
+    if not shards.exists():
+        shards.mkdir()
+        for i in range(SHARDS):
+            (shards / f"model-{i:05d}-of-{SHARDS:05d}.safetensors").write_bytes(
+                rng.bytes(SHARD_MIB << 20))
+        (shards / "config.json").write_text('{"architecture": "bench"}')
+    return ckpt, shards
+
+
+def keys() -> tuple[Path, Path]:
+    from modelshield.protect.keys import write_signing_keypair
+
+    priv, pub = WORK / "ec.pem", WORK / "ec.pub.pem"
+    if not priv.exists():
+        write_signing_keypair(priv, pub, "ecdsa-p256", force=True)
+    return priv, pub
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("modelshield", "cryptography", "model-signing"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def run(reps: int) -> dict[str, object]:
+    ckpt, shards = generate()
+    priv, pub = keys()
+    have_ms = shutil.which("model_signing", path=str(BIN)) is not None
+    res: dict[str, dict[str, dict[str, float]]] = {}
+    for label, target in (("checkpoint", ckpt), ("shards", shards)):
+        r: dict[str, dict[str, float]] = {}
+        size = sum(f.stat().st_size for f in ([target] if target.is_file() else target.rglob("*")) if f.is_file())
+        r["_size"] = {"seconds": 0.0, "rss_mib": size / 2**20}
+        r["sha256 floor"] = measure("sha256", reps, path=str(target))
+        ours_sig, ms_sig = WORK / f"{label}.ours.sig", WORK / f"{label}.ms.sig"
+        r["modelshield sign (API)"] = measure("ours-sign", reps, path=str(target), key=str(priv), sig=str(ours_sig))
+        r["modelshield verify (API)"] = measure("ours-verify", reps, path=str(target), key=str(pub),
+                                                sig=str(ours_sig))
+        r["modelshield sign (CLI)"] = measure("cli", reps, argv=json.dumps(
+            [str(BIN / "modelshield"), "protect", "sign", str(target), "--private-key", str(priv), "--signature",
+             str(ours_sig), "--force"]))
+        r["modelshield verify (CLI)"] = measure("cli", reps, argv=json.dumps(
+            [str(BIN / "modelshield"), "protect", "verify", str(target), "--public-key", str(pub), "--signature",
+             str(ours_sig)]))
+        if have_ms:
+            r["model_signing sign key (CLI)"] = measure("cli", reps, argv=json.dumps(
+                [str(BIN / "model_signing"), "sign", "key", "--private_key", str(priv), "--signature", str(ms_sig),
+                 str(target)]))
+            r["model_signing verify key (CLI)"] = measure("cli", reps, argv=json.dumps(
+                [str(BIN / "model_signing"), "verify", "key", "--public_key", str(pub), "--signature", str(ms_sig),
+                 str(target)]))
+            r["model_signing sign (API)"] = measure("ms-api-sign", reps, path=str(target), key=str(priv),
+                                                    sig=str(ms_sig))
+            r["model_signing verify (API)"] = measure("ms-api-verify", reps, path=str(target), key=str(pub),
+                                                      sig=str(ms_sig))
+            # cross-tool: each verifies the other's signature (must succeed, or this raises)
+            measure("ours-verify", 1, path=str(target), key=str(pub), sig=str(ms_sig))
+            measure("ms-api-verify", 1, path=str(target), key=str(pub), sig=str(ours_sig))
+        if target.is_file():
+            enc, dec = WORK / "ckpt.enc", WORK / "ckpt.dec"
+            ref_enc, ref_dec = WORK / "ckpt.aesgcm", WORK / "ckpt.aesgcm.dec"
+            r["AESGCM single-shot encrypt (floor)"] = measure("aesgcm-encrypt", reps, path=str(target),
+                                                              out=str(ref_enc))
+            r["AESGCM single-shot decrypt (floor)"] = measure("aesgcm-decrypt", reps, path=str(ref_enc),
+                                                              out=str(ref_dec))
+            r["modelshield encrypt (streamed, file)"] = measure("ours-encrypt", reps, path=str(target), out=str(enc))
+            r["modelshield decrypt (streamed, file)"] = measure("ours-decrypt", reps, path=str(enc), out=str(dec))
+            r["modelshield decrypt to memory"] = measure("ours-decrypt-mem", reps, path=str(enc))
+            assert dec.read_bytes() == target.read_bytes()
+            for f in (enc, dec, ref_enc, ref_dec):
+                f.unlink()
+        res[label] = r
+    return {"date": dt.date.today().isoformat(), "versions": _versions(), "cpus": os.cpu_count(),
+            "reps": reps, "results": res}
+
+
+def table(out: dict[str, object]) -> str:
+    lines = []
+    for label, r in out["results"].items():  # type: ignore[union-attr]
+        size = r.pop("_size")["rss_mib"]
+        floor = r["sha256 floor"]["seconds"]
+        aes_e = r.get("AESGCM single-shot encrypt (floor)", {}).get("seconds")
+        aes_d = r.get("AESGCM single-shot decrypt (floor)", {}).get("seconds")
+        lines += [f"\n### {label} ({size:,.0f} MiB)\n", "| operation | seconds | peak RSS MiB | vs floor |",
+                  "|---|---:|---:|---|"]
+        for name, m in r.items():
+            if "encrypt" in name and aes_e:
+                ratio = f"{m['seconds'] / aes_e:.2f}x AESGCM"
+            elif "decrypt" in name and aes_d:
+                ratio = f"{m['seconds'] / aes_d:.2f}x AESGCM"
+            else:
+                ratio = f"{m['seconds'] / floor:.2f}x sha256"
+            lines.append(f"| {name} | {m['seconds']:.3f} | {m['rss_mib']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the generated files in _work")
+    args = ap.parse_args()
+    if args.worker:
+        _worker(args.worker[0], json.loads(args.worker[1]))
+        return
+    try:
+        out = run(args.reps)
+        (HERE / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps({"date": out["date"], "versions": out["versions"], "cpus": out["cpus"]}))
+        print(table(out))
+    finally:
+        if not args.keep:
+            shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

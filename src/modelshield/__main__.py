@@ -1,0 +1,5 @@
+"""``python -m modelshield``."""
+
+from modelshield.cli import main
+
+main()

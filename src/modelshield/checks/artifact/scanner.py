@@ -1,0 +1,600 @@
+"""The scanner's driver: content-based format detection, per-format dispatch, directory walks.
+
+Formats are recognised from bytes, never from the file name (a pickle named ``.safetensors`` is a
+pickle). Each file is scanned under a :class:`~modelshield.checks.artifact._io.Budget` (wall-clock
+bound) with streaming readers, so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import struct
+import tarfile
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from modelshield.checks.artifact import zip_scan
+from modelshield.checks.artifact._io import Budget, LimitExceeded, Reader, Truncated
+from modelshield.checks.artifact.joblib_scan import COMPRESSED_MAGIC, joblib_on_build, open_compressed
+from modelshield.checks.artifact.numpy_scan import scan_npy
+from modelshield.checks.artifact.pickle_scan import (
+    Blob,
+    RawFinding,
+    _Malformed,
+    looks_like_pickle_start,
+    scan_pickle_stream,
+)
+from modelshield.checks.artifact.report import FileReport, ScanReport, make_finding
+from modelshield.errors import InputNotFoundError
+from modelshield.findings import Severity
+
+__all__ = ["DEFAULT_TIMEOUT", "detect_format", "scan", "scan_bytes", "scan_file"]
+
+DEFAULT_TIMEOUT = 300.0
+MAX_DEPTH = 4
+MAX_DECOMPRESSED = 64 << 30
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+_TORCH_RECORDS = re.compile(r"(^|.*/)(\.data/.*|data/\d+|version|byteorder|\.format_version|"
+                            r"\.storage_alignment|serialization_id)$")
+_TS_DANGEROUS = re.compile(rb"\b(?:aten::|ops\.aten\.)?(?:save|from_file|_load_from_file|system|popen|"
+                           rb"load_library|_jit_pass|torch\.ops\.load_library|prim::PythonOp)\b")
+
+
+def _head(fh: BinaryIO, n: int = 64) -> bytes:
+    pos = fh.tell()
+    data = fh.read(n)
+    fh.seek(pos)
+    return data
+
+
+def detect_format(head: bytes, size: int | None = None, name: str = "") -> str:
+    """Coarse format from the first bytes (``name`` only breaks ties between protobuf kinds)."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7z"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "rar"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if head.startswith(TORCH_LEGACY_MAGIC):
+        return "torch-legacy"
+    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        return "pickle"
+    for magic, kind in COMPRESSED_MAGIC:
+        if head.startswith(magic):
+            return f"compressed:{kind}"
+    if len(head) >= 10 and head[8:9] == b"{":
+        n = struct.unpack("<Q", head[:8])[0]
+        if size is None or n <= size - 8:
+            return "safetensors"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "tar"
+    if Path(name).name == "saved_model.pb":
+        return "savedmodel"
+    if head[:1] == b"\x08" and name.lower().endswith(".onnx"):
+        return "onnx"
+    if head[:1] in (b"\x08", b"\x12", b"\x1a", b"\x3a") and _looks_like_onnx(head):
+        return "onnx"
+    if head and head[0] in b"(cdl]}NIFSVLi)tKJMGTUXq":
+        return "pickle0"  # protocol 0/1 candidate (no header, CVE-2025-10155): probe-parsed
+    return "unknown"
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    # ModelProto: ir_version (1, varint) first, then opset/producer fields; cheap heuristic
+    return head[:1] == b"\x08" and len(head) > 2 and head[1] < 0x20 and b"\x12" in head[2:4] + head[2:16]
+
+
+class _FileScan:
+    """State of one top-level file scan."""
+
+    def __init__(self, location: str, path: Path | None, budget: Budget) -> None:
+        self.location = location
+        self.path = path
+        self.budget = budget
+        self.raw: list[tuple[RawFinding, str | None]] = []
+        self.details: dict[str, Any] = {}
+        self.formats: list[str] = []
+
+    def add(self, findings: list[RawFinding], member: str | None = None) -> None:
+        self.raw.extend((f, member) for f in findings)
+
+    def malformed(self, msg: str, offset: int | None, member: str | None = None) -> None:
+        self.add([RawFinding(Severity.HIGH, "artifact.malformed", msg, offset,
+                             "The file could not be fully parsed; the result is inconclusive.")], member)
+
+    # ---------------------------------------------------------------- nested bytes
+    def nested_bytes(self, data: bytes, depth: int) -> list[RawFinding]:
+        sub = _FileScan(self.location, self.path, self.budget)
+        fh = io.BytesIO(data)
+        sub.stream(fh, len(data), "", depth)
+        return [f for f, _m in sub.raw]
+
+    # ---------------------------------------------------------------- dispatch
+    def stream(self, fh: BinaryIO, size: int | None, member: str, depth: int, name: str = "") -> str:
+        head = fh.read(512)
+        fh.seek(fh.tell() - len(head)) if fh.seekable() else None
+        if not fh.seekable():
+            raise _Malformed("internal: stream() needs a seekable source")
+        fmt = detect_format(head, size, name or member)
+        try:
+            self._dispatch(fmt, fh, size, member, depth, head)
+        except (_Malformed, Truncated) as exc:
+            self.malformed(f"{fmt}: {exc}", getattr(exc, "offset", None), member or None)
+        except LimitExceeded as exc:
+            self.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded", f"scan bound hit: {exc}", None,
+                                 "A safety bound stopped the scan; the rest was not analysed.")], member or None)
+        return fmt
+
+    def _reader(self, fh: BinaryIO, size: int | None) -> Reader:
+        return Reader(fh, self.budget, size=size)
+
+    def _pickle(self, r: Reader, member: str, depth: int, *, fh: BinaryIO | None = None,
+                probe: bool = False, max_pickles: int = 64, legacy: bool = False) -> bool:
+        def fetch(blob: Blob) -> bytes | None:
+            if fh is None or not fh.seekable() or blob.length > (64 << 20):
+                return None
+            here = fh.tell()
+            try:
+                fh.seek(r.start + blob.start)
+                return fh.read(blob.length)
+            finally:
+                fh.seek(here)
+
+        res = scan_pickle_stream(r, self.budget, depth=depth, nested=self.nested_bytes,
+                                 on_build=joblib_on_build, fetch_blob=fetch, probe=probe,
+                                 max_pickles=max_pickles)
+        if not res.is_pickle:
+            return False
+        findings = res.findings
+        if legacy:
+            findings = [f for f in findings if f.rule != "artifact.pickle.trailing-data"]
+        self.add(findings, member or None)
+        g = self.details.setdefault("globals", {})
+        for k, v in res.globals.items():
+            if len(g) < 500:
+                g.setdefault(k, v)
+        self.details["pickles"] = self.details.get("pickles", 0) + res.pickles
+        self.details["opcodes"] = self.details.get("opcodes", 0) + res.ops
+        self.details["protocol"] = max(self.details.get("protocol", 0), res.protocol)
+        if res.joblib:
+            self.formats.append("joblib")
+        return True
+
+    def _dispatch(self, fmt: str, fh: BinaryIO, size: int | None, member: str, depth: int, head: bytes) -> None:
+        self.formats.append(fmt)
+        if depth > MAX_DEPTH:
+            raise LimitExceeded(f"containers nested deeper than {MAX_DEPTH}")
+        if fmt == "pickle":
+            self._pickle(self._reader(fh, size), member, depth, fh=fh)
+        elif fmt == "torch-legacy":
+            # magic, protocol, sys_info, the object, storage keys; raw storages follow
+            self._pickle(self._reader(fh, size), member, depth, fh=fh, max_pickles=5, legacy=True)
+        elif fmt == "pickle0":
+            if not self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=True):
+                self.formats[-1] = "unknown"
+                self._unknown(fh, size, member, depth)
+        elif fmt.startswith("compressed:"):
+            kind = fmt.split(":", 1)[1]
+            stream = open_compressed(fh, kind, MAX_DECOMPRESSED)
+            try:
+                r = Reader(stream, self.budget)
+                r.seekable = False
+                try:
+                    if not looks_like_pickle_start(r.peek(2)):
+                        raise _Malformed(f"{kind} stream does not contain a pickle")
+                except (OSError, EOFError, ValueError) as exc:
+                    raise _Malformed(f"corrupt {kind} stream: {exc}") from None
+                try:
+                    self._pickle(r, member, depth)
+                except (OSError, EOFError, ValueError) as exc:
+                    raise _Malformed(f"corrupt {kind} stream: {exc}") from None
+            finally:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+        elif fmt == "npy":
+            r = self._reader(fh, size)
+            findings, det = scan_npy(r, lambda rr: self._npy_pickle(rr, member, depth, fh), size)
+            self.add(findings, member or None)
+            self.details.setdefault("arrays", []).append({"member": member, **det}) if len(
+                self.details.get("arrays", [])) < 100 else None
+        elif fmt == "zip":
+            self._zip(fh, size, member, depth)
+        elif fmt == "tar":
+            self._tar(fh, size, member, depth)
+        elif fmt in ("7z", "rar"):
+            self.add([RawFinding(
+                Severity.HIGH, "artifact.archive.unsupported", f"{fmt} archive cannot be inspected", 0,
+                "The archive format is not one model loaders use; its content (possibly a pickle, as in "
+                "the nullifAI 7z-compressed PyTorch files) could not be analysed.",
+            )], member or None)
+        elif fmt == "safetensors":
+            from modelshield.checks.artifact.safetensors_scan import scan_safetensors
+
+            self.add(scan_safetensors(fh, size), member or None)
+        elif fmt == "gguf":
+            from modelshield.checks.artifact.gguf_scan import scan_gguf
+
+            self.add(scan_gguf(self._reader(fh, size)), member or None)
+        elif fmt == "onnx":
+            from modelshield.checks.artifact.onnx_scan import scan_onnx
+
+            base = self.path.parent if (self.path is not None and not member) else None
+            self.add(scan_onnx(fh, size, base, self.budget), member or None)
+        elif fmt == "savedmodel":
+            from modelshield.checks.artifact.savedmodel_scan import scan_savedmodel
+
+            self.add(scan_savedmodel(fh, size, self.budget), member or None)
+        elif fmt == "hdf5":
+            from modelshield.checks.artifact.keras_scan import scan_h5
+
+            self.add(scan_h5(fh), member or None)
+        else:
+            self._unknown(fh, size, member, depth)
+
+    def _npy_pickle(self, r: Reader, member: str, depth: int, fh: BinaryIO) -> list[RawFinding]:
+        before = len(self.raw)
+        self._pickle(r, member, depth + 1, fh=fh, max_pickles=1)
+        taken = [f for f, _ in self.raw[before:]]
+        del self.raw[before:]
+        return taken
+
+    def _unknown(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
+        """Look for a pickle hidden after a prefix (first 1 MiB) in an unrecognised file."""
+        start = fh.tell()
+        window = fh.read(1 << 20)
+        for m in re.finditer(rb"\x80[\x02-\x05]", window):
+            if m.start() == 0:
+                continue
+            nxt = window[m.end(): m.end() + 1]
+            if not nxt or nxt[0] not in b"\x95\x8c\x8a}]()cX":
+                continue
+            fh.seek(start + m.start())
+            sub = _FileScan(self.location, self.path, self.budget)
+            r = Reader(fh, self.budget, size=None if size is None else size - m.start())
+            try:
+                res = scan_pickle_stream(r, self.budget, depth=depth + 1, nested=self.nested_bytes,
+                                         on_build=joblib_on_build, probe=True, max_pickles=1)
+            except Exception:
+                continue
+            if res.is_pickle and res.globals:
+                self.add([RawFinding(
+                    Severity.MEDIUM, "artifact.pickle.embedded",
+                    f"pickle stream embedded after {m.start()} bytes of other data", m.start(),
+                    "A pickle hides behind a non-pickle prefix (junk before the stream).")], member or None)
+                self.add(res.findings, member or None)
+                self.formats.append("pickle-embedded")
+                del sub
+                break
+        fh.seek(start)
+
+    # ---------------------------------------------------------------- containers
+    def _zip(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
+        if size is None:
+            raise _Malformed("zip without a known size")
+        base = fh.tell()
+        sub = zip_scan.RangeFile(fh, base, size) if base else fh
+        entries, info = zip_scan.read_central_directory(sub, size)
+        self.add(zip_scan.zip_structure_findings(entries, info), member or None)
+        names = [e.name for e in entries]
+        kind = "zip"
+        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+            kind = "torchscript"
+        elif any(n.endswith("data.pkl") for n in names):
+            kind = "torch-zip"
+        elif "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
+            kind = "keras"
+        elif names and all(n.endswith(".npy") for n in names):
+            kind = "npz"
+        self.formats.append(kind)
+        if kind == "torchscript":
+            self.add([RawFinding(Severity.LOW, "artifact.torch.torchscript",
+                                 "TorchScript archive: its code runs when loaded", 0,
+                                 "torch.jit.load (and torch.load on this file, CVE-2025-32434) runs the "
+                                 "serialized TorchScript code; it was checked for file/process operators.",
+                                 references=("CVE-2025-32434",))], member or None)
+        pickles = 0
+        for e in entries:
+            self.budget.check()
+            label = f"{member}!{e.name}" if member else e.name
+            if kind == "keras" and e.name == "config.json":
+                from modelshield.checks.artifact.keras_scan import scan_keras_config
+
+                data = self._member_bytes(sub, e, 64 << 20, label)
+                if data is not None:
+                    self.add(scan_keras_config(data), label)
+                continue
+            if _TORCH_RECORDS.match(e.name) and not e.name.endswith(".pkl"):
+                continue
+            if kind == "torchscript" and e.name.endswith(".py") and "/code/" in e.name:
+                data = self._member_bytes(sub, e, 64 << 20, label)
+                if data is not None:
+                    for m in _TS_DANGEROUS.finditer(data):
+                        self.add([RawFinding(Severity.HIGH, "artifact.torch.torchscript-op",
+                                             f"TorchScript code calls {m.group(0).decode(errors='replace')}",
+                                             m.start(), "TorchScript operators that touch files or processes "
+                                             "run when the archive is loaded.")], label)
+                continue
+            try:
+                stream = zip_scan.open_member(sub, e)
+            except _Malformed as exc:
+                if e.name.endswith(".pkl") or e.method in (99,):
+                    self.add([RawFinding(Severity.HIGH, "artifact.archive.unsupported",
+                                         f"zip member {e.name!r} cannot be read: {exc}", e.header_offset)], label)
+                continue
+            if e.method == 0:
+                seekable = stream
+            else:
+                seekable = _Rewindable(stream)
+            if e.name.endswith(".pkl"):
+                pickles += 1
+                r = Reader(seekable, self.budget, size=e.usize)
+                try:
+                    ok = self._pickle(r, label, depth + 1, fh=seekable if e.method == 0 else None)
+                    if not ok:
+                        self.malformed(f"{e.name} is not a pickle", 0, label)
+                except (_Malformed, Truncated) as exc:
+                    self.malformed(f"{e.name}: {exc}", None, label)
+                except LimitExceeded as exc:
+                    if e.method == 8 and "decompress" in str(exc):
+                        self.add([RawFinding(Severity.HIGH, "artifact.zip.bomb",
+                                             f"{e.name}: inflates beyond its declared size", e.header_offset,
+                                             "Actual decompressed size exceeds the declared size.")], label)
+                    else:
+                        raise
+                self._crc(sub, e, label)
+                continue
+            # other members: detect by content
+            head = seekable.read(512)
+            seekable.seek(0)
+            sub_fmt = detect_format(head, e.usize, e.name)
+            if sub_fmt in ("unknown", "safetensors") and kind in ("torch-zip",):
+                continue
+            if sub_fmt == "unknown" and not head:
+                continue
+            if e.method != 0 and sub_fmt in ("zip", "safetensors", "onnx", "gguf", "hdf5", "savedmodel"):
+                if e.usize > (256 << 20):
+                    self.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded",
+                                         f"compressed nested {sub_fmt} member too large to inspect", e.header_offset)],
+                             label)
+                    continue
+                data = self._member_bytes(sub, e, 256 << 20, label)
+                if data is None:
+                    continue
+                seekable = io.BytesIO(data)
+            if sub_fmt == "hdf5":
+                from modelshield.checks.artifact.keras_scan import scan_h5
+
+                self.add(scan_h5(seekable), label)
+                continue
+            self.stream(seekable, e.usize, label, depth + 1, name=e.name)
+            if sub_fmt in ("pickle", "pickle0", "torch-legacy"):
+                pickles += 1
+                self._crc(sub, e, label)
+        self.details.setdefault("members", len(entries))
+        if kind == "torch-zip" and pickles == 0:
+            self.malformed("PyTorch archive without a readable data.pkl", 0, member or None)
+
+    def _crc(self, fh: BinaryIO, e: zip_scan.ZipEntry, label: str) -> None:
+        crc = zip_scan.member_crc(fh, e)
+        if crc is not None and crc != e.crc:
+            self.add([RawFinding(Severity.MEDIUM, "artifact.zip.anomaly", f"CRC mismatch in {e.name!r}",
+                                 e.header_offset, "Python's zipfile refuses this member while PyTorch loads it "
+                                 "(CVE-2025-10156); its content was analysed regardless.",
+                                 {"declared": e.crc, "actual": crc}, ("CVE-2025-10156",))], label)
+
+    def _member_bytes(self, fh: BinaryIO, e: zip_scan.ZipEntry, limit: int, label: str) -> bytes | None:
+        if e.usize > limit:
+            self.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded",
+                                 f"member {e.name!r} of {e.usize} bytes exceeds the {limit}-byte bound",
+                                 e.header_offset)], label)
+            return None
+        try:
+            src = zip_scan.open_member(fh, e)
+            data = src.read(e.usize + 1)
+        except (_Malformed, Truncated, LimitExceeded) as exc:
+            self.malformed(f"{e.name}: {exc}", e.header_offset, label)
+            return None
+        return data[: e.usize]
+
+    def _tar(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
+        self.formats.append("torch-tar")
+        try:
+            with tarfile.open(fileobj=fh, mode="r:") as tf:
+                count = 0
+                for ti in tf:
+                    self.budget.check()
+                    count += 1
+                    if count > 10_000:
+                        raise LimitExceeded("more than 10000 tar members")
+                    label = f"{member}!{ti.name}" if member else ti.name
+                    if ti.issym() or ti.islnk() or ti.name.startswith("/") or ".." in ti.name.split("/"):
+                        self.add([RawFinding(Severity.MEDIUM, "artifact.zip.path-traversal",
+                                             f"tar member {ti.name!r} is a link or escapes the archive",
+                                             ti.offset)], label)
+                    if not ti.isfile():
+                        continue
+                    src = tf.extractfile(ti)
+                    if src is None:
+                        continue
+                    data_start = ti.offset_data
+                    view = zip_scan.RangeFile(fh, data_start, ti.size)
+                    del src
+                    head = view.read(64)
+                    view.seek(0)
+                    if looks_like_pickle_start(head):
+                        self._pickle(Reader(view, self.budget, size=ti.size), label, depth + 1, fh=view,
+                                     legacy=True, probe=not head.startswith(b"\x80"))
+                    else:
+                        self.stream(view, ti.size, label, depth + 1, name=ti.name)
+        except tarfile.TarError as exc:
+            raise _Malformed(f"corrupt tar archive: {exc}") from None
+
+
+class _Rewindable:
+    """Wraps a forward-only stream so ``seek(0)`` after a small peek works (re-opens nothing)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.s = stream
+        self.buf = b""
+        self.pos = 0
+        self.consumed = False
+
+    def seekable(self) -> bool:
+        return not self.consumed
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pos < len(self.buf):
+            take = self.buf[self.pos: self.pos + n] if n >= 0 else self.buf[self.pos:]
+            self.pos += len(take)
+            if n < 0 or len(take) < n:
+                more = self.s.read(-1 if n < 0 else n - len(take))
+                self.pos += len(more)
+                self.consumed = True
+                return take + more
+            return take
+        if self.pos == 0 and not self.consumed and n >= 0 and n <= 4096:
+            self.buf = self.s.read(n)
+            self.pos = len(self.buf)
+            return self.buf
+        data = self.s.read(n)
+        self.pos += len(data)
+        self.consumed = True
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0 and offset <= len(self.buf) and (not self.consumed or offset == self.pos):
+            self.pos = offset
+            return offset
+        raise OSError("stream cannot seek")
+
+
+# -------------------------------------------------------------------- public entry points
+def _finish(fs: _FileScan, fmt: str, size: int, t0: float, sha: str | None) -> FileReport:
+    findings = []
+    seen = set()
+    for rf, member in fs.raw:
+        ev = dict(rf.evidence)
+        if member:
+            ev["member"] = member
+        title = rf.title if not member else f"{rf.title} [{member}]"
+        key = (rf.rule, title, rf.offset)
+        if key in seen:
+            continue
+        seen.add(key)
+        refs = tuple(rf.references) or tuple(ev.pop("references", ()) or ())
+        ev.pop("references", None)
+        findings.append(make_finding(rf.severity, rf.rule, title, location=fs.location, detail=rf.detail,
+                                     offset=rf.offset, evidence=ev, references=refs))
+    findings.sort(key=lambda f: (-f.severity.rank, f.offset if f.offset is not None else -1))
+    shown = [f for f in fs.formats if f not in ("unknown",)] or [fmt]
+    label = "+".join(dict.fromkeys(shown))
+    return FileReport(path=fs.location, format=label, size=size, findings=findings, sha256=sha,
+                      duration_s=time.perf_counter() - t0, details=fs.details)
+
+
+def _scan_open(fh: BinaryIO, size: int, location: str, path: Path | None, timeout: float) -> FileReport:
+    t0 = time.perf_counter()
+    fs = _FileScan(location, path, Budget(timeout))
+    try:
+        fmt = fs.stream(fh, size, "", 0, name=location)
+    except RecursionError:
+        fs.malformed("structure nested too deeply", None)
+        fmt = "unknown"
+    except MemoryError:
+        fs.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded", "scan ran out of memory", None)])
+        fmt = "unknown"
+    except Exception as exc:  # fail closed: any parser surprise is an inconclusive result, never a crash
+        fs.malformed(f"unexpected parse failure ({type(exc).__name__}: {exc})", None)
+        fmt = "unknown"
+    return _finish(fs, fmt, size, t0, None)
+
+
+def scan_file(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, hash: bool = False) -> FileReport:
+    """Scan one file (content-based format detection)."""
+    p = Path(path)
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        rep = _scan_open(fh, size, str(p), p, timeout)
+        if hash:
+            fh.seek(0)
+            rep.sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    if p.name == "saved_model.pb" or (p.is_file() and p.suffix == ".pb"):
+        pass
+    return rep
+
+
+def scan_bytes(data: bytes, name: str = "<memory>", *, timeout: float = DEFAULT_TIMEOUT) -> ScanReport:
+    """Scan an in-memory blob (the secure loader scans decrypted model bytes; no temp files)."""
+    t0 = time.perf_counter()
+    rep = _scan_open(io.BytesIO(data), len(data), name, None, timeout)
+    return ScanReport(files=[rep], duration_s=time.perf_counter() - t0)
+
+
+def _iter_files(root: Path) -> list[Path]:
+    out: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".git", "__pycache__"))
+        for fn in sorted(filenames):
+            p = Path(dirpath) / fn
+            try:
+                st = p.stat()  # follows file symlinks (Hugging Face snapshots -> blobs)
+            except OSError:
+                continue
+            if not p.is_file():
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def scan(path: str | Path | list[str | Path], *, timeout: float = DEFAULT_TIMEOUT, hash: bool = False) -> ScanReport:
+    """Scan a file, or every file below a directory (recursively; HF cache trees supported).
+
+    Parameters
+    ----------
+    path : a file, a directory, or a list of them.
+    timeout : per-file wall-clock bound in seconds; a file that hits it is *inconclusive*.
+    hash : also record each file's SHA-256 in the report.
+
+    Raises
+    ------
+    InputNotFoundError
+        A path does not exist.
+    """
+    t0 = time.perf_counter()
+    paths = path if isinstance(path, list) else [path]
+    report = ScanReport()
+    for item in paths:
+        p = Path(item)
+        if not p.exists():
+            raise InputNotFoundError(f"no such file or directory: {p}")
+        files = _iter_files(p) if p.is_dir() else [p]
+        for f in files:
+            try:
+                report.files.append(scan_file(f, timeout=timeout, hash=hash))
+            except OSError as exc:
+                report.errors.append(f"{f}: {exc.strerror or exc}")
+                report.files.append(FileReport(path=str(f), format="unreadable", size=0, findings=[
+                    make_finding(Severity.HIGH, "artifact.malformed", f"cannot read file: {exc.strerror or exc}",
+                                 location=str(f))]))
+    report.duration_s = time.perf_counter() - t0
+    return report

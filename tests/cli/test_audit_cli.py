@@ -1,0 +1,141 @@
+"""``modelshield audit`` from the command line: exit codes, reports, and every error path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelshield.cli import main
+
+
+@pytest.fixture
+def files(tmp_path, breast_cancer, sk_logreg):
+    _, Xte, _, yte = breast_cancer
+    df = pd.DataFrame(Xte, columns=[f"f{i}" for i in range(30)])
+    df.insert(3, "group", np.where(np.arange(len(df)) % 2 == 0, "a", "b"))
+    df["label"] = yte
+    data = tmp_path / "test.csv"
+    df.to_csv(data, index=False)
+    model = tmp_path / "model.joblib"
+    joblib.dump(sk_logreg, model)
+    return tmp_path, model, data
+
+
+def run(args, capsys):
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_audit_passes_and_writes_all_reports(files, capsys):
+    tmp, model, data = files
+    html, js, sarif = tmp / "r.html", tmp / "r.json", tmp / "r.sarif"
+    rc, out, _ = run(["audit", model, "--data", data, "--target", "label", "--sensitive", "group", "--checks",
+                      "baseline", "--trust", "--out", html, "--json", js, "--sarif", sarif, "--no-progress"], capsys)
+    assert rc == 0, out
+    doc = json.loads(js.read_text())
+    assert doc["passed"] and doc["runs"][0]["results"][0]["metrics"]["accuracy"] > 0.9
+    assert doc["runs"][0]["model"]["sha256"] and doc["runs"][0]["data"]["sensitive"] == ["group"]
+    assert json.loads(sarif.read_text())["version"] == "2.1.0"
+    assert "Model baseline" in html.read_text()
+    assert "baseline" in out and "PASS" in out
+
+
+def test_policy_failure_exits_1(files, capsys):
+    tmp, model, data = files
+    pol = tmp / "strict.yaml"
+    pol.write_text("limits:\n  - baseline.accuracy >= 0.999\n")
+    rc, out, _ = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--trust",
+                      "--policy", pol, "-o", tmp / "r.html", "--no-progress"], capsys)
+    assert rc == 1 and "limit failed: baseline.accuracy >= 0.999" in out
+
+
+@pytest.mark.parametrize(("mutate", "needle"), [
+    (lambda t, m, d: ["audit", t / "nope.joblib", "-d", d, "-t", "label", "--trust"], "model file not found"),
+    (lambda t, m, d: ["audit", m, "-d", t / "nope.csv", "-t", "label", "--trust"], "data file not found"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "nolabel", "--trust"], "--target column 'nolabel'"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "--trust"], "--features"),  # 'group' is not a model feature
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "--policy", t / "bad.yaml"],
+     "not valid YAML"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "-o", t / "no" / "dir" / "r.html"],
+     "does not exist"),
+    (lambda t, m, d: ["audit", t / "junk.bin", "-d", d, "-t", "label", "--trust"], "unsupported model format"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "-c", "bogus"], "unknown check"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "-O", "baseline"], "bad --option"),
+])
+def test_bad_input_is_one_line_exit_2(files, capsys, mutate, needle):
+    tmp, model, data = files
+    (tmp / "bad.yaml").write_text("fail_on: [oops\n")
+    (tmp / "junk.bin").write_bytes(b"\x07\x01garbage" * 50)
+    rc, _, err = run([*mutate(tmp, model, data), "--no-progress", "-o", tmp / "x.html"]
+                     if "-o" not in mutate(tmp, model, data) else [*mutate(tmp, model, data), "--no-progress"], capsys)
+    assert rc == 2, err
+    assert needle in _one_line_error(err)
+    assert not (tmp / "x.html").exists()
+
+
+def test_pickle_needs_trust_until_scanned(files, capsys):
+    tmp, model, data = files
+    from modelshield.protect import loader
+
+    if hasattr(loader, "scan_before_load"):
+        pytest.skip("secure loader scans pickles; covered by tests/protect")
+    rc, _, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-o", tmp / "r.html"], capsys)
+    assert rc == 3 and "--trust" in _one_line_error(err)
+
+
+def test_existing_report_is_not_clobbered(files, capsys):
+    tmp, model, data = files
+    html = tmp / "r.html"
+    html.write_text("my notes")
+    args = ["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--trust", "-o", html,
+            "--no-progress"]
+    rc, _, err = run(args, capsys)
+    assert rc == 2 and "--force" in _one_line_error(err) and html.read_text() == "my notes"
+    rc, _, _ = run([*args, "--force"], capsys)
+    assert rc == 0 and "modelshield" in html.read_text()
+
+
+def test_debug_shows_traceback(files):
+    tmp, _, data = files
+    p = subprocess.run([sys.executable, "-m", "modelshield", "--debug", "audit", tmp / "missing.pt", "-d", data],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" in p.stderr and "InputNotFoundError" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "modelshield", "audit", tmp / "missing.pt", "-d", data],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_policy_show_and_validate(tmp_path, capsys):
+    rc, out, _ = run(["policy", "show"], capsys)
+    assert rc == 0 and "fail_on: high" in out
+    good = tmp_path / "p.yaml"
+    good.write_text("fail_on: medium\nlimits: ['privacy.auc <= 0.6']\n")
+    rc, out, _ = run(["policy", "validate", good], capsys)
+    assert rc == 0 and "valid" in out
+    rc, out, _ = run(["policy", "show", good], capsys)
+    assert "fail_on: medium" in out and "privacy.auc <= 0.6" in out
+    bad = tmp_path / "b.yaml"
+    bad.write_text("fail_on: awful\n")
+    rc, _, err = run(["policy", "validate", bad], capsys)
+    assert rc == 2 and "fail_on" in _one_line_error(err)
+
+
+def test_usage_errors_exit_2(capsys):
+    rc, _, _ = run(["audit", "--no-such-flag"], capsys)
+    assert rc == 2
+    rc, _, _ = run(["nonsense-command"], capsys)
+    assert rc == 2

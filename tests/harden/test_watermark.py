@@ -1,0 +1,176 @@
+"""Trigger-set watermarking: embedding, verification (true and false positives), persistence,
+robustness to fine-tuning, pruning and distillation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from modelshield.checks.theft.watermark import (  # noqa: E402
+    TriggerSet,
+    binomial_p_value,
+    false_claim_rate,
+    measured_chance,
+    verify_watermark,
+)
+from modelshield.errors import DataError, FormatError, OutputError  # noqa: E402
+from modelshield.harden.watermark import (  # noqa: E402
+    accuracy,
+    distill,
+    embed_watermark,
+    fine_tune,
+    make_trigger_set,
+    prune_magnitude,
+    train_classifier,
+    watermark_robustness,
+)
+from modelshield.models.torch import TorchModel  # noqa: E402
+
+
+def _mlp(d, c, seed, hidden=64):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, c))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    sc = StandardScaler().fit(Xtr)
+    return sc.transform(Xtr).astype(np.float32), sc.transform(Xte).astype(np.float32), ytr, yte
+
+
+@pytest.fixture(scope="module")
+def cancer_wm(breast_cancer):
+    torch.set_num_threads(1)
+    Xtr, Xte, ytr, yte = breast_cancer
+    net = _mlp(30, 2, seed=0)
+    res = embed_watermark(net, Xtr, ytr, n_triggers=100, epochs=30, seed=0)
+    return res
+
+
+@pytest.fixture(scope="module")
+def cancer_independents(breast_cancer):
+    Xtr, _, ytr, _ = breast_cancer
+    return [train_classifier(_mlp(30, 2, seed=100 + i), Xtr, ytr, epochs=30, seed=100 + i) for i in range(10)]
+
+
+def test_trigger_labels_are_balanced_and_secret_seeded():
+    ts = make_trigger_set(100, input_shape=(30,), n_classes=3, seed=1)
+    assert np.bincount(ts.labels).tolist() == [34, 33, 33]
+    assert ts.X.shape == (100, 30) and ts.X.min() >= -3 and ts.X.max() <= 3
+    again = make_trigger_set(100, input_shape=(30,), n_classes=3, seed=1)
+    np.testing.assert_array_equal(ts.labels, again.labels)
+    other = make_trigger_set(100, input_shape=(30,), n_classes=3, seed=2)
+    assert not np.array_equal(ts.labels, other.labels)
+
+
+def test_embed_and_verify_owned(cancer_wm, breast_cancer):
+    Xtr, Xte, ytr, yte = breast_cancer
+    assert cancer_wm.trigger_accuracy == 1.0
+    v = verify_watermark(cancer_wm.module, cancer_wm.triggers)
+    assert v.owned and v.p_value < 1e-3 and v.p_value < 1e-20
+    assert v.chance == 0.5 and v.n == 100
+    # the watermark costs little clean accuracy against a clean model trained the same way
+    clean = train_classifier(_mlp(30, 2, seed=0), Xtr, ytr, epochs=30, seed=0)
+    assert accuracy(cancer_wm.module, Xte, yte) >= accuracy(clean, Xte, yte) - 0.04
+    # the adapter path (what the CLI and audit use) gives the same verdict
+    assert verify_watermark(TorchModel(cancer_wm.module), cancer_wm.triggers).p_value == v.p_value
+
+
+def test_independent_models_are_not_claimed(cancer_wm, cancer_independents):
+    ps = [verify_watermark(m, cancer_wm.triggers).p_value for m in cancer_independents]
+    assert sum(p > 0.01 for p in ps) >= 9
+    assert false_claim_rate(cancer_independents, cancer_wm.triggers) == 0.0
+    # the measured null never goes below the exact chance level
+    assert measured_chance(cancer_independents, cancer_wm.triggers) >= 0.5
+
+
+def test_ten_class_watermark_and_false_claims(digits):
+    Xtr, Xte, ytr, yte = digits
+    res = embed_watermark(_mlp(64, 10, seed=0), Xtr, ytr, n_triggers=50, epochs=20, seed=3)
+    v = verify_watermark(res.module, res.triggers)
+    assert v.p_value < 1e-30 and v.chance == pytest.approx(0.1)
+    independents = [train_classifier(_mlp(64, 10, seed=50 + i), Xtr, ytr, epochs=10, seed=50 + i)
+                    for i in range(10)]
+    ps = [verify_watermark(m, res.triggers).p_value for m in independents]
+    assert sum(p > 0.01 for p in ps) >= 9
+    assert accuracy(res.module, Xte, yte) > 0.93
+
+
+def test_survives_fine_tuning_and_pruning(cancer_wm, breast_cancer):
+    Xtr, Xte, ytr, yte = breast_cancer
+    idx = np.random.default_rng(0).choice(len(Xtr), len(Xtr) // 10, replace=False)
+    tuned = fine_tune(cancer_wm.module, Xtr[idx], ytr[idx], epochs=20, seed=1)
+    pruned = prune_magnitude(cancer_wm.module, 0.3)
+    zeros = sum(int((m.weight == 0).sum()) for m in pruned.modules() if isinstance(m, torch.nn.Linear))
+    total = sum(m.weight.numel() for m in pruned.modules() if isinstance(m, torch.nn.Linear))
+    assert zeros / total == pytest.approx(0.3, abs=0.01)
+    for m in (tuned, pruned):
+        v = verify_watermark(m, cancer_wm.triggers)
+        assert v.owned and v.agreement >= 0.9
+        assert accuracy(m, Xte, yte) > 0.9
+    # the original is untouched by the attacks (they work on copies)
+    assert verify_watermark(cancer_wm.module, cancer_wm.triggers).agreement == 1.0
+
+
+def test_distillation_removes_most_of_the_watermark(cancer_wm, breast_cancer):
+    """Documented limitation: a student trained on clean inputs does not learn the noise triggers."""
+    Xtr, Xte, ytr, yte = breast_cancer
+    student = distill(cancer_wm.module, Xtr, epochs=30, seed=0)
+    assert accuracy(student, Xte, yte) > 0.9
+    assert verify_watermark(student, cancer_wm.triggers).agreement < 0.8
+
+
+def test_robustness_report(cancer_wm, breast_cancer):
+    Xtr, Xte, ytr, yte = breast_cancer
+    rob = watermark_robustness(cancer_wm.module, cancer_wm.triggers, Xtr, ytr, Xte, yte, n_independent=3,
+                               epochs=20, seed=0)
+    assert [r.attack for r in rob.rows] == ["none", "fine-tune-10%", "prune-30%", "distill"]
+    assert rob.row("none").owned and rob.row("prune-30%").owned and rob.row("fine-tune-10%").owned
+    assert rob.false_claim_rate == 0.0 and len(rob.independent_agreement) == 3
+    assert {"attack", "p_value", "owned", "test_accuracy"} <= set(rob.to_table()[0])
+
+
+def test_trigger_set_npz_round_trip(tmp_path, cancer_wm):
+    p = cancer_wm.triggers.save(tmp_path / "t.npz")
+    back = TriggerSet.load(p)
+    np.testing.assert_array_equal(back.X, cancer_wm.triggers.X)
+    np.testing.assert_array_equal(back.labels, cancer_wm.triggers.labels)
+    assert back.n_classes == 2 and back.seed == 0
+    with pytest.raises(OutputError, match="already exists"):
+        cancer_wm.triggers.save(p)
+    # no pickles: an object array inside the archive is refused
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X=np.zeros((2, 3)), labels=np.array([0, 1], dtype=object), header=np.array("{}"))
+    with pytest.raises(FormatError):
+        TriggerSet.load(bad)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(FormatError):
+        TriggerSet.load(tmp_path / "junk.npz")
+
+
+def test_binomial_p_value_matches_scipy():
+    from scipy.stats import binomtest
+
+    for k, n, p0 in [(60, 100, 0.5), (10, 50, 0.1), (0, 20, 0.5)]:
+        assert binomial_p_value(k, n, p0) == pytest.approx(binomtest(k, n, p0, alternative="greater").pvalue)
+
+
+def test_bad_inputs_are_data_errors(cancer_wm, breast_cancer):
+    Xtr, _, ytr, _ = breast_cancer
+    with pytest.raises(DataError, match="classes"):
+        embed_watermark(_mlp(30, 3, 0), Xtr, ytr, triggers=cancer_wm.triggers, epochs=1)
+    with pytest.raises(DataError, match="one label per input"):
+        TriggerSet(X=np.zeros((3, 2)), labels=np.array([0, 1]), n_classes=2)
+    with pytest.raises(DataError, match="pass the trigger labels"):
+        verify_watermark(cancer_wm.module, cancer_wm.triggers.X)
+    v = verify_watermark(cancer_wm.module, cancer_wm.triggers.X, cancer_wm.triggers.labels)
+    assert v.owned
