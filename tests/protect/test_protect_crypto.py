@@ -255,3 +255,17 @@ def test_scrypt_bounds_stop_crafted_headers(payload: bytes) -> None:
     ct[25] = 40  # log2(N) = 40 would need terabytes: refused before any work
     with pytest.raises(IntegrityError, match="scrypt parameters"):
         decrypt_bytes(bytes(ct), passphrase="passphrase!")
+
+
+def test_rotation_verify_payload_refuses_a_tampered_payload(tmp_path: Path, master_key: bytes,
+                                                             payload: bytes) -> None:
+    src, enc = tmp_path / "m.bin", tmp_path / "m.enc"
+    src.write_bytes(payload)
+    encrypt_file(src, enc, key=master_key, chunk_size=CS)
+    bad = bytearray(enc.read_bytes())
+    bad[HEADER_LEN + SEG + 7] ^= 1
+    enc.write_bytes(bytes(bad))
+    rotate_file(enc, tmp_path / "lax.enc", old_key=master_key, new_key=os.urandom(32))  # header only: passes
+    with pytest.raises(IntegrityError, match="chunk 1"):
+        rotate_file(enc, tmp_path / "strict.enc", old_key=master_key, new_key=os.urandom(32), verify_payload=True)
+    assert not (tmp_path / "strict.enc").exists()

@@ -126,6 +126,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         new_passphrase_env: str | None = typer.Option(None, "--new-passphrase-env",
                                                       help="Env var holding the new passphrase."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of in place."),
+        verify_payload: bool = typer.Option(False, "--verify", help="Authenticate every chunk before rotating."),
         force: bool = _FORCE,
     ) -> None:
         """Rewrap the file's data key for a new master key; the encrypted payload is copied unchanged."""
@@ -137,7 +138,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if out is not None and out.resolve() != src.resolve():
             check_output_path(out, force)
         hdr = rotate_file(src, out, old_key=old_key, old_passphrase=old_pw, new_key=new_key,
-                          new_passphrase=new_pw)
+                          new_passphrase=new_pw, verify_payload=verify_payload)
         _say(f"rotated {src} -> {out or src}: data key rewrapped for key id {hdr.key_id.hex()} "
                       "(payload not re-encrypted)")
 

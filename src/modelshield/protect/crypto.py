@@ -450,12 +450,18 @@ def rewrap_header(header: ContainerHeader, *, old_key: bytes | None = None, old_
 
 def rotate_file(src: str | Path, dst: str | Path | None = None, *, old_key: bytes | None = None,
                 old_passphrase: bytes | str | None = None, new_key: bytes | None = None,
-                new_passphrase: bytes | str | None = None, scrypt: ScryptParams | None = None) -> ContainerHeader:
+                new_passphrase: bytes | str | None = None, scrypt: ScryptParams | None = None,
+                verify_payload: bool = False) -> ContainerHeader:
     """Rewrap the data key of ``src`` for a new master key (or passphrase) without re-encrypting.
 
     Writes ``dst`` (default: replace ``src``) atomically: new header + the payload bytes copied verbatim.
+    The header is always authenticated; ``verify_payload`` also authenticates every chunk first.
     """
     src_p = _existing_file(src)
+    if verify_payload:
+        with src_p.open("rb") as fin:
+            for _ in iter_decrypt(fin, key=old_key, passphrase=old_passphrase):
+                pass
     with src_p.open("rb") as fin:
         header = _read_header(fin)
         new = rewrap_header(header, old_key=old_key, old_passphrase=old_passphrase, new_key=new_key,

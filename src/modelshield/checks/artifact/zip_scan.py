@@ -60,21 +60,24 @@ def read_central_directory(fh: BinaryIO, size: int) -> tuple[list[ZipEntry], dic
     eocd_pos, rec = _find_eocd(fh, size)
     (_sig, _disk, _cd_disk, _n_disk, n_total, cd_size, cd_off, _clen) = struct.unpack("<4s4H2LH", rec)
     zip64 = False
-    if n_total == 0xFFFF or cd_size == 0xFFFFFFFF or cd_off == 0xFFFFFFFF:
-        if eocd_pos >= 20:
-            fh.seek(eocd_pos - 20)
-            loc = fh.read(20)
-            if loc[:4] == b"PK\x06\x07":
-                z64_off = struct.unpack("<Q", loc[8:16])[0]
-                z64_pos = eocd_pos - 20 - 56
-                fh.seek(z64_pos)
-                z = fh.read(56)
-                if z[:4] != b"PK\x06\x06":
-                    raise _Malformed("zip64 end record not where its locator says")
-                n_total, cd_size, cd_off = struct.unpack("<QQQ", z[32:56])
-                zip64 = True
-                eocd_pos = z64_pos
-                del z64_off
+    if eocd_pos >= 20:
+        fh.seek(eocd_pos - 20)
+        loc = fh.read(20)
+        if loc[:4] == b"PK\x06\x07":
+            # zip64 end record sits right before its locator (PyTorch always writes one)
+            fh.seek(max(0, eocd_pos - 20 - 56))
+            z = fh.read(56)
+            if z[:4] != b"PK\x06\x06":
+                raise _Malformed("zip64 end record not where its locator says")
+            n64, cd64, off64 = struct.unpack("<QQQ", z[32:56])
+            if n_total == 0xFFFF or n64 != n_total:
+                n_total = n64
+            if cd_size == 0xFFFFFFFF or cd64 != cd_size:
+                cd_size = cd64
+            if cd_off == 0xFFFFFFFF or off64 != cd_off:
+                cd_off = off64
+            zip64 = True
+            eocd_pos = eocd_pos - 20 - 56
     if n_total > MAX_ENTRIES:
         raise _Malformed(f"zip declares {n_total} entries (bound {MAX_ENTRIES})")
     cd_start = eocd_pos - cd_size
