@@ -39,7 +39,7 @@ SHARDS, SHARD_MIB = 8, 64
 
 def _op(name: str, a: dict[str, str]) -> float:
     """Run operation ``name``; return its seconds (excluding interpreter start and imports)."""
-    p = Path(a["path"])
+    p = Path(a.get("path", "."))
     if name == "sha256":  # the hashing floor: stream the same bytes through hashlib
         import hashlib
 
@@ -111,8 +111,11 @@ def _op(name: str, a: dict[str, str]) -> float:
         return time.perf_counter() - t
     if name == "cli":  # a whole command line, timed from outside
         t = time.perf_counter()
-        subprocess.run(json.loads(a["argv"]), check=True, capture_output=True)
-        return time.perf_counter() - t
+        done = subprocess.run(json.loads(a["argv"]), capture_output=True, text=True)
+        secs = time.perf_counter() - t
+        if done.returncode != 0:
+            raise SystemExit(f"command failed ({done.returncode}): {done.stdout}{done.stderr}")
+        return secs
     raise SystemExit(f"unknown op {name}")
 
 
@@ -126,8 +129,13 @@ def _worker(name: str, a: dict[str, str]) -> None:
 def measure(name: str, reps: int, **a: str) -> dict[str, float]:
     runs = []
     for _ in range(reps):
-        res = subprocess.run([sys.executable, __file__, "--worker", name, json.dumps(a)],
-                             check=True, capture_output=True, text=True)
+        for _attempt in range(2):  # one retry: the shared venv is sometimes mid-upgrade by others
+            res = subprocess.run([sys.executable, __file__, "--worker", name, json.dumps(a)],
+                                 capture_output=True, text=True)
+            if res.returncode == 0:
+                break
+        if res.returncode != 0:
+            raise RuntimeError(f"{name} failed: {res.stderr[-2000:]}")
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return {"seconds": statistics.median(r["seconds"] for r in runs),
             "rss_mib": max(r["rss_mib"] for r in runs)}

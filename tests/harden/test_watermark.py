@@ -50,7 +50,7 @@ def digits():
 @pytest.fixture(scope="module")
 def cancer_wm(breast_cancer):
     torch.set_num_threads(1)
-    Xtr, Xte, ytr, yte = breast_cancer
+    Xtr, _Xte, ytr, _yte = breast_cancer
     net = _mlp(30, 2, seed=0)
     res = embed_watermark(net, Xtr, ytr, n_triggers=100, epochs=30, seed=0)
     return res
@@ -123,7 +123,7 @@ def test_survives_fine_tuning_and_pruning(cancer_wm, breast_cancer):
 
 def test_distillation_removes_most_of_the_watermark(cancer_wm, breast_cancer):
     """Documented limitation: a student trained on clean inputs does not learn the noise triggers."""
-    Xtr, Xte, ytr, yte = breast_cancer
+    Xtr, Xte, _ytr, yte = breast_cancer
     student = distill(cancer_wm.module, Xtr, epochs=30, seed=0)
     assert accuracy(student, Xte, yte) > 0.9
     assert verify_watermark(student, cancer_wm.triggers).agreement < 0.8

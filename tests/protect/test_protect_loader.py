@@ -120,15 +120,16 @@ def test_pickle_without_scanner_needs_trust(monkeypatch, enc_model) -> None:
 @dataclass
 class _FakeReport:
     findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     def blocks(self, at: Severity) -> bool:
         return any(f.severity >= at for f in self.findings)
 
 
-def _fake_scanner(findings: list[Finding], calls: list[Any]):
+def _fake_scanner(findings: list[Finding], calls: list[Any], errors: tuple[str, ...] = ()):
     def scan_bytes(data: bytes, name: str) -> _FakeReport:
-        calls.append(("scan", name, data[:2]))
-        return _FakeReport(list(findings))
+        calls.append(("scan", name, bytes(data[:2])))
+        return _FakeReport(list(findings), list(errors))
 
     def safe_load(source: bytes, fmt: str) -> Any:
         calls.append(("safe_load", fmt))
@@ -146,6 +147,13 @@ def test_scanner_findings_refuse_the_load(monkeypatch, enc_model) -> None:
         secure_load(enc, key_file=key_file)
     assert info.value.findings == [bad]
     assert calls == [("scan", "model.enc", b"\x80\x04")]  # the scanner saw the decrypted plaintext
+
+
+def test_incomplete_scan_refuses_the_load(monkeypatch, enc_model) -> None:
+    enc, key_file = enc_model
+    monkeypatch.setattr(loader_mod, "_scanner", lambda: _fake_scanner([], [], errors=("timed out",)))
+    with pytest.raises(UnsafeModelError, match=r"scan did not complete \(timed out\)"):
+        secure_load(enc, key_file=key_file)
 
 
 def test_clean_scan_loads_with_the_restricted_loader(monkeypatch, enc_model, sk_file) -> None:
@@ -186,3 +194,32 @@ def test_onnx_model_loads_encrypted_without_trust(tmp_path: Path, master_key: by
     assert detect_format_bytes(plain.read_bytes()) == "onnx"
     m = secure_load(enc, key=master_key)
     assert np.allclose(m.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+
+
+# --- with the real artifact scanner (skipped until modelshield.checks.artifact provides it) --------
+
+#: pickle that would call posix.system("true") if unpickled; built here, never loaded
+_MALICIOUS = b"\x80\x04" + b"cposix\nsystem\n" + b"\x8c\x04true" + b"\x85" + b"R" + b"."
+
+
+def test_real_scanner_refuses_an_encrypted_malicious_pickle(tmp_path: Path, master_key: bytes) -> None:
+    pytest.importorskip("modelshield.checks.artifact.restricted")
+    if loader_mod._scanner() is None:
+        pytest.skip("artifact scanner API (scan_bytes / safe_load) not available")
+    plain = tmp_path / "evil.pkl"
+    plain.write_bytes(_MALICIOUS)
+    enc = tmp_path / "evil.enc"
+    encrypt_file(plain, enc, key=master_key)
+    with pytest.raises(UnsafeModelError, match="refusing to load"):
+        secure_load(enc, key=master_key)
+    with pytest.raises(UnsafeModelError):
+        secure_load(plain)
+
+
+def test_real_scanner_loads_a_clean_model(sk_file, enc_model) -> None:
+    pytest.importorskip("modelshield.checks.artifact.restricted")
+    if loader_mod._scanner() is None:
+        pytest.skip("artifact scanner API (scan_bytes / safe_load) not available")
+    enc, key_file = enc_model
+    m = secure_load(enc, key_file=key_file)
+    assert m.predict(sk_file[1]).shape == (len(sk_file[1]),)

@@ -1,8 +1,8 @@
 """Differentially private training (DP-SGD) with noise calibrated to a target ε.
 
 DP-SGD (Abadi et al. 2016): sample each training row with probability ``q`` (Poisson sampling), clip
-each row's gradient to L2 norm ``C``, sum, add Gaussian noise ``N(0, σ²C²)``, divide by the expected
-batch size, and take an optimizer step. ``σ`` is the smallest noise multiplier for which the
+each row's gradient to L2 norm ``C``, sum, add Gaussian noise ``N(0, sigma^2 C^2)``, divide by the expected
+batch size, and take an optimizer step. ``sigma`` is the smallest noise multiplier for which the
 accountant (:mod:`modelshield.checks.privacy.accounting`, RDP by default) certifies the target
 (ε, δ) after ``epochs / q`` steps.
 
@@ -129,10 +129,8 @@ class _FastDP:
     def __enter__(self) -> _FastDP:
         for m in self.layers:
             rec = self.records[id(m)]
-            fn = self.fn
-
-            def fwd(x: Any, _m: Any = m, _rec: list = rec) -> Any:
-                return fn.apply(x, _m.weight, _m.bias, _rec)
+            def fwd(x: Any, _m: Any = m, _rec: list = rec, _fn: Any = self.fn) -> Any:
+                return _fn.apply(x, _m.weight, _m.bias, _rec)
 
             m.forward = fwd  # instance attribute shadows the class method
         return self
@@ -460,7 +458,8 @@ class DPLogisticRegression:
         return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        scores = self.decision_function(X)
+        return self.classes_[np.argmax(scores, axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y)))

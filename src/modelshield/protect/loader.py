@@ -194,7 +194,10 @@ def secure_load(
                 raise AssertionError("unreachable")
         else:
             scan_bytes, safe_load = scanner
-            report = scan_bytes(bytes(data), path.name)
+            report = scan_bytes(data, path.name)  # bytes-like; the scanner wraps it, no copy
+            if getattr(report, "errors", None):
+                raise UnsafeModelError(f"refusing to load {path}: the scan did not complete "
+                                       f"({report.errors[0]})", findings=list(report.findings))
             if report.blocks(block_at):
                 bad = [f for f in report.findings if Severity.parse(f.severity) >= block_at]
                 first = bad[0].title if bad else "blocking findings"
@@ -204,7 +207,7 @@ def secure_load(
                     findings=list(report.findings),
                 )
             if fmt in PICKLE_BASED:
-                return _wrap(safe_load(bytes(data), fmt), path, fmt, input_shape, classes)
+                return _wrap(safe_load(data, fmt), path, fmt, input_shape, classes)
     return load_file_unrestricted(path, fmt, input_shape=input_shape, classes=classes,
                                   data=bytes(data) if fmt == "onnx" else data)  # type: ignore[arg-type]
 

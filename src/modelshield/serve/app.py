@@ -110,7 +110,8 @@ class Gateway:
             from modelshield.data.loaders import load_dataset
 
             ds = load_dataset(config.reference)
-            reference, feature_names = np.asarray(ds.X, dtype=np.float64), list(ds.feature_names)
+            reference = np.asarray(ds.X, dtype=np.float64)
+            feature_names = list(ds.feature_names) if ds.feature_names is not None else None
         self.reference = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(
             len(reference), -1)
         self.n_features = (self.reference.shape[1] if self.reference is not None
@@ -173,8 +174,10 @@ class Gateway:
             self.monitors.append(self.drift)
         if cfg.extraction.enabled:
             e = cfg.extraction
-            self.prada = PradaMonitor(X, delta=e.prada_delta, min_queries=e.min_queries, max_memory=e.max_memory)
-            self.coverage = CoverageMonitor(X, factor=e.coverage_factor, min_queries=e.min_queries)
+            self.prada = PradaMonitor(X, delta=e.prada_delta, min_queries=e.min_queries, max_memory=e.max_memory,
+                                      predict=self.model.predict_proba)
+            self.coverage = CoverageMonitor(X, self.model.predict_proba(X), factor=e.coverage_factor,
+                                            min_queries=e.min_queries)
             self.monitors += [self.prada, self.coverage]
 
     def _start_threads(self) -> None:
@@ -231,9 +234,10 @@ class Gateway:
         d = alert.as_dict()
         action = ""
         if alert.monitor.startswith("extraction.") and alert.key_id:
-            action = self.config.extraction.action
+            e = self.config.extraction
+            action = e.prada_action if alert.monitor == PradaMonitor.name else e.action
             if action == "throttle":
-                self.limiter.throttle(alert.key_id, self.config.extraction.throttle_rate_per_s)
+                self.limiter.throttle(alert.key_id, e.throttle_rate_per_s)
             elif action == "block":
                 self.blocked_keys.add(alert.key_id)
         d["action"] = action

@@ -209,6 +209,10 @@ class KeyStore:
         prefix, _, rest = token.partition("_")
         kid, _, secret = rest.partition("_")
         rec = self._keys.get(kid) if prefix == _PREFIX else None
+        if rec is None and prefix == _PREFIX:  # a key created a moment ago by another process
+            with self._lock:
+                self._load()
+            rec = self._keys.get(kid)
         target = rec if rec is not None else self._dummy
         ok = hmac.compare_digest(_digest(target.salt, secret), target.hash)
         if rec is None or not ok:

@@ -27,7 +27,7 @@ Example ``serve.yaml``::
       ood_quantile: 0.999
     outputs: {top_k: null, decimals: 4, noise: 0.0}
     drift: {window: 500, every: 100, psi_threshold: 0.2, ks_alpha: 0.001, mmd_alpha: 0.001}
-    extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle}
+    extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle, prada_action: alert}
     webhook: null                 # https URL that receives alerts as JSON
 """
 
@@ -141,7 +141,8 @@ class ExtractionConfig(_Section):
     min_queries: int = Field(100, ge=10)
     max_memory: int = Field(3000, ge=100)
     coverage_factor: float = Field(1.6, gt=1)
-    action: Literal["alert", "throttle", "block"] = "throttle"
+    action: Literal["alert", "throttle", "block"] = "throttle"  # on a coverage alert
+    prada_action: Literal["alert", "throttle", "block"] = "alert"  # PRADA false-alarms on skewed tabular data
     throttle_rate_per_s: float = Field(1.0, gt=0)
 
 

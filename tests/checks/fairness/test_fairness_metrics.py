@@ -199,6 +199,9 @@ def test_non_binary_labels_need_pos_label():
     np.testing.assert_allclose(r.rates["selection_rate"], [0.0, 0.5])
     with pytest.raises(DataError, match="pos_label"):
         binarize(np.array(["yes", "no"]))
+    with pytest.raises(DataError, match="3 distinct values"):  # {0, 1} labels with {-1, 1} predictions
+        fairness_metrics([0, 1, 1], [-1, 1, 1], {"s": ["a", "b", "b"]})
+    assert binarize(np.array([-1, 1, 1]))[1] == 1
 
 
 def test_bad_input_errors():

@@ -87,3 +87,51 @@ def test_skips_regression_models():
     X = np.random.default_rng(0).normal(size=(50, 3))
     rep = audit(LinearRegression().fit(X, X[:, 0]), Dataset(X=X, y=X[:, 0]), checks=["theft"])
     assert _theft(rep).status is CheckStatus.SKIPPED
+
+
+def test_watermark_option_verifies_owned_and_flags_missing(tmp_path, breast_cancer, cancer_mlp):
+    import torch
+
+    from modelshield.data.dataset import Dataset
+    from modelshield.harden.watermark import embed_watermark
+
+    Xtr, Xte, ytr, yte = breast_cancer
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(30, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    res = embed_watermark(net, Xtr, ytr, n_triggers=60, epochs=20, seed=4)
+    path = res.triggers.save(tmp_path / "t.npz")
+    heldout = Dataset(X=Xte.astype(float), y=yte)
+    opts = {"theft": {"budgets": [50], "strategies": ["knockoff"], "outputs": ["probabilities"],
+                      "watermark_triggers": str(path)}}
+    owned = _theft(audit(res.module, heldout, checks=["theft"], options=opts, quick=True))
+    assert owned.metrics["watermark_owned"] is True and owned.metrics["watermark_p_value"] < 1e-3
+    assert any(f.rule_id == "theft.watermark.verified" for f in owned.findings)
+    other, _ = cancer_mlp
+    missing = _theft(audit(other, heldout, checks=["theft"], options=opts, quick=True))
+    assert missing.metrics["watermark_owned"] is False and missing.metrics["watermark_p_value"] > 0.01
+    (f,) = [f for f in missing.findings if f.rule_id == "theft.watermark.missing"]
+    assert f.severity is Severity.MEDIUM
+    # a missing trigger file is reported as this check's error, not a crash of the audit
+    opts["theft"]["watermark_triggers"] = str(tmp_path / "nope.npz")
+    err = _theft(audit(other, heldout, checks=["theft"], options=opts, quick=True))
+    assert err.status is CheckStatus.ERROR and "trigger set not found" in err.summary
+
+
+def test_fingerprint_option(tmp_path, breast_cancer, sk_logreg):
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.checks.theft.fingerprint import create_fingerprint
+    from modelshield.data.dataset import Dataset
+
+    Xtr, Xte, ytr, yte = breast_cancer
+    path = create_fingerprint(sk_logreg, Xtr, n_points=30, seed=0).save(tmp_path / "fp.npz")
+    heldout = Dataset(X=Xte.astype(float), y=yte)
+    opts = {"theft": {"budgets": [50], "strategies": ["knockoff"], "outputs": ["probabilities"],
+                      "fingerprint": str(path)}}
+    same = _theft(audit(sk_logreg, heldout, checks=["theft"], options=opts, quick=True))
+    assert same.metrics["fingerprint_score"] == 1.0 and same.metrics["fingerprint_match"] is True
+    shuffled = LogisticRegression(max_iter=500).fit(Xtr, np.random.default_rng(0).permutation(ytr))
+    other = _theft(audit(shuffled, heldout, checks=["theft"], options=opts, quick=True))
+    assert other.metrics["fingerprint_match"] is False
+    assert any(f.rule_id == "theft.fingerprint.mismatch" for f in other.findings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import lzma
 import time
 import zlib
 from typing import BinaryIO
@@ -86,6 +87,11 @@ class InflateStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
     def read(self, n: int = -1) -> bytes:
         if n < 0:
             n = CHUNK
@@ -124,7 +130,7 @@ class InflateStream(io.RawIOBase):
 class Reader:
     """A buffered forward reader over a file object. ``offset`` counts bytes consumed."""
 
-    __slots__ = ("fh", "buf", "pos", "base", "seekable", "size", "budget", "start")
+    __slots__ = ("base", "budget", "buf", "fh", "pos", "seekable", "size", "start")
 
     def __init__(self, fh: BinaryIO, budget: Budget, *, size: int | None = None) -> None:
         self.fh = fh
@@ -150,7 +156,10 @@ class Reader:
         chunks = [self.buf[self.pos:]]
         have = avail
         while have < need:
-            piece = self.fh.read(max(CHUNK, need - have))
+            try:
+                piece = self.fh.read(max(CHUNK, need - have))
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+                raise Truncated(f"corrupt or truncated stream: {exc}") from None
             if not piece:
                 break
             chunks.append(piece)

@@ -16,8 +16,7 @@ import re
 from typing import Any, BinaryIO
 
 from modelshield.checks.artifact._io import InflateStream
-from modelshield.checks.artifact.pickle_scan import Call, G, PickleScan, RawFinding, Seq, _Malformed
-from modelshield.findings import Severity
+from modelshield.checks.artifact.pickle_scan import Call, G, PickleScan, Seq, _Malformed
 
 __all__ = ["COMPRESSED_MAGIC", "joblib_on_build", "open_compressed"]
 
@@ -107,6 +106,3 @@ def joblib_on_build(scan: PickleScan, target: Call, state: Any, offset: int) -> 
         raise _Malformed(f"joblib array declares {nbytes} bytes but only {rem} remain")
     scan.r.skip(nbytes)
 
-
-def wrapper_finding(offset: int) -> RawFinding:  # pragma: no cover - kept for symmetry
-    return RawFinding(Severity.INFO, "artifact.joblib.array", "joblib array", offset)

@@ -18,6 +18,7 @@ References
 from __future__ import annotations
 
 import codecs
+import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,8 +55,8 @@ class RawFinding:
     severity: Severity
     rule: str
     title: str
-    detail: str = ""
     offset: int | None = None
+    detail: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
     references: tuple[str, ...] = ()
 
@@ -64,7 +65,7 @@ class RawFinding:
 class G:
     """A resolved global (``module.name``)."""
 
-    __slots__ = ("module", "name", "offset", "verdict", "draft")
+    __slots__ = ("draft", "module", "name", "offset", "verdict")
 
     def __init__(self, module: str, name: str, offset: int, verdict: Any) -> None:
         self.module, self.name, self.offset, self.verdict = module, name, offset, verdict
@@ -81,7 +82,7 @@ class G:
 class Call:
     """The result of calling something (``REDUCE``/``NEWOBJ``/``OBJ``/``INST``)."""
 
-    __slots__ = ("func", "args", "offset", "state")
+    __slots__ = ("args", "func", "offset", "state")
 
     def __init__(self, func: Any, args: Any, offset: int) -> None:
         self.func, self.args, self.offset, self.state = func, args, offset, None
@@ -103,7 +104,7 @@ class Blob:
 
 
 class Opaque:
-    __slots__ = ("what", "pid")
+    __slots__ = ("pid", "what")
 
     def __init__(self, what: str, pid: Any = None) -> None:
         self.what, self.pid = what, pid
@@ -115,7 +116,7 @@ class Opaque:
 class Seq:
     """A list/dict/set/frozenset with a bounded prefix of its items."""
 
-    __slots__ = ("kind", "items", "n")
+    __slots__ = ("items", "kind", "n")
 
     def __init__(self, kind: str, items: list | None = None) -> None:
         self.kind = kind
@@ -199,7 +200,7 @@ class PickleScan:
     # ------------------------------------------------------------ helpers
     def _add(self, sev: Severity, rule: str, title: str, offset: int | None, detail: str = "",
              **evidence: Any) -> RawFinding:
-        f = RawFinding(sev, rule, title, detail, offset, evidence)
+        f = RawFinding(sev, rule, title, offset, detail, evidence)
         self.findings.append(f)
         return f
 
@@ -262,8 +263,9 @@ class PickleScan:
                 module=_short(module), name=_short(name),
             )
             return Opaque("unresolved global")
-        if not module or not name or len(module) > 256 or len(name) > 256 or "\n" in module:
-            raise _Malformed("empty or oversized global name")
+        if (len(module) > 256 or len(name) > 256 or not all(x.isidentifier() for x in module.split("."))
+                or not all(x.isidentifier() for x in name.split("."))):
+            raise _Malformed(f"invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")
         verdict = classify_global(module, name)
         g = G(module, name, offset, verdict)
         key = g.key
@@ -301,7 +303,7 @@ class PickleScan:
             if key.startswith("torch._utils._rebuild_tensor") or key == "torch._utils._rebuild_parameter":
                 self._tensor_bounds(args, offset)
             return Call(func, args, offset)
-        if isinstance(func, Opaque) and func.what == "unresolved global":
+        if isinstance(func, Opaque) and func.what in ("unresolved global", "extension global"):
             return Opaque("call result")
         self._add(
             Severity.HIGH, "artifact.pickle.indirect-call",
@@ -890,12 +892,17 @@ def scan_pickle_stream(
             break
         ps = PickleScan(reader, budget, depth=depth, nested=nested, on_build=on_build, fetch_blob=fetch_blob)
         err: Exception | None = None
+        gc_was = gc.isenabled()
+        gc.disable()  # the simulation allocates many small acyclic objects; GC passes only cost time
         try:
             ps.run()
         except (_Malformed, Truncated, LimitExceeded) as exc:
             err = exc
         except RecursionError:  # pragma: no cover - defensive
             err = LimitExceeded("recursion bound")
+        finally:
+            if gc_was:
+                gc.enable()
         ops += ps.ops
         proto = max(proto, ps.protocol)
         findings.extend(ps.findings)
@@ -907,7 +914,7 @@ def scan_pickle_stream(
             continue
         where = getattr(err, "offset", None)
         where = reader.offset if where is None else where
-        if count == 1 and probe and not ps.globals and ps.ops < 64:
+        if count == 1 and probe and not ps.globals:
             return StreamResult([], {}, 0, ops, proto, False, False)
         if isinstance(err, LimitExceeded):
             findings.append(RawFinding(

@@ -378,7 +378,7 @@ _TORCH_DTYPES = (
 for _d in _TORCH_DTYPES:
     ALLOW_EXACT[f"torch.{_d}"] = "dtype / layout / memory-format constant"
 
-_CLASS = r"[A-Z][A-Za-z0-9_]*"
+_CLASS = r"_*[A-Z][A-Za-z0-9_]*"
 _PYX = r"__pyx_unpickle_[A-Za-z0-9_]+"
 _MOD = r"(?:\.[a-z_][a-z0-9_]*)*"
 
@@ -401,13 +401,13 @@ ALLOW_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
          r"identity|isnan|isfinite|argmax|argmin|max|min|std|var)",
          "NumPy ufunc / reduction used as a transformer function"),
         (rf"scipy\.sparse{_MOD}\.(?:{_CLASS}|_[a-z_]+_matrix|{_PYX})", "SciPy sparse matrices"),
-        (rf"scipy\.stats\._(?:continuous|discrete)_distns\.[a-z_]+(?:_gen)?", "SciPy distributions"),
+        (r"scipy\.stats\._(?:continuous|discrete)_distns\.[a-z_]+(?:_gen)?", "SciPy distributions"),
         (rf"scipy\.stats\._distn_infrastructure\.(?:{_CLASS}|rv_[a-z_]+)", "SciPy frozen distributions"),
         (rf"pandas\.(?:core|_libs){_MOD}\.(?:{_CLASS}|_new_[A-Za-z]+|_unpickle[a-z_]*|"
          rf"new_block[a-z_]*|{_PYX}|_[a-z]+_unpickle|[A-Z]\w*)",
          "pandas containers and their reconstruction helpers"),
         (rf"torch\.nn\.modules{_MOD}\.{_CLASS}", "PyTorch layer classes"),
-        (rf"torch\.nn\.functional\.[a-z][a-z0-9_]*", "PyTorch activation functions"),
+        (r"torch\.nn\.functional\.[a-z][a-z0-9_]*", "PyTorch activation functions"),
         (rf"torch\.optim{_MOD}\.{_CLASS}", "PyTorch optimizer / scheduler classes"),
         (r"torch\.(?:[A-Z][A-Za-z0-9]*)Storage", "legacy typed storages"),
         (rf"torch\.nn\.utils\.parametrize\.{_CLASS}", "parametrized modules"),

@@ -7,13 +7,15 @@ bound) with streaming readers, so memory stays flat whatever the file size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import lzma
 import os
 import re
-import struct
 import tarfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,6 +39,7 @@ __all__ = ["DEFAULT_TIMEOUT", "detect_format", "scan", "scan_bytes", "scan_file"
 DEFAULT_TIMEOUT = 300.0
 MAX_DEPTH = 4
 MAX_DECOMPRESSED = 64 << 30
+SMALL_MEMBER = 16 << 20
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 _TORCH_RECORDS = re.compile(r"(^|.*/)(\.data/.*|data/\d+|version|byteorder|\.format_version|"
                             r"\.storage_alignment|serialization_id)$")
@@ -73,9 +76,7 @@ def detect_format(head: bytes, size: int | None = None, name: str = "") -> str:
         if head.startswith(magic):
             return f"compressed:{kind}"
     if len(head) >= 10 and head[8:9] == b"{":
-        n = struct.unpack("<Q", head[:8])[0]
-        if size is None or n <= size - 8:
-            return "safetensors"
+        return "safetensors"
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
     if Path(name).name == "saved_model.pb":
@@ -122,9 +123,7 @@ class _FileScan:
     # ---------------------------------------------------------------- dispatch
     def stream(self, fh: BinaryIO, size: int | None, member: str, depth: int, name: str = "") -> str:
         head = fh.read(512)
-        fh.seek(fh.tell() - len(head)) if fh.seekable() else None
-        if not fh.seekable():
-            raise _Malformed("internal: stream() needs a seekable source")
+        fh.seek(fh.tell() - len(head))
         fmt = detect_format(head, size, name or member)
         try:
             self._dispatch(fmt, fh, size, member, depth, head)
@@ -180,8 +179,10 @@ class _FileScan:
             # magic, protocol, sys_info, the object, storage keys; raw storages follow
             self._pickle(self._reader(fh, size), member, depth, fh=fh, max_pickles=5, legacy=True)
         elif fmt == "pickle0":
+            start = fh.tell()
             if not self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=True):
                 self.formats[-1] = "unknown"
+                fh.seek(start)
                 self._unknown(fh, size, member, depth)
         elif fmt.startswith("compressed:"):
             kind = fmt.split(":", 1)[1]
@@ -192,17 +193,15 @@ class _FileScan:
                 try:
                     if not looks_like_pickle_start(r.peek(2)):
                         raise _Malformed(f"{kind} stream does not contain a pickle")
-                except (OSError, EOFError, ValueError) as exc:
+                except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
                     raise _Malformed(f"corrupt {kind} stream: {exc}") from None
                 try:
                     self._pickle(r, member, depth)
-                except (OSError, EOFError, ValueError) as exc:
+                except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
                     raise _Malformed(f"corrupt {kind} stream: {exc}") from None
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     stream.close()
-                except Exception:
-                    pass
         elif fmt == "npy":
             r = self._reader(fh, size)
             findings, det = scan_npy(r, lambda rr: self._npy_pickle(rr, member, depth, fh), size)
@@ -240,10 +239,12 @@ class _FileScan:
             from modelshield.checks.artifact.keras_scan import scan_h5
 
             self.add(scan_h5(fh), member or None)
+        elif size is not None and _has_eocd(fh, size):
+            self._zip(fh, size, member, depth)
         else:
             self._unknown(fh, size, member, depth)
 
-    def _npy_pickle(self, r: Reader, member: str, depth: int, fh: BinaryIO) -> list[RawFinding]:
+    def _npy_pickle(self, r: Reader, member: str, depth: int, fh: BinaryIO | None) -> list[RawFinding]:
         before = len(self.raw)
         self._pickle(r, member, depth + 1, fh=fh, max_pickles=1)
         taken = [f for f, _ in self.raw[before:]]
@@ -253,6 +254,9 @@ class _FileScan:
     def _unknown(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
         """Look for a pickle hidden after a prefix (first 1 MiB) in an unrecognised file."""
         start = fh.tell()
+        self.add([RawFinding(Severity.INFO, "artifact.unknown-format", "format not recognised: not a model "
+                             "format the scanner parses", 0, "No loader we know of executes this content; "
+                             "it was searched for embedded pickles only.")], member or None)
         window = fh.read(1 << 20)
         for m in re.finditer(rb"\x80[\x02-\x05]", window):
             if m.start() == 0:
@@ -261,12 +265,11 @@ class _FileScan:
             if not nxt or nxt[0] not in b"\x95\x8c\x8a}]()cX":
                 continue
             fh.seek(start + m.start())
-            sub = _FileScan(self.location, self.path, self.budget)
             r = Reader(fh, self.budget, size=None if size is None else size - m.start())
             try:
                 res = scan_pickle_stream(r, self.budget, depth=depth + 1, nested=self.nested_bytes,
                                          on_build=joblib_on_build, probe=True, max_pickles=1)
-            except Exception:
+            except Exception:  # noqa: S112 - a candidate that does not parse is not a pickle
                 continue
             if res.is_pickle and res.globals:
                 self.add([RawFinding(
@@ -275,7 +278,6 @@ class _FileScan:
                     "A pickle hides behind a non-pickle prefix (junk before the stream).")], member or None)
                 self.add(res.findings, member or None)
                 self.formats.append("pickle-embedded")
-                del sub
                 break
         fh.seek(start)
 
@@ -326,65 +328,74 @@ class _FileScan:
                                              m.start(), "TorchScript operators that touch files or processes "
                                              "run when the archive is loaded.")], label)
                 continue
-            try:
-                stream = zip_scan.open_member(sub, e)
-            except _Malformed as exc:
-                if e.name.endswith(".pkl") or e.method in (99,):
-                    self.add([RawFinding(Severity.HIGH, "artifact.archive.unsupported",
-                                         f"zip member {e.name!r} cannot be read: {exc}", e.header_offset)], label)
-                continue
-            if e.method == 0:
-                seekable = stream
-            else:
-                seekable = _Rewindable(stream)
             if e.name.endswith(".pkl"):
                 pickles += 1
-                r = Reader(seekable, self.budget, size=e.usize)
-                try:
-                    ok = self._pickle(r, label, depth + 1, fh=seekable if e.method == 0 else None)
-                    if not ok:
-                        self.malformed(f"{e.name} is not a pickle", 0, label)
-                except (_Malformed, Truncated) as exc:
-                    self.malformed(f"{e.name}: {exc}", None, label)
-                except LimitExceeded as exc:
-                    if e.method == 8 and "decompress" in str(exc):
-                        self.add([RawFinding(Severity.HIGH, "artifact.zip.bomb",
-                                             f"{e.name}: inflates beyond its declared size", e.header_offset,
-                                             "Actual decompressed size exceeds the declared size.")], label)
-                    else:
-                        raise
-                self._crc(sub, e, label)
+                self._zip_pickle(sub, e, label, depth)
                 continue
-            # other members: detect by content
-            head = seekable.read(512)
-            seekable.seek(0)
-            sub_fmt = detect_format(head, e.usize, e.name)
-            if sub_fmt in ("unknown", "safetensors") and kind in ("torch-zip",):
-                continue
-            if sub_fmt == "unknown" and not head:
-                continue
-            if e.method != 0 and sub_fmt in ("zip", "safetensors", "onnx", "gguf", "hdf5", "savedmodel"):
-                if e.usize > (256 << 20):
-                    self.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded",
-                                         f"compressed nested {sub_fmt} member too large to inspect", e.header_offset)],
-                             label)
-                    continue
-                data = self._member_bytes(sub, e, 256 << 20, label)
+            if e.method != 0 and e.usize <= SMALL_MEMBER:
+                data = self._member_bytes(sub, e, SMALL_MEMBER, label)
                 if data is None:
                     continue
-                seekable = io.BytesIO(data)
-            if sub_fmt == "hdf5":
-                from modelshield.checks.artifact.keras_scan import scan_h5
-
-                self.add(scan_h5(seekable), label)
+                view: BinaryIO = io.BytesIO(data)
+            elif e.method != 0:
+                self._zip_large_member(sub, e, label, depth)
                 continue
-            self.stream(seekable, e.usize, label, depth + 1, name=e.name)
+            else:
+                view = zip_scan.RangeFile(sub, e.data_offset, e.csize)  # type: ignore[assignment]
+            head = view.read(512)
+            view.seek(0)
+            sub_fmt = detect_format(head, e.usize, e.name)
+            if kind == "torch-zip" and sub_fmt in ("unknown", "safetensors", "pickle0"):
+                continue  # raw tensor storages and records: torch never unpickles them
+            if sub_fmt == "unknown" and not head:
+                continue
+            self.stream(view, e.usize, label, depth + 1, name=e.name)
             if sub_fmt in ("pickle", "pickle0", "torch-legacy"):
                 pickles += 1
                 self._crc(sub, e, label)
         self.details.setdefault("members", len(entries))
         if kind == "torch-zip" and pickles == 0:
             self.malformed("PyTorch archive without a readable data.pkl", 0, member or None)
+
+    def _zip_pickle(self, sub: BinaryIO, e: zip_scan.ZipEntry, label: str, depth: int) -> None:
+        try:
+            stream = zip_scan.open_member(sub, e)
+        except _Malformed as exc:
+            self.add([RawFinding(Severity.HIGH, "artifact.archive.unsupported",
+                                 f"zip member {e.name!r} cannot be read: {exc}", e.header_offset)], label)
+            return
+        r = Reader(stream, self.budget, size=e.usize)
+        if e.method != 0:
+            r.seekable = False
+        try:
+            ok = self._pickle(r, label, depth + 1, fh=stream if e.method == 0 else None)
+            if not ok:
+                self.malformed(f"{e.name} is not a pickle", 0, label)
+        except (_Malformed, Truncated) as exc:
+            self.malformed(f"{e.name}: {exc}", None, label)
+        except LimitExceeded as exc:
+            if e.method == 8 and "decompress" in str(exc):
+                self.add([RawFinding(Severity.HIGH, "artifact.zip.bomb",
+                                     f"{e.name}: inflates beyond its declared size", e.header_offset,
+                                     "Actual decompressed size exceeds the declared size.")], label)
+            else:
+                raise
+        self._crc(sub, e, label)
+
+    def _zip_large_member(self, sub: BinaryIO, e: zip_scan.ZipEntry, label: str, depth: int) -> None:
+        """A big compressed member: stream it, scanning only what can hold code (npy/pickle)."""
+        try:
+            stream = zip_scan.open_member(sub, e)
+        except _Malformed:
+            return
+        r = Reader(stream, self.budget, size=e.usize)
+        r.seekable = False
+        head = r.peek(16)
+        if head.startswith(b"\x93NUMPY"):
+            findings, _det = scan_npy(r, lambda rr: self._npy_pickle(rr, label, depth, None), e.usize)
+            self.add(findings, label)
+        elif looks_like_pickle_start(head):
+            self._pickle(r, label, depth + 1, probe=not head.startswith(b"\x80"))
 
     def _crc(self, fh: BinaryIO, e: zip_scan.ZipEntry, label: str) -> None:
         crc = zip_scan.member_crc(fh, e)
@@ -442,45 +453,14 @@ class _FileScan:
             raise _Malformed(f"corrupt tar archive: {exc}") from None
 
 
-class _Rewindable:
-    """Wraps a forward-only stream so ``seek(0)`` after a small peek works (re-opens nothing)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.s = stream
-        self.buf = b""
-        self.pos = 0
-        self.consumed = False
-
-    def seekable(self) -> bool:
-        return not self.consumed
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        if self.pos < len(self.buf):
-            take = self.buf[self.pos: self.pos + n] if n >= 0 else self.buf[self.pos:]
-            self.pos += len(take)
-            if n < 0 or len(take) < n:
-                more = self.s.read(-1 if n < 0 else n - len(take))
-                self.pos += len(more)
-                self.consumed = True
-                return take + more
-            return take
-        if self.pos == 0 and not self.consumed and n >= 0 and n <= 4096:
-            self.buf = self.s.read(n)
-            self.pos = len(self.buf)
-            return self.buf
-        data = self.s.read(n)
-        self.pos += len(data)
-        self.consumed = True
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 0 and offset <= len(self.buf) and (not self.consumed or offset == self.pos):
-            self.pos = offset
-            return offset
-        raise OSError("stream cannot seek")
+def _has_eocd(fh: BinaryIO, size: int) -> bool:
+    """A zip archive behind a prefix: its end record is within the last 64 KiB."""
+    start = fh.tell()
+    try:
+        fh.seek(start + max(0, size - 65557))
+        return zip_scan.EOCD in fh.read(min(size, 65557))
+    finally:
+        fh.seek(start)
 
 
 # -------------------------------------------------------------------- public entry points
@@ -501,7 +481,7 @@ def _finish(fs: _FileScan, fmt: str, size: int, t0: float, sha: str | None) -> F
         findings.append(make_finding(rf.severity, rf.rule, title, location=fs.location, detail=rf.detail,
                                      offset=rf.offset, evidence=ev, references=refs))
     findings.sort(key=lambda f: (-f.severity.rank, f.offset if f.offset is not None else -1))
-    shown = [f for f in fs.formats if f not in ("unknown",)] or [fmt]
+    shown = [f for f in fs.formats if f not in ("unknown",)] or ["unknown"]
     label = "+".join(dict.fromkeys(shown))
     return FileReport(path=fs.location, format=label, size=size, findings=findings, sha256=sha,
                       duration_s=time.perf_counter() - t0, details=fs.details)
@@ -533,8 +513,6 @@ def scan_file(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, hash: bool 
         if hash:
             fh.seek(0)
             rep.sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
-    if p.name == "saved_model.pb" or (p.is_file() and p.suffix == ".pb"):
-        pass
     return rep
 
 

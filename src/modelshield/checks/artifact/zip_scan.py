@@ -10,6 +10,7 @@ Declared vs. actual sizes and compression ratios are checked before anything is 
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 import zlib
@@ -161,7 +162,8 @@ def zip_structure_findings(entries: list[ZipEntry], info: dict[str, Any]) -> lis
                 Severity.MEDIUM, "artifact.zip.anomaly", f"zip member {e.name!r}: compression method differs",
                 e.header_offset, "Central and local headers disagree on the compression method.",
                 {"central": e.method, "local": e.local_method}))
-        if e.name.startswith(("/", "\\")) or re.search(r"(^|[/\\])\.\.([/\\]|$)", e.name) or re.match(r"^[A-Za-z]:", e.name):
+        if (e.name.startswith(("/", "\\")) or re.search(r"(^|[/\\])\.\.([/\\]|$)", e.name)
+                or re.match(r"^[A-Za-z]:", e.name)):
             out.append(RawFinding(
                 Severity.MEDIUM, "artifact.zip.path-traversal", f"zip member name escapes the archive: {e.name!r}",
                 e.header_offset, "Extracting this archive writes outside the target directory (zip slip)."))
@@ -179,7 +181,7 @@ def zip_structure_findings(entries: list[ZipEntry], info: dict[str, Any]) -> lis
                 {"csize": e.csize, "usize": e.usize}))
         spans.append((e.header_offset, e.data_offset + e.csize, e.name))
     spans.sort()
-    for (a0, a1, an), (b0, _b1, bn) in zip(spans, spans[1:]):
+    for (_a0, a1, an), (b0, _b1, bn) in itertools.pairwise(spans):
         if b0 < a1:
             out.append(RawFinding(
                 Severity.HIGH, "artifact.zip.bomb", f"zip members overlap: {an!r} and {bn!r}", b0,

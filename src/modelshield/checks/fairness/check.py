@@ -161,7 +161,7 @@ class FairnessCheck(Check):
             for i, g in enumerate(views):
                 ctx.progress(0.1 + 0.6 * i / len(views), f"groups: {g.key}")
                 results.append(fairness_metrics(
-                    y_true, y_pred, g, pos_label=pos, y_score=y_score, n_boot=n_boot, confidence=self.confidence,
+                    y_true, y_pred, g, pos_label=1, y_score=y_score, n_boot=n_boot, confidence=self.confidence,
                     min_group_size=self.min_group_size, seed=ctx.rng(f"fairness/{g.key}")))
             graded = _GRADED
         out = self.result()
@@ -214,8 +214,8 @@ class FairnessCheck(Check):
             y_score = proba[:, classes.index(pos)]
             if self.threshold is not None:
                 y_pred = np.where(y_score >= float(self.threshold), pos, _other(classes, pos))
-            else:
-                y_pred = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+            else:  # the model's own decisions (a randomised fair classifier is not argmax of its scores)
+                y_pred = np.asarray(model.predict(data.X))
         else:
             if self.threshold is not None:
                 raise DataError("fairness: threshold needs a model with probabilities")

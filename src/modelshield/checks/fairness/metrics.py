@@ -171,6 +171,8 @@ def binarize(y: np.ndarray, pos_label: Any = None, *, what: str = "labels") -> t
     values are a subset of {0, 1} or {-1, 1} (then it is 1). More than two values without
     ``pos_label`` is a :class:`DataError`."""
     y = np.asarray(y)
+    if pos_label is None and _integer_pos_label(y) == 1:
+        return (y == 1).astype(np.int64), 1
     if pos_label is None:
         u = np.unique(y)
         if len(u) > 2:
@@ -181,6 +183,26 @@ def binarize(y: np.ndarray, pos_label: Any = None, *, what: str = "labels") -> t
         else:
             raise DataError(f"{what}: values are {u.tolist()}; pass pos_label (the favourable outcome)")
     return (y == pos_label).astype(np.int64), pos_label
+
+
+def _integer_pos_label(*arrays: np.ndarray) -> int | None:
+    """1 when integer/bool arrays hold only {0, 1} or only {-1, 1} values (no sort needed), else None."""
+    if not all(a.size and (a.dtype == bool or np.issubdtype(a.dtype, np.integer)) for a in arrays):
+        return None
+    lo = min(int(a.min()) for a in arrays)
+    hi = max(int(a.max()) for a in arrays)
+    if lo >= 0 and hi <= 1:
+        return 1
+    if lo >= -1 and hi <= 1 and not any(bool((a == 0).any()) for a in arrays):
+        return 1
+    return None
+
+
+def _default_pos_label(y_true: np.ndarray, y_pred: np.ndarray) -> Any:
+    fast = _integer_pos_label(y_true, y_pred)
+    if fast is not None:
+        return fast
+    return binarize(np.concatenate([y_true.ravel(), y_pred.ravel()]), None, what="labels and predictions")[1]
 
 
 # -- counts -------------------------------------------------------------------------------------
@@ -415,8 +437,8 @@ def fairness_metrics(
         raise DataError(f"{n} sensitive values but {len(y_true)} labels and {len(y_pred)} predictions")
     if n == 0:
         raise DataError("no rows to evaluate")
-    if pos_label is None:  # decide once from both arrays, as fairlearn does
-        _, pos_label = binarize(np.concatenate([y_true.ravel(), y_pred.ravel()]), None, what="labels")
+    if pos_label is None:  # decided from both arrays together, as fairlearn does
+        pos_label = _default_pos_label(y_true, y_pred)
     t, _ = binarize(y_true, pos_label)
     p, _ = binarize(y_pred, pos_label)
     G = groups.n_groups

@@ -78,12 +78,16 @@ def rdp_epsilon(
     orders: Sequence[float] = DEFAULT_ORDERS,
 ) -> tuple[float, float]:
     """(ε, best order) for ``steps`` compositions of the subsampled Gaussian, by RDP."""
+    import warnings
+
     from opacus.accountants.analysis import rdp as _rdp
 
     _validate(noise_multiplier, sample_rate, steps, delta)
     rdp = _rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=int(steps),
                            orders=list(orders))
-    eps, order = _rdp.get_privacy_spent(orders=list(orders), rdp=rdp, delta=delta)
+    with warnings.catch_warnings():  # "optimal order is the smallest/largest alpha": still a valid bound
+        warnings.simplefilter("ignore", UserWarning)
+        eps, order = _rdp.get_privacy_spent(orders=list(orders), rdp=rdp, delta=delta)
     return float(eps), float(order)
 
 
@@ -151,6 +155,13 @@ def calibrate_noise(
         return compute_epsilon(sigma, sample_rate, steps, delta, accountant).epsilon
 
     lo, hi = 0.0, 1.0
+    if accountant == "pld":
+        # RDP over-estimates epsilon, so the RDP-calibrated noise is enough for PLD: bracket with it
+        # and spend the (slow) PLD evaluations only inside [hi / 2, hi]
+        hi = calibrate_noise(target_epsilon, delta, sample_rate, steps, "rdp", tol=tol, max_noise=max_noise)
+        lo = hi / 2
+        if eps(lo) <= target_epsilon:
+            lo = 0.0
     while eps(hi) > target_epsilon:
         lo, hi = hi, hi * 2
         if hi > max_noise:

@@ -20,7 +20,7 @@ Attacks
 ``rmia``
     Zarifzadeh et al. 2024, the relative membership-inference attack. The likelihood ratio
     ``p(x|θ) / p(x)`` of the target model against the reference (shadow) models, compared pairwise
-    with population rows ``z``: ``score(x) = Pr_z[LR(x)/LR(z) >= γ]``. Offline (only reference
+    with population rows ``z``: ``score(x) = Pr_z[LR(x)/LR(z) >= gamma]``. Offline (only reference
     models that did not train on ``x``) uses the paper's linear correction with ``a``.
 
 Shadow models come from ``model.clone_unfitted()`` (``sklearn.base.clone`` for scikit-learn; a
@@ -75,6 +75,9 @@ MIN_ROWS = 10
 MIN_SHADOW_POOL = 40
 
 _EPS = 1e-12
+#: Probability floor for models that only give probabilities (trees saturate at exactly 0 / 1):
+#: keeps ``log(p / (1 - p))`` within about +-9 so a few saturated rows do not dominate the Gaussians.
+_PROB_EPS = 1e-4
 
 #: ``trainer(X, y, seed) -> predict_proba`` where ``predict_proba(X) -> (n, n_classes)`` in the
 #: target model's class order.
@@ -293,7 +296,7 @@ def _label_log_probs(pred: Callable[[np.ndarray], np.ndarray], X: np.ndarray, yi
     if getattr(pred, "log_probs", False):
         logp = out
     else:
-        logp = np.log(np.clip(out, _EPS, 1.0))
+        logp = np.log(np.clip(out, _PROB_EPS, 1.0))
     lpy = logp[rows, yi]
     others = logp.copy()
     others[rows, yi] = -np.inf
@@ -301,7 +304,7 @@ def _label_log_probs(pred: Callable[[np.ndarray], np.ndarray], X: np.ndarray, yi
     m = np.where(np.isfinite(m), m, 0.0)
     lp_not = (np.log(np.exp(others - m).sum(axis=1)) + m[:, 0]) if logp.shape[1] > 1 else np.full(len(yi), -np.inf)
     if not getattr(pred, "log_probs", False):
-        lp_not = np.maximum(lp_not, np.log(_EPS))
+        lp_not = np.maximum(lp_not, np.log(_PROB_EPS))
     return lpy, lp_not
 
 
@@ -376,7 +379,9 @@ def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, 
     resid = np.where(mask, values - mean[None, :], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt((resid**2).sum(axis=0) / np.maximum(cnt - 1, 1))
-    pooled = float(np.sqrt((resid**2).sum() / max(int(mask.sum()) - int((cnt > 0).sum()), 1)))
+    # the shared ("fixed") variance: the median of per-row stds, as in Carlini et al.'s code
+    ok = cnt > 1
+    pooled = float(np.median(std[ok])) if ok.any() else float(np.std(values[mask])) if mask.any() else 1.0
     pooled = max(pooled, 1e-3)
     std = np.where(cnt > 1, std, pooled)
     return mean, np.maximum(std, 1e-3), pooled
@@ -453,7 +458,7 @@ def membership_inference(
     trainer : ``trainer(X, y_index, seed) -> predict_proba``; default clones ``model``.
     recipe : training recipe for PyTorch shadows.
     max_rows : sample at most this many rows per side (stratified, reproducible).
-    rmia_a, rmia_gamma : RMIA's offline correction ``a`` and pairwise threshold ``γ``.
+    rmia_a, rmia_gamma : RMIA's offline correction ``a`` and pairwise threshold ``gamma``.
     n_jobs : parallel shadow trainings (default: the CPU count, at most ``n_shadows``).
 
     Raises

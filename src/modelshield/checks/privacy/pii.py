@@ -85,7 +85,7 @@ _CARD_PREFIX = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9]|[3
 
 def card_valid(number: str) -> bool:
     digits = re.sub(r"\D", "", number)
-    return bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits) and len(set(digits)) > 2
+    return bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits) and len(set(digits)) > 1
 
 
 #: IBAN length per country (ISO 13616 registry; the common SEPA and a few others).
@@ -201,7 +201,7 @@ _DETECTORS: tuple[_Detector, ...] = (
         r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
         r"|(?:1[ .-])?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w-])"), _phone_valid, 0.85),
     _Detector("ip_address", re.compile(
-        r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
+        r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])|(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
               _ip_valid, 0.8),
     _Detector("date_of_birth", re.compile(rf"(?:{_DATE_RE})"), lambda v: _parse_date(v) is not None, 0.9,
               context=re.compile(r"\b(?:born|d\.?o\.?b\.?|date of birth|birth ?date|birthday|geboren|né[e]?)\b",
@@ -210,7 +210,7 @@ _DETECTORS: tuple[_Detector, ...] = (
         rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET})\b\.?"), lambda v: True, 0.85),
 )
 
-PII_TYPES = tuple(d.name for d in _DETECTORS) + ("postcode", "person_name")
+PII_TYPES = (*(d.name for d in _DETECTORS), "postcode", "person_name")
 
 #: Column-name hints: a column named like this holds that type (or is a quasi-identifier).
 _NAME_HINTS: dict[str, re.Pattern[str]] = {
@@ -226,7 +226,7 @@ _NAME_HINTS: dict[str, re.Pattern[str]] = {
     "person_name": re.compile(r"(?:^|[-_ ])(?:first|last|full|given|family|sur)?[-_ ]?name$|^surname$", re.I),
 }
 _POSTCODE_RE = re.compile(r"^\s*(?:\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|\d{4,5})\s*$", re.I)
-_NAME_RE = re.compile(r"^\s*[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){0,3}\s*$")
+_NAME_RE = re.compile(r"^\s*[A-Z][a-z'\u2019-]+(?:\s+[A-Z][a-z'\u2019-]+){0,3}\s*$")
 _QI_HINT = re.compile(r"\bage\b|^age|zip|post[-_ ]?code|postal|birth|\bdob\b|gender|\bsex\b|race|ethnic|nation"
                       r"|marital|occupation|job|city|county|state|country|education|religion", re.I)
 

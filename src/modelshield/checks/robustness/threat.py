@@ -241,6 +241,19 @@ class Projector:
         """Ball then box (the box clip moves coordinates toward ``x0``, so it stays in the ball)."""
         return self.box(self.ball(x, x0, eps), x0)
 
+    def linf_bounds(self, x0: torch.Tensor, eps: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """For L-inf the feasible set (ball, box, immutables) is itself a box: its corners, so
+        that projecting is a single ``clamp`` (the hot path of PGD)."""
+        import torch
+
+        r = (self.eps if eps is None else eps) * self.scale * self.mask
+        lo, hi = x0 - r, x0 + r
+        if self.lower is not None:
+            lo = torch.maximum(lo, torch.minimum(self.lower, x0))
+        if self.upper is not None:
+            hi = torch.minimum(hi, torch.maximum(self.upper, x0))
+        return lo, hi
+
     def finalize(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """A valid row: integer features rounded toward their clean value, immutables restored."""
         import torch

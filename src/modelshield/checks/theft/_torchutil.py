@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["few_threads", "make_mlp", "train_soft"]
+__all__ = ["as_model", "few_threads", "make_mlp", "train_soft"]
 
 
 @contextlib.contextmanager
@@ -76,3 +76,21 @@ def train_soft(
         torch.nn.functional.cross_entropy(module(xb), tb).backward()
         opt.step()
     return module.eval()
+
+
+def as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
+    """Wrap ``model`` in its adapter; ``input_shape`` helps torch modules whose shape cannot be
+    inferred (TorchScript, convolutional nets) find their classes."""
+    from modelshield.models.base import BaseModel
+    from modelshield.models.load import wrap_object
+
+    if isinstance(model, BaseModel):
+        return model
+    try:
+        import torch
+
+        if isinstance(model, torch.nn.Module) and input_shape is not None:
+            return wrap_object(model, input_shape=tuple(input_shape))
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+    return wrap_object(model)

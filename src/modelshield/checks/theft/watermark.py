@@ -157,16 +157,14 @@ def binomial_p_value(matches: int, n: int, chance: float) -> float:
     return float(binom.sf(int(matches) - 1, int(n), float(chance)))
 
 
-def _as_model(model: Any) -> BaseModel:
-    if isinstance(model, BaseModel):
-        return model
-    from modelshield.models.load import wrap_object
+def _as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> BaseModel:
+    from modelshield.checks.theft._torchutil import as_model
 
-    return wrap_object(model)
+    return as_model(model, input_shape)
 
 
 def _agreement(model: Any, triggers: TriggerSet) -> np.ndarray:
-    m = _as_model(model)
+    m = _as_model(model, triggers.X.shape[1:])
     pred = m.predict_index(triggers.X)
     if m.n_classes != triggers.n_classes:
         raise DataError(f"the model has {m.n_classes} classes but the trigger set was made for "
@@ -207,8 +205,9 @@ def verify_watermark(
     if not isinstance(triggers, TriggerSet):
         if labels is None:
             raise DataError("pass the trigger labels with the trigger inputs")
-        m = _as_model(model)
-        triggers = TriggerSet(X=np.asarray(triggers), labels=np.asarray(labels), n_classes=m.n_classes)
+        X = np.asarray(triggers)
+        m = _as_model(model, X.shape[1:])
+        triggers = TriggerSet(X=X, labels=np.asarray(labels), n_classes=m.n_classes)
     elif labels is not None:
         triggers = TriggerSet(X=triggers.X, labels=np.asarray(labels), n_classes=triggers.n_classes)
     agree = _agreement(model, triggers)

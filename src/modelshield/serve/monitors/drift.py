@@ -47,7 +47,9 @@ class DriftMonitor:
     Every ``every`` new rows (once ``window`` rows are seen) it computes per-column PSI on reference
     deciles, two-sample KS p-values (Bonferroni over columns) and the RBF-kernel MMD² on
     standardised features, whose threshold comes from reference-vs-reference resamples (Gaussian
-    approximation of the null at level ``mmd_alpha``). One alert per test when drift starts; the
+    approximation of the null at level ``mmd_alpha``). The PSI threshold is raised to the largest
+    maximum PSI of 50 bootstrap windows drawn from the reference, when that is higher (small windows,
+    many columns). One alert per test when drift starts; the
     test re-arms when the window is back under its threshold.
     """
 
@@ -89,6 +91,12 @@ class DriftMonitor:
             null.append(mmd2(self._Zref[idx[:m]], self._Zref[idx[m : 2 * m]], self.gamma))
         z = float(stats.norm.ppf(1 - mmd_alpha))
         self.mmd_threshold = float(np.mean(null) + z * np.std(null))
+        # PSI has a small-sample bias (about (bins - 1) / window per column) and we take the max over
+        # columns: raise the threshold to what same-distribution windows reach (bootstrap max).
+        boot = [float(psi(self._ref_frac, self._fractions(R[rng.integers(0, len(R), window)])).max())
+                for _ in range(50)]
+        self.psi_null_max = max(boot)
+        self.psi_threshold = max(psi_threshold, self.psi_null_max)
         self._rng = rng
         self._buf: deque[np.ndarray] = deque(maxlen=window)
         self.n_seen = 0

@@ -57,16 +57,41 @@ class PradaMonitor:
 
     The per-query update is sequential by definition (each query may grow ``G_c``); distances are
     vectorised over ``G_c`` and ``G_c`` is capped at ``max_memory`` rows per class.
+
+    Calibration: natural data is not always normal in this sense (skewed tabular features give
+    ``W`` well below the paper's 0.9-0.96). With ``predict`` and ``calibrate`` streams, the threshold
+    becomes ``min(delta, 0.97 * min W)`` over every check made on ``calibrate`` random orderings of
+    the reference data, so natural traffic does not raise false alarms; ``delta`` stays an upper
+    bound.
     """
 
     name = "extraction.prada"
 
     def __init__(self, X_ref: np.ndarray, *, delta: float = 0.9, min_queries: int = 100, every: int = 10,
-                 max_memory: int = 3000, max_keys: int = 10_000) -> None:
+                 max_memory: int = 3000, max_keys: int = 10_000, predict: Any = None, calibrate: int = 10,
+                 seed: int = 0) -> None:
         self._std = _Standardizer(X_ref)
         self.delta, self.min_queries, self.every = delta, min_queries, every
         self.max_memory, self.max_keys = max_memory, max_keys
         self.keys: OrderedDict[str, _PradaKey] = OrderedDict()
+        self.calibration_w: list[float] = []
+        if predict is not None and calibrate > 0:
+            X = np.asarray(X_ref, dtype=np.float64).reshape(len(X_ref), -1)
+            rng = np.random.default_rng(seed)
+            n = min(len(X), 300)
+            labels = np.argmax(np.asarray(predict(X)), axis=1)
+            for i in range(calibrate):
+                idx = rng.permutation(len(X))[:n]
+                probe = PradaMonitor(X[:2], delta=0.0, min_queries=n + 1, max_memory=max_memory)
+                probe._std = self._std
+                onehot = np.eye(int(labels.max()) + 1)[labels[idx]]
+                probe.update(Batch(X=X[idx], proba=onehot, key_id=f"calibration-{i}"))
+                D = np.asarray(probe.keys[f"calibration-{i}"].dmin)
+                for k in range(min_queries, len(D) + 1, every):  # every check PRADA would make
+                    if np.ptp(D[:k]) > 0:
+                        self.calibration_w.append(float(stats.shapiro(D[:k]).statistic))
+            if self.calibration_w:
+                self.delta = min(delta, 0.97 * min(self.calibration_w))
 
     def _key(self, key_id: str) -> _PradaKey:
         st = self.keys.get(key_id)
@@ -136,47 +161,79 @@ class PradaMonitor:
 
 
 class CoverageMonitor:
-    """Flags a key whose queries cover far more of the input space than natural traffic would.
+    """Flags a key whose queries cover regions of the input space that natural traffic never reaches.
 
-    The space is the reference data's first ``n_components`` principal components (standardised
-    features), each cut into ``bins`` reference quantile bins plus one open cell below and one above
-    the reference range: ``(bins + 2) ** n_components`` cells with reference probabilities ``p_c``
-    (add-half smoothing). After ``n`` queries from natural traffic the expected number of distinct
-    cells is ``E(n) = sum_c 1 - (1 - p_c) ** n``; a key with at least ``min_queries`` queries and
-    more than ``factor * E(n)`` distinct cells is mapping the input space, as extraction attacks that
-    synthesise queries do (in the spirit of Kesarwani et al. 2018, who track the feature-space
-    coverage of a user's queries).
+    Cells combine where a query lies and how the model sees it: the first two principal components
+    of the standardised reference data (``bins`` quantile bins plus one open cell on each side), the
+    Mahalanobis radius (reference quartiles plus one cell beyond the reference maximum) and the
+    model's margin between its two top probabilities (``< 0.2``, ``0.2-0.8``, ``>= 0.8``). Natural
+    traffic stays in the cells the reference data occupies (dense regions, confident predictions);
+    extraction attacks that synthesise queries - uniform sampling, perturbing a few seeds, line
+    searches towards the decision boundary - land in cells no reference row reaches.
+
+    The share of a key's queries in reference-empty cells is compared with the share natural data
+    shows, ``r0``, estimated by splitting the reference in halves (rows of one half falling in cells
+    the other half leaves empty). A key with at least ``min_queries`` queries is flagged when its
+    share exceeds ``factor * r0 + 3 * sqrt(r0 (1 - r0) / n)``. Distinct cells visited against the
+    number natural traffic would visit, ``E(n) = sum_c 1 - (1 - p_c) ** n``, is reported as
+    ``coverage_ratio``. In the spirit of Kesarwani et al. (2018), who warn when one user's queries
+    cover too much of the model's feature space.
     """
 
     name = "extraction.coverage"
+    MARGINS = (0.2, 0.8)
 
-    def __init__(self, X_ref: np.ndarray, *, n_components: int = 3, bins: int = 6, factor: float = 1.6,
-                 min_queries: int = 100, max_keys: int = 10_000) -> None:
+    def __init__(self, X_ref: np.ndarray, proba_ref: np.ndarray, *, bins: int = 6, factor: float = 1.6,
+                 min_queries: int = 100, alpha: float = 0.01, max_keys: int = 10_000, seed: int = 0) -> None:
         self._std = _Standardizer(X_ref)
         Z = self._std(X_ref)
-        k = max(1, min(n_components, Z.shape[1], len(Z) - 1))
         _, _, vt = np.linalg.svd(Z - Z.mean(0), full_matrices=False)
-        self._proj = vt[:k].T
+        self._proj = vt[: min(2, Z.shape[1])].T
         P = Z @ self._proj
-        self._edges = np.quantile(P, np.linspace(0, 1, bins + 1), axis=0)  # (bins+1, k), outer = range
-        self.n_cells_axis = bins + 2
-        self.n_cells = self.n_cells_axis**k
-        cells = self._cells_of_projected(P)
+        self._edges = np.quantile(P, np.linspace(0, 1, bins + 1), axis=0)  # (bins+1, k); outer = range
+        cov = np.cov(Z, rowvar=False).reshape(Z.shape[1], Z.shape[1])
+        self._prec = np.linalg.pinv(cov + 1e-6 * np.eye(Z.shape[1]))
+        r = self._radius(Z)
+        self._r_edges = np.append(np.quantile(r, [0.25, 0.5, 0.75]), r.max())
+        self.n_axis = bins + 2
+        self.n_cells = self.n_axis ** P.shape[1] * (len(self._r_edges) + 1) * (len(self.MARGINS) + 1)
+        cells = self._cells(Z, np.asarray(proba_ref, dtype=np.float64))
         counts = np.bincount(cells, minlength=self.n_cells).astype(np.float64)
-        self._p = (counts + 0.5) / (counts.sum() + 0.5 * self.n_cells)
+        self._p = (counts + alpha) / (counts.sum() + alpha * self.n_cells)
+        self._empty = counts == 0
+        rng = np.random.default_rng(seed)
+        rates = []
+        for _ in range(10):
+            perm = rng.permutation(len(cells))
+            a, b = cells[perm[: len(cells) // 2]], cells[perm[len(cells) // 2 :]]
+            seen = np.zeros(self.n_cells, dtype=bool)
+            seen[a] = True
+            rates.append(float((~seen[b]).mean()))
+        self.r0 = max(float(np.mean(rates)), 1.0 / len(cells))
         self.factor, self.min_queries, self.max_keys = factor, min_queries, max_keys
         self.keys: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-    def _cells_of_projected(self, P: np.ndarray) -> np.ndarray:
-        inner = self._edges[1:-1]  # (bins-1, k)
-        idx = 1 + (P[None, :, :] > inner[:, None, :]).sum(0)  # 1..bins inside
-        idx[P < self._edges[0]] = 0
-        idx[P > self._edges[-1]] = self.n_cells_axis - 1
-        mult = self.n_cells_axis ** np.arange(P.shape[1])
-        return (idx * mult).sum(1)
+    def threshold(self, n: int) -> float:
+        r0 = self.r0
+        return self.factor * r0 + 3.0 * float(np.sqrt(r0 * (1 - r0) / max(n, 1)))
 
-    def cells(self, X: np.ndarray) -> np.ndarray:
-        return self._cells_of_projected(self._std(X) @ self._proj)
+    def _radius(self, Z: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", Z, self._prec, Z), 0.0))
+
+    def _cells(self, Z: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        P = Z @ self._proj
+        idx = 1 + (P[None, :, :] > self._edges[1:-1][:, None, :]).sum(0)
+        idx[P < self._edges[0]] = 0
+        idx[P > self._edges[-1]] = self.n_axis - 1
+        cell = (idx * self.n_axis ** np.arange(P.shape[1])).sum(1)
+        r = np.searchsorted(self._r_edges, self._radius(Z))
+        top2 = -np.sort(-proba, axis=1)[:, :2] if proba.shape[1] > 1 else np.hstack([proba, 1 - proba])
+        margin = np.searchsorted(np.asarray(self.MARGINS), top2[:, 0] - top2[:, 1], side="right")
+        cell = cell * (len(self._r_edges) + 1) + r
+        return cell * (len(self.MARGINS) + 1) + margin
+
+    def cells(self, X: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        return self._cells(self._std(X), np.asarray(proba, dtype=np.float64))
 
     def expected_cells(self, n: int | np.ndarray) -> np.ndarray:
         n = np.atleast_1d(np.asarray(n, dtype=np.float64))
@@ -185,37 +242,44 @@ class CoverageMonitor:
     def update(self, batch: Batch) -> list[Alert]:
         st = self.keys.get(batch.key_id)
         if st is None:
-            st = self.keys[batch.key_id] = {"visited": np.zeros(self.n_cells, dtype=bool), "n": 0,
-                                            "flagged": False, "ratio": None}
+            st = self.keys[batch.key_id] = {"visited": np.zeros(self.n_cells, dtype=bool), "n": 0, "rare": 0,
+                                            "flagged": False, "ratio": None, "rare_share": None}
             if len(self.keys) > self.max_keys:
                 self.keys.popitem(last=False)
-        st["visited"][self.cells(batch.X)] = True
+        else:
+            self.keys.move_to_end(batch.key_id)
+        cells = self.cells(batch.X, batch.proba)
+        st["visited"][cells] = True
         st["n"] += len(batch.X)
-        if st["n"] < self.min_queries:
+        st["rare"] += int(self._empty[cells].sum())
+        n = st["n"]
+        if n < self.min_queries:
             return []
-        covered = int(st["visited"].sum())
-        expected = float(self.expected_cells(st["n"])[0])
-        ratio = covered / expected
-        st["ratio"] = ratio
-        if ratio > self.factor and not st["flagged"]:
+        st["ratio"] = int(st["visited"].sum()) / float(self.expected_cells(n)[0])
+        share = st["rare"] / n
+        st["rare_share"] = share
+        thr = self.threshold(n)
+        if share > thr and not st["flagged"]:
             st["flagged"] = True
-            return [Alert(monitor=self.name, severity="high", key_id=batch.key_id, value=ratio,
-                          threshold=self.factor, time=batch.time,
-                          message=f"key {batch.key_id}: {covered} input-space cells covered after {st['n']} "
-                                  f"queries, {ratio:.1f}x what natural traffic covers; likely model extraction")]
+            return [Alert(monitor=self.name, severity="high", key_id=batch.key_id, value=share, threshold=thr,
+                          time=batch.time,
+                          message=f"key {batch.key_id}: {share:.0%} of {n} queries fall where natural data "
+                                  f"never goes (expected about {self.r0:.0%}); likely model extraction")]
         return []
 
     def scores(self) -> dict[str, dict[str, Any]]:
-        return {k: {"queries": s["n"], "coverage_ratio": s["ratio"], "flagged": s["flagged"]}
-                for k, s in self.keys.items()}
+        return {k: {"queries": s["n"], "coverage_ratio": s["ratio"], "rare_share": s["rare_share"],
+                    "flagged": s["flagged"]} for k, s in self.keys.items()}
 
     def state(self) -> dict[str, Any]:
-        return {k: {"visited": np.flatnonzero(s["visited"]).tolist(), "n": s["n"], "flagged": s["flagged"],
-                    "ratio": s["ratio"]} for k, s in self.keys.items()}
+        return {k: {"visited": np.flatnonzero(s["visited"]).tolist(), "n": s["n"], "rare": s["rare"],
+                    "flagged": s["flagged"], "ratio": s["ratio"], "rare_share": s["rare_share"]}
+                for k, s in self.keys.items()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.keys.clear()
         for k, s in state.items():
             v = np.zeros(self.n_cells, dtype=bool)
             v[np.asarray(s["visited"], dtype=np.int64)] = True
-            self.keys[k] = {"visited": v, "n": int(s["n"]), "flagged": bool(s["flagged"]), "ratio": s["ratio"]}
+            self.keys[k] = {"visited": v, "n": int(s["n"]), "rare": int(s["rare"]), "flagged": bool(s["flagged"]),
+                            "ratio": s["ratio"], "rare_share": s["rare_share"]}

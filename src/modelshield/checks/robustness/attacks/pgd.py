@@ -70,29 +70,48 @@ class PGD(Attack):
         best = x0.clone()
         done = torch.zeros(n, dtype=torch.bool)
         queries = np.zeros(n, dtype=np.int64)
+        linf = proj.norm == "inf"
+        astep = alpha * proj.scale * proj.mask  # L-inf step per feature (x-space)
         for _ in range(max(1, self.restarts)):
             idx = torch.nonzero(~done)[:, 0]
             if len(idx) == 0:
                 break
             xs0, ys = x0[idx], y[idx]
+            if linf:
+                lo, hi = proj.linf_bounds(xs0)
             x = proj.random_start(xs0, ctx.gen) if self.random_start else xs0.clone()
             act = torch.arange(len(idx))
+            full = True  # no sample has left the batch yet: skip the gathers
             for step in range(steps + 1):
-                xa = x[act].requires_grad_(True)
-                logits = ctx.logits(xa, xs0[act])
+                xa = (x if full else x[act]).detach().requires_grad_(True)
+                xb0 = xs0 if full else xs0[act]
+                yb = ys if full else ys[act]
+                logits = ctx.logits(xa, xb0)
                 queries[idx[act].numpy()] += 1
-                adv = ctx.is_adv(logits.detach().argmax(1), ys[act])
-                if adv.any():
+                adv = ctx.is_adv(logits.detach().argmax(1), yb)
+                any_adv = bool(adv.any())
+                if any_adv:
                     hit = idx[act[adv]]
                     best[hit] = xa.detach()[adv]
                     done[hit] = True
                 if step == steps:
                     break
-                (grad,) = torch.autograd.grad(lossfn(logits, ys[act], ctx.targeted).sum(), xa)
+                (grad,) = torch.autograd.grad(lossfn(logits, yb, ctx.targeted).sum(), xa)
                 with torch.no_grad():
-                    x[act] = proj.project(xa.detach() + alpha * proj.ascent(grad), xs0[act])
-                if self.early_stop:
+                    if linf:
+                        xn = torch.clamp(xa.detach() + grad.sign() * astep, lo if full else lo[act],
+                                         hi if full else hi[act])
+                    else:
+                        xn = proj.project(xa.detach() + alpha * proj.ascent(grad), xb0)
+                if full:
+                    x = xn
+                else:
+                    x[act] = xn
+                if self.early_stop and any_adv:
+                    if full:
+                        x = x.clone()
                     act = act[~adv]
+                    full = False
                     if len(act) == 0:
                         break
             left = ~done[idx]

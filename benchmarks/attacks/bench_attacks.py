@@ -1,0 +1,288 @@
+"""Attack benchmark: modelshield vs ART, torchattacks and a plain torch PGD loop, in one run.
+
+    .venv/bin/python benchmarks/attacks/bench_attacks.py [--quick] [--only pgd,ensemble,square,hsj]
+        [--json benchmarks/attacks/results.json]
+
+Models are trained here on scikit-learn's bundled 8x8 digits (pixels scaled to [0, 1]): an MLP
+(64-128-10) and a small CNN; a 100-tree RandomForest for HopSkipJump. Everything runs with
+``torch.set_num_threads(1)``. Each row: wall seconds and robust accuracy (or success rate and
+median perturbation for HopSkipJump) on the same samples at the same eps.
+
+Peers come from the ``bench`` extra: ``pip install adversarial-robustness-toolbox multiprocess`` and
+``pip install --no-deps torchattacks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+from modelshield.checks.robustness.attacks import PGD, Ensemble, HopSkipJump, Square  # noqa: E402
+from modelshield.checks.robustness.attacks.apgd import APGD  # noqa: E402
+from modelshield.checks.robustness.threat import ThreatModel  # noqa: E402
+from modelshield.models.sklearn import SklearnModel  # noqa: E402
+from modelshield.models.torch import TorchModel  # noqa: E402
+
+EPS = 0.1
+ROWS: list[dict[str, Any]] = []
+
+
+def log(**row: Any) -> None:
+    ROWS.append(row)
+    cells = " | ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+    print(cells, flush=True)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    return train_test_split(X, y, test_size=450, random_state=0, stratify=y)
+
+
+def train(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, epochs: int = 60) -> torch.nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 128):
+            idx = perm[i : i + 128]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+    return net.eval()
+
+
+def models(Xtr: np.ndarray, ytr: np.ndarray) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    cnn = torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, 8, 8)),
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(64 * 16, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    return {"mlp": (train(mlp, Xtr, ytr), (64,)), "cnn": (train(cnn, Xtr, ytr, epochs=30), (64,))}
+
+
+def acc(net: torch.nn.Module, X: Any, y: np.ndarray) -> float:
+    with torch.no_grad():
+        return float((net(torch.as_tensor(np.asarray(X, dtype=np.float32))).argmax(1).numpy() == y).mean())
+
+
+def plain_pgd(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int) -> torch.Tensor:
+    """The floor: the 10-line textbook PGD loop (random start, sign step, clip)."""
+    xa = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+    for _ in range(steps):
+        xa.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(net(xa), y)
+        (g,) = torch.autograd.grad(loss, xa)
+        xa = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - eps), x + eps).clamp(0, 1)
+    return xa.detach()
+
+
+def bench_pgd(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, repeat: int) -> None:
+    steps, alpha = 20, 2.5 * EPS / 20
+    xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for name, (net, _) in nets.items():
+        model = TorchModel(net, input_shape=(64,))
+        tm = ThreatModel.image(eps=EPS, steps=steps)
+
+        def best(fn: Callable[[], Any]) -> tuple[Any, float]:
+            runs = [timed(fn) for _ in range(repeat)]
+            return runs[-1][0], min(t for _, t in runs)
+
+        torch.manual_seed(0)
+        xa, t = best(lambda net=net: plain_pgd(net, xt, yt, EPS, alpha, steps))
+        log(bench="pgd", model=name, tool="plain torch loop", seconds=t, robust_accuracy=acc(net, xa, y))
+        if "torchattacks" in peers:
+            ta = peers["torchattacks"].PGD(net, eps=EPS, alpha=alpha, steps=steps, random_start=True)
+            xa, t = best(lambda ta=ta: ta(xt, yt))
+            log(bench="pgd", model=name, tool="torchattacks", seconds=t, robust_accuracy=acc(net, xa, y))
+        if "art" in peers:
+            clf = peers["art"].classifier(net, (64,))
+            pgd = peers["art"].PGD(clf, norm=np.inf, eps=EPS, eps_step=alpha, max_iter=steps, num_random_init=1,
+                                   batch_size=len(X), verbose=False)
+            xa, t = best(lambda pgd=pgd: pgd.generate(X, y=y))
+            log(bench="pgd", model=name, tool="ART", seconds=t, robust_accuracy=acc(net, xa, y))
+        for early in (False, True):
+            r, t = best(lambda early=early, model=model: PGD(threat=tm, early_stop=early).generate(model, X, y))
+            log(bench="pgd", model=name, tool=f"modelshield{' (early stop)' if early else ''}", seconds=t,
+                robust_accuracy=r.robust_accuracy)
+
+
+def bench_ensemble(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int) -> None:
+    X, y = X[:n], y[:n]
+    xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for name, (net, _) in nets.items():
+        model = TorchModel(net, input_shape=(64,))
+        tm = ThreatModel.image(eps=EPS, steps=100, query_budget=5000)
+        ens = Ensemble(attacks=[APGD(threat=tm, loss="ce"), APGD(threat=tm, loss="dlr", seed=1),
+                                Square(threat=tm, seed=2)])
+        r, t = timed(lambda ens=ens, model=model: ens.generate(model, X, y))
+        log(bench="autoattack", model=name, tool="modelshield ensemble (APGD-CE, APGD-DLR, Square)", n=n,
+            seconds=t, robust_accuracy=r.robust_accuracy)
+        if "torchattacks" in peers:
+            aa = peers["torchattacks"].AutoAttack(net, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=0)
+            xa, t = timed(lambda aa=aa: aa(xt, yt))
+            log(bench="autoattack", model=name, tool="torchattacks AutoAttack (standard)", n=n, seconds=t,
+                robust_accuracy=acc(net, xa, y))
+
+
+def bench_square(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, queries: int) -> None:
+    X, y = X[:n], y[:n]
+    xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for name, (net, _) in nets.items():
+        if name != "cnn":
+            continue
+        model = TorchModel(net, input_shape=(1, 8, 8))  # spatial squares
+        tm = ThreatModel.image(eps=EPS, query_budget=queries)
+        r, t = timed(lambda model=model: Square(threat=tm).generate(model, X.reshape(-1, 1, 8, 8), y))
+        log(bench="square", model=name, tool="modelshield", n=n, queries=queries, seconds=t,
+            robust_accuracy=r.robust_accuracy)
+        img = torch.nn.Sequential(torch.nn.Flatten(), net).eval()
+        if "torchattacks" in peers:
+            sq = peers["torchattacks"].Square(img, norm="Linf", eps=EPS, n_queries=queries, n_restarts=1, seed=0)
+            xa, t = timed(lambda sq=sq: sq(xt.reshape(-1, 1, 8, 8), yt))
+            log(bench="square", model=name, tool="torchattacks", n=n, queries=queries, seconds=t,
+                robust_accuracy=acc(net, xa.reshape(n, 64), y))
+        if "art" in peers:
+            clf = peers["art"].classifier(img, (1, 8, 8))
+            sq = peers["art"].Square(clf, norm=np.inf, eps=EPS, max_iter=queries, nb_restarts=1, p_init=0.8,
+                                     batch_size=n, verbose=False)
+            xa, t = timed(lambda sq=sq: sq.generate(X.reshape(-1, 1, 8, 8), y=y))
+            log(bench="square", model=name, tool="ART", n=n, queries=queries, seconds=t,
+                robust_accuracy=acc(net, np.asarray(xa).reshape(n, 64), y))
+
+
+class _Counting:
+    """Wrap a scikit-learn model to count rows queried (for ART's HopSkipJump)."""
+
+    def __init__(self, est: Any) -> None:
+        self.est, self.rows = est, 0
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        self.rows += len(X)
+        return self.est.predict_proba(X)
+
+
+def bench_hsj(Xtr: np.ndarray, ytr: np.ndarray, X: np.ndarray, y: np.ndarray, peers: dict, n: int) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    rf = RandomForestClassifier(n_estimators=100, random_state=0).fit(Xtr, ytr)
+    X, y = X[:n], y[:n]
+    ok = rf.predict(X) == y
+    model = SklearnModel(rf)
+    res = None
+    if "art" in peers:
+        from art.estimators.classification import SklearnClassifier
+
+        clf = SklearnClassifier(model=rf, clip_values=(0.0, 1.0))
+        hsj = peers["art"].HSJ(clf, norm=2, max_iter=50, max_eval=10000, init_eval=100, init_size=100,
+                               batch_size=64, verbose=False)
+        counter = _Counting(rf)
+        clf._model = counter  # count ART's queries
+        np.random.seed(0)
+        xa, t = timed(lambda: hsj.generate(X[ok]))
+        clf._model = rf
+        adv = rf.predict(xa) != y[ok]
+        dist = np.linalg.norm((xa - X[ok]).reshape(ok.sum(), -1), axis=1)
+        res = float(np.median(dist[adv])) if adv.any() else float("nan")
+        log(bench="hsj", model="rf100", tool="ART", n=n, seconds=t, success_rate=float(adv.mean()),
+            median_l2=res, queries_per_sample=counter.rows / max(ok.sum(), 1))
+    for budget in (2000, 5000):
+        tm = ThreatModel.image(norm="2", eps=1e-6, query_budget=budget)
+        hs = HopSkipJump(threat=tm, max_iter=60, init_evals=100, max_evals=10000, stop_at_eps=False)
+        r, t = timed(lambda hs=hs: hs.generate(model, X, y))
+        md = r.min_distance[r.clean_correct]
+        found = np.isfinite(md)
+        log(bench="hsj", model="rf100", tool=f"modelshield (budget {budget})", n=n, seconds=t,
+            success_rate=float(found.mean()), median_l2=float(np.median(md[found])) if found.any() else float("nan"),
+            queries_per_sample=float(r.queries[r.clean_correct].mean()))
+
+
+def load_peers() -> dict[str, Any]:
+    peers: dict[str, Any] = {}
+    try:
+        import torchattacks
+
+        peers["torchattacks"] = torchattacks
+    except Exception as exc:
+        print(f"torchattacks unavailable: {exc}", file=sys.stderr)
+    try:
+        import art
+        from art.attacks.evasion import HopSkipJump as ArtHSJ
+        from art.attacks.evasion import ProjectedGradientDescent, SquareAttack
+        from art.estimators.classification import PyTorchClassifier
+
+        class _Art:
+            version = art.__version__
+            PGD = ProjectedGradientDescent
+            Square = SquareAttack
+            HSJ = ArtHSJ
+
+            @staticmethod
+            def classifier(net: torch.nn.Module, shape: tuple[int, ...]) -> Any:
+                return PyTorchClassifier(model=net, loss=torch.nn.CrossEntropyLoss(), input_shape=shape,
+                                         nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")
+
+        peers["art"] = _Art
+    except Exception as exc:
+        print(f"ART unavailable: {exc}", file=sys.stderr)
+    return peers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer samples and queries (a smoke run)")
+    ap.add_argument("--only", default="pgd,ensemble,square,hsj")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    peers = load_peers()
+    Xtr, Xte, ytr, yte = data()
+    nets = models(Xtr, ytr)
+    for name, (net, _) in nets.items():
+        log(bench="clean", model=name, tool="-", accuracy=acc(net, Xte, yte))
+    if "pgd" in only:
+        bench_pgd(nets, Xte, yte, peers, repeat=2 if args.quick else 5)
+    if "ensemble" in only:
+        bench_ensemble(nets, Xte, yte, peers, n=30 if args.quick else 100)
+    if "square" in only:
+        bench_square(nets, Xte, yte, peers, n=50 if args.quick else 100, queries=100 if args.quick else 300)
+    if "hsj" in only:
+        bench_hsj(Xtr, ytr, Xte, yte, peers, n=10 if args.quick else 20)
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    if "art" in peers:
+        versions["adversarial-robustness-toolbox"] = peers["art"].version
+    if "torchattacks" in peers:
+        versions["torchattacks"] = peers["torchattacks"].__version__
+    print(json.dumps(versions))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"versions": versions, "rows": ROWS}, fh, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The ``artifact`` audit check: scan the model file (and any extra artifacts) without loading them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from modelshield.checks.artifact.report import FileStatus, ScanReport
+from modelshield.checks.artifact.scanner import DEFAULT_TIMEOUT, scan_file
+from modelshield.checks.base import Applies, AuditContext, Check
+from modelshield.findings import CheckResult, CheckStatus
+
+__all__ = ["ArtifactCheck"]
+
+
+@dataclass(kw_only=True)
+class ArtifactCheck(Check):
+    """Static scan of model files for code execution, unsafe references and malformed structure.
+
+    Scans ``ctx.model_path`` and ``ctx.artifacts`` (directories recursively) with
+    :func:`modelshield.checks.artifact.scan`. Nothing is deserialised or executed.
+
+    Options
+    -------
+    timeout : per-file wall-clock bound in seconds; a file that hits it is reported inconclusive.
+    hash : record each file's SHA-256 in the report.
+
+    References
+    ----------
+    .. [1] CWE-502: Deserialization of Untrusted Data.
+    .. [2] Trail of Bits, "Never a dill moment: Exploiting machine learning pickle files" (2021).
+
+    Examples
+    --------
+    >>> from modelshield.checks.base import AuditContext
+    >>> result = ArtifactCheck().run(AuditContext(model_path=Path("model.pkl")))  # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "artifact"
+    title: ClassVar[str] = "Model file scan"
+    description: ClassVar[str] = "Pickle/zip/joblib/NumPy/Keras/ONNX/SavedModel/safetensors/GGUF static scan."
+    needs_model: ClassVar[bool] = False
+    needs_data: ClassVar[bool] = False
+
+    timeout: float = DEFAULT_TIMEOUT
+    hash: bool = True
+
+    def _paths(self, ctx: AuditContext) -> list[Path]:
+        paths: list[Path] = []
+        for p in [ctx.model_path, *ctx.artifacts]:
+            if p is not None and Path(p) not in paths:
+                paths.append(Path(p))
+        return paths
+
+    def applies(self, ctx: AuditContext) -> Applies:
+        if not self._paths(ctx):
+            return Applies("needs a model file (the model was given as an object)")
+        return Applies()
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        from modelshield.checks.artifact.scanner import _iter_files
+        from modelshield.errors import InputNotFoundError
+
+        files: list[Path] = []
+        for p in self._paths(ctx):
+            if not p.exists():
+                raise InputNotFoundError(f"artifact not found: {p}")
+            files.extend(_iter_files(p) if p.is_dir() else [p])
+        report = ScanReport()
+        for i, f in enumerate(files):
+            ctx.progress(i / max(len(files), 1), f"scanning {f.name}")
+            report.files.append(scan_file(f, timeout=self.timeout, hash=self.hash))
+            report.duration_s += report.files[-1].duration_s
+        ctx.progress(1.0, "scan done")
+        counts = report.counts()
+        bad = counts[FileStatus.DANGEROUS.value] + counts[FileStatus.MALFORMED.value]
+        worst = report.max_severity
+        metrics = {
+            "files": len(report.files),
+            **{f"files_{k}": v for k, v in counts.items()},
+            "findings": len(report.findings),
+            "max_severity_rank": worst.rank if worst else -1,
+            "scan_seconds": round(report.duration_s, 4),
+            "files_blocking": bad,
+        }
+        rows = [{"file": fr.path, "format": fr.format, "status": fr.status.value, "size": fr.size,
+                 "findings": len(fr.findings), "sha256": fr.sha256 or ""} for fr in report.files]
+        summary = (f"{len(report.files)} file(s) scanned: {counts['clean']} clean, {counts['suspicious']} "
+                   f"suspicious, {counts['dangerous']} dangerous, {counts['malformed']} malformed/inconclusive.")
+        return self.result(
+            findings=list(report.findings), metrics=metrics, tables={"files": rows}, summary=summary,
+            status=CheckStatus.FINDINGS if report.findings else CheckStatus.PASSED,
+        )

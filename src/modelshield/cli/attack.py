@@ -1,0 +1,170 @@
+"""CLI area ``attack``: ``modelshield attack`` and ``modelshield harden adversarial``."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from modelshield.cli._common import check_output_path, console, write_bytes_safely, write_json
+from modelshield.errors import UserError
+
+__all__ = ["register"]
+
+_ATTACK_NAMES = ("fgsm", "pgd", "apgd", "apgd-ce", "apgd-dlr", "square", "hsj")
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise UserError(f"bad --input-shape {text!r}: expected integers like 1,8,8") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise UserError(f"bad --input-shape {text!r}: expected positive integers like 1,8,8")
+    return shape
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _load(model: str, data: Path, *, target: str | None, immutable: list[str] | None, trust: bool,
+          input_shape: str | None) -> tuple[Any, Any]:
+    from modelshield.data.loaders import check_model_width, load_dataset
+    from modelshield.models.load import load_model
+
+    ds = load_dataset(data, target=target, immutable=immutable or ())
+    if ds.y is None:
+        raise UserError(f"{data}: no labels; name the label column with --target")
+    m = load_model(model, trust=trust, input_shape=_shape(input_shape))
+    check_model_width(ds, m)
+    return m, ds
+
+
+def register(app: typer.Typer, harden: typer.Typer) -> None:
+    @app.command("attack")
+    def attack(
+        model: str = typer.Argument(..., help="Model: TorchScript, ONNX, PyTorch or scikit-learn file."),
+        data: Path = typer.Option(..., "--data", "-d", help="Labelled data to attack: CSV, Parquet or NPZ."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
+        attack_name: str = typer.Option("pgd", "--attack", "-a", help=f"One of: {', '.join(_ATTACK_NAMES)}."),
+        eps: float = typer.Option(0.1, "--eps", help="Perturbation budget (per-feature std for tabular data, "
+                                                     "pixel units for [0,1] images; see --units)."),
+        norm: str = typer.Option("inf", "--norm", help="inf or 2."),
+        steps: int = typer.Option(20, "--steps", help="Iterations of the white-box attacks."),
+        step_size: float = typer.Option(None, "--step-size", help="PGD step (default 2.5*eps/steps)."),
+        queries: int = typer.Option(1000, "--queries", help="Query budget per sample (square, hsj)."),
+        units: str = typer.Option("auto", "--units", help="eps units: auto, std or raw."),
+        immutable: list[str] = typer.Option(None, "--immutable", help="Feature an attacker cannot change."),
+        max_samples: int = typer.Option(1000, "--max-samples", help="Attack at most this many rows."),
+        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        json_out: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
+        adv_out: Path = typer.Option(None, "--save-adv", help="Write the adversarial inputs (NPZ) here."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
+    ) -> None:
+        """Attack a model on labelled data; report clean vs robust accuracy, success rate, queries."""
+        from modelshield.checks.robustness.attacks import make_attack
+        from modelshield.checks.robustness.threat import ThreatModel
+
+        if attack_name not in _ATTACK_NAMES:
+            raise UserError(f"unknown --attack {attack_name!r}; expected one of: {', '.join(_ATTACK_NAMES)}")
+        if max_samples < 1:
+            raise UserError("--max-samples must be >= 1")
+        for p in (json_out, adv_out):
+            if p is not None:
+                check_output_path(p, force)
+        m, ds = _load(model, data, target=target, immutable=immutable, trust=trust, input_shape=input_shape)
+        sample = ds.sample(max_samples, seed=seed)
+        threat = ThreatModel.for_dataset(ds, units=units, norm=norm, eps=eps, steps=steps, step_size=step_size,
+                                         query_budget=queries)
+        import torch
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+        res = make_attack(attack_name, threat, seed=seed).generate(m, sample.X, sample.y)
+        summary = res.summary()
+        summary["attack"] = attack_name
+        summary["model"] = model
+        summary["data"] = str(data)
+        summary["seed"] = seed
+        console.print(f"[bold]{attack_name}[/] on {summary['samples']} samples, eps={eps:g} "
+                      f"(L{'-inf' if threat.norm == 'inf' else '2'}, {threat.kind})")
+        for k in ("clean_accuracy", "robust_accuracy", "attack_success_rate", "median_perturbation",
+                  "queries_total", "queries_mean", "seconds"):
+            console.print(f"  {k:22s} {_fmt(summary[k])}")
+        if json_out is not None:
+            write_json(json_out, summary, force)
+            console.print(f"wrote {json_out}")
+        if adv_out is not None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, X=res.x_adv, y=np.asarray(sample.y), success=res.success)
+            write_bytes_safely(adv_out, buf.getvalue(), force)
+            console.print(f"wrote {adv_out}")
+
+    @harden.command("adversarial")
+    def harden_adversarial_cmd(
+        model: str = typer.Argument(..., help="PyTorch model: TorchScript file (or a trusted checkpoint)."),
+        data: Path = typer.Option(..., "--data", "-d", help="Training data: CSV, Parquet or NPZ."),
+        test: Path = typer.Option(None, "--test", help="Held-out data for the before/after report."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the hardened model (TorchScript)."),
+        report: Path = typer.Option(None, "--report", help="Write the before/after report (JSON) here."),
+        method: str = typer.Option("pgd", "--method", help="pgd (Madry) or trades."),
+        eps: float = typer.Option(0.1, "--eps", help="Training perturbation budget (see --units)."),
+        norm: str = typer.Option("inf", "--norm", help="inf or 2."),
+        units: str = typer.Option("auto", "--units", help="eps units: auto, std or raw."),
+        epochs: int = typer.Option(20, "--epochs", help="Training epochs."),
+        batch_size: int = typer.Option(128, "--batch-size", help="Batch size."),
+        lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+        beta: float = typer.Option(6.0, "--beta", help="TRADES robustness weight."),
+        attack_steps: int = typer.Option(7, "--attack-steps", help="PGD steps per training batch."),
+        from_scratch: bool = typer.Option(False, "--from-scratch", help="Re-initialise instead of fine-tuning."),
+        immutable: list[str] = typer.Option(None, "--immutable", help="Feature an attacker cannot change."),
+        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
+    ) -> None:
+        """Adversarially train a PyTorch model (PGD or TRADES); write it and a before/after report."""
+        import torch
+
+        from modelshield.data.loaders import load_dataset
+        from modelshield.harden.adversarial import METHODS, harden_adversarial
+
+        if method not in METHODS:
+            raise UserError(f"unknown --method {method!r}; expected pgd or trades")
+        check_output_path(out, force)
+        if report is not None:
+            check_output_path(report, force)
+        m, train = _load(model, data, target=target, immutable=immutable, trust=trust, input_shape=input_shape)
+        test_ds = load_dataset(test, target=target, immutable=immutable or ()) if test is not None else None
+        module, rep = harden_adversarial(m, train, test_ds, method=method, eps=eps, norm=norm, units=units,
+                                         epochs=epochs, batch_size=batch_size, lr=lr, beta=beta,
+                                         attack_steps=attack_steps, from_scratch=from_scratch, seed=seed)
+        buf = io.BytesIO()
+        try:
+            scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+        except Exception:  # modules that do not script are traced on a real input
+            shape = m.input_spec.shape or tuple(train.X.shape[1:])
+            example = torch.as_tensor(np.asarray(train.X[:2], dtype=np.float32).reshape((2, *shape)))
+            scripted = torch.jit.trace(module, example)
+        torch.jit.save(scripted, buf)
+        write_bytes_safely(out, buf.getvalue(), force)
+        b, a = rep.before, rep.after
+        console.print(f"[bold]harden adversarial[/] ({method}, eps={eps:g}, {epochs} epochs, "
+                      f"{rep.train_seconds:.1f} s) evaluated with PGD-20 on {rep.samples} {rep.evaluated_on} rows")
+        console.print(f"  clean accuracy   {b['clean_accuracy']:.4f} -> {a['clean_accuracy']:.4f}")
+        console.print(f"  robust accuracy  {b['robust_accuracy']:.4f} -> {a['robust_accuracy']:.4f}")
+        console.print(f"wrote {out}")
+        if report is not None:
+            write_json(report, {**rep.to_dict(), "model": model, "output": str(out)}, force)
+            console.print(f"wrote {report}")

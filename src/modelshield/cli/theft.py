@@ -1,0 +1,253 @@
+"""``modelshield theft ...`` (extraction risk, watermark verification, fingerprints) and
+``modelshield harden watermark``.
+
+Exit codes: ``verify-watermark`` and ``fingerprint compare`` exit 0 when the evidence is found (the
+watermark is verified / the suspect matches) and 1 when it is not; bad input exits 2.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelshield.cli._common import check_output_path, console, write_bytes_safely, write_json
+from modelshield.errors import DataError, UserError
+
+__all__ = ["register"]
+
+
+def _load_model(path: str, trust: bool, shape: tuple[int, ...] | None = None) -> Any:
+    """Load a model; ``shape`` (one input row) lets TorchScript models discover their classes."""
+    from modelshield.models.load import load_model
+
+    return load_model(path, trust=trust, input_shape=tuple(shape) if shape else None)
+
+
+def _load_data(path: Path, target: str | None, features: list[str] | None) -> Any:
+    from modelshield.data.loaders import load_dataset
+
+    return load_dataset(path, target=target, features=features or None)
+
+
+def _parse_budgets(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        out = [int(t.replace("_", "")) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"bad --budgets {text!r}: expected integers like 100,1000,10000") from None
+    if not out or min(out) < 1:
+        raise UserError("--budgets must be positive integers")
+    return out
+
+
+def register(app: typer.Typer, harden: typer.Typer) -> None:
+    theft = typer.Typer(help="Model theft: extraction risk, watermark verification and fingerprints.",
+                        no_args_is_help=True)
+    fp_app = typer.Typer(help="Boundary fingerprints of models you cannot retrain.", no_args_is_help=True)
+    theft.add_typer(fp_app, name="fingerprint")
+    app.add_typer(theft, name="theft")
+
+    @theft.command("verify-watermark")
+    def verify_watermark_cmd(
+        model: str = typer.Argument(..., help="Suspect model file or http(s):// endpoint."),
+        triggers: Path = typer.Option(..., "--triggers", help="Trigger-set NPZ from 'harden watermark'."),
+        alpha: float = typer.Option(1e-3, "--alpha", help="Significance level of the binomial test."),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the verdict as JSON here."),
+        force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
+    ) -> None:
+        """Test whether MODEL carries your watermark: exit 0 if verified, 1 if not."""
+        from modelshield.checks.theft.watermark import TriggerSet, verify_watermark
+
+        if not 0.0 < alpha < 1.0:
+            raise UserError("--alpha must lie strictly between 0 and 1")
+        if json_out is not None:
+            check_output_path(json_out, force)
+        ts = TriggerSet.load(triggers)
+        m = _load_model(model, trust, ts.X.shape[1:])
+        v = verify_watermark(m, ts, alpha=alpha)
+        verdict = "[bold green]watermark verified[/]" if v.owned else "[bold yellow]watermark not detected[/]"
+        console.print(f"{verdict}: {v.matches}/{v.n} trigger labels reproduced "
+                      f"(agreement {v.agreement:.1%}, chance {v.chance:.1%}), p = {v.p_value:.3g}, alpha = {alpha:g}")
+        if json_out is not None:
+            write_json(json_out, {"model": model, "triggers": str(triggers), **v.to_dict()}, force)
+        raise typer.Exit(0 if v.owned else 1)
+
+    @theft.command("extraction")
+    def extraction_cmd(
+        model: str = typer.Argument(..., help="Model file or http(s):// endpoint."),
+        data: Path = typer.Option(..., "--data", help="Held-out data (CSV, Parquet or NPZ)."),
+        target: str | None = typer.Option(None, "--target", help="Label column (enables accuracy)."),
+        features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
+        budgets: str | None = typer.Option(None, "--budgets", help="Query budgets, e.g. 100,1000,10000."),
+        quick: bool = typer.Option(False, "--quick", help="Small budgets (50,200,1000) and short training."),
+        seed: int = typer.Option(0, "--seed"),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the check result as JSON here."),
+        force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
+    ) -> None:
+        """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
+        from modelshield.audit import run_check
+        from modelshield.checks.base import AuditContext
+        from modelshield.checks.theft.check import TheftCheck
+        from modelshield.data.loaders import check_model_width
+        from modelshield.findings import CheckStatus
+
+        if json_out is not None:
+            check_output_path(json_out, force)
+        ds = _load_data(data, target, features)
+        m = _load_model(model, trust, ds.X.shape[1:])
+        check_model_width(ds, m)
+        check = TheftCheck(budgets=_parse_budgets(budgets))
+        res = run_check(check, AuditContext(model=m, data=ds, seed=seed, quick=quick))
+        if res.status is CheckStatus.ERROR:
+            raise UserError(res.summary)
+        if res.status is CheckStatus.SKIPPED:
+            raise UserError(f"extraction does not apply: {res.skip_reason}")
+        from rich.table import Table
+
+        table = Table(title="Surrogate fidelity (agreement with the model on held-out rows)")
+        for col in ("strategy", "outputs", "queries", "fidelity", "accuracy"):
+            table.add_column(col, justify="right" if col in ("queries", "fidelity", "accuracy") else "left")
+        for row in res.tables["extraction"]:
+            acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
+            table.add_row(row["strategy"], row["output"], f"{row['queries']:,}", f"{row['fidelity']:.1%}", acc)
+        console.print(table)
+        for f in res.findings:
+            console.print(f"[bold]{f.severity.value.upper()}[/] {f.title}")
+        console.print(res.summary)
+        if json_out is not None:
+            write_json(json_out, res.to_dict(), force)
+
+    @fp_app.command("create")
+    def fingerprint_create(
+        model: str = typer.Argument(..., help="Your model file."),
+        data: Path = typer.Option(..., "--data", help="Rows from the model's input distribution."),
+        out: Path = typer.Option(..., "--out", help="Fingerprint NPZ to write."),
+        target: str | None = typer.Option(None, "--target",
+                                          help="Label column: retrain independent references (scikit-learn)."),
+        features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
+        points: int = typer.Option(100, "--points", help="Number of fingerprint points."),
+        references: int = typer.Option(3, "--references", help="Independent references to retrain."),
+        seed: int = typer.Option(0, "--seed"),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    ) -> None:
+        """Create a boundary fingerprint of MODEL (query-only; works for scikit-learn too)."""
+        from modelshield.checks.theft.fingerprint import create_fingerprint, retrained_references
+        from modelshield.data.loaders import check_model_width
+
+        check_output_path(out, force)
+        if points < 10:
+            raise UserError("--points must be at least 10")
+        ds = _load_data(data, target, features)
+        m = _load_model(model, trust, ds.X.shape[1:])
+        check_model_width(ds, m)
+        indep: list[Any] = []
+        if target is not None and references > 0:
+            if getattr(m, "framework", "") != "sklearn":
+                raise UserError("--target retrains independent references for scikit-learn models only; "
+                                "omit --target for other frameworks")
+            indep = retrained_references(m, ds.X, ds.y, n=references, seed=seed)
+        fp = create_fingerprint(m, ds.X, n_points=points, independent=indep, seed=seed)
+        write_bytes_safely(out, fp.to_bytes(), force)
+        console.print(f"wrote {out}: {len(fp)} boundary points, threshold {fp.threshold:.2f} "
+                      f"({len(indep)} independent references)")
+
+    @fp_app.command("compare")
+    def fingerprint_compare(
+        fingerprint: Path = typer.Argument(..., help="Fingerprint NPZ from 'theft fingerprint create'."),
+        model: str = typer.Argument(..., help="Suspect model file or http(s):// endpoint."),
+        threshold: float | None = typer.Option(None, "--threshold", help="Override the stored threshold."),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON here."),
+        force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
+    ) -> None:
+        """Score a suspect against a fingerprint: exit 0 if it matches (derived copy), 1 if not."""
+        from modelshield.checks.theft.fingerprint import Fingerprint
+
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise UserError("--threshold must lie in (0, 1]")
+        if json_out is not None:
+            check_output_path(json_out, force)
+        fp = Fingerprint.load(fingerprint)
+        match = fp.compare(_load_model(model, trust, fp.X.shape[1:]), threshold=threshold)
+        verdict = "[bold green]match[/]" if match.derived else "[bold yellow]no match[/]"
+        console.print(f"{verdict}: score {match.score:.2f} ({match.matches}/{match.n} points agree), "
+                      f"threshold {match.threshold:.2f}")
+        if json_out is not None:
+            write_json(json_out, {"model": model, "fingerprint": str(fingerprint), **match.to_dict()}, force)
+        raise typer.Exit(0 if match.derived else 1)
+
+    @harden.command("watermark")
+    def harden_watermark(
+        model: str = typer.Argument(..., help="PyTorch model file (TorchScript or a saved nn.Module)."),
+        data: Path = typer.Option(..., "--data", help="Training data (CSV, Parquet or NPZ)."),
+        target: str | None = typer.Option(None, "--target", help="Label column (NPZ: the y array)."),
+        features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
+        out: Path = typer.Option(..., "--out", help="Watermarked model file to write (same format)."),
+        triggers_out: Path = typer.Option(..., "--triggers-out", help="Secret trigger-set NPZ to write."),
+        n_triggers: int = typer.Option(100, "--n-triggers", help="Number of trigger inputs."),
+        epochs: int = typer.Option(20, "--epochs", help="Passes over the training data."),
+        lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (fine-tuning)."),
+        reinit: bool = typer.Option(False, "--reinit", help="Re-initialise the weights: train from scratch."),
+        robustness: bool = typer.Option(False, "--robustness",
+                                        help="Also measure fine-tuning/pruning/distillation robustness."),
+        seed: int = typer.Option(0, "--seed"),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        force: bool = typer.Option(False, "--force", help="Overwrite outputs that exist."),
+    ) -> None:
+        """Embed a trigger-set watermark into a PyTorch classifier while fine-tuning (or training) it."""
+        import numpy as np
+
+        from modelshield.checks.theft.watermark import verify_watermark
+        from modelshield.data.loaders import check_model_width
+        from modelshield.harden.watermark import embed_watermark, reinitialised, watermark_robustness
+
+        check_output_path(out, force)
+        check_output_path(triggers_out, force)
+        if Path(out).resolve() == Path(triggers_out).resolve():
+            raise UserError("--out and --triggers-out must be different files")
+        if n_triggers < 10 or epochs < 1 or lr <= 0:
+            raise UserError("need --n-triggers >= 10, --epochs >= 1 and --lr > 0")
+        ds = _load_data(data, target, features)
+        m = _load_model(model, trust, ds.X.shape[1:])
+        if getattr(m, "framework", "") != "pytorch":
+            raise UserError(f"harden watermark needs a PyTorch model; {model} is {m.framework}")
+        check_model_width(ds, m)
+        if ds.y is None:
+            raise DataError("the training data needs labels: pass --target")
+        y = m.label_index(ds.y)
+        X = np.asarray(ds.X, dtype=np.float32)
+        module = reinitialised(m.module, seed) if reinit else m.module
+        if robustness:
+            from sklearn.model_selection import train_test_split
+
+            X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
+        res = embed_watermark(module, X, y, n_triggers=n_triggers, epochs=epochs, lr=lr, seed=seed,
+                              lower=ds.lower, upper=ds.upper)
+        v = verify_watermark(res.module, res.triggers)
+        buf = io.BytesIO()
+        import torch
+
+        if m.format == "torchscript":
+            torch.jit.save(res.module, buf)
+        else:
+            torch.save(res.module, buf)
+        write_bytes_safely(out, buf.getvalue(), force)
+        write_bytes_safely(triggers_out, res.triggers.to_bytes(), force)
+        console.print(f"wrote {out} and {triggers_out} (keep the trigger set secret)")
+        console.print(f"trigger agreement {v.agreement:.1%} (p = {v.p_value:.3g}); "
+                      f"training accuracy {res.train_accuracy:.1%} after {res.epochs} epochs")
+        if robustness:
+            rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=5,
+                                       epochs=epochs, seed=seed)
+            for r in rob.rows:
+                console.print(f"  {r.attack:14s} test accuracy {r.test_accuracy:.1%}  trigger agreement "
+                              f"{r.trigger_agreement:.1%}  p = {r.p_value:.3g}  "
+                              f"{'verified' if r.owned else 'NOT verified'}")
+            console.print(f"  false-claim rate on 5 independent models: {rob.false_claim_rate:.0%}")

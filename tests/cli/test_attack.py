@@ -1,0 +1,97 @@
+"""``modelshield attack`` and ``modelshield harden adversarial`` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from modelshield.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, breast_cancer, torch_mlp):
+    import joblib
+    import pandas as pd
+    import torch
+    from sklearn.ensemble import RandomForestClassifier
+
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("attack")
+    Xtr, Xte, ytr, yte = breast_cancer
+    np.savez(d / "test.npz", X=Xte, y=yte)
+    np.savez(d / "train.npz", X=Xtr, y=ytr)
+    cols = [f"f{i}" for i in range(Xte.shape[1])]
+    pd.DataFrame(Xte, columns=cols).assign(label=yte).to_csv(d / "test.csv", index=False)
+    torch.jit.save(torch.jit.script(torch_mlp), str(d / "mlp.pt"))
+    rf = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0).fit(
+        pd.DataFrame(Xtr, columns=cols), ytr)
+    joblib.dump(rf, d / "rf.joblib")
+    return d
+
+
+def test_attack_torchscript_pgd_writes_json(files, capsys):
+    out = files / "pgd.json"
+    rc = main(["attack", str(files / "mlp.pt"), "--trust", "--data", str(files / "test.npz"), "--attack", "pgd",
+               "--eps", "0.3", "--steps", "10", "--json", str(out)])
+    assert rc == 0, capsys.readouterr()
+    res = json.loads(out.read_text())
+    for k in ("clean_accuracy", "robust_accuracy", "attack_success_rate", "queries_total", "seconds"):
+        assert k in res
+    assert res["robust_accuracy"] < res["clean_accuracy"]
+    assert "robust_accuracy" in capsys.readouterr().out
+    # never clobbers without --force
+    rc = main(["attack", str(files / "mlp.pt"), "--trust", "--data", str(files / "test.npz"), "--json", str(out)])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_attack_sklearn_csv_with_hsj(files, capsys):
+    out = files / "hsj.json"
+    adv = files / "adv.npz"
+    rc = main(["attack", str(files / "rf.joblib"), "--trust", "--data", str(files / "test.csv"), "--target",
+               "label", "--attack", "hsj", "--eps", "0.5", "--queries", "300", "--max-samples", "40",
+               "--json", str(out), "--save-adv", str(adv)])
+    assert rc == 0, capsys.readouterr()
+    res = json.loads(out.read_text())
+    assert res["samples"] == 40 and 0 < res["queries_max"] <= 300
+    with np.load(adv) as z:
+        assert z["X"].shape == (40, 30) and z["success"].sum() == round(res["attack_success_rate"] * (
+            res["clean_accuracy"] * 40))
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--attack", "deepfool"], "unknown --attack"),
+    (["--attack", "pgd", "--trust"], "white-box"),
+    (["--norm", "3", "--attack", "square", "--trust"], "norm"),
+    (["--eps", "-1", "--attack", "square", "--trust"], "eps"),
+])
+def test_attack_bad_inputs_are_one_line_errors(files, capsys, args, msg):
+    rc = main(["attack", str(files / "rf.joblib"), "--data", str(files / "test.csv"), "--target", "label", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and "Traceback" not in err
+
+
+def test_attack_missing_data_file(files, capsys):
+    rc = main(["attack", str(files / "mlp.pt"), "--data", str(files / "nope.npz")])
+    assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_harden_adversarial_improves_robust_accuracy(files, capsys):
+    out, rep = files / "hardened.pt", files / "harden.json"
+    rc = main(["harden", "adversarial", str(files / "mlp.pt"), "--trust", "--data", str(files / "train.npz"), "--test",
+               str(files / "test.npz"), "--eps", "0.25", "--epochs", "8", "--lr", "0.003", "--out", str(out),
+               "--report", str(rep)])
+    assert rc == 0, capsys.readouterr()
+    r = json.loads(rep.read_text())
+    assert r["after"]["robust_accuracy"] > r["before"]["robust_accuracy"]
+    assert r["after"]["clean_accuracy"] > 0.85
+    # the written model loads as TorchScript and attacks run on it
+    rc = main(["attack", str(out), "--trust", "--data", str(files / "test.npz"), "--eps", "0.25"])
+    assert rc == 0
+
+
+def test_harden_adversarial_refuses_non_torch_models(files, capsys):
+    rc = main(["harden", "adversarial", str(files / "rf.joblib"), "--trust", "--data", str(files / "test.csv"),
+               "--target", "label", "--out", str(files / "x.pt")])
+    assert rc == 2 and "PyTorch" in capsys.readouterr().err

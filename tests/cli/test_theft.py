@@ -1,0 +1,116 @@
+"""CLI: ``theft verify-watermark|extraction|fingerprint`` and ``harden watermark``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from modelshield.cli import main
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, breast_cancer):
+    """A TorchScript MLP, a pickled scikit-learn model and NPZ train/test data on disk."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    d = tmp_path_factory.mktemp("theft-cli")
+    Xtr, Xte, ytr, yte = breast_cancer
+    np.savez(d / "train.npz", X=Xtr, y=ytr)
+    np.savez(d / "test.npz", X=Xte, y=yte)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.as_tensor(Xtr)), torch.as_tensor(ytr)).backward()
+        opt.step()
+    torch.jit.save(torch.jit.script(net.eval()), d / "model.pt")
+    joblib.dump(LogisticRegression(max_iter=500).fit(Xtr, ytr), d / "logreg.joblib")
+    rng = np.random.default_rng(0)
+    joblib.dump(LogisticRegression(max_iter=500).fit(Xtr, rng.permutation(ytr)), d / "other.joblib")
+    return d
+
+
+@pytest.fixture(scope="module")
+def watermarked(files):
+    rc = main(["harden", "watermark", str(files / "model.pt"), "--data", str(files / "train.npz"),
+               "--out", str(files / "wm.pt"), "--triggers-out", str(files / "triggers.npz"),
+               "--epochs", "15", "--lr", "0.01"])
+    assert rc == 0
+    return files / "wm.pt", files / "triggers.npz"
+
+
+def test_harden_watermark_then_verify(files, watermarked, capsys):
+    wm, trig = watermarked
+    assert wm.is_file() and trig.is_file()
+    rc = main(["theft", "verify-watermark", str(wm), "--triggers", str(trig), "--json", str(files / "v.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "watermark verified" in out
+    v = json.loads((files / "v.json").read_text())
+    assert v["owned"] is True and v["p_value"] < 1e-3
+
+
+def test_unwatermarked_model_is_not_verified(files, watermarked, capsys):
+    _, trig = watermarked
+    rc = main(["theft", "verify-watermark", str(files / "model.pt"), "--triggers", str(trig)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "not detected" in out
+
+
+def test_verify_bad_inputs_exit_2(files, watermarked, capsys):
+    wm, trig = watermarked
+    rc = main(["theft", "verify-watermark", str(wm), "--triggers", str(files / "missing.npz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "trigger set not found" in err and "Traceback" not in err
+    (files / "junk.npz").write_bytes(b"nope")
+    assert main(["theft", "verify-watermark", str(wm), "--triggers", str(files / "junk.npz")]) == 2
+    # pickled scikit-learn model without --trust: refused for a security reason
+    assert main(["theft", "verify-watermark", str(files / "logreg.joblib"), "--triggers", str(trig)]) == 3
+
+
+def test_harden_watermark_never_clobbers_and_needs_torch(files, watermarked, capsys):
+    wm, _trig = watermarked
+    before = wm.read_bytes()
+    rc = main(["harden", "watermark", str(files / "model.pt"), "--data", str(files / "train.npz"),
+               "--out", str(wm), "--triggers-out", str(files / "t2.npz")])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+    assert wm.read_bytes() == before and not (files / "t2.npz").exists()
+    rc = main(["harden", "watermark", str(files / "logreg.joblib"), "--trust", "--data",
+               str(files / "train.npz"), "--out", str(files / "x.pt"), "--triggers-out", str(files / "x.npz")])
+    assert rc == 2 and "PyTorch" in capsys.readouterr().err
+
+
+def test_extraction_command(files, capsys):
+    rc = main(["theft", "extraction", str(files / "model.pt"), "--data", str(files / "test.npz"),
+               "--quick", "--budgets", "50,300", "--json", str(files / "x.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "knockoff" in out and "fidelity" in out
+    res = json.loads((files / "x.json").read_text())
+    assert res["metrics"]["max_budget"] == 300 and res["metrics"]["fidelity_at_max_budget"] > 0.85
+    assert main(["theft", "extraction", str(files / "model.pt"), "--data", str(files / "test.npz"),
+                 "--budgets", "ten"]) == 2
+
+
+def test_fingerprint_create_and_compare(files, capsys):
+    fp = files / "fp.npz"
+    rc = main(["theft", "fingerprint", "create", str(files / "logreg.joblib"), "--trust", "--data",
+               str(files / "train.npz"), "--out", str(fp), "--points", "40"])
+    assert rc == 0, capsys.readouterr().err
+    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "logreg.joblib"), "--trust"]) == 0
+    assert "score 1.00" in capsys.readouterr().out
+    # a model trained on shuffled labels has nothing in common with the owner's boundary
+    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "other.joblib"), "--trust"]) == 1
+    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "logreg.joblib"), "--trust",
+                 "--threshold", "2"]) == 2
+    # --target retrains references for scikit-learn only
+    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--data", str(files / "train.npz"),
+               "--target", "y", "--out", str(files / "fp2.npz")])
+    assert rc == 2 and "scikit-learn" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""PGD adversarial training and TRADES make a PyTorch model more robust."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modelshield.data.dataset import Dataset
+from modelshield.errors import UserError
+from modelshield.harden.adversarial import adversarial_train, harden_adversarial
+from modelshield.models.torch import TorchModel
+
+
+@pytest.fixture(scope="module")
+def cancer(breast_cancer):
+    torch.set_num_threads(1)
+    Xtr, Xte, ytr, yte = breast_cancer
+    return Dataset(X=Xtr, y=ytr), Dataset(X=Xte, y=yte)
+
+
+@pytest.mark.parametrize("method", ["pgd", "trades"])
+def test_fine_tuning_raises_robust_accuracy(torch_mlp, cancer, method):
+    train, test = cancer
+    model = TorchModel(torch_mlp)
+    before_w = [p.detach().clone() for p in torch_mlp.parameters()]
+    module, rep = harden_adversarial(model, train, test, method=method, eps=0.25, epochs=8, lr=3e-3, seed=0)
+    assert rep.after["robust_accuracy"] > rep.before["robust_accuracy"] + 0.02, rep
+    assert rep.after["clean_accuracy"] > 0.85
+    assert rep.evaluated_on == "test" and rep.method == method
+    # the input model is untouched
+    for a, b in zip(before_w, torch_mlp.parameters()):
+        assert torch.equal(a, b)
+    assert module is not torch_mlp
+
+
+def test_torchscript_models_can_be_fine_tuned(torch_mlp, cancer):
+    train, test = cancer
+    model = TorchModel(torch.jit.script(torch_mlp))
+    module, rep = harden_adversarial(model, train, test, eps=0.25, epochs=3, lr=3e-3)
+    with torch.no_grad():
+        out = module(torch.as_tensor(test.X[:4]))
+    assert out.shape == (4, 2) and not out.requires_grad
+    with pytest.raises(UserError, match="from-scratch"):
+        harden_adversarial(model, train, test, from_scratch=True, epochs=1)
+
+
+def test_from_scratch_trains_a_fresh_model(torch_mlp, cancer):
+    train, test = cancer
+    _, rep = harden_adversarial(TorchModel(torch_mlp), train, test, eps=0.1, epochs=15, lr=1e-2,
+                                from_scratch=True)
+    assert rep.from_scratch and rep.after["clean_accuracy"] > 0.85
+
+
+def test_deterministic_under_a_seed(cancer):
+    from modelshield.checks.robustness.threat import ThreatModel
+
+    train, _ = cancer
+    tm = ThreatModel.for_dataset(train, eps=0.2)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        adversarial_train(net, train.X, train.y, threat=tm, method="trades", epochs=2, seed=5)
+        outs.append(net(torch.as_tensor(train.X[:5])).detach())
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_bad_arguments(torch_mlp, cancer):
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.models.sklearn import SklearnModel
+
+    train, _ = cancer
+    with pytest.raises(UserError, match="PyTorch"):
+        harden_adversarial(SklearnModel(LogisticRegression().fit(train.X, train.y)), train)
+    with pytest.raises(UserError, match="method"):
+        harden_adversarial(TorchModel(torch_mlp), train, method="fgsm-at", epochs=1)

@@ -1,0 +1,185 @@
+"""Drift, input defense, output hardening and monitor state persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from modelshield.serve.monitors import (
+    Batch,
+    CoverageMonitor,
+    DriftMonitor,
+    InputDefense,
+    InputSchema,
+    MahalanobisDetector,
+    Monitor,
+    PradaMonitor,
+    load_state,
+    save_state,
+)
+from modelshield.serve.monitors.drift import mmd2, psi
+from modelshield.serve.outputs import OutputHardening
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def ref(breast_cancer, sk_logreg):
+    Xtr, Xte, _, _ = breast_cancer
+    return Xtr.astype(np.float64), Xte.astype(np.float64), sk_logreg
+
+
+def _feed(mon, X, model, key="k", step=25):
+    alerts = []
+    for i in range(0, len(X), step):
+        xb = X[i : i + step]
+        alerts += mon.update(Batch(X=xb, proba=model.predict_proba(xb), key_id=key))
+    return alerts
+
+
+def test_psi_and_mmd_basics():
+    r = np.full((10, 1), 0.1)
+    assert psi(r, r)[0] == pytest.approx(0.0)
+    c = np.array([[0.5]] + [[0.5 / 9]] * 9)
+    assert psi(r, c)[0] > 0.2
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(100, 3)), rng.normal(size=(100, 3))
+    assert mmd2(a, b, 0.5) < mmd2(a, b + 1.0, 0.5)
+
+
+def test_drift_quiet_on_same_distribution_and_loud_on_shift(ref):
+    Xtr, Xte, model = ref
+    mon = DriftMonitor(Xtr, model.predict_proba(Xtr), window=150, every=50)
+    assert isinstance(mon, Monitor)
+    assert _feed(mon, Xte, model) == []  # held-out data from the same distribution
+    assert mon.history and mon.last["psi_max"] < mon.psi_threshold
+    shifted = Xte.copy()
+    shifted[:, :5] += 1.5  # five features move by 1.5 standard deviations
+    alerts = _feed(mon, shifted, model)
+    kinds = {a.monitor for a in alerts}
+    assert {"drift.psi", "drift.ks", "drift.mmd"} <= kinds
+    assert mon.last["psi_max"] > mon.psi_threshold and mon.last["mmd2"] > mon.mmd_threshold
+    # one alert per episode: feeding more shifted data does not repeat them
+    assert _feed(mon, shifted, model) == []
+
+
+def test_prediction_drift_alone_is_seen(ref):
+    Xtr, Xte, model = ref
+    mon = DriftMonitor(Xtr, model.predict_proba(Xtr), window=100, every=50)
+    # only malignant-looking rows: the prediction distribution moves
+    pos = Xte[model.predict(Xte) == 0]
+    _feed(mon, np.vstack([pos, pos]), model)
+    assert mon.last["psi_prediction"] > 0.2
+
+
+def test_monitor_state_round_trips(ref, tmp_path):
+    Xtr, Xte, model = ref
+    P = model.predict_proba(Xtr)
+    mons = [DriftMonitor(Xtr, P, window=100, every=50), PradaMonitor(Xtr), CoverageMonitor(Xtr, P)]
+    for m in mons:
+        _feed(m, Xte[:150], model)
+    save_state(mons, tmp_path / "state.json")
+    json.loads((tmp_path / "state.json").read_text())
+    fresh = [DriftMonitor(Xtr, P, window=100, every=50), PradaMonitor(Xtr), CoverageMonitor(Xtr, P)]
+    assert load_state(fresh, tmp_path / "state.json")
+    for a, b in zip(mons, fresh):
+        assert json.dumps(a.state(), sort_keys=True) == json.dumps(b.state(), sort_keys=True)
+    # and they continue identically
+    for a, b in zip(mons, fresh):
+        ra = [x.message for x in _feed(a, Xte[150:], model)]
+        rb = [x.message for x in _feed(b, Xte[150:], model)]
+        assert ra == rb
+
+
+def test_input_schema_and_ood(ref):
+    Xtr, Xte, model = ref
+    schema = InputSchema(Xtr)
+    assert (schema.violations(Xte) > 0).mean() < 0.05
+    bad = Xte[:3].copy()
+    bad[0, 0] = np.nan
+    bad[1, 2] = schema.high[2] + 1
+    assert schema.violations(bad).tolist()[:2] == [1, 1]
+    det = MahalanobisDetector().fit(model, Xtr)
+    d = InputDefense(schema, det, model=model, X_ref=Xtr, policy="reject", quantile=0.99)
+    clean = d.screen(Xte)
+    assert clean.flagged.mean() < 0.1
+    noise = np.random.default_rng(0).normal(0, 3, size=(20, Xtr.shape[1]))
+    s = d.screen(noise)
+    assert s.flagged.all() and s.decision == "rejected"
+    assert InputDefense(schema, det, model=model, X_ref=Xtr, policy="flag").screen(noise).decision == "flagged"
+    assert InputDefense(schema, det, model=model, X_ref=Xtr, policy="log").screen(noise).decision == "ok"
+
+
+def test_categorical_features_are_learned():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 3, 200), rng.normal(size=200)])
+    schema = InputSchema(X)
+    assert 0 in schema.categories and 1 not in schema.categories
+    assert schema.violations(np.array([[1.0, 0.0], [1.5, 0.0], [7.0, 0.0]])).tolist() == [0, 1, 1]
+
+
+def test_input_policy_through_the_api(make_gateway, breast_cancer):
+    Xte = breast_cancer[1]
+    noise = np.random.default_rng(1).normal(0, 4, size=(2, Xte.shape[1]))
+    app, gw, keys = make_gateway(input={"policy": "reject"})
+    with TestClient(app) as c:
+        h = bearer(keys["predict"])
+        assert c.post("/v1/predict", json={"inputs": noise.tolist()}, headers=h).status_code == 422
+        assert c.post("/v1/predict", json={"inputs": [[1.0] * 5]}, headers=h).status_code == 422
+        nan_body = '{"inputs": [[' + ", ".join(["NaN"] * 30) + "]]}"
+        r = c.post("/v1/predict", content=nan_body, headers={**h, "Content-Type": "application/json"})
+        assert r.status_code == 422 and "finite" in r.json()["detail"]
+    rec = gw.audit.recent(5)
+    assert any(r["decision"] == "rejected:input_rejected" and r["scores"] for r in rec)
+    app2, _, keys2 = make_gateway(input={"policy": "flag"})
+    with TestClient(app2) as c:
+        r = c.post("/v1/predict", json={"inputs": noise.tolist()}, headers=bearer(keys2["predict"]))
+        assert r.status_code == 200 and r.headers["x-input-flagged"] == "1"
+
+
+def test_binary_numpy_payload(make_gateway, breast_cancer, sk_logreg):
+    import io
+
+    app, _, keys = make_gateway()
+    X = breast_cancer[1][:5]
+    buf = io.BytesIO()
+    np.save(buf, X)
+    with TestClient(app) as c:
+        r = c.post("/v1/predict", content=buf.getvalue(),
+                   headers={**bearer(keys["predict"]), "Content-Type": "application/x-npy"})
+        assert r.status_code == 200
+        assert r.json()["predictions"] == sk_logreg.predict(X).tolist()
+        # pickled object arrays are refused, never loaded
+        obj = io.BytesIO()
+        np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        r = c.post("/v1/predict", content=obj.getvalue(),
+                   headers={**bearer(keys["predict"]), "Content-Type": "application/x-npy"})
+        assert r.status_code == 422
+
+
+def test_output_hardening():
+    P = np.array([[0.7, 0.2, 0.1], [0.1, 0.45, 0.45], [0.34, 0.33, 0.33]])
+    classes = np.array(["a", "b", "c"])
+    body = OutputHardening(top_k=2).body(P, classes)
+    assert body["top_k"] == [["a", "b"], ["b", "c"], ["a", "b"]] and "probabilities" not in body
+    assert "probabilities" not in OutputHardening(probabilities=False).body(P, classes)
+    r = OutputHardening(decimals=1).body(P, classes)["probabilities"]
+    assert r[0] == [0.7, 0.2, 0.1]
+    big = np.random.default_rng(0).dirichlet(np.ones(3), size=2000)
+    noisy = OutputHardening(noise=0.2, seed=0).perturb(big)
+    assert (noisy.argmax(1) == big.argmax(1)).all()  # the label never changes
+    assert np.allclose(noisy.sum(1), 1.0) and np.abs(noisy - big).mean() > 0.05
+
+
+def test_output_hardening_through_the_api(make_gateway, breast_cancer, sk_logreg):
+    app, _, keys = make_gateway(outputs={"decimals": 2})
+    X = breast_cancer[1][:3]
+    with TestClient(app) as c:
+        body = c.post("/v1/predict", json={"inputs": X.tolist()}, headers=bearer(keys["predict"])).json()
+    assert set(body) == {"predictions", "probabilities", "classes"}
+    assert np.allclose(body["probabilities"], np.round(sk_logreg.predict_proba(X), 2))
