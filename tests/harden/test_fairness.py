@@ -119,7 +119,7 @@ def test_threshold_optimizer_saved_when_attribute_is_an_input(planted_setup):
 def test_bad_input(planted_setup):
     import dataclasses
 
-    train, test, clf = planted_setup
+    train, _, clf = planted_setup
     with pytest.raises(UserError, match="constraint"):
         mitigate(clf, train, constraint="parity")
     with pytest.raises(UserError, match="method"):

@@ -112,7 +112,7 @@ class Server:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         cmd = [str(Path(sys.executable).parent / "modelshield"), "serve", str(self.model_path), "--trust",
                "--config", str(self.config), "--port", str(self.port), *self.extra]
-        self.log = open(self.workdir / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.log = open(self.workdir / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -82,7 +82,7 @@ def test_revoked_key_is_refused_by_running_server(make_gateway, X, tmp_path):
 def test_keys_are_stored_only_as_salted_hashes(tmp_path):
     ks = KeyStore(tmp_path)
     rec1, tok1 = ks.create("a", ["predict"])
-    rec2, tok2 = ks.create("b", ["predict"])
+    _rec2, tok2 = ks.create("b", ["predict"])
     raw = (tmp_path / "keys.json").read_text()
     for tok in (tok1, tok2):
         assert tok.split("_", 2)[2] not in raw
@@ -188,7 +188,7 @@ def _jwt_app(make_gateway, monkeypatch, tmp_path, alg):
         (tmp_path / "pub.pem").write_bytes(pub)
         cfg = {"algorithms": [alg], "public_key_file": str(tmp_path / "pub.pem"), "audience": "ms"}
         sign_key = priv
-    app, gw, keys = make_gateway(auth={"jwt": cfg})
+    app, _gw, _keys = make_gateway(auth={"jwt": cfg})
 
     def token(**claims):
         base = {"sub": "svc-1", "aud": "ms", "exp": int(time.time()) + 60, "scope": "predict"}

@@ -85,7 +85,7 @@ def test_rate_limit_through_the_api(make_gateway, breast_cancer):
 
 
 def test_daily_budget_and_size_limits(make_gateway, breast_cancer):
-    app, gw, keys = make_gateway(limits={"daily_rows": 5, "max_batch": 4, "max_body_bytes": 20_000})
+    app, _gw, keys = make_gateway(limits={"daily_rows": 5, "max_batch": 4, "max_body_bytes": 20_000})
     X = breast_cancer[1]
     h = bearer(keys["predict"])
     with TestClient(app) as c:

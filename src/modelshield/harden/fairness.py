@@ -263,6 +263,31 @@ def mitigate(
             raise DataError(f"sensitive column {a!r} is not in the data; available: "
                             f"{', '.join(train.sensitive) or '(none)'}")
     _require_fairlearn("bias mitigation")
+    if len(train) <= 50_000:  # small fits: OpenMP/BLAS threads cost more than they give on a busy machine
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return _mitigate(model, train, attrs, constraint, methods, eval_data, pos_label, eps, max_iter, seed,
+                             progress)
+    return _mitigate(model, train, attrs, constraint, methods, eval_data, pos_label, eps, max_iter, seed, progress)
+
+
+def _mitigate(model: Any, train: Dataset, attrs: list[str], constraint: str, methods: Sequence[str],
+              eval_data: Dataset | None, pos_label: Any, eps: float, max_iter: int, seed: int,
+              progress: Any) -> MitigationReport:
+    import warnings
+
+    with warnings.catch_warnings():  # fairlearn's own pandas deprecations are not the user's concern
+        warnings.filterwarnings("ignore", category=FutureWarning, module="fairlearn")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="fairlearn")
+        warnings.filterwarnings("ignore", message=".*Setting a value on a Series via .at.*")
+        return _mitigate_inner(model, train, attrs, constraint, methods, eval_data, pos_label, eps, max_iter,
+                               seed, progress)
+
+
+def _mitigate_inner(model: Any, train: Dataset, attrs: list[str], constraint: str, methods: Sequence[str],
+                    eval_data: Dataset | None, pos_label: Any, eps: float, max_iter: int, seed: int,
+                    progress: Any) -> MitigationReport:
     from sklearn.base import clone
 
     say = progress or (lambda _f, _m: None)

@@ -223,14 +223,15 @@ def parse_header(buf: bytes) -> ContainerHeader:
 def _unwrap(header: ContainerHeader, key: bytes | None, passphrase: bytes | str | None) -> bytes:
     kek = _kek(header.kdf, header.salt, header.scrypt, key, passphrase)
     got = _key_id(kek)
-    if not hmac.compare_digest(got, header.key_id):
-        if header.kdf == KDF_SCRYPT:
-            raise IntegrityError("wrong passphrase (or the header's salt was tampered with)")
-        raise IntegrityError(ERR_WRONG_KEY.format(want=header.key_id.hex(), got=got.hex()))
     try:
-        return AESGCM(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.key_section_aad)
+        data_key = AESGCM(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.key_section_aad)
     except InvalidTag:
-        raise IntegrityError(ERR_HEADER) from None
+        if hmac.compare_digest(got, header.key_id):
+            raise IntegrityError(ERR_HEADER) from None  # right key, altered header
+        if header.kdf == KDF_SCRYPT:
+            raise IntegrityError("wrong passphrase (or the header's salt/cost was tampered with)") from None
+        raise IntegrityError(ERR_WRONG_KEY.format(want=header.key_id.hex(), got=got.hex())) from None
+    return data_key  # the key id is in the wrap's AAD: authenticated along with the data key
 
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:

@@ -378,6 +378,7 @@ def hostile_cases() -> list[tuple[str, str, bytes | Callable[[Path], None]]]:
 def benign_cases() -> list[tuple[str, str, bytes | Callable[[Path], None]]]:
     import joblib
     import numpy as np
+    import pandas as pd
     import torch
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -401,6 +402,9 @@ def benign_cases() -> list[tuple[str, str, bytes | Callable[[Path], None]]]:
             joblib.dump(obj, p, compress=(comp, 3) if comp else 0)
         out.append((f"rf_{comp or 'raw'}.joblib", f"joblib {comp or 'uncompressed'}", w))
     out.append(("pipe.joblib", "joblib pipeline", lambda p: joblib.dump(pipe, p)))
+    out.append(("rf_p0.joblib", "joblib protocol 0", lambda p: joblib.dump(rf, p, protocol=0)))
+    out.append(("frame.pkl", "pandas DataFrame",
+                pickle.dumps(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}), protocol=5)))
     out.append(("objarr.joblib", "joblib with an object array", lambda p: joblib.dump(np.array(["a", 1], dtype=object), p)))
 
     def tsave(obj, **kw):

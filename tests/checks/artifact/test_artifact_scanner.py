@@ -9,6 +9,7 @@ import pickle
 import struct
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,12 @@ def test_truncated_torch_zip_member_keeps_evidence(tmp_path):
     data = torch_zip(call4("os", "system", "x")[:-1] + b"\xff")
     report = scan_bytes(data)
     assert {"artifact.pickle.dangerous-global", "artifact.malformed"} <= rules(report)
+
+
+def test_every_emitted_rule_is_documented(corpus):
+    from modelshield.checks.artifact import RULES
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "scanner.md").read_text()
+    emitted = {f.rule_id for c in corpus.values() for f in scan(c.path).findings}
+    assert emitted <= set(RULES), emitted - set(RULES)
+    assert all(f"`{r}`" in doc for r in RULES)

@@ -192,7 +192,7 @@ def test_adult_demo_setting_is_fast_and_flags_sex():
     elapsed = time.perf_counter() - t0
     r = rep.runs[0].result("fairness")
     assert r.status is CheckStatus.FINDINGS
-    assert elapsed < 8.0 * 1.5  # target < 8 s (about 2.5 s measured alone); slack for a shared machine
+    assert elapsed < 8.0 * 1.5  # target < 8 s (0.5-1 s measured under load); slack for a shared machine
     rules = {f.rule_id for f in r.findings}
     assert "fairness.disparity.sex" in rules and "fairness.proxy.sex" in rules
     assert "fairness.small-groups.sex&race" in rules  # e.g. Female & Other

@@ -30,7 +30,7 @@ def test_leaky_model_gets_a_finding_with_metrics_figure_and_indices(noisy_tabula
     assert leak and leak[0].severity >= Severity.MEDIUM
     fig = res.figures[0]
     assert fig.log_x and fig.log_y and fig.diagonal and fig.kind == "line"
-    assert {s.name for s in fig.series} == {"loss", "lira_offline", "rmia"}  # quick-mode attacks
+    assert {s.name for s in fig.series} == {"loss", "lira_offline", "lira_online", "rmia"}
     rows = res.tables["most_exposed_records"]
     assert len(rows) == 10
     assert set(rows[0]) == {"rank", "train_row", "score"}  # indices only: no row contents

@@ -145,3 +145,20 @@ def test_non_retrainable_model_runs_only_the_loss_attack(noisy_tabular, leaky_fo
     rep = membership_inference(black_box, (X_in, y_in), (X_out, y_out), n_jobs=1)
     assert set(rep.attacks) == {"loss"}
     assert any("cannot be retrained" in n for n in rep.notes)
+
+
+def test_torchscript_mlp_is_rebuilt_for_shadows():
+    import torch
+
+    from modelshield.checks.privacy.membership import rebuild_torchscript_mlp
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    scripted = torch.jit.script(net)
+    eager = rebuild_torchscript_mlp(scripted)
+    assert isinstance(eager, torch.nn.Sequential) and not isinstance(eager, torch.jit.ScriptModule)
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(eager(x), scripted(x))
+    odd = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.LayerNorm(7), torch.nn.Linear(7, 3)))
+    assert rebuild_torchscript_mlp(odd) is None
+    assert rebuild_torchscript_mlp(net) is None  # eager modules are cloned, not rebuilt

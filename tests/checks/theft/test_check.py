@@ -27,9 +27,10 @@ def test_registered():
 @pytest.mark.parametrize("victim", ["adult_hgb", "cancer_mlp"])
 def test_quick_mode_is_fast_and_complete(victim, request):
     model, heldout, *_ = request.getfixturevalue(victim)
-    t0 = time.perf_counter()
+    # CPU time of this process: other jobs on a shared machine do not count against the budget
+    t0 = time.process_time()
     r = _theft(audit(model, heldout, checks=["theft"], quick=True, seed=0))
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert r.status is CheckStatus.FINDINGS, r.summary
     assert elapsed < 8.0
     m = r.metrics

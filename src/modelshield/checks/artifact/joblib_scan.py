@@ -73,7 +73,11 @@ def _itemsize(dtype: Any) -> tuple[int, bool]:
 
 def joblib_on_build(scan: PickleScan, target: Call, state: Any, offset: int) -> None:
     """BUILD hook: read past the array data that follows a NumpyArrayWrapper."""
-    if not (isinstance(target.func, G) and target.func.key == WRAPPER):
+    func = target.func
+    if (isinstance(func, G) and func.key in ("copyreg._reconstructor", "copy_reg._reconstructor")
+            and isinstance(target.args, tuple) and target.args and isinstance(target.args[0], G)):
+        func = target.args[0]  # protocol 0/1: copyreg._reconstructor(NumpyArrayWrapper, object, None)
+    if not (isinstance(func, G) and func.key == WRAPPER):
         return
     scan.flags.add("joblib")
     if not isinstance(state, Seq) or state.kind != "dict":

@@ -273,7 +273,6 @@ DENY_PREFIXES: dict[str, str] = {
     "tensorflow": "TensorFlow objects in a pickle can run graphs with file/network ops",
     "IPython": "REPL that executes code",
     "jupyter_client": "kernels execute code",
-    "__main__": "classes defined in the saving script: the loading script must define them (untrusted code path)",
 }
 
 # Names that unpickle bytes they receive as their first argument: the scanner scans that argument
@@ -367,6 +366,9 @@ ALLOW_EXACT: dict[str, str] = {
     "torch.UntypedStorage": "tensor storage",
     "torch.TypedStorage": "tensor storage",
     "sklearn.utils._bunch.Bunch": "attribute dict",
+    "pyarrow.lib._restore_array": "Arrow-backed pandas columns (pandas >= 3 strings)",
+    "pyarrow.lib.type_for_alias": "Arrow data type by name",
+    "pyarrow.lib.py_buffer": "Arrow buffer over pickled bytes",
 }
 
 _TORCH_DTYPES = (
@@ -388,7 +390,8 @@ ALLOW_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (rf"sklearn{_MOD}\.(?:{_CLASS}|{_PYX})", "scikit-learn estimator / transformer / Cython class"),
         (rf"sklearn\._loss{_MOD}\.[A-Za-z_][A-Za-z0-9_]*", "scikit-learn loss objects"),
         (rf"numpy\.random{_MOD}\.{_CLASS}", "NumPy random generators"),
-        (r"numpy\.(?:core|_core)\.(?:multiarray|numeric|_multiarray_umath)\._?[a-z][a-z0-9_]*",
+        (r"numpy\.(?:core|_core)\.(?:multiarray|numeric|_multiarray_umath)\.(?:_reconstruct|scalar|"
+         r"_frombuffer|frombuffer|_ufunc_reconstruct|ndarray|dtype)",
          "NumPy array/scalar reconstruction helpers"),
         (r"numpy\.(?:u?int(?:8|16|32|64)|float(?:16|32|64|128)|complex(?:64|128|256)|bool_?|"
          r"str_|bytes_|object_|void|datetime64|timedelta64|longdouble|clongdouble|intp|uintp|"
@@ -406,6 +409,7 @@ ALLOW_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (rf"pandas\.(?:core|_libs){_MOD}\.(?:{_CLASS}|_new_[A-Za-z]+|_unpickle[a-z_]*|"
          rf"new_block[a-z_]*|{_PYX}|_[a-z]+_unpickle|[A-Z]\w*)",
          "pandas containers and their reconstruction helpers"),
+        (r"pandas\.(?:arrays\.)?[A-Z][A-Za-z0-9]*", "pandas containers, indexes, dtypes and arrays"),
         (rf"torch\.nn\.modules{_MOD}\.{_CLASS}", "PyTorch layer classes"),
         (r"torch\.nn\.functional\.[a-z][a-z0-9_]*", "PyTorch activation functions"),
         (rf"torch\.optim{_MOD}\.{_CLASS}", "PyTorch optimizer / scheduler classes"),
@@ -461,6 +465,12 @@ def classify_global(module: str, name: str) -> Verdict:
     for pattern, why in ALLOW_PATTERNS:
         if pattern.fullmatch(full):
             return Verdict("allow", why, pattern.pattern)
+    if module == "__main__":
+        if "." in name or not name[:1].isupper():
+            return Verdict("deny", "__main__ functions/attribute chains reach whatever the loading script "
+                                   "imported (from os import system)", "__main__")
+        return Verdict("unknown", "a class from the saving script's __main__: the loading script must define "
+                                  "it, so loading runs code that was not reviewed", "__main__")
     if module in ("builtins", "__builtin__", "exceptions"):
         return Verdict("deny", "builtins outside the container/scalar constructors are gadgets", "builtins")
     return Verdict("unknown", "not on the allowlist: importing it runs code that was not reviewed")

@@ -22,11 +22,23 @@ _REFS = (
     "https://arxiv.org/abs/2112.03570",  # LiRA
     "https://arxiv.org/abs/2312.03262",  # RMIA
 )
-_QUICK_ATTACKS = ("loss", "lira_offline", "rmia")
 
 
 def _has_text(ds: Any) -> bool:
     return ds is not None and getattr(ds, "X", None) is not None and not ds.is_numeric
+
+
+def _tpr_lower_bound(tpr: float, n: int, alpha: float = 0.05) -> float:
+    """Clopper-Pearson lower bound of a proportion ``tpr`` measured on ``n`` members."""
+    from scipy.stats import beta
+
+    k = round(tpr * n)
+    return 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+
+
+def _auc_null_sd(n1: int, n0: int) -> float:
+    """Standard deviation of the ROC AUC of a useless score (Mann-Whitney under the null)."""
+    return float(((n1 + n0 + 1) / (12.0 * n1 * n0)) ** 0.5)
 
 
 @dataclass(kw_only=True)
@@ -35,14 +47,16 @@ class PrivacyCheck(Check):
 
     Members are ``ctx.train`` (the training rows), non-members ``ctx.data`` (held-out rows). Shadow
     models are cloned from the model (``retrainable`` capability); without it only the loss attack
-    runs. Severity comes from the strongest attack's TPR at 1 % FPR and its AUC, graded by the
-    policy thresholds ``privacy.tpr_at_1pct_fpr.{high,medium,low}`` and ``privacy.auc.{high,medium,low}``.
+    runs. Severity comes from the strongest attack's TPR at 1 % FPR (its 95 % Clopper-Pearson lower
+    bound, default limits 0.10 / 0.03 / 0.015) and its AUC (less two null standard deviations, default
+    limits 0.70 / 0.60 / 0.55), graded by the policy thresholds
+    ``privacy.tpr_at_1pct_fpr.{high,medium,low}`` and ``privacy.auc.{high,medium,low}``.
 
     Options
     -------
-    attacks : subset of ``loss, lira_offline, lira_online, rmia`` (default: all; quick mode:
-        ``loss, lira_offline, rmia``).
-    n_shadows : shadow models (default 16; quick mode 4).
+    attacks : subset of ``loss, lira_offline, lira_online, rmia`` (default: all four; they share
+        the shadow models).
+    n_shadows : shadow models (default 16; quick mode 8, cut short by the budget).
     shadow_budget_s : wall-clock budget for shadow training (default 300 s; quick mode 4 s).
     max_rows : rows sampled per side (default 20,000; quick mode 2,000).
     top_k : how many most-exposed training rows to list (by index).
@@ -107,11 +121,11 @@ class PrivacyCheck(Check):
     def _membership(self, ctx: AuditContext, result: CheckResult, summary: list[str]) -> None:
         assert ctx.model is not None and ctx.train is not None and ctx.data is not None
         quick = ctx.quick
-        attacks = list(self.attacks) if self.attacks else list(_QUICK_ATTACKS if quick else ATTACKS)
+        attacks = list(self.attacks) if self.attacks else list(ATTACKS)
         bad = [a for a in attacks if a not in ATTACKS]
         if bad:
             raise DataError(f"unknown attack {bad[0]!r} in privacy.attacks; expected some of {', '.join(ATTACKS)}")
-        n_shadows = self.n_shadows if self.n_shadows is not None else (4 if quick else 16)
+        n_shadows = self.n_shadows if self.n_shadows is not None else (8 if quick else 16)
         budget = self.shadow_budget_s if self.shadow_budget_s is not None else (4.0 if quick else 300.0)
         max_rows = self.max_rows if self.max_rows is not None else (2000 if quick else 20000)
         recipe = None
@@ -176,12 +190,18 @@ class PrivacyCheck(Check):
         ))
 
         tpr, auc = best.tpr_at_1pct_fpr, best.auc
+        # grade on what the sample sizes support: a 95 % lower confidence bound on the TPR and the AUC
+        # less two null standard deviations, so small test sets do not raise findings by chance
+        tpr_lo, auc_lo = _tpr_lower_bound(tpr, rep.n_members), auc - 2 * _auc_null_sd(rep.n_members,
+                                                                                       rep.n_nonmembers)
+        result.metrics["tpr_at_1pct_fpr_lower"] = tpr_lo
+        result.metrics["auc_lower"] = auc_lo
         sev = None
-        for level, t_default, a_default in ((Severity.HIGH, 0.10, 0.70), (Severity.MEDIUM, 0.05, 0.60),
-                                            (Severity.LOW, 0.02, 0.55)):
+        for level, t_default, a_default in ((Severity.HIGH, 0.10, 0.70), (Severity.MEDIUM, 0.03, 0.60),
+                                            (Severity.LOW, 0.015, 0.55)):
             t_lim = ctx.threshold(f"privacy.tpr_at_1pct_fpr.{level.value}", t_default)
             a_lim = ctx.threshold(f"privacy.auc.{level.value}", a_default)
-            if tpr >= t_lim or auc >= a_lim:
+            if tpr_lo >= t_lim or auc_lo >= a_lim:
                 sev = level
                 break
         note = ""

@@ -60,6 +60,7 @@ from modelshield.models.base import BaseModel, Capability
 
 __all__ = [
     "ATTACKS",
+    "rebuild_torchscript_mlp",
     "AttackResult",
     "MembershipReport",
     "TrainingRecipe",
@@ -242,21 +243,60 @@ def _torch_logit_fn(module: Any) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
+_PARAM_FREE = ("ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "Identity", "Softplus", "ELU", "Mish")
+
+
+def rebuild_torchscript_mlp(module: Any) -> Any | None:
+    """An eager ``nn.Sequential`` equivalent to a TorchScript ``Sequential`` of ``Linear`` layers and
+    parameter-free activations, or ``None`` when the structure is anything else. The rebuilt copy
+    is checked to reproduce the scripted module's outputs before it is trusted."""
+    import torch
+
+    if not isinstance(module, torch.jit.ScriptModule) or getattr(module, "original_name", "") != "Sequential":
+        return None
+    layers: list[Any] = []
+    for _name, child in module.named_children():
+        kind = getattr(child, "original_name", "")
+        if kind == "Linear":
+            w = child.weight
+            layers.append(torch.nn.Linear(w.shape[1], w.shape[0], bias=getattr(child, "bias", None) is not None))
+        elif kind in _PARAM_FREE:
+            layers.append(getattr(torch.nn, kind)())
+        else:
+            return None
+    if not layers or not isinstance(layers[0], torch.nn.Linear):
+        return None
+    eager = torch.nn.Sequential(*layers)
+    try:
+        eager.load_state_dict(module.state_dict())
+        x = torch.randn(8, layers[0].in_features, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            same = torch.allclose(eager(x), module(x), rtol=1e-4, atol=1e-5)
+    except (RuntimeError, TypeError):
+        return None
+    return eager.eval() if same else None
+
+
 def default_trainer(model: BaseModel, recipe: TrainingRecipe | None = None) -> ShadowTrainer:
     """A shadow trainer cloned from ``model`` (needs the ``retrainable`` capability).
 
     scikit-learn: ``sklearn.base.clone`` (with a fresh ``random_state`` where the estimator has one);
     PyTorch: a re-initialised copy trained with ``recipe`` (or ``model.extra["training_recipe"]``).
+    A TorchScript MLP (``Sequential`` of ``Linear`` and activations) is rebuilt as an eager module.
     """
-    if Capability.RETRAINABLE not in model.capabilities or not hasattr(model, "clone_unfitted"):
-        raise DataError(
-            f"{type(model).__name__} cannot be retrained, so shadow models are not available; "
-            "pass a trainer or use the 'loss' attack only"
-        )
     classes = model.classes
+    template = None
+    if model.framework == "pytorch" and Capability.RETRAINABLE not in model.capabilities:
+        template = rebuild_torchscript_mlp(getattr(model, "module", None))
+    if template is None and (Capability.RETRAINABLE not in model.capabilities
+                             or not hasattr(model, "clone_unfitted")):
+        raise DataError(
+            f"{type(model).__name__} ({model.format}) cannot be retrained, so shadow models are not "
+            "available; pass a trainer or use the 'loss' attack only"
+        )
     if model.framework == "pytorch":
         rec = recipe or model.extra.get("training_recipe") or TrainingRecipe()
-        template = model.clone_unfitted()
+        template = template if template is not None else model.clone_unfitted()
 
         def train_torch(X: np.ndarray, yi: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
             module = rec.fit(copy.deepcopy(template), X, yi, seed)
@@ -422,8 +462,11 @@ def _train_shadows(
                 lpy.append(a)
                 lpn.append(b)
             progress(0.1 + 0.8 * len(lpy) / n_shadows, f"trained {len(lpy)}/{n_shadows} shadow models")
-            if budget_s is not None and time.perf_counter() - t0 > budget_s and len(lpy) >= 2:
-                break
+            if budget_s is not None and len(lpy) >= 2:
+                elapsed = time.perf_counter() - t0
+                per_batch = elapsed / (start // n_jobs + 1)
+                if elapsed + per_batch > budget_s:  # the next batch would overrun the budget
+                    break
     k = len(lpy)
     return np.stack(lpy), np.stack(lpn), keep[:k], k
 

@@ -44,7 +44,8 @@ class TheftCheck(Check):
         pool, the other measures fidelity.
     outputs : API output modes to compare: ``probabilities``, ``top1``, ``rounded``.
     round_decimals : decimals of the ``rounded`` mode.
-    surrogate : ``mlp`` (soft-label network) or ``gbt`` (gradient boosting on labels).
+    surrogate : ``mlp`` (soft-label network), ``gbt`` (gradient boosting) or ``auto`` (gradient
+        boosting for tabular data with discrete features, else the network).
     max_eval : at most this many evaluation rows.
     watermark_triggers : path to a trigger-set NPZ to verify on the audited model.
     watermark_alpha : significance level of the watermark test.
@@ -66,7 +67,7 @@ class TheftCheck(Check):
     strategies: list[str] = field(default_factory=lambda: ["random", "knockoff"])
     outputs: list[str] = field(default_factory=lambda: ["probabilities", "top1", "rounded"])
     round_decimals: int = 1
-    surrogate: str = "mlp"
+    surrogate: str = "auto"
     max_eval: int = 2000
     watermark_triggers: str | None = None
     watermark_alpha: float = 1e-3

@@ -58,7 +58,7 @@ __all__ = [
 OUTPUT_MODES = ("probabilities", "top1", "rounded")
 #: How the simulated attacker picks its queries.
 STRATEGIES = ("random", "knockoff")
-SURROGATES = ("mlp", "gbt")
+SURROGATES = ("auto", "mlp", "gbt")
 
 OUTPUT_LABELS = {"probabilities": "full probabilities", "top1": "top-1 label only", "rounded": "rounded"}
 
@@ -168,21 +168,16 @@ def train_surrogate(
 ) -> Surrogate:
     """Fit a surrogate on queries ``Q`` and the API's answers ``targets`` (soft rows).
 
-    ``mlp``: a 64-64 ReLU network trained with soft-label cross-entropy on standardised inputs
-    (uses everything the API leaks). ``gbt``: scikit-learn gradient boosting on the arg-max labels.
+    ``mlp``: a 64-64 ReLU network trained with soft-label cross-entropy on standardised inputs.
+    ``gbt``: scikit-learn histogram gradient boosting, regressing the centred log-probabilities when
+    the answers are soft, classifying the labels when they are one-hot (suits tabular data with
+    discrete features). Both use everything the API leaks.
     """
     Q = np.asarray(Q, dtype=np.float64).reshape(len(Q), -1)
     targets = np.asarray(targets, dtype=np.float64)
     hard = np.argmax(targets, axis=1)
-    if len(np.unique(hard)) < 2 and kind == "gbt":
-        const = int(hard[0])
-        return Surrogate(kind, lambda X: np.full(len(X), const, dtype=np.int64))
     if kind == "gbt":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        est = HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(Q, hard)
-        cls = est.classes_.astype(np.int64)
-        return Surrogate(kind, lambda X: cls[np.argmax(est.predict_proba(X), axis=1)])
+        return _train_gbt(Q, targets, hard, n_classes, seed)
     if kind != "mlp":
         raise UserError(f"unknown surrogate {kind!r}; expected one of: {', '.join(SURROGATES)}")
     import torch
@@ -201,6 +196,39 @@ def train_surrogate(
         return out.argmax(dim=1).numpy()
 
     return Surrogate(kind, predict)
+
+
+def _train_gbt(Q: np.ndarray, targets: np.ndarray, hard: np.ndarray, n_classes: int, seed: int) -> Surrogate:
+    """Gradient boosting: a classifier on one-hot answers, or (soft answers) one regressor per class
+    on the centred log-probabilities (a single logit regressor for two classes)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
+
+    if len(np.unique(hard)) < 2:
+        const = int(hard[0])
+        return Surrogate("gbt", lambda X: np.full(len(X), const, dtype=np.int64))
+    soft = not np.all((targets == 0.0) | (targets == 1.0))
+    with threadpool_limits(1):  # tiny fits: OpenMP thread start-up costs more than it saves
+        if not soft:
+            clf = HistGradientBoostingClassifier(max_iter=60, random_state=seed).fit(Q, hard)
+            cls = clf.classes_.astype(np.int64)
+
+            def predict_hard(X: np.ndarray) -> np.ndarray:
+                with threadpool_limits(1):
+                    return cls[np.argmax(clf.predict_proba(X), axis=1)]
+
+            return Surrogate("gbt", predict_hard)
+        logp = np.log(np.clip(targets, 1e-4, 1.0))
+        logp -= logp.mean(axis=1, keepdims=True)
+        cols = [1] if n_classes == 2 else list(range(n_classes))
+        regs = [HistGradientBoostingRegressor(max_iter=60, random_state=seed).fit(Q, logp[:, c]) for c in cols]
+
+    def predict_soft(X: np.ndarray) -> np.ndarray:
+        with threadpool_limits(1):
+            z = np.stack([r.predict(X) for r in regs], axis=1)
+        return (z[:, 0] > 0).astype(np.int64) if n_classes == 2 else np.argmax(z, axis=1)
+
+    return Surrogate("gbt", predict_soft)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,7 +282,7 @@ def simulate_extraction(
     strategies: Sequence[str] = STRATEGIES,
     outputs: Sequence[str] = OUTPUT_MODES,
     decimals: int = 1,
-    surrogate: str = "mlp",
+    surrogate: str = "auto",
     surrogate_steps: int | None = None,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
@@ -272,7 +300,8 @@ def simulate_extraction(
     strategies : subset of :data:`STRATEGIES`.
     outputs : subset of :data:`OUTPUT_MODES`; label-only models support ``top1`` only.
     decimals : rounding of the ``rounded`` output mode.
-    surrogate : ``"mlp"`` (soft labels) or ``"gbt"`` (hard labels).
+    surrogate : ``"mlp"``, ``"gbt"`` or ``"auto"`` (gradient boosting when ``public`` has integer,
+        binary or categorical features, i.e. typical tabular data; the MLP otherwise).
     surrogate_steps : optimiser steps per MLP surrogate (default: grows with the budget, 200-600).
 
     Returns
@@ -297,6 +326,9 @@ def simulate_extraction(
             raise UserError(f"unknown output mode {o!r}; expected one of: {', '.join(OUTPUT_MODES)}")
     if surrogate not in SURROGATES:
         raise UserError(f"unknown surrogate {surrogate!r}; expected one of: {', '.join(SURROGATES)}")
+    if surrogate == "auto":
+        flat_types = set(_types(public, int(np.prod(public.X.shape[1:]))))
+        surrogate = "gbt" if flat_types & {"integer", "binary", "categorical"} else "mlp"
     n_classes = model.n_classes
     X_eval = evaluation.X.reshape(len(evaluation.X), -1).astype(np.float64)
     victim_eval = model.predict_index(evaluation.X)

@@ -187,11 +187,11 @@ class CoverageMonitor:
                  min_queries: int = 100, alpha: float = 0.01, max_keys: int = 10_000, seed: int = 0) -> None:
         self._std = _Standardizer(X_ref)
         Z = self._std(X_ref)
-        _, _, vt = np.linalg.svd(Z - Z.mean(0), full_matrices=False)
-        self._proj = vt[: min(2, Z.shape[1])].T
+        cov = np.cov(Z, rowvar=False).reshape(Z.shape[1], Z.shape[1])
+        _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues: the last columns are the top components
+        self._proj = vecs[:, ::-1][:, : min(2, Z.shape[1])]
         P = Z @ self._proj
         self._edges = np.quantile(P, np.linspace(0, 1, bins + 1), axis=0)  # (bins+1, k); outer = range
-        cov = np.cov(Z, rowvar=False).reshape(Z.shape[1], Z.shape[1])
         self._prec = np.linalg.pinv(cov + 1e-6 * np.eye(Z.shape[1]))
         r = self._radius(Z)
         self._r_edges = np.append(np.quantile(r, [0.25, 0.5, 0.75]), r.max())

@@ -38,6 +38,10 @@ class HopSkipJump(Attack):
     max_bs_steps : cap on binary-search steps.
     n_init : candidate starting points tried per sample.
     stop_at_eps : stop a sample as soon as it is adversarial within ``threat.eps``.
+    search_points : points probed per call in the binary and geometric searches. ``1`` is the
+        classic, most query-efficient search; ``4`` or ``8`` spend more queries per iteration but
+        need far fewer model calls, which wins when each call has a fixed cost (tree ensembles,
+        remote endpoints).
 
     References
     ----------
@@ -61,6 +65,7 @@ class HopSkipJump(Attack):
     geom_steps: int = 8
     n_init: int = 12
     stop_at_eps: bool = True
+    search_points: int = 1
 
     def _phi(self, ctx: AttackContext, x: torch.Tensor, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return ctx.is_adv(ctx.labels(x, x0), y)
@@ -109,22 +114,69 @@ class HopSkipJump(Attack):
 
     def _bsearch(self, ctx: AttackContext, x_adv: torch.Tensor, x0: torch.Tensor, y: torch.Tensor,
                  steps: int, q: np.ndarray, act: torch.Tensor) -> torch.Tensor:
-        """Binary search toward ``x0`` keeping the adversarial side (radial for L2, box for L-inf)."""
+        """Search toward ``x0`` keeping the adversarial side (radial for L2, box for L-inf).
+
+        With ``search_points = k > 1`` each call probes ``k`` points of the interval at once
+        (a ``k+1``-ary search): fewer, wider model calls for the same precision.
+        """
         import torch
 
         proj = ctx.proj
-        m = len(x0)
+        m, d = x0.shape
+        k = max(1, int(self.search_points))
         dist = proj.dist(x_adv - x0)
         lo = torch.zeros(m, dtype=x0.dtype)
         hi = torch.ones(m, dtype=x0.dtype)
-        for _ in range(steps):
-            mid = (lo + hi) / 2
-            xm = proj.ball(x_adv, x0, mid * dist)
-            adv = self._phi(ctx, xm, x0, y)
-            q[act.numpy()] += 1
-            hi = torch.where(adv, mid, hi)
-            lo = torch.where(adv, lo, mid)
+        rounds = steps if k == 1 else int(math.ceil(steps * math.log(2) / math.log(k + 1)))
+        frac = torch.arange(1, k + 1, dtype=x0.dtype) / (k + 1)  # (k,)
+        for _ in range(rounds):
+            t = lo[:, None] + (hi - lo)[:, None] * frac[None, :]  # (m, k)
+            pts = proj.ball(x_adv.repeat_interleave(k, 0), x0.repeat_interleave(k, 0), (t * dist[:, None]).reshape(-1))
+            adv = self._phi(ctx, pts, x0.repeat_interleave(k, 0), y.repeat_interleave(k)).reshape(m, k)
+            q[act.numpy()] += k
+            # the first adversarial point bounds the boundary from above, the point before it from below
+            first = torch.where(adv.any(1), adv.float().argmax(1), torch.full((m,), k, dtype=torch.long))
+            tpad = torch.cat([lo[:, None], t, hi[:, None]], dim=1)  # (m, k+2)
+            new_hi = tpad.gather(1, (first + 1)[:, None])[:, 0]
+            new_lo = tpad.gather(1, first[:, None])[:, 0]
+            lo, hi = new_lo, new_hi
         return proj.ball(x_adv, x0, hi * dist)
+
+    def _geometric(self, ctx: AttackContext, xa: torch.Tensor, xs0: torch.Tensor, ys: torch.Tensor,
+                   upd: torch.Tensor, step: torch.Tensor, q: np.ndarray, act: torch.Tensor) -> torch.Tensor:
+        """Jump along ``upd`` with the largest of ``step, step/2, step/4, ...`` that stays adversarial
+        (kept in place where none does). One call per halving, or one call in all when
+        ``search_points > 1``."""
+        import torch
+
+        proj = ctx.proj
+        m, d = xa.shape
+        xn = xa.clone()
+        g = self.geom_steps
+        if self.search_points > 1:
+            scales = 0.5 ** torch.arange(g, dtype=xa.dtype)  # (g,)
+            cand = xa[:, None, :] + (step[:, None] * scales[None, :])[..., None] * upd[:, None, :]
+            base = xs0.repeat_interleave(g, 0)
+            cand = proj.box(cand.reshape(m * g, d), base)
+            ok = self._phi(ctx, cand, base, ys.repeat_interleave(g)).reshape(m, g)
+            q[act.numpy()] += g
+            first = ok.float().argmax(1)
+            take = ok.any(1)
+            xn[take] = cand.reshape(m, g, d)[torch.arange(m), first][take]
+            return xn
+        pending = torch.ones(m, dtype=torch.bool)
+        step = step.clone()
+        for _ in range(g):
+            pi = torch.nonzero(pending)[:, 0]
+            if len(pi) == 0:
+                break
+            cand = proj.box(xa[pi] + step[pi, None] * upd[pi], xs0[pi])
+            ok = self._phi(ctx, cand, xs0[pi], ys[pi])
+            q[act[pi].numpy()] += 1
+            xn[pi[ok]] = cand[ok]
+            pending[pi[ok]] = False
+            step[pi[~ok]] /= 2
+        return xn
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
         import torch
@@ -135,6 +187,8 @@ class HopSkipJump(Attack):
         q = np.zeros(n, dtype=np.int64)
         theta = self.gamma / (dm ** 1.5 if proj.norm == "2" else dm**2)
         bs_steps = int(min(self.max_bs_steps, max(4, math.ceil(math.log2(1 / theta)))))
+        k = max(1, int(self.search_points))
+        bs_cost = bs_steps if k == 1 else k * int(math.ceil(bs_steps * math.log(2) / math.log(k + 1)))
         x, found = self._init(ctx, x0, y, q)
         allidx = torch.arange(n)
         fi = allidx[found]
@@ -149,7 +203,7 @@ class HopSkipJump(Attack):
             if self.stop_at_eps:
                 alive &= best_d > eps
             evals = int(min(self.init_evals * math.sqrt(t), self.max_evals))
-            room = budget - q - bs_steps - self.geom_steps
+            room = budget - q - bs_cost - self.geom_steps
             alive &= torch.as_tensor(room >= max(4, min(evals, self.init_evals) // 2))
             act = allidx[alive]
             if len(act) == 0:
@@ -178,20 +232,8 @@ class HopSkipJump(Attack):
             g = torch.where(uniform[..., None], fm[..., None] * rv, (f - fm)[..., None] * rv).mean(1)
             g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
             upd = (g.sign() if proj.norm == "inf" else g) * proj.scale
-            # geometric step search: halve until the jump lands on the adversarial side
-            step = dist / math.sqrt(t)
-            pending = torch.ones(m, dtype=torch.bool)
-            xn = xa.clone()
-            for _ in range(self.geom_steps):
-                pi = torch.nonzero(pending)[:, 0]
-                if len(pi) == 0:
-                    break
-                cand = proj.box(xa[pi] + step[pi, None] * upd[pi], xs0[pi])
-                ok = self._phi(ctx, cand, xs0[pi], ys[pi])
-                q[act[pi].numpy()] += 1
-                xn[pi[ok]] = cand[ok]
-                pending[pi[ok]] = False
-                step[pi[~ok]] /= 2
+            # geometric step search: the largest of step, step/2, ... that lands adversarial
+            xn = self._geometric(ctx, xa, xs0, ys, upd, dist / math.sqrt(t), q, act)
             xn = self._bsearch(ctx, xn, xs0, ys, bs_steps, q, act)
             x[act] = xn
             xf = proj.finalize(xn, xs0)

@@ -1,0 +1,243 @@
+"""``modelshield privacy ...`` (scan-pii, anonymize, membership) and ``modelshield harden dp``.
+
+Exit codes: 0 clean, 1 findings (PII found / leakage at or above the policy gate), 2 bad input.
+Outputs are never overwritten without ``--force``, and ``anonymize`` refuses to write over its input.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from modelshield.cli._common import check_output_path, console, write_bytes_safely, write_json
+from modelshield.errors import DataError, OutputError, UserError
+
+__all__ = ["register"]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and a.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _load_xy(path: Path, target: str, features: list[str] | None) -> Any:
+    from modelshield.data.loaders import load_dataset
+
+    ds = load_dataset(path, target=target, features=features or None)
+    if ds.y is None:
+        raise DataError(f"{path}: no labels; pass --target COLUMN")
+    return ds
+
+
+def _load_model(path: str, trust: bool) -> Any:
+    from modelshield.models.load import load_model
+
+    return load_model(path, trust=trust)
+
+
+def register(app: typer.Typer, harden: typer.Typer) -> None:
+    privacy = typer.Typer(help="Privacy: personal data in tables, anonymization, membership inference.",
+                          no_args_is_help=True)
+
+    # ------------------------------------------------------------------------------------------
+    @privacy.command("scan-pii")
+    def scan_pii(
+        data: Path = typer.Argument(..., help="CSV or Parquet file to scan."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the per-column report as JSON."),
+        max_rows: int | None = typer.Option(None, "--max-rows", help="Scan a random sample of rows."),
+        quasi: bool = typer.Option(True, "--quasi/--no-quasi", help="Look for quasi-identifier combinations."),
+        force: bool = typer.Option(False, "--force", help="Overwrite the JSON output."),
+    ) -> int:
+        """Find e-mails, phones, cards, IBANs, SSNs, IPs, birth dates and addresses, per column.
+        Values are never printed. Exit 1 when personal data is found."""
+        from modelshield.checks.privacy.pii import scan_file
+
+        if json_out is not None:
+            check_output_path(json_out, force)
+            if _same_file(data, json_out):
+                raise OutputError("--json would overwrite the input data; choose another file")
+        rep = scan_file(data, quasi=quasi, max_rows=max_rows)
+        from rich.table import Table
+
+        table = Table(title=f"PII in {data.name} ({rep.rows} rows)")
+        for col in ("column", "types (cells)", "cells", "confidence"):
+            table.add_column(col)
+        for c in rep.pii_columns:
+            table.add_row(c.column, ", ".join(f"{t} ({n})" for t, n in c.counts.items()), str(c.cells),
+                          f"{c.confidence:.2f}")
+        if rep.pii_columns:
+            console.print(table)
+        else:
+            console.print(f"no personal data found in {data.name} ({rep.rows} rows, {len(rep.columns)} columns)")
+        for q in rep.quasi_identifiers[:5]:
+            console.print(f"quasi-identifier: {' + '.join(q.columns)} singles out {q.unique_rows} rows (k={q.k})")
+        if json_out is not None:
+            write_json(json_out, {"file": str(data), **rep.to_dict()}, force)
+        return 1 if rep.pii_columns else 0
+
+    # ------------------------------------------------------------------------------------------
+    @privacy.command("anonymize")
+    def anonymize(
+        src: Path = typer.Argument(..., help="Input CSV or Parquet file (never modified)."),
+        dst: Path = typer.Argument(..., help="Output file (.csv or .parquet)."),
+        policy: Path = typer.Option(..., "--policy", help="Anonymization policy YAML."),
+        key_file: Path | None = typer.Option(None, "--key-file", help="File holding the pseudonymization key."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the before/after report as JSON."),
+        force: bool = typer.Option(False, "--force", help="Overwrite OUT (never the input)."),
+    ) -> int:
+        """Pseudonymize, mask, generalize, bucket or suppress columns by policy; report k-anonymity
+        and l-diversity before and after."""
+        from modelshield.checks.privacy.anonymize import anonymize_frame, load_anonymization_policy
+        from modelshield.checks.privacy.pii import read_table
+
+        if _same_file(src, dst):
+            raise OutputError("OUT is the input file; anonymize never overwrites its input")
+        check_output_path(dst, force)
+        if json_out is not None:
+            check_output_path(json_out, force)
+            if _same_file(src, json_out) or _same_file(dst, json_out):
+                raise OutputError("--json must name a different file from IN and OUT")
+        pol = load_anonymization_policy(policy)
+        key = None
+        if key_file is not None:
+            if not key_file.is_file():
+                raise UserError(f"key file not found: {key_file}")
+            key = key_file.read_bytes().strip()
+        frame = read_table(src)
+        out, rep = anonymize_frame(frame, pol, key=key)
+        if dst.suffix.lower() in (".parquet", ".pq"):
+            buf = io.BytesIO()
+            out.to_parquet(buf, index=False)
+            write_bytes_safely(dst, buf.getvalue(), force)
+        else:
+            write_bytes_safely(dst, out.to_csv(index=False).encode("utf-8"), force)
+        console.print(f"wrote {dst} ({rep.rows_out} of {rep.rows_in} rows; "
+                      f"{rep.suppressed_rows} suppressed for k-anonymity)")
+        if rep.k_before is not None:
+            console.print(f"k-anonymity on {', '.join(pol.quasi_identifiers)}: {rep.k_before} -> {rep.k_after}")
+        if rep.l_before is not None:
+            console.print(f"l-diversity of {pol.sensitive}: {rep.l_before} -> {rep.l_after}")
+        if json_out is not None:
+            write_json(json_out, {"input": str(src), "output": str(dst), **rep.to_dict()}, force)
+        return 0
+
+    # ------------------------------------------------------------------------------------------
+    @privacy.command("membership")
+    def membership(
+        model: str = typer.Argument(..., help="Model file (scikit-learn, PyTorch, ONNX)."),
+        train: Path = typer.Option(..., "--train", help="Training data (the members)."),
+        test: Path = typer.Option(..., "--test", help="Held-out data the model never saw (non-members)."),
+        target: str = typer.Option(..., "--target", help="Label column."),
+        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable)."),
+        attacks: list[str] | None = typer.Option(None, "--attack",
+                                                 help="loss, lira_offline, lira_online, rmia (repeatable)."),
+        shadows: int | None = typer.Option(None, "--shadows", help="Shadow models (default 16; 4 with --quick)."),
+        budget: float | None = typer.Option(None, "--budget", help="Seconds for shadow training."),
+        quick: bool = typer.Option(False, "--quick", help="Small budgets."),
+        seed: int = typer.Option(0, "--seed"),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON."),
+        force: bool = typer.Option(False, "--force", help="Overwrite the JSON output."),
+    ) -> int:
+        """Membership-inference audit: ROC AUC and TPR at 0.1 % / 1 % FPR, most exposed rows by index."""
+        from modelshield.audit import audit
+
+        if json_out is not None:
+            check_output_path(json_out, force)
+        if _same_file(train, test):
+            raise DataError("--train and --test are the same file; membership inference needs held-out data")
+        m = _load_model(model, trust)
+        tr = _load_xy(train, target, features)
+        te = _load_xy(test, target, features)
+        opts: dict[str, Any] = {}
+        if attacks:
+            opts["attacks"] = list(attacks)
+        if shadows is not None:
+            opts["n_shadows"] = shadows
+        if budget is not None:
+            opts["shadow_budget_s"] = budget
+        report = audit(m, te, train=tr, checks=["privacy"], quick=quick, seed=seed,
+                       options={"privacy": opts}, model_path=model)
+        res = report.runs[0].results[0]
+        if res.status.value == "error":
+            raise DataError(res.findings[0].detail if res.findings else res.summary)
+        if res.status.value == "skipped":
+            raise DataError(f"membership inference did not run: {res.skip_reason}")
+        from rich.table import Table
+
+        table = Table(title="Membership inference")
+        for col in ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR"):
+            table.add_column(col)
+        for row in res.tables.get("membership_attacks", []):
+            table.add_row(row["attack"], f"{row['auc']:.3f}", f"{row['tpr_at_0.1%_fpr']:.3f}",
+                          f"{row['tpr_at_1%_fpr']:.3f}")
+        console.print(table)
+        exposed = [r["train_row"] for r in res.tables.get("most_exposed_records", [])]
+        console.print(f"most exposed training rows (indices): {exposed}")
+        for f in res.findings:
+            console.print(f"[{f.severity.value}] {f.title}: {f.detail}")
+        if json_out is not None:
+            write_json(json_out, report.to_dict(), force)
+        return 0 if report.passed else 1
+
+    app.add_typer(privacy, name="privacy")
+
+    # ------------------------------------------------------------------------------------------
+    @harden.command("dp")
+    def harden_dp(
+        model: str = typer.Argument(..., help="PyTorch model (MLP / any Opacus-supported module) or a "
+                                               "scikit-learn linear classifier."),
+        train: Path = typer.Option(..., "--train", help="Training data."),
+        target: str = typer.Option(..., "--target", help="Label column."),
+        out: Path = typer.Option(..., "--out", help="Where to write the DP model: PyTorch (torch.save), "
+                                 "ONNX when it ends in .onnx, or joblib for scikit-learn."),
+        test: Path | None = typer.Option(None, "--test", help="Held-out data: before/after utility and leakage."),
+        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable)."),
+        epsilon: float = typer.Option(..., "--epsilon", help="Target epsilon."),
+        delta: float | None = typer.Option(None, "--delta", help="Target delta (default min(1e-5, 0.1/n))."),
+        epochs: int = typer.Option(30, "--epochs"),
+        batch_size: int = typer.Option(64, "--batch-size"),
+        lr: float = typer.Option(0.01, "--lr"),
+        max_grad_norm: float = typer.Option(1.0, "--max-grad-norm"),
+        mode: str = typer.Option("auto", "--mode", help="auto | fast | hooks | ghost (PyTorch)."),
+        accountant: str = typer.Option("rdp", "--accountant", help="rdp | pld"),
+        seed: int = typer.Option(0, "--seed"),
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the before/after report as JSON."),
+        force: bool = typer.Option(False, "--force", help="Overwrite outputs."),
+    ) -> int:
+        """Retrain a model with DP-SGD at a target (epsilon, delta); report epsilon and before/after
+        accuracy and membership-inference TPR at low FPR."""
+        from modelshield.harden.dp import harden_dp as run
+
+        check_output_path(out, force)
+        if json_out is not None:
+            check_output_path(json_out, force)
+        if _same_file(Path(model), out):
+            raise OutputError("--out is the input model; choose another file")
+        m = _load_model(model, trust)
+        tr = _load_xy(train, target, features)
+        te = _load_xy(test, target, features) if test is not None else None
+        result = run(m, tr, te, epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
+                     max_grad_norm=max_grad_norm, mode=mode, accountant=accountant, seed=seed,
+                     output_format="onnx" if out.suffix.lower() == ".onnx" else "native")
+        write_bytes_safely(out, result.model_bytes, force)
+        r = result.dp
+        console.print(f"wrote {out} ({result.model_format}); DP-SGD {r.mode}: epsilon {r.epsilon:.3f} "
+                      f"(target {epsilon}), delta {r.delta:g}, noise {r.noise_multiplier:.3f}, "
+                      f"{r.steps} steps at q={r.sample_rate:.4f} ({r.accountant} accountant)")
+        for row in result.comparison:
+            console.print(f"  {row['metric']}: before {_fmt(row['before'])} -> after {_fmt(row['after'])}")
+        if json_out is not None:
+            write_json(json_out, result.to_dict(), force)
+        return 0
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.3f}" if isinstance(v, (int, float, np.floating)) else str(v)

@@ -1,0 +1,129 @@
+"""CLI: ``keys create|list|revoke``, ``audit-log verify`` and ``serve`` argument checks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from modelshield.cli import main
+from modelshield.serve.auditlog import AuditLog, AuditRecord, load_or_create_key
+from modelshield.serve.auth import KeyStore
+
+
+def test_keys_create_list_revoke(tmp_path, capsys):
+    sd = str(tmp_path / "state")
+    assert main(["keys", "create", "--name", "alice", "--scope", "predict", "--scope", "monitor",
+                 "--state-dir", sd]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("msk_") and "cannot be shown again" in out.err
+    kid = token.split("_")[1]
+    assert KeyStore(sd).verify(token).scopes == frozenset({"predict", "monitor"})
+    assert token.split("_", 2)[2] not in (tmp_path / "state" / "keys.json").read_text()
+
+    assert main(["keys", "list", "--state-dir", sd, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["id"] == kid and "hash" not in listed[0] and "salt" not in listed[0]
+    assert main(["keys", "list", "--state-dir", sd]) == 0
+    assert "alice" in capsys.readouterr().out
+
+    assert main(["keys", "revoke", kid, "--state-dir", sd]) == 0
+    assert json.loads(_run(capsys, ["keys", "list", "--state-dir", sd, "--json"]))[0]["revoked"]
+    assert main(["keys", "revoke", "ffffffff", "--state-dir", sd]) == 2
+    assert "no key with id" in capsys.readouterr().err
+
+
+def _run(capsys, args):
+    assert main(args) == 0
+    return capsys.readouterr().out
+
+
+def test_keys_bad_input_is_exit_2(tmp_path, capsys):
+    sd = str(tmp_path)
+    assert main(["keys", "create", "--name", "x", "--scope", "root", "--state-dir", sd]) == 2
+    assert "unknown scope" in capsys.readouterr().err
+    assert main(["keys", "create", "--name", "x", "--rate", "-1", "--state-dir", sd]) == 2
+    (tmp_path / "bad.yaml").write_text("limits: {rate_per_s: -5}\n")
+    assert main(["keys", "list", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "limits.rate_per_s" in capsys.readouterr().err
+    (tmp_path / "typo.yaml").write_text("limitz: {}\n")
+    assert main(["keys", "list", "--config", str(tmp_path / "typo.yaml")]) == 2
+
+
+def test_state_dir_from_config_and_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MODELSHIELD_STATE_DIR", str(tmp_path / "env"))
+    assert main(["keys", "create", "--name", "e"]) == 0
+    assert (tmp_path / "env" / "keys.json").is_file()
+    (tmp_path / "c.yaml").write_text("state_dir: fromcfg\n")
+    assert main(["keys", "create", "--name", "c", "--config", str(tmp_path / "c.yaml")]) == 0
+    assert (tmp_path / "fromcfg" / "keys.json").is_file()  # relative to the config file
+
+
+def _log(tmp_path, n=10):
+    sd = tmp_path / "state"
+    log = AuditLog(f"sqlite:///{sd / 'audit.db'}", load_or_create_key(sd / "audit.key"))
+    for i in range(n):
+        log.append(AuditRecord(kind="request", endpoint="/v1/predict", status=200, decision="ok", request_id=str(i)))
+    head = log.head()
+    log.close()
+    return sd, head
+
+
+def test_audit_log_verify_intact_and_tampered(tmp_path, capsys):
+    sd, head = _log(tmp_path)
+    assert main(["audit-log", "verify", "--state-dir", str(sd)]) == 0
+    assert "intact: 10 records" in capsys.readouterr().out
+    assert main(["audit-log", "verify", "--state-dir", str(sd), "--expect-head", f"{head[0]}:{head[1]}"]) == 0
+    capsys.readouterr()
+    con = sqlite3.connect(sd / "audit.db")
+    con.execute("UPDATE modelshield_audit SET status = 500 WHERE seq = 4")
+    con.commit()
+    con.close()
+    assert main(["audit-log", "verify", "--state-dir", str(sd)]) == 3
+    err = capsys.readouterr().err
+    assert "record 4" in err and "edited" in err
+    assert main(["audit-log", "verify", "--state-dir", str(sd), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["first_bad"] == 4
+
+
+def test_audit_log_verify_detects_truncation_with_saved_head(tmp_path, capsys):
+    sd, head = _log(tmp_path)
+    con = sqlite3.connect(sd / "audit.db")
+    con.execute("DELETE FROM modelshield_audit WHERE seq > 7")
+    con.commit()
+    con.close()
+    assert main(["audit-log", "verify", "--state-dir", str(sd)]) == 0
+    capsys.readouterr()
+    assert main(["audit-log", "verify", "--state-dir", str(sd), "--expect-head", f"{head[0]}:{head[1]}"]) == 3
+    assert "records after 7 are missing" in capsys.readouterr().err
+
+
+def test_audit_log_verify_errors(tmp_path, capsys):
+    assert main(["audit-log", "verify", "--state-dir", str(tmp_path)]) == 2
+    assert "no audit log" in capsys.readouterr().err
+    sd, _ = _log(tmp_path, 1)
+    (sd / "audit.key").unlink()
+    assert main(["audit-log", "verify", "--state-dir", str(sd)]) == 2
+    assert "key not found" in capsys.readouterr().err
+    assert main(["audit-log", "verify", "--state-dir", str(sd), "--expect-head", "x"]) == 2
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--tls-cert", "c.pem"], "both --tls-cert and --tls-key"),
+    (["--tls-client-ca", "ca.pem"], "needs --tls-cert"),
+    (["--tls-cert", "nope.pem", "--tls-key", "nope.key"], "TLS file not found"),
+])
+def test_serve_rejects_bad_tls_arguments(tmp_path, capsys, args, msg):
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"not a model")
+    assert main(["serve", str(model), "--state-dir", str(tmp_path), *args]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_serve_missing_model_and_config(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "none.onnx"), "--state-dir", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path / "none.onnx"), "--config", str(tmp_path / "no.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
