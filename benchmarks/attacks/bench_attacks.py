@@ -127,7 +127,7 @@ def bench_pgd(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, repeat: int
             xa, t = best(lambda pgd=pgd: pgd.generate(X, y=y))
             log(bench="pgd", model=name, tool="ART", seconds=t, robust_accuracy=acc(net, xa, y))
         for early in (False, True):
-            r, t = best(lambda early=early, model=model: PGD(threat=tm, early_stop=early).generate(model, X, y))
+            r, t = best(lambda early=early, model=model, tm=tm: PGD(threat=tm, early_stop=early).generate(model, X, y))
             log(bench="pgd", model=name, tool=f"modelshield{' (early stop)' if early else ''}", seconds=t,
                 robust_accuracy=r.robust_accuracy)
 
@@ -159,12 +159,10 @@ def bench_square(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, 
     X, y = X[:n], y[:n]
     xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     for name, (net, _) in nets.items():
-        if name != "cnn":
-            continue
         img = torch.nn.Sequential(torch.nn.Flatten(), net).eval()
         model = TorchModel(img, input_shape=(1, 8, 8))  # image batches: square windows
         tm = ThreatModel.image(eps=EPS, query_budget=queries)
-        r, t = timed(lambda model=model: Square(threat=tm).generate(model, X.reshape(-1, 1, 8, 8), y))
+        r, t = timed(lambda model=model, tm=tm: Square(threat=tm).generate(model, X.reshape(-1, 1, 8, 8), y))
         log(bench="square", model=name, tool="modelshield", n=n, queries=queries, seconds=t,
             robust_accuracy=r.robust_accuracy)
         if "torchattacks" in peers:
@@ -192,7 +190,8 @@ class _Counting:
         return self.est.predict_proba(X)
 
 
-def bench_hsj(Xtr: np.ndarray, ytr: np.ndarray, X: np.ndarray, y: np.ndarray, peers: dict, n: int) -> None:
+def bench_hsj(Xtr: np.ndarray, ytr: np.ndarray, X: np.ndarray, y: np.ndarray, peers: dict, n: int,
+              skip_art: bool = False) -> None:
     from sklearn.ensemble import RandomForestClassifier
 
     rf = RandomForestClassifier(n_estimators=100, random_state=0).fit(Xtr, ytr)
@@ -200,7 +199,7 @@ def bench_hsj(Xtr: np.ndarray, ytr: np.ndarray, X: np.ndarray, y: np.ndarray, pe
     ok = rf.predict(X) == y
     model = SklearnModel(rf)
     res = None
-    if "art" in peers:
+    if "art" in peers and not skip_art:
         from art.estimators.classification import SklearnClassifier
 
         clf = SklearnClassifier(model=rf, clip_values=(0.0, 1.0))
@@ -216,13 +215,14 @@ def bench_hsj(Xtr: np.ndarray, ytr: np.ndarray, X: np.ndarray, y: np.ndarray, pe
         res = float(np.median(dist[adv])) if adv.any() else float("nan")
         log(bench="hsj", model="rf100", tool="ART", n=n, seconds=t, success_rate=float(adv.mean()),
             median_l2=res, queries_per_sample=counter.rows / max(ok.sum(), 1))
-    for budget in (2000, 5000):
+    for budget, k in ((5000, 1), (5000, 8), (25000, 8)):
         tm = ThreatModel.image(norm="2", eps=1e-6, query_budget=budget)
-        hs = HopSkipJump(threat=tm, max_iter=60, init_evals=100, max_evals=10000, stop_at_eps=False)
+        hs = HopSkipJump(threat=tm, max_iter=100, init_evals=100, max_evals=10000, stop_at_eps=False,
+                         search_points=k)
         r, t = timed(lambda hs=hs: hs.generate(model, X, y))
         md = r.min_distance[r.clean_correct]
         found = np.isfinite(md)
-        log(bench="hsj", model="rf100", tool=f"modelshield (budget {budget})", n=n, seconds=t,
+        log(bench="hsj", model="rf100", tool=f"modelshield (budget {budget}, search_points {k})", n=n, seconds=t,
             success_rate=float(found.mean()), median_l2=float(np.median(md[found])) if found.any() else float("nan"),
             queries_per_sample=float(r.queries[r.clean_correct].mean()))
 
@@ -263,6 +263,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer samples and queries (a smoke run)")
     ap.add_argument("--only", default="pgd,ensemble,square,hsj")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--skip-art-hsj", action="store_true", help="skip ART's (slow) HopSkipJump")
     args = ap.parse_args()
     only = set(args.only.split(","))
     peers = load_peers()
@@ -277,7 +278,7 @@ def main() -> None:
     if "square" in only:
         bench_square(nets, Xte, yte, peers, n=50 if args.quick else 100, queries=100 if args.quick else 300)
     if "hsj" in only:
-        bench_hsj(Xtr, ytr, Xte, yte, peers, n=10 if args.quick else 20)
+        bench_hsj(Xtr, ytr, Xte, yte, peers, n=10 if args.quick else 20, skip_art=args.skip_art_hsj)
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
     if "art" in peers:
         versions["adversarial-robustness-toolbox"] = peers["art"].version

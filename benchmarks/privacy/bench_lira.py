@@ -4,6 +4,7 @@
   4,000 non-members (as in ``modelshield audit --demo``); shadows are ``sklearn.base.clone`` copies.
 * ``cancer-mlp``: PyTorch MLP 30-64-2 trained to memorise breast cancer (341 / 228 rows); shadows are
   re-initialised copies trained with the default recipe.
+* ``cancer-mlp-dp``: the same MLP trained with DP-SGD at epsilon = 1, delta = 1e-5 (as in the demo).
 
 Times are wall-clock for the whole ``membership_inference`` call (target scoring, shadow training
 in parallel threads, all four attacks).
@@ -37,6 +38,11 @@ def targets(seed: int = 0):
     c_tr, c_te = demo._cancer(seed)
     net = demo._train_overfit(c_tr.X, c_tr.y, seed)
     yield "cancer-mlp", wrap_object(net), c_tr, c_te
+    from modelshield.harden.dp import train_dp_classifier
+
+    dp_net, _ = train_dp_classifier(demo._mlp(c_tr.X.shape[1]), c_tr.X, c_tr.y, epsilon=1.0, delta=1e-5,
+                                    epochs=30, batch_size=64, seed=seed)
+    yield "cancer-mlp-dp", wrap_object(dp_net), c_tr, c_te
 
 
 def main() -> None:

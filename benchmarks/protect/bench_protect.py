@@ -37,6 +37,19 @@ SHARDS, SHARD_MIB = 8, 64
 # --- worker: one operation in this (fresh) process -------------------------------------------------
 
 
+class _Clock:
+    """Wall and CPU (process, all threads) time of one operation, imports excluded."""
+
+    cpu = 0.0
+
+    def __init__(self) -> None:
+        self.w0, self.c0 = time.perf_counter(), time.process_time()
+
+    def stop(self) -> float:
+        _Clock.cpu = time.process_time() - self.c0
+        return time.perf_counter() - self.w0
+
+
 def _op(name: str, a: dict[str, str]) -> float:
     """Run operation ``name``; return its seconds (excluding interpreter start and imports)."""
     p = Path(a.get("path", "."))
@@ -44,7 +57,7 @@ def _op(name: str, a: dict[str, str]) -> float:
         import hashlib
 
         files = sorted(x for x in p.rglob("*") if x.is_file() and x.suffix != ".sig") if p.is_dir() else [p]
-        t = time.perf_counter()
+        t = _Clock()
         for f in files:
             h = hashlib.sha256()
             with open(f, "rb") as fh:
@@ -53,68 +66,69 @@ def _op(name: str, a: dict[str, str]) -> float:
                 while n := fh.readinto(buf):
                     h.update(mv[:n])
             h.digest()
-        return time.perf_counter() - t
+        return t.stop()
     if name in ("aesgcm-encrypt", "aesgcm-decrypt"):  # single-shot floor: read all, one AEAD call, write
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         aead = AESGCM(bytes(32))
-        t = time.perf_counter()
+        t = _Clock()
         data = p.read_bytes()
         out = aead.encrypt(bytes(12), data, None) if name == "aesgcm-encrypt" else aead.decrypt(bytes(12), data, None)
         Path(a["out"]).write_bytes(out)
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ours-encrypt":
         from modelshield.protect.crypto import encrypt_file
 
-        t = time.perf_counter()
+        t = _Clock()
         encrypt_file(p, a["out"], key=bytes(32), force=True)
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ours-decrypt":
         from modelshield.protect.crypto import decrypt_file
 
-        t = time.perf_counter()
+        t = _Clock()
         decrypt_file(p, a["out"], key=bytes(32), force=True)
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ours-decrypt-mem":
         from modelshield.protect.crypto import decrypt_file_to_bytes
 
-        t = time.perf_counter()
+        t = _Clock()
         decrypt_file_to_bytes(p, key=bytes(32))
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ours-sign":
         from modelshield.protect.keys import load_private_key
         from modelshield.protect.signing import sign
 
         key = load_private_key(a["key"])
-        t = time.perf_counter()
+        t = _Clock()
         sign(p, key, signature=a["sig"], force=True)
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ours-verify":
         from modelshield.protect.keys import load_public_key
         from modelshield.protect.signing import verify
 
         key = load_public_key(a["key"])
-        t = time.perf_counter()
+        t = _Clock()
         verify(p, key, signature=a["sig"])
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ms-api-sign":
         import model_signing
 
-        t = time.perf_counter()
+        t = _Clock()
         model_signing.signing.Config().use_elliptic_key_signer(private_key=a["key"]).sign(p, a["sig"])
-        return time.perf_counter() - t
+        return t.stop()
     if name == "ms-api-verify":
         import model_signing
 
-        t = time.perf_counter()
+        t = _Clock()
         model_signing.verifying.Config().use_elliptic_key_verifier(public_key=a["key"]).verify(p, a["sig"])
-        return time.perf_counter() - t
+        return t.stop()
     if name == "cli":  # a whole command line, timed from outside; its own peak RSS via wait4
-        t = time.perf_counter()
+        t = _Clock()
         proc = subprocess.Popen(json.loads(a["argv"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
-        secs = time.perf_counter() - t
+        secs = t.stop()
         _CHILD_RSS.append(usage.ru_maxrss / 1024)
+        _CHILD_CPU.append(usage.ru_utime + usage.ru_stime)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"command failed: {proc.stdout.read().decode()}{proc.stderr.read().decode()}")
         return secs
@@ -122,6 +136,7 @@ def _op(name: str, a: dict[str, str]) -> float:
 
 
 _CHILD_RSS: list[float] = []
+_CHILD_CPU: list[float] = []
 
 
 def _vm_hwm_mib() -> float:
@@ -134,8 +149,9 @@ def _vm_hwm_mib() -> float:
 
 def _worker(name: str, a: dict[str, str]) -> None:
     secs = _op(name, a)
+    cpu = _CHILD_CPU[-1] if _CHILD_CPU else _Clock.cpu
     rss = _CHILD_RSS[-1] if _CHILD_RSS else _vm_hwm_mib()
-    print(json.dumps({"seconds": secs, "rss_mib": rss}))
+    print(json.dumps({"seconds": secs, "cpu_s": cpu, "rss_mib": rss}))
 
 
 def measure(name: str, reps: int, **a: str) -> dict[str, float]:
@@ -150,6 +166,7 @@ def measure(name: str, reps: int, **a: str) -> dict[str, float]:
             raise RuntimeError(f"{name} failed: {res.stderr[-2000:]}")
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "cpu_s": statistics.median(r["cpu_s"] for r in runs),
             "rss_mib": max(r["rss_mib"] for r in runs)}
 
 
@@ -258,24 +275,28 @@ def run(reps: int) -> dict[str, object]:
 
 
 def table(out: dict[str, object]) -> str:
-    lines = ["| CLI start-up (no work) | seconds | peak RSS MiB |", "|---|---:|---:|"]
+    lines = ["| CLI start-up (no work) | wall s | CPU s | peak RSS MiB |", "|---|---:|---:|---:|"]
     for name, m in out["startup"].items():  # type: ignore[union-attr]
-        lines.append(f"| {name} | {m['seconds']:.3f} | {m['rss_mib']:.0f} |")
+        lines.append(f"| {name} | {m['seconds']:.3f} | {m['cpu_s']:.3f} | {m['rss_mib']:.0f} |")
     for label, r in out["results"].items():  # type: ignore[union-attr]
         size = r.pop("_size")["rss_mib"]
         floor = r["sha256 floor"]["seconds"]
         aes_e = r.get("AESGCM single-shot encrypt (floor)", {}).get("seconds")
         aes_d = r.get("AESGCM single-shot decrypt (floor)", {}).get("seconds")
-        lines += [f"\n### {label} ({size:,.0f} MiB)\n", "| operation | seconds | peak RSS MiB | vs floor |",
-                  "|---|---:|---:|---|"]
+        floor_cpu = r["sha256 floor"]["cpu_s"]
+        aes_ec = r.get("AESGCM single-shot encrypt (floor)", {}).get("cpu_s")
+        aes_dc = r.get("AESGCM single-shot decrypt (floor)", {}).get("cpu_s")
+        lines += [f"\n### {label} ({size:,.0f} MiB)\n",
+                  "| operation | wall s | CPU s | peak RSS MiB | wall vs floor | CPU vs floor |",
+                  "|---|---:|---:|---:|---|---|"]
         for name, m in r.items():
             if "encrypt" in name and aes_e:
-                ratio = f"{m['seconds'] / aes_e:.2f}x AESGCM"
+                ratio, cratio = f"{m['seconds'] / aes_e:.2f}x AESGCM", f"{m['cpu_s'] / aes_ec:.2f}x AESGCM"
             elif "decrypt" in name and aes_d:
-                ratio = f"{m['seconds'] / aes_d:.2f}x AESGCM"
+                ratio, cratio = f"{m['seconds'] / aes_d:.2f}x AESGCM", f"{m['cpu_s'] / aes_dc:.2f}x AESGCM"
             else:
-                ratio = f"{m['seconds'] / floor:.2f}x sha256"
-            lines.append(f"| {name} | {m['seconds']:.3f} | {m['rss_mib']:.0f} | {ratio} |")
+                ratio, cratio = f"{m['seconds'] / floor:.2f}x sha256", f"{m['cpu_s'] / floor_cpu:.2f}x sha256"
+            lines.append(f"| {name} | {m['seconds']:.3f} | {m['cpu_s']:.3f} | {m['rss_mib']:.0f} | {ratio} | {cratio} |")
     return "\n".join(lines)
 
 

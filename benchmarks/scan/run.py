@@ -78,8 +78,32 @@ def run_tool(argv: list[str]) -> dict:
     return run_measured(argv)
 
 
+TIME = "/usr/bin/time"
+
+
 def run_measured(argv: list[str]) -> dict:
-    """Run once with peak RSS measured by wait4 on this very child."""
+    """Run once; peak RSS from GNU time's %M (the child's own high-water mark)."""
+    if Path(TIME).exists():
+        r = _run_raw([TIME, "-f", "__RSS_KB__ %M", *argv])
+        lines = r["err"].splitlines()
+        rss = [ln for ln in lines if ln.startswith("__RSS_KB__")]
+        r["rss_mb"] = int(rss[-1].split()[1]) / 1024 if rss else None
+        r["err"] = "\n".join(ln for ln in lines if not ln.startswith("__RSS_KB__"))
+        return r
+    return _run_raw(argv)
+
+
+def best_of(argv: list[str], n: int = 3) -> dict:
+    runs = [run_measured(argv) for _ in range(n)]
+    best = min(runs, key=lambda r: r["seconds"])
+    best["rss_mb"] = max((r["rss_mb"] or 0) for r in runs) or None
+    best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
+    return best
+
+
+def _run_raw(argv: list[str]) -> dict:
+    """Run once with peak RSS measured by wait4 on this very child (inflated by the parent's
+    memory at fork time on Linux; GNU time is preferred)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -160,12 +184,23 @@ def hash_floor(path: Path) -> dict:
     return {"in_process_s": inproc, "process_s": proc["seconds"], "rss_mb": proc["rss_mb"]}
 
 
-def inprocess_scan(path: Path, hash_: bool) -> float:
-    from modelshield.checks.artifact import scan
-
-    t0 = time.perf_counter()
-    scan(path, hash=hash_)
-    return time.perf_counter() - t0
+def _inprocess(path: Path) -> dict:
+    """In a fresh interpreter: best-of-3 scan, scan+hash and hashlib alone (warm page cache)."""
+    code = (
+        "import sys,time,json,hashlib\n"
+        "from modelshield.checks.artifact import scan\n"
+        "p=sys.argv[1];out={}\n"
+        "def t(f):\n"
+        "    best=1e9\n"
+        "    for _ in range(3):\n"
+        "        t0=time.perf_counter();f();best=min(best,time.perf_counter()-t0)\n"
+        "    return best\n"
+        "out['scan_s']=t(lambda: scan(p))\n"
+        "out['scan_hash_s']=t(lambda: scan(p, hash=True))\n"
+        "out['hashlib_s']=t(lambda: hashlib.file_digest(open(p,'rb'),'sha256'))\n"
+        "print(json.dumps(out))\n")
+    r = subprocess.run([str(BIN / "python"), "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def bench_large(files: dict[str, Path]) -> dict:
@@ -173,14 +208,17 @@ def bench_large(files: dict[str, Path]) -> dict:
     for label, path in files.items():
         size_mb = path.stat().st_size / 1e6
         rows = {}
+        hash_floor(path)  # warm the page cache so that no tool pays for the first read
         for tool, (argv, parse) in TOOLS.items():
-            r = run_measured([*argv, str(path)])
+            r = best_of([*argv, str(path)], 1 if tool == "fickling" else 3)
             r["verdict"] = parse(r["rc"], r["out"], r["err"]) if not r["timeout"] else "timeout"
             rows[tool] = r
-        r = run_measured([*TOOLS["modelshield"][0], "--hash", str(path)])
-        r["verdict"] = TOOLS["modelshield"][1](r["rc"], r["out"], r["err"])
-        rows["modelshield --hash"] = r
-        inproc = {"scan_s": inprocess_scan(path, False), "scan_hash_s": inprocess_scan(path, True)}
+        for tool in ("modelshield", "modelshield (lazy top-level import, simulated)"):
+            argv, parse = TOOLS[tool]
+            r = best_of([*argv, "--hash", str(path)])
+            r["verdict"] = parse(r["rc"], r["out"], r["err"])
+            rows[f"{tool} --hash"] = r
+        inproc = _inprocess(path)
         out[label] = {"file": path.name, "size_mb": size_mb, "tools": rows, "hashlib": hash_floor(path),
                       "modelshield_in_process": inproc}
         print(f"{label}: done", flush=True)
@@ -219,7 +257,7 @@ def summarise(res: dict) -> str:
                          f"{h['rss_mb']:.0f} | - |")
             ip = d["modelshield_in_process"]
             lines.append(f"| {label} | {d['size_mb']:.0f} MB | in-process: scan / scan+hash / hashlib | "
-                         f"{ip['scan_s']:.3f} / {ip['scan_hash_s']:.3f} / {h['in_process_s']:.3f} | - | - |")
+                         f"{ip['scan_s']:.3f} / {ip['scan_hash_s']:.3f} / {ip['hashlib_s']:.3f} | - | - |")
         lines.append("")
     if res.get("corpus"):
         cases = res["corpus"]["cases"]

@@ -5,10 +5,12 @@ Usage: ``python benchmarks/serve/bench.py [--seconds 10] [--concurrency 8] [--ro
 Both servers run one uvicorn worker on loopback, one at a time (never side by side), in alternating
 rounds; the load generator is this process (asyncio + httpx, persistent connections). Latency
 (p50/p99) comes from a sequential client (no queueing); throughput from ``--concurrency`` clients.
-The gateway has: API-key auth, token bucket + daily budget (limits set high enough not to refuse),
-input schema + Mahalanobis OOD screening (policy flag), output rounding, drift + PRADA + coverage
-monitors, and the hash-chained SQLite audit log with ``synchronous=FULL`` (one fsync per commit,
-group-committed).
+The gateway (``gateway``: audit ``durability: full``; ``gateway_normal``: ``durability: normal``) has:
+API-key auth, token bucket + daily budget (limits set high enough not to refuse),
+input schema + Mahalanobis OOD + the robustness module's noise-consistency adversarial score
+(policy flag), output rounding, drift + PRADA + coverage
+monitors, and the hash-chained SQLite audit log written before each response (``synchronous=FULL``: one
+fsync per group commit; ``NORMAL``: no fsync, survives a process crash but not a power loss).
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ def start(kind: str, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen,
                "--log-level", "warning", "--no-access-log"]
         cwd = HERE
     else:
+        cfg = "serve.yaml" if kind == "gateway" else "serve-normal.yaml"
         cmd = [str(BIN / "modelshield"), "serve", str(work / "model.joblib"), "--trust", "--config",
-               str(work / "serve.yaml"), "--port", str(port)]
+               str(work / cfg), "--port", str(port)]
         cwd = work
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -110,6 +113,46 @@ def pct(a: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(a) * 1000, q)), 3)
 
 
+def components(work: Path, X: np.ndarray) -> dict[str, float]:
+    """In-process cost of each protection per one-row request (microseconds, median of 2000)."""
+    from modelshield import load_model
+    from modelshield.serve.app import Gateway
+    from modelshield.serve.auditlog import AuditRecord, input_hash
+    from modelshield.serve.config import load_config
+    from modelshield.serve.monitors import Batch
+
+    cfg = load_config(work / "serve.yaml", state_dir=str(work / "state-components"))
+    gw = Gateway(load_model(joblib.load(work / "model.joblib")), cfg)
+    _, key = gw.keys.create("c", ["predict"])
+    header = f"Bearer {key}"
+    body = json.dumps({"inputs": X[:1].tolist()}).encode()
+    Xs = [X[i : i + 1] for i in range(len(X))]
+    P = [gw.model.predict_proba(x) for x in Xs[:50]]
+
+    def med(fn, n=2000) -> float:
+        ts = []
+        for i in range(n):
+            t0 = time.perf_counter_ns()
+            fn(i)
+            ts.append(time.perf_counter_ns() - t0)
+        return round(float(np.median(ts)) / 1000, 1)
+
+    out = {
+        "auth": med(lambda i: gw.auth.authenticate(header)),
+        "parse+hash": med(lambda i: (input_hash(body), gw.parse(body, "application/json"))),
+        "limits": med(lambda i: gw.limiter.check("k", 1)),
+        "input_screen": med(lambda i: gw.defense.screen(Xs[i % len(Xs)])),
+        "predict": med(lambda i: gw.model.predict_proba(Xs[i % len(Xs)])),
+        "output_hardening": med(lambda i: gw.outputs.body(P[i % 50], gw.classes)),
+        "audit_append_durable": med(lambda i: gw.audit.append(AuditRecord(kind="request", request_id=str(i),
+                                                                          output={"predictions": [1]})), 500),
+        "monitors_background": med(lambda i: [m.update(Batch(X=Xs[i % len(Xs)], proba=P[i % 50], key_id="k"))
+                                              for m in gw.monitors], 500),
+    }
+    gw.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10)
@@ -124,23 +167,27 @@ def main() -> None:
     X = StandardScaler().fit_transform(X)
     joblib.dump(LogisticRegression(max_iter=500).fit(X, y), work / "model.joblib")
     np.savez(work / "ref.npz", X=X, y=y)
-    (work / "serve.yaml").write_text(yaml.safe_dump({
-        "state_dir": str(work / "state"), "reference": str(work / "ref.npz"),
-        "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
-        "input": {"policy": "flag"}, "outputs": {"decimals": 4},
-        "audit": {"durability": "full"}, "extraction": {"action": "alert"},
-    }))
+    for name, durability in (("serve.yaml", "full"), ("serve-normal.yaml", "normal")):
+        (work / name).write_text(yaml.safe_dump({
+            "state_dir": str(work / "state"), "reference": str(work / "ref.npz"),
+            "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
+            "input": {"policy": "flag"}, "outputs": {"decimals": 4},
+            "audit": {"durability": durability}, "extraction": {"action": "alert"},
+        }))
     env = {**os.environ, "MS_BENCH_MODEL": str(work / "model.joblib"), "OMP_NUM_THREADS": "1"}
     key = subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "bench", "--state-dir",
                           str(work / "state")], capture_output=True, text=True, check=True, env=env).stdout.strip()
     rows = X[:200].tolist()
-    res: dict[str, dict[str, list]] = {"bare": {}, "gateway": {}}
+    comp = components(work, X)
+    print("per-request cost in process (us, median):", comp, flush=True)
+    kinds = ("bare", "gateway", "gateway_normal")
+    res: dict[str, dict[str, list]] = {k: {} for k in kinds}
     try:
         for rnd in range(args.rounds):
-            for kind in ("bare", "gateway") if rnd % 2 == 0 else ("gateway", "bare"):
+            for kind in kinds if rnd % 2 == 0 else kinds[::-1]:
                 proc, url = start(kind, work, env)
                 try:
-                    h = {"Authorization": f"Bearer {key}"} if kind == "gateway" else {}
+                    h = {"Authorization": f"Bearer {key}"} if kind != "bare" else {}
                     asyncio.run(sequential(url, h, rows, 100))  # warm-up
                     lat = asyncio.run(sequential(url, h, rows, args.sequential))
                     rps, clat = asyncio.run(load(url, h, rows, args.seconds, args.concurrency))
@@ -153,20 +200,22 @@ def main() -> None:
                 r.setdefault("rps", []).append(rps)
                 r.setdefault("loaded_p50_ms", []).append(pct(clat, 50))
                 r.setdefault("loaded_p99_ms", []).append(pct(clat, 99))
-                print(f"round {rnd} {kind:8s} p50 {r['p50_ms'][-1]:.2f} ms  p99 {r['p99_ms'][-1]:.2f} ms  "
+                print(f"round {rnd} {kind:14s} p50 {r['p50_ms'][-1]:.2f} ms  p99 {r['p99_ms'][-1]:.2f} ms  "
                       f"{rps} req/s (c={args.concurrency}, p50 {r['loaded_p50_ms'][-1]:.1f} ms)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: {m: float(np.median(v)) for m, v in r.items()} for k, r in res.items()}
     summary = {
-        "bare": med["bare"], "gateway": med["gateway"],
+        **med,
         "throughput_ratio": round(med["gateway"]["rps"] / med["bare"]["rps"], 3),
         "p50_overhead_ms": round(med["gateway"]["p50_ms"] - med["bare"]["p50_ms"], 3),
-        "rounds": res, "concurrency": args.concurrency, "seconds": args.seconds,
+        "throughput_ratio_normal": round(med["gateway_normal"]["rps"] / med["bare"]["rps"], 3),
+        "p50_overhead_ms_normal": round(med["gateway_normal"]["p50_ms"] - med["bare"]["p50_ms"], 3),
+        "components_us": comp, "rounds": res, "concurrency": args.concurrency, "seconds": args.seconds,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "loadavg_at_end": os.getloadavg()},
     }
-    print(json.dumps({k: summary[k] for k in ("bare", "gateway", "throughput_ratio", "p50_overhead_ms")}, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("rounds",)}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
 

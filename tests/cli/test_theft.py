@@ -120,3 +120,14 @@ def test_fingerprint_create_and_compare(files, capsys):
     rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
                str(files / "train.npz"), "--target", "y", "--out", str(files / "fp2.npz")])
     assert rc == 2 and "scikit-learn" in capsys.readouterr().err
+
+
+def test_harden_watermark_robustness_report(files, capsys):
+    rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
+               "--out", str(files / "wm2.pt"), "--triggers-out", str(files / "t-rob.npz"), "--epochs", "10",
+               "--lr", "0.01", "--n-triggers", "40", "--robustness"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for attack in ("none", "fine-tune-10%", "prune-30%", "distill"):
+        assert attack in out
+    assert "false-claim rate on 5 independent models" in out

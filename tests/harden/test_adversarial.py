@@ -36,7 +36,7 @@ def test_fine_tuning_raises_robust_accuracy(torch_mlp, cancer, method):
 def test_torchscript_models_can_be_fine_tuned(torch_mlp, cancer):
     train, test = cancer
     model = TorchModel(torch.jit.script(torch_mlp))
-    module, rep = harden_adversarial(model, train, test, eps=0.25, epochs=3, lr=3e-3)
+    module, _ = harden_adversarial(model, train, test, eps=0.25, epochs=3, lr=3e-3)
     with torch.no_grad():
         out = module(torch.as_tensor(test.X[:4]))
     assert out.shape == (4, 2) and not out.requires_grad

@@ -53,7 +53,7 @@ def test_every_method_reduces_the_planted_gap(dp_report):
     assert before > 0.2  # the planted bias is learned
     got = {o.method: o.metrics for o in dp_report.outcomes}
     assert set(got) == {"reweighing", "exponentiated_gradient", "threshold_optimizer"}
-    # measured on this seed: 0.31 -> reweighing 0.17, exponentiated gradient 0.07, threshold optimizer 0.04
+    # measured on this seed: 0.237 -> reweighing 0.087, exponentiated gradient 0.029, threshold optimizer 0.040
     assert got["reweighing"]["demographic_parity_difference"] < 0.7 * before
     assert got["exponentiated_gradient"]["demographic_parity_difference"] < 0.4 * before
     assert got["threshold_optimizer"]["demographic_parity_difference"] < 0.4 * before

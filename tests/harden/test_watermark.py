@@ -174,3 +174,23 @@ def test_bad_inputs_are_data_errors(cancer_wm, breast_cancer):
         verify_watermark(cancer_wm.module, cancer_wm.triggers.X)
     v = verify_watermark(cancer_wm.module, cancer_wm.triggers.X, cancer_wm.triggers.labels)
     assert v.owned
+
+
+def test_torchscript_models_can_be_attacked_and_reinitialised(cancer_wm, breast_cancer):
+    from modelshield.harden.watermark import reinitialised
+
+    Xtr, _, ytr, _ = breast_cancer
+    scripted = torch.jit.script(cancer_wm.module)
+    pruned = prune_magnitude(scripted, 0.3)
+    weights = [p for n, p in pruned.named_parameters() if n.endswith("weight")]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert zeros == pytest.approx(0.3, abs=0.01)
+    assert verify_watermark(pruned, cancer_wm.triggers).owned
+    tuned = fine_tune(scripted, Xtr[:40], ytr[:40], epochs=5, seed=0)
+    assert verify_watermark(tuned, cancer_wm.triggers).owned
+    fresh = reinitialised(scripted, seed=1)
+    w0 = dict(scripted.named_parameters())["0.weight"]
+    w1 = dict(fresh.named_parameters())["0.weight"]
+    assert not torch.equal(w0, w1)
+    # a fresh model does not carry the watermark
+    assert not verify_watermark(fresh, cancer_wm.triggers).owned

@@ -179,3 +179,10 @@ def test_callable_model_and_label_index():
     assert m.label_index(np.array(["yes", "no"])).tolist() == [1, 0]
     with pytest.raises(DataError, match="maybe"):
         m.label_index(np.array(["maybe"]))
+
+
+def test_torchscript_infers_width_and_classes(torch_mlp):
+    import torch
+
+    m = TorchModel(torch.jit.script(torch_mlp))
+    assert m.input_spec.shape == (30,) and m.classes.tolist() == [0, 1]

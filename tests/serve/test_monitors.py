@@ -105,14 +105,99 @@ def test_input_schema_and_ood(ref):
     bad[1, 2] = schema.high[2] + 1
     assert schema.violations(bad).tolist()[:2] == [1, 1]
     det = MahalanobisDetector().fit(model, Xtr)
-    d = InputDefense(schema, det, model=model, X_ref=Xtr, policy="reject", quantile=0.99)
+    d = InputDefense(schema, {"ood": det}, model=model, X_ref=Xtr, policy="reject", quantile=0.99)
     clean = d.screen(Xte)
     assert clean.flagged.mean() < 0.1
     noise = np.random.default_rng(0).normal(0, 3, size=(20, Xtr.shape[1]))
     s = d.screen(noise)
     assert s.flagged.all() and s.decision == "rejected"
-    assert InputDefense(schema, det, model=model, X_ref=Xtr, policy="flag").screen(noise).decision == "flagged"
-    assert InputDefense(schema, det, model=model, X_ref=Xtr, policy="log").screen(noise).decision == "ok"
+    assert InputDefense(schema, {"ood": det}, model=model, X_ref=Xtr, policy="flag").screen(noise).decision == "flagged"
+    assert InputDefense(schema, {"ood": det}, model=model, X_ref=Xtr, policy="log").screen(noise).decision == "ok"
+
+
+def test_adversarial_detector_from_the_robustness_module_is_used(make_gateway, breast_cancer, sk_logreg):
+    pytest.importorskip("modelshield.checks.robustness.detect")
+    app, gw, keys = make_gateway()
+    assert "adversarial" in gw.defense.detectors and "ood" in gw.defense.detectors
+    Xte = breast_cancer[1]
+    # inputs moved onto the decision boundary (bisection between differently classified points)
+    pred = sk_logreg.predict(Xte)
+    a, b = Xte[pred == 0][:20], Xte[pred == 1][:20]
+    lo, hi = np.zeros((20, 1)), np.ones((20, 1))
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        same = sk_logreg.predict(a + (b - a) * mid) == 0
+        lo, hi = np.where(same[:, None], mid, lo), np.where(same[:, None], hi, mid)
+    boundary = a + (b - a) * lo
+    s_clean = gw.defense.screen(Xte).scores["adversarial"]
+    s_edge = gw.defense.screen(boundary).scores["adversarial"]
+    assert np.median(s_edge) > np.quantile(s_clean, 0.9)
+    with TestClient(app) as c:
+        r = c.post("/v1/predict", json={"inputs": boundary[:5].tolist()}, headers=bearer(keys["predict"]))
+        assert r.status_code == 200 and r.headers.get("x-input-flagged") == "1"
+    rec = json.loads(gw.audit.recent(1)[0]["scores"])
+    assert rec["adversarial_max"] > gw.defense.thresholds["adversarial"]
+
+
+def test_alerts_reach_the_webhook(make_gateway, breast_cancer):
+    import http.server
+    import threading
+
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        app, _gw, _keys = make_gateway(webhook=f"http://127.0.0.1:{srv.server_port}/hook",
+                                     auth={"fail_burst": 3})
+        with TestClient(app) as c:
+            for _ in range(3):
+                c.post("/v1/predict", json={"inputs": [[0.0] * 30]}, headers=bearer("msk_00000000_x"))
+            import time
+
+            deadline = time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        srv.shutdown()
+    assert got and got[0]["monitor"] == "auth.burst" and "msk_" not in json.dumps(got)
+
+
+def test_webhook_must_be_https_or_loopback():
+    from modelshield.serve.config import ServeConfig
+
+    with pytest.raises(ValueError, match="https"):
+        ServeConfig(webhook="http://example.com/hook")
+
+
+@pytest.mark.postgres
+def test_gateway_with_a_postgres_audit_log(make_gateway, pg_url, breast_cancer):
+    url, table = pg_url
+    app, _gw, keys = make_gateway(audit={"url": url, "table": table})
+    with TestClient(app) as c:
+        for i in range(3):
+            assert c.post("/v1/predict", json={"inputs": breast_cancer[1][i : i + 1].tolist()},
+                          headers=bearer(keys["predict"])).status_code == 200
+        v = c.get("/admin/audit/verify", headers=bearer(keys["admin"])).json()
+    assert v["ok"] and v["n_records"] == 3  # the three predictions (reads are not logged)
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.connect() as conn:
+        n = conn.execute(sa.text(f'SELECT count(*) FROM "{table}" WHERE status = 200')).scalar()
+    eng.dispose()
+    assert n == 3
+
 
 
 def test_categorical_features_are_learned():

@@ -50,12 +50,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+_SHORT = {
+    "demographic_parity_difference": "DP diff", "demographic_parity_ratio": "DP ratio",
+    "equalized_odds_difference": "EO diff", "equal_opportunity_difference": "EOpp diff",
+    "selection_rate": "selection", "true_positive_rate": "TPR", "false_positive_rate": "FPR",
+    "groups_compared": "groups", "mutual_information": "MI (nats)", "normalized_mi": "MI / H",
+}
+
+
 def _print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for c in columns:
-        table.add_column(c, justify="left" if c in ("method", "group", "attribute", "metric", "feature",
+        table.add_column(_SHORT.get(c, c), justify="left" if c in ("method", "group", "attribute", "metric", "feature",
                                                     "note") else "right")
     for r in rows:
         table.add_row(*[_fmt(r.get(c, "")) for c in columns])

@@ -169,7 +169,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 raise UserError("--expect-head must be SEQ:HASH (64 hex digits)")
             head = (int(s), h)
         key = load_or_create_key(key_file or cfg.audit_key_file, create=False)
-        log = AuditLog(db, key)
+        log = AuditLog(db, key, table=cfg.audit.table)
         try:
             res = log.verify(expect_head=head)
         finally:

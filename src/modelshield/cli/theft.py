@@ -246,8 +246,13 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if robustness:
             rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=5,
                                        epochs=epochs, seed=seed)
+            from rich.table import Table
+
+            table = Table(title="Watermark robustness (25% of the data held out for testing)")
+            for col in ("attack", "test accuracy", "trigger agreement", "p-value", "verified"):
+                table.add_column(col)
             for r in rob.rows:
-                console.print(f"  {r.attack:14s} test accuracy {r.test_accuracy:.1%}  trigger agreement "
-                              f"{r.trigger_agreement:.1%}  p = {r.p_value:.3g}  "
-                              f"{'verified' if r.owned else 'NOT verified'}")
+                table.add_row(r.attack, f"{r.test_accuracy:.1%}", f"{r.trigger_agreement:.1%}", f"{r.p_value:.3g}",
+                              "yes" if r.owned else "NO")
+            console.print(table)
             console.print(f"  false-claim rate on 5 independent models: {rob.false_claim_rate:.0%}")

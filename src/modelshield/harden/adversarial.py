@@ -213,7 +213,7 @@ def harden_adversarial(
     threat = ThreatModel.for_dataset(train, units=units, eps=eps, norm=norm, steps=20)
     on_test = test is not None and test.y is not None
     ev = (test if on_test else train).sample(max_eval, seed=seed)  # type: ignore[union-attr]
-    assert ev.y is not None  # noqa: S101
+    assert ev.y is not None
     before = _evaluate(model, ev.X, ev.y, threat, seed)
     base = model.as_torch()
     if from_scratch:

@@ -154,6 +154,12 @@ class _FastDP:
         """Per-sample clipped gradient sums, as ``(param, grad)`` pairs."""
         import torch
 
+        with torch.no_grad():  # the recorded activations may require grad: build no graph here
+            return self._clipped_sum(batch, max_norm)
+
+    def _clipped_sum(self, batch: int, max_norm: float) -> list[tuple[Any, Any]]:
+        import torch
+
         sq = None
         flat: list[tuple[Any, Any, Any]] = []  # (layer, a, g) with a, g 2-D
         for m in self.layers:
@@ -212,10 +218,14 @@ def _train_fast(module: Any, Xt: Any, yt: Any, *, q: float, steps: int, sigma: f
     n = len(Xt)
     expected = q * n
     params = [p for p in module.parameters() if p.requires_grad]
+    sizes = [p.numel() for p in params]
     module.train()
     with _FastDP(module) as fast:
         for _ in range(steps):
-            idx = np.flatnonzero(rng.random(n) < q)
+            # Poisson sampling: each row independently with probability q. Drawn as a binomial batch
+            # size and a uniform subset of that size (the same distribution, without n coin flips)
+            idx = np.sort(rng.choice(n, size=int(rng.binomial(n, q)), replace=False))
+            noise_all = torch.randn(sum(sizes), generator=gen).mul_(sigma * max_norm).split(sizes)
             grads: dict[int, Any] = {}
             if len(idx):
                 it = torch.as_tensor(idx)
@@ -224,10 +234,11 @@ def _train_fast(module: Any, Xt: Any, yt: Any, *, q: float, steps: int, sigma: f
                 loss.backward()
                 for p, gsum in fast.clipped_sum(len(idx), max_norm):
                     grads[id(p)] = gsum
-            for p in params:
-                g = grads.get(id(p))
-                noise = torch.normal(0.0, sigma * max_norm, size=p.shape, generator=gen)
-                p.grad = ((g if g is not None else 0.0) + noise) / expected
+            with torch.no_grad():
+                for p, noise in zip(params, noise_all):
+                    g = grads.get(id(p))
+                    noise = noise.view(p.shape)
+                    p.grad = (noise.add_(g) if g is not None else noise).div_(expected)
             opt.step()
             opt.zero_grad(set_to_none=True)
     module.eval()

@@ -41,6 +41,8 @@ from modelshield.errors import DataError
 
 __all__ = [
     "EmbedResult",
+    "accuracy",
+    "copy_module",
     "RobustnessRow",
     "WatermarkRobustness",
     "distill",
@@ -141,7 +143,8 @@ def train_classifier(
     trigger_batch: int = 16,
     soft_targets: np.ndarray | None = None,
 ) -> Any:
-    """Train ``module`` in place with Adam and cross-entropy; returns it in eval mode.
+    """Train ``module`` in place with Adam and cross-entropy; returns it in eval mode (TorchScript
+    modules: a fresh copy with the trained weights).
 
     With ``triggers``, every clean batch is followed in the same step by ``trigger_batch`` trigger
     samples (drawn with replacement), so the watermark is learned alongside the task. With
@@ -170,6 +173,10 @@ def train_classifier(
                     loss = loss + torch.nn.functional.cross_entropy(module(Tx[t_idx]), Ty[t_idx])
                 loss.backward()
                 opt.step()
+    if isinstance(module, torch.jit.ScriptModule):
+        # a trained TorchScript module can keep gradient-recording execution plans that ignore
+        # no_grad(); a serialisation round trip gives a clean module with the trained weights
+        return copy_module(module).eval()
     return module.eval()
 
 
@@ -236,14 +243,14 @@ def embed_watermark(
         raise DataError(f"the trigger set has {triggers.n_classes} classes but the model outputs {n_out}")
     if triggers.X.shape[1:] != X.shape[1:]:
         raise DataError(f"trigger inputs have shape {triggers.X.shape[1:]} but the data has {X.shape[1:]}")
-    train_classifier(module, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, triggers=triggers,
-                     trigger_batch=trigger_batch)
+    module = train_classifier(module, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                              triggers=triggers, trigger_batch=trigger_batch)
     history = [accuracy(module, triggers.X, triggers.labels)]
     done = epochs
     step = max(1, epochs // 4)
     while history[-1] < min_trigger_accuracy and done - epochs < max_extra_epochs:
-        train_classifier(module, X, y, epochs=step, lr=lr, batch_size=batch_size, seed=seed + done,
-                         triggers=triggers, trigger_batch=trigger_batch)
+        module = train_classifier(module, X, y, epochs=step, lr=lr, batch_size=batch_size, seed=seed + done,
+                                  triggers=triggers, trigger_batch=trigger_batch)
         done += step
         history.append(accuracy(module, triggers.X, triggers.labels))
     return EmbedResult(module=module, triggers=triggers, trigger_accuracy=history[-1],
@@ -251,32 +258,81 @@ def embed_watermark(
 
 
 # -- removal attacks ---------------------------------------------------------------------------
-def reinitialised(module: Any, seed: int) -> Any:
-    """A deep copy of ``module`` with every layer re-initialised from ``seed`` (same architecture)."""
+def copy_module(module: Any) -> Any:
+    """An independent copy of ``module`` (TorchScript modules are copied through serialisation,
+    which keeps their parameters trainable)."""
+    import io
+
     import torch
 
-    clone = copy.deepcopy(module)
-    with torch.random.fork_rng(devices=[]):
+    if isinstance(module, torch.jit.ScriptModule):
+        buf = io.BytesIO()
+        torch.jit.save(module, buf)
+        buf.seek(0)
+        return torch.jit.load(buf, map_location="cpu")
+    return copy.deepcopy(module)
+
+
+def reinitialised(module: Any, seed: int) -> Any:
+    """A copy of ``module`` with every layer re-initialised from ``seed`` (same architecture).
+
+    Layers with ``reset_parameters`` use it; otherwise (TorchScript) weight matrices get PyTorch's
+    default Linear/Conv initialisation (Kaiming-uniform, ``a = sqrt(5)``), biases
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` and 1-D weights (normalisation layers) ones.
+    """
+    import math
+
+    import torch
+
+    clone = copy_module(module)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(int(seed))
         for m in clone.modules():
-            if hasattr(m, "reset_parameters"):
+            if hasattr(m, "reset_parameters") and not isinstance(m, torch.jit.ScriptModule):
                 m.reset_parameters()
+                continue
+            params = dict(m.named_parameters(recurse=False))
+            w = params.get("weight")
+            if w is not None and w.dim() >= 2:
+                torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+                fan_in = w[0].numel()
+                b = params.get("bias")
+                if b is not None:
+                    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                    torch.nn.init.uniform_(b, -bound, bound)
+            elif w is not None:
+                torch.nn.init.ones_(w)
+                if params.get("bias") is not None:
+                    torch.nn.init.zeros_(params["bias"])
     return clone
 
 
 def fine_tune(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 20, lr: float = 1e-3,
               seed: int = 0) -> Any:
     """A fine-tuned copy of ``module`` (clean data only, Adam, all layers)."""
-    return train_classifier(copy.deepcopy(module), X, _check_labels(y, None), epochs=epochs, lr=lr, seed=seed)
+    return train_classifier(copy_module(module), X, _check_labels(y, None), epochs=epochs, lr=lr, seed=seed)
 
 
 def prune_magnitude(module: Any, amount: float = 0.3) -> Any:
     """A copy with the ``amount`` smallest-magnitude weights of all Linear/Conv layers set to zero
-    (global unstructured L1 pruning, made permanent)."""
+    (global unstructured L1 pruning with ``torch.nn.utils.prune``, made permanent; TorchScript
+    modules, which cannot take pruning hooks, get the same zeroing applied directly)."""
     import torch
     from torch.nn.utils import prune
 
-    clone = copy.deepcopy(module)
+    clone = copy_module(module)
+    if isinstance(clone, torch.jit.ScriptModule):  # no forward hooks: apply the same pruning directly
+        weights = [p for n, p in clone.named_parameters() if n.endswith("weight") and p.dim() >= 2]
+        if not weights:
+            raise DataError("no weight matrices to prune")
+        flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+        k = round(float(amount) * flat.numel())
+        if k > 0:
+            cut = torch.kthvalue(flat, k).values
+            with torch.no_grad():
+                for w in weights:
+                    w.mul_((w.abs() > cut).to(w.dtype))
+        return clone.eval()
     params = [(m, "weight") for m in clone.modules()
               if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))]
     if not params:

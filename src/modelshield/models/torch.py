@@ -12,12 +12,16 @@ __all__ = ["TorchModel"]
 
 
 def _infer_input_shape(module: Any) -> tuple[int, ...] | None:
+    """The input width of an MLP: the first ``Linear`` layer's ``in_features`` (TorchScript too)."""
     import torch
 
     for m in module.modules():
-        if isinstance(m, torch.nn.Linear):
-            return (m.in_features,)
-        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+        kind = getattr(m, "original_name", type(m).__name__)  # RecursiveScriptModule keeps the name
+        if isinstance(m, torch.nn.Linear) or kind == "Linear":
+            weight = getattr(m, "weight", None)
+            if weight is not None and weight.dim() == 2:
+                return (int(weight.shape[1]),)
+        if kind in ("Conv1d", "Conv2d", "Conv3d") or isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
             return None  # spatial size unknown: caller must pass input_shape
     return None
 

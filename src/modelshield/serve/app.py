@@ -44,7 +44,7 @@ from modelshield.serve.limits import Limiter, make_backend
 from modelshield.serve.monitors.base import Alert, Batch, Monitor, load_state, save_state
 from modelshield.serve.monitors.drift import DriftMonitor
 from modelshield.serve.monitors.extraction import CoverageMonitor, PradaMonitor
-from modelshield.serve.monitors.inputs import InputDefense, InputSchema, default_detector
+from modelshield.serve.monitors.inputs import InputDefense, InputSchema, default_detectors
 from modelshield.serve.outputs import OutputHardening
 
 __all__ = ["Gateway", "create_app"]
@@ -124,7 +124,8 @@ class Gateway:
         self.limiter = Limiter(make_backend(lc.backend, lc.redis_url, lc.redis_prefix), rate_per_s=lc.rate_per_s,
                                burst=lc.burst, daily_rows=lc.daily_rows, clock=clock)
         self.audit = AuditLog(config.audit_url, load_or_create_key(config.audit_key_file),
-                              durability=config.audit.durability, max_batch_wait_s=config.audit.max_batch_wait_s)
+                              durability=config.audit.durability, table=config.audit.table,
+                              max_batch_wait_s=config.audit.max_batch_wait_s)
         oc = config.outputs
         self.outputs = OutputHardening(top_k=oc.top_k, decimals=oc.decimals, noise=oc.noise,
                                        probabilities=oc.probabilities, seed=oc.seed)
@@ -162,9 +163,10 @@ class Gateway:
         assert X is not None
         schema = InputSchema(X, margin=cfg.input.range_margin, max_categories=cfg.input.max_categories,
                              feature_names=feature_names)
-        detector, self.detector_name = default_detector()
-        self.defense = InputDefense(schema, detector, model=self.model, X_ref=X, policy=cfg.input.policy,
-                                    quantile=cfg.input.ood_quantile, detector_name=self.detector_name)
+        dets = default_detectors(adversarial=cfg.input.adversarial)
+        self.detector_name = ", ".join(f"{k}: {v[1]}" for k, v in dets.items())
+        self.defense = InputDefense(schema, {k: v[0] for k, v in dets.items()}, model=self.model, X_ref=X,
+                                    policy=cfg.input.policy, quantile=cfg.input.ood_quantile)
         if cfg.drift.enabled:
             proba = self.model.predict_proba(X[:5000])
             d = cfg.drift
@@ -306,7 +308,7 @@ class Gateway:
             "audit": {"written": self.audit.n_written, "failed": self.audit.n_failed,
                       "last_verify": self.last_verify},
             "input_defense": {"policy": self.config.input.policy, "detector": self.detector_name,
-                              "threshold": None if self.defense is None else self.defense.threshold},
+                              "thresholds": None if self.defense is None else self.defense.thresholds},
         }
 
     # -- request steps ----------------------------------------------------------------------

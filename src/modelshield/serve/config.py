@@ -106,12 +106,14 @@ class AuditConfig(_Section):
     url: str | None = None
     key_file: str | None = None  # HMAC key of the chain; default <state_dir>/audit.key
     durability: Literal["full", "normal"] = "full"
+    table: str = Field("modelshield_audit", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     log_outputs: bool = True
     max_batch_wait_s: float = Field(0.0, ge=0)
 
 
 class InputConfig(_Section):
     policy: Literal["log", "flag", "reject"] = "flag"
+    adversarial: bool = True  # also score with the robustness issue's adversarial-input detector
     ood_quantile: float = Field(0.999, gt=0.5, lt=1.0)
     range_margin: float = Field(0.1, ge=0)  # fraction of the reference range allowed beyond it
     max_categories: int = Field(20, ge=1)  # integer features with at most this many values are categorical

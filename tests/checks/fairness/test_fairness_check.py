@@ -75,8 +75,12 @@ def test_json_has_fairlearn_names_values_and_intervals(planted):
     assert row["resamples"] == 100  # quick mode caps the bootstrap
     groups = [g for g in d["tables"]["fairness.groups"] if g["attribute"] == "group"]
     assert {g["group"] for g in groups} == {"a", "b"}
-    assert all(g["selection_rate_lo"] <= g["selection_rate"] <= g["selection_rate_hi"] for g in groups)
+    assert all(g["selection_rate_ci"][0] <= g["selection_rate"] <= g["selection_rate_ci"][1] for g in groups)
     assert "calibration_gap" in groups[0]
+    detail = [g for g in d["tables"]["fairness.groups_detail"] if g["attribute"] == "group"]
+    assert all(g["false_negative_rate_lo"] <= g["false_negative_rate"] <= g["false_negative_rate_hi"]
+               for g in detail)
+    assert "expected_calibration_error" in detail[0]
     fig = d["figures"][0]
     assert fig["kind"] == "bar" and fig["series"][0]["name"] == "selection_rate"
     assert len(fig["series"][0]["lo"]) == len(fig["series"][0]["x"])
@@ -214,3 +218,21 @@ def test_string_labels_give_the_same_metrics(planted):
     r_txt = _run(clf, dataclasses.replace(test, y=test.y.astype(str)), proxies=False, bootstrap=0)
     assert r_txt.metrics["group.demographic_parity_difference"] == pytest.approx(
         r_int.metrics["group.demographic_parity_difference"], abs=1e-12)
+
+
+def test_threshold_option_moves_decisions(planted):
+    _, test, clf = planted
+    base = _run(clf, test, proxies=False, bootstrap=0)
+    strict = _run(clf, test, proxies=False, bootstrap=0, threshold=0.9)
+    sel = {g["group"]: g["selection_rate"] for g in strict.tables["fairness.groups"] if g["attribute"] == "group"}
+    sel0 = {g["group"]: g["selection_rate"] for g in base.tables["fairness.groups"] if g["attribute"] == "group"}
+    assert sel["a"] < sel0["a"] and sel["b"] < sel0["b"]
+    p = clf.predict_proba(test.X)[:, 1]
+    assert sel["a"] == pytest.approx(float((p[test.sensitive["group"] == "a"] >= 0.9).mean()))
+
+
+def test_sensitive_option_as_text_or_list(planted):
+    _, test, clf = planted
+    for opt in ("group", ["group"]):
+        r = _run(clf, test, sensitive=opt, proxies=False, bootstrap=0)
+        assert {g["attribute"] for g in r.tables["fairness.groups"]} == {"group"}

@@ -260,3 +260,28 @@ def test_regression_matches_fairlearn_metricframe():
     r = regression_metrics(y, p, {"g": g})
     assert r.disparity["mean_absolute_error_difference"] == pytest.approx(mf.difference()["mae"], abs=1e-9)
     assert r.disparity["mean_prediction_difference"] == pytest.approx(mf.difference()["mean_prediction"], abs=1e-9)
+
+
+def test_random_tables_equal_fairlearn_property():
+    hyp = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+
+    @hyp.settings(max_examples=25, deadline=None, derandomize=True)
+    @hyp.given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1), st.sampled_from("pqrs")),
+                        min_size=2, max_size=60))
+    def check(rows):
+        yt = np.array([r[0] for r in rows])
+        yp = np.array([r[1] for r in rows])
+        g = np.array([r[2] for r in rows], dtype=object)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref_dp = fm.demographic_parity_difference(yt, yp, sensitive_features=g)
+            ref_eo = fm.equalized_odds_difference(yt, yp, sensitive_features=g)
+        r = fairness_metrics(yt, yp, {"g": g}, pos_label=1)
+        if len(set(g)) < 2:
+            assert np.isnan(r.disparity["demographic_parity_difference"]) and ref_dp == 0
+            return
+        assert r.disparity["demographic_parity_difference"] == pytest.approx(ref_dp, abs=1e-9)
+        assert r.disparity["equalized_odds_difference"] == pytest.approx(ref_eo, abs=1e-9)
+
+    check()

@@ -84,6 +84,15 @@ def test_torch_shadows_with_a_recipe(breast_cancer, overfit_mlp):
     assert rep.best.tpr_at_1pct_fpr > 0.03
 
 
+def test_torch_shadows_deterministic_in_parallel(breast_cancer, overfit_mlp):
+    Xtr, Xte, _, yte = breast_cancer
+    net, y_used = overfit_mlp
+    kw = dict(attacks=["lira_offline"], n_shadows=4, recipe=TrainingRecipe(epochs=20), n_jobs=2, seed=5)
+    a = membership_inference(wrap_object(net), (Xtr, y_used), (Xte, yte), **kw)
+    b = membership_inference(wrap_object(net), (Xtr, y_used), (Xte, yte), **kw)
+    np.testing.assert_array_equal(a.attacks["lira_offline"].scores, b.attacks["lira_offline"].scores)
+
+
 def test_shadow_budget_stops_early(noisy_tabular, leaky_forest):
     X_in, y_in, X_out, y_out = noisy_tabular[:4]
     rep = membership_inference(wrap_object(leaky_forest), (X_in, y_in), (X_out, y_out),
@@ -131,6 +140,8 @@ def test_too_few_rows_and_missing_labels(noisy_tabular, leaky_forest):
         membership_inference(model, (X_in, y_in), (X_out[:5], y_out[:5]))
     with pytest.raises(DataError, match="labels"):
         membership_inference(model, (X_in, None), (X_out, y_out))
+    with pytest.raises(DataError, match="non-members"):
+        membership_inference(model, (X_in, y_in), None)  # no held-out part at all
     with pytest.raises(DataError, match="unknown attack"):
         membership_inference(model, (X_in, y_in), (X_out, y_out), attacks=["nope"])
     # enough for the loss attack, too few for shadow models: skipped with a reason

@@ -136,3 +136,15 @@ def test_fingerprint_option(tmp_path, breast_cancer, sk_logreg):
     other = _theft(audit(shuffled, heldout, checks=["theft"], options=opts, quick=True))
     assert other.metrics["fingerprint_match"] is False
     assert any(f.rule_id == "theft.fingerprint.mismatch" for f in other.findings)
+
+
+def test_unlabelled_data_gives_fidelity_without_accuracy(cancer_mlp):
+    from modelshield.data.dataset import Dataset
+
+    model, heldout = cancer_mlp
+    data = Dataset(X=heldout.X)
+    opts = {"theft": {"budgets": [100], "strategies": ["knockoff"]}}
+    r = _theft(audit(model, data, checks=["theft"], options=opts, quick=True))
+    assert r.metrics["victim_accuracy"] is None and r.metrics["accuracy_at_max_budget"] is None
+    assert r.metrics["fidelity_at_max_budget"] > 0.85
+    assert len(r.figures) == 1  # the accuracy figure needs labels

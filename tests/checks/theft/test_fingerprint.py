@@ -92,11 +92,12 @@ def test_torch_fingerprint_separates_copies_from_independents(digits_halves):
     assert fp.compare(owner).score == 1.0 and fp.compare(owner).derived
 
 
+@pytest.mark.slow
 def test_sklearn_fingerprint_query_only(digits_halves):
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    XA, yA, XB, yB, _, _ = digits_halves
+    XA, yA, XB, yB, Xte, _ = digits_halves
     warnings.filterwarnings("ignore")
     owner = MLPClassifier((32,), random_state=0, max_iter=200).fit(XA, yA)
     om = SklearnModel(owner)
@@ -107,6 +108,14 @@ def test_sklearn_fingerprint_query_only(digits_halves):
     for _ in range(10):
         tuned.partial_fit(XA[idx], yA[idx])
     assert fp.compare(tuned).derived and fp.compare(tuned).score > 0.9
+    # a copy extracted through the API (3,000 Knockoff queries on public rows, soft outputs)
+    from modelshield.checks.theft.extraction import knockoff_queries, query_victim, train_surrogate
+    from modelshield.data.dataset import Dataset
+
+    Q = knockoff_queries(Dataset(X=Xte), 3000, np.random.default_rng(9), noise=0.2)
+    answers, _ = query_victim(om, Q)
+    stolen = train_surrogate(Q, answers, 10, kind="mlp", seed=99)
+    assert np.mean(stolen.predict_index(fp.X) == fp.labels) >= fp.threshold
     independents = [MLPClassifier((32,), random_state=s, max_iter=200).fit(XB, yB) for s in (13, 14)]
     independents += [MLPClassifier((32,), random_state=11, max_iter=200).fit(XA, yA),
                      LogisticRegression(max_iter=1000).fit(XB, yB)]

@@ -11,6 +11,7 @@ from typing import BinaryIO
 __all__ = ["Budget", "InflateStream", "LimitExceeded", "RangeFile", "Reader", "Truncated"]
 
 CHUNK = 1 << 16
+SMALL_CHUNK = 1 << 12
 
 
 class Truncated(Exception):
@@ -130,7 +131,7 @@ class InflateStream(io.RawIOBase):
 class Reader:
     """A buffered forward reader over a file object. ``offset`` counts bytes consumed."""
 
-    __slots__ = ("base", "budget", "buf", "fh", "pos", "seekable", "size", "start")
+    __slots__ = ("base", "budget", "buf", "chunk", "fh", "pos", "seekable", "size", "start")
 
     def __init__(self, fh: BinaryIO, budget: Budget, *, size: int | None = None) -> None:
         self.fh = fh
@@ -144,6 +145,7 @@ class Reader:
         self.start = fh.tell() if self.seekable else 0
         self.base = 0  # stream offset of buf[0]
         self.size = size  # remaining size from start, when known
+        self.chunk = SMALL_CHUNK  # grows while reading sequentially, shrinks after a skip
 
     @property
     def offset(self) -> int:
@@ -157,7 +159,8 @@ class Reader:
         have = avail
         while have < need:
             try:
-                piece = self.fh.read(max(CHUNK, need - have))
+                piece = self.fh.read(max(self.chunk, need - have))
+                self.chunk = min(self.chunk * 2, CHUNK)
             except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
                 raise Truncated(f"corrupt or truncated stream: {exc}") from None
             if not piece:
@@ -229,6 +232,7 @@ class Reader:
         n -= avail
         self.base += len(self.buf)
         self.buf, self.pos = b"", 0
+        self.chunk = SMALL_CHUNK
         if self.seekable:
             here = self.fh.tell()
             end = self.fh.seek(0, 2)

@@ -125,7 +125,10 @@ class FairnessCheck(Check):
             raise DataError("fairness: bootstrap and min_group_size must be >= 0")
         assert ctx.data is not None
         available = list(ctx.data.sensitive)
-        chosen = list(self.sensitive) if self.sensitive else available
+        wanted = self.sensitive
+        if isinstance(wanted, str):  # --option fairness.sensitive=sex,race
+            wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+        chosen = list(wanted) if wanted else available
         missing = [s for s in chosen if s not in available]
         if missing:
             raise DataError(f"fairness: sensitive column {missing[0]!r} is not in the data; "
@@ -154,7 +157,7 @@ class FairnessCheck(Check):
         if self.intersections and len(attrs) > 1:
             views.append(encode_groups(data.sensitive, attrs))
         results: list[FairnessResult] = []
-        extra: dict[str, float] = {}
+        pos_used: Any = None
         if model.task == "regression":
             y_pred = np.asarray(model.predict(data.X), dtype=np.float64)
             y_true = np.asarray(data.y, dtype=np.float64)
@@ -167,8 +170,7 @@ class FairnessCheck(Check):
                 results.append(r)
             graded = _GRADED_REGRESSION
         else:
-            y_true, y_pred, y_score, pos = self._predictions(ctx)
-            extra["pos_label"] = pos
+            y_true, y_pred, y_score, pos_used = self._predictions(ctx)
             for i, g in enumerate(views):
                 ctx.progress(0.1 + 0.6 * i / len(views), f"groups: {g.key}")
                 results.append(fairness_metrics(
@@ -181,13 +183,18 @@ class FairnessCheck(Check):
             ctx.progress(0.75, "proxy features")
             self._proxies(ctx, out, attrs)
         ctx.progress(1.0, "done")
-        worst = out.metrics.get(next(iter(graded)))
-        out.summary = (f"{len(views)} view(s) of {', '.join(attrs)}; worst {next(iter(graded))} "
-                       f"{worst:.3f}" if isinstance(worst, float) and np.isfinite(worst) else
-                       f"{len(views)} view(s) of {', '.join(attrs)}")
+        headline = next(iter(graded))
+        worst = out.metrics.get(headline)
+        parts = [f"{len(views)} view(s) of {', '.join(attrs)}"]
+        if isinstance(worst, float) and np.isfinite(worst):
+            where = next((r.groups.key for r in results if r.disparity.get(headline) == worst), "")
+            parts.append(f"worst {headline} {worst:.3f} ({where})")
+        if out.metrics["groups_too_small"]:
+            parts.append(f"{out.metrics['groups_too_small']} group(s) too small to compare")
+        out.summary = "; ".join(parts)
         out.params["bootstrap_used"] = n_boot
-        if "pos_label" in extra:
-            out.params["pos_label_used"] = _plain(extra["pos_label"])
+        if pos_used is not None:
+            out.params["pos_label_used"] = _plain(pos_used)
         return out
 
     def _predictions(self, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any]:
@@ -255,8 +262,9 @@ class FairnessCheck(Check):
             self._disparity_finding(ctx, out, r, graded)
         out.metrics["groups_total"] = int(sum(r.groups.n_groups for r in results))
         out.metrics["groups_too_small"] = int(sum(len(r.small_groups) for r in results))
-        out.tables["fairness.groups"] = groups_rows
+        out.tables["fairness.groups"] = [_compact(row, results[0].task) for row in groups_rows]
         out.tables["fairness.disparities"] = disp_rows
+        out.tables["fairness.groups_detail"] = groups_rows
 
     def _small_group_finding(self, out: CheckResult, r: FairnessResult) -> None:
         small = r.small_groups
@@ -307,6 +315,10 @@ class FairnessCheck(Check):
                 sev = _LOWER[sev]
                 note = " (interval reaches the acceptable range: graded one step lower)"
             ci = f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else ""
+            if m.startswith("equalized_odds") and "false_positive_rate" in r.rates:
+                # name the error rate that drives the gap (TPR or FPR)
+                spread = {k: np.ptp(r.rates[k][r.compared]) for k in ("true_positive_rate", "false_positive_rate")}
+                rate = max(spread, key=spread.__getitem__)
             lines.append(f"{m} = {v:.3f}{ci}{note}; {_extremes(r, rate)}")
             evidence[m] = {"value": v, "lo": lo, "hi": hi, "medium": med, "high": high}
             worst = sev if worst is None or sev > worst else worst
@@ -375,6 +387,24 @@ class FairnessCheck(Check):
                             "(above) and mitigate on outcomes rather than by dropping columns.",
                 references=("Feldman et al. (2015). Certifying and Removing Disparate Impact. KDD.",),
             ))
+
+
+_COMPACT = {
+    "classification": ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy", "precision",
+                       "calibration_gap"),
+    "regression": ("mean_prediction", "mean_target", "mean_absolute_error", "root_mean_squared_error"),
+}
+
+
+def _compact(row: dict[str, Any], task: str) -> dict[str, Any]:
+    """The report's per-group table: the main rates, each with its interval, and the flags."""
+    out = {k: row[k] for k in ("attribute", "group", "count", "compared")}
+    for k in _COMPACT[task]:
+        if k in row:
+            out[k] = row[k]
+            if f"{k}_lo" in row:
+                out[f"{k}_ci"] = [row[f"{k}_lo"], row[f"{k}_hi"]]
+    return out
 
 
 def _standardize(r: FairnessResult, sd: float) -> None:

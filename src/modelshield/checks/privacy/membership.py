@@ -47,6 +47,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ MIN_ROWS = 10
 MIN_SHADOW_POOL = 40
 
 _EPS = 1e-12
+_INIT_LOCK = threading.Lock()  # torch's global RNG seeds shadow initialisation
 #: Probability floor for models that only give probabilities (trees saturate at exactly 0 / 1):
 #: keeps ``log(p / (1 - p))`` within about +-9 so a few saturated rows do not dominate the Gaussians.
 _PROB_EPS = 1e-4
@@ -191,7 +193,10 @@ class MembershipReport:
 @dataclass(frozen=True, kw_only=True)
 class TrainingRecipe:
     """How to train a PyTorch shadow model: a re-initialised copy of the target trained with
-    cross-entropy. Match the target's own recipe for the strongest (most honest) audit."""
+    cross-entropy. Match the target's own recipe for the strongest (most honest) audit.
+
+    Initialisation and batch order are seeded per shadow; layers that draw random numbers while
+    training (dropout) use torch's global generator and are not reproducible across threads."""
 
     epochs: int = 150
     batch_size: int | None = None  # None: full batch
@@ -203,7 +208,7 @@ class TrainingRecipe:
         import torch
 
         gen = torch.Generator().manual_seed(int(seed))
-        with torch.random.fork_rng(devices=[]):
+        with _INIT_LOCK, torch.random.fork_rng(devices=[]):  # shadows train in threads: one init at a time
             torch.manual_seed(int(seed))
             for m in module.modules():
                 if hasattr(m, "reset_parameters"):

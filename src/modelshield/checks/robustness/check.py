@@ -83,7 +83,7 @@ class RobustnessCheck(Check):
         base = super().applies(ctx)
         if not base:
             return base
-        assert ctx.data is not None  # noqa: S101
+        assert ctx.data is not None
         if not ctx.data.is_numeric:
             return Applies("needs numeric features")
         return Applies()
@@ -105,7 +105,7 @@ class RobustnessCheck(Check):
 
         norm, wanted = self._validate()
         model, data = ctx.model, ctx.data
-        assert model is not None and data is not None and data.y is not None  # noqa: S101
+        assert model is not None and data is not None and data.y is not None
         torch.set_num_threads(1)
         white = Capability.GRADIENTS in model.capabilities
         n_max = int(self.max_samples)
@@ -113,7 +113,7 @@ class RobustnessCheck(Check):
             n_max = min(n_max, 100 if white else 60)
         sample = data.sample(n_max, seed=ctx.seed)
         X, y = sample.X, sample.y
-        assert y is not None  # noqa: S101
+        assert y is not None
         steps = self.steps or (10 if ctx.quick else 20)
         budget = self.query_budget or _default_budget("square", ctx.quick)
         threat = ThreatModel.for_dataset(data, units=self.units, norm=norm, steps=steps, query_budget=budget)

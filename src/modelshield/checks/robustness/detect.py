@@ -102,7 +102,7 @@ class NoiseConsistencyDetector:
         self._check_fitted()
         if not 0 < fpr < 1:
             raise UserError("fpr must be in (0, 1)")
-        assert self.reference_scores_ is not None  # noqa: S101
+        assert self.reference_scores_ is not None
         return float(np.quantile(self.reference_scores_, 1 - fpr))
 
     def predict(self, X: np.ndarray, fpr: float = 0.05) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 :class:`InputSchema` checks width, finiteness, ranges (reference range widened by a margin) and
 categories (integer-valued features with few distinct values). :class:`MahalanobisDetector` is the
-built-in OOD score (Mahalanobis distance to the reference mean, Ledoit-Wolf covariance), used when
-``modelshield.checks.robustness.detect`` (the robustness detector) is not installed.
-:class:`InputDefense` combines both and applies the policy ``log`` / ``flag`` / ``reject``.
+built-in OOD score (Mahalanobis distance to the reference mean, Ledoit-Wolf covariance); the
+adversarial-input score comes from the robustness detector
+(``modelshield.checks.robustness.detect.NoiseConsistencyDetector``) when it is importable.
+:class:`InputDefense` combines them and applies the policy ``log`` / ``flag`` / ``reject``.
 
 References
 ----------
@@ -21,7 +22,7 @@ import numpy as np
 
 from modelshield.serve.monitors.base import Detector
 
-__all__ = ["InputDefense", "InputSchema", "MahalanobisDetector", "Screening", "default_detector"]
+__all__ = ["InputDefense", "InputSchema", "MahalanobisDetector", "Screening", "default_detectors"]
 
 
 class InputSchema:
@@ -75,17 +76,21 @@ class MahalanobisDetector:
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", D, self.precision_, D), 0.0))
 
 
-def default_detector() -> tuple[Detector, str]:
-    """The robustness issue's detector when importable, else the built-in Mahalanobis score."""
-    try:
-        from modelshield.checks.robustness import detect  # type: ignore[attr-defined]
-    except ImportError:
-        return MahalanobisDetector(), "mahalanobis"
-    for name in ("AdversarialDetector", "Detector", "InputDetector"):
-        cls = getattr(detect, name, None)
-        if cls is not None and hasattr(cls, "fit") and hasattr(cls, "score"):
-            return cls(), f"robustness.{name}"
-    return MahalanobisDetector(), "mahalanobis"
+def default_detectors(*, adversarial: bool = True) -> dict[str, tuple[Detector, str]]:
+    """``{"ood": built-in Mahalanobis, "adversarial": the robustness detector when importable}``.
+
+    The adversarial detector is ``modelshield.checks.robustness.detect.NoiseConsistencyDetector``
+    (noise-consistency score; costs ``n_draws + 1`` model rows per scored row).
+    """
+    out: dict[str, tuple[Detector, str]] = {"ood": (MahalanobisDetector(), "mahalanobis")}
+    if adversarial:
+        try:
+            from modelshield.checks.robustness.detect import NoiseConsistencyDetector
+        except ImportError:
+            pass
+        else:
+            out["adversarial"] = (NoiseConsistencyDetector(), "robustness.NoiseConsistencyDetector")
+    return out
 
 
 @dataclass(frozen=True)
@@ -93,42 +98,42 @@ class Screening:
     """Per-request result of the input defense."""
 
     violations: np.ndarray  # per row
-    ood: np.ndarray  # per row, detector score
-    flagged: np.ndarray  # per row: schema violation or score above threshold
+    scores: dict[str, np.ndarray]  # detector name -> per-row score
+    flagged: np.ndarray  # per row: schema violation or any score above its threshold
     decision: str  # "ok" | "flagged" | "rejected"
 
     def summary(self) -> dict[str, Any]:
-        return {"schema_violations": int(self.violations.sum()), "ood_max": float(self.ood.max(initial=0.0)),
-                "flagged_rows": int(self.flagged.sum())}
+        out: dict[str, Any] = {"schema_violations": int(self.violations.sum()), "flagged_rows": int(self.flagged.sum())}
+        for name, sc in self.scores.items():
+            out[f"{name}_max"] = round(float(sc.max(initial=0.0)), 6)
+        return out
 
 
 class InputDefense:
-    """Schema + detector + policy. The OOD threshold is the ``quantile`` of reference scores."""
+    """Schema + detectors + policy. Each detector's threshold is the ``quantile`` of its reference scores."""
 
-    def __init__(self, schema: InputSchema, detector: Detector | None, *, model: Any, X_ref: np.ndarray,
-                 policy: str = "flag", quantile: float = 0.999, detector_name: str = "") -> None:
+    def __init__(self, schema: InputSchema, detectors: dict[str, Detector] | None, *, model: Any,
+                 X_ref: np.ndarray, policy: str = "flag", quantile: float = 0.999) -> None:
         self.schema = schema
-        self.detector = detector
-        self.detector_name = detector_name
+        self.detectors = dict(detectors or {})
         self.policy = policy
-        self.threshold = float("inf")
-        if detector is not None:
-            detector.fit(model, X_ref)
-            ref = np.asarray(detector.score(X_ref), dtype=np.float64)
-            self.threshold = float(np.quantile(ref, quantile)) if len(ref) else float("inf")
+        self.thresholds: dict[str, float] = {}
+        for name, det in self.detectors.items():
+            det.fit(model, X_ref)
+            ref = np.asarray(det.score(X_ref), dtype=np.float64)
+            self.thresholds[name] = float(np.quantile(ref, quantile)) if len(ref) else float("inf")
 
     def screen(self, X: np.ndarray) -> Screening:
         v = self.schema.violations(X)
-        if self.detector is not None:
-            safe = np.where(np.isfinite(X), X, 0.0)
-            ood = np.asarray(self.detector.score(safe), dtype=np.float64).reshape(-1)
-        else:
-            ood = np.zeros(len(X))
-        flagged = (v > 0) | (ood > self.threshold)
+        safe = np.where(np.isfinite(X), X, 0.0)
+        scores = {n: np.asarray(d.score(safe), dtype=np.float64).reshape(-1) for n, d in self.detectors.items()}
+        flagged = v > 0
+        for n, sc in scores.items():
+            flagged = flagged | (sc > self.thresholds[n])
         if not flagged.any() or self.policy == "log":
             decision = "ok"
         elif self.policy == "reject":
             decision = "rejected"
         else:
             decision = "flagged"
-        return Screening(violations=v, ood=ood, flagged=flagged, decision=decision)
+        return Screening(violations=v, scores=scores, flagged=flagged, decision=decision)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelshield.checks.robustness.attacks.apgd import APGD
+from modelshield.checks.robustness.attacks.apgd import APGD, APGDTargeted
 from modelshield.checks.robustness.attacks.base import Attack, AttackContext, AttackResult, RawAttack
 from modelshield.checks.robustness.attacks.ensemble import Ensemble, default_ensemble
 from modelshield.checks.robustness.attacks.fgsm import FGSM
@@ -16,6 +16,7 @@ from modelshield.errors import UserError
 
 __all__ = [
     "APGD",
+    "APGDTargeted",
     "ATTACKS",
     "Attack",
     "AttackContext",
@@ -30,12 +31,13 @@ __all__ = [
     "make_attack",
 ]
 
-#: CLI / option name -> (class, fixed options). ``apgd`` is the APGD-CE + APGD-DLR ensemble.
+#: CLI / option name -> (class, fixed options). ``apgd`` is the APGD-CE + APGD-DLR + APGD-T ensemble.
 ATTACKS: dict[str, tuple[type[Attack], dict[str, Any]]] = {
     "fgsm": (FGSM, {}),
     "pgd": (PGD, {}),
     "apgd-ce": (APGD, {"loss": "ce"}),
     "apgd-dlr": (APGD, {"loss": "dlr"}),
+    "apgd-t": (APGDTargeted, {}),
     "apgd": (Ensemble, {}),
     "square": (Square, {}),
     "hsj": (HopSkipJump, {}),

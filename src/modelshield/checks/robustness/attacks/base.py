@@ -141,7 +141,7 @@ class AttackContext:
     """
 
     def __init__(self, model: BaseModel, proj: Projector, shape: tuple[int, ...], n_classes: int,
-                 targeted: bool, seed: int, white_box: bool) -> None:
+                 targeted: bool, seed: int, module: Any = None) -> None:
         import torch
 
         self.model = model
@@ -150,14 +150,14 @@ class AttackContext:
         self.n_classes = n_classes
         self.targeted = targeted
         self.gen = torch.Generator().manual_seed(int(seed))
-        self.module = model.as_torch() if white_box else None
+        self.module = module
 
     def logits(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable logits of flattened ``x``. With ``x0`` and integer features, the forward
         pass sees the rounded row while the gradient passes straight through."""
         if x0 is not None and self.proj.has_integer:
             x = x + (self.proj.finalize(x, x0) - x).detach()
-        assert self.module is not None  # noqa: S101 - white-box attacks only
+        assert self.module is not None
         return self.module(x.reshape((len(x), *self.shape)))
 
     def proba(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -238,16 +238,16 @@ class Attack(ABC):
         d = int(np.prod(shape))
         if int(np.prod(X.shape[1:])) != d:
             raise DataError(f"inputs have {int(np.prod(X.shape[1:]))} features but the model expects {d}")
-        clean_proba = model.predict_proba(X.reshape((n, *shape)))
-        n_classes = clean_proba.shape[1]
+        module = model.as_torch() if self.white_box else None
+        clean_scores = self._predict(model, module, X.reshape((n, *shape)))
+        n_classes = clean_scores.shape[1]
         y_idx = label_indices(model, y, n_classes)
         dtype = torch.float32 if self.white_box else torch.float64
         proj = self.threat.projector(d, dtype)
         x0 = torch.as_tensor(X.reshape(n, d), dtype=dtype)
-        ctx = AttackContext(model, proj, shape, n_classes, self.threat.targeted, self.seed,
-                            self.white_box)
+        ctx = AttackContext(model, proj, shape, n_classes, self.threat.targeted, self.seed, module)
         yt = torch.as_tensor(y_idx)
-        clean_pred = np.argmax(clean_proba, axis=1)
+        clean_pred = np.argmax(clean_scores, axis=1)
         clean_correct = (clean_pred != y_idx) if self.threat.targeted else (clean_pred == y_idx)
         todo = np.flatnonzero(clean_correct)
         x_adv = x0.clone()
@@ -274,7 +274,7 @@ class Attack(ABC):
             x_adv = proj.finalize(proj.project(x_adv, x0), x0)
             pert = proj.dist(x_adv - x0).double().numpy()
         x_out = x_adv.numpy().astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64)
-        adv_pred = model.predict_index(x_out.reshape((n, *shape)))
+        adv_pred = np.argmax(self._predict(model, module, x_out.reshape((n, *shape))), axis=1)
         if self.threat.targeted:
             hit = adv_pred == y_idx
             adv_correct = ~hit
@@ -295,6 +295,17 @@ class Attack(ABC):
             min_distance=min_dist,
             x_min=x_min,
         )
+
+    @staticmethod
+    def _predict(model: BaseModel, module: Any, X: np.ndarray) -> np.ndarray:
+        """Scores of a batch: logits straight from the torch module for white-box attacks (no
+        numpy round trip), ``predict_proba`` otherwise."""
+        if module is None:
+            return model.predict_proba(X)
+        import torch
+
+        with torch.no_grad():
+            return module(torch.as_tensor(np.asarray(X, dtype=np.float32))).numpy()
 
     @abstractmethod
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:

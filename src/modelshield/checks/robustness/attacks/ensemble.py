@@ -22,8 +22,8 @@ class Ensemble(Attack):
     """Run ``attacks`` one after another, each only on the samples every earlier attack failed on,
     and report the per-sample worst case (a sample is robust only if it resisted every attack).
 
-    The default members (:func:`default_ensemble`) are APGD-CE then APGD-DLR, the parameter-free
-    core of AutoAttack; add :class:`~modelshield.checks.robustness.attacks.square.Square` for a
+    The default members (:func:`default_ensemble`) are APGD-CE, APGD-DLR and targeted APGD-T, the
+    parameter-free core of AutoAttack; add :class:`~modelshield.checks.robustness.attacks.square.Square` for a
     gradient-free member that catches gradient masking. Since finished samples leave the batch,
     the cost falls with the robust accuracy, and a model that breaks early costs little.
 
@@ -111,9 +111,14 @@ class Ensemble(Attack):
 
 
 def default_ensemble(threat: object, *, seed: int = 0) -> list[Attack]:
-    """APGD-CE then APGD-DLR on ``threat`` (the parameter-free white-box core of AutoAttack)."""
-    from modelshield.checks.robustness.attacks.apgd import APGD
+    """APGD-CE, APGD-DLR, then APGD-T on ``threat`` (the parameter-free white-box core of AutoAttack;
+    APGD-T only acts on three or more classes). Targeted threat models get APGD-CE and APGD-DLR."""
+    from modelshield.checks.robustness.attacks.apgd import APGD, APGDTargeted
     from modelshield.checks.robustness.threat import ThreatModel
 
     assert isinstance(threat, ThreatModel)  # noqa: S101
-    return [APGD(threat=threat, loss="ce", seed=seed), APGD(threat=threat, loss="dlr", seed=seed + 1)]
+    members: list[Attack] = [APGD(threat=threat, loss="ce", seed=seed),
+                             APGD(threat=threat, loss="dlr", seed=seed + 1)]
+    if not threat.targeted:
+        members.append(APGDTargeted(threat=threat, seed=seed + 2))
+    return members

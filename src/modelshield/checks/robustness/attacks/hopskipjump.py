@@ -105,7 +105,7 @@ class HopSkipJump(Attack):
         x0r = x0.repeat_interleave(k, 0)
         adv = self._phi(ctx, proj.box(flat, x0r), x0r, y.repeat_interleave(k)).reshape(n, k)
         q += k
-        dist = proj.dist((proj.finalize(proj.box(flat, x0r), x0r) - x0r)).reshape(n, k)
+        dist = proj.dist(proj.finalize(proj.box(flat, x0r), x0r) - x0r).reshape(n, k)
         dist = torch.where(adv, dist, torch.full_like(dist, float("inf")))
         best = dist.argmin(1)
         found = torch.isfinite(dist.gather(1, best[:, None])[:, 0])
@@ -122,12 +122,12 @@ class HopSkipJump(Attack):
         import torch
 
         proj = ctx.proj
-        m, d = x0.shape
+        m = len(x0)
         k = max(1, int(self.search_points))
         dist = proj.dist(x_adv - x0)
         lo = torch.zeros(m, dtype=x0.dtype)
         hi = torch.ones(m, dtype=x0.dtype)
-        rounds = steps if k == 1 else int(math.ceil(steps * math.log(2) / math.log(k + 1)))
+        rounds = steps if k == 1 else math.ceil(steps * math.log(2) / math.log(k + 1))
         frac = torch.arange(1, k + 1, dtype=x0.dtype) / (k + 1)  # (k,)
         for _ in range(rounds):
             t = lo[:, None] + (hi - lo)[:, None] * frac[None, :]  # (m, k)
@@ -188,7 +188,7 @@ class HopSkipJump(Attack):
         theta = self.gamma / (dm ** 1.5 if proj.norm == "2" else dm**2)
         bs_steps = int(min(self.max_bs_steps, max(4, math.ceil(math.log2(1 / theta)))))
         k = max(1, int(self.search_points))
-        bs_cost = bs_steps if k == 1 else k * int(math.ceil(bs_steps * math.log(2) / math.log(k + 1)))
+        bs_cost = bs_steps if k == 1 else k * math.ceil(bs_steps * math.log(2) / math.log(k + 1))
         x, found = self._init(ctx, x0, y, q)
         allidx = torch.arange(n)
         fi = allidx[found]

@@ -110,7 +110,7 @@ class Square(Attack):
                 win = (mr[:, None, :, None] & mc[:, None, None, :]).expand(m, c, h, w).reshape(m, d)
                 new = (rsign(m, c, 1, 1) * torch.ones((m, c, h, w), dtype=x0.dtype)).reshape(m, d)
             else:
-                kf = max(int(round(frac * n_mut)), 1)
+                kf = max(round(frac * n_mut), 1)
                 score = torch.rand((m, d), generator=gen, dtype=x0.dtype) - (1 - proj.mask) * 2
                 top = score.topk(kf, dim=1).indices
                 win = torch.zeros((m, d), dtype=torch.bool).scatter_(1, top, True)
