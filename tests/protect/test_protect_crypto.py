@@ -8,6 +8,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelshield.errors import IntegrityError, OutputError, UserError
 from modelshield.protect import crypto
@@ -269,3 +271,28 @@ def test_rotation_verify_payload_refuses_a_tampered_payload(tmp_path: Path, mast
     with pytest.raises(IntegrityError, match="chunk 1"):
         rotate_file(enc, tmp_path / "strict.enc", old_key=master_key, new_key=os.urandom(32), verify_payload=True)
     assert not (tmp_path / "strict.enc").exists()
+
+
+_FIXED_KEY = bytes(range(32))
+_FIXED_CT = encrypt_bytes(bytes(range(256)) * 40, key=_FIXED_KEY, chunk_size=CS)  # 10240 bytes, 3 chunks
+
+
+@settings(max_examples=200, deadline=None)
+@given(pos=st.integers(0, len(_FIXED_CT) - 1), bit=st.integers(0, 7))
+def test_any_single_bit_flip_is_detected(pos: int, bit: int) -> None:
+    bad = bytearray(_FIXED_CT)
+    bad[pos] ^= 1 << bit
+    with pytest.raises(IntegrityError):
+        decrypt_bytes(bytes(bad), key=_FIXED_KEY)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cut=st.integers(0, len(_FIXED_CT) - 1))
+def test_any_truncation_is_detected(cut: int) -> None:
+    with pytest.raises(IntegrityError):
+        decrypt_bytes(_FIXED_CT[:cut], key=_FIXED_KEY)
+
+
+def test_directories_are_refused_with_a_hint(tmp_path: Path, master_key: bytes) -> None:
+    with pytest.raises(UserError, match="is a directory"):
+        encrypt_file(tmp_path, tmp_path / "x.enc", key=master_key)

@@ -117,3 +117,22 @@ def test_symlinks_are_refused(model_dir: Path, keypair: tuple[Path, Path]) -> No
 
 def test_directory_hashing_threads_agree(model_dir: Path) -> None:
     assert build_manifest(model_dir, workers=1).files == build_manifest(model_dir, workers=4).files
+
+
+def test_signature_outside_the_model_does_not_hide_a_same_named_file(tmp_path: Path, model_dir: Path,
+                                                                      keypair: tuple[Path, Path],
+                                                                      monkeypatch) -> None:
+    priv, pub = keypair
+    monkeypatch.chdir(tmp_path)
+    sign(model_dir, load_private_key(priv), signature="model.sig")  # ./model.sig, outside model/
+    verify(model_dir, load_public_key(pub), signature="model.sig")
+    (model_dir / "model.sig").write_text("planted")  # a file of that name inside the model is not exempt
+    with pytest.raises(IntegrityError, match=r"added \(not signed\): model\.sig"):
+        verify(model_dir, load_public_key(pub), signature="model.sig")
+
+
+def test_user_ignore_paths_are_model_relative(model_dir: Path, keypair: tuple[Path, Path]) -> None:
+    priv, pub = keypair
+    sign(model_dir, load_private_key(priv), ignore_paths=["config.json"])
+    (model_dir / "config.json").write_text("edited freely")
+    assert verify(model_dir, load_public_key(pub)).files == 3

@@ -245,6 +245,15 @@ def test_binary_numpy_payload(make_gateway, breast_cancer, sk_logreg):
         r = c.post("/v1/predict", content=obj.getvalue(),
                    headers={**bearer(keys["predict"]), "Content-Type": "application/x-npy"})
         assert r.status_code == 422
+        # a header claiming a huge array must not make the server allocate it
+        raw = buf.getvalue()
+        huge = raw.replace(b"(5, 30)", b"(2000000000, 30)")
+        r = c.post("/v1/predict", content=huge,
+                   headers={**bearer(keys["predict"]), "Content-Type": "application/x-npy"})
+        assert r.status_code == 422 and "size" in r.json()["detail"]
+        r = c.post("/v1/predict", content=b'{"inputs": [[1' + b"0" * 400 + b"]]}",
+                   headers={**bearer(keys["predict"]), "Content-Type": "application/json"})
+        assert r.status_code == 422
 
 
 def test_output_hardening():

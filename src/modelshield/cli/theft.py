@@ -131,7 +131,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         target: str | None = typer.Option(None, "--target",
                                           help="Label column: retrain independent references (scikit-learn)."),
         features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
-        points: int = typer.Option(100, "--points", help="Number of fingerprint points."),
+        points: int = typer.Option(200, "--points", help="Number of fingerprint points."),
         references: int = typer.Option(3, "--references", help="Independent references to retrain."),
         seed: int = typer.Option(0, "--seed"),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),

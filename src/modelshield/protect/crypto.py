@@ -482,6 +482,8 @@ def rotate_file(src: str | Path, dst: str | Path | None = None, *, old_key: byte
 
 def _existing_file(path: str | Path) -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p} is a directory: encrypt its files one by one, or archive it first")
     if not p.is_file():
         raise InputNotFoundError(f"file not found: {p}")
     return p

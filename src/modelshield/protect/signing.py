@@ -130,8 +130,9 @@ def _is_ignored(rel: PurePosixPath, ignore: Iterable[str]) -> bool:
     return False
 
 
-def _rel_ignores(root: Path, paths: Iterable[str | Path]) -> list[str]:
-    """Ignore paths relative to ``root`` (absolute or cwd-relative paths outside ``root`` are dropped)."""
+def _rel_ignores(root: Path, paths: Iterable[str | Path], *, model_relative: bool = True) -> list[str]:
+    """Ignore paths relative to ``root``. A path is taken as given from the working directory when that
+    lands inside ``root``; otherwise (``model_relative``) as a path inside the model, else dropped."""
     out: list[str] = []
     root_abs = root.resolve()
     for p in paths:
@@ -142,7 +143,7 @@ def _rel_ignores(root: Path, paths: Iterable[str | Path]) -> list[str]:
             continue
         except ValueError:
             pass
-        if not pp.is_absolute() and not str(pp).startswith(".."):
+        if model_relative and not pp.is_absolute() and not str(pp).startswith(".."):
             out.append(PurePosixPath(pp.as_posix()).as_posix())  # already relative to the model
     return sorted(set(out))
 
@@ -259,7 +260,8 @@ def sign(path: str | Path, key: PrivateKey, *, signature: str | Path | None = No
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
     if sig_path.exists() and not force:
         raise OutputError(f"signature {sig_path} already exists; pass --force to overwrite it")
-    ignores = _rel_ignores(p, [*ignore_paths, sig_path]) if p.is_dir() else []
+    ignores = (_rel_ignores(p, ignore_paths) + _rel_ignores(p, [sig_path], model_relative=False)
+               if p.is_dir() else [])
     bundle = sign_manifest(build_manifest(p, ignore_paths=ignores), key)
     from modelshield.protect.crypto import _AtomicOutput
 
@@ -356,7 +358,7 @@ def verify(path: str | Path, public_key: PublicKey, *, signature: str | Path | N
         raise IntegrityError(f"{sig_path}: the signed payload is not JSON") from None
     expected = _manifest_from_statement(stmt, sig_path)
     if p.is_dir():
-        ignores = [*expected.ignore_paths, *_rel_ignores(p, [sig_path])]
+        ignores = [*expected.ignore_paths, *_rel_ignores(p, [sig_path], model_relative=False)]
         actual = build_manifest(p, ignore_paths=ignores)
     else:
         actual = build_manifest(p)

@@ -334,22 +334,17 @@ class Gateway:
     def parse(self, body: bytes, content_type: str) -> np.ndarray:
         ct = content_type.split(";")[0].strip().lower()
         if ct in _NPY_TYPES:
-            try:
-                X = np.load(io.BytesIO(body), allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise _Reject(422, "invalid", f"not a .npy array: {type(exc).__name__}") from None
-            if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
-                raise _Reject(422, "invalid", "the .npy payload must be a numeric array")
+            X = _parse_npy(body)
         else:
             try:
                 data = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise _Reject(422, "invalid", "body is not valid JSON") from None
             if not isinstance(data, dict) or "inputs" not in data:
                 raise _Reject(422, "invalid", 'body must be {"inputs": [[...], ...]}')
             try:
                 X = np.asarray(data["inputs"], dtype=np.float64)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 raise _Reject(422, "invalid", "inputs must be a rectangular array of numbers") from None
         if X.ndim != 2 or X.shape[0] == 0:
             raise _Reject(422, "invalid", f"inputs must be a non-empty 2-D array (got shape {list(X.shape)})")
@@ -370,6 +365,34 @@ class KeyCreate(_Schema):
     scopes: list[str] = Field(default_factory=lambda: ["predict"], min_length=1, max_length=3)
     rate_per_s: float | None = Field(None, gt=0, le=1e6)
     daily_rows: int | None = Field(None, gt=0, le=10**12)
+
+
+def _parse_npy(body: bytes) -> np.ndarray:
+    """A ``.npy`` payload, read without ever unpickling or trusting the header's size.
+
+    The header is parsed first; the array must be 2-D, numeric, and exactly as long as the bytes that
+    follow, then it is viewed with ``np.frombuffer`` (no allocation driven by the header).
+    """
+    from numpy.lib import format as npf
+
+    buf = io.BytesIO(body)
+    try:
+        version = npf.read_magic(buf)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(buf)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npf.read_array_header_2_0(buf)
+        else:
+            raise ValueError("unsupported .npy version")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+        raise _Reject(422, "invalid", "not a .npy array") from None
+    if dtype.hasobject or dtype.kind not in "biuf" or len(shape) != 2:
+        raise _Reject(422, "invalid", "the .npy payload must be a 2-D numeric array")
+    offset = buf.tell()
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(body) - offset:
+        raise _Reject(422, "invalid", "the .npy payload's size does not match its header")
+    flat = np.frombuffer(body, dtype=dtype, offset=offset)
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
 def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference: np.ndarray | None = None,

@@ -176,3 +176,15 @@ def test_every_emitted_rule_is_documented(corpus):
     emitted = {f.rule_id for c in corpus.values() for f in scan(c.path).findings}
     assert emitted <= set(RULES), emitted - set(RULES)
     assert all(f"`{r}`" in doc for r in RULES)
+
+
+def test_module_entry_point_exit_codes(tmp_path, capsys):
+    from modelshield.checks.artifact.__main__ import main
+
+    good, bad = tmp_path / "good.pkl", tmp_path / "bad.pkl"
+    good.write_bytes(pickle.dumps({"a": 1}))
+    bad.write_bytes(call4("os", "system", "x"))
+    assert main([str(good)]) == 0
+    assert main([str(bad), "--json"]) == 1
+    assert '"schema_version"' in capsys.readouterr().out
+    assert main([str(tmp_path / "missing")]) == 2

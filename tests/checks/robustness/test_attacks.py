@@ -164,3 +164,22 @@ def test_images_stay_in_the_unit_box(digits_cnn):
         assert res.x_adv.min() >= 0.0 and res.x_adv.max() <= 1.0
         assert np.abs(res.x_adv - X[:60]).max() <= 0.1 + 1e-6
         assert res.success_rate > 0.2, (attack.name, res.summary())
+
+
+def test_apgd_t_attacks_the_most_likely_wrong_classes(digits_cnn):
+    model, X, y = digits_cnn
+    tm = ThreatModel.image(eps=0.05, steps=20)
+    t = make_attack("apgd-t", tm).generate(model, X[:80], y[:80])
+    ce = make_attack("apgd-ce", tm).generate(model, X[:80], y[:80])
+    assert t.robust_accuracy < t.clean_accuracy - 0.05
+    pred = model.predict_index(t.x_adv)
+    assert np.all(pred[t.success] != y[:80][t.success])
+    ens = make_attack("apgd", tm).generate(model, X[:80], y[:80])
+    assert ens.threat["members"] == ["apgd-ce", "apgd-dlr", "apgd-t"]
+    assert ens.robust_accuracy <= ce.robust_accuracy  # its first member is this very APGD-CE
+
+
+def test_apgd_t_is_a_no_op_on_two_classes(mlp, cancer_test):
+    ds, X, y = cancer_test
+    res = make_attack("apgd-t", ThreatModel.for_dataset(ds, eps=0.3)).generate(mlp, X, y)
+    assert res.success.sum() == 0 and res.queries.max() <= 1

@@ -59,13 +59,24 @@ def test_harden_outputs():
         harden_outputs(p, "logits")
 
 
-def test_surrogate_learns_a_simple_rule():
+@pytest.mark.parametrize("kind", ["mlp", "gbt"])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_surrogate_learns_a_simple_rule(kind, soft, n_classes):
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(500, 5))
-    y = (X[:, 0] + X[:, 1] > 0).astype(int)
-    sur = train_surrogate(X, np.eye(2)[y], 2, seed=0)
-    Xt = rng.normal(size=(500, 5))
-    assert np.mean(sur.predict_index(Xt) == (Xt[:, 0] + Xt[:, 1] > 0)) > 0.93
+    X = rng.normal(size=(600, 5))
+    Xt = rng.normal(size=(600, 5))
+
+    def scores(A):
+        logits = np.stack([A[:, 0], A[:, 1], -A[:, 0] - A[:, 1]][:n_classes], axis=1) * 3
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    p = scores(X)
+    targets = p if soft else np.eye(n_classes)[p.argmax(axis=1)]
+    sur = train_surrogate(X, targets, n_classes, kind=kind, seed=0)
+    assert sur.kind == kind
+    assert np.mean(sur.predict_index(Xt) == scores(Xt).argmax(axis=1)) > 0.9
 
 
 def test_extraction_is_query_only_and_counts_queries(cancer_mlp):

@@ -63,8 +63,8 @@ def test_torch_fingerprint_separates_copies_from_independents(digits_halves):
     XA, yA, XB, yB, Xte, _yte = digits_halves
     owner = train_classifier(_mlp(0), XA, yA, epochs=40, seed=0)
     refs = [train_classifier(_mlp(100 + i), XA, yA, epochs=40, seed=100 + i) for i in range(3)]
-    fp = create_fingerprint(owner, XA, n_points=100, independent=refs, seed=0)
-    assert len(fp) == 100 and 0.5 <= fp.threshold <= 0.95
+    fp = create_fingerprint(owner, XA, independent=refs, seed=0)
+    assert len(fp) == 200 and 0.5 <= fp.threshold <= 0.95
     idx = np.random.default_rng(1).choice(len(XA), len(XA) // 10, replace=False)
     Q = knockoff_queries(Dataset(X=Xte), 3000, np.random.default_rng(9), noise=0.2)
     answers, _ = query_victim(TorchModel(owner), Q)
@@ -74,7 +74,7 @@ def test_torch_fingerprint_separates_copies_from_independents(digits_halves):
         "distilled": distill(owner, XA, epochs=40, seed=3),
         "extracted": train_surrogate(Q, answers, 10, seed=99),
     }
-    independent = {f"same-data-{s}": train_classifier(_mlp(s), XA, yA, epochs=40, seed=s) for s in (11, 12)}
+    independent = {f"same-data-{s}": train_classifier(_mlp(s), XA, yA, epochs=40, seed=s) for s in (11, 12, 16, 17)}
     independent |= {f"other-data-{s}": train_classifier(_mlp(s), XB, yB, epochs=40, seed=s) for s in (13, 14, 15)}
     from sklearn.linear_model import LogisticRegression
 
@@ -102,7 +102,7 @@ def test_sklearn_fingerprint_query_only(digits_halves):
     owner = MLPClassifier((32,), random_state=0, max_iter=200).fit(XA, yA)
     om = SklearnModel(owner)
     refs = retrained_references(om, XA, yA, n=3, seed=0)
-    fp = create_fingerprint(om, XA, n_points=100, independent=refs, seed=0)
+    fp = create_fingerprint(om, XA, independent=refs, seed=0)
     tuned = copy.deepcopy(owner)
     idx = np.random.default_rng(1).choice(len(XA), len(XA) // 10, replace=False)
     for _ in range(10):

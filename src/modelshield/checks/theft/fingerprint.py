@@ -241,7 +241,7 @@ def create_fingerprint(
     model: Any,
     X: np.ndarray | Dataset,
     *,
-    n_points: int = 100,
+    n_points: int = 200,
     independent: Sequence[Any] = (),
     derived: Sequence[Any] | None = None,
     n_pairs: int | None = None,

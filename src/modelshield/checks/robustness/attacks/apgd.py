@@ -87,8 +87,8 @@ class APGD(Attack):
         """Per-sample loss to maximise (``aux``: per-sample extra labels, e.g. targets)."""
         return (ce_loss if self.loss == "ce" else dlr_loss)(logits, y, targeted)
 
-    def _run(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    def _run(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None = None,
+             group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         import torch
 
         proj = ctx.proj
@@ -123,6 +123,10 @@ class APGD(Attack):
         step_last = step.clone()
         counter, last_check = 0, 0
         act = torch.nonzero(~success)[:, 0]
+        if group is not None:
+            gdone = torch.zeros(int(group.max()) + 1, dtype=torch.bool)
+            gdone[group[success]] = True
+            act = act[~gdone[group[act]]]
         for i in range(n_iter):
             if len(act) == 0:
                 break
@@ -161,7 +165,11 @@ class APGD(Attack):
                 grad[h] = grad_best[h]
                 counter, last_check = 0, i + 1
                 k = max(k - k_decr, k_min)
-            act = act[~adv]
+            if group is None:
+                act = act[~adv]
+            else:  # rows of one sample (e.g. one per target) stop together at the first success
+                gdone[group[newly]] = True
+                act = act[~gdone[group[act]]]
         return x_best_adv, success, queries
 
 
@@ -191,7 +199,7 @@ class APGDTargeted(APGD):
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None,
               targeted: bool) -> torch.Tensor:
         """Targeted DLR of AutoAttack: ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``."""
-        assert aux is not None  # noqa: S101
+        assert aux is not None
         srt, _ = logits.sort(dim=1)
         zy = logits.gather(1, y[:, None])[:, 0]
         zt = logits.gather(1, aux[:, None])[:, 0]
@@ -211,18 +219,17 @@ class APGDTargeted(APGD):
         with torch.no_grad():
             order = ctx.logits(x0, x0).argsort(dim=1, descending=True)
         queries += 1
-        done = torch.zeros(n, dtype=torch.bool)
-        for j in range(1, k + 1):
-            idx = torch.nonzero(~done)[:, 0]
-            if len(idx) == 0:
-                break
-            # the j-th most likely class other than the true one
-            ranked = order[idx]
-            not_true = ranked != y[idx][:, None]
-            pos = torch.cumsum(not_true.long(), dim=1)
-            target = ranked.gather(1, ((pos == j) & not_true).long().argmax(1)[:, None])[:, 0]
-            xa, ok, q = self._run(ctx, x0[idx], y[idx], target)
-            queries[idx.numpy()] += q
-            best_adv[idx[ok]] = xa[ok]
-            done[idx[ok]] = True
+        # the k most likely classes other than the true one, all attacked in one batch of n * k
+        # rows; a sample's rows leave the batch together at its first success
+        not_true = order != y[:, None]
+        rank = torch.cumsum(not_true.long(), dim=1)
+        targets = torch.stack([order.gather(1, (not_true & (rank == j)).long().argmax(1)[:, None])[:, 0]
+                               for j in range(1, k + 1)], dim=1)
+        group = torch.arange(n).repeat_interleave(k)
+        xa, ok, q = self._run(ctx, x0[group], y[group], targets.reshape(-1), group=group)
+        np.add.at(queries, group.numpy(), q)
+        okm = ok.reshape(n, k)
+        hit = okm.any(1)
+        first = okm.long().argmax(1)
+        best_adv[hit] = xa.reshape(n, k, -1)[torch.arange(n), first][hit]
         return RawAttack(x_adv=best_adv, queries=queries)

@@ -317,7 +317,7 @@ def label_indices(model: BaseModel, y: np.ndarray, n_classes: int) -> np.ndarray
     modules) take integer labels ``0 .. n_classes-1`` as indices."""
     y = np.asarray(y)
     try:
-        model.classes  # noqa: B018 - raises AttributeError when unknown
+        _ = model.classes  # raises AttributeError when the model does not know them
     except AttributeError:
         if not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0):
             raise DataError("the model does not know its classes; labels must be class indices") from None

@@ -116,7 +116,7 @@ def default_ensemble(threat: object, *, seed: int = 0) -> list[Attack]:
     from modelshield.checks.robustness.attacks.apgd import APGD, APGDTargeted
     from modelshield.checks.robustness.threat import ThreatModel
 
-    assert isinstance(threat, ThreatModel)  # noqa: S101
+    assert isinstance(threat, ThreatModel)
     members: list[Attack] = [APGD(threat=threat, loss="ce", seed=seed),
                              APGD(threat=threat, loss="dlr", seed=seed + 1)]
     if not threat.targeted:
