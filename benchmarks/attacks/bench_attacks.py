@@ -30,8 +30,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from modelshield.checks.robustness.attacks import PGD, Ensemble, HopSkipJump, Square  # noqa: E402
-from modelshield.checks.robustness.attacks.apgd import APGD  # noqa: E402
+from modelshield.checks.robustness.attacks import PGD, Ensemble, HopSkipJump, Square, default_ensemble  # noqa: E402
 from modelshield.checks.robustness.threat import ThreatModel  # noqa: E402
 from modelshield.models.sklearn import SklearnModel  # noqa: E402
 from modelshield.models.torch import TorchModel  # noqa: E402
@@ -132,21 +131,21 @@ def bench_pgd(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, repeat: int
                 robust_accuracy=r.robust_accuracy)
 
 
-def bench_ensemble(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int) -> None:
+def bench_ensemble(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, with_square: bool) -> None:
     X, y = X[:n], y[:n]
     xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     for name, (net, _) in nets.items():
         model = TorchModel(net, input_shape=(64,))
         tm = ThreatModel.image(eps=EPS, steps=100, query_budget=5000)
-        ens = Ensemble(attacks=[APGD(threat=tm, loss="ce"), APGD(threat=tm, loss="dlr", seed=1)])
+        ens = Ensemble(threat=tm)  # default members: APGD-CE, APGD-DLR, APGD-T (9 targets)
         r, t = timed(lambda ens=ens, model=model: ens.generate(model, X, y))
-        log(bench="autoattack", model=name, tool="modelshield apgd (APGD-CE + APGD-DLR, 100 steps)", n=n,
+        log(bench="autoattack", model=name, tool="modelshield apgd (APGD-CE, APGD-DLR, APGD-T; 100 steps)", n=n,
             seconds=t, robust_accuracy=r.robust_accuracy)
-        ens = Ensemble(attacks=[APGD(threat=tm, loss="ce"), APGD(threat=tm, loss="dlr", seed=1),
-                                Square(threat=tm, seed=2)])
-        r, t = timed(lambda ens=ens, model=model: ens.generate(model, X, y))
-        log(bench="autoattack", model=name, tool="modelshield apgd + Square-5000", n=n,
-            seconds=t, robust_accuracy=r.robust_accuracy)
+        if with_square:
+            ens = Ensemble(attacks=[*default_ensemble(tm), Square(threat=tm, seed=3)])
+            r, t = timed(lambda ens=ens, model=model: ens.generate(model, X, y))
+            log(bench="autoattack", model=name, tool="modelshield apgd + Square-5000", n=n,
+                seconds=t, robust_accuracy=r.robust_accuracy)
         if "torchattacks" in peers:  # torchattacks wants image batches (n, 1, 8, 8)
             img = torch.nn.Sequential(torch.nn.Flatten(), net).eval()
             aa = peers["torchattacks"].AutoAttack(img, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=0)
@@ -263,6 +262,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer samples and queries (a smoke run)")
     ap.add_argument("--only", default="pgd,ensemble,square,hsj")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--with-square", action="store_true", help="also time the ensemble plus Square-5000")
     ap.add_argument("--skip-art-hsj", action="store_true", help="skip ART's (slow) HopSkipJump")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -274,7 +274,7 @@ def main() -> None:
     if "pgd" in only:
         bench_pgd(nets, Xte, yte, peers, repeat=2 if args.quick else 5)
     if "ensemble" in only:
-        bench_ensemble(nets, Xte, yte, peers, n=30 if args.quick else 100)
+        bench_ensemble(nets, Xte, yte, peers, n=30 if args.quick else 100, with_square=args.with_square)
     if "square" in only:
         bench_square(nets, Xte, yte, peers, n=50 if args.quick else 100, queries=100 if args.quick else 300)
     if "hsj" in only:

@@ -87,14 +87,19 @@ def test_bad_input_is_one_line_exit_2(files, capsys, mutate, needle):
     assert not (tmp / "x.html").exists()
 
 
-def test_pickle_needs_trust_until_scanned(files, capsys):
-    tmp, model, data = files
-    from modelshield.protect import loader
+def test_pickles_are_scanned_then_loaded_and_malicious_ones_refused(files, capsys):
+    """No --trust: an ordinary scikit-learn joblib file is scanned and loaded through the restricted
+    unpickler; a pickle with a payload is refused with exit 3 before anything is loaded."""
+    from modelshield.data.demo import malicious_pickle_bytes
 
-    if hasattr(loader, "scan_before_load"):
-        pytest.skip("secure loader scans pickles; covered by tests/protect")
-    rc, _, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-o", tmp / "r.html"], capsys)
-    assert rc == 3 and "--trust" in _one_line_error(err)
+    tmp, model, data = files
+    rc, out, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline",
+                        "-o", tmp / "r.html", "--no-progress"], capsys)
+    assert rc == 0, err
+    evil = tmp / "evil.joblib"
+    evil.write_bytes(malicious_pickle_bytes("echo pwned"))
+    rc, _, err = run(["audit", evil, "-d", data, "-t", "label", "-s", "group", "-o", tmp / "e.html"], capsys)
+    assert rc == 3 and "os.system" in _one_line_error(err) and not (tmp / "e.html").exists()
 
 
 def test_existing_report_is_not_clobbered(files, capsys):
@@ -139,3 +144,25 @@ def test_usage_errors_exit_2(capsys):
     assert rc == 2
     rc, _, _ = run(["nonsense-command"], capsys)
     assert rc == 2
+
+
+def test_audit_encrypted_and_signed_model(files, capsys):
+    """verify -> decrypt -> scan -> load, from the audit command line."""
+    tmp, model, data = files
+    key, priv, pub = tmp / "master.key", tmp / "sign.pem", tmp / "sign.pub.pem"
+    enc = tmp / "model.enc"
+    assert run(["protect", "keygen", key], capsys)[0] == 0
+    assert run(["protect", "keygen", priv, "--type", "ecdsa-p256", "--public-out", pub], capsys)[0] == 0
+    assert run(["protect", "encrypt", model, enc, "--key-file", key], capsys)[0] == 0
+    assert run(["protect", "sign", enc, "--private-key", priv], capsys)[0] == 0
+    base = ["audit", enc, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--no-progress"]
+    rc, out, err = run([*base, "--key-file", key, "--public-key", pub, "-o", tmp / "ok.html"], capsys)
+    assert rc == 0, err
+    rc, _, err = run([*base, "-o", tmp / "nokey.html"], capsys)
+    assert rc == 2 and "key" in _one_line_error(err)  # no key given: a usage error
+    blob = bytearray(enc.read_bytes())
+    blob[-40] ^= 1
+    enc.write_bytes(bytes(blob))
+    rc, _, err = run([*base, "--key-file", key, "--public-key", pub, "-o", tmp / "tampered.html"], capsys)
+    assert rc == 3 and not (tmp / "tampered.html").exists()
+    _one_line_error(err)

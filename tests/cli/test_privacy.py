@@ -109,6 +109,10 @@ def test_membership_command(tabular_csvs, tmp_path, capsys):
     assert res["check"] == "privacy" and 0 <= res["metrics"]["auc"] <= 1
     assert main(["privacy", "membership", str(mpath), "--train", str(tr), "--test", str(tr), "--target", "label",
                  "--trust"]) == 2
+    capsys.readouterr()
+    assert main(["privacy", "membership", str(mpath), "--train", str(tr), "--test", str(te), "--target", "label",
+                 "--trust", "--attack", "bogus"]) == 2
+    assert "unknown attack 'bogus'" in capsys.readouterr().err
 
 
 def test_harden_dp_torch_and_sklearn(tabular_csvs, tmp_path, capsys):

@@ -48,6 +48,7 @@ def watermarked(files):
 def test_harden_watermark_then_verify(files, watermarked, capsys):
     wm, trig = watermarked
     assert wm.is_file() and trig.is_file()
+    assert (trig.stat().st_mode & 0o077) == 0  # the trigger set is a secret
     rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), "--json",
                str(files / "v.json")])
     out = capsys.readouterr().out
@@ -131,3 +132,20 @@ def test_harden_watermark_robustness_report(files, capsys):
     for attack in ("none", "fine-tune-10%", "prune-30%", "distill"):
         assert attack in out
     assert "false-claim rate on 5 independent models" in out
+
+
+def test_harden_watermark_from_scratch_on_a_saved_module(files, breast_cancer, capsys):
+    """A pickled nn.Module (needs --trust), re-initialised and trained from scratch with the watermark."""
+    net = torch.nn.Sequential(torch.nn.Linear(30, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    torch.save(net, files / "module.pt")
+    rc = main(["harden", "watermark", str(files / "module.pt"), "--trust", "--reinit", "--data",
+               str(files / "train.npz"), "--out", str(files / "module-wm.pt"), "--triggers-out",
+               str(files / "module-t.npz"), "--epochs", "30", "--lr", "0.01"])
+    assert rc == 0, capsys.readouterr().err
+    assert main(["theft", "verify-watermark", str(files / "module-wm.pt"), "--trust", "--triggers",
+                 str(files / "module-t.npz")]) == 0
+    from modelshield.harden.watermark import accuracy
+
+    _, Xte, _, yte = breast_cancer
+    trained = torch.load(files / "module-wm.pt", weights_only=False)
+    assert accuracy(trained, Xte, yte) > 0.9

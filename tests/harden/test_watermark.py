@@ -141,6 +141,7 @@ def test_robustness_report(cancer_wm, breast_cancer):
 
 def test_trigger_set_npz_round_trip(tmp_path, cancer_wm):
     p = cancer_wm.triggers.save(tmp_path / "t.npz")
+    assert (p.stat().st_mode & 0o777) == 0o600  # a secret: owner-only
     back = TriggerSet.load(p)
     np.testing.assert_array_equal(back.X, cancer_wm.triggers.X)
     np.testing.assert_array_equal(back.labels, cancer_wm.triggers.labels)
@@ -194,3 +195,18 @@ def test_torchscript_models_can_be_attacked_and_reinitialised(cancer_wm, breast_
     assert not torch.equal(w0, w1)
     # a fresh model does not carry the watermark
     assert not verify_watermark(fresh, cancer_wm.triggers).owned
+
+
+@pytest.mark.parametrize("n_classes", [2, 10])
+def test_binomial_null_is_valid_over_trigger_draws(n_classes):
+    """Type-I error: for a model that never saw the labels, p < alpha in at most ~alpha of draws."""
+    from modelshield.models.callable import CallableModel
+
+    w = np.random.default_rng(0).normal(size=(30, n_classes))
+    # a fixed model that never saw the trigger labels (a linear scorer with a bias towards class 0)
+    biased = CallableModel(lambda X: np.exp(X @ w + np.eye(n_classes)[0] * 3), classes=list(range(n_classes)),
+                           n_features=30)
+    ps = np.array([verify_watermark(biased, make_trigger_set(60, input_shape=(30,), n_classes=n_classes,
+                                                             seed=s)).p_value for s in range(400)])
+    assert np.mean(ps < 0.05) <= 0.05 + 0.02
+    assert np.mean(ps < 0.2) <= 0.2 + 0.04

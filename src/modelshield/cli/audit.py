@@ -90,6 +90,13 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
         trust: bool = typer.Option(False, "--trust", help="Load pickle-based files without the scanner's "
                                                           "restrictions (only for files you made)."),
+        key_file: Path = typer.Option(None, "--key-file", help="Key file to decrypt an encrypted model."),
+        key_env: str = typer.Option(None, "--key-env", help="Environment variable holding the decryption key."),
+        passphrase_env: str = typer.Option(None, "--passphrase-env", help="Environment variable holding the "
+                                                                          "passphrase of an encrypted model."),
+        public_key: Path = typer.Option(None, "--public-key", help="Require a valid signature by this key "
+                                                                   "(PEM) before loading."),
+        signature: Path = typer.Option(None, "--signature", help="Signature file (default MODEL.sig)."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets: fast, less thorough."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing report files."),
         demo: bool = typer.Option(False, "--demo", help="Audit bundled demo models on offline data."),
@@ -126,7 +133,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 report = _run_user(model, data=data, train=train, target=target, sensitive=_split(sensitive),
                                    features=_split(features) or None, immutable=_split(immutable),
                                    checks=check_names, policy=pol, seed=seed, opts=opts,
-                                   input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog)
+                                   input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog,
+                                   loader={"key_file": key_file, "key_env": key_env, "passphrase_env": passphrase_env,
+                                           "public_key": public_key, "signature": signature})
         print_summary(report, console)
         written = write_reports(report, html=html, json_path=json_out, sarif=sarif_out, force=force)
         for p in written:
@@ -183,7 +192,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, target: str | None,
               sensitive: list[str], features: list[str] | None, immutable: list[str], checks: list[str] | None,
               policy: Any, seed: int, opts: dict[str, dict[str, Any]], input_shape: tuple[int, ...] | None,
-              trust: bool, quick: bool, prog: _Progress) -> Any:
+              trust: bool, quick: bool, prog: _Progress, loader: dict[str, Any] | None = None) -> Any:
     from modelshield.audit import AuditReport, audit_run, environment
     from modelshield.data.loaders import load_dataset
     from modelshield.models.load import load_model
@@ -197,7 +206,12 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
     tr = load_dataset(train, target=target, sensitive=sensitive, features=features, immutable=immutable) \
         if train is not None else None
     prog.note(f"loading {model_src}")
-    m = load_model(model_src, trust=trust, input_shape=input_shape)
+    load_opts = {k: v for k, v in (loader or {}).items() if v is not None}
+    if load_opts.get("public_key") is not None:
+        load_opts["require_signature"] = True
+    if str(model_src).startswith(("http://", "https://")) and load_opts:
+        raise UserError("--key-file/--public-key apply to model files, not endpoints")
+    m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
     path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
     prog.label = path.name if path else str(model_src)
     run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,

@@ -139,6 +139,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                                  help="loss, lira_offline, lira_online, rmia (repeatable)."),
         shadows: int | None = typer.Option(None, "--shadows", help="Shadow models (default 16; 4 with --quick)."),
         budget: float | None = typer.Option(None, "--budget", help="Seconds for shadow training."),
+        shadow_epochs: int | None = typer.Option(None, "--shadow-epochs", help="PyTorch shadow training epochs."),
+        shadow_lr: float | None = typer.Option(None, "--shadow-lr", help="PyTorch shadow learning rate."),
+        show_rows: bool = typer.Option(False, "--show-rows", help="Include the most exposed rows' values."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets."),
         seed: int = typer.Option(0, "--seed"),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
@@ -162,11 +165,18 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             opts["n_shadows"] = shadows
         if budget is not None:
             opts["shadow_budget_s"] = budget
+        if shadow_epochs is not None:
+            opts["shadow_epochs"] = shadow_epochs
+        if shadow_lr is not None:
+            opts["shadow_lr"] = shadow_lr
+        if show_rows:
+            opts["show_rows"] = True
         report = audit(m, te, train=tr, checks=["privacy"], quick=quick, seed=seed,
                        options={"privacy": opts}, model_path=model)
         res = report.runs[0].results[0]
         if res.status.value == "error":
-            raise DataError(res.findings[0].detail if res.findings else res.summary)
+            detail = res.findings[0].detail if res.findings else res.summary
+            raise DataError(detail.split(": ", 1)[1] if detail.startswith(("DataError", "UserError")) else detail)
         if res.status.value == "skipped":
             raise DataError(f"membership inference did not run: {res.skip_reason}")
         from rich.table import Table

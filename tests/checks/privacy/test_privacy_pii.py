@@ -156,3 +156,12 @@ def test_scan_file_csv_and_errors(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00\x81" * 10)
     with pytest.raises(FormatError):
         scan_file(bad)
+
+
+def test_scan_file_parquet_keeps_text(tmp_path):
+    p = tmp_path / "people.parquet"
+    pd.DataFrame({"contact": ["x@example.com", "none"], "zip": ["02134", "10001"]}).to_parquet(p)
+    rep = scan_file(p, quasi=False)
+    cols = {c.column: c for c in rep.columns}
+    assert cols["contact"].counts == {"email": 1}
+    assert cols["zip"].counts == {"postcode": 2}  # leading zero intact, detected by the column name

@@ -148,3 +148,16 @@ def test_unlabelled_data_gives_fidelity_without_accuracy(cancer_mlp):
     assert r.metrics["victim_accuracy"] is None and r.metrics["accuracy_at_max_budget"] is None
     assert r.metrics["fidelity_at_max_budget"] > 0.85
     assert len(r.figures) == 1  # the accuracy figure needs labels
+
+
+def test_constant_model_is_not_graded_as_stolen():
+    from modelshield.data.dataset import Dataset
+    from modelshield.models.callable import CallableModel
+
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    const = CallableModel(lambda A: np.tile([0.9, 0.1], (len(A), 1)), classes=[0, 1], n_features=4)
+    opts = {"theft": {"budgets": [50], "strategies": ["knockoff"], "outputs": ["probabilities"]}}
+    r = _theft(audit(const, Dataset(X=X), checks=["theft"], options=opts, quick=True))
+    assert r.metrics["fidelity_at_max_budget"] == 1.0 == r.metrics["fidelity_baseline"]
+    (f,) = [f for f in r.findings if f.rule_id == "theft.extraction.fidelity"]
+    assert f.severity is Severity.INFO and "majority" in f.title

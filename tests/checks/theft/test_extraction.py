@@ -143,3 +143,16 @@ def test_bad_options_are_user_errors(cancer_mlp):
         simulate_extraction(victim, heldout, heldout, strategies=["jbda"])
     with pytest.raises(UserError, match="positive"):
         simulate_extraction(victim, heldout, heldout, budgets=[0])
+
+
+@pytest.mark.slow
+def test_full_budget_curve_on_adult(adult_hgb):
+    """The default budgets 100/1k/10k: knowledge of the population copies the model to >= 90%."""
+    model, heldout, _ = adult_hgb
+    public, evaluation = heldout.split(0.5, seed=0)
+    res = simulate_extraction(model, public, evaluation, strategies=["knockoff"], seed=0)
+    assert res.budgets == [100, 1000, 10000]
+    curve = res.curve("knockoff", "probabilities")
+    assert curve[-1].fidelity >= 0.9
+    assert curve[-1].fidelity > curve[0].fidelity
+    assert res.best("top1").fidelity >= 0.88

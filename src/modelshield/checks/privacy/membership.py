@@ -456,11 +456,17 @@ def _train_shadows(
         pred = trainer(X[keep[i]], yi[keep[i]], seed * 1009 + i)
         return _label_log_probs(pred, X, yi)
 
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
     n_shadows = len(keep)
     t0 = time.perf_counter()
     lpy: list[np.ndarray] = []
     lpn: list[np.ndarray] = []
-    with Parallel(n_jobs=n_jobs, prefer="threads") as par:
+    # one BLAS/OpenMP thread per shadow when shadows already run in parallel (no oversubscription)
+    limit = threadpool_limits(limits=1) if n_jobs > 1 else nullcontext()
+    with limit, Parallel(n_jobs=n_jobs, prefer="threads") as par:
         for start in range(0, n_shadows, n_jobs):
             batch = range(start, min(start + n_jobs, n_shadows))
             for a, b in par(delayed(one)(i) for i in batch):

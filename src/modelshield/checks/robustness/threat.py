@@ -198,6 +198,7 @@ class Projector:
         mut = threat.mutable if threat.mutable is not None else np.ones(d, dtype=bool)
         self.mask = torch.as_tensor(mut, dtype=dtype)
         self.n_mutable = int(mut.sum())
+        self.all_mutable = bool(mut.all())
         integer = threat.integer if threat.integer is not None else np.zeros(d, dtype=bool)
         self.integer = torch.as_tensor(integer & mut)
         self.has_integer = bool(self.integer.any())
@@ -239,6 +240,10 @@ class Projector:
 
     def project(self, x: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor | None = None) -> torch.Tensor:
         """Ball then box (the box clip moves coordinates toward ``x0``, so it stays in the ball)."""
+        import torch
+
+        if self.norm == "inf" and not isinstance(eps, torch.Tensor):
+            return torch.clamp(x, *self.linf_bounds(x0, eps))  # ball and box are one box
         return self.box(self.ball(x, x0, eps), x0)
 
     def linf_bounds(self, x0: torch.Tensor, eps: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +263,8 @@ class Projector:
         """A valid row: integer features rounded toward their clean value, immutables restored."""
         import torch
 
-        x = torch.where(self.mask.bool(), x, x0)
+        if not self.all_mutable:
+            x = torch.where(self.mask.bool(), x, x0)
         if self.has_integer:
             x = torch.where(self.integer, x0 + torch.trunc(x - x0), x)
         return x

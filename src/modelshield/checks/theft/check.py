@@ -52,7 +52,9 @@ class TheftCheck(Check):
     fingerprint : path to a fingerprint NPZ to compare with the audited model.
 
     Policy thresholds: ``theft.fidelity.high`` (0.9) and ``theft.fidelity.medium`` (0.75) grade the
-    best fidelity reached at the largest budget through the model's unhardened outputs.
+    best fidelity reached at the largest budget through the model's unhardened outputs. A copy no
+    better than the constant-guess baseline (+1 point) is INFO whatever its fidelity (a model that
+    predicts one class almost always is trivially "copied").
     """
 
     name: ClassVar[str] = "theft"
@@ -174,7 +176,10 @@ class TheftCheck(Check):
             "rounded scores, monitor for out-of-distribution query streams, and watermark or fingerprint "
             "the model so a copy can be recognised."
         )
-        if best.fidelity >= high:
+        if best.fidelity <= res.fidelity_baseline + 0.01:
+            sev = Severity.INFO
+            title = f"Extraction with {top:,} queries did no better than guessing the majority prediction"
+        elif best.fidelity >= high:
             sev, title = Severity.HIGH, f"Model can be copied with {top:,} queries ({best.fidelity:.0%} fidelity)"
         elif best.fidelity >= medium:
             sev, title = Severity.MEDIUM, f"Model largely copied with {top:,} queries ({best.fidelity:.0%} fidelity)"

@@ -94,13 +94,18 @@ class TriggerSet:
         return buf.getvalue()
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the NPZ file; refuses to replace an existing file unless ``overwrite``."""
+        """Write the NPZ file, readable by its owner only (mode 0600: it is a secret); refuses to
+        replace an existing file unless ``overwrite``."""
+        import os
+
         p = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
         try:
-            with p.open("wb" if overwrite else "xb") as fh:
-                fh.write(self.to_bytes())
+            fd = os.open(p, flags, 0o600)
         except FileExistsError:
             raise OutputError(f"{p} already exists; pass --force to overwrite it") from None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(self.to_bytes())
         return p
 
     @classmethod
