@@ -141,3 +141,10 @@ def test_dp_reduces_membership_leakage(breast_cancer):
     assert leak.best.auc > 0.6
     assert dp.best.auc < leak.best.auc - 0.05
     assert dp.best.tpr_at_1pct_fpr < leak.best.tpr_at_1pct_fpr
+
+
+def test_batchnorm_is_refused_with_a_clear_error(breast_cancer):
+    Xtr, _, ytr, _ = breast_cancer
+    bn = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    with pytest.raises(DataError, match="BatchNorm"):
+        train_dp_classifier(bn, Xtr, ytr, epsilon=1.0, epochs=1)  # auto -> Opacus, which refuses

@@ -266,9 +266,15 @@ def _train_opacus(module: Any, loader: Any, *, epochs: int, sigma: float, max_no
         warnings.simplefilter("ignore", UserWarning)  # "secure RNG turned off": our noise is seeded
         engine = PrivacyEngine(accountant="rdp", secure_mode=False)
     criterion = torch.nn.CrossEntropyLoss()
-    made = engine.make_private(module=module, optimizer=opt, data_loader=loader, noise_multiplier=sigma,
-                               max_grad_norm=max_norm, poisson_sampling=True, grad_sample_mode=mode,
-                               criterion=criterion, noise_generator=torch.Generator().manual_seed(seed + 1))
+    module.train()
+    try:
+        made = engine.make_private(module=module, optimizer=opt, data_loader=loader, noise_multiplier=sigma,
+                                   max_grad_norm=max_norm, poisson_sampling=True, grad_sample_mode=mode,
+                                   criterion=criterion, noise_generator=torch.Generator().manual_seed(seed + 1))
+    except Exception as exc:  # opacus's UnsupportedModuleError and friends: say what to change
+        if type(exc).__module__.startswith("opacus"):
+            raise DataError(f"Opacus cannot train this module privately ({mode} mode): {exc}") from exc
+        raise
     if mode == "ghost":
         gsm, dp_opt, crit, dl = made
     else:

@@ -331,6 +331,15 @@ class Gateway:
             raise _Reject(exc.status, f"auth_{exc.status}", exc.reason, hdr) from None
         return p
 
+    def screen_and_predict(self, X: np.ndarray) -> tuple[dict[str, Any] | None, str, np.ndarray | None]:
+        """Input defense then prediction; ``proba`` is ``None`` when the policy rejects the input."""
+        if self.defense is None:
+            return None, "ok", self.model.predict_proba(X)
+        scr = self.defense.screen(X)
+        if scr.decision == "rejected":
+            return scr.summary(), scr.decision, None
+        return scr.summary(), scr.decision, self.model.predict_proba(X)
+
     def parse(self, body: bytes, content_type: str) -> np.ndarray:
         ct = content_type.split(";")[0].strip().lower()
         if ct in _NPY_TYPES:
@@ -498,14 +507,10 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             if not dec.allowed:
                 msg = ("rate limit exceeded" if dec.reason == "rate" else "daily query budget exhausted")
                 raise _Reject(429, dec.reason, msg, {"Retry-After": str(max(1, int(np.ceil(dec.retry_after_s))))})
-            decision = "ok"
-            if gw.defense is not None:
-                scr = gw.defense.screen(X)
-                scores = scr.summary()
-                decision = scr.decision
-                if decision == "rejected":
-                    raise _Reject(422, "input_rejected", "inputs fail the input schema or look out of distribution")
-            proba = await run_in_threadpool(gw.model.predict_proba, X)
+            # screening (detectors query the model) and prediction: one worker-thread hop, off the event loop
+            scores, decision, proba = await run_in_threadpool(gw.screen_and_predict, X)
+            if proba is None:
+                raise _Reject(422, "input_rejected", "inputs fail the input schema or look out of distribution")
         except _Reject as rej:
             return await refuse(rej, rid=rid, client=client, key=key, endpoint=ep, digest=digest, rows=rows,
                                 scores=scores)

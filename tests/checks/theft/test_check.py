@@ -156,8 +156,8 @@ def test_constant_model_is_not_graded_as_stolen():
 
     X = np.random.default_rng(0).normal(size=(200, 4))
     const = CallableModel(lambda A: np.tile([0.9, 0.1], (len(A), 1)), classes=[0, 1], n_features=4)
-    opts = {"theft": {"budgets": [50], "strategies": ["knockoff"], "outputs": ["probabilities"]}}
+    opts = {"theft": {"budgets": [50], "strategies": ["knockoff"]}}
     r = _theft(audit(const, Dataset(X=X), checks=["theft"], options=opts, quick=True))
     assert r.metrics["fidelity_at_max_budget"] == 1.0 == r.metrics["fidelity_baseline"]
-    (f,) = [f for f in r.findings if f.rule_id == "theft.extraction.fidelity"]
+    (f,) = r.findings  # no "hardening is ineffective" note either: there is nothing to protect
     assert f.severity is Severity.INFO and "majority" in f.title

@@ -188,7 +188,8 @@ class TheftCheck(Check):
         result.add(Finding(check=self.name, severity=sev, rule_id="theft.extraction.fidelity", title=title,
                            detail=detail, evidence=evidence, remediation=remediation, references=REFERENCES))
         worst_hard = max((p.fidelity for p in hardened.values() if p), default=None)
-        if worst_hard is not None and worst_hard >= medium and worst_hard >= best.fidelity - 0.02:
+        if (worst_hard is not None and worst_hard >= medium and worst_hard >= best.fidelity - 0.02
+                and best.fidelity > res.fidelity_baseline + 0.01):
             result.add(Finding(
                 check=self.name, severity=Severity.LOW, rule_id="theft.extraction.hardening-ineffective",
                 title="Output hardening barely slows extraction",
