@@ -45,7 +45,7 @@ def test_demo_audits_sklearn_and_torch_models_with_every_check(demo):
     for check in ("baseline", "robustness", "privacy", "theft"):
         assert _result(mlp, check)["status"] in ("passed", "findings"), check
     assert _result(adult, "baseline")["metrics"]["accuracy"] > 0.8
-    assert _result(mlp, "baseline")["metrics"]["accuracy"] > 0.9
+    assert _result(mlp, "baseline")["metrics"]["accuracy"] > 0.75  # 10% label noise on purpose
 
 
 def test_demo_scanner_catches_the_planted_payload(demo):

@@ -70,11 +70,16 @@ def _cancer(seed: int) -> tuple[Dataset, Dataset]:
 
     raw = load_breast_cancer()
     X = raw.data.astype(np.float64)
-    idx_tr, idx_te = train_test_split(np.arange(len(X)), test_size=0.4, random_state=seed, stratify=raw.target)
+    # 10% label noise, before the split: a model that memorises its training set must memorise these
+    # mislabelled rows, which is exactly what membership inference detects.
+    y = raw.target.copy()
+    flip = np.random.default_rng(seed).random(len(y)) < 0.10
+    y[flip] = 1 - y[flip]
+    idx_tr, idx_te = train_test_split(np.arange(len(X)), test_size=0.4, random_state=seed, stratify=y)
     mu, sd = X[idx_tr].mean(axis=0), X[idx_tr].std(axis=0)
     Xs = ((X - mu) / sd).astype(np.float32)
     names = [str(n) for n in raw.feature_names]
-    full = Dataset(X=Xs, y=raw.target, feature_names=names, name="breast-cancer (scikit-learn)")
+    full = Dataset(X=Xs, y=y, feature_names=names, name="breast-cancer with 10% label noise (scikit-learn)")
     return full.subset(idx_tr), full.subset(idx_te)
 
 
