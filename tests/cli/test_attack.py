@@ -95,3 +95,19 @@ def test_harden_adversarial_refuses_non_torch_models(files, capsys):
     rc = main(["harden", "adversarial", str(files / "rf.joblib"), "--trust", "--data", str(files / "test.csv"),
                "--target", "label", "--out", str(files / "x.pt")])
     assert rc == 2 and "PyTorch" in capsys.readouterr().err
+
+
+def test_attack_onnx_model_with_square(files, breast_cancer, capsys):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.linear_model import LogisticRegression
+
+    Xtr, _, ytr, _ = breast_cancer
+    lr = LogisticRegression(max_iter=500).fit(Xtr, ytr)
+    onx = skl2onnx.to_onnx(lr, Xtr[:1], options={id(lr): {"zipmap": False}})
+    (files / "lr.onnx").write_bytes(onx.SerializeToString())
+    out = files / "onnx.json"
+    rc = main(["attack", str(files / "lr.onnx"), "--data", str(files / "test.npz"), "--attack", "square",
+               "--eps", "0.5", "--queries", "200", "--json", str(out)])
+    assert rc == 0, capsys.readouterr()
+    res = json.loads(out.read_text())
+    assert res["robust_accuracy"] < res["clean_accuracy"] - 0.1 and res["queries_max"] <= 200

@@ -15,7 +15,7 @@ from modelshield.errors import UserError
 
 __all__ = ["register"]
 
-_ATTACK_NAMES = ("fgsm", "pgd", "apgd", "apgd-ce", "apgd-dlr", "square", "hsj")
+_ATTACK_NAMES = ("fgsm", "pgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "hsj")
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:

@@ -45,7 +45,7 @@ _REFS = (
 class RobustnessCheck(Check):
     """Robust accuracy under evasion attacks, at the perturbation sizes that matter for the data.
 
-    White-box attacks (FGSM, PGD, the APGD-CE + APGD-DLR ensemble) run on differentiable models;
+    White-box attacks (FGSM, PGD, the APGD-CE + APGD-DLR + APGD-T ensemble) run on differentiable models;
     black-box Square (scores) and HopSkipJump (labels) on any other. Tabular rows stay valid rows:
     eps is measured in per-feature standard deviations, integer features stay whole, categorical,
     binary and immutable features are left alone, bounds are respected.
@@ -56,7 +56,7 @@ class RobustnessCheck(Check):
     reference_eps : the eps of the headline ``robust_accuracy`` (default: middle of the grid).
     norm : ``"inf"`` or ``"2"``.
     units : ``"auto"``, ``"std"`` (per-feature std) or ``"raw"`` (the data's units).
-    attacks : attack names (``fgsm pgd apgd apgd-ce apgd-dlr square hsj``); default by capability.
+    attacks : attack names (``fgsm pgd apgd apgd-ce apgd-dlr apgd-t square hsj``); default by capability.
     max_samples : samples attacked (stratified sample of the evaluation data); quick mode caps it.
     steps : iterations of the white-box attacks.
     query_budget : queries per sample for the black-box attacks.

@@ -177,7 +177,9 @@ class APGD(Attack):
 class APGDTargeted(APGD):
     """APGD-T: APGD on the targeted DLR loss toward each of the ``n_targets`` most likely wrong
     classes in turn, only on the samples no earlier target broke. Untargeted from the outside (a
-    sample is broken as soon as it is misclassified). The strongest member of AutoAttack's standard ensemble on
+    sample is broken as soon as it is misclassified). ``n_targets=3`` (the three most likely wrong
+    classes) finds what the full sweep finds on the benchmark models at a third of the cost; use 9
+    for AutoAttack's standard sweep on ten classes. The strongest member of AutoAttack's standard ensemble on
     many-class problems; with two classes it adds nothing and returns at once.
 
     References
@@ -190,7 +192,7 @@ class APGDTargeted(APGD):
     supports_targeted: ClassVar[bool] = False
 
     loss: str = "dlr"
-    n_targets: int = 9
+    n_targets: int = 3
 
     @property
     def label(self) -> str:

@@ -135,9 +135,9 @@ class RawAttack:
 class AttackContext:
     """Everything an attack step needs: the projector, a seeded generator and model access.
 
-    ``logits`` is differentiable (white-box only); ``proba`` and ``labels`` query the model
-    through its public interface on a whole batch and *finalize* the rows first, so the model only
-    ever sees valid inputs.
+    ``logits`` is differentiable (white-box only); ``proba`` and ``labels`` query the model on a
+    whole batch and *finalize* the rows first, so the model only ever sees valid inputs. They go
+    through ``predict_proba``, or straight through the torch module when the model has one.
     """
 
     def __init__(self, model: BaseModel, proj: Projector, shape: tuple[int, ...], n_classes: int,
@@ -163,15 +163,22 @@ class AttackContext:
     def proba(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         import torch
 
-        xf = self.proj.finalize(x, x0)
-        p = self.model.predict_proba(xf.detach().numpy().reshape((len(x), *self.shape)))
+        xf = self.proj.finalize(x, x0).detach()
+        if self.module is not None:
+            with torch.no_grad():
+                out = self.module(xf.float().reshape((len(x), *self.shape)))
+            return torch.softmax(out.double(), dim=1)
+        p = self.model.predict_proba(xf.numpy().reshape((len(x), *self.shape)))
         return torch.as_tensor(p, dtype=torch.float64)
 
     def labels(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         import torch
 
-        xf = self.proj.finalize(x, x0)
-        return torch.as_tensor(self.model.predict_index(xf.detach().numpy().reshape((len(x), *self.shape))))
+        xf = self.proj.finalize(x, x0).detach()
+        if self.module is not None:
+            with torch.no_grad():
+                return self.module(xf.float().reshape((len(x), *self.shape))).argmax(1)
+        return torch.as_tensor(self.model.predict_index(xf.numpy().reshape((len(x), *self.shape))))
 
     def is_adv(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pred == y if self.targeted else pred != y
@@ -238,7 +245,9 @@ class Attack(ABC):
         d = int(np.prod(shape))
         if int(np.prod(X.shape[1:])) != d:
             raise DataError(f"inputs have {int(np.prod(X.shape[1:]))} features but the model expects {d}")
-        module = model.as_torch() if self.white_box else None
+        # a differentiable model is also evaluated natively by black-box attacks (outputs only;
+        # no numpy round trip per query)
+        module = model.as_torch() if self.white_box or Capability.GRADIENTS in model.capabilities else None
         clean_scores = self._predict(model, module, X.reshape((n, *shape)))
         n_classes = clean_scores.shape[1]
         y_idx = label_indices(model, y, n_classes)
