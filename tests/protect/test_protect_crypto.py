@@ -123,7 +123,11 @@ def test_chunks_from_another_file_are_rejected(master_key: bytes, payload: bytes
     _assert_rejected(a[:HEADER_LEN] + b[HEADER_LEN:], master_key, match="chunk 0")
 
 
-@pytest.mark.parametrize("extra", [b"\x00", os.urandom(TAG_LEN), os.urandom(SEG), os.urandom(3)])
+@pytest.mark.parametrize(
+    "extra",
+    [b"\x00", bytes(range(TAG_LEN)), bytes(i % 251 for i in range(SEG)), b"\x01\x02\x03"],
+    ids=["one-byte", "tag-sized", "segment-sized", "three-bytes"],
+)
 def test_appended_data_is_detected(extra: bytes, master_key: bytes, payload: bytes) -> None:
     ct = _enc(payload, master_key)
     _assert_rejected(ct + extra, master_key)

@@ -28,7 +28,7 @@ from modelshield.checks.artifact._io import Budget, LimitExceeded, Reader, Trunc
 from modelshield.checks.artifact.policy import NESTED_LOADERS, classify_global
 from modelshield.findings import Severity
 
-__all__ = ["PickleScan", "RawFinding", "scan_pickle_stream", "PICKLE_OPCODES", "looks_like_pickle_start"]
+__all__ = ["PickleScan", "RawFinding", "looks_like_pickle_start", "scan_pickle_stream"]
 
 MAX_STACK = 200_000
 MAX_MEMO = 2_000_000
@@ -39,7 +39,6 @@ MAX_ITEMS = 64
 MAX_NEST = 4
 MAX_PICKLES = 64
 
-PICKLE_OPCODES = frozenset(b"(.012FIJKLMNPQRSTUVXabcdeghijlopqrstu}])G" + bytes(range(0x80, 0x99)) + b"BC")
 #: first bytes a protocol 0/1 pickle (no PROTO header, CVE-2025-10155) plausibly starts with
 P0_STARTS = frozenset(b"(cdl]}NIFSVLi)tKJMGTUXq")
 

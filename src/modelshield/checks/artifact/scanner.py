@@ -207,8 +207,9 @@ class _FileScan:
             r = self._reader(fh, size)
             findings, det = scan_npy(r, lambda rr: self._npy_pickle(rr, member, depth, fh), size)
             self.add(findings, member or None)
-            self.details.setdefault("arrays", []).append({"member": member, **det}) if len(
-                self.details.get("arrays", [])) < 100 else None
+            arrays = self.details.setdefault("arrays", [])
+            if len(arrays) < 100:
+                arrays.append({"member": member, **det})
         elif fmt == "zip":
             self._zip(fh, size, member, depth)
         elif fmt == "tar":
