@@ -109,7 +109,7 @@ def jbda_attack(api, rng, seeds, lam=0.1):
 def test_extraction_attacks_are_detected_and_normal_traffic_is_not(server_setup, breast_cancer, sk_logreg, tmp_path):
     Xtr, Xte, _, _ = breast_cancer
     pool = np.vstack([Xtr, Xte]).astype(np.float64)
-    srv = server_setup({"limits": {"rate_per_s": 2000, "burst": 2000},
+    srv = server_setup({"limits": {"rate_per_s": 2000, "burst": 2000}, "auth": {"reload_every_s": 0},
                         "extraction": {"action": "throttle", "throttle_rate_per_s": 0.05, "min_queries": 100},
                         "drift": {"enabled": False}})
     ks = KeyStore(tmp_path / "state")

@@ -12,12 +12,13 @@ Request path of ``POST /v1/predict`` (each refusal is logged before it is answer
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import queue
+import secrets
 import threading
 import time
 import urllib.request
-import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from pathlib import Path
@@ -426,6 +427,11 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
                               "Send `Authorization: Bearer <key>`.")
     app.state.gateway = gw
     dumps = json.dumps
+    # request ids: a random per-process prefix and a counter (unique across restarts, no syscall per request)
+    _prefix, _counter = secrets.token_hex(8), itertools.count(1)
+
+    def new_id() -> str:
+        return f"{_prefix}{next(_counter):016x}"
 
     def reply(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         return Response(dumps(payload, separators=(",", ":")), status_code=status, headers=headers,
@@ -479,7 +485,7 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
               summary="Predict a batch", tags=["predict"])
     async def predict(request: Request) -> Response:
         t0 = time.perf_counter()
-        rid = uuid.uuid4().hex
+        rid = new_id()
         client = request.client.host if request.client else "-"
         ep = "/v1/predict"
         key: str | None = None
@@ -542,7 +548,7 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         return reply(200, out, hdr)
 
     async def guard(request: Request, scope: str, endpoint: str) -> Principal | Response:
-        rid = uuid.uuid4().hex
+        rid = new_id()
         client = request.client.host if request.client else "-"
         try:
             return gw.principal(request.headers.get("authorization"), client, scope)
@@ -582,7 +588,7 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         rec, token = gw.keys.create(spec.name, spec.scopes, rate_per_s=spec.rate_per_s, daily_rows=spec.daily_rows)
         await log(AuditRecord(kind="admin", endpoint="/admin/keys", status=201, decision=f"create:{rec.id}",
                               key_id=p.key_id, client=request.client.host if request.client else None,
-                              request_id=uuid.uuid4().hex))
+                              request_id=new_id()))
         return reply(201, {"key": token, **rec.public()})
 
     @app.delete("/admin/keys/{key_id}", tags=["admin"], responses={**admin_resp, 404: err})
@@ -595,7 +601,7 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         rec = gw.keys.revoke(key_id)
         await log(AuditRecord(kind="admin", endpoint="/admin/keys", status=200, decision=f"revoke:{rec.id}",
                               key_id=p.key_id, client=request.client.host if request.client else None,
-                              request_id=uuid.uuid4().hex))
+                              request_id=new_id()))
         return reply(200, rec.public())
 
     @app.post("/admin/keys/{key_id}/unthrottle", tags=["admin"], responses=admin_resp)

@@ -88,7 +88,7 @@ class AuthConfig(_Section):
     fail_window_s: float = Field(60.0, gt=0)
     block_s: float = Field(300.0, ge=0)
     jwt: JWTConfig | None = None
-    reload_every_s: float = Field(1.0, ge=0)  # how often the key file is checked for changes
+    reload_every_s: float = Field(0.05, ge=0)  # how often the key file is checked for changes
 
 
 class LimitsConfig(_Section):

@@ -178,8 +178,10 @@ class PickleScan:
         nested: Callable[[bytes, int], list[RawFinding]] | None = None,
         on_build: Callable[[PickleScan, Call, Any, int], None] | None = None,
         fetch_blob: Callable[[Blob], bytes | None] | None = None,
+        context: str = "pickle",
     ) -> None:
         self.r = reader
+        self.context = context
         self.budget = budget
         self.depth = depth
         self.nested = nested
@@ -265,7 +267,7 @@ class PickleScan:
         if (len(module) > 256 or len(name) > 256 or not all(x.isidentifier() for x in module.split("."))
                 or not all(x.isidentifier() for x in name.split("."))):
             raise _Malformed(f"invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")
-        verdict = classify_global(module, name)
+        verdict = classify_global(module, name, context=self.context)
         g = G(module, name, offset, verdict)
         key = g.key
         self.globals.setdefault(key, verdict.kind)
@@ -861,6 +863,7 @@ def scan_pickle_stream(
     fetch_blob: Callable[[Blob], bytes | None] | None = None,
     max_pickles: int = MAX_PICKLES,
     probe: bool = False,
+    context: str = "pickle",
 ) -> StreamResult:
     """Scan consecutive pickles from ``reader`` until the data ends or stops being a pickle.
 
@@ -869,6 +872,8 @@ def scan_pickle_stream(
     complete pickle is scanned as further pickles (several ``pickle.dump`` calls into one file,
     legacy ``torch.save``); when it does not parse it is reported as trailing data.
     ``probe`` treats a first pickle that fails before any global as "not a pickle".
+    ``context`` is ``"torchscript"`` for pickles inside a TorchScript archive, which torch reads with
+    its C++ unpickler (see :func:`~modelshield.checks.artifact.policy.classify_global`).
     """
     findings: list[RawFinding] = []
     allglobals: dict[str, str] = {}
@@ -889,7 +894,8 @@ def scan_pickle_stream(
                 "padding) but they were not analysed.",
             ))
             break
-        ps = PickleScan(reader, budget, depth=depth, nested=nested, on_build=on_build, fetch_blob=fetch_blob)
+        ps = PickleScan(reader, budget, depth=depth, nested=nested, on_build=on_build, fetch_blob=fetch_blob,
+                        context=context)
         err: Exception | None = None
         gc_was = gc.isenabled()
         gc.disable()  # the simulation allocates many small acyclic objects; GC passes only cost time

@@ -437,13 +437,34 @@ def _deny_lookup(path: str) -> tuple[str, str] | None:
     return None
 
 
-def classify_global(module: str, name: str) -> Verdict:
+#: The helpers TorchScript's C++ unpickler resolves itself (torch/csrc/jit/serialization/unpickler.cpp):
+#: they only rebuild lists/tensors and never reach Python. Allowed only inside TorchScript archives.
+TORCHSCRIPT_ALLOW: dict[str, str] = {
+    "torch.jit._pickle.build_intlist": "rebuilds a list of ints",
+    "torch.jit._pickle.build_tensorlist": "rebuilds a list of tensors",
+    "torch.jit._pickle.build_doublelist": "rebuilds a list of floats",
+    "torch.jit._pickle.build_boollist": "rebuilds a list of bools",
+    "torch.jit._pickle.build_tensor_from_id": "looks up a tensor stored in the archive",
+    "torch.jit._pickle.restore_type_tag": "attaches a static type to a container",
+}
+_TS_CLASS = re.compile(r"__torch__(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def classify_global(module: str, name: str, *, context: str = "pickle") -> Verdict:
     """Classify the global ``module``/``name`` a pickle asks for.
 
     ``name`` may be dotted (protocol 4 qualified names); every suffix of the attribute chain is
-    checked so ``random._os.system`` is caught as ``os.system``.
+    checked so ``random._os.system`` is caught as ``os.system``. ``context="torchscript"`` is for
+    pickles inside a TorchScript archive: torch reads them with its C++ unpickler, which resolves
+    only :data:`TORCHSCRIPT_ALLOW` and ``__torch__.*`` classes compiled from the archive's own
+    ``code/`` (scanned separately for file/process operators); everything else is judged as usual.
     """
     full = f"{module}.{name}" if name else module
+    if context == "torchscript":
+        if full in TORCHSCRIPT_ALLOW:
+            return Verdict("allow", TORCHSCRIPT_ALLOW[full], full)
+        if _TS_CLASS.fullmatch(full):
+            return Verdict("allow", "TorchScript class compiled from this archive's code/", "__torch__")
     hit = _deny_lookup(full)
     if hit is not None:
         return Verdict("deny", hit[1], hit[0])

@@ -106,6 +106,7 @@ class _FileScan:
         self.raw: list[tuple[RawFinding, str | None]] = []
         self.details: dict[str, Any] = {}
         self.formats: list[str] = []
+        self.context = "pickle"  # "torchscript" while inside a TorchScript archive (policy.classify_global)
 
     def add(self, findings: list[RawFinding], member: str | None = None) -> None:
         self.raw.extend((f, member) for f in findings)
@@ -139,7 +140,8 @@ class _FileScan:
         return Reader(fh, self.budget, size=size)
 
     def _pickle(self, r: Reader, member: str, depth: int, *, fh: BinaryIO | None = None,
-                probe: bool = False, max_pickles: int = 64, legacy: bool = False) -> bool:
+                probe: bool = False, max_pickles: int = 64, legacy: bool = False,
+                context: str | None = None) -> bool:
         def fetch(blob: Blob) -> bytes | None:
             if fh is None or not fh.seekable() or blob.length > (64 << 20):
                 return None
@@ -152,7 +154,7 @@ class _FileScan:
 
         res = scan_pickle_stream(r, self.budget, depth=depth, nested=self.nested_bytes,
                                  on_build=joblib_on_build, fetch_blob=fetch, probe=probe,
-                                 max_pickles=max_pickles)
+                                 max_pickles=max_pickles, context=context or self.context)
         if not res.is_pickle:
             return False
         findings = res.findings
@@ -309,52 +311,58 @@ class _FileScan:
                                  "serialized TorchScript code; it was checked for file/process operators.",
                                  references=("CVE-2025-32434",))], member or None)
         pickles = 0
-        for e in entries:
-            self.budget.check()
-            label = f"{member}!{e.name}" if member else e.name
-            if kind == "keras" and e.name == "config.json":
-                from modelshield.checks.artifact.keras_scan import scan_keras_config
+        outer_context = self.context
+        if kind == "torchscript":
+            self.context = "torchscript"
+        try:
+            for e in entries:
+                self.budget.check()
+                label = f"{member}!{e.name}" if member else e.name
+                if kind == "keras" and e.name == "config.json":
+                    from modelshield.checks.artifact.keras_scan import scan_keras_config
 
-                data = self._member_bytes(sub, e, 64 << 20, label)
-                if data is not None:
-                    self.add(scan_keras_config(data), label)
-                continue
-            if _TORCH_RECORDS.match(e.name) and not e.name.endswith(".pkl"):
-                continue
-            if kind == "torchscript" and e.name.endswith(".py") and "/code/" in e.name:
-                data = self._member_bytes(sub, e, 64 << 20, label)
-                if data is not None:
-                    for m in _TS_DANGEROUS.finditer(data):
-                        self.add([RawFinding(Severity.HIGH, "artifact.torch.torchscript-op",
-                                             f"TorchScript code calls {m.group(0).decode(errors='replace')}",
-                                             m.start(), "TorchScript operators that touch files or processes "
-                                             "run when the archive is loaded.")], label)
-                continue
-            if e.name.endswith(".pkl"):
-                pickles += 1
-                self._zip_pickle(sub, e, label, depth)
-                continue
-            if e.method != 0 and e.usize <= SMALL_MEMBER:
-                data = self._member_bytes(sub, e, SMALL_MEMBER, label)
-                if data is None:
+                    data = self._member_bytes(sub, e, 64 << 20, label)
+                    if data is not None:
+                        self.add(scan_keras_config(data), label)
                     continue
-                view: BinaryIO = io.BytesIO(data)
-            elif e.method != 0:
-                self._zip_large_member(sub, e, label, depth)
-                continue
-            else:
-                view = zip_scan.RangeFile(sub, e.data_offset, e.csize)  # type: ignore[assignment]
-            head = view.read(512)
-            view.seek(0)
-            sub_fmt = detect_format(head, e.usize, e.name)
-            if kind == "torch-zip" and sub_fmt in ("unknown", "safetensors", "pickle0"):
-                continue  # raw tensor storages and records: torch never unpickles them
-            if sub_fmt == "unknown" and not head:
-                continue
-            self.stream(view, e.usize, label, depth + 1, name=e.name)
-            if sub_fmt in ("pickle", "pickle0", "torch-legacy"):
-                pickles += 1
-                self._crc(sub, e, label)
+                if _TORCH_RECORDS.match(e.name) and not e.name.endswith(".pkl"):
+                    continue
+                if kind == "torchscript" and e.name.endswith(".py") and "/code/" in e.name:
+                    data = self._member_bytes(sub, e, 64 << 20, label)
+                    if data is not None:
+                        for m in _TS_DANGEROUS.finditer(data):
+                            self.add([RawFinding(Severity.HIGH, "artifact.torch.torchscript-op",
+                                                 f"TorchScript code calls {m.group(0).decode(errors='replace')}",
+                                                 m.start(), "TorchScript operators that touch files or processes "
+                                                 "run when the archive is loaded.")], label)
+                    continue
+                if e.name.endswith(".pkl"):
+                    pickles += 1
+                    self._zip_pickle(sub, e, label, depth)
+                    continue
+                if e.method != 0 and e.usize <= SMALL_MEMBER:
+                    data = self._member_bytes(sub, e, SMALL_MEMBER, label)
+                    if data is None:
+                        continue
+                    view: BinaryIO = io.BytesIO(data)
+                elif e.method != 0:
+                    self._zip_large_member(sub, e, label, depth)
+                    continue
+                else:
+                    view = zip_scan.RangeFile(sub, e.data_offset, e.csize)  # type: ignore[assignment]
+                head = view.read(512)
+                view.seek(0)
+                sub_fmt = detect_format(head, e.usize, e.name)
+                if kind == "torch-zip" and sub_fmt in ("unknown", "safetensors", "pickle0"):
+                    continue  # raw tensor storages and records: torch never unpickles them
+                if sub_fmt == "unknown" and not head:
+                    continue
+                self.stream(view, e.usize, label, depth + 1, name=e.name)
+                if sub_fmt in ("pickle", "pickle0", "torch-legacy"):
+                    pickles += 1
+                    self._crc(sub, e, label)
+        finally:
+            self.context = outer_context
         self.details.setdefault("members", len(entries))
         if kind == "torch-zip" and pickles == 0:
             self.malformed("PyTorch archive without a readable data.pkl", 0, member or None)
