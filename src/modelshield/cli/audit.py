@@ -230,8 +230,8 @@ def _run_demo(policy: Any, *, seed: int, opts: dict[str, dict[str, Any]], checks
         for t in targets:
             prog.label = t.label
             wanted = t.checks if checks is None else [c for c in checks if t.checks is None or c in t.checks]
-            if not wanted:
-                continue
+            if wanted is not None and not wanted:
+                continue  # --checks named none of this target's checks
             runs.append(audit_run(t.model, t.data, train=t.train, checks=wanted, policy=policy, seed=seed,
                                   quick=quick, options=opts, model_path=t.model_path, artifacts=t.artifacts,
                                   label=t.label, on_event=prog.on_event))

@@ -195,21 +195,38 @@ class Gateway:
     # -- background work --------------------------------------------------------------------
     def _monitor_loop(self) -> None:
         while True:
-            b = self._mq.get()
-            if b is None:
-                return
-            for m in self.monitors:
+            first = self._mq.get()
+            items = [first]
+            while len(items) < 256:  # drain what queued up meanwhile: fewer, larger updates under load
                 try:
-                    alerts = m.update(b)
-                except Exception as exc:  # a failing monitor must not stop the others
-                    alerts = [Alert(monitor=m.name, severity="low", message=f"monitor error: {type(exc).__name__}")]
-                for a in alerts:
-                    self.raise_alert(a)
+                    items.append(self._mq.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(b is None for b in items)
+            batches = [b for b in items if b is not None]
+            by_key: dict[str, list[Batch]] = {}
+            for b in batches:
+                by_key.setdefault(b.key_id, []).append(b)
+            merged = [bs[0] if len(bs) == 1 else
+                      Batch(X=np.concatenate([b.X for b in bs]), proba=np.concatenate([b.proba for b in bs]),
+                            key_id=k, time=bs[-1].time) for k, bs in by_key.items()]
+            for b in merged:
+                for m in self.monitors:
+                    try:
+                        alerts = m.update(b)
+                    except Exception as exc:  # a failing monitor must not stop the others
+                        alerts = [Alert(monitor=m.name, severity="low",
+                                        message=f"monitor error: {type(exc).__name__}")]
+                    for a in alerts:
+                        self.raise_alert(a)
             if self.drift is not None and self.drift.last:
                 last = self.drift.last
                 for k in ("psi_max", "psi_prediction", "ks_min_p", "mmd2"):
                     self.metrics.drift.labels(k).set(last[k])
-            self._mq.task_done()
+            for _ in items:
+                self._mq.task_done()
+            if stop:
+                return
 
     def wait_monitors(self, timeout: float = 30.0) -> None:
         """Block until the monitors have processed every queued batch (tests, shutdown)."""
