@@ -29,12 +29,19 @@ def check_output_path(path: str | Path, force: bool = False) -> Path:
     return p
 
 
-def write_bytes_safely(path: str | Path, data: bytes, force: bool = False) -> Path:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_safely(path: str | Path, data: bytes, force: bool = False, *, private: bool = False) -> Path:
     """Write atomically (temp file + rename in the same folder); never leaves a half-written file
     and never replaces an existing file unless ``force``."""
     p = check_output_path(path, force)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or ".")
     try:
+        os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         if not force and p.exists():

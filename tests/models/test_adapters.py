@@ -186,3 +186,16 @@ def test_torchscript_infers_width_and_classes(torch_mlp):
 
     m = TorchModel(torch.jit.script(torch_mlp))
     assert m.input_spec.shape == (30,) and m.classes.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)])
+def test_joblib_files_load_whatever_the_compression(tmp_path, breast_cancer, sk_logreg, compress):
+    import joblib
+
+    from modelshield.models.load import detect_format
+
+    _, Xte, _, _ = breast_cancer
+    path = tmp_path / "m.joblib"
+    joblib.dump(sk_logreg, path, compress=compress)
+    assert detect_format(path) == ("pickle" if compress == 0 else "joblib-compressed")
+    np.testing.assert_allclose(load_model(path).predict_proba(Xte), sk_logreg.predict_proba(Xte))

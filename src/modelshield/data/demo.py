@@ -113,7 +113,8 @@ def build_demo(workdir: Path, seed: int = 0, progress: Callable[[str], None] | N
     ts_path = workdir / "cancer-mlp.pt"
     torch.jit.save(torch.jit.script(net), str(ts_path))
     targets.append(DemoTarget(
-        label="cancer-mlp-overfit", model=load_model(ts_path, input_shape=(30,)), data=c_test, train=c_train, model_path=ts_path,
+        label="cancer-mlp-overfit", model=load_model(ts_path, input_shape=(30,)), data=c_test, train=c_train,
+        model_path=ts_path,
         note="PyTorch MLP (TorchScript) trained to memorise its training set"))
 
     say("training the same MLP with differential privacy (DP-SGD)")
@@ -125,7 +126,8 @@ def build_demo(workdir: Path, seed: int = 0, progress: Callable[[str], None] | N
     dp_path = workdir / "cancer-mlp-dp.pt"
     torch.jit.save(torch.jit.script(dp_net.eval()), str(dp_path))
     targets.append(DemoTarget(
-        label="cancer-mlp-dp", model=load_model(dp_path, input_shape=(30,)), data=c_test, train=c_train, model_path=dp_path,
+        label="cancer-mlp-dp", model=load_model(dp_path, input_shape=(30,)), data=c_test, train=c_train,
+        model_path=dp_path,
         checks=["baseline", "artifact", "privacy"],
         note=f"same MLP trained with DP-SGD, epsilon={dp_report.epsilon:.2f}, delta=1e-5"))
 

@@ -7,6 +7,7 @@ the secure loader (``modelshield.protect.loader``), or loaded directly only with
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,30 +17,31 @@ import numpy as np
 from modelshield.errors import FormatError, InputNotFoundError, UntrustedModelError
 from modelshield.models.base import BaseModel
 
-__all__ = ["detect_format", "load_model", "wrap_object"]
+__all__ = ["detect_format", "detect_format_bytes", "load_model", "wrap_object"]
 
-_COMPRESSED_MAGIC = {
-    b"\x1f\x8b": "gzip",
-    b"BZh": "bz2",
-    b"\xfd7zXZ\x00": "xz",
-    b"\x5d\x00\x00": "lzma",
-    b"ZF": "zlib",  # joblib's zlib header
-}
+#: joblib compressors: gzip, bz2, xz, lzma, joblib's own zlib header, and raw zlib streams
+#: (``joblib.dump(..., compress=3)`` writes zlib with no joblib header).
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"ZF",
+                     b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
 
 
 def detect_format(path: str | Path) -> str:
-    """Return a coarse format name from the file's content.
+    """:func:`detect_format_bytes` of a file's content."""
+    return detect_format_bytes(Path(path).read_bytes())
+
+
+def detect_format_bytes(data: bytes | bytearray | memoryview) -> str:
+    """Return a coarse format name from content (never the file name).
 
     One of ``onnx``, ``torchscript``, ``torch-zip``, ``zip``, ``pickle``, ``joblib-compressed``,
     ``npy``, ``safetensors``, ``unknown``. The scanner has the exhaustive detector; this one only
     picks a loader.
     """
-    p = Path(path)
-    with p.open("rb") as fh:
-        head = fh.read(64)
-    if head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(p):
+    mv = memoryview(data)
+    head = bytes(mv[:64])
+    if head.startswith(b"PK\x03\x04"):
         try:
-            with zipfile.ZipFile(p) as zf:
+            with zipfile.ZipFile(io.BytesIO(mv)) as zf:
                 names = zf.namelist()
         except zipfile.BadZipFile:
             return "unknown"
@@ -50,28 +52,26 @@ def detect_format(path: str | Path) -> str:
         return "zip"
     if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:
         return "pickle"
-    for magic, _name in _COMPRESSED_MAGIC.items():
-        if head.startswith(magic):
-            return "joblib-compressed"
+    if head.startswith(_COMPRESSED_MAGIC):
+        return "joblib-compressed"
     if head.startswith(b"\x93NUMPY"):
         return "npy"
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
-    if _looks_like_onnx(p):
+    if _looks_like_onnx(mv):
         return "onnx"
-    if head[:1] in (b"(", b"c", b"]", b"}", b"I") and p.stat().st_size < 1 << 30:
+    if head[:1] in (b"(", b"c", b"]", b"}", b"I"):
         return "pickle"  # protocol 0/1 pickles have no header
     return "unknown"
 
 
-def _looks_like_onnx(p: Path) -> bool:
+def _looks_like_onnx(mv: memoryview) -> bool:
     try:
         import onnx
 
-        m = onnx.load_model(str(p), load_external_data=False)
+        return len(onnx.load_model_from_string(bytes(mv)).graph.node) > 0
     except Exception:  # not protobuf / not a ModelProto
         return False
-    return len(m.graph.node) > 0
 
 
 def wrap_object(obj: Any, **kwargs: Any) -> BaseModel:

@@ -20,8 +20,6 @@ verification, and no plaintext ever reaches a temp file.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +35,17 @@ from modelshield.errors import (
 )
 from modelshield.findings import Severity
 from modelshield.models.base import BaseModel
-from modelshield.models.load import _is_torch, load_file_unrestricted, require_trust, wrap_object
+from modelshield.models.load import (
+    _is_torch,
+    detect_format_bytes,
+    load_file_unrestricted,
+    require_trust,
+    wrap_object,
+)
 
 __all__ = ["PICKLE_BASED", "TrustPolicy", "detect_format_bytes", "secure_load"]
 
 PICKLE_BASED = frozenset({"pickle", "joblib-compressed", "torch-zip"})
-
-_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"ZF")
-
 
 @dataclass(frozen=True, kw_only=True)
 class TrustPolicy:
@@ -67,45 +68,6 @@ class TrustPolicy:
     require_encryption: bool = False
     block_at: Severity | str = Severity.HIGH
     allow_trust: bool = True
-
-
-def detect_format_bytes(data: bytes | bytearray | memoryview) -> str:
-    """:func:`modelshield.models.load.detect_format` for in-memory content (decrypted models)."""
-    mv = memoryview(data)
-    head = bytes(mv[:64])
-    if head.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(mv)) as zf:
-                names = zf.namelist()
-        except zipfile.BadZipFile:
-            return "unknown"
-        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
-            return "torchscript"
-        if any(n.endswith("data.pkl") for n in names):
-            return "torch-zip"
-        return "zip"
-    if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:
-        return "pickle"
-    if head.startswith(_COMPRESSED_MAGIC):
-        return "joblib-compressed"
-    if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
-    if _looks_like_onnx(mv):
-        return "onnx"
-    if head[:1] in (b"(", b"c", b"]", b"}", b"I"):
-        return "pickle"
-    return "unknown"
-
-
-def _looks_like_onnx(mv: memoryview) -> bool:
-    try:
-        import onnx
-
-        return len(onnx.load_model_from_string(bytes(mv)).graph.node) > 0
-    except Exception:  # not protobuf / not a ModelProto
-        return False
 
 
 def _public_keys(items: Sequence[Any]) -> list[Any]:
