@@ -34,7 +34,7 @@ def test_demo_writes_three_reports(demo):
 
 
 def test_demo_audits_sklearn_and_torch_models_with_every_check(demo):
-    doc, runs = _runs(demo)
+    _doc, runs = _runs(demo)
     assert {"adult-income-hgb", "cancer-mlp-overfit", "cancer-mlp-dp", "downloaded-artifacts"} <= set(runs)
     adult = runs["adult-income-hgb"]
     assert adult["model"]["framework"] == "sklearn"

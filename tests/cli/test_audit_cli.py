@@ -93,7 +93,7 @@ def test_pickles_are_scanned_then_loaded_and_malicious_ones_refused(files, capsy
     from modelshield.data.demo import malicious_pickle_bytes
 
     tmp, model, data = files
-    rc, out, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline",
+    rc, _out, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline",
                         "-o", tmp / "r.html", "--no-progress"], capsys)
     assert rc == 0, err
     evil = tmp / "evil.joblib"
@@ -156,7 +156,7 @@ def test_audit_encrypted_and_signed_model(files, capsys):
     assert run(["protect", "encrypt", model, enc, "--key-file", key], capsys)[0] == 0
     assert run(["protect", "sign", enc, "--private-key", priv], capsys)[0] == 0
     base = ["audit", enc, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--no-progress"]
-    rc, out, err = run([*base, "--key-file", key, "--public-key", pub, "-o", tmp / "ok.html"], capsys)
+    rc, _out, err = run([*base, "--key-file", key, "--public-key", pub, "-o", tmp / "ok.html"], capsys)
     assert rc == 0, err
     rc, _, err = run([*base, "-o", tmp / "nokey.html"], capsys)
     assert rc == 2 and "key" in _one_line_error(err)  # no key given: a usage error

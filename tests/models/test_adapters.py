@@ -71,7 +71,8 @@ def test_torch_module_and_gradient(breast_cancer, torch_mlp):
     g = m.gradient(Xte[:4], yte[:4])
     assert g.shape == (4, 30) and np.abs(g).sum() > 0
     # the gradient points uphill: a small step along it increases the loss
-    loss = lambda X: torch.nn.functional.cross_entropy(torch_mlp(torch.as_tensor(X)), torch.as_tensor(yte[:4]))
+    def loss(X):
+        return torch.nn.functional.cross_entropy(torch_mlp(torch.as_tensor(X)), torch.as_tensor(yte[:4]))
     assert loss(Xte[:4] + 0.01 * np.sign(g)).item() > loss(Xte[:4]).item()
 
 
@@ -122,7 +123,7 @@ def test_onnx_from_torch_logits(tmp_path, breast_cancer, torch_mlp):
 class _Handler(http.server.BaseHTTPRequestHandler):
     model = None
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.headers.get("Authorization") != "Bearer k":
             self.send_response(401)

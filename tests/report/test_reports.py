@@ -57,7 +57,7 @@ def test_sarif_validates_against_official_schema(report):
     log = report_sarif(report)
     jsonschema.Draft4Validator(schema).validate(log)
     res = log["runs"][0]["results"]
-    crit = [r for r in res if r["properties"]["severity"] == "critical"][0]
+    crit = next(r for r in res if r["properties"]["severity"] == "critical")
     assert crit["level"] == "error"
     assert crit["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/x.pkl"
     assert crit["locations"][0]["physicalLocation"]["region"]["byteOffset"] == 17
