@@ -1,43 +1,70 @@
 """modelshield: audit, harden, protect and serve machine-learning models securely.
 
-The safe recipes live here; everything else is reached through subpackages.
+The safe recipes live here — :func:`audit`, :func:`load_model` (verify → decrypt → scan → load),
+:func:`scan`, :func:`load_dataset` — and are imported lazily (PEP 562), so ``modelshield scan`` and
+``modelshield protect verify`` start fast. Everything else is reached through subpackages.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from modelshield.audit import AuditReport, AuditRun, audit
-from modelshield.checks.base import Applies, AuditContext, Check
-from modelshield.checks.registry import available_checks
-from modelshield.data.dataset import Dataset
-from modelshield.data.loaders import load_dataset
-from modelshield.errors import ModelShieldError
-from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
-from modelshield.models.base import Capability, Model
-from modelshield.models.load import load_model
-from modelshield.policy import Policy, load_policy
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Applies": "modelshield.checks.base",
+    "AuditContext": "modelshield.checks.base",
+    "AuditReport": "modelshield.audit",
+    "AuditRun": "modelshield.audit",
+    "Capability": "modelshield.models.base",
+    "Check": "modelshield.checks.base",
+    "CheckResult": "modelshield.findings",
+    "Dataset": "modelshield.data.dataset",
+    "Figure": "modelshield.findings",
+    "Finding": "modelshield.findings",
+    "Model": "modelshield.models.base",
+    "ModelShieldError": "modelshield.errors",
+    "Policy": "modelshield.policy",
+    "ScanReport": "modelshield.checks.artifact",
+    "Series": "modelshield.findings",
+    "Severity": "modelshield.findings",
+    "TrustPolicy": "modelshield.protect.loader",
+    "audit": "modelshield.audit",
+    "available_checks": "modelshield.checks.registry",
+    "load_dataset": "modelshield.data.loaders",
+    "load_model": "modelshield.models.load",
+    "load_policy": "modelshield.policy",
+    "scan": "modelshield.checks.artifact",
+}
 
-__all__ = [
-    "Applies",
-    "AuditContext",
-    "AuditReport",
-    "AuditRun",
-    "Capability",
-    "Check",
-    "CheckResult",
-    "Dataset",
-    "Figure",
-    "Finding",
-    "Model",
-    "ModelShieldError",
-    "Policy",
-    "Series",
-    "Severity",
-    "__version__",
-    "audit",
-    "available_checks",
-    "load_dataset",
-    "load_model",
-    "load_policy",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelshield' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
+    from modelshield.audit import AuditReport, AuditRun, audit
+    from modelshield.checks.artifact import ScanReport, scan
+    from modelshield.checks.base import Applies, AuditContext, Check
+    from modelshield.checks.registry import available_checks
+    from modelshield.data.dataset import Dataset
+    from modelshield.data.loaders import load_dataset
+    from modelshield.errors import ModelShieldError
+    from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
+    from modelshield.models.base import Capability, Model
+    from modelshield.models.load import load_model
+    from modelshield.policy import Policy, load_policy
+    from modelshield.protect.loader import TrustPolicy

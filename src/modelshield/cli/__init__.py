@@ -6,13 +6,13 @@ Exit codes (a contract): 0 pass / clean, 1 policy failed / findings at or above 
 
 Each area lives in its own module ``modelshield.cli.<area>`` exposing
 ``register(app: typer.Typer, harden: typer.Typer) -> None``; adding an area is one line in
-``AREAS``.
+``AREAS`` (area -> the top-level commands it registers). ``main()`` imports only the area the
+command line names, so ``modelshield scan`` does not pay for torch, fairlearn or FastAPI.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -21,13 +21,35 @@ import typer
 
 from modelshield.errors import EXIT_INTERRUPTED, EXIT_USAGE, ModelShieldError
 
-__all__ = ["AREAS", "app", "build_app", "main"]
+__all__ = ["AREAS", "HARDEN_AREAS", "build_app", "main"]
 
-#: CLI areas, one module each (``modelshield.cli.<name>``), registered in this order.
-AREAS: tuple[str, ...] = ("audit", "scan", "protect", "attack", "privacy", "fairness", "theft", "serve")
+#: CLI areas, one module each (``modelshield.cli.<name>``), registered in this order, with the
+#: top-level commands each one adds. Areas marked in HARDEN_AREAS also add ``harden`` subcommands.
+AREAS: dict[str, tuple[str, ...]] = {
+    "audit": ("audit", "policy", "checks"),
+    "scan": ("scan",),
+    "protect": ("protect",),
+    "attack": ("attack",),
+    "privacy": ("privacy",),
+    "fairness": ("fairness",),
+    "theft": ("theft",),
+    "serve": ("serve", "keys", "audit-log"),
+}
+HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
 
 
-def build_app() -> typer.Typer:
+def _areas_for(args: Sequence[str]) -> tuple[str, ...]:
+    """The areas a command line needs: the one owning its first command word, else all of them."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first == "harden":
+        return HARDEN_AREAS
+    for area, commands in AREAS.items():
+        if first in commands:
+            return (area,)
+    return tuple(AREAS)
+
+
+def build_app(areas: Sequence[str] | None = None) -> typer.Typer:
     app = typer.Typer(
         name="modelshield",
         help="Audit, harden, protect and serve machine-learning models securely.",
@@ -50,16 +72,18 @@ def build_app() -> typer.Typer:
             typer.echo(f"modelshield {__version__}")
             raise typer.Exit(0)
 
-    for area in AREAS:
-        name = f"modelshield.cli.{area}"
-        if importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name).register(app, harden)
+    for area in AREAS if areas is None else areas:
+        importlib.import_module(f"modelshield.cli.{area}").register(app, harden)
     app.add_typer(harden, name="harden")
     return app
 
 
-app = build_app()
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the full application (docs, tests); main() builds only what it needs
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module 'modelshield.cli' has no attribute {name!r}")
 
 
 def _click_errors() -> tuple[type[Exception], ...]:
@@ -92,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unless ``--debug`` is given."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(build_app(_areas_for(args)))
     try:
         rv = command.main(args=args, prog_name="modelshield", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

@@ -239,7 +239,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         else:
             torch.save(res.module, buf)
         write_bytes_safely(out, buf.getvalue(), force)
-        write_bytes_safely(triggers_out, res.triggers.to_bytes(), force)
+        write_bytes_safely(triggers_out, res.triggers.to_bytes(), force, private=True)  # the trigger set is a secret
         console.print(f"wrote {out} and {triggers_out} (keep the trigger set secret)")
         console.print(f"trigger agreement {v.agreement:.1%} (p = {v.p_value:.3g}); "
                       f"training accuracy {res.train_accuracy:.1%} after {res.epochs} epochs")
