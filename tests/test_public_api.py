@@ -22,7 +22,7 @@ def test_all_is_pinned_and_resolves():
 
 def test_unknown_attribute_is_an_attribute_error():
     try:
-        modelshield.not_there  # noqa: B018
+        modelshield.not_there
     except AttributeError as exc:
         assert "not_there" in str(exc)
     else:

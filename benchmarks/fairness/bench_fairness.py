@@ -42,7 +42,7 @@ def full_check(y, p, sex, race, boot: int):
 
     The model is a callable returning the precomputed decisions as scores, so the time is the check's own.
     """
-    from modelshield.audit import run_check
+    from modelshield.runner import run_check
     from modelshield.checks.base import AuditContext
     from modelshield.checks.fairness.check import FairnessCheck
     from modelshield.data.dataset import Dataset

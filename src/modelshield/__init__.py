@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Applies": "modelshield.checks.base",
     "AuditContext": "modelshield.checks.base",
-    "AuditReport": "modelshield.audit",
-    "AuditRun": "modelshield.audit",
+    "AuditReport": "modelshield.runner",
+    "AuditRun": "modelshield.runner",
     "Capability": "modelshield.models.base",
     "Check": "modelshield.checks.base",
     "CheckResult": "modelshield.findings",
@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "Series": "modelshield.findings",
     "Severity": "modelshield.findings",
     "TrustPolicy": "modelshield.protect.loader",
-    "audit": "modelshield.audit",
+    "audit": "modelshield.runner",
     "available_checks": "modelshield.checks.registry",
     "load_dataset": "modelshield.data.loaders",
     "load_model": "modelshield.models.load",
@@ -56,7 +56,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
-    from modelshield.audit import AuditReport, AuditRun, audit
     from modelshield.checks.artifact import ScanReport, scan
     from modelshield.checks.base import Applies, AuditContext, Check
     from modelshield.checks.registry import available_checks
@@ -68,3 +67,4 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
     from modelshield.models.load import load_model
     from modelshield.policy import Policy, load_policy
     from modelshield.protect.loader import TrustPolicy
+    from modelshield.runner import AuditReport, AuditRun, audit

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import modelshield as ms
-from modelshield.audit import run_check
 from modelshield.checks.base import AuditContext
 from modelshield.checks.registry import available_checks
 from modelshield.findings import CheckResult, CheckStatus
+from modelshield.runner import run_check
 
 CHECKS = sorted(available_checks())
 

@@ -76,7 +76,7 @@ def test_equalized_odds_constraint_reduces_equalized_odds(planted_setup):
 
 
 def test_saved_models_round_trip_and_audit_fairer(dp_report, planted_setup):
-    from modelshield.audit import audit
+    from modelshield.runner import audit
 
     _, test, _ = planted_setup
     for o in dp_report.outcomes:

@@ -277,3 +277,14 @@ def test_output_hardening_through_the_api(make_gateway, breast_cancer, sk_logreg
         body = c.post("/v1/predict", json={"inputs": X.tolist()}, headers=bearer(keys["predict"])).json()
     assert set(body) == {"predictions", "probabilities", "classes"}
     assert np.allclose(body["probabilities"], np.round(sk_logreg.predict_proba(X), 2))
+
+
+def test_gateway_without_reference_data_still_protects(make_gateway, breast_cancer):
+    app, gw, keys = make_gateway(reference=False)
+    assert gw.defense is None and gw.monitors == []
+    with TestClient(app) as c:
+        h = bearer(keys["predict"])
+        assert c.post("/v1/predict", json={"inputs": breast_cancer[1][:2].tolist()}, headers=h).status_code == 200
+        assert c.post("/v1/predict", json={"inputs": [[0.0] * 7]}, headers=h).status_code == 422
+        assert c.post("/v1/predict", json={"inputs": [[0.0] * 30]}).status_code == 401
+    assert gw.audit.verify().n_records == 3

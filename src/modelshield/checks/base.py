@@ -12,7 +12,7 @@ A check is one subclass in one module::
         def run(self, ctx: AuditContext) -> CheckResult:
             ...
 
-The runner (:func:`modelshield.audit.run_check`) owns selection, seeding, timing and error capture;
+The runner (:func:`modelshield.runner.run_check`) owns selection, seeding, timing and error capture;
 ``run`` implements only the check's own step.
 """
 

@@ -118,7 +118,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         opts = parse_options(option)
         check_names = _split([checks]) if checks else None
         if check_names is not None:
-            from modelshield.audit import select_checks
+            from modelshield.runner import select_checks
 
             select_checks(check_names, {})  # unknown names fail now, not after loading
         show = not no_progress and err_console.is_terminal
@@ -193,9 +193,9 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
               sensitive: list[str], features: list[str] | None, immutable: list[str], checks: list[str] | None,
               policy: Any, seed: int, opts: dict[str, dict[str, Any]], input_shape: tuple[int, ...] | None,
               trust: bool, quick: bool, prog: _Progress, loader: dict[str, Any] | None = None) -> Any:
-    from modelshield.audit import AuditReport, audit_run, environment
     from modelshield.data.loaders import load_dataset
     from modelshield.models.load import load_model
+    from modelshield.runner import AuditReport, audit_run, environment
 
     if model_src is None:
         raise UserError("give a MODEL to audit (or --demo)")
@@ -221,8 +221,8 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
 
 def _run_demo(policy: Any, *, seed: int, opts: dict[str, dict[str, Any]], checks: list[str] | None,
               prog: _Progress, quick: bool) -> Any:
-    from modelshield.audit import AuditReport, audit_run, environment
     from modelshield.data.demo import build_demo
+    from modelshield.runner import AuditReport, audit_run, environment
 
     runs = []
     with tempfile.TemporaryDirectory(prefix="modelshield-demo-") as tmp:

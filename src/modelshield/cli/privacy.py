@@ -149,7 +149,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite the JSON output."),
     ) -> int:
         """Membership-inference audit: ROC AUC and TPR at 0.1 % / 1 % FPR, most exposed rows by index."""
-        from modelshield.audit import audit
+        from modelshield.runner import audit
 
         if json_out is not None:
             check_output_path(json_out, force)

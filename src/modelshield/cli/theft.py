@@ -91,11 +91,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
     ) -> None:
         """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
-        from modelshield.audit import run_check
         from modelshield.checks.base import AuditContext
         from modelshield.checks.theft.check import TheftCheck
         from modelshield.data.loaders import check_model_width
         from modelshield.findings import CheckStatus
+        from modelshield.runner import run_check
 
         if json_out is not None:
             check_output_path(json_out, force)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from modelshield.audit import AuditReport
 from modelshield.findings import Severity
+from modelshield.runner import AuditReport
 
 __all__ = ["render_html"]
 

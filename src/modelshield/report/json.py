@@ -6,7 +6,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from modelshield.audit import AuditReport
+from modelshield.runner import AuditReport
 
 __all__ = ["report_schema", "to_json"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from modelshield.audit import AuditReport
 from modelshield.findings import CheckStatus
+from modelshield.runner import AuditReport
 
 __all__ = ["print_summary"]
 

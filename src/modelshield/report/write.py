@@ -1,4 +1,4 @@
-"""Write an :class:`~modelshield.audit.AuditReport` in the requested formats (atomically, no clobbering)."""
+"""Write an :class:`~modelshield.runner.AuditReport` in the requested formats (atomically, no clobbering)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from modelshield.audit import AuditReport
+from modelshield.runner import AuditReport
 
 __all__ = ["report_sarif", "write_reports"]
 

@@ -151,14 +151,23 @@ class AuditLog:
             raise MissingExtraError("sqlalchemy", "serve", "the audit log") from exc
         if len(key) < 16:
             raise UserError("audit key must be at least 16 bytes")
+        import re
+
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
+            raise UserError(f"bad audit table name {table!r}")
         self.url = url
         self._key = key
         self._sa = sa
         self.max_batch = max_batch
         self.max_batch_wait_s = max_batch_wait_s
         self.is_sqlite = url.startswith("sqlite")
+        self._raw: Any = None  # the writer thread's own sqlite3 connection (SQLite files only)
+        self._sqlite_path: str | None = None
+        self._sync = "FULL" if durability == "full" else "NORMAL"
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
+            if path and path != ":memory:" and "?" not in path:
+                self._sqlite_path = path
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -262,30 +271,63 @@ class AuditLog:
             if stop:
                 return
 
+    def _rows(self, records: list[AuditRecord], tail: Any) -> list[dict[str, Any]]:
+        seq, prev = (int(tail[0]), str(tail[1])) if tail else (0, GENESIS)
+        rows = []
+        for r in records:
+            seq += 1
+            row = {
+                "seq": seq, "ts_us": int(r.ts_us), "kind": r.kind, "request_id": r.request_id[:64],
+                "key_id": r.key_id, "client": (r.client or None) and r.client[:80],
+                "endpoint": r.endpoint[:80], "status": int(r.status), "decision": r.decision[:40],
+                "input_hash": r.input_hash, "n_rows": int(r.n_rows),
+                "output": None if r.output is None else json.dumps(r.output, separators=(",", ":")),
+                "scores": None if r.scores is None else json.dumps(dict(r.scores), separators=(",", ":"),
+                                                                    sort_keys=True),
+                "prev_hash": prev,
+            }
+            row["hash"] = prev = _chain_hash(self._key, row)
+            rows.append(row)
+        return rows
+
     def _write_batch(self, records: list[AuditRecord]) -> list[int]:
+        if self._sqlite_path is not None:
+            return self._write_batch_sqlite(records)
         sa = self._sa
         t = self.table
         with self.engine.begin() as conn:
             if not self.is_sqlite:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
             tail = conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)).first()
-            seq, prev = (int(tail[0]), str(tail[1])) if tail else (0, GENESIS)
-            rows = []
-            for r in records:
-                seq += 1
-                row = {
-                    "seq": seq, "ts_us": int(r.ts_us), "kind": r.kind, "request_id": r.request_id[:64],
-                    "key_id": r.key_id, "client": (r.client or None) and r.client[:80],
-                    "endpoint": r.endpoint[:80], "status": int(r.status), "decision": r.decision[:40],
-                    "input_hash": r.input_hash, "n_rows": int(r.n_rows),
-                    "output": None if r.output is None else json.dumps(r.output, separators=(",", ":")),
-                    "scores": None if r.scores is None else json.dumps(dict(r.scores), separators=(",", ":"),
-                                                                        sort_keys=True),
-                    "prev_hash": prev,
-                }
-                row["hash"] = prev = _chain_hash(self._key, row)
-                rows.append(row)
+            rows = self._rows(records, tail)
             conn.execute(t.insert(), rows)
+        return [r["seq"] for r in rows]
+
+    def _write_batch_sqlite(self, records: list[AuditRecord]) -> list[int]:
+        """The same transaction on a plain sqlite3 connection (a third of SQLAlchemy's per-commit cost)."""
+        import sqlite3
+
+        if self._raw is None:
+            c = sqlite3.connect(self._sqlite_path, timeout=30, isolation_level=None, check_same_thread=False)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute(f"PRAGMA synchronous={self._sync}")
+            self._raw = c
+        c = self._raw
+        name = self.table.name
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            tail = c.execute(f'SELECT seq, hash FROM "{name}" ORDER BY seq DESC LIMIT 1').fetchone()  # noqa: S608
+            rows = self._rows(records, tail)
+            cols = (*_FIELDS, "hash")
+            c.executemany(f'INSERT INTO "{name}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})',  # noqa: S608
+                          [tuple(r[k] for k in cols) for r in rows])
+            c.execute("COMMIT")
+        except BaseException:
+            try:
+                c.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
         return [r["seq"] for r in rows]
 
     def close(self, timeout: float = 10.0) -> None:
@@ -296,6 +338,9 @@ class AuditLog:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         self.engine.dispose()
         self._reader.dispose()
 

@@ -10,6 +10,7 @@ Example ``serve.yaml``::
       fail_burst: 10              # failed authentications from one client within fail_window_s ...
       fail_window_s: 60
       block_s: 300                # ... block that client for block_s seconds and raise an alert
+      reload_every_s: 0.05        # key-file change check
       jwt: {algorithms: [HS256], secret_env: MS_JWT_SECRET, audience: modelshield}
     limits:
       rate_per_s: 50              # token bucket per key (requests/s) ...
@@ -21,9 +22,12 @@ Example ``serve.yaml``::
       redis_url: redis://127.0.0.1:6379/0
     audit:
       url: null                   # default sqlite:///<state_dir>/audit.db; postgresql+psycopg://...
+      key_file: null              # chain HMAC key, default <state_dir>/audit.key
+      table: modelshield_audit
       durability: full            # fsync before the response (full) or the OS decides (normal)
     input:
       policy: flag                # log | flag | reject
+      adversarial: true           # also the robustness module's adversarial-input score
       ood_quantile: 0.999
     outputs: {top_k: null, decimals: 4, noise: 0.0}
     drift: {window: 500, every: 100, psi_threshold: 0.2, ks_alpha: 0.001, mmd_alpha: 0.001}

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from modelshield.audit import audit, run_check
 from modelshield.checks.base import AuditContext
 from modelshield.checks.fairness.check import FairnessCheck
 from modelshield.checks.registry import available_checks
@@ -17,6 +16,7 @@ from modelshield.data.dataset import Dataset
 from modelshield.findings import CheckStatus, Severity
 from modelshield.models.load import wrap_object
 from modelshield.policy import Policy
+from modelshield.runner import audit, run_check
 
 
 def _run(model, data, quick=True, policy=None, seed=0, **opts):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelshield.audit import audit
 from modelshield.checks.privacy.check import PrivacyCheck
 from modelshield.data.dataset import Dataset
 from modelshield.findings import CheckStatus, Severity
 from modelshield.policy import Policy
+from modelshield.runner import audit
 
 
 def _run(model, data, train=None, quick=True, policy=None, options=None):

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from modelshield.audit import audit
 from modelshield.checks.registry import get_check
 from modelshield.checks.robustness.check import RobustnessCheck
 from modelshield.errors import UserError
 from modelshield.findings import CheckStatus, Severity
 from modelshield.policy import Policy
+from modelshield.runner import audit
 
 
 def _run(model, data, **kw):

@@ -81,7 +81,6 @@ class ArtifactCheck(Check):
             **{f"files_{k}": v for k, v in counts.items()},
             "findings": len(report.findings),
             "max_severity_rank": worst.rank if worst else -1,
-            "scan_seconds": round(report.duration_s, 4),
             "files_blocking": bad,
         }
         rows = [{"file": fr.path, "format": fr.format, "status": fr.status.value, "size": fr.size,

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import modelshield as ms
-from modelshield.audit import run_check
 from modelshield.checks.base import AuditContext, Check
 from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckStatus, Finding
 from modelshield.models.base import Capability
+from modelshield.runner import run_check
 
 
 @dataclass(kw_only=True)
