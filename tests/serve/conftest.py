@@ -18,6 +18,10 @@ REDIS_URL = os.environ.get("MODELSHIELD_TEST_REDIS", "redis://127.0.0.1:6379/15"
 PG_URL = os.environ.get("MODELSHIELD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+#: how to run the CLI from tests: this interpreter, whatever the install layout
+CLI = [sys.executable, "-c", "from modelshield.cli import main; main()"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,7 +114,7 @@ class Server:
         import httpx
 
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        cmd = [str(Path(sys.executable).parent / "modelshield"), "serve", str(self.model_path), "--trust",
+        cmd = [*CLI, "serve", str(self.model_path), "--trust",
                "--config", str(self.config), "--port", str(self.port), *self.extra]
         self.log = open(self.workdir / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)

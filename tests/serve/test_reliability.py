@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -111,7 +110,7 @@ def test_kill9_mid_load_then_restart_loses_no_acknowledged_request(server_setup,
                    headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200
     srv2.stop()
-    rc = subprocess.run([str(Path(sys.executable).parent / "modelshield"), "audit-log", "verify",
+    rc = subprocess.run([sys.executable, "-c", "from modelshield.cli import main; main()", "audit-log", "verify",
                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, timeout=120)
     assert rc.returncode == 0, rc.stderr + rc.stdout
     assert "intact" in rc.stdout
