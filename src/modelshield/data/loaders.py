@@ -12,7 +12,7 @@ import numpy as np
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, FormatError, InputNotFoundError
 
-__all__ = ["check_model_width", "load_dataset"]
+__all__ = ["check_model_width", "from_frame", "load_dataset", "read_table"]
 
 
 def load_dataset(
@@ -32,49 +32,51 @@ def load_dataset(
     ``feature_names`` and ``sensitive_<name>`` arrays.
     """
     p = Path(path)
+    if p.exists() and p.is_file():
+        with p.open("rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"PK") and zipfile.is_zipfile(p):
+            return _load_npz(p, target=target, sensitive=sensitive, features=features, immutable=immutable)
+        if head.startswith(b"\x93NUMPY"):
+            raise FormatError(f"{p}: a bare .npy has no labels; save X and y together with numpy.savez")
+    frame = read_table(p)
+    if len(frame) == 0:
+        raise FormatError(f"{p}: no data rows")
+    return from_frame(frame, target=target, sensitive=sensitive, features=features, immutable=immutable,
+                      name=p.name, source=str(p))
+
+
+def read_table(path: str | Path, *, as_text: bool = False) -> Any:
+    """Read a CSV or Parquet file (by content) into a DataFrame, with one-line errors.
+
+    ``as_text`` keeps every value as text (leading zeros, IDs and phone numbers intact; for PII scans).
+    """
+    import pandas as pd
+
+    p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"data file not found: {p}")
     if p.is_dir():
         raise FormatError(f"{p} is a directory, not a data file")
     with p.open("rb") as fh:
-        head = fh.read(8)
-    if head.startswith(b"PAR1"):
-        frame = _read_parquet(p)
-    elif head.startswith(b"PK") and zipfile.is_zipfile(p):
-        return _load_npz(p, target=target, sensitive=sensitive, features=features, immutable=immutable)
-    elif head.startswith(b"\x93NUMPY"):
-        raise FormatError(f"{p}: a bare .npy has no labels; save X and y together with numpy.savez")
-    else:
-        frame = _read_csv(p)
-    return from_frame(frame, target=target, sensitive=sensitive, features=features, immutable=immutable,
-                      name=p.name, source=str(p))
-
-
-def _read_csv(p: Path) -> Any:
-    import pandas as pd
-
+        head = fh.read(4)
+    if head == b"PAR1":
+        try:
+            frame = pd.read_parquet(p)
+        except ImportError as exc:
+            raise FormatError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+        except Exception as exc:  # pyarrow raises ArrowInvalid and friends
+            raise FormatError(f"{p}: not a readable Parquet file ({exc})") from exc
+        return frame.astype("string").astype(object) if as_text else frame
+    text_opts: dict[str, Any] = {"dtype": str, "keep_default_na": False} if as_text else {}
     try:
-        frame = pd.read_csv(p, skipinitialspace=True)
+        return pd.read_csv(p, skipinitialspace=True, **text_opts)
     except UnicodeDecodeError:
         raise FormatError(f"{p}: not a text CSV file (unknown format)") from None
     except pd.errors.EmptyDataError:
         raise FormatError(f"{p}: the file is empty") from None
     except pd.errors.ParserError as exc:
         raise FormatError(f"{p}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    if frame.shape[1] < 2 and frame.shape[0] == 0:
-        raise FormatError(f"{p}: no data rows")
-    return frame
-
-
-def _read_parquet(p: Path) -> Any:
-    import pandas as pd
-
-    try:
-        return pd.read_parquet(p)
-    except ImportError as exc:
-        raise FormatError("reading Parquet needs pyarrow: pip install pyarrow") from exc
-    except Exception as exc:  # pyarrow raises ArrowInvalid and friends
-        raise FormatError(f"{p}: not a readable Parquet file ({exc})") from exc
 
 
 def _unknown(col: str, available: Sequence[str], flag: str) -> DataError:

@@ -168,17 +168,22 @@ def load_file_unrestricted(
         module = torch.jit.load(src, map_location="cpu")
         return TorchModel(module, input_shape=input_shape, classes=classes, format="torchscript", source=str(path))
     if fmt in ("torch-zip", "pickle", "joblib-compressed"):
-        obj = _unpickle_trusted(src, fmt)
-        m = wrap_object(obj, **({"input_shape": input_shape} if input_shape and _is_torch(obj) else {}))
-        m.format = fmt
-        m.source = str(path)
-        if classes is not None and m._classes is None:
-            m._classes = np.asarray(classes)
-        return m
+        return wrap_loaded(_unpickle_trusted(src, fmt), path, fmt, input_shape=input_shape, classes=classes)
     raise FormatError(
         f"{path}: unsupported model format ({fmt}); expected scikit-learn pickle/joblib, "
         "PyTorch, TorchScript or ONNX"
     )
+
+
+def wrap_loaded(obj: Any, path: Path, fmt: str, *, input_shape: tuple[int, ...] | None = None,
+                classes: list[Any] | np.ndarray | None = None) -> BaseModel:
+    """Wrap an object loaded from ``path`` (format ``fmt``) and record where it came from."""
+    m = wrap_object(obj, **({"input_shape": input_shape} if input_shape and _is_torch(obj) else {}))
+    m.format = fmt
+    m.source = str(path)
+    if classes is not None and m._classes is None:
+        m._classes = np.asarray(classes)
+    return m
 
 
 def _is_torch(obj: Any) -> bool:

@@ -36,11 +36,9 @@ from modelshield.errors import (
 from modelshield.findings import Severity
 from modelshield.models.base import BaseModel
 from modelshield.models.load import (
-    _is_torch,
     detect_format_bytes,
     load_file_unrestricted,
-    require_trust,
-    wrap_object,
+    wrap_loaded,
 )
 
 __all__ = ["PICKLE_BASED", "TrustPolicy", "detect_format_bytes", "secure_load"]
@@ -149,27 +147,21 @@ def secure_load(
     if trust and not pol.allow_trust:
         raise UntrustedModelError(f"refusing {path}: the trust policy does not allow trust=True")
     if not trust:
-        scanner = _scanner()
-        if scanner is None:
-            if fmt in PICKLE_BASED:
-                require_trust(path, fmt, trust)  # the foundation's trust gate: always raises here
-                raise AssertionError("unreachable")
-        else:
-            scan_bytes, safe_load = scanner
-            report = scan_bytes(data, path.name)  # bytes-like; the scanner wraps it, no copy
-            if getattr(report, "errors", None):
-                raise UnsafeModelError(f"refusing to load {path}: the scan did not complete "
-                                       f"({report.errors[0]})", findings=list(report.findings))
-            if report.blocks(block_at):
-                bad = [f for f in report.findings if Severity.parse(f.severity) >= block_at]
-                first = bad[0].title if bad else "blocking findings"
-                raise UnsafeModelError(
-                    f"refusing to load {path}: the scanner found {len(bad) or 'blocking'} finding(s) at or "
-                    f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`",
-                    findings=list(report.findings),
-                )
-            if fmt in PICKLE_BASED:
-                return _wrap(safe_load(data, fmt), path, fmt, input_shape, classes)
+        scan_bytes, safe_load = _scanner()
+        report = scan_bytes(data, path.name)  # bytes-like; the scanner wraps it, no copy
+        if getattr(report, "errors", None):
+            raise UnsafeModelError(f"refusing to load {path}: the scan did not complete "
+                                   f"({report.errors[0]})", findings=list(report.findings))
+        if report.blocks(block_at):
+            bad = [f for f in report.findings if Severity.parse(f.severity) >= block_at]
+            first = bad[0].title if bad else "blocking findings"
+            raise UnsafeModelError(
+                f"refusing to load {path}: the scanner found {len(bad) or 'blocking'} finding(s) at or "
+                f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`",
+                findings=list(report.findings),
+            )
+        if fmt in PICKLE_BASED:
+            return wrap_loaded(safe_load(data, fmt), path, fmt, input_shape=input_shape, classes=classes)
     return load_file_unrestricted(path, fmt, input_shape=input_shape, classes=classes,
                                   data=bytes(data) if fmt == "onnx" else data)  # type: ignore[arg-type]
 
@@ -196,21 +188,9 @@ def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str
     raise IntegrityError(f"refusing {path}: {detail}")
 
 
-def _scanner() -> tuple[Any, Any] | None:
-    """The artifact scanner's ``scan_bytes`` and restricted ``safe_load``; None if not installed."""
-    try:
-        from modelshield.checks.artifact import scan_bytes
-        from modelshield.checks.artifact.restricted import safe_load
-    except ImportError:
-        return None
+def _scanner() -> tuple[Any, Any]:
+    """The artifact scanner's ``scan_bytes`` and restricted ``safe_load`` (a seam tests replace)."""
+    from modelshield.checks.artifact import scan_bytes
+    from modelshield.checks.artifact.restricted import safe_load
+
     return scan_bytes, safe_load
-
-
-def _wrap(obj: Any, path: Path, fmt: str, input_shape: tuple[int, ...] | None,
-          classes: list[Any] | np.ndarray | None) -> BaseModel:
-    m = wrap_object(obj, **({"input_shape": input_shape} if input_shape and _is_torch(obj) else {}))
-    m.format = fmt
-    m.source = str(path)
-    if classes is not None and m._classes is None:
-        m._classes = np.asarray(classes)
-    return m

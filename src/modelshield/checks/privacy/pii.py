@@ -443,30 +443,9 @@ def scan_frame(frame: Any, *, quasi: bool = True, max_rows: int | None = None, s
 
 def read_table(path: str | Path) -> Any:
     """Read a CSV or Parquet file with every column as text (leading zeros and IDs intact)."""
-    import pandas as pd
+    from modelshield.data.loaders import read_table as _read
 
-    from modelshield.errors import FormatError, InputNotFoundError
-
-    p = Path(path)
-    if not p.exists():
-        raise InputNotFoundError(f"data file not found: {p}")
-    if p.is_dir():
-        raise FormatError(f"{p} is a directory, not a data file")
-    with p.open("rb") as fh:
-        head = fh.read(4)
-    if head == b"PAR1":
-        try:
-            return pd.read_parquet(p).astype("string").astype(object)
-        except Exception as exc:
-            raise FormatError(f"{p}: not a readable Parquet file ({exc})") from exc
-    try:
-        return pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except UnicodeDecodeError:
-        raise FormatError(f"{p}: not a text CSV file (unknown format)") from None
-    except pd.errors.EmptyDataError:
-        raise FormatError(f"{p}: the file is empty") from None
-    except pd.errors.ParserError as exc:
-        raise FormatError(f"{p}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    return _read(path, as_text=True)
 
 
 def scan_file(path: str | Path, *, quasi: bool = True, max_rows: int | None = None) -> PiiReport:
