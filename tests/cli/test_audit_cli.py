@@ -117,10 +117,10 @@ def test_existing_report_is_not_clobbered(files, capsys):
 def test_debug_shows_traceback(files):
     tmp, _, data = files
     p = subprocess.run([sys.executable, "-m", "modelshield", "--debug", "audit", tmp / "missing.pt", "-d", data],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=tmp)
     assert p.returncode == 2 and "Traceback" in p.stderr and "InputNotFoundError" in p.stderr
     p = subprocess.run([sys.executable, "-m", "modelshield", "audit", tmp / "missing.pt", "-d", data],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=tmp)
     assert p.returncode == 2 and "Traceback" not in p.stderr
 
 

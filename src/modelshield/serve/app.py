@@ -52,6 +52,7 @@ __all__ = ["Gateway", "create_app"]
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 _NPY_TYPES = ("application/x-npy", "application/octet-stream")
+_INLINE_ROWS = 16
 
 
 class _Reject(Exception):
@@ -145,7 +146,15 @@ class Gateway:
         self.timeline: dict[int, Counter[str]] = {}
         self.started = clock()
         self.last_verify: dict[str, Any] | None = None
-        self._mq: queue.Queue[Batch | None] = queue.Queue(maxsize=config.monitor_queue)
+        # monitor batches: the request path appends (no lock, no wake-up); the monitor thread drains
+        # every ``monitor_interval_s`` (or at once when ``wait_monitors`` asks)
+        self._mq: deque[Batch] = deque()
+        self._m_in = 0  # batches queued (event-loop side)
+        self._m_done = 0  # batches processed (monitor thread)
+        self._m_wake = threading.Event()
+        self._m_stop = False
+        # mean time of one small screen + predict call: decides event loop vs worker thread
+        self.inline_cost_s = 0.0
         self._hooks: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -193,46 +202,60 @@ class Gateway:
             self._threads.append(w)
 
     # -- background work --------------------------------------------------------------------
+    def enqueue_monitors(self, batch: Batch) -> bool:
+        """Hand a served batch to the monitors (never blocks); ``False`` when the queue is full."""
+        if len(self._mq) >= self.config.monitor_queue:
+            self.metrics.monitor_dropped.inc()
+            return False
+        self._mq.append(batch)
+        self._m_in += 1
+        if not self.config.monitor_interval_s:
+            self._m_wake.set()
+        return True
+
     def _monitor_loop(self) -> None:
+        interval = self.config.monitor_interval_s
         while True:
-            first = self._mq.get()
-            items = [first]
-            while len(items) < 256:  # drain what queued up meanwhile: fewer, larger updates under load
-                try:
-                    items.append(self._mq.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(b is None for b in items)
-            batches = [b for b in items if b is not None]
-            by_key: dict[str, list[Batch]] = {}
-            for b in batches:
-                by_key.setdefault(b.key_id, []).append(b)
-            merged = [bs[0] if len(bs) == 1 else
-                      Batch(X=np.concatenate([b.X for b in bs]), proba=np.concatenate([b.proba for b in bs]),
-                            key_id=k, time=bs[-1].time) for k, bs in by_key.items()]
-            for b in merged:
-                for m in self.monitors:
-                    try:
-                        alerts = m.update(b)
-                    except Exception as exc:  # a failing monitor must not stop the others
-                        alerts = [Alert(monitor=m.name, severity="low",
-                                        message=f"monitor error: {type(exc).__name__}")]
-                    for a in alerts:
-                        self.raise_alert(a)
-            if self.drift is not None and self.drift.last:
-                last = self.drift.last
-                for k in ("psi_max", "psi_prediction", "ks_min_p", "mmd2"):
-                    self.metrics.drift.labels(k).set(last[k])
-            for _ in items:
-                self._mq.task_done()
+            self._m_wake.wait(interval if interval else None)
+            self._m_wake.clear()
+            stop = self._m_stop
+            while self._mq:
+                batches: list[Batch] = []
+                while self._mq and len(batches) < 256:
+                    batches.append(self._mq.popleft())
+                self._process(batches)
+                self._m_done += len(batches)
             if stop:
                 return
 
+    def _process(self, batches: list[Batch]) -> None:
+        by_key: dict[str, list[Batch]] = {}
+        for b in batches:
+            by_key.setdefault(b.key_id, []).append(b)
+        merged = [bs[0] if len(bs) == 1 else
+                  Batch(X=np.concatenate([b.X for b in bs]), proba=np.concatenate([b.proba for b in bs]),
+                        key_id=k, time=bs[-1].time) for k, bs in by_key.items()]
+        for b in merged:
+            for m in self.monitors:
+                try:
+                    alerts = m.update(b)
+                except Exception as exc:  # a failing monitor must not stop the others
+                    alerts = [Alert(monitor=m.name, severity="low",
+                                    message=f"monitor error: {type(exc).__name__}")]
+                for a in alerts:
+                    self.raise_alert(a)
+        if self.drift is not None and self.drift.last:
+            last = self.drift.last
+            for k in ("psi_max", "psi_prediction", "ks_min_p", "mmd2"):
+                self.metrics.drift.labels(k).set(last[k])
+
     def wait_monitors(self, timeout: float = 30.0) -> None:
-        """Block until the monitors have processed every queued batch (tests, shutdown)."""
+        """Block until the monitors have processed every batch queued so far (tests, shutdown)."""
+        target = self._m_in
         deadline = time.monotonic() + timeout
-        while self._mq.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.005)
+        while self._m_done < target and time.monotonic() < deadline:
+            self._m_wake.set()
+            time.sleep(0.002)
 
     def _webhook_loop(self) -> None:
         url = self.config.webhook
@@ -278,7 +301,8 @@ class Gateway:
                 pass
 
     def close(self) -> None:
-        self._mq.put(None)
+        self._m_stop = True
+        self._m_wake.set()
         if self.config.webhook:
             self._hooks.put(None)
         for t in self._threads:
@@ -351,12 +375,23 @@ class Gateway:
 
     def screen_and_predict(self, X: np.ndarray) -> tuple[dict[str, Any] | None, str, np.ndarray | None]:
         """Input defense then prediction; ``proba`` is ``None`` when the policy rejects the input."""
+        t0 = time.perf_counter()
         if self.defense is None:
-            return None, "ok", self.model.predict_proba(X)
-        scr = self.defense.screen(X)
-        if scr.decision == "rejected":
-            return scr.summary(), scr.decision, None
-        return scr.summary(), scr.decision, self.model.predict_proba(X)
+            out: tuple[dict[str, Any] | None, str, np.ndarray | None] = (None, "ok", self.model.predict_proba(X))
+        else:
+            scr = self.defense.screen(X)
+            if scr.decision == "rejected":
+                out = (scr.summary(), scr.decision, None)
+            else:  # the detector's batch began with X: its probabilities are the answer (one model call)
+                out = (scr.summary(), scr.decision,
+                       scr.proba if scr.proba is not None else self.model.predict_proba(X))
+        if len(X) <= _INLINE_ROWS:
+            self.inline_cost_s += 0.1 * (time.perf_counter() - t0 - self.inline_cost_s)
+        return out
+
+    def run_inline(self, rows: int) -> bool:
+        """Whether screening + prediction of ``rows`` rows may run on the event loop (cheaper than a thread hop)."""
+        return rows <= _INLINE_ROWS and self.inline_cost_s < self.config.inline_max_s
 
     def parse(self, body: bytes, content_type: str) -> np.ndarray:
         ct = content_type.split(";")[0].strip().lower()
@@ -531,7 +566,10 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
                 msg = ("rate limit exceeded" if dec.reason == "rate" else "daily query budget exhausted")
                 raise _Reject(429, dec.reason, msg, {"Retry-After": str(max(1, int(np.ceil(dec.retry_after_s))))})
             # screening (detectors query the model) and prediction: one worker-thread hop, off the event loop
-            scores, decision, proba = await run_in_threadpool(gw.screen_and_predict, X)
+            if gw.run_inline(rows):  # fast model, small batch: no thread hop
+                scores, decision, proba = gw.screen_and_predict(X)
+            else:
+                scores, decision, proba = await run_in_threadpool(gw.screen_and_predict, X)
             if proba is None:
                 raise _Reject(422, "input_rejected", "inputs fail the input schema or look out of distribution")
         except _Reject as rej:
@@ -551,10 +589,7 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             gw.metrics.requests.labels(ep, "503").inc()
             return reply(503, {"detail": "audit log unavailable"}, {"X-Request-Id": rid})
         if gw.monitors:
-            try:
-                gw._mq.put_nowait(Batch(X=X, proba=proba, key_id=key, time=gw.clock()))
-            except queue.Full:
-                gw.metrics.monitor_dropped.inc()
+            gw.enqueue_monitors(Batch(X=X, proba=proba, key_id=key, time=gw.clock()))
         gw.count(key, decision)
         gw.metrics.rows.inc(rows)
         gw.metrics.requests.labels(ep, "200").inc()

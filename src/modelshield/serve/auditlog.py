@@ -203,7 +203,9 @@ class AuditLog:
             self.metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise UserError(f"cannot open the audit log at {self._safe_url()}: {type(exc).__name__}") from exc
-        self._queue: queue.Queue[tuple[AuditRecord, concurrent.futures.Future[int]] | None] = queue.Queue()
+        # items: (record, future, loop): a concurrent future (``loop`` None) or an asyncio future of ``loop``
+        self._queue: queue.SimpleQueue[tuple[AuditRecord, Any, asyncio.AbstractEventLoop | None] | None] = (
+            queue.SimpleQueue())
         self._thread: threading.Thread | None = None
         self._closed = False
         self._start_lock = threading.Lock()
@@ -230,7 +232,7 @@ class AuditLog:
             raise RuntimeError("audit log is closed")
         self._ensure_writer()
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._queue.put((record, fut))
+        self._queue.put((record, fut, None))
         return fut
 
     def append(self, record: AuditRecord, timeout: float | None = 30.0) -> int:
@@ -238,7 +240,46 @@ class AuditLog:
         return self.submit(record).result(timeout=timeout)
 
     async def append_async(self, record: AuditRecord) -> int:
-        return await asyncio.wrap_future(self.submit(record))
+        """Append and wait (without blocking the event loop) until durable; returns the record's ``seq``.
+
+        The waiter is an asyncio future of the running loop: the writer thread wakes the loop once per
+        committed group, not once per record.
+        """
+        if self._closed:
+            raise RuntimeError("audit log is closed")
+        self._ensure_writer()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._queue.put((record, fut, loop))
+        return await fut
+
+    @staticmethod
+    def _settle(done: list[tuple[asyncio.Future[int], int | None, BaseException | None]]) -> None:
+        for fut, seq, exc in done:
+            if fut.done():  # the waiter was cancelled (client went away): the record is logged anyway
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(seq)  # type: ignore[arg-type]
+
+    def _resolve(self, batch: list[tuple[AuditRecord, Any, asyncio.AbstractEventLoop | None]],
+                 seqs: list[int] | None, exc: BaseException | None) -> None:
+        per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, int | None, BaseException | None]]] = {}
+        for i, (_, fut, loop) in enumerate(batch):
+            seq = None if seqs is None else seqs[i]
+            if loop is None:
+                if exc is not None:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(seq)
+            else:
+                per_loop.setdefault(loop, []).append((fut, seq, exc))
+        for loop, done in per_loop.items():
+            try:
+                loop.call_soon_threadsafe(self._settle, done)  # one wake-up of the loop per group
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
 
     def _writer(self) -> None:
         while True:
@@ -259,15 +300,13 @@ class AuditLog:
                     break
                 batch.append(nxt)
             try:
-                seqs = self._write_batch([r for r, _ in batch])
+                seqs = self._write_batch([r for r, _, _ in batch])
             except Exception as exc:  # fail closed: every waiter gets the error
                 self.n_failed += len(batch)
-                for _, fut in batch:
-                    fut.set_exception(exc)
+                self._resolve(batch, None, exc)
             else:
                 self.n_written += len(batch)
-                for (_, fut), s in zip(batch, seqs):
-                    fut.set_result(s)
+                self._resolve(batch, seqs, None)
             if stop:
                 return
 

@@ -15,6 +15,7 @@ References
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,7 @@ class Screening:
     scores: dict[str, np.ndarray]  # detector name -> per-row score
     flagged: np.ndarray  # per row: schema violation or any score above its threshold
     decision: str  # "ok" | "flagged" | "rejected"
+    proba: np.ndarray | None = None  # the model's probabilities for X when a detector already computed them
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema_violations": int(self.violations.sum()), "flagged_rows": int(self.flagged.sum())}
@@ -109,8 +111,50 @@ class Screening:
         return out
 
 
+class _SharedPrediction:
+    """The model as the detectors see it: remembers, per thread, the last batch it predicted.
+
+    The noise-consistency detector predicts ``[X; noisy copies of X]`` in one batch; when the first
+    ``len(X)`` rows of that batch are exactly ``X`` (checked, not assumed), their probabilities are the
+    model's answer for ``X`` and the gateway does not predict ``X`` a second time.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._local = threading.local()
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = self._model.predict_proba(X)
+        self._local.last = (X, p)
+        return p
+
+    def forget(self) -> None:
+        self._local.last = None
+
+    def take(self, X: np.ndarray) -> np.ndarray | None:
+        """Probabilities of ``X`` from the last batch this thread predicted, if it began with ``X``."""
+        last = getattr(self._local, "last", None)
+        self._local.last = None
+        if last is None:
+            return None
+        B, p = last
+        n = len(X)
+        B = np.asarray(B)
+        if (len(B) < n or B.shape[1:] != X.shape[1:] or B.dtype != X.dtype or not isinstance(p, np.ndarray)
+                or len(p) != len(B) or not np.array_equal(B[:n], X)):
+            return None
+        return p[:n]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 class InputDefense:
-    """Schema + detectors + policy. Each detector's threshold is the ``quantile`` of its reference scores."""
+    """Schema + detectors + policy. Each detector's threshold is the ``quantile`` of its reference scores.
+
+    When a detector's model batch begins with the screened rows themselves, :meth:`screen` returns
+    their probabilities in ``Screening.proba`` (one model call per request instead of two).
+    """
 
     def __init__(self, schema: InputSchema, detectors: dict[str, Detector] | None, *, model: Any,
                  X_ref: np.ndarray, policy: str = "flag", quantile: float = 0.999) -> None:
@@ -118,15 +162,18 @@ class InputDefense:
         self.detectors = dict(detectors or {})
         self.policy = policy
         self.thresholds: dict[str, float] = {}
+        self._shared = _SharedPrediction(model)
         for name, det in self.detectors.items():
-            det.fit(model, X_ref)
+            det.fit(self._shared, X_ref)
             ref = np.asarray(det.score(X_ref), dtype=np.float64)
             self.thresholds[name] = float(np.quantile(ref, quantile)) if len(ref) else float("inf")
 
     def screen(self, X: np.ndarray) -> Screening:
         v = self.schema.violations(X)
         safe = np.where(np.isfinite(X), X, 0.0)
+        self._shared.forget()
         scores = {n: np.asarray(d.score(safe), dtype=np.float64).reshape(-1) for n, d in self.detectors.items()}
+        proba = self._shared.take(X)
         flagged = v > 0
         for n, sc in scores.items():
             flagged = flagged | (sc > self.thresholds[n])
@@ -136,4 +183,4 @@ class InputDefense:
             decision = "rejected"
         else:
             decision = "flagged"
-        return Screening(violations=v, scores=scores, flagged=flagged, decision=decision)
+        return Screening(violations=v, scores=scores, flagged=flagged, decision=decision, proba=proba)
