@@ -16,6 +16,7 @@ __all__ = [
     "err_console",
     "check_output_path",
     "parse_options",
+    "split_list",
     "write_bytes_safely",
     "write_json",
     "write_text_safely",
@@ -23,6 +24,14 @@ __all__ = [
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def split_list(values: Sequence[str] | None) -> list[str]:
+    """Flatten repeated and comma-separated values: ``--features a,b --features c`` -> ``[a, b, c]``."""
+    out: list[str] = []
+    for v in values or ():
+        out.extend(x.strip() for x in str(v).split(",") if x.strip())
+    return out
 
 
 def parse_options(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:

@@ -9,19 +9,12 @@ from typing import Any
 
 import typer
 
-from modelshield.cli._common import check_output_path, console, err_console, parse_options
+from modelshield.cli._common import check_output_path, console, err_console, parse_options, split_list
 from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, UserError
 
 __all__ = ["register"]
 
 DEFAULT_HTML = "modelshield-report.html"
-
-
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
@@ -116,7 +109,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 check_output_path(p, force)
         pol = load_policy(policy)
         opts = parse_options(option)
-        check_names = _split([checks]) if checks else None
+        check_names = split_list([checks]) if checks else None
         if check_names is not None:
             from modelshield.runner import select_checks
 
@@ -130,8 +123,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 report = _run_demo(pol, seed=seed, opts=opts, checks=check_names, prog=prog,
                                    quick=True)
             else:
-                report = _run_user(model, data=data, train=train, target=target, sensitive=_split(sensitive),
-                                   features=_split(features) or None, immutable=_split(immutable),
+                report = _run_user(model, data=data, train=train, target=target, sensitive=split_list(sensitive),
+                                   features=split_list(features) or None, immutable=split_list(immutable),
                                    checks=check_names, policy=pol, seed=seed, opts=opts,
                                    input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog,
                                    loader={"key_file": key_file, "key_env": key_env, "passphrase_env": passphrase_env,
