@@ -118,3 +118,17 @@ def test_finding_in_custom_check_fails_gate(sk_logreg):
 
     run = run_check(Crit(), AuditContext(model=ms.load_model(sk_logreg)))
     assert not ms.Policy.default().evaluate([run]).passed
+
+
+def test_check_options_are_type_checked():
+    from modelshield.checks.registry import get_check
+
+    rob = get_check("robustness")
+    assert rob.from_options({"eps": 0.1}).eps == [0.1]  # a single value where a list is expected
+    assert rob.from_options({"eps": [1, 0.5]}).eps == [1.0, 0.5]
+    with pytest.raises(UserError, match=r"robustness.eps: 'abc' is not a valid"):
+        rob.from_options({"eps": "abc"})
+    with pytest.raises(UserError, match="max_samples"):
+        rob.from_options({"max_samples": 1.5})
+    with pytest.raises(UserError, match="detector"):
+        rob.from_options({"detector": "yes"})

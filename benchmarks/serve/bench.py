@@ -144,8 +144,9 @@ def components(work: Path, X: np.ndarray) -> dict[str, float]:
         "auth": med(lambda i: gw.auth.authenticate(header)),
         "parse+hash": med(lambda i: (input_hash(body), gw.parse(body, "application/json"))),
         "limits": med(lambda i: gw.limiter.check("k", 1)),
-        "input_screen": med(lambda i: gw.defense.screen(Xs[i % len(Xs)])),
-        "predict": med(lambda i: gw.model.predict_proba(Xs[i % len(Xs)])),
+        # the gateway's one model call: the detector's batch [x; 16 noisy copies] also answers x
+        "input_screen+predict": med(lambda i: gw.screen_and_predict(Xs[i % len(Xs)])),
+        "predict_alone": med(lambda i: gw.model.predict_proba(Xs[i % len(Xs)])),  # what the bare app does
         "output_hardening": med(lambda i: gw.outputs.body(P[i % 50], gw.classes)),
         "audit_append_durable": med(lambda i: gw.audit.append(AuditRecord(kind="request", request_id=str(i),
                                                                           output={"predictions": [1]})), 500),
@@ -153,6 +154,19 @@ def components(work: Path, X: np.ndarray) -> dict[str, float]:
                                               for m in gw.monitors], 500),
     }
     gw.close()
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the serving stack (uvicorn picks uvloop/httptools for both servers when installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in ("modelshield", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "scikit-learn", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
     return out
 
 
@@ -170,16 +184,20 @@ def main() -> None:
     X = StandardScaler().fit_transform(X)
     joblib.dump(LogisticRegression(max_iter=500).fit(X, y), work / "model.joblib")
     np.savez(work / "ref.npz", X=X, y=y)
-    for name, durability in (("serve.yaml", "full"), ("serve-normal.yaml", "normal")):
+    # each gateway its own state directory (keys, audit database): two servers writing one SQLite
+    # file with different ``synchronous`` settings would slow each other down
+    for name, durability, state in (("serve.yaml", "full", "state"), ("serve-normal.yaml", "normal", "state-normal")):
         (work / name).write_text(yaml.safe_dump({
-            "state_dir": str(work / "state"), "reference": str(work / "ref.npz"),
+            "state_dir": str(work / state), "reference": str(work / "ref.npz"),
             "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
             "input": {"policy": "flag"}, "outputs": {"decimals": 4},
             "audit": {"durability": durability}, "extraction": {"action": "alert"},
         }))
     env = {**os.environ, "MS_BENCH_MODEL": str(work / "model.joblib"), "OMP_NUM_THREADS": "1"}
-    key = subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "bench", "--state-dir",
-                          str(work / "state")], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    keys = {kind: subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "bench", "--state-dir",
+                                  str(work / state)], capture_output=True, text=True, check=True,
+                                 env=env).stdout.strip()
+            for kind, state in (("gateway", "state"), ("gateway_normal", "state-normal"))}
     rows = X[:200].tolist()
     comp = components(work, X)
     print("per-request cost in process (us, median):", comp, flush=True)
@@ -189,7 +207,7 @@ def main() -> None:
     try:
         for kind in kinds:  # all up at once; an idle server costs nothing, and every comparison is paired in time
             procs[kind] = start(kind, work, env)
-        hdr = {k: ({"Authorization": f"Bearer {key}"} if k != "bare" else {}) for k in kinds}
+        hdr = {k: ({"Authorization": f"Bearer {keys[k]}"} if k != "bare" else {}) for k in kinds}
         for k in kinds:
             asyncio.run(sequential(procs[k][1], hdr[k], rows, 100))  # warm-up
         # latency: one request to each server in turn (rotating order), so load changes hit all alike
@@ -230,6 +248,7 @@ def main() -> None:
         "components_us": comp, "rounds": res, "concurrency": args.concurrency, "seconds": args.seconds,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "loadavg_at_end": os.getloadavg()},
+        "versions": versions(),
     }
     print(json.dumps({k: v for k, v in summary.items() if k not in ("rounds",)}, indent=1))
     if args.json:

@@ -99,3 +99,29 @@ def test_dataset_sample_split_and_clip():
     assert np.all(ds.clip(X * 10) <= ds.upper) and np.all(ds.clip(X * 10) >= ds.lower)
     with pytest.raises(DataError):
         Dataset(X=X, y=y[:5])
+
+
+def test_missing_labels_and_non_numeric_cells_are_data_errors(tmp_path, breast_cancer, sk_logreg):
+    _, Xte, _, yte = breast_cancer
+    frame = pd.DataFrame(Xte[:20], columns=[f"f{i}" for i in range(30)])
+    frame["label"] = yte[:20].astype(float)
+    frame.loc[3, "label"] = np.nan
+    p = tmp_path / "nolabel.csv"
+    frame.to_csv(p, index=False)
+    with pytest.raises(DataError, match="--target column 'label' has 1 missing"):
+        load_dataset(p, target="label")
+    frame["label"] = yte[:20]
+    frame["f4"] = frame["f4"].astype(object)
+    frame.loc[5, "f4"] = "?"
+    p2 = tmp_path / "q.csv"
+    frame.to_csv(p2, index=False)
+    ds = load_dataset(p2, target="label")
+    with pytest.raises(DataError, match="column 'f4' has non-numeric values such as '\\?'"):
+        check_model_width(ds, load_model(sk_logreg))
+
+
+def test_forgotten_target_is_hinted(breast_cancer, sk_logreg):
+    _, Xte, _, yte = breast_cancer
+    ds = Dataset(X=np.c_[Xte, yte], feature_names=[f"f{i}" for i in range(31)])
+    with pytest.raises(DataError, match="--target"):
+        check_model_width(ds, load_model(sk_logreg))

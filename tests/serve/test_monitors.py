@@ -288,3 +288,56 @@ def test_gateway_without_reference_data_still_protects(make_gateway, breast_canc
         assert c.post("/v1/predict", json={"inputs": [[0.0] * 7]}, headers=h).status_code == 422
         assert c.post("/v1/predict", json={"inputs": [[0.0] * 30]}).status_code == 401
     assert gw.audit.verify().n_records == 3
+
+
+def test_ks_statistics_and_min_p_value_match_scipy():
+    """The drift monitor's per-column KS statistics (and the one exact p-value of the largest) equal
+    scipy's column-by-column test, ties included."""
+    from scipy import stats
+
+    from modelshield.serve.monitors.drift import ks_statistics
+
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        n, m, d = rng.integers(20, 400), rng.integers(20, 300), rng.integers(1, 6)
+        R, W = rng.normal(size=(n, d)), rng.normal(rng.uniform(-0.5, 0.5, d), size=(m, d))
+        if t % 3 == 0:
+            R, W = np.round(R, 1), np.round(W, 1)
+        ref = stats.ks_2samp(R, W, axis=0)
+        D = ks_statistics(np.sort(R, axis=0), W)
+        assert np.allclose(D, ref.statistic)
+        j = int(np.argmax(D))
+        assert np.isclose(stats.ks_2samp(R[:, j], W[:, j]).pvalue, np.min(ref.pvalue))
+
+
+def test_screening_reuses_the_detectors_clean_probabilities(make_gateway, breast_cancer, served_model):
+    _, gw, _ = make_gateway()
+    X = np.asarray(breast_cancer[1][:5], dtype=np.float64)
+    scr = gw.defense.screen(X)
+    assert scr.proba is not None and np.allclose(scr.proba, served_model.predict_proba(X), atol=1e-12)
+    _, _, proba = gw.screen_and_predict(X)
+    assert np.allclose(proba, served_model.predict_proba(X), atol=1e-12)
+    # a batch that does not begin with the screened rows is never reused
+    shared = gw.defense._shared
+    shared.predict_proba(X[::-1].copy())
+    assert shared.take(X) is None
+
+
+def test_small_fast_requests_run_inline_and_slow_ones_in_threads(make_gateway, breast_cancer):
+    X = np.asarray(breast_cancer[1][:2], dtype=np.float64)
+    _, gw, _ = make_gateway()
+    gw.screen_and_predict(X)
+    assert gw.run_inline(2) and not gw.run_inline(17)  # batches over 16 rows always go to a thread
+    gw.inline_cost_s = 1.0  # a slow model: off the event loop
+    assert not gw.run_inline(1)
+    _, gw0, _ = make_gateway(inline_max_s=0)
+    assert not gw0.run_inline(1)
+
+
+def test_monitors_batch_by_interval_and_wait_drains(make_gateway, breast_cancer):
+    _, gw, _ = make_gateway(monitor_interval_s=5)  # the thread would sleep 5 s; wait_monitors wakes it
+    X = np.asarray(breast_cancer[1][:3], dtype=np.float64)
+    for i in range(5):
+        gw.enqueue_monitors(Batch(X=X, proba=gw.model.predict_proba(X), key_id="k", time=float(i)))
+    gw.wait_monitors(10)
+    assert gw._m_done == 5 and gw.coverage.scores()["k"]["queries"] == 15

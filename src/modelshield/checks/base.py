@@ -18,7 +18,10 @@ The runner (:func:`modelshield.runner.run_check`) owns selection, seeding, timin
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import types
+import typing
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -139,18 +142,77 @@ class Check(ABC):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Check:
-        """Build from a mapping of options; unknown keys are a clear error."""
+        """Build from a mapping of options (CLI ``--option``, policy ``checks:``, JSON).
+
+        Unknown keys and values of the wrong type are a clear :class:`UserError`; ints are accepted
+        where floats are expected and single values where lists are expected.
+        """
         from modelshield.errors import UserError
 
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - set(fields))
         if unknown:
             raise UserError(
                 f"unknown option {unknown[0]!r} for check {cls.name!r}; "
-                f"known: {', '.join(sorted(known)) or '(none)'}"
+                f"known: {', '.join(sorted(fields)) or '(none)'}"
             )
-        return cls(**dict(options))
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for key, value in options.items():
+            try:
+                values[key] = _coerce(value, hints.get(key, Any))
+            except (TypeError, ValueError):
+                want = getattr(hints.get(key), "__name__", None) or str(hints.get(key)).replace("typing.", "")
+                raise UserError(f"option {cls.name}.{key}: {value!r} is not a valid {want}") from None
+        return cls(**values)
 
     def result(self, **kwargs: Any) -> CheckResult:
         """A :class:`CheckResult` for this check (``check`` and ``params`` filled in)."""
         return CheckResult(check=self.name, params=self.params(), **kwargs)
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """Check ``value`` against a dataclass field's type hint (the plain types options use)."""
+    if hint is Any or hint is object:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError(value)
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ValueError(value)
+    if origin in (list, tuple, frozenset, set, collections.abc.Sequence):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner) for v in items]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(value)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(value)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    return value

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from modelshield.cli._common import check_output_path, console, write_bytes_safely, write_json
+from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
 from modelshield.errors import UserError
 
 __all__ = ["register"]
@@ -36,12 +36,13 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _load(model: str, data: Path, *, target: str | None, immutable: list[str] | None, trust: bool,
-          input_shape: str | None) -> tuple[Any, Any]:
+def _load(model: str, data: Path, *, target: str | None, features: list[str] | None,
+          immutable: list[str] | None, trust: bool, input_shape: str | None) -> tuple[Any, Any]:
     from modelshield.data.loaders import check_model_width, load_dataset
     from modelshield.models.load import load_model
 
-    ds = load_dataset(data, target=target, immutable=immutable or ())
+    ds = load_dataset(data, target=target, features=split_list(features) or None,
+                      immutable=split_list(immutable))
     if ds.y is None:
         raise UserError(f"{data}: no labels; name the label column with --target")
     m = load_model(model, trust=trust, input_shape=_shape(input_shape))
@@ -63,7 +64,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         step_size: float = typer.Option(None, "--step-size", help="PGD step (default 2.5*eps/steps)."),
         queries: int = typer.Option(1000, "--queries", help="Query budget per sample (square, hsj)."),
         units: str = typer.Option("auto", "--units", help="eps units: auto, std or raw."),
-        immutable: list[str] = typer.Option(None, "--immutable", help="Feature an attacker cannot change."),
+        features: list[str] = typer.Option(None, "--features", help="Model input columns, comma list or repeated "
+                                                                    "(default: all but the target)."),
+        immutable: list[str] = typer.Option(None, "--immutable", help="Features an attacker cannot change "
+                                                                      "(comma list or repeated)."),
         max_samples: int = typer.Option(1000, "--max-samples", help="Attack at most this many rows."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
@@ -83,7 +87,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         for p in (json_out, adv_out):
             if p is not None:
                 check_output_path(p, force)
-        m, ds = _load(model, data, target=target, immutable=immutable, trust=trust, input_shape=input_shape)
+        m, ds = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
+                      input_shape=input_shape)
         sample = ds.sample(max_samples, seed=seed)
         threat = ThreatModel.for_dataset(ds, units=units, norm=norm, eps=eps, steps=steps, step_size=step_size,
                                          query_budget=queries)
@@ -128,7 +133,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         beta: float = typer.Option(6.0, "--beta", help="TRADES robustness weight."),
         attack_steps: int = typer.Option(7, "--attack-steps", help="PGD steps per training batch."),
         from_scratch: bool = typer.Option(False, "--from-scratch", help="Re-initialise instead of fine-tuning."),
-        immutable: list[str] = typer.Option(None, "--immutable", help="Feature an attacker cannot change."),
+        features: list[str] = typer.Option(None, "--features", help="Model input columns, comma list or repeated "
+                                                                    "(default: all but the target)."),
+        immutable: list[str] = typer.Option(None, "--immutable", help="Features an attacker cannot change "
+                                                                      "(comma list or repeated)."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
@@ -137,7 +145,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Adversarially train a PyTorch model (PGD or TRADES); write it and a before/after report."""
         import torch
 
-        from modelshield.data.loaders import load_dataset
+        from modelshield.data.loaders import check_model_width, load_dataset
         from modelshield.harden.adversarial import METHODS, harden_adversarial
 
         if method not in METHODS:
@@ -145,8 +153,13 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         check_output_path(out, force)
         if report is not None:
             check_output_path(report, force)
-        m, train = _load(model, data, target=target, immutable=immutable, trust=trust, input_shape=input_shape)
-        test_ds = load_dataset(test, target=target, immutable=immutable or ()) if test is not None else None
+        m, train = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
+                      input_shape=input_shape)
+        test_ds = None
+        if test is not None:
+            test_ds = load_dataset(test, target=target, features=split_list(features) or None,
+                                   immutable=split_list(immutable))
+            check_model_width(test_ds, m)
         module, rep = harden_adversarial(m, train, test_ds, method=method, eps=eps, norm=norm, units=units,
                                          epochs=epochs, batch_size=batch_size, lr=lr, beta=beta,
                                          attack_steps=attack_steps, from_scratch=from_scratch, seed=seed)

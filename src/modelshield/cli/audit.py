@@ -17,6 +17,16 @@ __all__ = ["register"]
 DEFAULT_HTML = "modelshield-report.html"
 
 
+def _headers(items: list[str] | None) -> dict[str, str] | None:
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UserError(f"bad --header {item.split(':')[0]!r}...: expected 'Name: value'")
+        out[name.strip()] = value.strip()
+    return out or None
+
+
 def _shape(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
@@ -90,6 +100,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         public_key: Path = typer.Option(None, "--public-key", help="Require a valid signature by this key "
                                                                    "(PEM) before loading."),
         signature: Path = typer.Option(None, "--signature", help="Signature file (default MODEL.sig)."),
+        header: list[str] = typer.Option(None, "--header", "-H", help="HTTP header for an endpoint MODEL, "
+                                                                      "e.g. 'Authorization: Bearer KEY' (repeatable)."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets: fast, less thorough."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing report files."),
         demo: bool = typer.Option(False, "--demo", help="Audit bundled demo models on offline data."),
@@ -128,7 +140,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                    checks=check_names, policy=pol, seed=seed, opts=opts,
                                    input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog,
                                    loader={"key_file": key_file, "key_env": key_env, "passphrase_env": passphrase_env,
-                                           "public_key": public_key, "signature": signature})
+                                           "public_key": public_key, "signature": signature},
+                                   headers=_headers(header))
         print_summary(report, console)
         written = write_reports(report, html=html, json_path=json_out, sarif=sarif_out, force=force)
         for p in written:
@@ -185,7 +198,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, target: str | None,
               sensitive: list[str], features: list[str] | None, immutable: list[str], checks: list[str] | None,
               policy: Any, seed: int, opts: dict[str, dict[str, Any]], input_shape: tuple[int, ...] | None,
-              trust: bool, quick: bool, prog: _Progress, loader: dict[str, Any] | None = None) -> Any:
+              trust: bool, quick: bool, prog: _Progress, loader: dict[str, Any] | None = None,
+              headers: dict[str, str] | None = None) -> Any:
     from modelshield.data.loaders import load_dataset
     from modelshield.models.load import load_model
     from modelshield.runner import AuditReport, audit_run, environment
@@ -202,9 +216,18 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
     load_opts = {k: v for k, v in (loader or {}).items() if v is not None}
     if load_opts.get("public_key") is not None:
         load_opts["require_signature"] = True
-    if str(model_src).startswith(("http://", "https://")) and load_opts:
+    remote = str(model_src).startswith(("http://", "https://"))
+    if remote and load_opts:
         raise UserError("--key-file/--public-key apply to model files, not endpoints")
-    m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
+    if headers and not remote:
+        raise UserError("--header applies to http(s):// endpoints only")
+    if remote:
+        width = ds.n_features if ds is not None else None
+        m = load_model(model_src, headers=headers, input_shape=input_shape or ((width,) if width else None))
+        if ds is not None:
+            m.predict_proba(ds.X[:1])  # fail fast (exit 2) on a wrong URL or missing credentials
+    else:
+        m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
     path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
     prog.label = path.name if path else str(model_src)
     run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,

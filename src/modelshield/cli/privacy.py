@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from modelshield.cli._common import check_output_path, console, write_bytes_safely, write_json
+from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
 from modelshield.errors import DataError, OutputError, UserError
 
 __all__ = ["register"]
@@ -29,10 +29,16 @@ def _same_file(a: Path, b: Path) -> bool:
 def _load_xy(path: Path, target: str, features: list[str] | None) -> Any:
     from modelshield.data.loaders import load_dataset
 
-    ds = load_dataset(path, target=target, features=features or None)
+    ds = load_dataset(path, target=target, features=split_list(features) or None)
     if ds.y is None:
         raise DataError(f"{path}: no labels; pass --target COLUMN")
     return ds
+
+
+def _require_numeric(ds: Any, what: str) -> None:
+    from modelshield.checks.privacy.numeric import require_numeric as check
+
+    check(ds, what)
 
 
 def _load_model(path: str, trust: bool) -> Any:
@@ -119,6 +125,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             write_bytes_safely(dst, out.to_csv(index=False).encode("utf-8"), force)
         console.print(f"wrote {dst} ({rep.rows_out} of {rep.rows_in} rows; "
                       f"{rep.suppressed_rows} suppressed for k-anonymity)")
+        if rep.suppressed_fraction > 0.5:
+            console.print(f"warning: k: {pol.k} suppressed {rep.suppressed_fraction:.0%} of the rows; lower k "
+                          "or generalize/bucket the quasi-identifiers to keep more data")
         if rep.k_before is not None:
             console.print(f"k-anonymity on {', '.join(pol.quasi_identifiers)}: {rep.k_before} -> {rep.k_after}")
         if rep.l_before is not None:
@@ -134,7 +143,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         train: Path = typer.Option(..., "--train", help="Training data (the members)."),
         test: Path = typer.Option(..., "--test", help="Held-out data the model never saw (non-members)."),
         target: str = typer.Option(..., "--target", help="Label column."),
-        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable)."),
+        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or comma-separated)."),
         attacks: list[str] | None = typer.Option(None, "--attack",
                                                  help="loss, lira_offline, lira_online, rmia (repeatable)."),
         shadows: int | None = typer.Option(None, "--shadows", help="Shadow models (default 16; 4 with --quick)."),
@@ -158,6 +167,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         m = _load_model(model, trust)
         tr = _load_xy(train, target, features)
         te = _load_xy(test, target, features)
+        _require_numeric(tr, f"--train {train.name}")
+        _require_numeric(te, f"--test {test.name}")
         opts: dict[str, Any] = {}
         if attacks:
             opts["attacks"] = list(attacks)
@@ -208,7 +219,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Where to write the DP model: PyTorch (torch.save), "
                                  "ONNX when it ends in .onnx, or joblib for scikit-learn."),
         test: Path | None = typer.Option(None, "--test", help="Held-out data: before/after utility and leakage."),
-        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable)."),
+        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or comma-separated)."),
         epsilon: float = typer.Option(..., "--epsilon", help="Target epsilon."),
         delta: float | None = typer.Option(None, "--delta", help="Target delta (default min(1e-5, 0.1/n))."),
         epochs: int = typer.Option(30, "--epochs"),
@@ -234,6 +245,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         m = _load_model(model, trust)
         tr = _load_xy(train, target, features)
         te = _load_xy(test, target, features) if test is not None else None
+        _require_numeric(tr, f"--train {train.name}")
+        if te is not None and test is not None:
+            _require_numeric(te, f"--test {test.name}")
         result = run(m, tr, te, epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
                      max_grad_norm=max_grad_norm, mode=mode, accountant=accountant, seed=seed,
                      output_format="onnx" if out.suffix.lower() == ".onnx" else "native")

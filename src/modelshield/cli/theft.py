@@ -13,17 +13,27 @@ from typing import Any
 
 import typer
 
-from modelshield.cli._common import check_output_path, console, write_bytes_safely, write_json
+from modelshield.cli._common import check_output_path, console, err_console, split_list, write_bytes_safely, write_json
 from modelshield.errors import DataError, UserError
 
 __all__ = ["register"]
 
 
 def _load_model(path: str, trust: bool, shape: tuple[int, ...] | None = None) -> Any:
-    """Load a model; ``shape`` (one input row) lets TorchScript models discover their classes."""
+    """Load a model; ``shape`` (one input row) is a fallback for models whose width is unknown.
+
+    The model's own width (e.g. an MLP's first ``Linear`` layer) wins over ``shape``, so that data of
+    the wrong width is reported by :func:`~modelshield.data.loaders.check_model_width` instead of
+    being forced onto the model.
+    """
     from modelshield.models.load import load_model
 
-    return load_model(path, trust=trust, input_shape=tuple(shape) if shape else None)
+    if shape and str(path).startswith(("http://", "https://")):
+        return load_model(path, trust=trust, input_shape=tuple(shape))
+    m = load_model(path, trust=trust)
+    if shape and getattr(getattr(m, "input_spec", None), "shape", None) is None:
+        m = load_model(path, trust=trust, input_shape=tuple(shape))  # e.g. convolutional models
+    return m
 
 
 def _load_data(path: Path, target: str | None, features: list[str] | None) -> Any:
@@ -82,7 +92,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         model: str = typer.Argument(..., help="Model file or http(s):// endpoint."),
         data: Path = typer.Option(..., "--data", help="Held-out data (CSV, Parquet or NPZ)."),
         target: str | None = typer.Option(None, "--target", help="Label column (enables accuracy)."),
-        features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
+        features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
         budgets: str | None = typer.Option(None, "--budgets", help="Query budgets, e.g. 100,1000,10000."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets (50,200,1000) and short training."),
         seed: int = typer.Option(0, "--seed"),
@@ -99,7 +109,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if json_out is not None:
             check_output_path(json_out, force)
-        ds = _load_data(data, target, features)
+        ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
         check = TheftCheck(budgets=_parse_budgets(budgets))
@@ -130,7 +140,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Fingerprint NPZ to write."),
         target: str | None = typer.Option(None, "--target",
                                           help="Label column: retrain independent references (scikit-learn)."),
-        features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
+        features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
         points: int = typer.Option(200, "--points", help="Number of fingerprint points."),
         references: int = typer.Option(3, "--references", help="Independent references to retrain."),
         seed: int = typer.Option(0, "--seed"),
@@ -144,7 +154,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         check_output_path(out, force)
         if points < 10:
             raise UserError("--points must be at least 10")
-        ds = _load_data(data, target, features)
+        ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
         indep: list[Any] = []
@@ -188,11 +198,20 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         model: str = typer.Argument(..., help="PyTorch model file (TorchScript or a saved nn.Module)."),
         data: Path = typer.Option(..., "--data", help="Training data (CSV, Parquet or NPZ)."),
         target: str | None = typer.Option(None, "--target", help="Label column (NPZ: the y array)."),
-        features: list[str] = typer.Option([], "--features", help="Model input columns (repeatable)."),
+        features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
         out: Path = typer.Option(..., "--out", help="Watermarked model file to write (same format)."),
         triggers_out: Path = typer.Option(..., "--triggers-out", help="Secret trigger-set NPZ to write."),
         n_triggers: int = typer.Option(100, "--n-triggers", help="Number of trigger inputs."),
-        epochs: int = typer.Option(20, "--epochs", help="Passes over the training data."),
+        epochs: int = typer.Option(20, "--epochs",
+                                   help="Passes over the training data; see --max-extra-epochs."),
+        max_extra_epochs: int = typer.Option(
+            40, "--max-extra-epochs",
+            help="If the trigger labels are not all learned after --epochs, keep training for up to this "
+                 "many more epochs (0: train exactly --epochs)."),
+        alpha: float = typer.Option(1e-3, "--alpha",
+                                    help="Significance level the watermarked model must pass in "
+                                         "'theft verify-watermark'; if it does not, nothing is written "
+                                         "and the command exits 1."),
         lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (fine-tuning)."),
         reinit: bool = typer.Option(False, "--reinit", help="Re-initialise the weights: train from scratch."),
         robustness: bool = typer.Option(False, "--robustness",
@@ -212,9 +231,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         check_output_path(triggers_out, force)
         if Path(out).resolve() == Path(triggers_out).resolve():
             raise UserError("--out and --triggers-out must be different files")
-        if n_triggers < 10 or epochs < 1 or lr <= 0:
-            raise UserError("need --n-triggers >= 10, --epochs >= 1 and --lr > 0")
-        ds = _load_data(data, target, features)
+        if n_triggers < 10 or epochs < 1 or lr <= 0 or max_extra_epochs < 0:
+            raise UserError("need --n-triggers >= 10, --epochs >= 1, --max-extra-epochs >= 0 and --lr > 0")
+        if not 0.0 < alpha < 1.0:
+            raise UserError("--alpha must lie strictly between 0 and 1")
+        ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         if getattr(m, "framework", "") != "pytorch":
             raise UserError(f"harden watermark needs a PyTorch model; {model} is {m.framework}")
@@ -229,8 +250,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
             X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
         res = embed_watermark(module, X, y, n_triggers=n_triggers, epochs=epochs, lr=lr, seed=seed,
-                              lower=ds.lower, upper=ds.upper)
-        v = verify_watermark(res.module, res.triggers)
+                              max_extra_epochs=max_extra_epochs, lower=ds.lower, upper=ds.upper)
         buf = io.BytesIO()
         import torch
 
@@ -238,11 +258,26 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             torch.jit.save(res.module, buf)
         else:
             torch.save(res.module, buf)
+        # verify what will be written, exactly as 'theft verify-watermark' will
+        from modelshield.models.load import load_model
+
+        buf.seek(0)
+        saved = torch.jit.load(buf) if m.format == "torchscript" else res.module
+        v = verify_watermark(load_model(saved, input_shape=tuple(X.shape[1:])), res.triggers, alpha=alpha)
+        trained = (f"{res.epochs} epochs" if res.epochs == epochs else
+                   f"{res.epochs} epochs (--epochs {epochs}, then {res.epochs - epochs} more until the trigger "
+                   f"labels were learned, at most --max-extra-epochs {max_extra_epochs})")
+        console.print(f"trigger agreement {v.agreement:.1%} (p = {v.p_value:.3g}, alpha = {alpha:g}); "
+                      f"training accuracy {res.train_accuracy:.1%} after {trained}")
+        if not v.owned:
+            err_console.print(
+                f"error: the watermark did not embed: {v.matches}/{v.n} trigger labels reproduced "
+                f"(p = {v.p_value:.3g} is not below --alpha {alpha:g}); nothing was written. "
+                "Train longer (--epochs, --max-extra-epochs), use a larger --lr or more --n-triggers.")
+            raise typer.Exit(1)
         write_bytes_safely(out, buf.getvalue(), force)
         write_bytes_safely(triggers_out, res.triggers.to_bytes(), force, private=True)  # the trigger set is a secret
-        console.print(f"wrote {out} and {triggers_out} (keep the trigger set secret)")
-        console.print(f"trigger agreement {v.agreement:.1%} (p = {v.p_value:.3g}); "
-                      f"training accuracy {res.train_accuracy:.1%} after {res.epochs} epochs")
+        console.print(f"wrote {out} and {triggers_out} (keep the trigger set secret); watermark verified")
         if robustness:
             rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=5,
                                        epochs=epochs, seed=seed)

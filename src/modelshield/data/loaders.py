@@ -122,8 +122,12 @@ def from_frame(
     numeric = all(is_numeric_dtype(dt) or is_bool_dtype(dt) for dt in feat.dtypes)
     X = feat.to_numpy(dtype=np.float64) if numeric else feat.to_numpy(dtype=object)
     y = frame[target].to_numpy() if target is not None else None
-    if y is not None and not np.issubdtype(y.dtype, np.number):
-        y = y.astype(str)
+    if y is not None:
+        missing = int(frame[target].isna().sum())
+        if missing:
+            raise DataError(f"--target column {target!r} has {missing} missing value(s); drop those rows first")
+        if not np.issubdtype(y.dtype, np.number):
+            y = y.astype(str)
     sens = {s: frame[s].to_numpy() for s in sensitive}
     return Dataset(X=X, y=y, feature_names=list(features), sensitive=sens, immutable=frozenset(immutable),
                    name=name, source=source)
@@ -169,15 +173,43 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
 
 
 def check_model_width(data: Dataset, model: Any) -> None:
-    """Raise a :class:`DataError` naming ``--features`` when the widths disagree."""
+    """Check that ``data`` fits ``model`` before any check runs; raise a one-line :class:`DataError`.
+
+    The width must match the model's input (the message names ``--features``, and ``--target`` when the
+    one extra column is probably the label), and a model that takes numbers must get numbers (the
+    message names the first non-numeric column and value).
+    """
     want = getattr(getattr(model, "input_spec", None), "n_features", None)
-    if want is None or data.X.ndim < 2:
-        return
-    have = data.n_features
-    if have != want:
-        names = data.feature_names or []
-        shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
-        raise DataError(
-            f"the model expects {want} features but the data has {have} ({shown}); "
-            "choose the model's columns with --features"
-        )
+    if want is not None and data.X.ndim >= 2:
+        have = data.n_features
+        if have != want:
+            names = data.feature_names or []
+            shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+            hint = " (is the label column among them? name it with --target)" \
+                if data.y is None and have == want + 1 else ""
+            raise DataError(
+                f"the model expects {want} features but the data has {have} ({shown}){hint}; "
+                "choose the model's columns with --features"
+            )
+    if not data.is_numeric and not _takes_raw_columns(model):
+        _raise_non_numeric(data)
+
+
+def _takes_raw_columns(model: Any) -> bool:
+    """A scikit-learn model fitted on a DataFrame (e.g. a pipeline with encoders) takes text columns."""
+    return getattr(model, "framework", "") == "sklearn" and model.input_spec.feature_names is not None
+
+
+def _raise_non_numeric(data: Dataset) -> None:
+    import pandas as pd
+
+    names = data.feature_names or [str(i) for i in range(data.X.shape[1])]
+    for j, name in enumerate(names):
+        col = pd.to_numeric(pd.Series(data.X[:, j]), errors="coerce")
+        bad = col.isna() & pd.Series(data.X[:, j]).notna()
+        if bad.any():
+            value = data.X[int(np.flatnonzero(bad.to_numpy())[0]), j]
+            raise DataError(
+                f"column {name!r} has non-numeric values such as {value!r} ({int(bad.sum())} rows) but the "
+                "model takes numbers; clean the data or choose numeric columns with --features"
+            )

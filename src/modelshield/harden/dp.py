@@ -48,6 +48,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from modelshield.checks.privacy.accounting import calibrate_noise, compute_epsilon
+from modelshield.checks.privacy.numeric import numeric_features, require_numeric
 from modelshield.errors import DataError
 
 __all__ = [
@@ -498,6 +499,27 @@ class HardenDPResult:
         return {"dp": self.dp.to_dict(), "model_format": self.model_format, "comparison": self.comparison}
 
 
+def _fresh_module(model: Any) -> Any:
+    """A re-initialised copy of a PyTorch adapter's module: ``clone_unfitted`` for eager modules, a
+    rebuilt eager ``nn.Sequential`` (then re-initialised) for a TorchScript MLP."""
+    import torch
+
+    from modelshield.checks.privacy.membership import rebuild_torchscript_mlp
+    from modelshield.models.base import Capability
+
+    if Capability.RETRAINABLE in model.capabilities:
+        return model.clone_unfitted()
+    eager = rebuild_torchscript_mlp(getattr(model, "module", None))
+    if eager is None:
+        raise DataError("this PyTorch model cannot be re-initialised for DP training: TorchScript is "
+                        "supported only for an nn.Sequential of Linear layers and activations; pass "
+                        "the nn.Module checkpoint (torch.save of the module) instead")
+    for m in eager.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.reset_parameters()
+    return eager.train()
+
+
 def _accuracy(model: Any, ds: Any) -> float:
     return float(np.mean(model.predict(ds.X) == ds.y))
 
@@ -531,22 +553,20 @@ def harden_dp(
     """
     import torch
 
-    from modelshield.models.base import Capability
     from modelshield.models.load import wrap_object
 
     if output_format not in ("native", "onnx"):
         raise DataError(f"unknown output format {output_format!r}; expected 'native' or 'onnx'")
     if train is None or train.y is None:
         raise DataError("DP training needs labelled training data (--train with --target)")
+    X = numeric_features(train, "training data")
+    if test is not None:
+        require_numeric(test, "test data")
     yi = model.label_index(train.y)
-    X = np.asarray(train.X, dtype=np.float32)
     if model.framework == "pytorch":
-        if Capability.RETRAINABLE not in model.capabilities:
-            raise DataError("this PyTorch model (TorchScript?) cannot be re-initialised for DP training; "
-                            "pass the nn.Module checkpoint")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = model.clone_unfitted()
+            module = _fresh_module(model)
         module, rep = train_dp_classifier(module, X, yi, epsilon=epsilon, delta=delta, epochs=epochs,
                                           batch_size=batch_size, lr=lr, max_grad_norm=max_grad_norm,
                                           accountant=accountant, mode=mode, seed=seed)
@@ -569,7 +589,7 @@ def harden_dp(
             raise DataError(f"DP training supports PyTorch models and scikit-learn linear classifiers "
                             f"({', '.join(_LINEAR_SKLEARN[:4])}, ...); got {name}")
         clf = DPLogisticRegression(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
-                                   max_grad_norm=max_grad_norm, seed=seed).fit(train.X, model.classes[yi])
+                                   max_grad_norm=max_grad_norm, seed=seed).fit(X, model.classes[yi])
         rep = clf.dp_report_
         new = wrap_object(clf)
         import joblib

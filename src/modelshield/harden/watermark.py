@@ -219,7 +219,8 @@ def embed_watermark(
     triggers : an existing trigger set to embed; by default :func:`make_trigger_set` makes
         ``n_triggers`` noise triggers inside ``[lower, upper]`` (default ``[-3, 3]``).
     epochs : passes over the clean data; training continues for up to ``max_extra_epochs`` more
-        epochs until the model reproduces at least ``min_trigger_accuracy`` of the trigger labels.
+        epochs (``0``: exactly ``epochs``) until the model reproduces at least
+        ``min_trigger_accuracy`` of the trigger labels. ``EmbedResult.epochs`` is the total run.
     trigger_batch : trigger samples added to every clean batch.
 
     Returns
@@ -249,9 +250,10 @@ def embed_watermark(
     done = epochs
     step = max(1, epochs // 4)
     while history[-1] < min_trigger_accuracy and done - epochs < max_extra_epochs:
-        module = train_classifier(module, X, y, epochs=step, lr=lr, batch_size=batch_size, seed=seed + done,
+        extra = min(step, epochs + max_extra_epochs - done)
+        module = train_classifier(module, X, y, epochs=extra, lr=lr, batch_size=batch_size, seed=seed + done,
                                   triggers=triggers, trigger_batch=trigger_batch)
-        done += step
+        done += extra
         history.append(accuracy(module, triggers.X, triggers.labels))
     return EmbedResult(module=module, triggers=triggers, trigger_accuracy=history[-1],
                        train_accuracy=accuracy(module, X, y), epochs=done, history=history)

@@ -136,7 +136,8 @@ def secure_load(
     if is_encrypted(data):
         k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env)
         if k is None and pw is None:
-            raise UserError(f"{path} is encrypted; give key_file=, key_env=, key= or a passphrase to load it")
+            raise UserError(f"{path} is encrypted; give its key: --key-file, --key-env or --passphrase-env "
+                            "(key_file=, key_env=, passphrase_env= in Python)")
         data = decrypt_bytes(data, key=k, passphrase=pw)
     elif pol.require_encryption:
         raise UntrustedModelError(f"refusing {path}: the trust policy requires an encrypted model, "

@@ -369,6 +369,26 @@ ALLOW_EXACT: dict[str, str] = {
     "pyarrow.lib._restore_array": "Arrow-backed pandas columns (pandas >= 3 strings)",
     "pyarrow.lib.type_for_alias": "Arrow data type by name",
     "pyarrow.lib.py_buffer": "Arrow buffer over pickled bytes",
+    # modelshield's own hardened models (``modelshield harden dp|fairness`` outputs): plain estimators
+    # whose state is restored by BUILD into __dict__ (no __setstate__/__reduce__ of their own)
+    "modelshield.harden.dp.DPLogisticRegression": "modelshield's DP-SGD logistic regression (harden dp)",
+    "modelshield.harden.dp.DPReport": "privacy-accounting record kept on a DP model (dataclass of numbers)",
+    "modelshield.harden.fairness.MitigatedClassifier": "modelshield's fairness-mitigated classifier "
+                                                       "(harden fairness)",
+    "modelshield.harden.fairness._PositiveScore": "0/1 view of a wrapped classifier inside a mitigated model",
+    # the fairlearn classes those hardened models contain (estimators/moments; no I/O)
+    "fairlearn.reductions._exponentiated_gradient.exponentiated_gradient.ExponentiatedGradient":
+        "fairlearn reductions mitigator (harden fairness -m exponentiated_gradient)",
+    "fairlearn.reductions._exponentiated_gradient._lagrangian._PredictorAsCallable":
+        "fairlearn wrapper calling a stored classifier's predict",
+    "fairlearn.reductions._moments.utility_parity.DemographicParity": "fairlearn fairness constraint (moment)",
+    "fairlearn.reductions._moments.utility_parity.EqualizedOdds": "fairlearn fairness constraint (moment)",
+    "fairlearn.reductions._moments.error_rate.ErrorRate": "fairlearn objective (moment)",
+    "fairlearn.postprocessing._threshold_optimizer.ThresholdOptimizer":
+        "fairlearn post-processing mitigator (harden fairness -m threshold_optimizer)",
+    "fairlearn.postprocessing._interpolated_thresholder.InterpolatedThresholder":
+        "fitted per-group thresholds of a ThresholdOptimizer",
+    "fairlearn.postprocessing._threshold_operation.ThresholdOperation": "one threshold comparison (> or <)",
 }
 
 _TORCH_DTYPES = (

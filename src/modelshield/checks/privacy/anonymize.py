@@ -259,6 +259,11 @@ class AnonymizationReport:
     l_after: int | None = None
     suppressed_rows: int = 0
 
+    @property
+    def suppressed_fraction(self) -> float:
+        """Share of the input rows suppressed for k-anonymity (0 for an empty input)."""
+        return self.suppressed_rows / self.rows_in if self.rows_in else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -307,6 +312,12 @@ def anonymize_frame(frame: Any, policy: AnonymizationPolicy, *, key: bytes | Non
     if policy.k and qis:
         sizes = out.groupby(qis, dropna=False, sort=False)[qis[0]].transform("size")
         keep = sizes.to_numpy() >= policy.k
+        if len(out) and not keep.any():
+            largest = int(sizes.max())
+            raise DataError(
+                f"the policy's k: {policy.k} suppresses all {len(out)} rows: the largest group sharing "
+                f"the quasi-identifiers ({', '.join(qis)}) has {largest} row(s). Lower k to at most "
+                f"{largest}, or generalize/bucket those columns so that more rows share values")
         report.suppressed_rows = int((~keep).sum())
         out = out[keep].reset_index(drop=True)
     report.rows_out = len(out)

@@ -182,6 +182,10 @@ _STREET = (r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|
            r"|Close|Square|Sq|Parkway|Pkwy|Highway|Hwy|Crescent|Gardens")
 
 
+#: A whole cell that is a decimal or scientific-notation number (not an integer): never PII.
+_FLOAT_CELL = re.compile(r"\s*[+-]?(?:\d+[.,]\d*|[.,]\d+|\d+(?:[.,]\d*)?[eE][+-]?\d+)\s*")
+
+
 @dataclass(frozen=True)
 class _Detector:
     name: str
@@ -194,7 +198,9 @@ class _Detector:
 _DETECTORS: tuple[_Detector, ...] = (
     _Detector("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
               _email_valid, 0.98),
-    _Detector("credit_card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), card_valid, 0.95),
+    # not part of a decimal number: no digit run after a decimal point, nor before one or an exponent
+    _Detector("credit_card", re.compile(
+        r"(?<![\d.-])(?<!\d,)\d(?:[ -]?\d){12,18}(?![\d-])(?![.,]\d|[eE][+-]?\d)"), card_valid, 0.95),
     _Detector("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), iban_valid, 0.98),
     _Detector("us_ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), ssn_valid, 0.9),
     _Detector("phone", re.compile(
@@ -336,6 +342,8 @@ def _scan_column(name: str, values: Any) -> tuple[ColumnPii, np.ndarray]:
 
     s = pd.Series(values, dtype="object").astype(str)
     s = s.where(~pd.Series(values, dtype="object").isna(), "")
+    # a cell that is one decimal number (1.5549350656335201, -3e-05) holds no card, phone or ID
+    s = s.where(~s.str.fullmatch(_FLOAT_CELL), "")
     n = len(s)
     hint = next((t for t, rx in _NAME_HINTS.items() if rx.search(name)), None)
     col = ColumnPii(column=name, rows=n, name_hint=hint)
