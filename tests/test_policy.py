@@ -74,3 +74,16 @@ def test_limit_parse_round_trip():
     lim = Limit.parse("privacy.tpr_at_1pct_fpr<=0.05")
     assert (lim.check, lim.metric, lim.op, lim.value) == ("privacy", "tpr_at_1pct_fpr", "<=", 0.05)
     assert str(lim) == "privacy.tpr_at_1pct_fpr <= 0.05"
+
+
+def test_unknown_check_and_metric_names_cannot_silently_disable_the_gate(sk_logreg, breast_cancer):
+    import modelshield as ms
+
+    _, Xte, _, yte = breast_cancer
+    ds = ms.Dataset(X=Xte, y=yte)
+    typo_check = Policy.from_mapping({"limits": ["baselin.accuracy >= 0.5"]})
+    with pytest.raises(PolicyError, match="unknown check 'baselin'"):
+        ms.audit(sk_logreg, ds, checks=["baseline"], policy=typo_check)
+    typo_metric = Policy.from_mapping({"limits": ["baseline.acuracy >= 0.5"]})
+    run = ms.audit(sk_logreg, ds, checks=["baseline"], policy=typo_metric).runs[0]
+    assert not run.passed and "unknown metric baseline.acuracy" in run.gate.reasons[0]

@@ -165,6 +165,13 @@ class Policy:
             source=source,
         )
 
+    def check_names(self, known: set[str] | frozenset[str]) -> None:
+        """Raise :class:`PolicyError` when a limit or ``checks:`` entry names a check that does not exist."""
+        for name in [*(lim.check for lim in self.limits), *self.checks]:
+            if name not in known:
+                raise PolicyError(f"policy {self.source}: unknown check {name!r} (available: "
+                                  f"{', '.join(sorted(known))})")
+
     def threshold(self, key: str, default: float) -> float:
         return float(self.thresholds.get(key, default))
 
@@ -192,8 +199,15 @@ class Policy:
                 if f.severity >= self.fail_on and not f.rule_id.endswith(".error"):
                     gate.reasons.append(f"{f.severity.value} finding in {r.check}: {f.title}")
         metrics = {(r.check, k): v for r in results for k, v in r.metrics.items()}
+        ran = {r.check: r for r in results if r.status in (CheckStatus.PASSED, CheckStatus.FINDINGS)}
         for lim in self.limits:
             actual = metrics.get((lim.check, lim.metric))
+            if lim.check in ran and (lim.check, lim.metric) not in metrics:
+                known = ", ".join(sorted(ran[lim.check].metrics)[:15])
+                gate.limits.append(LimitOutcome(lim, None, False))
+                gate.reasons.append(f"limit names unknown metric {lim.check}.{lim.metric} (the check ran; its "
+                                    f"metrics are: {known})")
+                continue
             if isinstance(actual, (int, float)) and not isinstance(actual, bool):
                 ok = lim.holds(float(actual))
                 gate.limits.append(LimitOutcome(lim, float(actual), ok))

@@ -244,6 +244,7 @@ def audit_run(
     from modelshield.models.load import wrap_object
 
     policy = policy or Policy.default()
+    policy.check_names(set(available_checks()))
     if model is not None and not isinstance(model, BaseModel):
         model = wrap_object(model)
     for ds in (data, train):

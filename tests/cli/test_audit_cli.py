@@ -166,3 +166,38 @@ def test_audit_encrypted_and_signed_model(files, capsys):
     rc, _, err = run([*base, "--key-file", key, "--public-key", pub, "-o", tmp / "tampered.html"], capsys)
     assert rc == 3 and not (tmp / "tampered.html").exists()
     _one_line_error(err)
+
+
+def test_audit_remote_endpoint_with_header(files, capsys, sk_logreg):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.headers.get("Authorization") != "Bearer sekret":
+                self.send_response(401)
+                self.end_headers()
+                return
+            X = np.asarray(body["inputs"], dtype=float)
+            data = json.dumps({"probabilities": sk_logreg.predict_proba(X).tolist(), "classes": [0, 1]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        tmp, _, data = files
+        url = f"http://127.0.0.1:{srv.server_address[1]}/v1/predict"
+        base = ["audit", url, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--no-progress"]
+        rc, _, err = run([*base, "-H", "Authorization: Bearer sekret", "-o", tmp / "ok.html"], capsys)
+        assert rc == 0, err
+        rc, _, err = run([*base, "-o", tmp / "no.html"], capsys)
+        assert rc == 2 and "HTTP 401" in _one_line_error(err)
+    finally:
+        srv.shutdown()

@@ -149,3 +149,78 @@ def test_harden_watermark_from_scratch_on_a_saved_module(files, breast_cancer, c
     _, Xte, _, yte = breast_cancer
     trained = torch.load(files / "module-wm.pt", weights_only=False)
     assert accuracy(trained, Xte, yte) > 0.9
+
+
+def test_harden_watermark_wrong_data_width_is_a_one_line_error(files, capsys):
+    """Data of the wrong width for a saved nn.Module: exit 2 naming --features, nothing written."""
+    net = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    torch.save(net, files / "seq30.pth")
+    Xtr = np.load(files / "train.npz")["X"]
+    np.savez(files / "narrow.npz", X=Xtr[:, :15], y=np.load(files / "train.npz")["y"])
+    for model in ("seq30.pth", "model.pt"):
+        rc = main(["harden", "watermark", str(files / model), "--trust", "--data", str(files / "narrow.npz"),
+                   "--out", str(files / "w-narrow.pth"), "--triggers-out", str(files / "t-narrow.npz")])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert "expects 30 features but the data has 15" in err and "--features" in err
+        assert len(err.strip().splitlines()) == 1 and "internal error" not in err
+        assert not (files / "w-narrow.pth").exists() and not (files / "t-narrow.npz").exists()
+
+
+def test_harden_watermark_that_does_not_embed_exits_1_and_writes_nothing(files, capsys):
+    """One epoch, no extra epochs and a tiny learning rate cannot teach 100 random labels."""
+    out, trig = files / "weak.pt", files / "weak.npz"
+    rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
+               "--out", str(out), "--triggers-out", str(trig), "--epochs", "1", "--max-extra-epochs", "0",
+               "--lr", "1e-5"])
+    cap = capsys.readouterr()
+    assert rc == 1, cap.out + cap.err
+    assert "watermark did not embed" in cap.err and "nothing was written" in cap.err and "--epochs" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+    assert "after 1 epochs" in " ".join(cap.out.split())
+    assert not out.exists() and not trig.exists()
+
+
+def test_harden_watermark_reports_extra_epochs(files, capsys):
+    """--epochs is a minimum; any extra epochs are printed with the reason, bounded by --max-extra-epochs."""
+    rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
+               "--out", str(files / "wm-extra.pt"), "--triggers-out", str(files / "t-extra.npz"), "--epochs", "1",
+               "--max-extra-epochs", "30", "--lr", "0.01", "--n-triggers", "30"])
+    out = " ".join(capsys.readouterr().out.split())  # undo the console's line wrapping
+    assert rc == 0, out
+    import re
+
+    m = re.search(r"after (\d+) epochs \(--epochs 1, then (\d+) more until the trigger labels were learned", out)
+    assert m is not None, out
+    assert int(m.group(1)) == 1 + int(m.group(2)) and 1 <= int(m.group(2)) <= 30
+    assert "watermark verified" in out
+
+
+def test_embed_respects_max_extra_epochs_exactly(breast_cancer):
+    from modelshield.harden.watermark import embed_watermark
+
+    Xtr, _, ytr, _ = breast_cancer
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=7, lr=1e-5, max_extra_epochs=3)
+    assert res.epochs == 10  # steps of 1 (7 // 4), never past epochs + max_extra_epochs
+    res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=1, lr=1e-5, max_extra_epochs=0)
+    assert res.epochs == 1
+
+
+def test_extraction_and_fingerprint_accept_comma_feature_lists(files, capsys):
+    import pandas as pd
+
+    Xte = np.load(files / "test.npz")["X"]
+    cols = [f"f{i}" for i in range(30)]
+    pd.DataFrame(Xte, columns=cols).assign(extra=1.0).to_csv(files / "wide.csv", index=False)
+    rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "wide.csv"),
+               "--quick", "--budgets", "50"])
+    assert rc == 2 and "--features" in capsys.readouterr().err
+    feats = ["--features", ",".join(cols[:20]), "--features", ",".join(cols[20:])]
+    rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "wide.csv"),
+               "--quick", "--budgets", "50", *feats])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(["theft", "fingerprint", "create", str(files / "logreg.joblib"), "--trust", "--data",
+               str(files / "wide.csv"), "--out", str(files / "fp-wide.npz"), "--points", "20", *feats])
+    assert rc == 0, capsys.readouterr().err

@@ -172,7 +172,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Check a policy file; exit 0 if valid, 2 with the reason otherwise."""
         from modelshield.policy import load_policy
 
+        from modelshield.checks.registry import available_checks
+
         p = load_policy(policy)
+        p.check_names(set(available_checks()))
         typer.echo(f"{policy}: valid (fail_on {p.fail_on.value}, {len(p.limits)} limits)")
 
     app.add_typer(policy_app, name="policy")

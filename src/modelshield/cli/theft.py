@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from modelshield.cli._common import check_output_path, console, err_console, split_list, write_bytes_safely, write_json
+from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
 from modelshield.errors import DataError, UserError
 
 __all__ = ["register"]
@@ -270,10 +270,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         console.print(f"trigger agreement {v.agreement:.1%} (p = {v.p_value:.3g}, alpha = {alpha:g}); "
                       f"training accuracy {res.train_accuracy:.1%} after {trained}")
         if not v.owned:
-            err_console.print(
+            typer.echo(
                 f"error: the watermark did not embed: {v.matches}/{v.n} trigger labels reproduced "
                 f"(p = {v.p_value:.3g} is not below --alpha {alpha:g}); nothing was written. "
-                "Train longer (--epochs, --max-extra-epochs), use a larger --lr or more --n-triggers.")
+                "Train longer (--epochs, --max-extra-epochs), use a larger --lr or more --n-triggers.", err=True)
             raise typer.Exit(1)
         write_bytes_safely(out, buf.getvalue(), force)
         write_bytes_safely(triggers_out, res.triggers.to_bytes(), force, private=True)  # the trigger set is a secret
