@@ -127,3 +127,35 @@ def test_serve_missing_model_and_config(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["serve", str(tmp_path / "none.onnx"), "--config", str(tmp_path / "no.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_serve_port_in_use_and_text_reference_are_usage_errors(tmp_path, capsys):
+    import socket
+
+    import joblib
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.cli import main
+
+    X, y = load_breast_cancer(return_X_y=True)
+    model = tmp_path / "m.joblib"
+    joblib.dump(LogisticRegression(max_iter=200).fit(X, y), model)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        rc = main(["serve", str(model), "--state-dir", str(tmp_path / "s"), "--port", str(busy.getsockname()[1])])
+        err = capsys.readouterr().err
+        assert rc == 2 and "cannot listen on 127.0.0.1" in err and "gateway on" not in err
+    finally:
+        busy.close()
+    ref = tmp_path / "ref.csv"
+    frame = pd.DataFrame(X[:20], columns=[f"f{i}" for i in range(30)])
+    frame["f2"] = frame["f2"].astype(object)
+    frame.loc[0, "f2"] = "Female"
+    frame.to_csv(ref, index=False)
+    rc = main(["serve", str(model), "--state-dir", str(tmp_path / "s2"), "--reference", str(ref), "--port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "non-numeric" in err and "Traceback" not in err

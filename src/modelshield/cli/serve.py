@@ -76,6 +76,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if tls_cert is None and cfg.host not in ("127.0.0.1", "::1", "localhost"):
             typer.echo("warning: serving on a non-loopback address without TLS; "
                        "API keys travel in clear text (use --tls-cert/--tls-key)", err=True)
+        _check_port_free(cfg.host, cfg.port)
         scheme = "https" if tls_cert else "http"
         typer.echo(f"modelshield gateway on {scheme}://{cfg.host}:{cfg.port} (state in {cfg.state_dir})", err=True)
         uvicorn.run(
@@ -183,3 +184,18 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
     app.add_typer(keys, name="keys")
     app.add_typer(audit_log, name="audit-log")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with a one-line usage error (exit 2) when the address cannot be bound, before announcing it."""
+    import socket
+
+    from modelshield.errors import UserError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

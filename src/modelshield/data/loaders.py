@@ -12,7 +12,7 @@ import numpy as np
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, FormatError, InputNotFoundError
 
-__all__ = ["check_model_width", "from_frame", "load_dataset", "read_table"]
+__all__ = ["check_model_width", "from_frame", "load_dataset", "read_table", "require_numeric"]
 
 
 def load_dataset(
@@ -192,7 +192,7 @@ def check_model_width(data: Dataset, model: Any) -> None:
                 "choose the model's columns with --features"
             )
     if not data.is_numeric and not _takes_raw_columns(model):
-        _raise_non_numeric(data)
+        require_numeric(data)
 
 
 def _takes_raw_columns(model: Any) -> bool:
@@ -200,9 +200,12 @@ def _takes_raw_columns(model: Any) -> bool:
     return getattr(model, "framework", "") == "sklearn" and model.input_spec.feature_names is not None
 
 
-def _raise_non_numeric(data: Dataset) -> None:
+def require_numeric(data: Dataset) -> None:
+    """Raise a :class:`DataError` naming the first column with a non-numeric value (no-op when numeric)."""
     import pandas as pd
 
+    if data.is_numeric:
+        return
     names = data.feature_names or [str(i) for i in range(data.X.shape[1])]
     for j, name in enumerate(names):
         col = pd.to_numeric(pd.Series(data.X[:, j]), errors="coerce")

@@ -114,9 +114,10 @@ class Gateway:
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.state_dir = state
         if reference is None and config.reference:
-            from modelshield.data.loaders import load_dataset
+            from modelshield.data.loaders import load_dataset, require_numeric
 
             ds = load_dataset(config.reference)
+            require_numeric(ds)  # the gateway takes numeric rows; a text column is a clear error, not a crash
             reference = np.asarray(ds.X, dtype=np.float64)
             feature_names = list(ds.feature_names) if ds.feature_names is not None else None
         self.reference = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(
