@@ -117,3 +117,15 @@ def test_audit_fairness_json_names_metrics_with_intervals(files, tmp_path, capsy
     assert res["metrics"]["grp.demographic_parity_difference"] > 0.2
     row = next(r for r in res["tables"]["fairness.disparities"] if r["metric"] == "equalized_odds_difference")
     assert row["lo"] <= row["value"] <= row["hi"]
+
+
+def test_metrics_unknown_prediction_column_names_the_flag(tmp_path, capsys):
+    import pandas as pd
+
+    from modelshield.cli import main
+
+    p = tmp_path / "dec.csv"
+    pd.DataFrame({"y": [0, 1, 1, 0], "pred": [0, 1, 0, 0], "sex": ["F", "M", "F", "M"]}).to_csv(p, index=False)
+    rc = main(["fairness", "metrics", str(p), "--target", "y", "--prediction", "nope", "--sensitive", "sex"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--prediction column 'nope'" in err

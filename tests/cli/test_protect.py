@@ -127,3 +127,18 @@ def test_sign_verify_cli(capsys, files, kind: str) -> None:
     assert rc == 0
     rc, _, err = _run(capsys, "verify", files["model"], "--public-key", pub)
     assert rc == 3 and "no signature" in err
+
+
+def test_garbage_signature_is_a_failed_verification_exit_3(tmp_path, capsys):
+    from modelshield.cli import main
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"weights")
+    assert main(["protect", "keygen", str(tmp_path / "s.pem"), "--type", "ecdsa-p256",
+                 "--public-out", str(tmp_path / "s.pub")]) == 0
+    for content in (b"garbage", b'{"a": 1}'):
+        sig = tmp_path / "bad.sig"
+        sig.write_bytes(content)
+        capsys.readouterr()
+        rc = main(["protect", "verify", str(f), "--public-key", str(tmp_path / "s.pub"), "--signature", str(sig)])
+        assert rc == 3 and "signature check failed" in capsys.readouterr().err

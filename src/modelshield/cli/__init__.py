@@ -130,8 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         code = exc.exit_code
     except _CLICK_ERRORS as exc:
-        exc.show()  # type: ignore[attr-defined]
         code = getattr(exc, "exit_code", 0) or EXIT_USAGE
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # a bare group: show its help
+        else:
+            typer.echo(f"error: {message}{where}", err=True)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED

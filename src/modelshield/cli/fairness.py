@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from modelshield.cli._common import check_output_path, console, err_console, write_bytes_safely, write_json
-from modelshield.errors import EXIT_OK, OutputError, UserError
+from modelshield.errors import EXIT_OK, DataError, OutputError, UserError
 
 __all__ = ["register"]
 
@@ -191,6 +191,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if json_out is not None:
             check_output_path(json_out, force)
         sens = _split(sensitive)
+        from modelshield.data.loaders import read_table
+
+        columns = [str(c) for c in read_table(data).columns]
+        if prediction not in columns:
+            raise DataError(f"--prediction column {prediction!r} is not in the data; columns are: "
+                            f"{', '.join(columns[:20])}")
         ds = load_dataset(data, target=target, sensitive=sens, features=[prediction])
         assert ds.y is not None
         pred = ds.X[:, 0]

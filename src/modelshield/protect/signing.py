@@ -40,7 +40,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from modelshield.errors import FormatError, InputNotFoundError, IntegrityError, OutputError, UserError
+from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
 from modelshield.protect.keys import PrivateKey, PublicKey, public_pem
 
 __all__ = [
@@ -285,9 +285,12 @@ def _parse_bundle(sig_path: Path) -> tuple[dict[str, Any], bytes, bytes]:
         sigs = env["signatures"]
         payload_type = env["payloadType"]
     except (KeyError, TypeError, ValueError, UnicodeDecodeError):
-        raise FormatError(f"{sig_path} is not a model-signing (Sigstore bundle with DSSE) signature") from None
+        # a corrupted signature is a failed verification (exit 3), not a usage error: fail closed
+        raise IntegrityError(f"signature check failed: {sig_path} is not a valid model-signing "
+                             "(Sigstore bundle with DSSE) signature") from None
     if not str(bundle.get("mediaType", "")).startswith("application/vnd.dev.sigstore.bundle"):
-        raise FormatError(f"{sig_path}: unknown bundle media type {bundle.get('mediaType')!r}")
+        raise IntegrityError(f"signature check failed: {sig_path} has an unknown bundle media type "
+                             f"{bundle.get('mediaType')!r}")
     if payload_type != PAYLOAD_TYPE:
         raise IntegrityError(f"{sig_path}: DSSE payload type {payload_type!r} is not in-toto JSON")
     if not isinstance(sigs, list) or len(sigs) != 1:
