@@ -111,3 +111,43 @@ def test_attack_onnx_model_with_square(files, breast_cancer, capsys):
     assert rc == 0, capsys.readouterr()
     res = json.loads(out.read_text())
     assert res["robust_accuracy"] < res["clean_accuracy"] - 0.1 and res["queries_max"] <= 200
+
+
+def test_attack_features_option_and_real_threat_numbers_in_json(files, capsys):
+    """Extra columns: the width error names --features, which exists and takes comma lists; the JSON
+    holds the threat model's per-feature numbers, not placeholders."""
+    import pandas as pd
+
+    Xte = np.load(files / "test.npz")["X"]
+    yte = np.load(files / "test.npz")["y"]
+    cols = [f"f{i}" for i in range(30)]
+    pd.DataFrame(Xte, columns=cols).assign(extra=1.0, label=yte).to_csv(files / "wide.csv", index=False)
+    base = ["attack", str(files / "mlp.pt"), "--trust", "--data", str(files / "wide.csv"), "--target", "label",
+            "--eps", "0.3", "--steps", "5", "--max-samples", "50"]
+    rc = main(base)
+    err = capsys.readouterr().err
+    assert rc == 2 and "--features" in err and "Traceback" not in err
+    out = files / "wide.json"
+    rc = main([*base, "--features", ",".join(cols[:10]), "--features", ",".join(cols[10:]),
+               "--immutable", "f0,f1", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    threat = json.loads(out.read_text())["threat"]
+    assert "array[" not in json.dumps(threat)
+    for key in ("lower", "upper", "scale"):
+        assert len(threat[key]) == 30 and all(isinstance(v, float) for v in threat[key])
+    # the tabular threat model bounds each feature by its observed range and measures eps in stds
+    assert threat["lower"] == pytest.approx(list(Xte.min(axis=0)), abs=1e-5)
+    assert threat["upper"] == pytest.approx(list(Xte.max(axis=0)), abs=1e-5)
+    assert threat["mutable"] == 28  # f0, f1 immutable
+
+
+def test_harden_adversarial_features_and_report_numbers(files, capsys):
+    rep = files / "harden-wide.json"
+    cols = ",".join(f"f{i}" for i in range(30))
+    rc = main(["harden", "adversarial", str(files / "mlp.pt"), "--trust", "--data", str(files / "wide.csv"),
+               "--target", "label", "--features", cols, "--eps", "0.1", "--epochs", "1",
+               "--out", str(files / "hard-wide.pt"), "--report", str(rep)])
+    assert rc == 0, capsys.readouterr().err
+    threat = json.loads(rep.read_text())["threat"]
+    assert "array[" not in json.dumps(threat) and len(threat["scale"]) == 30
+    assert all(isinstance(v, float) and v > 0 for v in threat["scale"])

@@ -169,3 +169,97 @@ def test_harden_dp_rejects_non_linear_sklearn(tabular_csvs, tmp_path, capsys):
     assert main(["harden", "dp", str(mpath), "--train", str(tr), "--target", "label", "--epsilon", "1",
                  "--out", str(tmp_path / "o.joblib"), "--trust"]) == 2
     assert "linear" in capsys.readouterr().err
+
+
+def test_scan_pii_float_columns_exit_zero(tmp_path, capsys, breast_cancer):
+    # regression: every float column of a standardised feature table was reported as credit_card
+    X = breast_cancer[0][:300]
+    p = tmp_path / "features.csv"
+    pd.DataFrame((X - X.mean(0)) / X.std(0), columns=[f"f{i}" for i in range(X.shape[1])]).to_csv(p, index=False)
+    fp = tmp_path / "fp.csv"
+    fp.write_text("score,label\n-1.5549350656335201,0\n1.5148404170572487,1\n0.25,0\n")
+    for path in (p, fp):
+        assert main(["privacy", "scan-pii", str(path), "--no-quasi"]) == 0
+        assert "credit_card" not in capsys.readouterr().out
+
+
+def test_membership_non_numeric_cell_is_a_usage_error(tabular_csvs, tmp_path, capsys):
+    # regression: a '?' cell ran no attack, printed an empty table and exited 0
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    tr, te = tabular_csvs
+    d = pd.read_csv(tr)
+    mpath = tmp_path / "lr.joblib"
+    joblib.dump(LogisticRegression(max_iter=300).fit(d.drop(columns="label").to_numpy(), d["label"]), mpath)
+    bad = pd.read_csv(te).astype(object)
+    bad.loc[3, "f2"] = "?"
+    nan = tmp_path / "nan.csv"
+    bad.to_csv(nan, index=False)
+    rc = main(["privacy", "membership", str(mpath), "--train", str(tr), "--test", str(nan), "--target", "label",
+               "--trust", "--quick"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "'f2'" in err and "'?'" in err and "row 4" in err and len(err.strip().splitlines()) == 1
+
+
+def test_features_accept_comma_lists(tabular_csvs, tmp_path, capsys):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    tr, te = tabular_csvs
+    d = pd.read_csv(tr)
+    mpath = tmp_path / "lr3.joblib"
+    joblib.dump(LogisticRegression(max_iter=300).fit(d[["f0", "f1", "f2"]].to_numpy(), d["label"]), mpath)
+    out = tmp_path / "mia.json"
+    rc = main(["privacy", "membership", str(mpath), "--train", str(tr), "--test", str(te), "--target", "label",
+               "--features", "f0,f1", "--features", "f2", "--attack", "loss", "--trust", "--json", str(out)])
+    assert rc in (0, 1), capsys.readouterr().err
+    assert json.loads(out.read_text())["runs"][0]["results"][0]["metrics"]["n_members"] > 0
+    dp = tmp_path / "dp.joblib"
+    assert main(["harden", "dp", str(mpath), "--train", str(tr), "--target", "label", "--features", "f0, f1,f2",
+                 "--epsilon", "1", "--epochs", "2", "--out", str(dp), "--trust"]) == 0
+    assert dp.exists()
+
+
+def test_harden_dp_text_columns_and_torchscript(tabular_csvs, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from modelshield.models.load import load_model
+
+    tr, _ = tabular_csvs
+    d = pd.read_csv(tr)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    ts = tmp_path / "net_ts.pt"
+    torch.jit.save(torch.jit.script(net), ts)
+    # text column: one-line exit 2 naming it (was: internal error, exit 70)
+    text = tmp_path / "text.csv"
+    d.assign(sex=np.where(d["label"] == 1, "Female", "Male")).to_csv(text, index=False)
+    out = tmp_path / "dp_ts.pt"
+    assert main(["harden", "dp", str(ts), "--train", str(text), "--target", "label", "--epsilon", "1",
+                 "--epochs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'sex'" in err and "--features" in err and not out.exists()
+    # a TorchScript MLP is rebuilt, DP-trained and written back as TorchScript (was: refused)
+    assert main(["harden", "dp", str(ts), "--train", str(tr), "--target", "label", "--epsilon", "1",
+                 "--epochs", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "torchscript" in capsys.readouterr().out
+    assert load_model(out).predict(d.drop(columns="label").to_numpy()[:5]).shape == (5,)
+
+
+def test_anonymize_refuses_to_suppress_every_row(pii_csv, tmp_path, capsys):
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("columns:\n  email: drop\nquasi_identifiers: [zip, age, sex]\nk: 3\n")
+    out = tmp_path / "anon.csv"
+    assert main(["privacy", "anonymize", str(pii_csv), str(out), "--policy", str(pol)]) == 2
+    err = capsys.readouterr().err
+    assert "k: 3 suppresses all 20 rows" in err and not out.exists()
+    # most rows suppressed (6 of 10): written, with a warning
+    src = tmp_path / "zips.csv"
+    pd.DataFrame({"zip": ["94107"] * 4 + [f"1000{i}" for i in range(6)], "x": range(10)}).to_csv(src, index=False)
+    pol.write_text("columns: {}\nquasi_identifiers: [zip]\nk: 3\n")
+    assert main(["privacy", "anonymize", str(src), str(out), "--policy", str(pol)]) == 0
+    text = capsys.readouterr().out
+    assert "warning: k: 3 suppressed 60% of the rows" in text and len(pd.read_csv(out)) == 4

@@ -89,3 +89,36 @@ def test_installed_command(tree) -> None:
     exe = Path(sys.executable).with_name("modelshield")
     proc = subprocess.run([str(exe), "scan", str(tree["bad"])], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "dangerous" in proc.stdout
+
+
+def test_unparseable_and_empty_model_files_fail_by_default(capsys, tmp_path: Path) -> None:
+    rand = tmp_path / "rand.pkl"
+    rand.write_bytes(bytes((i * 97 + 13) % 256 for i in range(300)))
+    empty = tmp_path / "empty.pkl"
+    empty.write_bytes(b"")
+    rc, out, _ = _run(capsys, rand)
+    assert rc == 1 and "inconclusive" in out and "artifact.inconclusive" in out and "FAIL" in out
+    rc, out, _ = _run(capsys, empty)
+    assert rc == 1 and "malformed" in out and "empty model file" in out
+
+
+def test_model_folder_with_text_companions_passes(capsys, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    (tmp_path / "README.md").write_text("# model card\n")
+    (tmp_path / "vocab.txt").write_text("a\nb\n")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"w": [1.0]}, protocol=4))
+    rc, out, _ = _run(capsys, tmp_path)
+    assert rc == 0 and "4 clean" in out and "PASS" in out
+
+
+def test_encrypted_container_is_reported_not_clean(capsys, tmp_path: Path) -> None:
+    import os
+
+    from modelshield.protect.crypto import encrypt_bytes
+
+    enc = tmp_path / "model.bin"
+    enc.write_bytes(encrypt_bytes(pickle.dumps([1, 2], protocol=4), key=os.urandom(32)))
+    rc, out, _ = _run(capsys, enc, "--json", tmp_path / "r.json")
+    assert rc == 1 and "(modelshield-encrypted)" in out and "artifact.encrypted" in out
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["files"][0]["status"] == "inconclusive" and doc["summary"]["inconclusive"] == 1

@@ -196,18 +196,6 @@ def test_harden_watermark_reports_extra_epochs(files, capsys):
     assert "watermark verified" in out
 
 
-def test_embed_respects_max_extra_epochs_exactly(breast_cancer):
-    from modelshield.harden.watermark import embed_watermark
-
-    Xtr, _, ytr, _ = breast_cancer
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(30, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=7, lr=1e-5, max_extra_epochs=3)
-    assert res.epochs == 10  # steps of 1 (7 // 4), never past epochs + max_extra_epochs
-    res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=1, lr=1e-5, max_extra_epochs=0)
-    assert res.epochs == 1
-
-
 def test_extraction_and_fingerprint_accept_comma_feature_lists(files, capsys):
     import pandas as pd
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,3 +76,16 @@ def test_bad_arguments(torch_mlp, cancer):
         harden_adversarial(SklearnModel(LogisticRegression().fit(train.X, train.y)), train)
     with pytest.raises(UserError, match="method"):
         harden_adversarial(TorchModel(torch_mlp), train, method="fgsm-at", epochs=1)
+
+
+def test_threat_to_dict_writes_numbers_not_placeholders():
+    """Reports (``attack --json``, ``harden adversarial --report``) carry per-feature values, JSON-safe."""
+    import json
+
+    from modelshield.checks.robustness.threat import ThreatModel
+
+    tm = ThreatModel(eps=0.1, lower=np.array([0.0, -np.inf]), upper=np.array([1.0, 2.5]),
+                     scale=np.array([0.5, 2.0]), mutable=np.array([True, False]))
+    d = json.loads(json.dumps(tm.to_dict(), allow_nan=False))
+    assert d["lower"] == [0.0, None] and d["upper"] == [1.0, 2.5] and d["scale"] == [0.5, 2.0]
+    assert d["mutable"] == 1  # boolean masks are counted

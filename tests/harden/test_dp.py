@@ -3,6 +3,8 @@ guarantee, utility, the Opacus paths, the DP linear model and reduced membership
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from modelshield.harden.dp import (
     DPLogisticRegression,
     _FastDP,
     fast_path_supported,
+    harden_dp,
     train_dp_classifier,
 )
 
@@ -148,3 +151,51 @@ def test_batchnorm_is_refused_with_a_clear_error(breast_cancer):
     bn = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
     with pytest.raises(DataError, match="BatchNorm"):
         train_dp_classifier(bn, Xtr, ytr, epsilon=1.0, epochs=1)  # auto -> Opacus, which refuses
+
+
+def test_harden_dp_rebuilds_a_torchscript_mlp(breast_cancer):
+    # regression: every TorchScript model was refused ("cannot be re-initialised")
+    from modelshield.data.dataset import Dataset
+    from modelshield.models.base import Capability
+    from modelshield.models.load import wrap_object
+
+    torch.set_num_threads(1)
+    Xtr, Xte, ytr, yte = breast_cancer
+    scripted = wrap_object(torch.jit.script(_mlp(h=16)), classes=[0, 1])
+    assert Capability.RETRAINABLE not in scripted.capabilities
+    res = harden_dp(scripted, Dataset(X=Xtr, y=ytr), Dataset(X=Xte, y=yte), epsilon=2.0, epochs=5,
+                    membership=False)
+    assert res.dp.mode == "fast" and res.dp.epsilon <= 2.0 and res.model_format == "torchscript"
+    assert isinstance(torch.jit.load(io.BytesIO(res.model_bytes)), torch.jit.ScriptModule)
+    after = {r["metric"]: r["after"] for r in res.comparison}
+    assert after["test_accuracy"] > 0.85
+
+    class Odd(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(30, 2)
+
+        def forward(self, x):
+            return self.lin(x) * 2
+
+    odd = wrap_object(torch.jit.script(Odd()), classes=[0, 1])
+    with pytest.raises(DataError, match="TorchScript is supported only for an nn"):
+        harden_dp(odd, Dataset(X=Xtr, y=ytr), epsilon=1.0, epochs=1, membership=False)
+
+
+@pytest.mark.parametrize("kind", ["torch", "sklearn"])
+def test_harden_dp_names_non_numeric_columns(kind, breast_cancer):
+    # regression: text columns crashed with "could not convert string to float: 'Female'"
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.data.dataset import Dataset
+    from modelshield.models.load import wrap_object
+
+    Xtr, _, ytr, _ = breast_cancer
+    model = wrap_object(_mlp(), classes=[0, 1]) if kind == "torch" else wrap_object(
+        LogisticRegression(max_iter=200).fit(Xtr, ytr))
+    X = Xtr.astype(object)
+    X[:, 3] = np.where(ytr == 1, "Female", "Male")
+    names = [f"f{i}" for i in range(30)]
+    with pytest.raises(DataError, match=r"non-numeric values in column\(s\) 'f3'.*--features"):
+        harden_dp(model, Dataset(X=X, y=ytr, feature_names=names), epsilon=1.0, epochs=1, membership=False)

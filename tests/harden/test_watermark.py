@@ -210,3 +210,13 @@ def test_binomial_null_is_valid_over_trigger_draws(n_classes):
                                                              seed=s)).p_value for s in range(400)])
     assert np.mean(ps < 0.05) <= 0.05 + 0.02
     assert np.mean(ps < 0.2) <= 0.2 + 0.04
+
+
+def test_embed_respects_max_extra_epochs_exactly(breast_cancer):
+    Xtr, _, ytr, _ = breast_cancer
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=8, lr=1e-5, max_extra_epochs=3)
+    assert res.epochs == 11  # steps of 2 (8 // 4), the last one cut short: never past epochs + max_extra_epochs
+    res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=1, lr=1e-5, max_extra_epochs=0)
+    assert res.epochs == 1

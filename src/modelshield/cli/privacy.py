@@ -143,7 +143,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         train: Path = typer.Option(..., "--train", help="Training data (the members)."),
         test: Path = typer.Option(..., "--test", help="Held-out data the model never saw (non-members)."),
         target: str = typer.Option(..., "--target", help="Label column."),
-        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or comma-separated)."),
+        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or a,b)."),
         attacks: list[str] | None = typer.Option(None, "--attack",
                                                  help="loss, lira_offline, lira_online, rmia (repeatable)."),
         shadows: int | None = typer.Option(None, "--shadows", help="Shadow models (default 16; 4 with --quick)."),
@@ -219,7 +219,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Where to write the DP model: PyTorch (torch.save), "
                                  "ONNX when it ends in .onnx, or joblib for scikit-learn."),
         test: Path | None = typer.Option(None, "--test", help="Held-out data: before/after utility and leakage."),
-        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or comma-separated)."),
+        features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or a,b)."),
         epsilon: float = typer.Option(..., "--epsilon", help="Target epsilon."),
         delta: float | None = typer.Option(None, "--delta", help="Target delta (default min(1e-5, 0.1/n))."),
         epochs: int = typer.Option(30, "--epochs"),

@@ -1,9 +1,9 @@
 """``modelshield scan PATH...``: static scan of model files and directories.
 
 Exit codes (a contract): 0 nothing at or above ``--fail-on``; 1 findings at or above ``--fail-on``
-(the default, ``medium``, catches every dangerous file, every suspicious global and every file that
-could not be fully parsed); 2 usage error (missing path, bad option, existing output without
-``--force``).
+(the default, ``medium``, catches every dangerous file, every suspicious global, every file that
+could not be fully parsed and every model-like or encrypted file that could not be inspected);
+2 usage error (missing path, bad option, existing output without ``--force``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from modelshield.findings import Severity
 
 __all__ = ["register"]
 
-_STYLE = {"clean": "green", "suspicious": "yellow", "dangerous": "bold red", "malformed": "magenta"}
+_STYLE = {"clean": "green", "suspicious": "yellow", "dangerous": "bold red", "malformed": "magenta",
+          "inconclusive": "magenta"}
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -54,7 +55,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             status = fr.status.value
             if quiet and status == "clean":
                 continue
-            console.print(f"[{_STYLE[status]}]{status:10}[/] {fr.path}  ({fr.format})", soft_wrap=True,
+            console.print(f"[{_STYLE[status]}]{status:12}[/] {fr.path}  ({fr.format})", soft_wrap=True,
                           highlight=False)
             for f in fr.findings:
                 if quiet and f.severity < Severity.MEDIUM:
@@ -66,7 +67,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         blocked = report.blocks(gate)
         console.print(
             f"{len(report.files)} file(s): {c['clean']} clean, {c['suspicious']} suspicious, "
-            f"{c['dangerous']} dangerous, {c['malformed']} malformed -> "
+            f"{c['dangerous']} dangerous, {c['malformed']} malformed, {c['inconclusive']} inconclusive -> "
             + ("FAIL" if blocked else "PASS") + f" (--fail-on {gate.value})",
             markup=False, highlight=False, soft_wrap=True,
         )

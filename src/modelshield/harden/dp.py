@@ -544,9 +544,10 @@ def harden_dp(
 ) -> HardenDPResult:
     """Retrain ``model`` (an adapter) from scratch with DP-SGD on ``train``; compare with the original.
 
-    PyTorch models are re-initialised (``clone_unfitted``) and trained with
-    :func:`train_dp_classifier`, then serialised with ``torch.save`` (``output_format="native"``) or
-    exported to ONNX (``"onnx"``). scikit-learn linear classifiers are replaced by
+    PyTorch models are re-initialised (``clone_unfitted``; a TorchScript ``nn.Sequential`` MLP is
+    rebuilt as an eager module first) and trained with :func:`train_dp_classifier`, then serialised
+    with ``torch.save`` (``output_format="native"``; TorchScript in, TorchScript out) or exported to
+    ONNX (``"onnx"``). scikit-learn linear classifiers are replaced by
     :class:`DPLogisticRegression` (saved with joblib). The comparison reports accuracy
     on ``train`` and ``test`` and, when ``test`` is given, membership-inference AUC and TPR at 1 % /
     0.1 % FPR (loss + RMIA attacks with ``n_shadows`` reference models) before and after.
@@ -576,6 +577,9 @@ def harden_dp(
             torch.onnx.export(module.eval(), (torch.as_tensor(X[:2]),), buf, dynamo=False, input_names=["x"],
                               output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
             fmt = "onnx"
+        elif isinstance(getattr(model, "module", None), torch.jit.ScriptModule):  # stay pickle-free
+            torch.jit.save(torch.jit.script(module.eval()), buf)
+            fmt = "torchscript"
         else:
             torch.save(module.eval(), buf)
             fmt = "pytorch"

@@ -110,3 +110,16 @@ def test_unknown_column_and_policy_file(people, tmp_path):
     p.write_text("columns: {email: [unclosed\n")
     with pytest.raises(PolicyError, match="YAML"):
         load_anonymization_policy(p)
+
+
+def test_k_that_suppresses_every_row_is_an_error(people):
+    # regression: k above every group size used to return an empty table without complaint
+    pol = AnonymizationPolicy.from_dict({"columns": {"ssn": "drop"}, "quasi_identifiers": ["zip", "age", "sex"],
+                                         "k": 500})
+    with pytest.raises(DataError, match=r"k: 500 suppresses all 120 rows.*zip, age, sex.*Lower k"):
+        anonymize_frame(people, pol)
+    # a k that keeps some rows reports the suppressed share
+    pol = AnonymizationPolicy.from_dict({"columns": {"ssn": "drop"}, "quasi_identifiers": ["zip", "sex"], "k": 13})
+    out, rep = anonymize_frame(people, pol)
+    assert 0 < len(out) < len(people)
+    assert rep.suppressed_fraction == pytest.approx(rep.suppressed_rows / 120) and rep.suppressed_rows > 0

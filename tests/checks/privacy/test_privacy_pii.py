@@ -165,3 +165,24 @@ def test_scan_file_parquet_keeps_text(tmp_path):
     cols = {c.column: c for c in rep.columns}
     assert cols["contact"].counts == {"email": 1}
     assert cols["zip"].counts == {"postcode": 2}  # leading zero intact, detected by the column name
+
+
+def test_decimal_numbers_are_never_cards_phones_or_ids(tmp_path):
+    # regression: standardised float features written by pandas were reported as credit_card
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((400, 3)), columns=["score", "z1", "z2"])
+    frame["tiny"] = rng.standard_normal(400) * 1e-7  # scientific notation: 1.23e-08
+    frame["signed"] = ["+1.514840417", "-1.5549350656335201", "0.25", "5549350656335201.0"] * 100
+    p = tmp_path / "floats.csv"
+    frame.to_csv(p, index=False)
+    rep = scan_file(p, quasi=False)
+    assert rep.pii_columns == [], rep.table()
+    # Luhn-valid Mastercard digits after a decimal point, in free text
+    assert find_pii("score -1.5549350656335201 and 1.5148404170572487") == []
+    assert find_pii("total 5549350656335201.5 or 5549350656335201e-3") == []
+    # real card numbers and E.164 phones are still found, also next to punctuation
+    assert [m.type for m in find_pii("card 5549350656335201, thanks")] == ["credit_card"]
+    assert [m.type for m in find_pii("pay with 4111 1111 1111 1111.")] == ["credit_card"]
+    assert [m.type for m in find_pii("call +15148404170")] == ["phone"]
+    cards = scan_frame(pd.DataFrame({"cc": ["4111111111111111", "5549350656335201"]}), quasi=False)
+    assert cards.pii_columns[0].counts == {"credit_card": 2}

@@ -74,7 +74,8 @@ class ArtifactCheck(Check):
             report.duration_s += report.files[-1].duration_s
         ctx.progress(1.0, "scan done")
         counts = report.counts()
-        bad = counts[FileStatus.DANGEROUS.value] + counts[FileStatus.MALFORMED.value]
+        bad = (counts[FileStatus.DANGEROUS.value] + counts[FileStatus.MALFORMED.value]
+               + counts[FileStatus.INCONCLUSIVE.value])
         worst = report.max_severity
         metrics = {
             "files": len(report.files),
@@ -86,7 +87,8 @@ class ArtifactCheck(Check):
         rows = [{"file": fr.path, "format": fr.format, "status": fr.status.value, "size": fr.size,
                  "findings": len(fr.findings), "sha256": fr.sha256 or ""} for fr in report.files]
         summary = (f"{len(report.files)} file(s) scanned: {counts['clean']} clean, {counts['suspicious']} "
-                   f"suspicious, {counts['dangerous']} dangerous, {counts['malformed']} malformed/inconclusive.")
+                   f"suspicious, {counts['dangerous']} dangerous, {counts['malformed']} malformed, "
+                   f"{counts['inconclusive']} inconclusive.")
         return self.result(
             findings=list(report.findings), metrics=metrics, tables={"files": rows}, summary=summary,
             status=CheckStatus.FINDINGS if report.findings else CheckStatus.PASSED,

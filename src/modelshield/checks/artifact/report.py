@@ -42,7 +42,9 @@ RULES: dict[str, str] = {
     "artifact.onnx.custom-domain": "an ONNX node from a custom operator domain",
     "artifact.onnx.missing-external-data": "ONNX external data file missing",
     "artifact.gguf.template-injection": "a GGUF chat template uses Jinja sandbox-escape constructs",
-    "artifact.unknown-format": "a file whose format was not recognised (not scanned)",
+    "artifact.inconclusive": "a model-like file in no format the scanner parses: the result is inconclusive",
+    "artifact.encrypted": "a modelshield-encrypted container: the payload cannot be inspected without the key",
+    "artifact.unknown-format": "a text/media file in no model format (not a model; searched for pickles only)",
 }
 
 
@@ -51,9 +53,12 @@ class FileStatus(enum.Enum):
     SUSPICIOUS = "suspicious"
     DANGEROUS = "dangerous"
     MALFORMED = "malformed"
+    INCONCLUSIVE = "inconclusive"
 
 
-_INCONCLUSIVE = {"artifact.malformed", "artifact.limit-exceeded", "artifact.archive.unsupported"}
+_MALFORMED = {"artifact.malformed", "artifact.limit-exceeded", "artifact.archive.unsupported"}
+_UNINSPECTABLE = {"artifact.inconclusive", "artifact.encrypted"}
+_INCONCLUSIVE = _MALFORMED | _UNINSPECTABLE
 
 
 def make_finding(
@@ -104,8 +109,10 @@ class FileReport:
         sev = [f for f in self.findings if f.severity >= Severity.MEDIUM]
         if any(f.severity >= Severity.HIGH and f.rule_id not in _INCONCLUSIVE for f in sev):
             return FileStatus.DANGEROUS
-        if any(f.rule_id in _INCONCLUSIVE for f in sev):
+        if any(f.rule_id in _MALFORMED for f in sev):
             return FileStatus.MALFORMED
+        if any(f.rule_id in _UNINSPECTABLE for f in sev):
+            return FileStatus.INCONCLUSIVE
         if sev:
             return FileStatus.SUSPICIOUS
         return FileStatus.CLEAN

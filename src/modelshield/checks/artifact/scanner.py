@@ -35,9 +35,10 @@ from modelshield.checks.artifact.report import FileReport, ScanReport, make_find
 from modelshield.errors import InputNotFoundError
 from modelshield.findings import Severity
 
-__all__ = ["DEFAULT_TIMEOUT", "detect_format", "scan", "scan_bytes", "scan_file"]
+__all__ = ["DEFAULT_TIMEOUT", "ENCRYPTED", "MODEL_EXTENSIONS", "detect_format", "scan", "scan_bytes", "scan_file"]
 
 DEFAULT_TIMEOUT = 300.0
+ENCRYPTED = "modelshield-encrypted"
 MAX_DEPTH = 4
 MAX_DECOMPRESSED = 64 << 30
 SMALL_MEMBER = 16 << 20
@@ -69,6 +70,8 @@ def detect_format(head: bytes, size: int | None = None, name: str = "") -> str:
         return "gguf"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "hdf5"
+    if head.startswith(b"\x89MSHLD") and _is_encrypted(head):
+        return ENCRYPTED
     if head.startswith(TORCH_LEGACY_MAGIC):
         return "torch-legacy"
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
@@ -91,6 +94,68 @@ def detect_format(head: bytes, size: int | None = None, name: str = "") -> str:
     return "unknown"
 
 
+def _is_encrypted(head: bytes) -> bool:
+    from modelshield.protect.crypto import is_encrypted  # lazy: keeps the scanner's start-up light
+
+    return is_encrypted(head)
+
+
+#: Extensions under which model loaders (pickle, torch, joblib, NumPy, Keras, ONNX, TF, GGUF, ...)
+#: read a file: such a file that no parser accepts is *inconclusive*, never clean.
+MODEL_EXTENSIONS = frozenset(
+    ".pkl .pickle .pt .pth .bin .ckpt .joblib .npy .npz .h5 .hdf5 .keras .onnx .safetensors .gguf .pb "
+    ".model .dill .mar .tflite .ggml".split()
+)
+#: Ordinary non-model binary files found next to models (images, documents, audio, Finder metadata).
+_BENIGN_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG image"),
+    (b"\xff\xd8\xff", 0, "JPEG image"),
+    (b"GIF87a", 0, "GIF image"),
+    (b"GIF89a", 0, "GIF image"),
+    (b"WEBP", 8, "WebP image"),
+    (b"WAVE", 8, "WAV audio"),
+    (b"II*\x00", 0, "TIFF image"),
+    (b"MM\x00*", 0, "TIFF image"),
+    (b"\x00\x00\x01\x00", 0, "ICO image"),
+    (b"%PDF-", 0, "PDF document"),
+    (b"fLaC", 0, "FLAC audio"),
+    (b"OggS", 0, "Ogg media"),
+    (b"ID3", 0, "MP3 audio"),
+    (b"ftyp", 4, "MP4 media"),
+    (b"\x00\x00\x00\x01Bud1", 0, "macOS .DS_Store"),
+)
+_CTRL = bytes(c for c in range(32) if c not in (8, 9, 10, 12, 13, 27)) + b"\x7f"
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    """UTF-8/UTF-16/Latin-1 text: no NUL and (valid UTF-8 or under 1 % control characters)."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            sample[: len(sample) & ~1].decode("utf-16")
+            return True
+        except UnicodeDecodeError:
+            return False
+    if not sample or b"\x00" in sample:
+        return not sample
+    try:
+        sample.decode("utf-8")
+        return True
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start >= len(sample) - 3:
+            return True
+    ctrl = len(sample) - len(sample.translate(None, _CTRL))
+    return ctrl * 100 < len(sample)
+
+
+def _benign_binary(head: bytes, size: int | None) -> str | None:
+    for magic, at, kind in _BENIGN_MAGIC:
+        if head[at: at + len(magic)] == magic:
+            return kind
+    if head[:2] == b"BM" and size is not None and len(head) >= 6 and int.from_bytes(head[2:6], "little") == size:
+        return "BMP image"
+    return None
+
+
 def _looks_like_onnx(head: bytes) -> bool:
     # ModelProto: ir_version (1, varint) first, then opset/producer fields; cheap heuristic
     return head[:1] == b"\x08" and len(head) > 2 and head[1] < 0x20 and b"\x12" in head[2:4] + head[2:16]
@@ -107,6 +172,7 @@ class _FileScan:
         self.details: dict[str, Any] = {}
         self.formats: list[str] = []
         self.context = "pickle"  # "torchscript" while inside a TorchScript archive (policy.classify_global)
+        self.nested = False  # True for bytes a pickle hands to a nested loader (not a file of their own)
 
     def add(self, findings: list[RawFinding], member: str | None = None) -> None:
         self.raw.extend((f, member) for f in findings)
@@ -118,6 +184,7 @@ class _FileScan:
     # ---------------------------------------------------------------- nested bytes
     def nested_bytes(self, data: bytes, depth: int) -> list[RawFinding]:
         sub = _FileScan(self.location, self.path, self.budget)
+        sub.nested = True
         fh = io.BytesIO(data)
         sub.stream(fh, len(data), "", depth)
         return [f for f, _m in sub.raw]
@@ -128,7 +195,7 @@ class _FileScan:
         fh.seek(fh.tell() - len(head))
         fmt = detect_format(head, size, name or member)
         try:
-            self._dispatch(fmt, fh, size, member, depth, head)
+            self._dispatch(fmt, fh, size, member, depth, head, name or member)
         except (_Malformed, Truncated) as exc:
             self.malformed(f"{fmt}: {exc}", getattr(exc, "offset", None), member or None)
         except LimitExceeded as exc:
@@ -172,7 +239,8 @@ class _FileScan:
             self.formats.append("joblib")
         return True
 
-    def _dispatch(self, fmt: str, fh: BinaryIO, size: int | None, member: str, depth: int, head: bytes) -> None:
+    def _dispatch(self, fmt: str, fh: BinaryIO, size: int | None, member: str, depth: int, head: bytes,
+                  name: str = "") -> None:
         self.formats.append(fmt)
         if depth > MAX_DEPTH:
             raise LimitExceeded(f"containers nested deeper than {MAX_DEPTH}")
@@ -186,7 +254,7 @@ class _FileScan:
             if not self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=True):
                 self.formats[-1] = "unknown"
                 fh.seek(start)
-                self._unknown(fh, size, member, depth)
+                self._unknown(fh, size, member, depth, name)
         elif fmt.startswith("compressed:"):
             kind = fmt.split(":", 1)[1]
             stream = open_compressed(fh, kind, MAX_DECOMPRESSED)
@@ -205,6 +273,15 @@ class _FileScan:
             finally:
                 with contextlib.suppress(Exception):
                     stream.close()
+        elif fmt == ENCRYPTED:
+            self.add([RawFinding(
+                Severity.HIGH, "artifact.encrypted",
+                "modelshield-encrypted container: the payload cannot be inspected without the key", 0,
+                "The file is an AES-256-GCM container written by `modelshield protect encrypt`; the scanner "
+                "cannot vouch for the model inside. Scan the plaintext instead: decrypt it "
+                "(`modelshield protect decrypt`) and run `modelshield scan` on the result, or load it "
+                "through the secure loader (`modelshield.load_model` with the key), which scans the "
+                "decrypted bytes in memory before anything is unpickled.")], member or None)
         elif fmt == "npy":
             r = self._reader(fh, size)
             findings, det = scan_npy(r, lambda rr: self._npy_pickle(rr, member, depth, fh), size)
@@ -246,7 +323,7 @@ class _FileScan:
         elif size is not None and _has_eocd(fh, size):
             self._zip(fh, size, member, depth)
         else:
-            self._unknown(fh, size, member, depth)
+            self._unknown(fh, size, member, depth, name)
 
     def _npy_pickle(self, r: Reader, member: str, depth: int, fh: BinaryIO | None) -> list[RawFinding]:
         before = len(self.raw)
@@ -255,13 +332,20 @@ class _FileScan:
         del self.raw[before:]
         return taken
 
-    def _unknown(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
-        """Look for a pickle hidden after a prefix (first 1 MiB) in an unrecognised file."""
+    def _unknown(self, fh: BinaryIO, size: int | None, member: str, depth: int, name: str = "") -> None:
+        """An unrecognised file: classify it, and look for a pickle hidden after a prefix (first 1 MiB).
+
+        Text, images and other ordinary companions of a model are ``info``. A file that looks like a
+        model (a model-loader extension, or binary content in no recognised format) is *inconclusive*
+        (``high``): the scanner cannot say what a loader would do with it. An empty model file is
+        malformed. Bytes handed to a nested loader keep the plain ``info`` (their caller reports them).
+        """
         start = fh.tell()
-        self.add([RawFinding(Severity.INFO, "artifact.unknown-format", "format not recognised: not a model "
-                             "format the scanner parses", 0, "No loader we know of executes this content; "
-                             "it was searched for embedded pickles only.")], member or None)
         window = fh.read(1 << 20)
+        fh.seek(start)
+        if not self.nested and window and self._sentencepiece(fh, start, size if size is not None else len(window)):
+            return
+        self._classify_unknown(window, size, member, name)
         for m in re.finditer(rb"\x80[\x02-\x05]", window):
             if m.start() == 0:
                 continue
@@ -284,6 +368,62 @@ class _FileScan:
                 self.formats.append("pickle-embedded")
                 break
         fh.seek(start)
+
+    def _classify_unknown(self, window: bytes, size: int | None, member: str, name: str) -> None:
+        where = member or None
+        ext = Path(name.rsplit("!", 1)[-1]).suffix.lower() if name else ""
+        model_ext = ext in MODEL_EXTENSIONS
+        benign = _benign_binary(window, size)
+        if self.nested or (not model_ext and (benign is not None or _looks_like_text(window[:8192]))):
+            what = "empty file" if not window else (benign or ("text" if not self.nested else "data"))
+            self.add([RawFinding(Severity.INFO, "artifact.unknown-format", f"format not recognised ({what}): "
+                                 "not a model format the scanner parses", 0, "No loader we know of executes "
+                                 "this content; it was searched for embedded pickles only.")], where)
+            return
+        if not window:
+            self.add([RawFinding(Severity.HIGH, "artifact.malformed", f"empty model file ({ext})", 0,
+                                 "A model file with no content cannot be loaded; the result is inconclusive.")],
+                     where)
+            return
+        why = (f"a {ext} file" if model_ext else "binary content") + " in no format the scanner can parse"
+        self.add([RawFinding(
+            Severity.HIGH, "artifact.inconclusive", f"inconclusive: {why}", 0,
+            "The file looks like a model (its extension is one model loaders read, or it is binary data "
+            "that is not text or a known media type) but matches none of the formats the scanner "
+            "analyses, so nothing can be said about what loading it would run.",
+            {"extension": ext} if ext else {})], where)
+
+    def _sentencepiece(self, fh: BinaryIO, start: int, size: int) -> bool:
+        """A SentencePiece tokenizer model (``tokenizer.model``): a data-only protobuf, recognised whole.
+
+        ModelProto: repeated ``pieces`` (1), ``trainer_spec`` (2), ``normalizer_spec`` (3),
+        ``self_test_data`` (4), ``denormalizer_spec`` (5), all length-delimited, spanning the file exactly;
+        the first field is a piece whose own first field is its string.
+        """
+        from modelshield.checks.artifact.protobuf import Walker
+
+        head = fh.read(16)
+        fh.seek(start)
+        if len(head) < 4 or head[0] != 0x0A:
+            return False
+        walker = Walker(fh, start + size, self.budget)
+        try:
+            first = True
+            for field, wt, s, n in walker.fields(start, start + size):
+                if wt != 2 or not 1 <= field <= 5:
+                    return False
+                if first:
+                    if field != 1 or n < 2 or walker.read(s, 1) != b"\x0a":
+                        return False
+                    first = False
+        except _Malformed:
+            return False
+        finally:
+            fh.seek(start)
+        if first:
+            return False
+        self.formats.append("sentencepiece")
+        return True
 
     # ---------------------------------------------------------------- containers
     def _zip(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:

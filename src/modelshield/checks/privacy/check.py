@@ -114,7 +114,12 @@ class PrivacyCheck(Check):
         if ctx.model is not None and ctx.train is not None and numeric:
             self._membership(ctx, result, summary)
         elif ctx.train is not None and not numeric:
-            summary.append("membership inference skipped: features are not numeric")
+            from modelshield.checks.privacy.numeric import non_numeric_columns
+
+            bad = sorted({c.column for ds in (ctx.train, ctx.data) if ds is not None
+                          for c in non_numeric_columns(ds.X, ds.feature_names)})
+            summary.append("membership inference skipped: features are not numeric"
+                           + (f" (non-numeric values in {', '.join(bad[:6])})" if bad else ""))
         result.summary = " ".join(summary)
         return result
 

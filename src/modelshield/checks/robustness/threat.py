@@ -148,14 +148,14 @@ class ThreatModel:
         return float(self.step_size) if self.step_size is not None else 2.5 * self.eps / self.steps
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-safe data for reports: per-feature arrays become lists (non-finite bounds
-        become ``None``; boolean masks become lists of booleans)."""
+        """Plain JSON-safe data for reports: per-feature numeric arrays become lists (non-finite
+        bounds become ``None``); boolean masks (``integer``, ``mutable``) become their count."""
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
                 if v.dtype == bool:
-                    out[f.name] = [bool(b) for b in v.reshape(-1)]
+                    out[f.name] = int(v.sum())
                 else:
                     flat = np.asarray(v, dtype=np.float64).reshape(-1)
                     out[f.name] = [float(x) if math.isfinite(x) else None for x in flat.tolist()]
