@@ -170,9 +170,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     @policy_app.command("validate")
     def policy_validate(policy: Path = typer.Argument(..., help="Policy file.")) -> None:
         """Check a policy file; exit 0 if valid, 2 with the reason otherwise."""
-        from modelshield.policy import load_policy
-
         from modelshield.checks.registry import available_checks
+        from modelshield.policy import load_policy
 
         p = load_policy(policy)
         p.check_names(set(available_checks()))

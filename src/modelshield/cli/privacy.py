@@ -36,7 +36,7 @@ def _load_xy(path: Path, target: str, features: list[str] | None) -> Any:
 
 
 def _require_numeric(ds: Any, what: str) -> None:
-    from modelshield.checks.privacy.numeric import require_numeric as check
+    from modelshield.data.numeric import require_numeric as check
 
     check(ds, what)
 

@@ -202,17 +202,6 @@ def _takes_raw_columns(model: Any) -> bool:
 
 def require_numeric(data: Dataset) -> None:
     """Raise a :class:`DataError` naming the first column with a non-numeric value (no-op when numeric)."""
-    import pandas as pd
+    from modelshield.data.numeric import require_numeric as _require
 
-    if data.is_numeric:
-        return
-    names = data.feature_names or [str(i) for i in range(data.X.shape[1])]
-    for j, name in enumerate(names):
-        col = pd.to_numeric(pd.Series(data.X[:, j]), errors="coerce")
-        bad = col.isna() & pd.Series(data.X[:, j]).notna()
-        if bad.any():
-            value = data.X[int(np.flatnonzero(bad.to_numpy())[0]), j]
-            raise DataError(
-                f"column {name!r} has non-numeric values such as {value!r} ({int(bad.sum())} rows) but the "
-                "model takes numbers; clean the data or choose numeric columns with --features"
-            )
+    _require(data, "data", hint="clean the data or choose numeric columns with --features")

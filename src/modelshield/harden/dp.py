@@ -48,7 +48,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from modelshield.checks.privacy.accounting import calibrate_noise, compute_epsilon
-from modelshield.checks.privacy.numeric import numeric_features, require_numeric
+from modelshield.data.numeric import numeric_features, require_numeric
 from modelshield.errors import DataError
 
 __all__ = [

@@ -114,7 +114,7 @@ class PrivacyCheck(Check):
         if ctx.model is not None and ctx.train is not None and numeric:
             self._membership(ctx, result, summary)
         elif ctx.train is not None and not numeric:
-            from modelshield.checks.privacy.numeric import non_numeric_columns
+            from modelshield.data.numeric import non_numeric_columns
 
             bad = sorted({c.column for ds in (ctx.train, ctx.data) if ds is not None
                           for c in non_numeric_columns(ds.X, ds.feature_names)})

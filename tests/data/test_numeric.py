@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelshield.checks.privacy.numeric import non_numeric_columns, numeric_features, require_numeric
 from modelshield.data.dataset import Dataset
+from modelshield.data.numeric import non_numeric_columns, numeric_features, require_numeric
 from modelshield.errors import DataError
 
 
