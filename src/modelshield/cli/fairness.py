@@ -85,9 +85,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         method: list[str] = typer.Option(None, "--method", "-m",
                                          help="reweighing, exponentiated_gradient, threshold_optimizer or all "
                                               "(repeatable; default all)."),
-        eval_data: Path = typer.Option(None, "--eval-data", help="Held-out data for the before/after table "
+        eval_data: Path = typer.Option(None, "--eval-data", "--test", help="Held-out data for the before/after table "
                                                                  "(default: 30% of --data)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Folder to create: one <method>.joblib per "
+        output: Path = typer.Option(..., "--output", "--out", "-o", help="Folder to create: one <method>.joblib per "
                                                                 "method and report.json."),
         pos_label: str = typer.Option(None, "--pos-label", help="Favourable class (default: the second class)."),
         eps: float = typer.Option(0.01, "--eps", help="Allowed constraint violation (ExponentiatedGradient)."),

@@ -214,9 +214,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     def harden_dp(
         model: str = typer.Argument(..., help="PyTorch model (MLP / any Opacus-supported module) or a "
                                                "scikit-learn linear classifier."),
-        train: Path = typer.Option(..., "--train", help="Training data."),
-        target: str = typer.Option(..., "--target", help="Label column."),
-        out: Path = typer.Option(..., "--out", help="Where to write the DP model: PyTorch (torch.save), "
+        train: Path = typer.Option(..., "--train", "--data", "-d", help="Training data."),
+        target: str = typer.Option(..., "--target", "-t", help="Label column."),
+        out: Path = typer.Option(..., "--out", "--output", "-o",
+                                 help="Where to write the DP model: PyTorch (torch.save), "
                                  "ONNX when it ends in .onnx, or joblib for scikit-learn."),
         test: Path | None = typer.Option(None, "--test", help="Held-out data: before/after utility and leakage."),
         features: list[str] | None = typer.Option(None, "--features", help="Feature columns (repeatable or a,b)."),

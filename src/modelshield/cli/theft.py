@@ -196,10 +196,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     @harden.command("watermark")
     def harden_watermark(
         model: str = typer.Argument(..., help="PyTorch model file (TorchScript or a saved nn.Module)."),
-        data: Path = typer.Option(..., "--data", help="Training data (CSV, Parquet or NPZ)."),
-        target: str | None = typer.Option(None, "--target", help="Label column (NPZ: the y array)."),
+        data: Path = typer.Option(..., "--data", "-d", help="Training data (CSV, Parquet or NPZ)."),
+        target: str | None = typer.Option(None, "--target", "-t", help="Label column (NPZ: the y array)."),
         features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
-        out: Path = typer.Option(..., "--out", help="Watermarked model file to write (same format)."),
+        out: Path = typer.Option(..., "--out", "--output", "-o", help="Watermarked model file to write (same format)."),
         triggers_out: Path = typer.Option(..., "--triggers-out", help="Secret trigger-set NPZ to write."),
         n_triggers: int = typer.Option(100, "--n-triggers", help="Number of trigger inputs."),
         epochs: int = typer.Option(20, "--epochs",
