@@ -144,7 +144,7 @@ class Fingerprint:
                 header = json.loads(str(arch["header"]))
                 X, labels = arch["X"], arch["labels"]
         except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise FormatError(f"{source}: not a readable fingerprint NPZ file") from exc  # numpy's text advises allow_pickle
+            raise FormatError(f"{source}: not a readable fingerprint NPZ file") from exc
         if not isinstance(header, dict) or header.get("format") != FINGERPRINT_FORMAT:
             raise FormatError(f"{source}: unknown fingerprint format")
         return cls(X=X, labels=labels, n_classes=int(header["n_classes"]), threshold=float(header["threshold"]),

@@ -118,7 +118,7 @@ class TriggerSet:
                 header = json.loads(str(arch["header"]))
                 X, labels = arch["X"], arch["labels"]
         except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise FormatError(f"{source}: not a readable trigger-set NPZ file") from exc  # numpy's text advises allow_pickle
+            raise FormatError(f"{source}: not a readable trigger-set NPZ file") from exc
         if not isinstance(header, dict) or header.get("format") != TRIGGER_FORMAT:
             raise FormatError(f"{source}: unknown trigger-set format {header.get('format')!r}")
         return cls(X=X, labels=labels, n_classes=int(header["n_classes"]), kind=str(header.get("kind", "")),
