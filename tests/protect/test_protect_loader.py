@@ -200,10 +200,11 @@ def test_real_scanner_refuses_an_encrypted_malicious_pickle(tmp_path: Path, mast
     plain.write_bytes(_MALICIOUS)
     enc = tmp_path / "evil.enc"
     encrypt_file(plain, enc, key=master_key)
-    with pytest.raises(UnsafeModelError, match="refusing to load"):
+    with pytest.raises(UnsafeModelError, match="refusing to load.*after `modelshield protect decrypt`"):
         secure_load(enc, key=master_key)
-    with pytest.raises(UnsafeModelError):
+    with pytest.raises(UnsafeModelError) as plain_err:
         secure_load(plain)
+    assert "protect decrypt" not in str(plain_err.value)
 
 
 def test_real_scanner_loads_a_clean_model(sk_file, enc_model) -> None:

@@ -133,7 +133,8 @@ def secure_load(
     # 2. decrypt
     from modelshield.protect.crypto import decrypt_bytes, is_encrypted
 
-    if is_encrypted(data):
+    encrypted = is_encrypted(data)
+    if encrypted:
         k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env)
         if k is None and pw is None:
             raise UserError(f"{path} is encrypted; give its key: --key-file, --key-env or --passphrase-env "
@@ -158,7 +159,9 @@ def secure_load(
             first = bad[0].title if bad else "blocking findings"
             raise UnsafeModelError(
                 f"refusing to load {path}: the scanner found {len(bad) or 'blocking'} finding(s) at or "
-                f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`",
+                f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`"
+                + (" after `modelshield protect decrypt` (the scanner cannot read the encrypted file)" if encrypted
+                   else ""),
                 findings=list(report.findings),
             )
         if fmt in PICKLE_BASED:
