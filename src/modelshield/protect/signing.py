@@ -277,6 +277,19 @@ def _b64(value: Any, what: str) -> bytes:
         raise IntegrityError(f"signature file is malformed: {what} is not base64") from None
 
 
+def _signed_manifest(sig_path: Path, public_key: PublicKey, subject: str | Path) -> Manifest:
+    """The manifest inside ``sig_path`` after its signature verified under ``public_key``."""
+    if not sig_path.is_file():
+        raise IntegrityError(f"no signature for {subject}: {sig_path} does not exist")
+    bundle, payload, sig = _parse_bundle(sig_path)
+    _check_signature(public_key, payload, sig, sig_path, bundle)
+    try:
+        stmt = json.loads(payload)
+    except ValueError:
+        raise IntegrityError(f"{sig_path}: the signed payload is not JSON") from None
+    return _manifest_from_statement(stmt, sig_path)
+
+
 def _parse_bundle(sig_path: Path) -> tuple[dict[str, Any], bytes, bytes]:
     try:
         bundle = json.loads(sig_path.read_bytes())
@@ -351,15 +364,7 @@ def verify(path: str | Path, public_key: PublicKey, *, signature: str | Path | N
     if not p.exists():
         raise InputNotFoundError(f"model not found: {p}")
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
-    if not sig_path.is_file():
-        raise IntegrityError(f"no signature for {p}: {sig_path} does not exist")
-    bundle, payload, sig = _parse_bundle(sig_path)
-    _check_signature(public_key, payload, sig, sig_path, bundle)
-    try:
-        stmt = json.loads(payload)
-    except ValueError:
-        raise IntegrityError(f"{sig_path}: the signed payload is not JSON") from None
-    expected = _manifest_from_statement(stmt, sig_path)
+    expected = _signed_manifest(sig_path, public_key, p)
     if p.is_dir():
         ignores = [*expected.ignore_paths, *_rel_ignores(p, [sig_path], model_relative=False)]
         actual = build_manifest(p, ignore_paths=ignores)
@@ -381,15 +386,7 @@ def verify_bytes(data: bytes | bytearray | memoryview, name: str, public_key: Pu
     the file cannot be swapped between verification and loading.
     """
     sig_path = Path(signature)
-    if not sig_path.is_file():
-        raise IntegrityError(f"no signature for {name}: {sig_path} does not exist")
-    bundle, payload, sig = _parse_bundle(sig_path)
-    _check_signature(public_key, payload, sig, sig_path, bundle)
-    try:
-        stmt = json.loads(payload)
-    except ValueError:
-        raise IntegrityError(f"{sig_path}: the signed payload is not JSON") from None
-    expected = _manifest_from_statement(stmt, sig_path)
+    expected = _signed_manifest(sig_path, public_key, name)
     actual = Manifest(name=name, files={".": hashlib.sha256(data).hexdigest()})
     problems = expected.diff(actual)
     if problems:
