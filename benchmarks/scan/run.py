@@ -105,7 +105,8 @@ def _run_raw(argv: list[str]) -> dict:
     """Run once with peak RSS measured by wait4 on this very child (inflated by the parent's
     memory at fork time on Linux; GNU time is preferred)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    WORK.mkdir(exist_ok=True)  # cwd: fickling --check-safety writes safety_results.json into it
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=WORK,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = t0 + TIMEOUT
     out_chunks: list[bytes] = []
