@@ -42,11 +42,11 @@ def full_check(y, p, sex, race, boot: int):
 
     The model is a callable returning the precomputed decisions as scores, so the time is the check's own.
     """
-    from modelshield.runner import run_check
     from modelshield.checks.base import AuditContext
     from modelshield.checks.fairness.check import FairnessCheck
     from modelshield.data.dataset import Dataset
     from modelshield.models.callable import CallableModel
+    from modelshield.runner import run_check
 
     rng = np.random.default_rng(1)
     X = np.column_stack([p.astype(np.float64), rng.normal(size=(len(p), 3))])
