@@ -200,7 +200,7 @@ def test_real_scanner_refuses_an_encrypted_malicious_pickle(tmp_path: Path, mast
     plain.write_bytes(_MALICIOUS)
     enc = tmp_path / "evil.enc"
     encrypt_file(plain, enc, key=master_key)
-    with pytest.raises(UnsafeModelError, match="refusing to load.*after `modelshield protect decrypt`"):
+    with pytest.raises(UnsafeModelError, match=r"refusing to load.*after `modelshield protect decrypt`"):
         secure_load(enc, key=master_key)
     with pytest.raises(UnsafeModelError) as plain_err:
         secure_load(plain)
