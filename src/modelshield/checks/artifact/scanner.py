@@ -654,11 +654,16 @@ def _scan_open(fh: BinaryIO, size: int, location: str, path: Path | None, timeou
     return _finish(fs, fmt, size, t0, None)
 
 
+_HASH_BLOCK = 8 << 20
+
+
 def scan_file(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, hash: bool = False) -> FileReport:
     """Scan one file (content-based format detection).
 
     With ``hash`` the SHA-256 is computed on a second handle in a thread while the scan runs
-    (hashlib releases the GIL), so the total is close to the hash alone.
+    (hashlib releases the GIL), so the total is close to the hash alone. The thread reads 8 MiB at a
+    time: each time it wins the GIL back from the (pure-Python) scanner it then hashes a large block
+    without it, instead of one 256 KiB block per 5 ms switch interval.
     """
     p = Path(path)
     size = p.stat().st_size
@@ -666,8 +671,13 @@ def scan_file(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, hash: bool 
     worker = None
     if hash:
         def _hash() -> None:
-            with p.open("rb") as hf:
-                digest.append(hashlib.file_digest(hf, "sha256").hexdigest())
+            h = hashlib.sha256()
+            buf = bytearray(_HASH_BLOCK)
+            view = memoryview(buf)
+            with p.open("rb", buffering=0) as hf:
+                while n := hf.readinto(buf):
+                    h.update(view[:n])
+            digest.append(h.hexdigest())
 
         worker = threading.Thread(target=_hash, name="modelshield-sha256", daemon=True)
         worker.start()
