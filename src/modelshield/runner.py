@@ -135,10 +135,12 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def select_checks(
-    names: Sequence[str] | None, options: Mapping[str, Mapping[str, Any]] | None = None
+    names: Sequence[str] | None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    registry: Mapping[str, type[Check]] | None = None,
 ) -> list[Check]:
     """Instantiate the named checks (all available ones when ``names`` is ``None``)."""
-    registry = available_checks()
+    registry = available_checks() if registry is None else registry
     wanted = list(registry) if names is None else list(names)
     checks: list[Check] = []
     for name in wanted:
@@ -244,7 +246,8 @@ def audit_run(
     from modelshield.models.load import wrap_object
 
     policy = policy or Policy.default()
-    policy.check_names(set(available_checks()))
+    registry = available_checks()
+    policy.check_names(set(registry))
     if model is not None and not isinstance(model, BaseModel):
         model = wrap_object(model)
     for ds in (data, train):
@@ -253,7 +256,7 @@ def audit_run(
     merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in policy.checks.items()}
     for k, v in (options or {}).items():
         merged.setdefault(k, {}).update(v)
-    selected = select_checks(checks, merged)
+    selected = select_checks(checks, merged, registry)
     path = Path(model_path) if model_path else None
     arts = [Path(a) for a in artifacts] or ([path] if path else [])
     ctx = AuditContext(model=model, data=data, train=train, model_path=path, artifacts=arts, seed=seed,

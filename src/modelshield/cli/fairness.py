@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from modelshield.cli._common import check_output_path, console, err_console, write_bytes_safely, write_json
+from modelshield.cli._common import (
+    check_output_path,
+    console,
+    err_console,
+    split_list,
+    write_bytes_safely,
+    write_json,
+)
 from modelshield.errors import EXIT_OK, DataError, OutputError, UserError
 
 __all__ = ["register"]
@@ -22,17 +29,10 @@ _METHOD_ALIASES = {
 }
 
 
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
-
-
 def _methods(values: list[str] | None) -> list[str]:
     from modelshield.harden.fairness import METHODS
 
-    names = _split(values)
+    names = split_list(values)
     if not names or names == ["all"]:
         return list(METHODS)
     out = []
@@ -105,7 +105,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.harden.fairness import mitigate
         from modelshield.models.load import load_model
 
-        sens = _split(sensitive)
+        sens = split_list(sensitive)
         if not sens:
             raise UserError("give at least one --sensitive column")
         if constraint not in ("demographic_parity", "equalized_odds"):
@@ -117,7 +117,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise OutputError(f"output folder {output} already exists; pass --force to write into it")
         if not output.parent.is_dir():
             raise OutputError(f"cannot create {output}: folder {output.parent} does not exist")
-        feats = _split(features) or None
+        feats = split_list(features) or None
         train = load_dataset(data, target=target, sensitive=sens, features=feats)
         if train.y is None:
             raise UserError("--target is required: mitigation needs labels")
@@ -190,7 +190,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if json_out is not None:
             check_output_path(json_out, force)
-        sens = _split(sensitive)
+        sens = split_list(sensitive)
         from modelshield.data.loaders import read_table
 
         columns = [str(c) for c in read_table(data).columns]
@@ -246,8 +246,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.checks.fairness.proxies import find_proxies
         from modelshield.data.loaders import load_dataset
 
-        sens = _split(sensitive)
-        ds = load_dataset(data, target=target, sensitive=sens, features=_split(features) or None)
+        sens = split_list(sensitive)
+        ds = load_dataset(data, target=target, sensitive=sens, features=split_list(features) or None)
         if not ds.is_numeric:
             raise UserError("proxy detection needs numeric features: encode categorical columns as codes or "
                             "choose numeric ones with --features")

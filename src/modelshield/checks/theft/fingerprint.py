@@ -28,9 +28,6 @@ References
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from modelshield.checks.theft._records import read_record, record_bytes
 from modelshield.data.dataset import Dataset
-from modelshield.errors import DataError, FormatError, InputNotFoundError, OutputError
+from modelshield.errors import DataError, InputNotFoundError, OutputError
 from modelshield.models.base import BaseModel
 
 __all__ = [
@@ -120,11 +118,9 @@ class Fingerprint:
                                 threshold=self.threshold if threshold is None else float(threshold))
 
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
         header = {"format": FINGERPRINT_FORMAT, "n_classes": int(self.n_classes),
                   "threshold": self.threshold, "meta": self.meta}
-        np.savez_compressed(buf, X=self.X, labels=self.labels, header=np.array(json.dumps(header)))
-        return buf.getvalue()
+        return record_bytes(self.X, self.labels, header)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         p = Path(path)
@@ -137,16 +133,7 @@ class Fingerprint:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "fingerprint") -> Fingerprint:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as arch:
-                if not {"X", "labels", "header"} <= set(arch.files):
-                    raise FormatError(f"{source}: not a modelshield fingerprint (arrays: {sorted(arch.files)})")
-                header = json.loads(str(arch["header"]))
-                X, labels = arch["X"], arch["labels"]
-        except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise FormatError(f"{source}: not a readable fingerprint NPZ file") from exc
-        if not isinstance(header, dict) or header.get("format") != FINGERPRINT_FORMAT:
-            raise FormatError(f"{source}: unknown fingerprint format")
+        header, X, labels = read_record(data, source=source, what="fingerprint", fmt=FINGERPRINT_FORMAT)
         return cls(X=X, labels=labels, n_classes=int(header["n_classes"]), threshold=float(header["threshold"]),
                    meta=dict(header.get("meta") or {}))
 

@@ -24,9 +24,6 @@ References
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from modelshield.errors import DataError, FormatError, InputNotFoundError, OutputError
+from modelshield.checks.theft._records import read_record, record_bytes
+from modelshield.errors import DataError, InputNotFoundError, OutputError
 from modelshield.models.base import BaseModel
 
 __all__ = [
@@ -87,11 +85,9 @@ class TriggerSet:
 
     def to_bytes(self) -> bytes:
         """The NPZ encoding (no pickles: plain arrays and a JSON header)."""
-        buf = io.BytesIO()
         header = {"format": TRIGGER_FORMAT, "n_classes": int(self.n_classes), "kind": self.kind,
                   "seed": self.seed, "meta": self.meta}
-        np.savez_compressed(buf, X=self.X, labels=self.labels, header=np.array(json.dumps(header)))
-        return buf.getvalue()
+        return record_bytes(self.X, self.labels, header)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the NPZ file, readable by its owner only (mode 0600: it is a secret); refuses to
@@ -110,17 +106,7 @@ class TriggerSet:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "trigger set") -> TriggerSet:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as arch:
-                keys = set(arch.files)
-                if not {"X", "labels", "header"} <= keys:
-                    raise FormatError(f"{source}: not a modelshield trigger set (arrays: {sorted(keys)})")
-                header = json.loads(str(arch["header"]))
-                X, labels = arch["X"], arch["labels"]
-        except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise FormatError(f"{source}: not a readable trigger-set NPZ file") from exc
-        if not isinstance(header, dict) or header.get("format") != TRIGGER_FORMAT:
-            raise FormatError(f"{source}: unknown trigger-set format {header.get('format')!r}")
+        header, X, labels = read_record(data, source=source, what="trigger set", fmt=TRIGGER_FORMAT)
         return cls(X=X, labels=labels, n_classes=int(header["n_classes"]), kind=str(header.get("kind", "")),
                    seed=header.get("seed"), meta=dict(header.get("meta") or {}))
 
