@@ -159,3 +159,11 @@ def test_serve_port_in_use_and_text_reference_are_usage_errors(tmp_path, capsys)
     rc = main(["serve", str(model), "--state-dir", str(tmp_path / "s2"), "--reference", str(ref), "--port", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "non-numeric" in err and "Traceback" not in err
+
+
+def test_keys_list_says_when_a_state_dir_has_no_keys(tmp_path, capsys):
+    from modelshield.cli import main
+
+    assert main(["keys", "list", "--state-dir", str(tmp_path / "typo")]) == 0
+    assert "no keys in" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()  # listing never creates the state folder

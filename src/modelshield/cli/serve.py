@@ -126,6 +126,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([r.public() for r in recs]))
             return
+        if not recs:
+            typer.echo(f"no keys in {cfg.state_dir} (create one with 'modelshield keys create')", err=True)
+            return
         from rich.table import Table
 
         t = Table("id", "name", "scopes", "created", "state")
