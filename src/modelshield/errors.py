@@ -44,6 +44,8 @@ EXIT_POLICY_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SECURITY = 3
 EXIT_INTERRUPTED = 130
+#: An internal error (a bug): one line on stderr; ``--debug`` shows the traceback.
+EXIT_INTERNAL = 70
 
 
 class ModelShieldError(Exception):

@@ -6,8 +6,16 @@ Exit codes (a contract): 0 pass / clean, 1 policy failed / findings at or above 
 
 Each area lives in its own module ``modelshield.cli.<area>`` exposing
 ``register(app: typer.Typer, harden: typer.Typer) -> None``; adding an area is one line in
-``AREAS`` (area -> the top-level commands it registers). ``main()`` imports only the area the
-command line names, so ``modelshield scan`` does not pay for torch, fairlearn or FastAPI.
+``AREAS`` (area -> the top-level commands it registers, in ``modelshield.cli._app``). ``main()``
+imports only the area the command line names, so ``modelshield scan`` does not pay for torch,
+fairlearn or FastAPI.
+
+Hot commands that run in CI loops and deploy hooks (``scan``, ``protect sign``, ``protect verify``)
+also have a *lean path* (``FAST_COMMANDS``): a module whose ``run(args) -> int | None`` parses the
+command with argparse and calls the same implementation as the typer command, so the process never
+imports typer, click or rich (~0.15-0.3 s of start-up). ``run`` returns ``None`` for anything it does
+not handle exactly (``--help``, a malformed or unknown option): the full typer CLI then runs, so help
+text and usage errors have one source.
 """
 
 from __future__ import annotations
@@ -15,100 +23,75 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import typer
+from modelshield.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ModelShieldError
 
-from modelshield.errors import EXIT_INTERRUPTED, EXIT_USAGE, ModelShieldError
+__all__ = ["AREAS", "FAST_COMMANDS", "HARDEN_AREAS", "build_app", "main"]
 
-__all__ = ["AREAS", "HARDEN_AREAS", "build_app", "main"]
-
-#: CLI areas, one module each (``modelshield.cli.<name>``), registered in this order, with the
-#: top-level commands each one adds. Areas marked in HARDEN_AREAS also add ``harden`` subcommands.
-AREAS: dict[str, tuple[str, ...]] = {
-    "audit": ("audit", "policy", "checks"),
-    "scan": ("scan",),
-    "protect": ("protect",),
-    "attack": ("attack",),
-    "privacy": ("privacy",),
-    "fairness": ("fairness",),
-    "theft": ("theft",),
-    "serve": ("serve", "keys", "audit-log"),
+#: Command words -> module with ``run(args: list[str]) -> int | None`` (``args``: what follows the
+#: command words). ``None`` means "not handled here": the typer CLI takes over.
+FAST_COMMANDS: dict[tuple[str, ...], str] = {
+    ("scan",): "modelshield.cli._fast_scan",
+    ("protect", "sign"): "modelshield.cli._fast_protect",
+    ("protect", "verify"): "modelshield.cli._fast_protect",
 }
-HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
 
 
-def _areas_for(args: Sequence[str]) -> tuple[str, ...]:
-    """The areas a command line needs: the one owning its first command word, else all of them."""
-    first = next((a for a in args if not a.startswith("-")), None)
-    if first == "harden":
-        return HARDEN_AREAS
-    for area, commands in AREAS.items():
-        if first in commands:
-            return (area,)
-    return tuple(AREAS)
+def __getattr__(name: str) -> Any:
+    if name in ("AREAS", "HARDEN_AREAS", "build_app"):
+        from modelshield.cli import _app
 
-
-def build_app(areas: Sequence[str] | None = None) -> typer.Typer:
-    app = typer.Typer(
-        name="modelshield",
-        help="Audit, harden, protect and serve machine-learning models securely.",
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-    harden = typer.Typer(help="Make a model more robust, private or fair; writes a before/after report.",
-                         no_args_is_help=True)
-
-    @app.callback()
-    def _root(
-        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-    ) -> None:
-        if version:
-            from modelshield import __version__
-
-            typer.echo(f"modelshield {__version__}")
-            raise typer.Exit(0)
-
-    for area in AREAS if areas is None else areas:
-        importlib.import_module(f"modelshield.cli.{area}").register(app, harden)
-    app.add_typer(harden, name="harden")
-    return app
-
-
-def __getattr__(name: str) -> typer.Typer:
+        return getattr(_app, name)
     if name == "app":  # the full application (docs, tests); main() builds only what it needs
+        from modelshield.cli._app import build_app
+
         full = build_app()
         globals()["app"] = full
         return full
     raise AttributeError(f"module 'modelshield.cli' has no attribute {name!r}")
 
 
-def _click_errors() -> tuple[type[Exception], ...]:
-    """Click's usage-error base class: typer >= 0.20 vendors click as ``typer._click``."""
-    found: list[type[Exception]] = []
-    try:
-        from typer._click.exceptions import ClickException as Vendored  # type: ignore[import-not-found]
-
-        found.append(Vendored)
-    except ImportError:  # pragma: no cover - older typer
-        pass
-    try:
-        from click.exceptions import ClickException
-
-        found.append(ClickException)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(found)
-
-
-_CLICK_ERRORS = _click_errors()
-
-
 def _debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("MODELSHIELD_DEBUG", "") not in ("", "0")
+
+
+def _lean_command(args: list[str]) -> tuple[Callable[[list[str]], int | None], list[str]] | None:
+    """The lean runner for ``args`` and the arguments after the command words, if there is one."""
+    rest = args[1:] if args[:1] == ["--debug"] else args
+    for words, module in FAST_COMMANDS.items():
+        if tuple(rest[: len(words)]) == words:
+            tail = rest[len(words):]
+            if any(a in ("-h", "--help") for a in tail):
+                return None
+            try:
+                run = importlib.import_module(module).run
+            except ImportError:  # pragma: no cover - a partial install: the typer CLI still works
+                return None
+            return run, tail
+    return None
+
+
+def _run_lean(run: Callable[[list[str]], int | None], tail: list[str], debug: bool) -> int | None:
+    """Run a lean command with the same error contract as the typer CLI."""
+    try:
+        return run(tail)
+    except ModelShieldError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # an internal bug: still one line, with --debug for details
+        if debug:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (re-run with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,36 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     unless ``--debug`` is given."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
-    command = typer.main.get_command(build_app(_areas_for(args)))
-    try:
-        rv = command.main(args=args, prog_name="modelshield", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
-    except ModelShieldError as exc:
-        if debug:
-            import traceback
+    code: int | None = None
+    lean = _lean_command(args)
+    if lean is not None:
+        code = _run_lean(*lean, debug)
+    if code is None:
+        from modelshield.cli._app import run_typer
 
-            traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
-        code = exc.exit_code
-    except typer.Exit as exc:
-        code = exc.exit_code
-    except _CLICK_ERRORS as exc:
-        code = getattr(exc, "exit_code", 0) or EXIT_USAGE
-        ctx = getattr(exc, "ctx", None)
-        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)  # type: ignore[attr-defined]
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()  # type: ignore[attr-defined]  # a bare group: show its help
-        else:
-            typer.echo(f"error: {message}{where}", err=True)
-    except (KeyboardInterrupt, typer.Abort):
-        typer.echo("interrupted", err=True)
-        code = EXIT_INTERRUPTED
-    except Exception as exc:  # an internal bug: still one line, with --debug for details
-        if debug:
-            raise
-        typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (re-run with --debug)", err=True)
-        code = 70
+        code = run_typer(args, debug)
     if argv is None:
         sys.exit(code)
     return code

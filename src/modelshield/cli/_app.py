@@ -1,0 +1,122 @@
+"""The typer application behind ``modelshield`` (imported only when the lean path does not apply)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+import typer
+
+from modelshield.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ModelShieldError
+
+__all__ = ["AREAS", "HARDEN_AREAS", "build_app", "run_typer"]
+
+#: CLI areas, one module each (``modelshield.cli.<name>``), registered in this order, with the
+#: top-level commands each one adds. Areas marked in HARDEN_AREAS also add ``harden`` subcommands.
+AREAS: dict[str, tuple[str, ...]] = {
+    "audit": ("audit", "policy", "checks"),
+    "scan": ("scan",),
+    "protect": ("protect",),
+    "attack": ("attack",),
+    "privacy": ("privacy",),
+    "fairness": ("fairness",),
+    "theft": ("theft",),
+    "serve": ("serve", "keys", "audit-log"),
+}
+HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
+
+
+def _areas_for(args: Sequence[str]) -> tuple[str, ...]:
+    """The areas a command line needs: the one owning its first command word, else all of them."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first == "harden":
+        return HARDEN_AREAS
+    for area, commands in AREAS.items():
+        if first in commands:
+            return (area,)
+    return tuple(AREAS)
+
+
+def build_app(areas: Sequence[str] | None = None) -> typer.Typer:
+    app = typer.Typer(
+        name="modelshield",
+        help="Audit, harden, protect and serve machine-learning models securely.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    harden = typer.Typer(help="Make a model more robust, private or fair; writes a before/after report.",
+                         no_args_is_help=True)
+
+    @app.callback()
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    ) -> None:
+        if version:
+            from modelshield import __version__
+
+            typer.echo(f"modelshield {__version__}")
+            raise typer.Exit(0)
+
+    for area in AREAS if areas is None else areas:
+        importlib.import_module(f"modelshield.cli.{area}").register(app, harden)
+    app.add_typer(harden, name="harden")
+    return app
+
+
+def _click_errors() -> tuple[type[Exception], ...]:
+    """Click's usage-error base class: typer >= 0.20 vendors click as ``typer._click``."""
+    found: list[type[Exception]] = []
+    try:
+        from typer._click.exceptions import ClickException as Vendored  # type: ignore[import-not-found]
+
+        found.append(Vendored)
+    except ImportError:  # pragma: no cover - older typer
+        pass
+    try:
+        from click.exceptions import ClickException
+
+        found.append(ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(found)
+
+
+_CLICK_ERRORS = _click_errors()
+
+
+def run_typer(args: list[str], debug: bool) -> int:
+    """Run the full typer CLI on ``args``; returns the documented exit code."""
+    command = typer.main.get_command(build_app(_areas_for(args)))
+    try:
+        rv = command.main(args=args, prog_name="modelshield", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except ModelShieldError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except _CLICK_ERRORS as exc:
+        code = getattr(exc, "exit_code", 0) or EXIT_USAGE
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # a bare group: show its help
+        else:
+            typer.echo(f"error: {message}{where}", err=True)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # an internal bug: still one line, with --debug for details
+        if debug:
+            raise
+        typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (re-run with --debug)", err=True)
+        code = EXIT_INTERNAL
+    return code
