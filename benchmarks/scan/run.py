@@ -4,7 +4,7 @@ Whole processes (start-up included), peak RSS from ``wait4``, verdicts from each
 Large files are generated under ``benchmarks/scan/_work/`` (git-ignored) and deleted afterwards
 unless ``--keep``. The test corpus comes from ``tests/checks/artifact/corpus.py``.
 
-    .venv/bin/python benchmarks/scan/run.py [--keep] [--skip-large] [--skip-corpus]
+    .venv/bin/python benchmarks/scan/run.py [--keep] [--skip-large] [--skip-corpus] [--only joblib ...]
 
 Writes ``_work/results.json`` and ``_work/results.md`` (the tables pasted into README.md).
 """
@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +31,14 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests" / "checks"))
 
 TIMEOUT = 300
+#: Every tool runs with the same environment. Bytecode: pip compiles an installed package's modules
+#: at install time, but this checkout's modelshield is an editable install, and sessions here set
+#: PYTHONDONTWRITEBYTECODE=1 -- modelshield would then recompile its ~5k lines on every run while
+#: the peers load their installed .pyc files. So every tool gets one bytecode cache under _work/
+#: (PYTHONPYCACHEPREFIX; the source tree is not touched) and one untimed warm-up run per file.
+PYCACHE = WORK / "pycache"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV.update({"OMP_NUM_THREADS": "1", "PYTHONPYCACHEPREFIX": str(PYCACHE)})
 
 
 def _verdict_exitcode(flag: set[int], clean: set[int]):
@@ -62,12 +71,6 @@ TOOLS: dict[str, tuple[list[str], object]] = {
     "modelshield": ([str(BIN / "modelshield"), "scan", "-q"], _verdict_exitcode({1}, {0})),
     "modelshield (python -m)": ([str(BIN / "python"), "-m", "modelshield.checks.artifact"],
                                 _verdict_exitcode({1}, {0})),
-    # what `python -m` costs once modelshield/__init__.py imports lazily (simulated: the top-level
-    # package is replaced by an empty namespace so only the scanner's own modules load)
-    "modelshield (lazy top-level import, simulated)": ([str(BIN / "python"), "-c", (
-        "import sys,types;m=types.ModuleType('modelshield');m.__path__=[{!r}];m.__version__='0';"
-        "sys.modules['modelshield']=m;from modelshield.checks.artifact.__main__ import main;"
-        "sys.exit(main(sys.argv[1:]))").format(str(ROOT / "src" / "modelshield"))], _verdict_exitcode({1}, {0})),
     "picklescan": ([str(BIN / "picklescan"), "-p"], _picklescan),
     "modelscan": ([str(BIN / "modelscan"), "-p"], _modelscan),
     "fickling": ([str(BIN / "fickling"), "--check-safety"], _verdict_exitcode({1}, {0})),
@@ -93,21 +96,12 @@ def run_measured(argv: list[str]) -> dict:
     return _run_raw(argv)
 
 
-def best_of(argv: list[str], n: int = 3) -> dict:
-    runs = [run_measured(argv) for _ in range(n)]
-    best = min(runs, key=lambda r: r["seconds"])
-    best["rss_mb"] = max((r["rss_mb"] or 0) for r in runs) or None
-    best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
-    return best
-
-
 def _run_raw(argv: list[str]) -> dict:
     """Run once with peak RSS measured by wait4 on this very child (inflated by the parent's
     memory at fork time on Linux; GNU time is preferred)."""
     t0 = time.perf_counter()
     WORK.mkdir(exist_ok=True)  # cwd: fickling --check-safety writes safety_results.json into it
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=WORK,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=WORK, env=ENV)
     deadline = t0 + TIMEOUT
     out_chunks: list[bytes] = []
     import threading
@@ -175,14 +169,9 @@ def make_large(dirpath: Path) -> dict[str, Path]:
     return files
 
 
-def hash_floor(path: Path) -> dict:
-    t0 = time.perf_counter()
+def warm_page_cache(path: Path) -> None:
     with path.open("rb") as fh:
         hashlib.file_digest(fh, "sha256")
-    inproc = time.perf_counter() - t0
-    proc = run_measured([str(BIN / "python"), "-c",
-                         "import hashlib,sys;hashlib.file_digest(open(sys.argv[1],'rb'),'sha256')", str(path)])
-    return {"in_process_s": inproc, "process_s": proc["seconds"], "rss_mb": proc["rss_mb"]}
 
 
 def _inprocess(path: Path) -> dict:
@@ -200,28 +189,49 @@ def _inprocess(path: Path) -> dict:
         "out['scan_hash_s']=t(lambda: scan(p, hash=True))\n"
         "out['hashlib_s']=t(lambda: hashlib.file_digest(open(p,'rb'),'sha256'))\n"
         "print(json.dumps(out))\n")
-    r = subprocess.run([str(BIN / "python"), "-c", code, str(path)], capture_output=True, text=True, check=True)
+    r = subprocess.run([str(BIN / "python"), "-c", code, str(path)], capture_output=True, text=True, check=True,
+                       env=ENV)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def bench_large(files: dict[str, Path]) -> dict:
+def _best(runs: list[dict]) -> dict:
+    best = dict(min(runs, key=lambda r: r["seconds"]))
+    best["rss_mb"] = max((r["rss_mb"] or 0) for r in runs) or None
+    best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
+    best["median_s"] = statistics.median(r["seconds"] for r in runs)
+    return best
+
+
+def bench_large(files: dict[str, Path], reps: int) -> dict:
+    """Per file: every row once untimed (warm-up), then ``reps`` interleaved rounds (each round runs
+    every row once, so load changes on the shared machine hit all tools alike); best and median."""
     out: dict = {}
+    hash_code = "import hashlib,sys;hashlib.file_digest(open(sys.argv[1],'rb'),'sha256')"
     for label, path in files.items():
         size_mb = path.stat().st_size / 1e6
-        rows = {}
-        hash_floor(path)  # warm the page cache so that no tool pays for the first read
+        warm_page_cache(path)  # so that no tool pays for the first read
+        rows: list[tuple[str, list[str], object, int]] = [
+            ("python -c pass (interpreter floor)", [str(BIN / "python"), "-c", "pass"], None, reps)]
         for tool, (argv, parse) in TOOLS.items():
-            r = best_of([*argv, str(path)], 1 if tool == "fickling" else 3)
-            r["verdict"] = parse(r["rc"], r["out"], r["err"]) if not r["timeout"] else "timeout"
-            rows[tool] = r
-        for tool in ("modelshield", "modelshield (lazy top-level import, simulated)"):
+            rows.append((tool, [*argv, str(path)], parse, 1 if tool == "fickling" else reps))
+        for tool in ("modelshield", "modelshield (python -m)"):
             argv, parse = TOOLS[tool]
-            r = best_of([*argv, "--hash", str(path)])
-            r["verdict"] = parse(r["rc"], r["out"], r["err"])
-            rows[f"{tool} --hash"] = r
+            rows.append((f"{tool} --hash", [*argv, "--hash", str(path)], parse, reps))
+        rows.append(("hashlib.sha256 (process)", [str(BIN / "python"), "-c", hash_code, str(path)], None, reps))
+        for _, argv, _, _ in rows:
+            run_measured(argv)  # untimed warm-up: bytecode cache, lazy imports
+        runs: dict[str, list[dict]] = defaultdict(list)
+        for i in range(reps):
+            for name, argv, _, n in rows:
+                if i < n:
+                    runs[name].append(run_measured(argv))
+        table = {}
+        for name, _, parse, _ in rows:
+            r = _best(runs[name])
+            r["verdict"] = ("timeout" if r["timeout"] else parse(r["rc"], r["out"], r["err"])) if parse else "-"
+            table[name] = r
         inproc = _inprocess(path)
-        out[label] = {"file": path.name, "size_mb": size_mb, "tools": rows, "hashlib": hash_floor(path),
-                      "modelshield_in_process": inproc}
+        out[label] = {"file": path.name, "size_mb": size_mb, "tools": table, "modelshield_in_process": inproc}
         print(f"{label}: done", flush=True)
     return out
 
@@ -248,17 +258,16 @@ def summarise(res: dict) -> str:
     lines = [f"Measured {res['date']} on {res['machine']}; peers: " + ", ".join(
         f"{k} {v}" for k, v in res["versions"].items()) + ".", ""]
     if res.get("large"):
-        lines += ["| file | size | tool | seconds | peak RSS (MB) | verdict |", "|---|---:|---|---:|---:|---|"]
+        lines += ["| file | size | tool | best s | median s | peak RSS (MB) | verdict |",
+                  "|---|---:|---|---:|---:|---:|---|"]
         for label, d in res["large"].items():
             for tool, r in d["tools"].items():
                 rss = f"{r['rss_mb']:.0f}" if r.get("rss_mb") else "-"
-                lines.append(f"| {label} | {d['size_mb']:.0f} MB | {tool} | {r['seconds']:.2f} | {rss} | {r['verdict']} |")
-            h = d["hashlib"]
-            lines.append(f"| {label} | {d['size_mb']:.0f} MB | hashlib.sha256 (process) | {h['process_s']:.2f} | "
-                         f"{h['rss_mb']:.0f} | - |")
+                lines.append(f"| {label} | {d['size_mb']:.0f} MB | {tool} | {r['seconds']:.2f} | {r['median_s']:.2f} | "
+                             f"{rss} | {r['verdict']} |")
             ip = d["modelshield_in_process"]
             lines.append(f"| {label} | {d['size_mb']:.0f} MB | in-process: scan / scan+hash / hashlib | "
-                         f"{ip['scan_s']:.3f} / {ip['scan_hash_s']:.3f} / {ip['hashlib_s']:.3f} | - | - |")
+                         f"{ip['scan_s']:.3f} / {ip['scan_hash_s']:.3f} / {ip['hashlib_s']:.3f} | - | - | - |")
         lines.append("")
     if res.get("corpus"):
         cases = res["corpus"]["cases"]
@@ -293,6 +302,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--skip-corpus", action="store_true")
+    ap.add_argument("--reps", type=int, default=7, help="timed rounds per large file (fickling: 1)")
+    ap.add_argument("--only", choices=("checkpoint", "joblib", "array"), action="append",
+                    help="large files to run (repeatable; default all) - for quick iterations")
     args = ap.parse_args()
     free = shutil.disk_usage(WORK.parent).free
     if free < 4e9:
@@ -306,13 +318,19 @@ def main() -> None:
     }
     try:
         if not args.skip_large:
-            res["large"] = bench_large(make_large(WORK / "large"))
+            files = make_large(WORK / "large")
+            if args.only:
+                keys = {"checkpoint": "PyTorch checkpoint", "joblib": "joblib RandomForest",
+                        "array": "protocol-4 array pickle"}
+                files = {k: v for k, v in files.items() if k in {keys[o] for o in args.only}}
+            res["large"] = bench_large(files, args.reps)
         if not args.skip_corpus:
             res["corpus"] = bench_corpus(WORK / "corpus")
     finally:
         if not args.keep:
             shutil.rmtree(WORK / "large", ignore_errors=True)
             shutil.rmtree(WORK / "corpus", ignore_errors=True)
+        shutil.rmtree(PYCACHE, ignore_errors=True)
     (WORK / "results.json").write_text(json.dumps(res, indent=2, default=str))
     md = summarise(res)
     (WORK / "results.md").write_text(md)

@@ -11,7 +11,7 @@ imports only the area the command line names, so ``modelshield scan`` does not p
 fairlearn or FastAPI.
 
 Hot commands that run in CI loops and deploy hooks (``scan``, ``protect sign``, ``protect verify``)
-also have a *lean path* (``FAST_COMMANDS``): a module whose ``run(args) -> int | None`` parses the
+also have a *lean path* (``FAST_COMMANDS``): a function ``run(args) -> int | None`` that parses the
 command with argparse and calls the same implementation as the typer command, so the process never
 imports typer, click or rich (~0.15-0.3 s of start-up). ``run`` returns ``None`` for anything it does
 not handle exactly (``--help``, a malformed or unknown option): the full typer CLI then runs, so help
@@ -30,12 +30,12 @@ from modelshield.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ModelShieldError
 
 __all__ = ["AREAS", "FAST_COMMANDS", "HARDEN_AREAS", "build_app", "main"]
 
-#: Command words -> module with ``run(args: list[str]) -> int | None`` (``args``: what follows the
-#: command words). ``None`` means "not handled here": the typer CLI takes over.
+#: Command words -> ``"module:function"``, a ``function(args: list[str]) -> int | None`` (``args``:
+#: what follows the command words). ``None`` means "not handled here": the typer CLI takes over.
 FAST_COMMANDS: dict[tuple[str, ...], str] = {
-    ("scan",): "modelshield.cli._fast_scan",
-    ("protect", "sign"): "modelshield.cli._fast_protect",
-    ("protect", "verify"): "modelshield.cli._fast_protect",
+    ("scan",): "modelshield.cli._fast_scan:run",
+    ("protect", "sign"): "modelshield.cli._fast_protect:run_sign",
+    ("protect", "verify"): "modelshield.cli._fast_protect:run_verify",
 }
 
 
@@ -60,14 +60,15 @@ def _debug_requested(argv: Sequence[str]) -> bool:
 def _lean_command(args: list[str]) -> tuple[Callable[[list[str]], int | None], list[str]] | None:
     """The lean runner for ``args`` and the arguments after the command words, if there is one."""
     rest = args[1:] if args[:1] == ["--debug"] else args
-    for words, module in FAST_COMMANDS.items():
+    for words, target in FAST_COMMANDS.items():
         if tuple(rest[: len(words)]) == words:
             tail = rest[len(words):]
             if any(a in ("-h", "--help") for a in tail):
                 return None
+            module, _, function = target.partition(":")
             try:
-                run = importlib.import_module(module).run
-            except ImportError:  # pragma: no cover - a partial install: the typer CLI still works
+                run = getattr(importlib.import_module(module), function)
+            except (ImportError, AttributeError):  # pragma: no cover - a partial install: the typer CLI still works
                 return None
             return run, tail
     return None

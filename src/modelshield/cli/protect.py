@@ -2,26 +2,27 @@
 
 Exit codes: 0 done / verified, 2 bad input, 3 integrity failure (wrong key, tampered or truncated file,
 bad signature). Outputs are written atomically and never clobber existing files without ``--force``.
+
+``sign`` and ``verify`` are hot commands (deploy hooks, CI): :func:`sign_command` and
+:func:`verify_command` implement them, called by the typer commands and by the lean path
+(``modelshield.cli._fast_protect``, argparse). This module imports typer only inside ``register``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import typer
-
-from modelshield.cli._common import console
+from modelshield.cli._lean import say
 from modelshield.errors import UserError
 
-__all__ = ["register"]
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
 
-_KEYFILE = typer.Option(None, "--key-file", "-k", help="Master key file (from `protect keygen`).")
-_KEYENV = typer.Option(None, "--key-env", help="Environment variable holding the master key (base64/hex).")
-_PASSENV = typer.Option(None, "--passphrase-env",
-                        help="Environment variable holding a passphrase (stretched with scrypt).")
-_FORCE = typer.Option(False, "--force", "-f", help="Overwrite an existing output.")
+__all__ = ["register", "sign_command", "verify_command"]
 
 
 def _secret(key_file: Path | None, key_env: str | None, passphrase_env: str | None,
@@ -43,14 +44,51 @@ def _secret(key_file: Path | None, key_env: str | None, passphrase_env: str | No
 
 
 def _say(msg: str) -> None:
-    console.print(msg, soft_wrap=True, markup=False, highlight=False)
+    say(msg)
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
+def sign_command(path: Path, *, private_key: Path, signature: Path | None = None,
+                 password_env: str | None = None, ignore: Sequence[str] = (), force: bool = False) -> int:
+    """Sign ``path`` with the PEM private key; prints one line; returns the exit code (0)."""
+    import os
+
+    from modelshield.protect.keys import load_private_key
+    from modelshield.protect.signing import sign as do_sign
+
+    pw = os.environ.get(password_env, "").encode() if password_env else None
+    key = load_private_key(private_key, pw or None)
+    t0 = time.perf_counter()
+    sig = do_sign(path, key, signature=signature, ignore_paths=ignore or (), force=force)
+    _say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+def verify_command(path: Path, *, public_key: Path, signature: Path | None = None) -> int:
+    """Verify ``path`` against its signature; prints one line; returns 0 (failures raise, exit 3)."""
+    from modelshield.protect.keys import load_public_key
+    from modelshield.protect.signing import verify as do_verify
+
+    key = load_public_key(public_key)
+    t0 = time.perf_counter()
+    res = do_verify(path, key, signature=signature)
+    _say(f"verified {path}: {res.files} file(s) match {res.signature} "
+         f"({res.key_type}, root sha256 {res.root_digest[:16]}…, {time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
 def register(app: typer.Typer, harden: typer.Typer) -> None:
+    import typer
+
+    _KEYFILE = typer.Option(None, "--key-file", "-k", help="Master key file (from `protect keygen`).")
+    _KEYENV = typer.Option(None, "--key-env", help="Environment variable holding the master key (base64/hex).")
+    _PASSENV = typer.Option(None, "--passphrase-env",
+                            help="Environment variable holding a passphrase (stretched with scrypt).")
+    _FORCE = typer.Option(False, "--force", "-f", help="Overwrite an existing output.")
+
     protect = typer.Typer(help="Encrypt, sign and verify model files (encryption at rest, integrity).",
                           no_args_is_help=True)
 
@@ -154,16 +192,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = _FORCE,
     ) -> None:
         """Sign (OpenSSF model-signing format: Sigstore bundle, DSSE, in-toto, per-file SHA-256)."""
-        import os
-
-        from modelshield.protect.keys import load_private_key
-        from modelshield.protect.signing import sign as do_sign
-
-        pw = os.environ.get(password_env, "").encode() if password_env else None
-        key = load_private_key(private_key, pw or None)
-        t0 = time.perf_counter()
-        sig = do_sign(path, key, signature=signature, ignore_paths=ignore or (), force=force)
-        _say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
+        sign_command(path, private_key=private_key, signature=signature, password_env=password_env,
+                     ignore=ignore or (), force=force)
 
     @protect.command("verify")
     def verify(
@@ -173,18 +203,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             None, "--signature", "-s", help="Signature file [default: FILE.sig, or DIR/model.sig]"),
     ) -> None:
         """Verify a signature and every file digest; names changed, added or removed files (exit 3)."""
-        from modelshield.protect.keys import load_public_key
-        from modelshield.protect.signing import verify as do_verify
-
-        key = load_public_key(public_key)
-        t0 = time.perf_counter()
-        res = do_verify(path, key, signature=signature)
-        _say(f"verified {path}: {res.files} file(s) match {res.signature} "
-                      f"({res.key_type}, root sha256 {res.root_digest[:16]}…, {time.perf_counter() - t0:.2f} s)")
+        verify_command(path, public_key=public_key, signature=signature)
 
     @protect.command("inspect")
     def inspect(path: Path = typer.Argument(..., help="Encrypted file.")) -> None:
         """Show an encrypted file's public header (cipher, chunk size, key id); needs no key."""
+        from modelshield.cli._common import console
         from modelshield.protect.crypto import read_header
 
         console.print_json(json.dumps(read_header(path).describe()))

@@ -4,79 +4,94 @@ Exit codes (a contract): 0 nothing at or above ``--fail-on``; 1 findings at or a
 (the default, ``medium``, catches every dangerous file, every suspicious global, every file that
 could not be fully parsed and every model-like or encrypted file that could not be inspected);
 2 usage error (missing path, bad option, existing output without ``--force``).
+
+:func:`scan_command` is the implementation; the typer command (``register``) and the lean path
+(``modelshield.cli._fast_scan``, argparse) only parse options and call it. This module imports
+typer only inside ``register``, so the lean path can import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import typer
-
-from modelshield.cli._common import check_output_path, console, write_json
+from modelshield.cli._lean import check_output_path, say, write_json
 from modelshield.errors import UserError
-from modelshield.findings import Severity
 
-__all__ = ["register"]
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
+
+__all__ = ["DEFAULT_FAIL_ON", "DEFAULT_TIMEOUT", "register", "scan_command"]
+
+DEFAULT_FAIL_ON = "medium"
+DEFAULT_TIMEOUT = 300.0
 
 _STYLE = {"clean": "green", "suspicious": "yellow", "dangerous": "bold red", "malformed": "magenta",
           "inconclusive": "magenta"}
 
 
+def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_out: Path | None = None,
+                 fail_on: str = DEFAULT_FAIL_ON, force: bool = False, hash_files: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT, quiet: bool = False) -> int:
+    """Scan ``paths``, print one line per file (and its findings) and a summary, write the JSON /
+    SARIF reports; returns the exit code (0 pass, 1 findings at or above ``fail_on``)."""
+    from modelshield.checks.artifact import scan
+    from modelshield.findings import Severity
+
+    try:
+        gate = Severity.parse(fail_on)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if timeout <= 0:
+        raise UserError("--timeout must be positive")
+    outs = [p for p in (json_out, sarif_out) if p is not None]
+    for p in outs:
+        check_output_path(p, force)
+    if json_out is not None and sarif_out is not None and json_out.resolve() == sarif_out.resolve():
+        raise UserError("--json and --sarif must name different files")
+    report = scan(list(paths), timeout=timeout, hash=hash_files)
+    for fr in report.files:
+        status = fr.status.value
+        if quiet and status == "clean":
+            continue
+        say((f"{status:12}", _STYLE[status]), f" {fr.path}  ({fr.format})")
+        for f in fr.findings:
+            if quiet and f.severity < Severity.MEDIUM:
+                continue
+            at = f" @ {f.offset}" if f.offset is not None else ""
+            say(f"    {f.severity.value:8} {f.rule_id}: {f.title}{at}")
+    c = report.counts()
+    blocked = report.blocks(gate)
+    say(f"{len(report.files)} file(s): {c['clean']} clean, {c['suspicious']} suspicious, "
+        f"{c['dangerous']} dangerous, {c['malformed']} malformed, {c['inconclusive']} inconclusive -> "
+        + ("FAIL" if blocked else "PASS") + f" (--fail-on {gate.value})")
+    if json_out is not None:
+        write_json(json_out, report.to_dict(), force)
+    if sarif_out is not None:
+        from modelshield.report.sarif import sarif_log
+
+        log = sarif_log(report.findings, artifact=str(paths[0]), notifications=report.errors)
+        write_json(sarif_out, log, force)
+    return 1 if blocked else 0
+
+
 def register(app: typer.Typer, harden: typer.Typer) -> None:
+    import typer
+
     @app.command("scan")
     def scan_cmd(
         paths: list[Path] = typer.Argument(..., help="Model files or directories (scanned recursively)."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
         sarif_out: Path | None = typer.Option(None, "--sarif", help="Write a SARIF 2.1.0 log here."),
-        fail_on: str = typer.Option("medium", "--fail-on",
+        fail_on: str = typer.Option(DEFAULT_FAIL_ON, "--fail-on",
                                     help="Exit 1 when a finding is at or above this severity "
                                          "(info, low, medium, high, critical)."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing report files."),
         hash_files: bool = typer.Option(False, "--hash", help="Record each file's SHA-256."),
-        timeout: float = typer.Option(300.0, "--timeout", help="Per-file time bound in seconds."),
+        timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="Per-file time bound in seconds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print problem files and the summary."),
     ) -> int:
         """Scan model files for code execution and malformed structure, without loading them."""
-        from modelshield.checks.artifact import scan
-
-        try:
-            gate = Severity.parse(fail_on)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        if timeout <= 0:
-            raise UserError("--timeout must be positive")
-        outs = [p for p in (json_out, sarif_out) if p is not None]
-        for p in outs:
-            check_output_path(p, force)
-        if json_out is not None and sarif_out is not None and json_out.resolve() == sarif_out.resolve():
-            raise UserError("--json and --sarif must name different files")
-        report = scan(list(paths), timeout=timeout, hash=hash_files)
-        for fr in report.files:
-            status = fr.status.value
-            if quiet and status == "clean":
-                continue
-            console.print(f"[{_STYLE[status]}]{status:12}[/] {fr.path}  ({fr.format})", soft_wrap=True,
-                          highlight=False)
-            for f in fr.findings:
-                if quiet and f.severity < Severity.MEDIUM:
-                    continue
-                at = f" @ {f.offset}" if f.offset is not None else ""
-                console.print(f"    {f.severity.value:8} {f.rule_id}: {f.title}{at}", soft_wrap=True,
-                              markup=False, highlight=False)
-        c = report.counts()
-        blocked = report.blocks(gate)
-        console.print(
-            f"{len(report.files)} file(s): {c['clean']} clean, {c['suspicious']} suspicious, "
-            f"{c['dangerous']} dangerous, {c['malformed']} malformed, {c['inconclusive']} inconclusive -> "
-            + ("FAIL" if blocked else "PASS") + f" (--fail-on {gate.value})",
-            markup=False, highlight=False, soft_wrap=True,
-        )
-        if json_out is not None:
-            write_json(json_out, report.to_dict(), force)
-        if sarif_out is not None:
-            from modelshield.report.sarif import sarif_log
-
-            log = sarif_log(report.findings, artifact=str(paths[0]),
-                            notifications=report.errors)
-            write_json(sarif_out, log, force)
-        return 1 if blocked else 0
+        return scan_command(paths, json_out=json_out, sarif_out=sarif_out, fail_on=fail_on, force=force,
+                            hash_files=hash_files, timeout=timeout, quiet=quiet)

@@ -1,35 +1,43 @@
 """Protection: encryption at rest (:mod:`.crypto`), signing (:mod:`.signing`), keys (:mod:`.keys`) and
-the secure loader (:mod:`.loader`). See ``docs/protection.md``."""
+the secure loader (:mod:`.loader`). See ``docs/protection.md``.
+
+Exports resolve lazily (PEP 562): ``modelshield protect sign|verify`` imports only the signing
+module, not the loader (which pulls in numpy and the model adapters)."""
 
 from __future__ import annotations
 
-from modelshield.protect.crypto import (
-    decrypt_bytes,
-    decrypt_file,
-    decrypt_file_to_bytes,
-    encrypt_bytes,
-    encrypt_file,
-    is_encrypted,
-    rotate_file,
-)
-from modelshield.protect.keys import generate_key, load_key_file, write_key_file, write_signing_keypair
-from modelshield.protect.loader import TrustPolicy, secure_load
-from modelshield.protect.signing import sign, verify
+import importlib
+from typing import Any
 
-__all__ = [
-    "TrustPolicy",
-    "decrypt_bytes",
-    "decrypt_file",
-    "decrypt_file_to_bytes",
-    "encrypt_bytes",
-    "encrypt_file",
-    "generate_key",
-    "is_encrypted",
-    "load_key_file",
-    "rotate_file",
-    "secure_load",
-    "sign",
-    "verify",
-    "write_key_file",
-    "write_signing_keypair",
-]
+_EXPORTS: dict[str, str] = {
+    "TrustPolicy": "modelshield.protect.loader",
+    "decrypt_bytes": "modelshield.protect.crypto",
+    "decrypt_file": "modelshield.protect.crypto",
+    "decrypt_file_to_bytes": "modelshield.protect.crypto",
+    "encrypt_bytes": "modelshield.protect.crypto",
+    "encrypt_file": "modelshield.protect.crypto",
+    "generate_key": "modelshield.protect.keys",
+    "is_encrypted": "modelshield.protect.crypto",
+    "load_key_file": "modelshield.protect.keys",
+    "rotate_file": "modelshield.protect.crypto",
+    "secure_load": "modelshield.protect.loader",
+    "sign": "modelshield.protect.signing",
+    "verify": "modelshield.protect.signing",
+    "write_key_file": "modelshield.protect.keys",
+    "write_signing_keypair": "modelshield.protect.keys",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelshield.protect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ALLOW_EXACT",
-    "ALLOW_PATTERNS",
+    "ALLOW_PATTERNS",  # noqa: F822 - provided by the module __getattr__ (compiled on demand)
     "DENY_PREFIXES",
     "NESTED_LOADERS",
     "Verdict",
@@ -404,41 +405,81 @@ _CLASS = r"_*[A-Z][A-Za-z0-9_]*"
 _PYX = r"__pyx_unpickle_[A-Za-z0-9_]+"
 _MOD = r"(?:\.[a-z_][a-z0-9_]*)*"
 
-ALLOW_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p), why)
-    for p, why in (
-        (rf"sklearn{_MOD}\.(?:{_CLASS}|{_PYX})", "scikit-learn estimator / transformer / Cython class"),
-        (rf"sklearn\._loss{_MOD}\.[A-Za-z_][A-Za-z0-9_]*", "scikit-learn loss objects"),
-        (rf"numpy\.random{_MOD}\.{_CLASS}", "NumPy random generators"),
-        (r"numpy\.(?:core|_core)\.(?:multiarray|numeric|_multiarray_umath)\.(?:_reconstruct|scalar|"
-         r"_frombuffer|frombuffer|_ufunc_reconstruct|ndarray|dtype)",
-         "NumPy array/scalar reconstruction helpers"),
-        (r"numpy\.(?:u?int(?:8|16|32|64)|float(?:16|32|64|128)|complex(?:64|128|256)|bool_?|"
-         r"str_|bytes_|object_|void|datetime64|timedelta64|longdouble|clongdouble|intp|uintp|"
-         r"generic|number|integer|floating)",
-         "NumPy scalar types"),
-        (r"numpy\.dtypes\.[A-Za-z0-9]+DType", "NumPy dtype classes"),
-        (r"numpy\.(?:abs|absolute|log|log1p|log2|log10|exp|expm1|sqrt|square|sign|negative|"
-         r"reciprocal|sin|cos|tan|tanh|arctan|sinh|cosh|floor|ceil|rint|clip|maximum|minimum|"
-         r"add|subtract|multiply|divide|true_divide|power|mean|median|sum|nanmean|nanmedian|"
-         r"identity|isnan|isfinite|argmax|argmin|max|min|std|var)",
-         "NumPy ufunc / reduction used as a transformer function"),
-        (rf"scipy\.sparse{_MOD}\.(?:{_CLASS}|_[a-z_]+_matrix|{_PYX})", "SciPy sparse matrices"),
-        (r"scipy\.stats\._(?:continuous|discrete)_distns\.[a-z_]+(?:_gen)?", "SciPy distributions"),
-        (rf"scipy\.stats\._distn_infrastructure\.(?:{_CLASS}|rv_[a-z_]+)", "SciPy frozen distributions"),
-        (rf"pandas\.(?:core|_libs){_MOD}\.(?:{_CLASS}|_new_[A-Za-z]+|_unpickle[a-z_]*|"
-         rf"new_block[a-z_]*|{_PYX}|_[a-z]+_unpickle|[A-Z]\w*)",
-         "pandas containers and their reconstruction helpers"),
-        (r"pandas\.(?:arrays\.)?[A-Z][A-Za-z0-9]*", "pandas containers, indexes, dtypes and arrays"),
-        (rf"torch\.nn\.modules{_MOD}\.{_CLASS}", "PyTorch layer classes"),
-        (r"torch\.nn\.functional\.[a-z][a-z0-9_]*", "PyTorch activation functions"),
-        (rf"torch\.optim{_MOD}\.{_CLASS}", "PyTorch optimizer / scheduler classes"),
-        (r"torch\.(?:[A-Z][A-Za-z0-9]*)Storage", "legacy typed storages"),
-        (rf"torch\.nn\.utils\.parametrize\.{_CLASS}", "parametrized modules"),
-        (rf"(?:xgboost|lightgbm|catboost){_MOD}\.{_CLASS}", "gradient-boosting model classes"),
-        (rf"imblearn{_MOD}\.{_CLASS}", "imbalanced-learn estimators"),
-    )
+#: (regular expression, reason) pairs, tried in order with ``fullmatch``. Each is compiled on first use
+#: (a one-file scan rarely needs them all; compiling them at import cost several ms of start-up);
+#: ``ALLOW_PATTERNS`` gives them compiled.
+_ALLOW_SOURCES: tuple[tuple[str, str], ...] = (
+    (rf"sklearn{_MOD}\.(?:{_CLASS}|{_PYX})", "scikit-learn estimator / transformer / Cython class"),
+    (rf"sklearn\._loss{_MOD}\.[A-Za-z_][A-Za-z0-9_]*", "scikit-learn loss objects"),
+    (rf"numpy\.random{_MOD}\.{_CLASS}", "NumPy random generators"),
+    (r"numpy\.(?:core|_core)\.(?:multiarray|numeric|_multiarray_umath)\.(?:_reconstruct|scalar|"
+     r"_frombuffer|frombuffer|_ufunc_reconstruct|ndarray|dtype)",
+     "NumPy array/scalar reconstruction helpers"),
+    (r"numpy\.(?:u?int(?:8|16|32|64)|float(?:16|32|64|128)|complex(?:64|128|256)|bool_?|"
+     r"str_|bytes_|object_|void|datetime64|timedelta64|longdouble|clongdouble|intp|uintp|"
+     r"generic|number|integer|floating)",
+     "NumPy scalar types"),
+    (r"numpy\.dtypes\.[A-Za-z0-9]+DType", "NumPy dtype classes"),
+    (r"numpy\.(?:abs|absolute|log|log1p|log2|log10|exp|expm1|sqrt|square|sign|negative|"
+     r"reciprocal|sin|cos|tan|tanh|arctan|sinh|cosh|floor|ceil|rint|clip|maximum|minimum|"
+     r"add|subtract|multiply|divide|true_divide|power|mean|median|sum|nanmean|nanmedian|"
+     r"identity|isnan|isfinite|argmax|argmin|max|min|std|var)",
+     "NumPy ufunc / reduction used as a transformer function"),
+    (rf"scipy\.sparse{_MOD}\.(?:{_CLASS}|_[a-z_]+_matrix|{_PYX})", "SciPy sparse matrices"),
+    (r"scipy\.stats\._(?:continuous|discrete)_distns\.[a-z_]+(?:_gen)?", "SciPy distributions"),
+    (rf"scipy\.stats\._distn_infrastructure\.(?:{_CLASS}|rv_[a-z_]+)", "SciPy frozen distributions"),
+    (rf"pandas\.(?:core|_libs){_MOD}\.(?:{_CLASS}|_new_[A-Za-z]+|_unpickle[a-z_]*|"
+     rf"new_block[a-z_]*|{_PYX}|_[a-z]+_unpickle|[A-Z]\w*)",
+     "pandas containers and their reconstruction helpers"),
+    (r"pandas\.(?:arrays\.)?[A-Z][A-Za-z0-9]*", "pandas containers, indexes, dtypes and arrays"),
+    (rf"torch\.nn\.modules{_MOD}\.{_CLASS}", "PyTorch layer classes"),
+    (r"torch\.nn\.functional\.[a-z][a-z0-9_]*", "PyTorch activation functions"),
+    (rf"torch\.optim{_MOD}\.{_CLASS}", "PyTorch optimizer / scheduler classes"),
+    (r"torch\.(?:[A-Z][A-Za-z0-9]*)Storage", "legacy typed storages"),
+    (rf"torch\.nn\.utils\.parametrize\.{_CLASS}", "parametrized modules"),
+    (rf"(?:xgboost|lightgbm|catboost){_MOD}\.{_CLASS}", "gradient-boosting model classes"),
+    (rf"imblearn{_MOD}\.{_CLASS}", "imbalanced-learn estimators"),
 )
+_ALLOW_COMPILED: list[re.Pattern[str] | None] = [None] * len(_ALLOW_SOURCES)
+
+
+def _leading_modules(source: str) -> frozenset[str] | None:
+    """The top-level module names a pattern can match (``sklearn...`` -> {sklearn},
+    ``(?:xgboost|lightgbm)...`` -> {xgboost, lightgbm}); ``None`` if not a literal prefix."""
+    m = re.match(r"\(\?:([a-z_|]+)\)|([a-z_]+)", source)
+    if m is None:
+        return None
+    rest = source[m.end():]
+    if not (rest.startswith("\\.") or rest.startswith(_MOD)):  # the name must end there
+        return None
+    return frozenset((m.group(1) or m.group(2)).split("|"))
+
+
+#: Per pattern, the top-level modules it can match: a cheap filter so that only the patterns a
+#: global could match are compiled and tried (same first match as trying every pattern in order).
+_ALLOW_HEADS: tuple[frozenset[str] | None, ...] = tuple(_leading_modules(src) for src, _ in _ALLOW_SOURCES)
+
+
+def _allow_match(full: str) -> tuple[str, str] | None:
+    """The first allow pattern (source, reason) that ``full`` matches entirely, compiling lazily."""
+    head = full.split(".", 1)[0]
+    for i, (source, why) in enumerate(_ALLOW_SOURCES):
+        heads = _ALLOW_HEADS[i]
+        if heads is not None and head not in heads:
+            continue
+        pattern = _ALLOW_COMPILED[i]
+        if pattern is None:
+            pattern = _ALLOW_COMPILED[i] = re.compile(source)
+        if pattern.fullmatch(full):
+            return source, why
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ALLOW_PATTERNS":  # public, compiled on demand
+        return tuple((re.compile(source), why) for source, why in _ALLOW_SOURCES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _DUNDER = re.compile(r"(^|\.)__[A-Za-z0-9_]+__($|\.)")
 _DANGEROUS_LEAVES = frozenset(
@@ -503,9 +544,9 @@ def classify_global(module: str, name: str, *, context: str = "pickle") -> Verdi
                                "(numpy.__builtins__-style indirection)", "dunder")
     if "." in name and parts[-1] in _DANGEROUS_LEAVES:
         return Verdict("deny", f"dotted attribute chain ending in {parts[-1]!r}", "dotted-chain")
-    for pattern, why in ALLOW_PATTERNS:
-        if pattern.fullmatch(full):
-            return Verdict("allow", why, pattern.pattern)
+    allowed = _allow_match(full)
+    if allowed is not None:
+        return Verdict("allow", allowed[1], allowed[0])
     if module == "__main__":
         if "." in name or not name[:1].isupper():
             return Verdict("deny", "__main__ functions/attribute chains reach whatever the loading script "

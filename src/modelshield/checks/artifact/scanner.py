@@ -8,13 +8,10 @@ bound) with streaming readers, so memory stays flat whatever the file size.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import lzma
 import os
 import re
-import tarfile
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -570,6 +567,8 @@ class _FileScan:
         return data[: e.usize]
 
     def _tar(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
+        import tarfile  # lazy (like hashlib/threading below): start-up matters for one-file scans
+
         self.formats.append("torch-tar")
         try:
             with tarfile.open(fileobj=fh, mode="r:") as tf:
@@ -670,6 +669,9 @@ def scan_file(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, hash: bool 
     digest: list[str] = []
     worker = None
     if hash:
+        import hashlib
+        import threading
+
         def _hash() -> None:
             h = hashlib.sha256()
             buf = bytearray(_HASH_BLOCK)
