@@ -209,6 +209,9 @@ class Projector:
         self.has_integer = bool(self.integer.any())
         self.eps = threat.eps
         self.norm = threat.norm
+        #: every feature mutable and measured in raw units (images): a per-feature step
+        #: ``alpha * scale * mask`` is the scalar ``alpha`` (one fused op in PGD's hot loop)
+        self.uniform = self.all_mutable and (threat.scale is None or bool(np.all(threat.scale == 1.0)))
 
     # -- norms in scale units --------------------------------------------------------------
     def dist(self, delta: torch.Tensor) -> torch.Tensor:

@@ -158,7 +158,7 @@ class AttackContext:
         if x0 is not None and self.proj.has_integer:
             x = x + (self.proj.finalize(x, x0) - x).detach()
         assert self.module is not None
-        return self.module(x.reshape((len(x), *self.shape)))
+        return self.module(x if x.shape[1:] == self.shape else x.reshape((len(x), *self.shape)))
 
     def proba(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         import torch
@@ -199,6 +199,9 @@ class Attack(ABC):
     norms: ClassVar[tuple[str, ...]] = ("inf", "2")
     supports_targeted: ClassVar[bool] = True
     minimum_norm: ClassVar[bool] = False
+    #: a black-box attack that runs in float32 (the module's own precision, no conversion per
+    #: query) when the model is a torch module
+    torch_float32: ClassVar[bool] = False
 
     threat: ThreatModel = field(default_factory=ThreatModel)
     seed: int = 0
@@ -251,7 +254,7 @@ class Attack(ABC):
         clean_scores = self._predict(model, module, X.reshape((n, *shape)))
         n_classes = clean_scores.shape[1]
         y_idx = label_indices(model, y, n_classes)
-        dtype = torch.float32 if self.white_box else torch.float64
+        dtype = torch.float32 if self.white_box or (module is not None and self.torch_float32) else torch.float64
         proj = self.threat.projector(d, dtype)
         x0 = torch.as_tensor(X.reshape(n, d), dtype=dtype)
         ctx = AttackContext(model, proj, shape, n_classes, self.threat.targeted, self.seed, module)
@@ -259,15 +262,20 @@ class Attack(ABC):
         clean_pred = np.argmax(clean_scores, axis=1)
         clean_correct = (clean_pred != y_idx) if self.threat.targeted else (clean_pred == y_idx)
         todo = np.flatnonzero(clean_correct)
-        x_adv = x0.clone()
+        x_adv = x0
         queries = np.zeros(n, dtype=np.int64)
         min_dist = np.where(clean_correct, np.inf, 0.0) if self.minimum_norm else None
         budget = int(budget) if budget is not None else self.threat.query_budget
         t0 = time.perf_counter()
         if len(todo) and (self.threat.eps > 0 or self.minimum_norm):
+            whole = len(todo) == n  # the usual case: no gather, no scatter
             sel = torch.as_tensor(todo)
-            raw = self._attack(ctx, x0[sel], yt[sel], budget)
-            x_adv[sel] = raw.x_adv.detach().to(dtype)
+            raw = self._attack(ctx, x0 if whole else x0.index_select(0, sel),
+                               yt if whole else yt.index_select(0, sel), budget)
+            if whole:
+                x_adv = raw.x_adv.detach().to(dtype)
+            else:
+                x_adv = x0.clone().index_copy_(0, sel, raw.x_adv.detach().to(dtype))
             queries[todo] = raw.queries
             if min_dist is not None and raw.min_distance is not None:
                 min_dist[todo] = raw.min_distance
@@ -282,7 +290,7 @@ class Attack(ABC):
                 x_adv = torch.where(fits[:, None], xm, x0)
             x_adv = proj.finalize(proj.project(x_adv, x0), x0)
             pert = proj.dist(x_adv - x0).double().numpy()
-        x_out = x_adv.numpy().astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64)
+        x_out = x_adv.numpy().astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64, copy=False)
         adv_pred = np.argmax(self._predict(model, module, x_out.reshape((n, *shape))), axis=1)
         if self.threat.targeted:
             hit = adv_pred == y_idx

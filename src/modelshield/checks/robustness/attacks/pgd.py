@@ -11,7 +11,6 @@ from modelshield.checks.robustness.attacks.base import (
     Attack,
     AttackContext,
     RawAttack,
-    ce_loss,
     dlr_loss,
 )
 from modelshield.errors import UserError
@@ -28,16 +27,17 @@ class PGD(Attack):
 
     ``threat.steps`` steps of size ``threat.alpha`` (default ``2.5 * eps / steps``) from a random
     point of the ball, projected onto the ball, the bounds and (in the forward pass) the integer
-    grid. With ``early_stop`` a sample leaves the batch at its first adversarial iterate, so the
-    cost falls as the attack succeeds; ``restarts`` re-runs from new random starts only the samples
-    that resisted.
+    grid. A sample's result is its first adversarial iterate (else its last iterate). With
+    ``early_stop`` successful samples leave the batch (together, once they are an eighth of it, so
+    the batch is compacted a few times rather than at every step), so the cost falls as the attack
+    succeeds; ``restarts`` re-runs from new random starts only the samples that resisted.
 
     Parameters
     ----------
     random_start : start from a uniformly random point of the ball (else from ``x``).
     restarts : number of random restarts (only still-robust samples are restarted).
     loss : ``"ce"`` (cross-entropy) or ``"dlr"`` (difference of logits ratio).
-    early_stop : stop attacking a sample once it is adversarial.
+    early_stop : stop attacking samples once they are adversarial.
 
     References
     ----------
@@ -62,58 +62,88 @@ class PGD(Attack):
 
         if self.loss not in ("ce", "dlr"):
             raise UserError(f"unknown PGD loss {self.loss!r}; expected ce or dlr")
-        lossfn = ce_loss if self.loss == "ce" else dlr_loss
         proj = ctx.proj
         alpha = self.threat.alpha
         steps = self.threat.steps
+        targeted = ctx.targeted
         n = len(x0)
         best = x0.clone()
         done = torch.zeros(n, dtype=torch.bool)
         queries = np.zeros(n, dtype=np.int64)
         linf = proj.norm == "inf"
-        astep = alpha * proj.scale * proj.mask  # L-inf step per feature (x-space)
-        for _ in range(max(1, self.restarts)):
-            idx = torch.nonzero(~done)[:, 0]
+        # L-inf step per feature (x-space); a scalar when every feature moves in raw units
+        astep: float | torch.Tensor = alpha if proj.uniform else alpha * proj.scale * proj.mask
+        # the loop reads the clean rows only to round integer features and for the L2 projection
+        need_x0 = proj.has_integer or not linf
+        restarts = max(1, self.restarts)
+        for r in range(restarts):
+            idx = torch.arange(n) if r == 0 else torch.nonzero(~done)[:, 0]
             if len(idx) == 0:
                 break
-            xs0, ys = x0[idx], y[idx]
+            xs0, ys = (x0, y) if r == 0 else (x0.index_select(0, idx), y.index_select(0, idx))
+            x = proj.random_start(xs0, ctx.gen) if self.random_start else xs0.clone()
             if linf:
                 lo, hi = proj.linf_bounds(xs0)
-            x = proj.random_start(xs0, ctx.gen) if self.random_start else xs0.clone()
-            act = torch.arange(len(idx))
-            full = True  # no sample has left the batch yet: skip the gathers
-            for step in range(steps + 1):
-                xa = (x if full else x[act]).detach().requires_grad_(True)
-                xb0 = xs0 if full else xs0[act]
-                yb = ys if full else ys[act]
-                logits = ctx.logits(xa, xb0)
-                queries[idx[act].numpy()] += 1
-                adv = ctx.is_adv(logits.detach().argmax(1), yb)
-                any_adv = bool(adv.any())
-                if any_adv:
-                    hit = idx[act[adv]]
-                    best[hit] = xa.detach()[adv]
-                    done[hit] = True
+            # The last restart's final iterate is returned unchecked: generate() predicts every
+            # returned row anyway, so a forward pass here would be a duplicate.
+            n_fwd = steps if r == restarts - 1 else steps + 1
+            # Bookkeeping without a gather per step: a row's first adversarial iterate is
+            # kept in ``first`` (one ``where``); rows that succeeded stay in the batch until they
+            # are worth a compaction (an eighth of it), which gathers the rest once.
+            seen = torch.zeros(len(idx), dtype=torch.bool)
+            first = x
+            n_seen = 0
+            for step in range(n_fwd):
+                xa = x.detach().requires_grad_(True)
+                logits = ctx.logits(xa, xs0 if need_x0 else None)
+                adv = ctx.is_adv(logits.detach().argmax(1), ys)
+                new = adv > seen  # adversarial for the first time
+                first = torch.where(new[:, None], xa.detach(), first)
+                seen = seen | adv
+                if self.early_stop:
+                    n_seen = int(seen.sum())
+                    if n_seen == len(idx):
+                        break
                 if step == steps:
                     break
-                (grad,) = torch.autograd.grad(lossfn(logits, yb, ctx.targeted).sum(), xa)
+                if self.loss == "ce":
+                    total = torch.nn.functional.cross_entropy(logits, ys, reduction="sum")
+                    if targeted:
+                        total = -total
+                else:
+                    total = dlr_loss(logits, ys, targeted).sum()
+                (grad,) = torch.autograd.grad(total, xa)
                 with torch.no_grad():
                     if linf:
-                        xn = torch.clamp(xa.detach() + grad.sign() * astep, lo if full else lo[act],
-                                         hi if full else hi[act])
+                        xn = torch.add(xa.detach(), grad.sign(), alpha=astep) if proj.uniform else \
+                            xa.detach() + grad.sign() * astep
+                        x = torch.clamp(xn, lo, hi)
                     else:
-                        xn = proj.project(xa.detach() + alpha * proj.ascent(grad), xb0)
-                if full:
-                    x = xn
-                else:
-                    x[act] = xn
-                if self.early_stop and any_adv:
-                    if full:
-                        x = x.clone()
-                    act = act[~adv]
-                    full = False
-                    if len(act) == 0:
-                        break
-            left = ~done[idx]
-            best[idx[left]] = x[left]
+                        x = proj.project(xa.detach() + alpha * proj.ascent(grad), xs0)
+                if n_seen and n_seen * 8 >= len(idx):  # compact: finished rows leave the batch
+                    fin = torch.nonzero(seen)[:, 0]
+                    self._finish(best, done, queries, idx.index_select(0, fin), first.index_select(0, fin), step + 1)
+                    keep = torch.nonzero(~seen)[:, 0]
+                    x, ys, idx = x.index_select(0, keep), ys.index_select(0, keep), idx.index_select(0, keep)
+                    if linf:
+                        lo, hi = lo.index_select(0, keep), hi.index_select(0, keep)
+                    if need_x0:
+                        xs0 = xs0.index_select(0, keep)
+                    seen = torch.zeros(len(idx), dtype=torch.bool)
+                    first = x
+                    n_seen = 0
+            # rows still in the batch took part in every forward of this restart; the unchecked
+            # final iterate is the result of those that never succeeded
+            self._finish(best, done, queries, idx, torch.where(seen[:, None], first, x), step + 1, seen)
         return RawAttack(x_adv=best, queries=queries)
+
+    @staticmethod
+    def _finish(best: torch.Tensor, done: torch.Tensor, queries: np.ndarray, rows: torch.Tensor,
+                x: torch.Tensor, n_fwd: int, success: torch.Tensor | None = None) -> None:
+        """Rows leave the batch: their result, success flag and forward passes."""
+        best.index_copy_(0, rows, x)
+        if success is None:
+            done.index_fill_(0, rows, True)
+        else:
+            done.index_copy_(0, rows, success)
+        queries[rows.numpy()] += n_fwd
