@@ -73,3 +73,24 @@ def test_allowlist_stays_exact_for_own_and_fairlearn_classes():
     assert classify_global("modelshield.models.load", "load_model").kind != "allow"
     assert classify_global("fairlearn.datasets", "fetch_adult").kind != "allow"
     assert classify_global("fairlearn.postprocessing", "plot_threshold_optimizer").kind != "allow"
+
+
+@pytest.mark.parametrize(("shape", "why"), [
+    ((2,) * 65, "invalid shape"),                      # more dimensions than numpy allows
+    ((1 << 40, 1 << 40, 1 << 40), "absurd array size"),  # an element count no file can hold
+    (tuple([1 << 62] * 64), "absurd array size"),        # bounded work: stops at the first overflow
+])
+def test_joblib_wrapper_with_a_hostile_shape_is_malformed(shape: tuple[int, ...], why: str) -> None:
+    import pickle
+
+    import numpy as np
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    from modelshield.checks.artifact import scan_bytes
+
+    wrapper = object.__new__(NumpyArrayWrapper)
+    wrapper.__dict__.update(subclass=np.ndarray, shape=shape, order="C", dtype=np.dtype("f8"),
+                            allow_mmap=False)
+    (fr,) = scan_bytes(pickle.dumps(wrapper, protocol=4) + b"\x00" * 64, "hostile.joblib").files
+    assert fr.status.value == "malformed"
+    assert any(why in f.title or why in (f.detail or "") for f in fr.findings), fr.findings

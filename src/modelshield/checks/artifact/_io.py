@@ -131,7 +131,7 @@ class InflateStream(io.RawIOBase):
 class Reader:
     """A buffered forward reader over a file object. ``offset`` counts bytes consumed."""
 
-    __slots__ = ("base", "budget", "buf", "chunk", "fh", "pos", "seekable", "size", "start")
+    __slots__ = ("base", "budget", "buf", "chunk", "end", "fh", "pos", "seekable", "size", "start")
 
     def __init__(self, fh: BinaryIO, budget: Budget, *, size: int | None = None) -> None:
         self.fh = fh
@@ -146,6 +146,7 @@ class Reader:
         self.base = 0  # stream offset of buf[0]
         self.size = size  # remaining size from start, when known
         self.chunk = SMALL_CHUNK  # grows while reading sequentially, shrinks after a skip
+        self.end: int | None = None  # fh's end position, found by the first seeking skip
 
     @property
     def offset(self) -> int:
@@ -235,7 +236,9 @@ class Reader:
         self.chunk = SMALL_CHUNK
         if self.seekable:
             here = self.fh.tell()
-            end = self.fh.seek(0, 2)
+            end = self.end
+            if end is None:
+                end = self.end = self.fh.seek(0, 2)
             if here + n > end:
                 self.fh.seek(end)
                 self.base += end - here

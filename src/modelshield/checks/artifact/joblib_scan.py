@@ -21,6 +21,8 @@ from modelshield.checks.artifact.pickle_scan import Call, G, PickleScan, Seq, _M
 __all__ = ["COMPRESSED_MAGIC", "joblib_on_build", "open_compressed"]
 
 WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_RECONSTRUCTORS = frozenset(("copyreg._reconstructor", "copy_reg._reconstructor"))
+_DTYPE_CODE = re.compile(r"[<>|=]?[a-zA-Z]+(\d+)(?:\[\w+\])?")
 
 #: magic -> compressor, in joblib's detection order (joblib.compressor._COMPRESSORS)
 COMPRESSED_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -65,26 +67,43 @@ def _itemsize(dtype: Any) -> tuple[int, bool]:
     state = dtype.state
     if isinstance(state, tuple) and len(state) > 5 and type(state[5]) is int and state[5] > 0:
         return state[5], False
-    m = re.fullmatch(r"[<>|=]?[a-zA-Z]+(\d+)(?:\[\w+\])?", code)
+    m = _DTYPE_CODE.fullmatch(code)
     if not m:
         raise _Malformed(f"unsupported dtype code {code!r} in a joblib array")
     return int(m.group(1)), False
 
 
+#: numpy's own limit on dimensions, and an element count no file can hold (2**62).
+_MAX_NDIM = 64
+_MAX_ELEMENTS = 1 << 62
+
+
 def joblib_on_build(scan: PickleScan, target: Call, state: Any, offset: int) -> None:
     """BUILD hook: read past the array data that follows a NumpyArrayWrapper."""
     func = target.func
-    if (isinstance(func, G) and func.key in ("copyreg._reconstructor", "copy_reg._reconstructor")
-            and isinstance(target.args, tuple) and target.args and isinstance(target.args[0], G)):
-        func = target.args[0]  # protocol 0/1: copyreg._reconstructor(NumpyArrayWrapper, object, None)
-    if not (isinstance(func, G) and func.key == WRAPPER):
+    if not isinstance(func, G):
         return
+    key = func.key
+    if key != WRAPPER:
+        if not (key in _RECONSTRUCTORS and isinstance(target.args, tuple) and target.args
+                and isinstance(target.args[0], G)):
+            return
+        func = target.args[0]  # protocol 0/1: copyreg._reconstructor(NumpyArrayWrapper, object, None)
+        if func.key != WRAPPER:
+            return
     scan.flags.add("joblib")
     if not isinstance(state, Seq) or state.kind != "dict":
         raise _Malformed("joblib array wrapper state is not a dict")
     shape = state.get("shape")
-    if not isinstance(shape, tuple) or not all(type(x) is int and x >= 0 for x in shape):
+    if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM:
         raise _Malformed("joblib array wrapper has an invalid shape")
+    count = 1
+    for x in shape:
+        if type(x) is not int or x < 0:
+            raise _Malformed("joblib array wrapper has an invalid shape")
+        count *= x
+        if count > _MAX_ELEMENTS:  # bounded work on hostile shapes: no array that large can follow
+            raise _Malformed("joblib array wrapper declares an absurd array size")
     size, is_object = _itemsize(state.get("dtype"))
     if is_object:
         # a nested pickle stream follows, read by a fresh unpickler with the same find_class
@@ -97,16 +116,18 @@ def joblib_on_build(scan: PickleScan, target: Call, state: Any, offset: int) -> 
             for k, v in inner.globals.items():
                 scan.globals.setdefault(k, v)
         return
-    count = 1
-    for x in shape:
-        count *= x
     nbytes = count * size
-    if "numpy_array_alignment_bytes" in [k for k, _ in state.items if isinstance(k, str)]:
-        pad = scan.r.read1()
+    padded = False
+    for k, _ in state.items:  # every item, as before: a non-pair item fails the same way
+        if k == "numpy_array_alignment_bytes":
+            padded = True
+    r = scan.r
+    if padded:
+        pad = r.read1()
         if pad:
-            scan.r.skip(pad)
-    rem = scan.r.remaining_known()
+            r.skip(pad)
+    rem = r.remaining_known()
     if rem is not None and nbytes > rem:
         raise _Malformed(f"joblib array declares {nbytes} bytes but only {rem} remain")
-    scan.r.skip(nbytes)
+    r.skip(nbytes)
 

@@ -64,15 +64,15 @@ class RawFinding:
 class G:
     """A resolved global (``module.name``)."""
 
-    __slots__ = ("draft", "module", "name", "offset", "verdict")
+    __slots__ = ("draft", "key", "module", "name", "offset", "plain", "verdict")
 
     def __init__(self, module: str, name: str, offset: int, verdict: Any) -> None:
         self.module, self.name, self.offset, self.verdict = module, name, offset, verdict
+        self.key = f"{module}.{name}"  # computed once: BUILD/REDUCE hooks compare it per call
         self.draft: RawFinding | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.module}.{self.name}"
+        #: calling it needs no bookkeeping (no finding, no nested loader, no tensor check); set by
+        #: ``PickleScan._global`` once ``draft`` is known
+        self.plain = False
 
     def __repr__(self) -> str:
         return self.key
@@ -198,6 +198,12 @@ class PickleScan:
         self.memo: dict[int, Any] = {}
         self.flags: set[str] = set()
 
+    def release(self) -> None:
+        """Drop the simulated stack and memo (after ``run``; findings and globals are kept)."""
+        self.memo.clear()
+        self.metastack.clear()
+        self.stack = []
+
     # ------------------------------------------------------------ helpers
     def _add(self, sev: Severity, rule: str, title: str, offset: int | None, detail: str = "",
              **evidence: Any) -> RawFinding:
@@ -220,7 +226,7 @@ class PickleScan:
     def _push(self, v: Any) -> None:
         self.stack.append(v)
         if len(self.stack) > MAX_STACK:
-            raise LimitExceeded(f"pickle stack deeper than {MAX_STACK} items (stack-depth bomb)")
+            raise _stack_bomb()
 
     def _memo_put(self, idx: int, v: Any) -> None:
         if idx < 0:
@@ -283,10 +289,13 @@ class PickleScan:
                 f"global not on the allowlist: {key}", offset, verdict.reason,
                 module=module, name=name, opcode=how,
             )
+        g.plain = g.draft is None and not _special_call(key)
         return g
 
     def _call(self, func: Any, args: Any, offset: int, how: str) -> Any:
         if isinstance(func, G):
+            if func.plain:  # the common case: an allowlisted class/function with nothing to check
+                return Call(func, args, offset)
             if func.draft is not None:
                 calls = func.draft.evidence.setdefault("calls", [])
                 if len(calls) < 8:
@@ -360,26 +369,21 @@ class PickleScan:
                 references=("CVE-2025-32434", "CVE-2026-24747"),
             )
 
+    #: interpret every opcode through its ``_DISPATCH`` handler (the reference path; the tests set
+    #: it to check that the inline fast paths of :meth:`run` give identical results)
+    general = False
+
     # ------------------------------------------------------------ main loop
-    def run(self) -> None:
-        """Simulate from the reader's position to the pickle's STOP (or a failure)."""
+    def run_general(self) -> None:
+        """The reference interpreter: one handler call per opcode, arguments read through the reader."""
         r = self.r
-        stack_push = self._push
+        push = self._push
         while True:
             self.ops += 1
             if not self.ops & 0xFFF:
                 self.budget.check()
             off = r.offset
             op = r.read1()
-            if op == 0x95:  # FRAME
-                r.read(8)
-                continue
-            if op == 0x80:  # PROTO
-                p = r.read1()
-                if p > 5:
-                    raise _Malformed(f"unsupported pickle protocol {p}")
-                self.protocol = max(self.protocol, p)
-                continue
             if op == 0x2E:  # STOP
                 if len(self.stack) != 1 or self.metastack:
                     raise _Malformed("STOP with a stack that does not hold exactly one value")
@@ -388,7 +392,254 @@ class PickleScan:
             h = _DISPATCH.get(op)
             if h is None:
                 raise _Malformed(f"invalid opcode 0x{op:02x}", off)
-            h(self, off, stack_push)
+            h(self, off, push)
+
+    def run(self) -> None:
+        """Simulate from the reader's position to the pickle's STOP (or a failure).
+
+        The hot opcodes are interpreted inline on the reader's buffer (``buf``/``pos`` locals, no
+        per-opcode method calls); an opcode whose arguments are not all buffered, and every rare
+        opcode, goes through its ``_DISPATCH`` handler with the reader synchronised first, so the
+        two paths share one semantics (same values, findings, errors and error offsets).
+        """
+        if self.general:
+            return self.run_general()
+        r = self.r
+        push = self._push
+        memo = self.memo
+        metastack = self.metastack
+        stack = self.stack
+        budget = self.budget
+        on_build = self.on_build
+        dispatch = _DISPATCH
+        max_stack = MAX_STACK
+        ops = self.ops
+        buf = r.buf
+        n = len(buf)
+        base = r.base
+        pos = r.pos  # -1 while a handler owns the reader (then r.pos is the truth)
+        try:
+            while True:
+                ops += 1
+                if not ops & 0xFFF:
+                    budget.check()
+                try:
+                    op = buf[pos]
+                except IndexError:  # buffer exhausted (pos == len(buf)): refill through the reader
+                    r.pos = pos
+                    pos = -1
+                    op = r.read1()
+                    buf = r.buf
+                    n = len(buf)
+                    base = r.base
+                    pos = r.pos
+                else:
+                    pos += 1
+                # --- inline fast paths, most frequent first (sklearn/joblib/torch pickles)
+                if op == 0x68 and pos < n:  # BINGET
+                    idx = buf[pos]
+                    pos += 1
+                    try:
+                        stack.append(memo[idx])
+                    except KeyError:
+                        raise _Malformed(f"memo key {idx} was never stored") from None
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x94:  # MEMOIZE
+                    if not stack:
+                        raise _Malformed("MEMOIZE on an empty stack")
+                    idx = len(memo)
+                    if idx >= MAX_MEMO and idx not in memo:
+                        raise LimitExceeded(f"more than {MAX_MEMO} memo entries")
+                    memo[idx] = stack[-1]
+                elif op == 0x4B and pos < n:  # BININT1
+                    stack.append(buf[pos])
+                    pos += 1
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x28:  # MARK
+                    metastack.append(stack)
+                    stack = self.stack = []
+                    if len(metastack) > max_stack:
+                        raise LimitExceeded("MARK nesting deeper than the bound (stack-depth bomb)")
+                elif op == 0x62:  # BUILD
+                    if not stack:
+                        raise _Malformed("stack underflow")
+                    state = stack.pop()
+                    if not stack:
+                        raise _Malformed("BUILD without a target")
+                    t = stack[-1]
+                    if isinstance(t, Call):
+                        if t.state is None:
+                            t.state = state
+                        if isinstance(t.func, G):
+                            if on_build is not None:  # may read from the stream (joblib arrays)
+                                r.pos = pos
+                                pos = -1
+                                on_build(self, t, state, r.base + r.pos - 1)
+                                stack = self.stack
+                                buf = r.buf
+                                n = len(buf)
+                                base = r.base
+                                pos = r.pos
+                        else:
+                            _mutate_target(self, t, base + pos - 1, "BUILD")
+                    elif isinstance(t, (G, Opaque)):
+                        _mutate_target(self, t, base + pos - 1, "BUILD")
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(Seq("dict"))
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x75:  # SETITEMS
+                    if not metastack:
+                        raise _Malformed("pop of a MARK that was never pushed")
+                    items = stack
+                    stack = self.stack = metastack.pop()
+                    if len(items) % 2:
+                        raise _Malformed("SETITEMS with an odd number of items")
+                    if not stack:
+                        raise _Malformed("SETITEMS without a target")
+                    t = stack[-1]
+                    if isinstance(t, Seq):
+                        room = MAX_ITEMS - len(t.items)
+                        if room > 0:
+                            t.items.extend(zip(items[:2 * room:2], items[1:2 * room:2]))
+                        t.n += len(items) >> 1
+                    else:
+                        _mutate_target(self, t, base + pos - 1, "SETITEMS")
+                elif op == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x81 or op == 0x52:  # NEWOBJ, REDUCE
+                    if len(stack) < 2:
+                        raise _Malformed("stack underflow")
+                    args = stack.pop()
+                    stack[-1] = self._call(stack[-1], args, base + pos - 1, "NEWOBJ" if op == 0x81 else "REDUCE")
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                    stack.append(op == 0x88)
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x47 and pos + 8 <= n:  # BINFLOAT
+                    stack.append(_F8_FROM(buf, pos)[0])
+                    pos += 8
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x4D and pos + 2 <= n:  # BININT2
+                    stack.append(buf[pos] | buf[pos + 1] << 8)
+                    pos += 2
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x85:  # TUPLE1
+                    if not stack:
+                        raise _Malformed("stack underflow")
+                    stack[-1] = (stack[-1],)
+                elif op == 0x95 and pos + 8 <= n:  # FRAME (frames are only a buffering hint)
+                    pos += 8
+                elif op == 0x86:  # TUPLE2
+                    if len(stack) < 2:
+                        raise _Malformed("stack underflow")
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b)
+                elif op == 0x87:  # TUPLE3
+                    if len(stack) < 3:
+                        raise _Malformed("stack underflow")
+                    c = stack.pop()
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b, c)
+                elif op == 0x4A and pos + 4 <= n:  # BININT
+                    stack.append(_I4_FROM(buf, pos)[0])
+                    pos += 4
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x71 and pos < n:  # BINPUT
+                    idx = buf[pos]
+                    pos += 1
+                    if not stack:
+                        raise _Malformed("BINPUT on an empty stack")
+                    if len(memo) >= MAX_MEMO and idx not in memo:
+                        raise LimitExceeded(f"more than {MAX_MEMO} memo entries")
+                    memo[idx] = stack[-1]
+                elif (op == 0x8C or op == 0x43) and pos < n and pos + 1 + buf[pos] <= n:
+                    # SHORT_BINUNICODE / SHORT_BINBYTES: length <= 255 <= MAX_KEEP_STR, kept
+                    end = pos + 1 + buf[pos]
+                    raw = buf[pos + 1:end]
+                    pos = end
+                    if op == 0x8C:
+                        try:
+                            stack.append(raw.decode("utf-8", "surrogatepass"))
+                        except UnicodeDecodeError:
+                            raise _Malformed("invalid UTF-8 in a string opcode") from None
+                    else:
+                        stack.append(raw)
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif (op == 0x58 and pos + 4 <= n and (ln := _U4_FROM(buf, pos)[0]) <= MAX_KEEP_STR
+                      and pos + 4 + ln <= n):  # BINUNICODE, short and fully buffered
+                    raw = buf[pos + 4:pos + 4 + ln]
+                    pos += 4 + ln
+                    try:
+                        stack.append(raw.decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        raise _Malformed("invalid UTF-8 in a string opcode") from None
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x65 or op == 0x61 or op == 0x73:  # APPENDS, APPEND, SETITEM
+                    if op == 0x65:
+                        if not metastack:
+                            raise _Malformed("pop of a MARK that was never pushed")
+                        values = stack
+                        stack = self.stack = metastack.pop()
+                        what = "APPENDS"
+                    elif op == 0x61:
+                        if not stack:
+                            raise _Malformed("stack underflow")
+                        values = [stack.pop()]
+                        what = "APPEND"
+                    else:
+                        if len(stack) < 2:
+                            raise _Malformed("stack underflow")
+                        v = stack.pop()
+                        values = [(stack.pop(), v)]
+                        what = "SETITEM"
+                    if not stack:
+                        raise _Malformed(f"{what} without a target")
+                    t = stack[-1]
+                    if isinstance(t, Seq):
+                        t.add(values)
+                    else:
+                        _mutate_target(self, t, base + pos - 1, what)
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append(Seq("list"))
+                    if len(stack) > max_stack:
+                        raise _stack_bomb()
+                elif op == 0x2E:  # STOP
+                    if len(stack) != 1 or metastack:
+                        raise _Malformed("STOP with a stack that does not hold exactly one value")
+                    self.complete = True
+                    return
+                else:
+                    # --- general path: a handler reads its arguments through the reader
+                    off = base + pos - 1
+                    h = dispatch.get(op)
+                    if h is None:
+                        raise _Malformed(f"invalid opcode 0x{op:02x}", off)
+                    r.pos = pos
+                    pos = -1
+                    h(self, off, push)
+                    stack = self.stack
+                    buf = r.buf
+                    n = len(buf)
+                    base = r.base
+                    pos = r.pos
+        finally:
+            self.ops = ops
+            if pos >= 0:
+                r.pos = pos
 
 
 class _Malformed(Exception):
@@ -404,6 +655,17 @@ def _u(fmt: str) -> Callable[[bytes], int]:
 
 
 _U4, _I4, _U8, _U2, _F8 = _u("<I"), _u("<i"), _u("<Q"), _u("<H"), _u(">d")
+_U4_FROM, _I4_FROM, _F8_FROM = (struct.Struct(f).unpack_from for f in ("<I", "<i", ">d"))
+
+
+def _special_call(key: str) -> bool:
+    """Whether ``_call`` does more than record a call of the global ``key`` (keep in sync)."""
+    return (key in NESTED_LOADERS or key == "_codecs.encode" or key.startswith("torch._utils._rebuild_tensor")
+            or key == "torch._utils._rebuild_parameter")
+
+
+def _stack_bomb() -> LimitExceeded:
+    return LimitExceeded(f"pickle stack deeper than {MAX_STACK} items (stack-depth bomb)")
 
 
 def _op_mark(s, off, push):
@@ -817,7 +1079,19 @@ def _op_binpersid(s, off, push):
     push(Opaque("persistent object", s._pop()))
 
 
+def _op_frame(s, off, push):
+    s.r.read(8)
+
+
+def _op_proto(s, off, push):
+    p = s.r.read1()
+    if p > 5:
+        raise _Malformed(f"unsupported pickle protocol {p}")
+    s.protocol = max(s.protocol, p)
+
+
 _DISPATCH: dict[int, Callable] = {
+    0x95: _op_frame, 0x80: _op_proto,
     ord("("): _op_mark, ord("0"): _op_pop, ord("1"): _op_pop_mark, ord("2"): _op_dup,
     ord("F"): _op_float, ord("G"): _op_binfloat, ord("I"): _line_int, ord("L"): _line_int,
     ord("J"): _op_binint, ord("K"): _op_binint1, ord("M"): _op_binint2,
@@ -906,7 +1180,8 @@ def scan_pickle_stream(
         except RecursionError:  # pragma: no cover - defensive
             err = LimitExceeded("recursion bound")
         finally:
-            if gc_was:
+            ps.release()  # free the value graph by refcount first: else re-enabling the collector
+            if gc_was:    # makes the next allocation pay for a pass over every freed object
                 gc.enable()
         ops += ps.ops
         proto = max(proto, ps.protocol)
