@@ -1,6 +1,11 @@
 """Bare FastAPI vs the modelshield gateway with every protection on, loaded from a second process.
 
-Usage: ``python benchmarks/serve/bench.py [--seconds 4] [--concurrency 8] [--rounds 6] [--sequential 600] [--json out.json]``
+Usage: ``python benchmarks/serve/bench.py [--seconds 4] [--concurrency 8] [--rounds 6] [--sequential 600] [--json out.json]
+[--before-src DIR]``
+
+``--before-src DIR`` (a ``src`` folder of an older checkout, e.g. ``git archive HEAD src | tar -x -C /tmp/old``)
+adds ``gateway_before`` / ``gateway_normal_before``: the same two gateways running that code, loaded in the
+same alternation, so a change is measured paired in time against the code it replaces.
 
 The three servers (bare, gateway, gateway with ``durability: normal``) each run one uvicorn worker on
 loopback, all started at once; the load generator is this process (asyncio + httpx, persistent
@@ -62,6 +67,11 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError("server did not start")
 
 
+GATEWAYS = {"gateway": ("serve.yaml", "state"), "gateway_normal": ("serve-normal.yaml", "state-normal"),
+            "gateway_before": ("serve-before.yaml", "state-before"),
+            "gateway_normal_before": ("serve-normal-before.yaml", "state-normal-before")}
+
+
 def start(kind: str, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     if kind == "bare":
@@ -69,7 +79,7 @@ def start(kind: str, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen,
                "--log-level", "warning", "--no-access-log"]
         cwd = HERE
     else:
-        cfg = "serve.yaml" if kind == "gateway" else "serve-normal.yaml"
+        cfg = GATEWAYS[kind][0]
         cmd = [str(BIN / "modelshield"), "serve", str(work / "model.joblib"), "--trust", "--config",
                str(work / cfg), "--port", str(port)]
         cwd = work
@@ -177,6 +187,7 @@ def main() -> None:
     ap.add_argument("--sequential", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--before-src", type=Path, help="src folder of older code to load side by side")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ms-bench-serve-"))
@@ -186,7 +197,10 @@ def main() -> None:
     np.savez(work / "ref.npz", X=X, y=y)
     # each gateway its own state directory (keys, audit database): two servers writing one SQLite
     # file with different ``synchronous`` settings would slow each other down
-    for name, durability, state in (("serve.yaml", "full", "state"), ("serve-normal.yaml", "normal", "state-normal")):
+    gateways = ["gateway", "gateway_normal"] + (["gateway_before", "gateway_normal_before"] if args.before_src else [])
+    for kind in gateways:
+        name, state = GATEWAYS[kind]
+        durability = "normal" if "normal" in kind else "full"
         (work / name).write_text(yaml.safe_dump({
             "state_dir": str(work / state), "reference": str(work / "ref.npz"),
             "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
@@ -195,30 +209,42 @@ def main() -> None:
         }))
     env = {**os.environ, "MS_BENCH_MODEL": str(work / "model.joblib"), "OMP_NUM_THREADS": "1"}
     keys = {kind: subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "bench", "--state-dir",
-                                  str(work / state)], capture_output=True, text=True, check=True,
+                                  str(work / GATEWAYS[kind][1])], capture_output=True, text=True, check=True,
                                  env=env).stdout.strip()
-            for kind, state in (("gateway", "state"), ("gateway_normal", "state-normal"))}
+            for kind in gateways}
+    # a separate monitor-scoped key reads the audit group-commit sizes from /admin/stats (not on the hot path)
+    stat_keys = {kind: subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "stats", "--scope",
+                                       "monitor", "--state-dir", str(work / state)], capture_output=True, text=True,
+                                      check=True, env=env).stdout.strip()
+                 for kind, state in (("gateway", "state"), ("gateway_normal", "state-normal"))}
+    env_before = {**env, "PYTHONPATH": str(args.before_src.resolve())} if args.before_src else env
     rows = X[:200].tolist()
     comp = components(work, X)
     print("per-request cost in process (us, median):", comp, flush=True)
-    kinds = ("bare", "gateway", "gateway_normal")
+    kinds = ("bare", *gateways)
     res: dict[str, dict[str, list]] = {k: {} for k in kinds}
     procs: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
         for kind in kinds:  # all up at once; an idle server costs nothing, and every comparison is paired in time
-            procs[kind] = start(kind, work, env)
+            procs[kind] = start(kind, work, env_before if kind.endswith("_before") else env)
         hdr = {k: ({"Authorization": f"Bearer {keys[k]}"} if k != "bare" else {}) for k in kinds}
         for k in kinds:
             asyncio.run(sequential(procs[k][1], hdr[k], rows, 100))  # warm-up
         # latency: one request to each server in turn (rotating order), so load changes hit all alike
         lat: dict[str, list[float]] = {k: [] for k in kinds}
         for i in range(args.sequential // 50):
-            order = kinds[i % 3 :] + kinds[: i % 3]
+            order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
             for k in order:
                 lat[k] += asyncio.run(sequential(procs[k][1], hdr[k], rows[i:] + rows[:i], 50))
         for k in kinds:
             res[k]["p50_ms"] = [pct(lat[k], 50)]
             res[k]["p99_ms"] = [pct(lat[k], 99)]
+        def batch_sizes(k: str) -> dict[int, int]:
+            r = httpx.get(f"{procs[k][1]}/admin/stats", headers={"Authorization": f"Bearer {stat_keys[k]}"}, timeout=30)
+            r.raise_for_status()
+            return {int(n): c for n, c in r.json()["audit"]["batch_sizes"].items()}
+
+        before = {k: batch_sizes(k) for k in ("gateway", "gateway_normal")}
         # throughput: short windows, alternating servers, ``rounds`` times
         for rnd in range(args.rounds):
             for k in (kinds if rnd % 2 == 0 else kinds[::-1]):
@@ -229,6 +255,16 @@ def main() -> None:
                 r.setdefault("loaded_p99_ms", []).append(pct(clat, 99))
                 print(f"round {rnd} {k:14s} {rps} req/s (c={args.concurrency}, p50 {r['loaded_p50_ms'][-1]:.1f} ms, "
                       f"p99 {r['loaded_p99_ms'][-1]:.1f} ms)", flush=True)
+        audit_batches = {}
+        for k in ("gateway", "gateway_normal"):  # records per committed transaction during the throughput windows
+            after = batch_sizes(k)
+            diff = {n: after.get(n, 0) - before[k].get(n, 0) for n in sorted(after)}
+            diff = {n: c for n, c in diff.items() if c > 0}
+            n_tx, n_rec = sum(diff.values()), sum(n * c for n, c in diff.items())
+            audit_batches[k] = {"transactions": n_tx, "records": n_rec,
+                                "mean_records_per_commit": round(n_rec / max(n_tx, 1), 2), "histogram": diff}
+            print(f"audit group commit {k:14s} {audit_batches[k]['mean_records_per_commit']} records/commit "
+                  f"over {n_tx} commits", flush=True)
         for k in kinds:
             print(f"sequential {k:14s} p50 {res[k]['p50_ms'][0]:.2f} ms  p99 {res[k]['p99_ms'][0]:.2f} ms", flush=True)
     finally:
@@ -238,6 +274,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     ratios = [g / b for g, b in zip(res["gateway"]["rps"], res["bare"]["rps"])]
     ratios_n = [g / b for g, b in zip(res["gateway_normal"]["rps"], res["bare"]["rps"])]
+    before = {}
+    for k in gateways[2:]:
+        before[f"throughput_ratio_{k}"] = round(float(np.median(
+            [g / b for g, b in zip(res[k]["rps"], res["bare"]["rps"])])), 3)
+        before[f"p50_overhead_ms_{k}"] = round(float(np.median(res[k]["p50_ms"]) - np.median(res["bare"]["p50_ms"])), 3)
     med = {k: {m: float(np.median(v)) for m, v in r.items()} for k, r in res.items()}
     summary = {
         **med,
@@ -245,7 +286,8 @@ def main() -> None:
         "p50_overhead_ms": round(med["gateway"]["p50_ms"] - med["bare"]["p50_ms"], 3),
         "throughput_ratio_normal": round(float(np.median(ratios_n)), 3),
         "p50_overhead_ms_normal": round(med["gateway_normal"]["p50_ms"] - med["bare"]["p50_ms"], 3),
-        "components_us": comp, "rounds": res, "concurrency": args.concurrency, "seconds": args.seconds,
+        **before,
+        "components_us": comp, "audit_group_commit": audit_batches, "rounds": res, "concurrency": args.concurrency, "seconds": args.seconds,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "loadavg_at_end": os.getloadavg()},
         "versions": versions(),

@@ -295,7 +295,7 @@ def test_ks_statistics_and_min_p_value_match_scipy():
     scipy's column-by-column test, ties included."""
     from scipy import stats
 
-    from modelshield.serve.monitors.drift import ks_statistics
+    from modelshield.serve.monitors.drift import _ks_2samp, ks_statistics
 
     rng = np.random.default_rng(0)
     for t in range(30):
@@ -308,6 +308,7 @@ def test_ks_statistics_and_min_p_value_match_scipy():
         assert np.allclose(D, ref.statistic)
         j = int(np.argmax(D))
         assert np.isclose(stats.ks_2samp(R[:, j], W[:, j]).pvalue, np.min(ref.pvalue))
+        assert _ks_2samp(R[:, j], W[:, j]).pvalue == stats.ks_2samp(R[:, j], W[:, j]).pvalue  # unwrapped call
 
 
 def test_screening_reuses_the_detectors_clean_probabilities(make_gateway, breast_cancer, served_model):
@@ -341,3 +342,48 @@ def test_monitors_batch_by_interval_and_wait_drains(make_gateway, breast_cancer)
         gw.enqueue_monitors(Batch(X=X, proba=gw.model.predict_proba(X), key_id="k", time=float(i)))
     gw.wait_monitors(10)
     assert gw._m_done == 5 and gw.coverage.scores()["k"]["queries"] == 15
+
+
+def test_gateway_noise_detector_scores_equal_the_robustness_detector(breast_cancer, served_model):
+    """The gateway keeps the noise draw of small batches; its scores must stay those of the robustness module."""
+    pytest.importorskip("modelshield.checks.robustness.detect")
+    from modelshield.checks.robustness.detect import NoiseConsistencyDetector
+    from modelshield.serve.monitors.inputs import default_detectors
+
+    X = np.asarray(breast_cancer[0], dtype=np.float64)
+    ours = default_detectors()["adversarial"][0].fit(served_model, X)
+    theirs = NoiseConsistencyDetector().fit(served_model, X)
+    assert isinstance(ours, NoiseConsistencyDetector) and type(ours) is not NoiseConsistencyDetector
+    assert np.array_equal(ours.reference_scores_, theirs.reference_scores_)
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 20), 1, 2, 16, 17, 1]:  # cached sizes, repeats, and the uncached path
+        Z = X[rng.integers(0, len(X), n)] + rng.normal(0, 0.5, (n, X.shape[1]))
+        assert np.array_equal(ours.score(Z), theirs.score(Z)), n
+
+
+def test_prada_shapiro_statistic_equals_scipy():
+    """PRADA calls the function behind scipy's axis/NaN wrapper; its W must be scipy's."""
+    from scipy import stats
+
+    from modelshield.serve.monitors.extraction import shapiro_w
+
+    rng = np.random.default_rng(5)
+    for n in (3, 10, 100, 999, 3000):
+        for D in (rng.normal(size=n), rng.exponential(size=n), np.round(rng.normal(size=n), 1)):
+            assert shapiro_w(D) == float(stats.shapiro(D).statistic)
+
+
+def test_predict_is_a_lean_route_and_still_documented(make_gateway, breast_cancer):
+    from fastapi.routing import APIRoute
+
+    app, _, keys = make_gateway()
+    served = [r for r in app.router.routes if getattr(r, "path", None) == "/v1/predict"]
+    assert not isinstance(served[0], APIRoute) and isinstance(served[1], APIRoute)  # the first match serves
+    op = app.openapi()["paths"]["/v1/predict"]["post"]
+    assert set(op["requestBody"]["content"]) == {"application/json", "application/x-npy"}
+    assert {"200", "401", "413", "422", "429", "503"} <= set(op["responses"])
+    with TestClient(app) as c:
+        X = np.asarray(breast_cancer[1][:2], dtype=np.float64).tolist()
+        r = c.post("/v1/predict", json={"inputs": X}, headers=bearer(keys["predict"]))
+        assert r.status_code == 200 and r.headers["x-audit-seq"]
+        assert c.get("/v1/predict", headers=bearer(keys["predict"])).status_code == 405

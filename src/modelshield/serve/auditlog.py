@@ -10,7 +10,9 @@ database but not to the key from re-computing the chain after an edit. Removing 
 Write-ahead: the gateway appends a request's record and waits until its transaction is committed
 (SQLite ``synchronous=FULL`` in WAL mode; PostgreSQL's default durable commit) *before* it sends
 the response, so an acknowledged response is never missing after a crash. One writer thread
-group-commits concurrent requests (one transaction, one fsync, many records). Several processes
+group-commits concurrent requests (one transaction, one fsync, many records); an event loop hands
+over the records of one loop iteration together, so requests that finish side by side share a
+commit (:meth:`AuditLog.batch_sizes` counts the groups). Several processes
 may share one log: the chain tail is read under a lock (``BEGIN IMMEDIATE`` in SQLite, an advisory
 transaction lock in PostgreSQL).
 """
@@ -27,6 +29,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,18 @@ GENESIS = "0" * 64
 _FIELDS = ("seq", "ts_us", "kind", "request_id", "key_id", "client", "endpoint", "status",
            "decision", "input_hash", "n_rows", "output", "scores", "prev_hash")
 _PG_LOCK_ID = 0x6D73_6869_656C_64  # "mshield"
+
+
+# prebuilt encoders (json.dumps with non-default options builds a new encoder per call); the output is
+# byte-identical to ``json.dumps(..., <same options>)``
+_CANON_ENC = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
+_COMPACT_ENC = json.JSONEncoder(separators=(",", ":")).encode
+_SORTED_ENC = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+def compact_json(obj: Any) -> str:
+    """``json.dumps(obj, separators=(",", ":"))``: how the log stores ``output`` (and the gateway's body)."""
+    return _COMPACT_ENC(obj)
 
 
 def input_hash(data: bytes) -> str:
@@ -69,7 +84,11 @@ def load_or_create_key(path: str | Path, *, create: bool = True) -> bytes:
 
 @dataclass
 class AuditRecord:
-    """One logged event. ``kind`` is ``request``, ``auth``, ``alert`` or ``admin``."""
+    """One logged event. ``kind`` is ``request``, ``auth``, ``alert`` or ``admin``.
+
+    ``output_json``, when set, is ``output`` already serialised with :func:`compact_json` (the gateway
+    passes the response body it sends, so the log stores exactly those bytes); it takes precedence.
+    """
 
     kind: str
     endpoint: str = ""
@@ -83,6 +102,7 @@ class AuditRecord:
     output: Any = None
     scores: Mapping[str, Any] | None = None
     ts_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+    output_json: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +120,7 @@ class VerifyResult:
 
 
 def _canonical(row: Mapping[str, Any]) -> bytes:
-    return json.dumps([row[f] for f in _FIELDS], separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+    return _CANON_ENC([row[f] for f in _FIELDS]).encode("ascii")
 
 
 def _chain_hash(key: bytes, row: Mapping[str, Any]) -> str:
@@ -129,6 +148,9 @@ def _table(metadata: Any, name: str) -> Any:
         Column("prev_hash", String(64), nullable=False),
         Column("hash", String(64), nullable=False),
     )
+
+
+_Item = tuple[AuditRecord, Any, "asyncio.AbstractEventLoop | None"]
 
 
 class AuditLog:
@@ -203,14 +225,16 @@ class AuditLog:
             self.metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise UserError(f"cannot open the audit log at {self._safe_url()}: {type(exc).__name__}") from exc
-        # items: (record, future, loop): a concurrent future (``loop`` None) or an asyncio future of ``loop``
-        self._queue: queue.SimpleQueue[tuple[AuditRecord, Any, asyncio.AbstractEventLoop | None] | None] = (
-            queue.SimpleQueue())
+        # items: lists of (record, future, loop): a concurrent future (``loop`` None) or an asyncio future
+        # of ``loop``; an event loop puts the records of one loop iteration as one list
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
         self._start_lock = threading.Lock()
         self.n_written = 0
         self.n_failed = 0
+        self._batch_sizes: Counter[int] = Counter()  # records per committed transaction -> count
 
     def _safe_url(self) -> str:
         try:
@@ -232,7 +256,7 @@ class AuditLog:
             raise RuntimeError("audit log is closed")
         self._ensure_writer()
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._queue.put((record, fut, None))
+        self._queue.put([(record, fut, None)])
         return fut
 
     def append(self, record: AuditRecord, timeout: float | None = 30.0) -> int:
@@ -242,16 +266,40 @@ class AuditLog:
     async def append_async(self, record: AuditRecord) -> int:
         """Append and wait (without blocking the event loop) until durable; returns the record's ``seq``.
 
-        The waiter is an asyncio future of the running loop: the writer thread wakes the loop once per
-        committed group, not once per record.
+        The waiter is an asyncio future of the running loop. Records appended during one iteration of
+        the loop go to the writer together (one hand-over, one transaction); the writer wakes the loop
+        once per committed group, not once per record.
         """
         if self._closed:
             raise RuntimeError("audit log is closed")
         self._ensure_writer()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-        self._queue.put((record, fut, loop))
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._flush_pending, loop)
+        pending.append((record, fut, loop))
         return await fut
+
+    def _flush_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand this loop's records of the last iteration to the writer (runs on that loop)."""
+        items = self._pending.pop(loop, None)
+        if not items:
+            return
+        if self._closed:  # close() already handed over what it found: fail closed, nobody commits these
+            exc = RuntimeError("audit log is closed")
+            self.n_failed += len(items)
+            for _, fut, _ in items:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self._queue.put(items)
+
+    def batch_sizes(self) -> dict[int, int]:
+        """How many transactions committed how many records (``{records: transactions}``)."""
+        snap = dict(self._batch_sizes)  # one C-level copy: the writer thread may be adding a size
+        return dict(sorted(snap.items()))
 
     @staticmethod
     def _settle(done: list[tuple[asyncio.Future[int], int | None, BaseException | None]]) -> None:
@@ -263,8 +311,7 @@ class AuditLog:
             else:
                 fut.set_result(seq)  # type: ignore[arg-type]
 
-    def _resolve(self, batch: list[tuple[AuditRecord, Any, asyncio.AbstractEventLoop | None]],
-                 seqs: list[int] | None, exc: BaseException | None) -> None:
+    def _resolve(self, batch: list[_Item], seqs: list[int] | None, exc: BaseException | None) -> None:
         per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, int | None, BaseException | None]]] = {}
         for i, (_, fut, loop) in enumerate(batch):
             seq = None if seqs is None else seqs[i]
@@ -286,7 +333,7 @@ class AuditLog:
             item = self._queue.get()
             if item is None:
                 return
-            batch = [item]
+            batch = list(item)
             if self.max_batch_wait_s:
                 time.sleep(self.max_batch_wait_s)
             stop = False
@@ -298,7 +345,8 @@ class AuditLog:
                 if nxt is None:
                     stop = True
                     break
-                batch.append(nxt)
+                batch += nxt
+            self._batch_sizes[len(batch)] += 1
             try:
                 seqs = self._write_batch([r for r, _, _ in batch])
             except Exception as exc:  # fail closed: every waiter gets the error
@@ -320,9 +368,9 @@ class AuditLog:
                 "key_id": r.key_id, "client": (r.client or None) and r.client[:80],
                 "endpoint": r.endpoint[:80], "status": int(r.status), "decision": r.decision[:40],
                 "input_hash": r.input_hash, "n_rows": int(r.n_rows),
-                "output": None if r.output is None else json.dumps(r.output, separators=(",", ":")),
-                "scores": None if r.scores is None else json.dumps(dict(r.scores), separators=(",", ":"),
-                                                                    sort_keys=True),
+                "output": (r.output_json if r.output_json is not None
+                           else None if r.output is None else _COMPACT_ENC(r.output)),
+                "scores": None if r.scores is None else _SORTED_ENC(dict(r.scores)),
                 "prev_hash": prev,
             }
             row["hash"] = prev = _chain_hash(self._key, row)
@@ -374,6 +422,11 @@ class AuditLog:
         if self._closed:
             return
         self._closed = True
+        for loop in list(self._pending):  # records of an iteration not yet handed over: flush them first
+            items = self._pending.pop(loop, None)
+            if items:
+                self._ensure_writer()
+                self._queue.put(items)
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)

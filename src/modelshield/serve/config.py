@@ -34,7 +34,7 @@ Example ``serve.yaml``::
     extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle, prada_action: alert}
     webhook: null                 # https URL that receives alerts as JSON
     monitor_interval_s: 0.02      # monitors batch what queued up meanwhile (alerts come at most this late)
-    inline_max_s: 0.001           # small, fast requests are screened + predicted on the event loop
+    inline_max_s: 0.005           # small, fast requests are screened + predicted on the event loop
 """
 
 from __future__ import annotations
@@ -175,8 +175,10 @@ class ServeConfig(_Section):
     # much later. 0: wake the monitor thread on every request.
     monitor_interval_s: float = Field(0.02, ge=0, le=5)
     # screening + prediction run on the event loop (no thread hop) while one small request (<= 16 rows)
-    # takes less than this on average; slower models or bigger batches go to the worker threads. 0: always threads.
-    inline_max_s: float = Field(0.001, ge=0, le=0.05)
+    # takes less CPU than this on average; slower models or bigger batches go to the worker threads.
+    # 0: always threads. 5 ms: a model that holds the GIL blocks the loop from a worker thread as well,
+    # and on a busy machine a ~0.5 ms call measures 1-1.5 ms of CPU (a 1 ms limit made it flap).
+    inline_max_s: float = Field(0.005, ge=0, le=0.05)
 
     @field_validator("webhook")
     @classmethod

@@ -22,6 +22,8 @@ from modelshield.serve.monitors.base import Alert, Batch
 __all__ = ["DriftMonitor", "mmd2", "psi"]
 
 _EPS = 1e-4
+# the function behind scipy's axis / NaN-policy wrapper (1-D finite columns here; same result, less overhead)
+_ks_2samp = getattr(stats.ks_2samp, "__wrapped__", stats.ks_2samp)
 
 
 def psi(ref_frac: np.ndarray, cur_frac: np.ndarray) -> np.ndarray:
@@ -38,13 +40,19 @@ def _rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
 
 def ks_statistics(ref_sorted: np.ndarray, W: np.ndarray) -> np.ndarray:
     """Two-sample Kolmogorov-Smirnov statistic per column (``ref_sorted``: each column sorted)."""
+    # Between two consecutive window values the window's ECDF is flat and the reference's rises, so the
+    # largest gap is at a window value (right limits) or just before one (left limits): 2 * m lookups
+    # in the reference instead of evaluating both ECDFs at all n + m points (same integers, same result).
+    # Columns are searched as contiguous arrays (pass ``ref_sorted`` in Fortran order to skip a copy).
     n, m = len(ref_sorted), len(W)
-    Ws = np.sort(W, axis=0)
-    D = np.empty(ref_sorted.shape[1])
-    for j in range(ref_sorted.shape[1]):  # a loop over columns, not samples
-        r, w = ref_sorted[:, j], Ws[:, j]
-        pts = np.concatenate([r, w])
-        D[j] = np.abs(np.searchsorted(r, pts, side="right") / n - np.searchsorted(w, pts, side="right") / m).max()
+    R = ref_sorted if ref_sorted.flags.f_contiguous else np.asfortranarray(ref_sorted)
+    Ws = np.sort(np.asarray(W).T, axis=1)  # (d, m): one contiguous row per column
+    D = np.empty(R.shape[1])
+    for j in range(R.shape[1]):  # a loop over columns, not samples
+        r, w = R[:, j], Ws[j]
+        right = np.abs(np.searchsorted(r, w, side="right") / n - np.searchsorted(w, w, side="right") / m)
+        left = np.abs(np.searchsorted(r, w, side="left") / n - np.searchsorted(w, w, side="left") / m)
+        D[j] = max(right.max(), left.max())
     return D
 
 
@@ -81,7 +89,7 @@ class DriftMonitor:
         if len(R) > 5000:
             R = R[rng.choice(len(R), 5000, replace=False)]
         self._ref = R
-        self._ref_sorted = np.sort(R, axis=0)
+        self._ref_sorted = np.asfortranarray(np.sort(R, axis=0))  # contiguous columns for ks_statistics
         qs = np.quantile(R, np.linspace(0, 1, 11)[1:-1], axis=0)  # (9, d) inner decile edges
         self._edges = qs
         self._ref_frac = self._fractions(R)
@@ -144,7 +152,7 @@ class DriftMonitor:
         # smallest p-value is the one of the largest statistic: one exact scipy test, not one per column
         D = ks_statistics(self._ref_sorted, W)
         j_ks = int(np.argmax(D))
-        ks_p = float(stats.ks_2samp(self._ref[:, j_ks], W[:, j_ks]).pvalue)
+        ks_p = float(_ks_2samp(self._ref[:, j_ks], W[:, j_ks]).pvalue)
         n_cols = len(D)
         m = min(self.mmd_samples, len(W))
         Zw = (W[-m:, : self.n_features] - self._mu) / self._sd
