@@ -2,19 +2,24 @@
 
 A signature is a Sigstore bundle (``application/vnd.dev.sigstore.bundle.v0.3+json``) holding a DSSE
 envelope over an in-toto Statement v1 whose predicate (``https://model_signing/signature/v1.0``)
-lists one SHA-256 digest per file ("resources") plus the serialization parameters; the subject's
-digest is SHA-256 over the concatenated per-file digests in name order. This is exactly what
-``model_signing sign key`` writes, so:
+lists SHA-256 digests ("resources") plus the serialization parameters; the subject's digest is
+SHA-256 over the concatenated resource digests in the order listed (path components, then shard
+offsets). Two serializations, both as ``model_signing`` writes them:
 
-* a model signed with ``model_signing`` (key mode, ECDSA P-256/384/521) verifies here, and
-* a model signed here with an ECDSA key verifies with ``model_signing verify key``.
+* ``files`` (default): one digest per file (``"."`` names a single-file model). ``model_signing``
+  verifies these with its CLI (``verify key``) and its API, and its signatures verify here.
+* ``shards``: one digest per ``shard_size``-byte slice of each file, named ``path:start:end``, algorithm
+  ``sha256-sharded-<shard_size>``, so one big checkpoint hashes on every core. ``model_signing``'s
+  Python API reads the method and shard size from the signature and verifies ours; its CLI 1.1.1
+  cannot (``verify key`` always re-hashes per file and has no shard option), hence opt-in. Its own
+  sharded signatures carry ``shard_size`` as a float (protobuf ``Struct``) and verify here.
 
 Ed25519 signatures use the same bundle; ``model_signing`` 1.x cannot verify them because its key
 mode accepts elliptic-curve (ECDSA) keys only.
 
-Verification recomputes every file digest and names each changed, added or removed file.
-Hashing streams each file through one reused 4 MiB buffer (memory does not grow with file size) and
-hashes the files of a directory in parallel threads.
+Verification recomputes every digest and names each changed, added or removed file (and, for shards,
+the changed byte ranges). Hashing (:mod:`._hashing`) streams through one reused 1 MiB buffer per
+thread (memory does not grow with file size) and hashes files, or shards, in parallel threads.
 
 References
 ----------
@@ -30,17 +35,18 @@ import binascii
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
+from modelshield.protect._hashing import Job, hash_buffer_ranges, hash_jobs, hash_range, shard_ranges
 from modelshield.protect.keys import PrivateKey, PublicKey, public_pem
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "Manifest",
     "Verification",
     "build_manifest",
+    "default_shard_size",
     "default_signature_path",
     "hash_file",
     "sign",
@@ -62,37 +69,102 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
-_READ_CHUNK = 1 << 22
+DEFAULT_SHARD_SIZE = 1 << 24  # 16 MiB (see default_shard_size)
+MAX_AUTO_SHARDS = 4096
+Serialization = Literal["files", "shards"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
-    """Per-file SHA-256 digests of a model (file: one entry named ``"."``; directory: relative paths)."""
+    """The signed content of a model: resource name -> SHA-256 hex digest.
+
+    Per-file serialization (``shard_size=None``, the default): one resource per file, named by its path
+    relative to the model (``"."`` for a single-file model). Shard serialization (``shard_size`` set):
+    one resource per ``shard_size``-byte slice of each file, named ``path:start:end``; ``empty`` lists
+    the empty files found, which that format cannot list (only :func:`build_manifest` fills it).
+    """
 
     name: str
     files: dict[str, str]
     ignore_paths: tuple[str, ...] = ()
+    shard_size: int | None = None
+    empty: tuple[str, ...] = ()
+
+    @property
+    def serialization(self) -> str:
+        """``"files"`` or ``"shards"`` (the predicate's ``serialization.method``)."""
+        return "files" if self.shard_size is None else "shards"
+
+    def resources(self) -> list[str]:
+        """Resource names in the format's canonical order: by path components, then shard offsets
+        (the order ``model_signing`` lists and hashes them in)."""
+        return sorted(self.files, key=lambda n: _resource_key(n, self.shard_size is not None))
 
     @property
     def root_digest(self) -> str:
         h = hashlib.sha256()
-        for name in sorted(self.files):
+        for name in self.resources():
             h.update(bytes.fromhex(self.files[name]))
         return h.hexdigest()
 
+    def paths(self) -> dict[str, dict[tuple[int, int], str]]:
+        """Per file path: ``(start, end) -> digest`` (per-file serialization: one ``(0, -1)`` entry)."""
+        out: dict[str, dict[tuple[int, int], str]] = {}
+        for name, digest in self.files.items():
+            if self.shard_size is None:
+                out.setdefault(name, {})[(0, -1)] = digest
+            else:
+                path, start, end = _parse_shard(name)
+                out.setdefault(path, {})[(start, end)] = digest
+        for path in self.empty:
+            out.setdefault(path, {})
+        return out
+
     def diff(self, actual: Manifest) -> list[str]:
         """Human-readable differences, ``self`` being the signed (expected) manifest."""
+        if (self.shard_size is None) != (actual.shard_size is None):
+            raise ValueError("cannot compare a per-file manifest with a sharded one")
+        want_paths, got_paths = self.paths(), actual.paths()
         out = []
-        for name in sorted(set(self.files) | set(actual.files)):
-            want, got = self.files.get(name), actual.files.get(name)
-            label = actual.name if name == "." else name
+        for path in sorted(set(want_paths) | set(got_paths), key=lambda n: _resource_key(n, False)):
+            want, got = want_paths.get(path), got_paths.get(path)
+            label = actual.name if path == "." else path
             if want is None:
-                out.append(f"added (not signed): {label}")
+                why = " (an empty file; the shards format cannot sign empty files)" if got == {} else ""
+                out.append(f"added (not signed): {label}{why}")
             elif got is None:
                 out.append(f"removed: {label}")
-            elif want != got:
-                out.append(f"changed: {label}")
+            elif self.shard_size is None:
+                if want != got:
+                    out.append(f"changed: {label}")
+            elif set(want) != set(got):
+                out.append(f"changed: {label} (size {_size(got)} bytes, signed {_size(want)} bytes)")
+            else:
+                bad = sorted(r for r in want if want[r] != got[r])
+                if bad:
+                    shown = ", ".join(f"{s}-{e}" for s, e in bad[:3])
+                    more = f" and {len(bad) - 3} more shards" if len(bad) > 3 else ""
+                    out.append(f"changed: {label} (bytes {shown}{more})")
         return out
+
+
+def _size(ranges: dict[tuple[int, int], str]) -> int:
+    return max((end for _, end in ranges), default=0)
+
+
+def _parse_shard(name: str) -> tuple[str, int, int]:
+    """``path:start:end`` -> its parts (``ValueError`` when malformed)."""
+    path, start, end = name.rsplit(":", 2)
+    if not (start.isdigit() and end.isdigit()):
+        raise ValueError(f"bad shard name {name!r}")
+    return path, int(start), int(end)
+
+
+def _resource_key(name: str, sharded: bool) -> tuple[tuple[str, ...], int, int]:
+    if sharded:
+        path, start, end = _parse_shard(name)
+        return PurePosixPath(path).parts, start, end
+    return PurePosixPath(name).parts, 0, 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,20 +178,28 @@ class Verification:
     root_digest: str
     manifest: Manifest = field(repr=False)
 
+    @property
+    def serialization(self) -> str:
+        """How the signature lists the model: ``"files"`` or ``"shards"``."""
+        return self.manifest.serialization
+
 
 # --- hashing --------------------------------------------------------------------------------------
 
 
 def hash_file(path: str | Path) -> str:
-    """SHA-256 of a file as hex: 4 MiB ``readinto`` blocks into one reused buffer (bounded memory;
-    hashlib and the read both release the GIL, so a directory hashes in parallel threads)."""
-    h = hashlib.sha256()
-    buf = bytearray(_READ_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
+    """SHA-256 of a file as hex, streamed through this thread's reused 1 MiB buffer (bounded memory)."""
+    return hash_range(path)
+
+
+def default_shard_size(total_bytes: int) -> int:
+    """Shard size for ``serialization="shards"``: 16 MiB (enough shards to keep many cores busy on
+    one checkpoint), doubled until the model has at most 4096 shards (a signature of a few hundred KiB).
+    It depends only on the model's size, so the same model always gets the same signature."""
+    size = DEFAULT_SHARD_SIZE
+    while total_bytes > size * MAX_AUTO_SHARDS:
+        size *= 2
+    return size
 
 
 def _is_ignored(rel: PurePosixPath, ignore: Iterable[str]) -> bool:
@@ -148,17 +228,10 @@ def _rel_ignores(root: Path, paths: Iterable[str | Path], *, model_relative: boo
     return sorted(set(out))
 
 
-def build_manifest(path: str | Path, *, ignore_paths: Sequence[str] = (), workers: int | None = None) -> Manifest:
-    """Hash a model file or directory. Symbolic links are refused (fail closed)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputNotFoundError(f"model not found: {p}")
-    if p.is_symlink():
-        raise UserError(f"{p} is a symbolic link; sign the file it points to")
-    if p.is_file():
-        return Manifest(name=p.name, files={".": hash_file(p)}, ignore_paths=tuple(GIT_PATHS))
-    ignores = tuple(sorted(set(ignore_paths) | set(GIT_PATHS)))
-    rels: list[str] = []
+def _walk(p: Path, ignores: tuple[str, ...]) -> list[tuple[str, int]]:
+    """``(relative path, size)`` of every regular file under ``p`` that is not ignored. Symbolic links
+    and special files (FIFOs, sockets, devices) are refused: fail closed."""
+    out: list[tuple[str, int]] = []
     for dirpath, dirnames, filenames in os.walk(p):
         base = Path(dirpath)
         keep = []
@@ -175,17 +248,83 @@ def build_manifest(path: str | Path, *, ignore_paths: Sequence[str] = (), worker
             rel = PurePosixPath((base / f).relative_to(p).as_posix())
             if _is_ignored(rel, ignores):
                 continue
-            if (base / f).is_symlink():
+            st = os.lstat(base / f)
+            if stat.S_ISLNK(st.st_mode):
                 raise IntegrityError(f"{p}: {rel} is a symbolic link; links are not allowed in a signed model")
-            rels.append(str(rel))
-    rels.sort()
-    n_workers = workers or min(8, max(1, os.cpu_count() or 1))
-    if n_workers > 1 and len(rels) > 1:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            digests = list(pool.map(lambda r: hash_file(p / r), rels))
+            if not stat.S_ISREG(st.st_mode):
+                raise IntegrityError(f"{p}: {rel} is not a regular file (a FIFO, socket or device); "
+                                     "it cannot be part of a signed model")
+            out.append((str(rel), st.st_size))
+    return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`build_manifest` will hash: resource names and their ``(file, start, end)`` jobs."""
+
+    name: str
+    names: list[str]
+    jobs: list[Job]
+    sizes: list[int]
+    empty: tuple[str, ...]
+    ignores: tuple[str, ...]
+    shard_size: int | None
+
+    def hash(self, workers: int | None) -> Manifest:
+        digests = hash_jobs(self.jobs, workers=workers, sizes=self.sizes)
+        return Manifest(name=self.name, files=dict(zip(self.names, digests)), ignore_paths=self.ignores,
+                        shard_size=self.shard_size, empty=self.empty)
+
+
+def _plan(path: str | Path, ignore_paths: Sequence[str], shard_size: int | Literal["auto"] | None) -> _Plan:
+    p = Path(path)
+    if shard_size is not None and shard_size != "auto" and (
+            isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1):
+        raise UserError(f"shard size must be a positive number of bytes, not {shard_size!r}")
+    if not p.exists():
+        raise InputNotFoundError(f"model not found: {p}")
+    if p.is_symlink():
+        raise UserError(f"{p} is a symbolic link; sign the file it points to")
+    if p.is_file():
+        entries, ignores = [(".", p.stat().st_size)], tuple(GIT_PATHS)
+    elif p.is_dir():
+        ignores = tuple(sorted(set(ignore_paths) | set(GIT_PATHS)))
+        entries = _walk(p, ignores)
     else:
-        digests = [hash_file(p / r) for r in rels]
-    return Manifest(name=p.name, files=dict(zip(rels, digests)), ignore_paths=ignores)
+        raise UserError(f"{p} is not a regular file or a directory")
+    entries.sort(key=lambda e: _resource_key(e[0], False))
+    if shard_size == "auto":
+        shard_size = default_shard_size(sum(size for _, size in entries))
+    names: list[str] = []
+    jobs: list[Job] = []
+    sizes: list[int] = []
+    empty: list[str] = []
+    for rel, size in entries:
+        target = p if rel == "." else p / rel
+        if shard_size is None:
+            names.append(rel)
+            jobs.append((target, 0, None))
+            sizes.append(size)
+            continue
+        if not size:
+            empty.append(rel)
+        for start, end in shard_ranges(size, shard_size):
+            names.append(f"{rel}:{start}:{end}")
+            jobs.append((target, start, end))
+            sizes.append(end - start)
+    return _Plan(p.name, names, jobs, sizes, tuple(empty), ignores, shard_size)
+
+
+def build_manifest(path: str | Path, *, ignore_paths: Sequence[str] = (), workers: int | None = None,
+                   shard_size: int | Literal["auto"] | None = None) -> Manifest:
+    """Hash a model file or directory in parallel threads (``workers``, default: one per CPU).
+
+    ``shard_size=None`` lists one digest per file; an integer lists one per ``shard_size``-byte shard of
+    every file (the ``shards`` serialization), so even one big file hashes on every core; ``"auto"``
+    picks :func:`default_shard_size` for the model's size. Symbolic links and special files are
+    refused (fail closed).
+    """
+    return _plan(path, ignore_paths, shard_size).hash(workers)
 
 
 def default_signature_path(path: str | Path) -> Path:
@@ -209,21 +348,25 @@ def _key_type(key: PublicKey) -> str:
     return "ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else f"ecdsa-{key.curve.name}"
 
 
+def _algorithm(shard_size: int | None) -> str:
+    """The resource digest name ``model_signing`` writes (and compares): ``sha256``, or
+    ``sha256-sharded-<shard size>`` for shards."""
+    return "sha256" if shard_size is None else f"sha256-sharded-{shard_size}"
+
+
 def _statement(m: Manifest) -> dict[str, Any]:
+    serialization: dict[str, Any] = {"method": m.serialization, "hash_type": "sha256"}
+    if m.shard_size is not None:
+        serialization["shard_size"] = m.shard_size  # an integer: model_signing needs one to re-shard
+    serialization |= {"allow_symlinks": False, "ignore_paths": list(m.ignore_paths)}
+    algorithm = _algorithm(m.shard_size)
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": m.name, "digest": {"sha256": m.root_digest}}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "serialization": {
-                "method": "files",
-                "hash_type": "sha256",
-                "allow_symlinks": False,
-                "ignore_paths": list(m.ignore_paths),
-            },
-            "resources": [
-                {"name": n, "algorithm": "sha256", "digest": m.files[n]} for n in sorted(m.files)
-            ],
+            "serialization": serialization,
+            "resources": [{"name": n, "algorithm": algorithm, "digest": m.files[n]} for n in m.resources()],
         },
     }
 
@@ -252,9 +395,21 @@ def sign_manifest(manifest: Manifest, key: PrivateKey) -> dict[str, Any]:
 
 
 def sign(path: str | Path, key: PrivateKey, *, signature: str | Path | None = None,
-         ignore_paths: Sequence[str | Path] = (), force: bool = False) -> Path:
-    """Sign a model file or directory; writes the bundle (default :func:`default_signature_path`)."""
+         ignore_paths: Sequence[str | Path] = (), force: bool = False, serialization: Serialization = "files",
+         shard_size: int | None = None, workers: int | None = None) -> Path:
+    """Sign a model file or directory; writes the bundle (default :func:`default_signature_path`).
+
+    ``serialization="files"`` (default) lists one SHA-256 per file: every ``model_signing`` verifier
+    accepts it, its CLI included. ``"shards"`` lists one per ``shard_size``-byte shard (default
+    :func:`default_shard_size`), so one big checkpoint hashes on every core when signing and verifying;
+    ``modelshield`` and ``model_signing``'s Python API verify it, but ``model_signing verify key`` (CLI
+    1.1.1) always re-hashes per file and rejects it. ``workers``: hashing threads (default: one per CPU).
+    """
     p = Path(path)
+    if serialization not in ("files", "shards"):
+        raise UserError(f"unknown serialization {serialization!r}; expected 'files' or 'shards'")
+    if shard_size is not None and serialization != "shards":
+        raise UserError("a shard size needs serialization='shards'")
     if not p.exists():
         raise InputNotFoundError(f"model not found: {p}")
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
@@ -262,12 +417,31 @@ def sign(path: str | Path, key: PrivateKey, *, signature: str | Path | None = No
         raise OutputError(f"signature {sig_path} already exists; pass --force to overwrite it")
     ignores = (_rel_ignores(p, ignore_paths) + _rel_ignores(p, [sig_path], model_relative=False)
                if p.is_dir() else [])
-    bundle = sign_manifest(build_manifest(p, ignore_paths=ignores), key)
+    shards: int | Literal["auto"] | None = None
+    if serialization == "shards":
+        shards = "auto" if shard_size is None else shard_size
+    plan = _plan(p, ignores, shards)
+    if plan.shard_size is not None:
+        _check_shardable(p, plan)  # before hashing anything
+    bundle = sign_manifest(plan.hash(workers), key)
     from modelshield.protect.crypto import _AtomicOutput
 
     with _AtomicOutput(sig_path, force) as fh:
         fh.write((json.dumps(bundle, indent=2) + "\n").encode("utf-8"))
     return sig_path
+
+
+def _check_shardable(p: Path, m: _Plan) -> None:
+    """Refuse what the ``shards`` format cannot represent (fail closed rather than sign less than asked)."""
+    if m.empty:
+        shown = ", ".join(m.name if e == "." else e for e in m.empty[:5])
+        raise UserError(f"cannot sign {p} with shards: the shards format cannot list empty files ({shown}), "
+                        "so adding or removing one would go unnoticed; sign per file (the default), or "
+                        "remove or ignore them")
+    colons = sorted({n.rsplit(":", 2)[0] for n in m.names if ":" in n.rsplit(":", 2)[0]})
+    if colons:
+        raise UserError(f"cannot sign {p} with shards: file names with ':' ({colons[0]}) are ambiguous in "
+                        "shard names (path:start:end); sign per file (the default)")
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -277,8 +451,9 @@ def _b64(value: Any, what: str) -> bytes:
         raise IntegrityError(f"signature file is malformed: {what} is not base64") from None
 
 
-def _signed_manifest(sig_path: Path, public_key: PublicKey, subject: str | Path) -> Manifest:
-    """The manifest inside ``sig_path`` after its signature verified under ``public_key``."""
+def _signed_manifest(sig_path: Path, public_key: PublicKey, subject: str | Path) -> tuple[Manifest, str]:
+    """The manifest inside ``sig_path`` after its signature verified under ``public_key``, and the
+    signed root digest."""
     if not sig_path.is_file():
         raise IntegrityError(f"no signature for {subject}: {sig_path} does not exist")
     bundle, payload, sig = _parse_bundle(sig_path)
@@ -329,7 +504,7 @@ def _check_signature(key: PublicKey, payload: bytes, sig: bytes, sig_path: Path,
             from None
 
 
-def _manifest_from_statement(stmt: dict[str, Any], sig_path: Path) -> Manifest:
+def _manifest_from_statement(stmt: dict[str, Any], sig_path: Path) -> tuple[Manifest, str]:
     try:
         if stmt["_type"] != STATEMENT_TYPE or stmt["predicateType"] != PREDICATE_TYPE:
             raise IntegrityError(
@@ -339,57 +514,93 @@ def _manifest_from_statement(stmt: dict[str, Any], sig_path: Path) -> Manifest:
         (subject,) = stmt["subject"]
         pred = stmt["predicate"]
         ser = pred["serialization"]
-        if ser.get("method") != "files" or ser.get("hash_type") != "sha256":
+        method = ser.get("method")
+        if method not in ("files", "shards") or ser.get("hash_type") != "sha256":
             raise IntegrityError(
-                f"{sig_path}: serialization {ser.get('method')}/{ser.get('hash_type')} is not supported; "
-                "sign with method 'files' and SHA-256"
+                f"{sig_path}: serialization {method}/{ser.get('hash_type')} is not supported; "
+                "sign with method 'files' or 'shards' and SHA-256"
             )
+        shard_size = _signed_shard_size(ser["shard_size"], sig_path) if method == "shards" else None
+        algorithm = _algorithm(shard_size)
         files: dict[str, str] = {}
+        root = hashlib.sha256()
         for res in pred["resources"]:
-            if res["algorithm"] != "sha256":
-                raise IntegrityError(f"{sig_path}: digest algorithm {res['algorithm']} is not supported")
-            files[str(res["name"])] = str(res["digest"]).lower()
-        m = Manifest(name=str(subject["name"]), files=files,
-                     ignore_paths=tuple(str(x) for x in ser.get("ignore_paths", ())))
-        if m.root_digest != str(subject["digest"]["sha256"]).lower():
+            if res["algorithm"] != algorithm:
+                raise IntegrityError(f"{sig_path}: digest algorithm {res['algorithm']} is not supported "
+                                     f"(expected {algorithm})")
+            name, digest = str(res["name"]), bytes.fromhex(str(res["digest"]))
+            if len(digest) != 32:
+                raise ValueError("not a SHA-256 digest")
+            if shard_size is not None:
+                _, start, end = _parse_shard(name)
+                if start % shard_size or not start < end <= start + shard_size:
+                    raise ValueError(f"shard {name} is not a {shard_size}-byte shard")
+            if name in files:
+                raise IntegrityError(f"{sig_path}: resource {name} is listed twice")
+            files[name] = digest.hex()
+            root.update(digest)  # in the order signed, as model_signing checks it
+        if root.hexdigest() != str(subject["digest"]["sha256"]).lower():
             raise IntegrityError(f"{sig_path}: the statement is inconsistent (root digest mismatch)")
-        return m
-    except (KeyError, TypeError, ValueError):
+        return Manifest(name=str(subject["name"]), files=files, shard_size=shard_size,
+                        ignore_paths=tuple(str(x) for x in ser.get("ignore_paths", ()))), root.hexdigest()
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise IntegrityError(f"{sig_path}: the signed statement is malformed") from None
 
 
-def verify(path: str | Path, public_key: PublicKey, *, signature: str | Path | None = None) -> Verification:
-    """Verify a model against a signature bundle; raises :class:`IntegrityError` naming what differs."""
+def _signed_shard_size(value: Any, sig_path: Path) -> int:
+    """``serialization.shard_size``. ``model_signing`` writes it through a protobuf ``Struct``, whose
+    numbers are doubles (``1000000000.0``): an integral float is accepted, anything else is not."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise IntegrityError(f"{sig_path}: the signed shard size {value!r} is not a positive integer")
+    return value
+
+
+def verify(path: str | Path, public_key: PublicKey, *, signature: str | Path | None = None,
+           workers: int | None = None) -> Verification:
+    """Verify a model against a signature bundle; raises :class:`IntegrityError` naming what differs.
+
+    The serialization (per file or shards, and the shard size) is read from the signed statement, so
+    both verify without options. ``workers``: hashing threads (default: one per CPU).
+    """
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"model not found: {p}")
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
-    expected = _signed_manifest(sig_path, public_key, p)
+    expected, root = _signed_manifest(sig_path, public_key, p)
     if p.is_dir():
         ignores = [*expected.ignore_paths, *_rel_ignores(p, [sig_path], model_relative=False)]
-        actual = build_manifest(p, ignore_paths=ignores)
+        actual = build_manifest(p, ignore_paths=ignores, shard_size=expected.shard_size, workers=workers)
     else:
-        actual = build_manifest(p)
+        actual = build_manifest(p, shard_size=expected.shard_size, workers=workers)
     problems = expected.diff(actual)
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise IntegrityError(f"{p} does not match its signature: {shown}")
-    return Verification(path=p, signature=sig_path, files=len(actual.files), key_type=_key_type(public_key),
-                        root_digest=expected.root_digest, manifest=expected)
+    return Verification(path=p, signature=sig_path, files=len(expected.paths()), key_type=_key_type(public_key),
+                        root_digest=root, manifest=expected)
 
 
 def verify_bytes(data: bytes | bytearray | memoryview, name: str, public_key: PublicKey, *,
-                 signature: str | Path) -> Verification:
-    """Verify in-memory file content against a single-file signature.
+                 signature: str | Path, workers: int | None = None) -> Verification:
+    """Verify in-memory file content against a single-file signature (per file or shards).
 
     The secure loader reads a model once and verifies, decrypts, scans and loads those same bytes, so
     the file cannot be swapped between verification and loading.
     """
     sig_path = Path(signature)
-    expected = _signed_manifest(sig_path, public_key, name)
-    actual = Manifest(name=name, files={".": hashlib.sha256(data).hexdigest()})
+    expected, root = _signed_manifest(sig_path, public_key, name)
+    view = memoryview(data).cast("B")
+    if expected.shard_size is None:
+        actual = Manifest(name=name, files={".": hash_buffer_ranges(view, [(0, len(view))], workers=1)[0]})
+    else:
+        ranges = shard_ranges(len(view), expected.shard_size)
+        digests = hash_buffer_ranges(view, ranges, workers=workers)
+        actual = Manifest(name=name, files={f".:{s}:{e}": d for (s, e), d in zip(ranges, digests)},
+                          shard_size=expected.shard_size, empty=() if ranges else (".",))
     problems = expected.diff(actual)
     if problems:
         raise IntegrityError(f"{name} does not match its signature: {'; '.join(problems[:10])}")
     return Verification(path=Path(name), signature=sig_path, files=1, key_type=_key_type(public_key),
-                        root_digest=expected.root_digest, manifest=expected)
+                        root_digest=root, manifest=expected)
