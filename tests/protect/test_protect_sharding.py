@@ -116,11 +116,11 @@ def test_one_big_file_is_hashed_by_several_threads(tmp_path: Path, monkeypatch: 
     gate = threading.Barrier(2, timeout=10)
     real = _hashing.hash_range
 
-    def spy(path: Path, start: int = 0, end: int | None = None) -> str:
+    def spy(path: Path, start: int = 0, end: int | None = None, stop: threading.Event | None = None) -> str:
         threads.add(threading.current_thread().name)
         if start < 2 * SHARD:  # the first two shards wait for each other: both must run at once
             gate.wait()
-        return real(path, start, end)
+        return real(path, start, end, stop)
 
     monkeypatch.setattr(_hashing, "hash_range", spy)
     m = build_manifest(f, shard_size=SHARD, workers=4)

@@ -136,3 +136,102 @@ def test_user_ignore_paths_are_model_relative(model_dir: Path, keypair: tuple[Pa
     sign(model_dir, load_private_key(priv), ignore_paths=["config.json"])
     (model_dir / "config.json").write_text("edited freely")
     assert verify(model_dir, load_public_key(pub)).files == 3
+
+
+# --- keys loaded while the model hashes (a key *function* instead of a key) ---------------------
+
+
+def test_key_functions_sign_and_verify_like_keys(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    priv, pub = keypair
+    model = tmp_path / "model"
+    model.mkdir()
+    for i in range(5):
+        (model / f"shard-{i}.bin").write_bytes(os.urandom(300_000))
+    sig = sign(model, lambda: load_private_key(priv))
+    res = verify(model, lambda: load_public_key(pub))
+    assert res.files == 5 and res.signature == sig
+    assert res.root_digest == verify(model, load_public_key(pub)).root_digest
+    (model / "shard-3.bin").write_bytes(b"changed")
+    with pytest.raises(IntegrityError, match=r"changed: shard-3\.bin"):
+        verify(model, lambda: load_public_key(pub))
+
+
+def test_a_failing_key_function_stops_the_hashing_and_writes_nothing(tmp_path: Path) -> None:
+    import threading
+
+    from modelshield.protect import _hashing
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(os.urandom(8 << 20))
+    failed = threading.Event()
+    reads: list[int] = []
+    real = _hashing.hash_range
+
+    def slow(path: Path, start: int = 0, end: int | None = None, stop: threading.Event | None = None) -> str:
+        failed.wait(10)  # the key has failed before the first block is read
+        reads.append(start)
+        return real(path, start, end, stop)
+
+    def bad_key() -> None:
+        try:
+            raise OutputError("private key not found: nowhere.pem")
+        finally:
+            failed.set()
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(_hashing, "hash_range", slow), \
+            pytest.raises(OutputError, match="private key not found"):
+        sign(model, bad_key)
+    assert not (tmp_path / "model.bin.sig").exists()
+
+
+def test_stop_event_abandons_a_hash_between_blocks(tmp_path: Path) -> None:
+    import threading
+
+    from modelshield.protect._hashing import HashingStopped, hash_range
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(4 << 20))
+    stop = threading.Event()
+    assert hash_range(f, stop=stop) == hashlib.sha256(f.read_bytes()).hexdigest()
+    stop.set()
+    with pytest.raises(HashingStopped):
+        hash_range(f, stop=stop)
+
+
+def test_bad_signature_is_reported_before_any_difference(tmp_path: Path, ec_keypair: tuple[Path, Path]) -> None:
+    """With early hashing the verdict order stays: a wrong key or altered statement is the error even
+    when the model also changed, and a tiny-shard statement is checked before anything is planned."""
+    priv, _ = ec_keypair
+    other_priv, other_pub = tmp_path / "o.pem", tmp_path / "o.pub.pem"
+    from modelshield.protect.keys import write_signing_keypair
+
+    write_signing_keypair(other_priv, other_pub, "ecdsa-p256")
+    model = tmp_path / "m.bin"
+    model.write_bytes(os.urandom(100_000))
+    sign(model, load_private_key(priv))
+    model.write_bytes(os.urandom(100_000))
+    with pytest.raises(IntegrityError, match="bad signature"):
+        verify(model, lambda: load_public_key(other_pub))
+    # an unverified statement asking for 1-byte shards never reaches the planner
+    sig = sign(model, load_private_key(priv), serialization="shards", shard_size=4096, force=True)
+    bundle = json.loads(sig.read_text())
+    stmt = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    stmt["predicate"]["serialization"]["shard_size"] = 1
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    sig.write_text(json.dumps(bundle))
+    from modelshield.protect import signing
+
+    planned: list[object] = []
+    real_plan = signing._plan
+
+    def spy(*args: object, **kw: object) -> object:
+        planned.append(args)
+        return real_plan(*args, **kw)  # type: ignore[arg-type]
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(signing, "_plan", spy), pytest.raises(IntegrityError):
+        verify(model, lambda: load_public_key(other_pub))
+    assert planned == []

@@ -60,9 +60,10 @@ def sign_command(path: Path, *, private_key: Path, signature: Path | None = None
     from modelshield.protect.signing import sign as do_sign
 
     pw = os.environ.get(password_env, "").encode() if password_env else None
-    key = load_private_key(private_key, pw or None)
     t0 = time.perf_counter()
-    sig = do_sign(path, key, signature=signature, ignore_paths=ignore or (), force=force)
+    # the key loads (cryptography import, PEM parsing) while the model hashes
+    sig = do_sign(path, lambda: load_private_key(private_key, pw or None), signature=signature,
+                  ignore_paths=ignore or (), force=force)
     _say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
     return 0
 
@@ -72,9 +73,8 @@ def verify_command(path: Path, *, public_key: Path, signature: Path | None = Non
     from modelshield.protect.keys import load_public_key
     from modelshield.protect.signing import verify as do_verify
 
-    key = load_public_key(public_key)
     t0 = time.perf_counter()
-    res = do_verify(path, key, signature=signature)
+    res = do_verify(path, lambda: load_public_key(public_key), signature=signature)
     _say(f"verified {path}: {res.files} file(s) match {res.signature} "
          f"({res.key_type}, root sha256 {res.root_digest[:16]}…, {time.perf_counter() - t0:.2f} s)")
     return 0

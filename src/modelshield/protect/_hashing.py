@@ -17,7 +17,16 @@ from pathlib import Path
 
 from modelshield.errors import InputNotFoundError, IntegrityError
 
-__all__ = ["CHUNK", "Job", "default_workers", "hash_buffer_ranges", "hash_jobs", "hash_range", "shard_ranges"]
+__all__ = [
+    "CHUNK",
+    "HashingStopped",
+    "Job",
+    "default_workers",
+    "hash_buffer_ranges",
+    "hash_jobs",
+    "hash_range",
+    "shard_ranges",
+]
 
 CHUNK = 1 << 20  # bytes per read: a 1 MiB block is still in cache when it is hashed
 MAX_WORKERS = 32  # more threads than this only contend for the disk
@@ -26,6 +35,10 @@ MAX_WORKERS = 32  # more threads than this only contend for the disk
 Job = tuple[Path, int, int | None]
 
 _local = threading.local()
+
+
+class HashingStopped(Exception):
+    """Hashing was abandoned because the caller's ``stop`` event was set (another step already failed)."""
 
 
 def default_workers() -> int:
@@ -53,12 +66,13 @@ def _buffer() -> memoryview:
     return view
 
 
-def hash_range(path: str | Path, start: int = 0, end: int | None = None) -> str:
+def hash_range(path: str | Path, start: int = 0, end: int | None = None, stop: threading.Event | None = None) -> str:
     """Hex SHA-256 of ``path[start:end]`` (``end=None``: to the end of the file).
 
     A file that ends before ``end`` changed while it was being hashed: that raises
     :class:`IntegrityError` rather than returning the digest of a range the caller did not ask for.
-    A file that cannot be read raises :class:`InputNotFoundError` (exit 2) naming it.
+    A file that cannot be read raises :class:`InputNotFoundError` (exit 2) naming it. ``stop`` set by
+    another thread abandons the hash between two reads (:class:`HashingStopped`).
     """
     view = _buffer()
     h = hashlib.sha256()
@@ -71,6 +85,8 @@ def hash_range(path: str | Path, start: int = 0, end: int | None = None) -> str:
                 n = fh.readinto(view if remaining is None or remaining >= CHUNK else view[:remaining])
                 if not n:
                     break
+                if stop is not None and stop.is_set():
+                    raise HashingStopped(str(path))
                 h.update(view[:n])
                 if remaining is not None:
                     remaining -= n
@@ -82,22 +98,23 @@ def hash_range(path: str | Path, start: int = 0, end: int | None = None) -> str:
     return h.hexdigest()
 
 
-def hash_jobs(jobs: Sequence[Job], *, workers: int | None = None, sizes: Sequence[int] | None = None) -> list[str]:
+def hash_jobs(jobs: Sequence[Job], *, workers: int | None = None, sizes: Sequence[int] | None = None,
+              stop: threading.Event | None = None) -> list[str]:
     """Digests of ``jobs``, in the order given, hashed by up to ``workers`` threads.
 
     ``sizes`` (bytes per job) lets the longest jobs start first, so one big file does not start last
     and leave the other threads idle. The first error cancels the jobs that have not started and is
-    raised.
+    raised; so does ``stop`` being set (:class:`HashingStopped`).
     """
     n_workers = min(workers or default_workers(), len(jobs))
     if n_workers <= 1:
-        return [hash_range(*job) for job in jobs]
+        return [hash_range(*job, stop=stop) for job in jobs]
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait  # ~20 ms: only when threads run
 
     order = sorted(range(len(jobs)), key=lambda i: -sizes[i]) if sizes is not None else range(len(jobs))
     out: list[str] = [""] * len(jobs)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="modelshield-hash") as pool:
-        futures = {pool.submit(hash_range, *jobs[i]): i for i in order}
+        futures = {pool.submit(hash_range, *jobs[i], stop=stop): i for i in order}
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for fut in done:
             if fut.exception() is not None:

@@ -36,18 +36,26 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
-from modelshield.protect._hashing import Job, hash_buffer_ranges, hash_jobs, hash_range, shard_ranges
-from modelshield.protect.keys import PrivateKey, PublicKey, public_pem
+from modelshield.protect._hashing import (
+    Job,
+    hash_buffer_ranges,
+    hash_jobs,
+    hash_range,
+    shard_ranges,
+)
+
+if TYPE_CHECKING:  # cryptography is imported where it is used: see _Background
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modelshield.protect.keys import PrivateKey, PublicKey
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -270,8 +278,8 @@ class _Plan:
     ignores: tuple[str, ...]
     shard_size: int | None
 
-    def hash(self, workers: int | None) -> Manifest:
-        digests = hash_jobs(self.jobs, workers=workers, sizes=self.sizes)
+    def hash(self, workers: int | None, stop: threading.Event | None = None) -> Manifest:
+        digests = hash_jobs(self.jobs, workers=workers, sizes=self.sizes, stop=stop)
         return Manifest(name=self.name, files=dict(zip(self.names, digests)), ignore_paths=self.ignores,
                         shard_size=self.shard_size, empty=self.empty)
 
@@ -341,10 +349,14 @@ def _pae(payload: bytes) -> bytes:
 
 
 def _ec_hash(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+
     return {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[key.curve.key_size]
 
 
 def _key_type(key: PublicKey) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     return "ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else f"ecdsa-{key.curve.name}"
 
 
@@ -373,6 +385,10 @@ def _statement(m: Manifest) -> dict[str, Any]:
 
 def sign_manifest(manifest: Manifest, key: PrivateKey) -> dict[str, Any]:
     """The Sigstore bundle (as a JSON-ready dict) signing ``manifest`` with ``key``."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    from modelshield.protect.keys import public_pem
+
     payload = json.dumps(_statement(manifest), indent=2).encode("utf-8")
     if isinstance(key, ed25519.Ed25519PrivateKey):
         sig = key.sign(_pae(payload))
@@ -394,7 +410,50 @@ def sign_manifest(manifest: Manifest, key: PrivateKey) -> dict[str, Any]:
     }
 
 
-def sign(path: str | Path, key: PrivateKey, *, signature: str | Path | None = None,
+T = TypeVar("T")
+
+
+class _Background(Generic[T]):
+    """``fn()`` running in a thread from construction on; :meth:`result` joins and returns or raises.
+
+    Loading a key (importing ``cryptography``, parsing the PEM) and checking a signature hold the GIL,
+    while hashing a model releases it on every block: run side by side, the command costs about the
+    hashing alone. ``failed`` is set as soon as ``fn`` raises, so the hashing stops early (fail fast).
+    """
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._fn = fn
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self.failed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelshield-key", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+            self.failed.set()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def _hash_beside(plan: _Plan, workers: int | None, pending: _Background[Any]) -> Manifest:
+    """Hash ``plan`` while ``pending`` runs; ``pending``'s error wins over a hashing error (the order a
+    sequential run would report them in)."""
+    try:
+        return plan.hash(workers, stop=pending.failed)
+    except BaseException:
+        pending.result()  # raises the key's or signature's error, if any
+        raise
+
+
+def sign(path: str | Path, key: PrivateKey | Callable[[], PrivateKey], *, signature: str | Path | None = None,
          ignore_paths: Sequence[str | Path] = (), force: bool = False, serialization: Serialization = "files",
          shard_size: int | None = None, workers: int | None = None) -> Path:
     """Sign a model file or directory; writes the bundle (default :func:`default_signature_path`).
@@ -404,6 +463,8 @@ def sign(path: str | Path, key: PrivateKey, *, signature: str | Path | None = No
     :func:`default_shard_size`), so one big checkpoint hashes on every core when signing and verifying;
     ``modelshield`` and ``model_signing``'s Python API verify it, but ``model_signing verify key`` (CLI
     1.1.1) always re-hashes per file and rejects it. ``workers``: hashing threads (default: one per CPU).
+    ``key`` may be a function returning the key (e.g. ``lambda: load_private_key(pem)``): it then runs
+    while the model hashes, and its error (wrong password, unreadable key) stops the hashing.
     """
     p = Path(path)
     if serialization not in ("files", "shards"):
@@ -423,7 +484,12 @@ def sign(path: str | Path, key: PrivateKey, *, signature: str | Path | None = No
     plan = _plan(p, ignores, shards)
     if plan.shard_size is not None:
         _check_shardable(p, plan)  # before hashing anything
-    bundle = sign_manifest(plan.hash(workers), key)
+    if callable(key):
+        pending = _Background(key)
+        manifest = _hash_beside(plan, workers, pending)
+        bundle = sign_manifest(manifest, pending.result())
+    else:
+        bundle = sign_manifest(plan.hash(workers), key)
     from modelshield.protect.crypto import _AtomicOutput
 
     with _AtomicOutput(sig_path, force) as fh:
@@ -487,6 +553,11 @@ def _parse_bundle(sig_path: Path) -> tuple[dict[str, Any], bytes, bytes]:
 
 
 def _check_signature(key: PublicKey, payload: bytes, sig: bytes, sig_path: Path, bundle: dict[str, Any]) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    from modelshield.protect.keys import public_pem
+
     hint = (bundle.get("verificationMaterial") or {}).get("publicKey", {}).get("hint")
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
@@ -557,28 +628,69 @@ def _signed_shard_size(value: Any, sig_path: Path) -> int:
     return value
 
 
-def verify(path: str | Path, public_key: PublicKey, *, signature: str | Path | None = None,
-           workers: int | None = None) -> Verification:
+#: Signatures listing shards smaller than this are checked before hashing (no early start), so an
+#: unverified statement cannot make the verifier plan millions of tiny hashing jobs.
+_MIN_EARLY_SHARD = 1 << 20
+
+
+def _unverified(sig_path: Path) -> tuple[dict[str, Any], bytes, bytes, Manifest, str] | None:
+    """The bundle and its manifest *before* the signature is checked, to start hashing early; ``None``
+    whenever anything is off (the sequential path then reports it exactly as before)."""
+    if not sig_path.is_file():
+        return None
+    try:
+        bundle, payload, sig = _parse_bundle(sig_path)
+        expected, root = _manifest_from_statement(json.loads(payload), sig_path)
+    except (IntegrityError, ValueError):
+        return None
+    if expected.shard_size is not None and expected.shard_size < _MIN_EARLY_SHARD:
+        return None
+    return bundle, payload, sig, expected, root
+
+
+def _plan_against(p: Path, sig_path: Path, expected: Manifest) -> _Plan:
+    if p.is_dir():
+        ignores = [*expected.ignore_paths, *_rel_ignores(p, [sig_path], model_relative=False)]
+        return _plan(p, ignores, expected.shard_size)
+    return _plan(p, (), expected.shard_size)
+
+
+def verify(path: str | Path, public_key: PublicKey | Callable[[], PublicKey], *,
+           signature: str | Path | None = None, workers: int | None = None) -> Verification:
     """Verify a model against a signature bundle; raises :class:`IntegrityError` naming what differs.
 
     The serialization (per file or shards, and the shard size) is read from the signed statement, so
     both verify without options. ``workers``: hashing threads (default: one per CPU).
+    ``public_key`` may be a function returning the key: loading it and checking the signature then
+    run while the model hashes. Nothing is trusted before the signature checks: a bad signature is
+    reported before any difference, and stops the hashing.
     """
     p = Path(path)
     if not p.exists():
         raise InputNotFoundError(f"model not found: {p}")
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
-    expected, root = _signed_manifest(sig_path, public_key, p)
-    if p.is_dir():
-        ignores = [*expected.ignore_paths, *_rel_ignores(p, [sig_path], model_relative=False)]
-        actual = build_manifest(p, ignore_paths=ignores, shard_size=expected.shard_size, workers=workers)
+    early = _unverified(sig_path) if callable(public_key) else None
+    if early is not None:
+        bundle, payload, sig, expected, root = early
+        loader = public_key
+
+        def checked_key() -> PublicKey:
+            key = loader()  # type: ignore[operator]
+            _check_signature(key, payload, sig, sig_path, bundle)
+            return key
+
+        check = _Background(checked_key)
+        actual = _hash_beside(_plan_against(p, sig_path, expected), workers, check)
+        key = check.result()
     else:
-        actual = build_manifest(p, shard_size=expected.shard_size, workers=workers)
+        key = public_key() if callable(public_key) else public_key
+        expected, root = _signed_manifest(sig_path, key, p)
+        actual = _plan_against(p, sig_path, expected).hash(workers)
     problems = expected.diff(actual)
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise IntegrityError(f"{p} does not match its signature: {shown}")
-    return Verification(path=p, signature=sig_path, files=len(expected.paths()), key_type=_key_type(public_key),
+    return Verification(path=p, signature=sig_path, files=len(expected.paths()), key_type=_key_type(key),
                         root_digest=root, manifest=expected)
 
 
