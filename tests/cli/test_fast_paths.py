@@ -129,6 +129,10 @@ def _sign(root: Path) -> None:
                                    "--ignore", "notes.txt"]) == 0
 
 
+def _sign_shards(root: Path) -> None:
+    assert _fast_protect.run_sign([str(root / "model.bin"), "--private-key", str(root / "sk.pem"), "--shards"]) == 0
+
+
 def _tamper(root: Path) -> None:
     _sign(root)
     with (root / "model.bin").open("r+b") as fh:
@@ -148,6 +152,7 @@ def _tamper(root: Path) -> None:
         (["model.bin", "--private-key", "sk.pem", "--signature", "exists.json"], 2, "already exists"),
         (["model.bin", "--private-key", "sk.pem", "--signature", "exists.json", "--force"], 0, "exists.json"),
         (["nope.bin", "--private-key", "sk.pem"], 2, "nope.bin"),
+        (["model.bin", "--private-key", "sk.pem", "--shards"], 0, "signed model.bin -> model.bin.sig"),
     ],
 )
 def test_sign_parity(capsys, monkeypatch, twins, args: list[str], code: int, expect: str) -> None:
@@ -162,6 +167,7 @@ def test_sign_parity(capsys, monkeypatch, twins, args: list[str], code: int, exp
         (["model.bin", "--public-key", "sk.pem.pub"], _sign, 0, "verified model.bin: 1 file(s)"),
         (["mdir", "--public-key", "sk.pem.pub"], _sign, 0, "2 file(s)"),
         (["model.bin", "--public-key", "sk.pem.pub"], _tamper, 3, "model.bin"),
+        (["model.bin", "--public-key", "sk.pem.pub"], _sign_shards, 0, "verified model.bin: 1 file(s)"),
         (["model.bin", "--public-key", "other.pem.pub"], _sign, 3, "error:"),
         (["model.bin", "--public-key", "missing.pub"], _sign, 2, "missing.pub"),
         (["model.bin", "--public-key", "sk.pem.pub"], None, 3, "no signature"),

@@ -142,3 +142,17 @@ def test_garbage_signature_is_a_failed_verification_exit_3(tmp_path, capsys):
         capsys.readouterr()
         rc = main(["protect", "verify", str(f), "--public-key", str(tmp_path / "s.pub"), "--signature", str(sig)])
         assert rc == 3 and "signature check failed" in capsys.readouterr().err
+
+
+def test_sign_shards_writes_a_sharded_statement(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(os.urandom(3 << 20))
+    assert main(["protect", "keygen", str(tmp_path / "k.pem"), "--type", "ecdsa-p256"]) == 0
+    assert main(["protect", "sign", str(model), "--private-key", str(tmp_path / "k.pem"), "--shards"]) == 0
+    bundle = json.loads((tmp_path / "model.bin.sig").read_text())
+    stmt = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert stmt["predicate"]["serialization"]["method"] == "shards"
+    assert main(["protect", "verify", str(model), "--public-key", str(tmp_path / "k.pem.pub")]) == 0

@@ -25,6 +25,7 @@ def _sign_parser() -> LeanParser:
     p.add_argument("--password-env", dest="password_env", default=None)
     p.add_argument("--ignore", action="append", default=None)
     p.add_argument("--force", "-f", action="store_true")
+    p.add_argument("--shards", action="store_true")
     return p
 
 
@@ -44,7 +45,8 @@ def run_sign(args: list[str]) -> int | None:
     from modelshield.cli.protect import sign_command
 
     return sign_command(ns.path, private_key=ns.private_key, signature=ns.signature,
-                        password_env=ns.password_env, ignore=ns.ignore or (), force=ns.force)
+                        password_env=ns.password_env, ignore=ns.ignore or (), force=ns.force,
+                        shards=ns.shards)
 
 
 def run_verify(args: list[str]) -> int | None:

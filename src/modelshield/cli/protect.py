@@ -52,7 +52,8 @@ def _mb(n: int) -> str:
 
 
 def sign_command(path: Path, *, private_key: Path, signature: Path | None = None,
-                 password_env: str | None = None, ignore: Sequence[str] = (), force: bool = False) -> int:
+                 password_env: str | None = None, ignore: Sequence[str] = (), force: bool = False,
+                 shards: bool = False) -> int:
     """Sign ``path`` with the PEM private key; prints one line; returns the exit code (0)."""
     import os
 
@@ -63,7 +64,7 @@ def sign_command(path: Path, *, private_key: Path, signature: Path | None = None
     t0 = time.perf_counter()
     # the key loads (cryptography import, PEM parsing) while the model hashes
     sig = do_sign(path, lambda: load_private_key(private_key, pw or None), signature=signature,
-                  ignore_paths=ignore or (), force=force)
+                  ignore_paths=ignore or (), force=force, serialization="shards" if shards else "files")
     _say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
     return 0
 
@@ -190,10 +191,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                                 help="Env var holding the private key's PEM password."),
         ignore: list[str] | None = typer.Option(None, "--ignore", help="Path inside DIR to leave unsigned."),
         force: bool = _FORCE,
+        shards: bool = typer.Option(
+            False, "--shards",
+            help="Digest fixed-size shards, so one big file hashes on every core. modelshield and "
+                 "model_signing's Python API verify it; model_signing's CLI (1.1.1) does not."),
     ) -> None:
         """Sign (OpenSSF model-signing format: Sigstore bundle, DSSE, in-toto, per-file SHA-256)."""
         sign_command(path, private_key=private_key, signature=signature, password_env=password_env,
-                     ignore=ignore or (), force=force)
+                     ignore=ignore or (), force=force, shards=shards)
 
     @protect.command("verify")
     def verify(
