@@ -200,23 +200,34 @@ class Projector:
             raise UserError(f"threat model has {threat.mutable.size} mutable flags for {d} features")
         if threat.integer is not None and threat.integer.size != d:
             raise UserError(f"threat model has {threat.integer.size} integer flags for {d} features")
-        mut = threat.mutable if threat.mutable is not None else np.ones(d, dtype=bool)
-        self.mask = torch.as_tensor(mut, dtype=dtype)
-        self.n_mutable = int(mut.sum())
-        self.all_mutable = bool(mut.all())
-        integer = threat.integer if threat.integer is not None else np.zeros(d, dtype=bool)
-        self.integer = torch.as_tensor(integer & mut)
-        self.has_integer = bool(self.integer.any())
+        # the common case (images: every feature mutable, none integer) without numpy round trips
+        if threat.mutable is None:
+            self.mask = torch.ones(d, dtype=dtype)
+            self.n_mutable = d
+            self.all_mutable = True
+        else:
+            mut = threat.mutable
+            self.mask = torch.as_tensor(mut, dtype=dtype)
+            self.n_mutable = int(mut.sum())
+            self.all_mutable = bool(mut.all())
+        if threat.integer is None:
+            self.integer = torch.zeros(d, dtype=torch.bool)
+            self.has_integer = False
+        else:
+            integer = threat.integer if threat.mutable is None else threat.integer & threat.mutable
+            self.integer = torch.tensor(integer)  # a copy: never a view of the threat model
+            self.has_integer = bool(integer.any())
         self.eps = threat.eps
         self.norm = threat.norm
         #: every feature mutable and measured in raw units (images): a per-feature step
         #: ``alpha * scale * mask`` is the scalar ``alpha`` (one fused op in PGD's hot loop)
-        self.uniform = self.all_mutable and (threat.scale is None or bool(np.all(threat.scale == 1.0)))
+        self.unit_scale = threat.scale is None or bool(np.all(threat.scale == 1.0))
+        self.uniform = self.all_mutable and self.unit_scale
 
     # -- norms in scale units --------------------------------------------------------------
     def dist(self, delta: torch.Tensor) -> torch.Tensor:
         """Per-sample norm of ``delta`` (x-space) in ``scale`` units."""
-        z = delta / self.scale
+        z = delta if self.unit_scale else delta / self.scale  # dividing by 1 is exact: skip it
         if self.norm == "inf":
             return z.abs().amax(dim=1)
         return z.norm(dim=1)
@@ -277,12 +288,19 @@ class Projector:
             x = torch.where(self.integer, x0 + torch.trunc(x - x0), x)
         return x
 
-    def random_start(self, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """A uniformly random point of the ball (L-inf) or a random direction/radius (L2)."""
+    def random_start(self, x0: torch.Tensor, gen: torch.Generator,
+                     bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """A uniformly random point of the ball (L-inf) or a random direction/radius (L2).
+
+        ``bounds``: L-inf only, ``linf_bounds(x0)`` when the caller already has them (the same
+        result, without computing the corners twice)."""
         import torch
 
         if self.norm == "inf":
             z = (torch.rand(x0.shape, generator=gen, dtype=x0.dtype) * 2 - 1) * self.eps
+            if bounds is not None:
+                # multiplying by an all-ones scale and mask is exact: skipped when uniform
+                return torch.clamp(x0 + (z if self.uniform else z * self.scale * self.mask), *bounds)
         else:
             z = torch.randn(x0.shape, generator=gen, dtype=x0.dtype) * self.mask
             z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -13,6 +13,7 @@ black-box attacks use only ``model.predict_proba`` (score-based) or ``model.pred
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -151,6 +152,28 @@ class AttackContext:
         self.targeted = targeted
         self.gen = torch.Generator().manual_seed(int(seed))
         self.module = module
+        #: (clean batch, its L-inf corners); the batch is held, so identity is a safe key
+        self._bounds: list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = []
+
+    def linf_bounds(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``proj.linf_bounds(x0)``, computed once per clean batch: the attack's random start, its
+        steps and ``generate``'s final projection share the corners of the same ``x0``."""
+        for x, b in self._bounds:
+            if x is x0:
+                return b
+        b = self.proj.linf_bounds(x0)
+        self._bounds = [*self._bounds[-1:], (x0, b)]
+        return b
+
+    def select_rows(self, x0: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``x0``'s rows ``rows``; under L-inf their corners are gathered from ``x0``'s (the
+        corners are computed row by row, so gathering gives the same values) rather than
+        computed a second time."""
+        xs = x0.index_select(0, rows)
+        if self.proj.norm == "inf":
+            lo, hi = self.linf_bounds(x0)
+            self._bounds = [(x0, (lo, hi)), (xs, (lo.index_select(0, rows), hi.index_select(0, rows)))]
+        return xs
 
     def logits(self, x: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable logits of flattened ``x``. With ``x0`` and integer features, the forward
@@ -245,9 +268,9 @@ class Attack(ABC):
             raise DataError("attacks need one label per input")
         n = len(X)
         shape = tuple(model.input_spec.shape) if model.input_spec.shape is not None else tuple(X.shape[1:])
-        d = int(np.prod(shape))
-        if int(np.prod(X.shape[1:])) != d:
-            raise DataError(f"inputs have {int(np.prod(X.shape[1:]))} features but the model expects {d}")
+        d = math.prod(shape)
+        if math.prod(X.shape[1:]) != d:
+            raise DataError(f"inputs have {math.prod(X.shape[1:])} features but the model expects {d}")
         # a differentiable model is also evaluated natively by black-box attacks (outputs only;
         # no numpy round trip per query)
         module = model.as_torch() if self.white_box or Capability.GRADIENTS in model.capabilities else None
@@ -270,7 +293,7 @@ class Attack(ABC):
         if len(todo) and (self.threat.eps > 0 or self.minimum_norm):
             whole = len(todo) == n  # the usual case: no gather, no scatter
             sel = torch.as_tensor(todo)
-            raw = self._attack(ctx, x0 if whole else x0.index_select(0, sel),
+            raw = self._attack(ctx, x0 if whole else ctx.select_rows(x0, sel),
                                yt if whole else yt.index_select(0, sel), budget)
             if whole:
                 x_adv = raw.x_adv.detach().to(dtype)
@@ -288,10 +311,20 @@ class Attack(ABC):
                 x_min = xm.numpy().astype(np.float64).reshape(X.shape)
                 fits = torch.as_tensor(min_dist <= self.threat.eps * (1 + 1e-9))
                 x_adv = torch.where(fits[:, None], xm, x0)
-            x_adv = proj.finalize(proj.project(x_adv, x0), x0)
+            # the final projection (L-inf: one clamp against the corners the attack already used)
+            x_adv = torch.clamp(x_adv, *ctx.linf_bounds(x0)) if proj.norm == "inf" else proj.project(x_adv, x0)
+            x_adv = proj.finalize(x_adv, x0)
             pert = proj.dist(x_adv - x0).double().numpy()
         x_out = x_adv.numpy().astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64, copy=False)
-        adv_pred = np.argmax(self._predict(model, module, x_out.reshape((n, *shape))), axis=1)
+        # the final check: predict the rows returned. A torch module sees ``x_adv`` as float32
+        # directly -- the same values ``x_out`` converts back to when it is float32 or float64
+        # (a float16 ``x_out`` is rounded further: it is predicted as returned).
+        if module is not None and x_out.dtype in (np.float32, np.float64):
+            with torch.no_grad():
+                adv_scores = module(x_adv.float().reshape((n, *shape))).numpy()
+        else:
+            adv_scores = self._predict(model, module, x_out.reshape((n, *shape)))
+        adv_pred = np.argmax(adv_scores, axis=1)
         if self.threat.targeted:
             hit = adv_pred == y_idx
             adv_correct = ~hit

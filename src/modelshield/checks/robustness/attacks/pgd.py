@@ -81,9 +81,11 @@ class PGD(Attack):
             if len(idx) == 0:
                 break
             xs0, ys = (x0, y) if r == 0 else (x0.index_select(0, idx), y.index_select(0, idx))
-            x = proj.random_start(xs0, ctx.gen) if self.random_start else xs0.clone()
             if linf:
-                lo, hi = proj.linf_bounds(xs0)
+                lo, hi = ctx.linf_bounds(xs0)  # shared with generate()'s final projection
+                x = proj.random_start(xs0, ctx.gen, (lo, hi)) if self.random_start else xs0.clone()
+            else:
+                x = proj.random_start(xs0, ctx.gen) if self.random_start else xs0.clone()
             # The last restart's final iterate is returned unchecked: generate() predicts every
             # returned row anyway, so a forward pass here would be a duplicate.
             n_fwd = steps if r == restarts - 1 else steps + 1
