@@ -301,3 +301,27 @@ def test_lazily_compiled_allow_patterns_give_the_same_first_match() -> None:
         expected = next(((p.pattern, why) for p, why in compiled if p.fullmatch(name)), None)
         assert policy._allow_match(name) == expected, name
     assert sum(policy._allow_match(n) is not None for n in names) >= 10  # the sample does hit patterns
+
+
+@pytest.mark.parametrize("command", [["protect", "sign", "model.bin", "--private-key", "sk.pem", "-f"],
+                                     ["protect", "verify", "model.bin", "--public-key", "sk.pem.pub"]])
+def test_sign_verify_start_hashing_before_cryptography_is_imported(twins, command: list[str]) -> None:
+    """The key loads (cryptography import, PEM parsing) beside the hashing, not before it."""
+    root = twins[0]
+    assert main(["protect", "sign", str(root / "model.bin"), "--private-key", str(root / "sk.pem"), "-f"]) == 0
+    probe = (
+        "import sys\n"
+        "from modelshield.protect import _hashing\n"
+        "seen = []\n"
+        "real = _hashing.hash_range\n"
+        "def spy(*a, **k):\n"
+        "    seen.append('cryptography.hazmat.primitives.serialization' in sys.modules)\n"
+        "    return real(*a, **k)\n"
+        "_hashing.hash_range = spy\n"
+        "from modelshield.cli import main\n"
+        f"assert main({command!r}) == 0\n"
+        "print(seen[0])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelshield.cli._lean import say
 from modelshield.errors import UserError
@@ -57,25 +57,33 @@ def sign_command(path: Path, *, private_key: Path, signature: Path | None = None
     """Sign ``path`` with the PEM private key; prints one line; returns the exit code (0)."""
     import os
 
-    from modelshield.protect.keys import load_private_key
     from modelshield.protect.signing import sign as do_sign
 
     pw = os.environ.get(password_env, "").encode() if password_env else None
+
+    def load_key() -> Any:  # runs while the model hashes: imports cryptography, parses the PEM
+        from modelshield.protect.keys import load_private_key
+
+        return load_private_key(private_key, pw or None)
+
     t0 = time.perf_counter()
-    # the key loads (cryptography import, PEM parsing) while the model hashes
-    sig = do_sign(path, lambda: load_private_key(private_key, pw or None), signature=signature,
-                  ignore_paths=ignore or (), force=force, serialization="shards" if shards else "files")
+    sig = do_sign(path, load_key, signature=signature, ignore_paths=ignore or (), force=force,
+                  serialization="shards" if shards else "files")
     _say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
 def verify_command(path: Path, *, public_key: Path, signature: Path | None = None) -> int:
     """Verify ``path`` against its signature; prints one line; returns 0 (failures raise, exit 3)."""
-    from modelshield.protect.keys import load_public_key
     from modelshield.protect.signing import verify as do_verify
 
+    def load_key() -> Any:  # runs while the model hashes: imports cryptography, parses the PEM
+        from modelshield.protect.keys import load_public_key
+
+        return load_public_key(public_key)
+
     t0 = time.perf_counter()
-    res = do_verify(path, lambda: load_public_key(public_key), signature=signature)
+    res = do_verify(path, load_key, signature=signature)
     _say(f"verified {path}: {res.files} file(s) match {res.signature} "
          f"({res.key_type}, root sha256 {res.root_digest[:16]}…, {time.perf_counter() - t0:.2f} s)")
     return 0
