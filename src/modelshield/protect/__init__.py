@@ -6,8 +6,7 @@ module, not the loader (which pulls in numpy and the model adapters)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modelshield._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "TrustPolicy": "modelshield.protect.loader",
@@ -30,14 +29,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'modelshield.protect' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

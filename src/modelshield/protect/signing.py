@@ -417,7 +417,8 @@ class _Background(Generic[T]):
     """``fn()`` running in a thread from construction on; :meth:`result` joins and returns or raises.
 
     Loading a key (importing ``cryptography``, parsing the PEM) and checking a signature hold the GIL,
-    while hashing a model releases it on every block, so the two can run side by side. ``failed`` is set as soon as ``fn`` raises, so the hashing stops early (fail fast).
+    while hashing a model releases it on every block, so the two can run side by side. ``failed`` is set
+    as soon as ``fn`` raises, so the hashing stops early (fail fast).
     """
 
     def __init__(self, fn: Callable[[], T]) -> None:
