@@ -164,13 +164,19 @@ def test_a_failing_key_function_stops_the_hashing_and_writes_nothing(tmp_path: P
     model = tmp_path / "model.bin"
     model.write_bytes(os.urandom(8 << 20))
     failed = threading.Event()
-    reads: list[int] = []
+    outcomes: list[str] = []
     real = _hashing.hash_range
 
     def slow(path: Path, start: int = 0, end: int | None = None, stop: threading.Event | None = None) -> str:
         failed.wait(10)  # the key has failed before the first block is read
-        reads.append(start)
-        return real(path, start, end, stop)
+        assert stop is not None and stop.wait(10)  # ... and sign() has seen it
+        try:
+            digest = real(path, start, end, stop)
+        except _hashing.HashingStopped:
+            outcomes.append("stopped")
+            raise
+        outcomes.append("hashed")
+        return digest
 
     def bad_key() -> None:
         try:
@@ -183,6 +189,7 @@ def test_a_failing_key_function_stops_the_hashing_and_writes_nothing(tmp_path: P
     with unittest.mock.patch.object(_hashing, "hash_range", slow), \
             pytest.raises(OutputError, match="private key not found"):
         sign(model, bad_key)
+    assert outcomes == ["stopped"]
     assert not (tmp_path / "model.bin.sig").exists()
 
 
@@ -214,13 +221,8 @@ def test_bad_signature_is_reported_before_any_difference(tmp_path: Path, ec_keyp
     model.write_bytes(os.urandom(100_000))
     with pytest.raises(IntegrityError, match="bad signature"):
         verify(model, lambda: load_public_key(other_pub))
-    # an unverified statement asking for 1-byte shards never reaches the planner
-    sig = sign(model, load_private_key(priv), serialization="shards", shard_size=4096, force=True)
-    bundle = json.loads(sig.read_text())
-    stmt = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
-    stmt["predicate"]["serialization"]["shard_size"] = 1
-    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
-    sig.write_text(json.dumps(bundle))
+    # a statement naming shards under 1 MiB is checked before anything is planned (a wrong key here)
+    sign(model, load_private_key(priv), serialization="shards", shard_size=4096, force=True)
     from modelshield.protect import signing
 
     planned: list[object] = []
@@ -232,6 +234,6 @@ def test_bad_signature_is_reported_before_any_difference(tmp_path: Path, ec_keyp
 
     import unittest.mock
 
-    with unittest.mock.patch.object(signing, "_plan", spy), pytest.raises(IntegrityError):
+    with unittest.mock.patch.object(signing, "_plan", spy), pytest.raises(IntegrityError, match="bad signature"):
         verify(model, lambda: load_public_key(other_pub))
     assert planned == []

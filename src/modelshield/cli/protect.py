@@ -43,10 +43,6 @@ def _secret(key_file: Path | None, key_env: str | None, passphrase_env: str | No
     return None, passphrase_from_env(passphrase_env)
 
 
-def _say(msg: str) -> None:
-    say(msg)
-
-
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
@@ -69,7 +65,7 @@ def sign_command(path: Path, *, private_key: Path, signature: Path | None = None
     t0 = time.perf_counter()
     sig = do_sign(path, load_key, signature=signature, ignore_paths=ignore or (), force=force,
                   serialization="shards" if shards else "files")
-    _say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
+    say(f"signed {path} -> {sig} ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
@@ -84,7 +80,7 @@ def verify_command(path: Path, *, public_key: Path, signature: Path | None = Non
 
     t0 = time.perf_counter()
     res = do_verify(path, load_key, signature=signature)
-    _say(f"verified {path}: {res.files} file(s) match {res.signature} "
+    say(f"verified {path}: {res.files} file(s) match {res.signature} "
          f"({res.key_type}, root sha256 {res.root_digest[:16]}…, {time.perf_counter() - t0:.2f} s)")
     return 0
 
@@ -116,13 +112,13 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         kind = kind.lower()
         if kind in ("aes", "aes-256", "master", "symmetric"):
             write_key_file(keyfile, force=force)
-            _say(f"wrote 256-bit master key {keyfile} (mode 0600); keep it secret and backed up")
+            say(f"wrote 256-bit master key {keyfile} (mode 0600); keep it secret and backed up")
             return
         if kind not in ("ed25519", "ecdsa-p256"):
             raise UserError(f"unknown --type {kind!r}: expected aes, ed25519 or ecdsa-p256")
         pub = public_out or keyfile.with_name(keyfile.name + ".pub")
         write_signing_keypair(keyfile, pub, kind, force=force)  # type: ignore[arg-type]
-        _say(f"wrote {kind} private key {keyfile} (mode 0600) and public key {pub}")
+        say(f"wrote {kind} private key {keyfile} (mode 0600) and public key {pub}")
 
     @protect.command("encrypt")
     def encrypt(
@@ -142,7 +138,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         key, pw = _secret(key_file, key_env, passphrase_env)
         t0 = time.perf_counter()
         hdr = encrypt_file(src, out, key=key, passphrase=pw, chunk_size=chunk_mib << 20, force=force)
-        _say(f"encrypted {src} -> {out} ({_mb(src.stat().st_size)}, key id {hdr.key_id.hex()}, "
+        say(f"encrypted {src} -> {out} ({_mb(src.stat().st_size)}, key id {hdr.key_id.hex()}, "
                       f"{time.perf_counter() - t0:.2f} s)")
 
     @protect.command("decrypt")
@@ -160,7 +156,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         key, pw = _secret(key_file, key_env, passphrase_env)
         t0 = time.perf_counter()
         n = decrypt_file(src, out, key=key, passphrase=pw, force=force)
-        _say(f"decrypted {src} -> {out} ({_mb(n)}, authenticated, {time.perf_counter() - t0:.2f} s)")
+        say(f"decrypted {src} -> {out} ({_mb(n)}, authenticated, {time.perf_counter() - t0:.2f} s)")
 
     @protect.command("rotate")
     def rotate(
@@ -186,7 +182,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             check_output_path(out, force)
         hdr = rotate_file(src, out, old_key=old_key, old_passphrase=old_pw, new_key=new_key,
                           new_passphrase=new_pw, verify_payload=verify_payload)
-        _say(f"rotated {src} -> {out or src}: data key rewrapped for key id {hdr.key_id.hex()} "
+        say(f"rotated {src} -> {out or src}: data key rewrapped for key id {hdr.key_id.hex()} "
                       "(payload not re-encrypted)")
 
     @protect.command("sign")

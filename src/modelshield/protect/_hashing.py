@@ -103,8 +103,8 @@ def hash_jobs(jobs: Sequence[Job], *, workers: int | None = None, sizes: Sequenc
     """Digests of ``jobs``, in the order given, hashed by up to ``workers`` threads.
 
     ``sizes`` (bytes per job) lets the longest jobs start first, so one big file does not start last
-    and leave the other threads idle. The first error cancels the jobs that have not started and is
-    raised; so does ``stop`` being set (:class:`HashingStopped`).
+    and leave the other threads idle. The first error stops the other jobs (those running too, unless
+    the caller passed its own ``stop``) and is raised; ``stop`` being set raises :class:`HashingStopped`.
     """
     n_workers = min(workers or default_workers(), len(jobs))
     if n_workers <= 1:
@@ -113,13 +113,17 @@ def hash_jobs(jobs: Sequence[Job], *, workers: int | None = None, sizes: Sequenc
 
     order = sorted(range(len(jobs)), key=lambda i: -sizes[i]) if sizes is not None else range(len(jobs))
     out: list[str] = [""] * len(jobs)
+    # our own event stops the jobs already running at the first error; a caller's ``stop`` is theirs to set
+    failed = stop if stop is not None else threading.Event()
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="modelshield-hash") as pool:
-        futures = {pool.submit(hash_range, *jobs[i], stop=stop): i for i in order}
+        futures = {pool.submit(hash_range, *jobs[i], stop=failed): i for i in order}
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in done:
-            if fut.exception() is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise fut.exception()  # type: ignore[misc]
+        errors = [e for e in (fut.exception() for fut in done) if e is not None]
+        if errors:
+            if failed is not stop:
+                failed.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise next((e for e in errors if not isinstance(e, HashingStopped)), errors[0])
         for fut, i in futures.items():
             out[i] = fut.result()
     return out

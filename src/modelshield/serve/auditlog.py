@@ -346,13 +346,13 @@ class AuditLog:
                     stop = True
                     break
                 batch += nxt
-            self._batch_sizes[len(batch)] += 1
             try:
                 seqs = self._write_batch([r for r, _, _ in batch])
             except Exception as exc:  # fail closed: every waiter gets the error
                 self.n_failed += len(batch)
                 self._resolve(batch, None, exc)
             else:
+                self._batch_sizes[len(batch)] += 1
                 self.n_written += len(batch)
                 self._resolve(batch, seqs, None)
             if stop:

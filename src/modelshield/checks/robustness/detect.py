@@ -19,6 +19,10 @@ from modelshield.models.base import BaseModel
 __all__ = ["NoiseConsistencyDetector", "detection_auc"]
 
 
+#: batches up to this many rows keep their noise draw (see ``NoiseConsistencyDetector._noise``)
+_CACHED_ROWS = 16
+
+
 @dataclass(kw_only=True)
 class NoiseConsistencyDetector:
     """Score inputs by how unstable the model's decision is around them.
@@ -55,6 +59,8 @@ class NoiseConsistencyDetector:
     model_: BaseModel | None = field(default=None, repr=False)
     scale_: np.ndarray | None = field(default=None, repr=False)
     reference_scores_: np.ndarray | None = field(default=None, repr=False)
+    _noise_cache: dict[tuple[int, int, float, int], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def fit(self, model: BaseModel, X_ref: np.ndarray) -> NoiseConsistencyDetector:
         """Learn the per-feature noise scale and the clean score distribution from ``X_ref``."""
@@ -66,6 +72,7 @@ class NoiseConsistencyDetector:
         flat = X_ref.reshape(len(X_ref), -1)
         s = flat.std(axis=0)
         self.model_ = model
+        self._noise_cache.clear()  # a new scale_
         self.scale_ = np.where(s > 0, s, max(float(np.median(s[s > 0])) if np.any(s > 0) else 1.0, 1e-12))
         self.reference_scores_ = self.score(X_ref)
         return self
@@ -85,9 +92,8 @@ class NoiseConsistencyDetector:
         flat = X.reshape(n, -1)
         if flat.shape[1] != scale.shape[0]:
             raise DataError(f"inputs have {flat.shape[1]} features; the detector was fitted on {scale.shape[0]}")
-        rng = np.random.default_rng(self.seed)
         k = int(self.n_draws)
-        noise = rng.standard_normal((n, k, flat.shape[1])) * (self.sigma * scale)
+        noise = self._noise(n, k, scale)
         batch = np.concatenate([flat, (flat[:, None, :] + noise).reshape(n * k, -1)])
         p = model.predict_proba(batch.reshape((len(batch), *X.shape[1:])).astype(X.dtype))
         p0, pn = p[:n], p[n:].reshape(n, k, -1)
@@ -96,6 +102,18 @@ class NoiseConsistencyDetector:
         margin = srt[:, -1] - (srt[:, -2] if p0.shape[1] > 1 else 0.0)
         flips = (np.argmax(pn, axis=2) != top[:, None]).mean(axis=1)
         return 0.5 * (flips + (1.0 - margin))
+
+    def _noise(self, n: int, k: int, scale: np.ndarray) -> np.ndarray:
+        """The noise for a batch of ``n`` rows: the same seeded draw on every call. Batches of up to
+        ``_CACHED_ROWS`` rows (a serving gateway's requests) keep it instead of seeding a new generator
+        each time (tens of microseconds); ``fit`` clears it."""
+        key = (n, k, float(self.sigma), int(self.seed))
+        noise = self._noise_cache.get(key)
+        if noise is None:
+            noise = np.random.default_rng(self.seed).standard_normal((n, k, scale.shape[0])) * (self.sigma * scale)
+            if n <= _CACHED_ROWS:
+                self._noise_cache[key] = noise
+        return noise
 
     def threshold(self, fpr: float = 0.05) -> float:
         """The score above which an input is flagged, for false-positive rate ``fpr`` on clean data."""

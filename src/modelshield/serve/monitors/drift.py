@@ -45,7 +45,7 @@ def ks_statistics(ref_sorted: np.ndarray, W: np.ndarray) -> np.ndarray:
     # in the reference instead of evaluating both ECDFs at all n + m points (same integers, same result).
     # Columns are searched as contiguous arrays (pass ``ref_sorted`` in Fortran order to skip a copy).
     n, m = len(ref_sorted), len(W)
-    R = ref_sorted if ref_sorted.flags.f_contiguous else np.asfortranarray(ref_sorted)
+    R = np.asfortranarray(ref_sorted)  # no copy when it already is
     Ws = np.sort(np.asarray(W).T, axis=1)  # (d, m): one contiguous row per column
     D = np.empty(R.shape[1])
     for j in range(R.shape[1]):  # a loop over columns, not samples

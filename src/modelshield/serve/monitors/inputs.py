@@ -86,54 +86,12 @@ def default_detectors(*, adversarial: bool = True) -> dict[str, tuple[Detector, 
     out: dict[str, tuple[Detector, str]] = {"ood": (MahalanobisDetector(), "mahalanobis")}
     if adversarial:
         try:
-            cls = _noise_consistency_class()
+            from modelshield.checks.robustness.detect import NoiseConsistencyDetector
         except ImportError:
             pass
         else:
-            out["adversarial"] = (cls(), "robustness.NoiseConsistencyDetector")
+            out["adversarial"] = (NoiseConsistencyDetector(), "robustness.NoiseConsistencyDetector")
     return out
-
-
-_SMALL = 16  # batches up to this many rows reuse their noise draw
-
-
-def _noise_consistency_class() -> type:
-    """The robustness detector, with the noise of small batches drawn once per batch size.
-
-    ``NoiseConsistencyDetector.score`` seeds a new generator on every call (``default_rng(seed)``, tens
-    of microseconds) to draw the same noise for the same batch size again; this subclass keeps that
-    draw for batches of up to 16 rows, so its scores are identical (``tests/serve`` compares them).
-    """
-    from modelshield.checks.robustness.detect import NoiseConsistencyDetector
-
-    class CachedNoiseConsistencyDetector(NoiseConsistencyDetector):  # type: ignore[misc]
-        def fit(self, model: Any, X_ref: np.ndarray) -> CachedNoiseConsistencyDetector:
-            self._noise: dict[tuple[int, int, float, int], np.ndarray] = {}  # reset before the parent scores X_ref
-            super().fit(model, X_ref)
-            return self
-
-        def score(self, X: np.ndarray) -> np.ndarray:
-            X = np.asarray(X, dtype=np.float64)
-            n = len(X)
-            if X.ndim != 2 or not 0 < n <= _SMALL or self.scale_ is None or X.shape[1] != self.scale_.shape[0]:
-                return super().score(X)  # type: ignore[no-any-return]
-            k = int(self.n_draws)
-            cache = self.__dict__.setdefault("_noise", {})
-            key = (n, k, self.sigma, self.seed)  # fit() clears the cache (a new scale_)
-            noise = cache.get(key)
-            if noise is None:  # exactly the parent's draw for this batch size
-                rng = np.random.default_rng(self.seed)
-                noise = cache[key] = rng.standard_normal((n, k, X.shape[1])) * (self.sigma * self.scale_)
-            batch = np.concatenate([X, (X[:, None, :] + noise).reshape(n * k, -1)])
-            p = self.model_.predict_proba(batch)
-            p0, pn = p[:n], p[n:].reshape(n, k, -1)
-            top = np.argmax(p0, axis=1)
-            srt = np.sort(p0, axis=1)
-            margin = srt[:, -1] - (srt[:, -2] if p0.shape[1] > 1 else 0.0)
-            flips = (np.argmax(pn, axis=2) != top[:, None]).mean(axis=1)
-            return 0.5 * (flips + (1.0 - margin))  # type: ignore[no-any-return]
-
-    return CachedNoiseConsistencyDetector
 
 
 @dataclass(frozen=True)

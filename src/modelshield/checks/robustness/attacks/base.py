@@ -136,9 +136,9 @@ class RawAttack:
 class AttackContext:
     """Everything an attack step needs: the projector, a seeded generator and model access.
 
-    ``logits`` is differentiable (white-box only); ``proba`` and ``labels`` query the model on a
-    whole batch and *finalize* the rows first, so the model only ever sees valid inputs. They go
-    through ``predict_proba``, or straight through the torch module when the model has one.
+    ``logits`` is differentiable (white-box only); ``labels`` queries the model on a whole batch
+    and *finalizes* the rows first, so the model only ever sees valid inputs. It goes through the
+    model's predictions, or straight through the torch module when the model has one.
     """
 
     def __init__(self, model: BaseModel, proj: Projector, shape: tuple[int, ...], n_classes: int,
@@ -182,17 +182,6 @@ class AttackContext:
             x = x + (self.proj.finalize(x, x0) - x).detach()
         assert self.module is not None
         return self.module(x if x.shape[1:] == self.shape else x.reshape((len(x), *self.shape)))
-
-    def proba(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        xf = self.proj.finalize(x, x0).detach()
-        if self.module is not None:
-            with torch.no_grad():
-                out = self.module(xf.float().reshape((len(x), *self.shape)))
-            return torch.softmax(out.double(), dim=1)
-        p = self.model.predict_proba(xf.numpy().reshape((len(x), *self.shape)))
-        return torch.as_tensor(p, dtype=torch.float64)
 
     def labels(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         import torch
