@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.cli import _fast_protect, _fast_scan, _run_lean, main
+from modelshield.cli import _fast_protect, _fast_scan, _guarded, _run_lean, main
 from modelshield.cli._app import run_typer
 from modelshield.cli._lean import clean, say
 
@@ -75,7 +75,8 @@ def _both(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, t
             setup(root)
         monkeypatch.chdir(root)
         capsys.readouterr()
-        code = _run_lean(lean_run, list(args), False) if lean else run_typer([*words, *args], False)
+        code = (_run_lean(lean_run, list(args), False) if lean
+                else _guarded(lambda: run_typer([*words, *args]), False))
         assert code is not None, "the lean path handed a valid command line to typer"
         out = capsys.readouterr()
         results.append((code, _TIMING.sub("T s)", out.out), _TIMING.sub("T s)", out.err), _snapshot(root)))

@@ -74,10 +74,11 @@ def _lean_command(args: list[str]) -> tuple[Callable[[list[str]], int | None], l
     return None
 
 
-def _run_lean(run: Callable[[list[str]], int | None], tail: list[str], debug: bool) -> int | None:
-    """Run a lean command with the same error contract as the typer CLI."""
+def _guarded(fn: Callable[[], int | None], debug: bool) -> int | None:
+    """Run ``fn`` under the CLI's error contract (lean and typer paths alike): a ModelShieldError is one
+    ``error:`` line and its exit code, Ctrl-C is 130, a bug is one line and 70 (``--debug``: traceback)."""
     try:
-        return run(tail)
+        return fn()
     except ModelShieldError as exc:
         if debug:
             import traceback
@@ -95,6 +96,11 @@ def _run_lean(run: Callable[[list[str]], int | None], tail: list[str], debug: bo
         return EXIT_INTERNAL
 
 
+def _run_lean(run: Callable[[list[str]], int | None], tail: list[str], debug: bool) -> int | None:
+    """Run a lean command under the CLI's error contract; ``None``: not handled, typer takes over."""
+    return _guarded(lambda: run(tail), debug)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Returns (and exits with) the documented exit code; never shows a traceback
     unless ``--debug`` is given."""
@@ -107,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code is None:
         from modelshield.cli._app import run_typer
 
-        code = run_typer(args, debug)
+        code = _guarded(lambda: run_typer(args), debug)
+        assert code is not None  # run_typer always returns an exit code
     if argv is None:
         sys.exit(code)
     return code

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from modelshield.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ModelShieldError
+from modelshield.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["AREAS", "HARDEN_AREAS", "build_app", "run_typer"]
 
@@ -87,19 +87,14 @@ def _click_errors() -> tuple[type[Exception], ...]:
 _CLICK_ERRORS = _click_errors()
 
 
-def run_typer(args: list[str], debug: bool) -> int:
-    """Run the full typer CLI on ``args``; returns the documented exit code."""
+def run_typer(args: list[str]) -> int:
+    """Run the full typer CLI on ``args``; returns the documented exit code. Typer's and click's own
+    outcomes (exit, usage error, abort) are mapped here; everything else propagates to ``main()``'s
+    guard, shared with the lean path (``modelshield.cli._guarded``)."""
     command = typer.main.get_command(build_app(_areas_for(args)))
     try:
         rv = command.main(args=args, prog_name="modelshield", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except ModelShieldError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
-        code = exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
     except _CLICK_ERRORS as exc:
@@ -111,12 +106,7 @@ def run_typer(args: list[str], debug: bool) -> int:
             exc.show()  # type: ignore[attr-defined]  # a bare group: show its help
         else:
             typer.echo(f"error: {message}{where}", err=True)
-    except (KeyboardInterrupt, typer.Abort):
+    except typer.Abort:
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
-    except Exception as exc:  # an internal bug: still one line, with --debug for details
-        if debug:
-            raise
-        typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (re-run with --debug)", err=True)
-        code = EXIT_INTERNAL
     return code
