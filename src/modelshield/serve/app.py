@@ -489,16 +489,16 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
                   description="Authenticated, rate-limited, audited predictions. "
                               "Send `Authorization: Bearer <key>`.")
     app.state.gateway = gw
-    dumps = json.dumps
     # request ids: a random per-process prefix and a counter (unique across restarts, no syscall per request)
     _prefix, _counter = secrets.token_hex(8), itertools.count(1)
 
     def new_id() -> str:
         return f"{_prefix}{next(_counter):016x}"
 
-    def reply(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-        return Response(dumps(payload, separators=(",", ":")), status_code=status, headers=headers,
-                        media_type="application/json")
+    def reply(status: int, payload: dict[str, Any] | str, headers: dict[str, str] | None = None) -> Response:
+        """A JSON response; ``payload`` may already be serialised (the predict body, logged verbatim)."""
+        body = payload if isinstance(payload, str) else compact_json(payload)
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
 
     async def log(rec: AuditRecord) -> int | None:
         try:
@@ -609,7 +609,7 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         hdr = {"X-Request-Id": rid, "X-Audit-Seq": str(seq)}
         if decision == "flagged":
             hdr["X-Input-Flagged"] = "1"
-        return Response(body_json, status_code=200, headers=hdr, media_type="application/json")
+        return reply(200, body_json, hdr)
 
     # The hot path is served by a plain Starlette route (no FastAPI dependency solving, no body model):
     # it is matched first; the FastAPI route below is never reached and only documents the endpoint
