@@ -64,14 +64,16 @@ class RawFinding:
 class G:
     """A resolved global (``module.name``)."""
 
-    __slots__ = ("draft", "key", "module", "name", "offset", "plain", "verdict")
+    __slots__ = ("draft", "hook", "key", "module", "name", "offset", "plain", "verdict")
 
     def __init__(self, module: str, name: str, offset: int, verdict: Any) -> None:
         self.module, self.name, self.offset, self.verdict = module, name, offset, verdict
         self.key = f"{module}.{name}"  # computed once: BUILD/REDUCE hooks compare it per call
         self.draft: RawFinding | None = None
-        #: calling it needs no bookkeeping (no finding, no nested loader, no tensor check); set by
-        #: ``PickleScan._global`` once ``draft`` is known
+        #: what ``_call`` checks on a call of it beyond recording it (:func:`_call_hook`)
+        self.hook = _call_hook(self.key)
+        #: calling it needs no bookkeeping (no finding, no hook); set by ``PickleScan._global`` once
+        #: ``draft`` is known
         self.plain = False
 
     def __repr__(self) -> str:
@@ -289,7 +291,7 @@ class PickleScan:
                 f"global not on the allowlist: {key}", offset, verdict.reason,
                 module=module, name=name, opcode=how,
             )
-        g.plain = g.draft is None and not _special_call(key)
+        g.plain = g.draft is None and g.hook is None
         return g
 
     def _call(self, func: Any, args: Any, offset: int, how: str) -> Any:
@@ -300,18 +302,8 @@ class PickleScan:
                 calls = func.draft.evidence.setdefault("calls", [])
                 if len(calls) < 8:
                     calls.append({"offset": offset, "opcode": how, "args": _short(args)})
-            key = func.key
-            if key in NESTED_LOADERS:
-                self._nested(args, offset, key)
-            if key == "_codecs.encode" and isinstance(args, tuple) and args and isinstance(args[0], str):
-                enc = args[1] if len(args) > 1 else "utf-8"
-                if isinstance(enc, str) and enc.replace("-", "").lower() in ("latin1", "iso88591"):
-                    try:
-                        return args[0].encode("latin-1")
-                    except UnicodeEncodeError:
-                        return Opaque("bytes")
-            if key.startswith("torch._utils._rebuild_tensor") or key == "torch._utils._rebuild_parameter":
-                self._tensor_bounds(args, offset)
+            if func.hook is not None:
+                return func.hook(self, func, args, offset)
             return Call(func, args, offset)
         if isinstance(func, Opaque) and func.what in ("unresolved global", "extension global"):
             return Opaque("call result")
@@ -658,10 +650,38 @@ _U4, _I4, _U8, _U2, _F8 = _u("<I"), _u("<i"), _u("<Q"), _u("<H"), _u(">d")
 _U4_FROM, _I4_FROM, _F8_FROM = (struct.Struct(f).unpack_from for f in ("<I", "<i", ">d"))
 
 
-def _special_call(key: str) -> bool:
-    """Whether ``_call`` does more than record a call of the global ``key`` (keep in sync)."""
-    return (key in NESTED_LOADERS or key == "_codecs.encode" or key.startswith("torch._utils._rebuild_tensor")
-            or key == "torch._utils._rebuild_parameter")
+def _hook_nested(s: PickleScan, func: G, args: Any, offset: int) -> Any:
+    s._nested(args, offset, func.key)
+    return Call(func, args, offset)
+
+
+def _hook_codecs_encode(s: PickleScan, func: G, args: Any, offset: int) -> Any:
+    """``_codecs.encode(text, "latin1")`` is how protocol 2/3 pickles spell bytes: evaluate it."""
+    if isinstance(args, tuple) and args and isinstance(args[0], str):
+        enc = args[1] if len(args) > 1 else "utf-8"
+        if isinstance(enc, str) and enc.replace("-", "").lower() in ("latin1", "iso88591"):
+            try:
+                return args[0].encode("latin-1")
+            except UnicodeEncodeError:
+                return Opaque("bytes")
+    return Call(func, args, offset)
+
+
+def _hook_tensor(s: PickleScan, func: G, args: Any, offset: int) -> Any:
+    s._tensor_bounds(args, offset)
+    return Call(func, args, offset)
+
+
+def _call_hook(key: str) -> Callable[[PickleScan, G, Any, int], Any] | None:
+    """What ``PickleScan._call`` does on a call of the global ``key`` beyond recording it (the one
+    place that says so: the fast path's ``G.plain`` is derived from it), or ``None``."""
+    if key in NESTED_LOADERS:
+        return _hook_nested
+    if key == "_codecs.encode":
+        return _hook_codecs_encode
+    if key.startswith("torch._utils._rebuild_tensor") or key == "torch._utils._rebuild_parameter":
+        return _hook_tensor
+    return None
 
 
 def _stack_bomb() -> LimitExceeded:
