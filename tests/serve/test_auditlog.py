@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,8 +22,8 @@ def log_factory(request, tmp_path):
         url, table = request.getfixturevalue("pg_url")
     logs = []
 
-    def make(key=KEY):
-        log = AuditLog(url, key, table=table)
+    def make(key=KEY, **kw):
+        log = AuditLog(url, key, table=table, **kw)
         logs.append(log)
         return log
 
@@ -153,8 +154,10 @@ def test_key_file_is_private_and_stable(tmp_path):
         load_or_create_key(tmp_path / "nope.key", create=False)
 
 
-def test_every_answer_is_logged_before_it_is_sent(make_gateway, breast_cancer):
-    app, gw, keys = make_gateway()
+@pytest.mark.parametrize("commit", ["auto", "thread"])
+def test_every_answer_is_logged_before_it_is_sent(make_gateway, breast_cancer, commit):
+    app, gw, keys = make_gateway(audit={"commit": commit})
+    assert gw.audit.commit_on_loop is (commit == "auto")  # auto: on the loop for a SQLite file
     X = breast_cancer[1]
     h = {"Authorization": f"Bearer {keys['predict']}"}
     with TestClient(app) as c:
@@ -170,8 +173,9 @@ def test_every_answer_is_logged_before_it_is_sent(make_gateway, breast_cancer):
         assert '"predictions"' in rec["output"]
 
 
-def test_fail_closed_when_the_log_cannot_be_written(make_gateway, breast_cancer, monkeypatch):
-    app, gw, keys = make_gateway()
+@pytest.mark.parametrize("commit", ["loop", "thread"])
+def test_fail_closed_when_the_log_cannot_be_written(make_gateway, breast_cancer, monkeypatch, commit):
+    app, gw, keys = make_gateway(audit={"commit": commit})
 
     def broken(records):
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
@@ -185,10 +189,10 @@ def test_fail_closed_when_the_log_cannot_be_written(make_gateway, breast_cancer,
 
 
 def test_records_of_one_loop_iteration_share_one_commit(log_factory):
-    """append_async hands the writer the records of one event-loop iteration together: one transaction."""
+    """With the writer thread, append_async hands it the records of one loop iteration together: one transaction."""
     import asyncio
 
-    log = log_factory()
+    log = log_factory(commit="thread")
     _fill(log, 3)  # three synchronous appends: three commits of one record
 
     async def burst():
@@ -232,3 +236,57 @@ def test_a_record_pending_at_close_is_committed_not_lost(tmp_path):
     log2 = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", KEY)
     assert log2.request_ids() == {"late"} and log2.verify().ok
     log2.close()
+
+
+def test_auto_commits_on_the_loop_for_sqlite_files_and_on_a_thread_for_servers(log_factory, tmp_path):
+    log = log_factory()
+    assert log.commit_on_loop is log.is_sqlite
+    for url in ("sqlite://", "sqlite:///:memory:"):  # in-memory SQLite: no file (and none created)
+        mem = AuditLog(url, KEY)
+        assert not mem.commit_on_loop and mem._sqlite_path is None
+        mem.close()
+    assert not (Path.cwd() / "sqlite:").exists()
+    with pytest.raises(Exception, match="auto, loop or thread"):
+        AuditLog(f"sqlite:///{tmp_path / 'x.db'}", KEY, commit="sometimes")
+
+
+def test_loop_commits_are_durable_before_append_async_returns(log_factory):
+    """commit="loop": each record is its own transaction, committed on the loop, no writer thread."""
+    import asyncio
+
+    log = log_factory(commit="loop")
+
+    async def run():
+        seqs = []
+        for i in range(5):
+            seqs.append(await log.append_async(AuditRecord(kind="request", request_id=f"l{i}")))
+            assert f"l{i}" in log.request_ids()  # committed, read through another connection
+        return seqs
+
+    assert asyncio.run(run()) == [1, 2, 3, 4, 5]
+    assert log._thread is None  # nothing was handed to a thread
+    assert log.batch_sizes() == {1: 5} and log.verify().ok
+
+
+def test_loop_and_thread_commits_interleave_in_one_chain(log_factory):
+    """A loop committing while another thread appends (alerts, admin events) through the writer: one chain."""
+    import asyncio
+
+    log = log_factory(commit="loop")
+
+    def other():
+        for f in [log.submit(AuditRecord(kind="request", request_id=f"t{i}")) for i in range(60)]:
+            f.result(60)
+
+    async def run():
+        t = threading.Thread(target=other)
+        t.start()
+        for i in range(60):
+            await log.append_async(AuditRecord(kind="request", request_id=f"l{i}"))
+            await asyncio.sleep(0)
+        await asyncio.to_thread(t.join, 60)
+
+    asyncio.run(run())
+    res = log.verify()
+    assert res.ok and res.n_records == 120
+    assert log.request_ids() == {f"{p}{i}" for p in "lt" for i in range(60)}

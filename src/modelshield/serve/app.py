@@ -21,6 +21,7 @@ import itertools
 import json
 import queue
 import secrets
+import sys
 import threading
 import time
 import urllib.request
@@ -134,7 +135,7 @@ class Gateway:
                                burst=lc.burst, daily_rows=lc.daily_rows, clock=clock)
         self.audit = AuditLog(config.audit_url, load_or_create_key(config.audit_key_file),
                               durability=config.audit.durability, table=config.audit.table,
-                              max_batch_wait_s=config.audit.max_batch_wait_s)
+                              max_batch_wait_s=config.audit.max_batch_wait_s, commit=config.audit.commit)
         oc = config.outputs
         self.outputs = OutputHardening(top_k=oc.top_k, decimals=oc.decimals, noise=oc.noise,
                                        probabilities=oc.probabilities, seed=oc.seed)
@@ -385,7 +386,19 @@ class Gateway:
         return p
 
     def screen_and_predict(self, X: np.ndarray) -> tuple[dict[str, Any] | None, str, np.ndarray | None]:
-        """Input defense then prediction; ``proba`` is ``None`` when the policy rejects the input."""
+        """Input defense then prediction; ``proba`` is ``None`` when the policy rejects the input.
+
+        ``X`` comes from :meth:`parse`, which has checked that every value is finite, and the detectors'
+        noisy copies of it are finite too: scikit-learn models skip their own finiteness scan of it
+        (``assume_finite``; about a quarter of a small model's predict call).
+        """
+        sk = sys.modules.get("sklearn")
+        if sk is None:
+            return self._screen_and_predict(X)
+        with sk.config_context(assume_finite=True):  # thread-local: this call only
+            return self._screen_and_predict(X)
+
+    def _screen_and_predict(self, X: np.ndarray) -> tuple[dict[str, Any] | None, str, np.ndarray | None]:
         t0 = time.thread_time()  # CPU time of this thread: waiting for the GIL under load does not count
         if self.defense is None:
             out: tuple[dict[str, Any] | None, str, np.ndarray | None] = (None, "ok", self.model.predict_proba(X))

@@ -9,10 +9,16 @@ database but not to the key from re-computing the chain after an edit. Removing 
 
 Write-ahead: the gateway appends a request's record and waits until its transaction is committed
 (SQLite ``synchronous=FULL`` in WAL mode; PostgreSQL's default durable commit) *before* it sends
-the response, so an acknowledged response is never missing after a crash. One writer thread
-group-commits concurrent requests (one transaction, one fsync, many records); an event loop hands
-over the records of one loop iteration together, so requests that finish side by side share a
-commit (:meth:`AuditLog.batch_sizes` counts the groups). Several processes
+the response, so an acknowledged response is never missing after a crash. Where an event loop's
+records are committed is ``commit``: ``"loop"`` commits each one on the event loop itself, as it
+is appended (a local SQLite file: a commit costs less than handing the record to a thread, waking
+the loop again and having that thread compete with the loop for the GIL); ``"thread"`` hands the
+records of one loop iteration to a writer thread that group-commits them (one transaction, one
+fsync, many records: a database over the network, whose round trips must not stall the loop, or a
+disk whose fsync is slow); ``"auto"`` (default) picks ``loop`` for SQLite files.
+:meth:`AuditLog.batch_sizes` counts the records per transaction. Synchronous callers
+(:meth:`AuditLog.append`, :meth:`AuditLog.submit`) always use the writer thread; one lock
+serialises the two paths' transactions. Several processes
 may share one log: the chain tail is read under a lock (``BEGIN IMMEDIATE`` in SQLite, an advisory
 transaction lock in PostgreSQL).
 """
@@ -163,16 +169,22 @@ class AuditLog:
     durability : ``full`` fsyncs every commit (SQLite ``synchronous=FULL``); ``normal`` survives a
         process crash but maybe not a power loss.
     table : table name (tests use distinct names on a shared PostgreSQL).
+    commit : where :meth:`append_async` commits: ``"loop"``, ``"thread"`` or ``"auto"`` (``loop`` for a
+        SQLite file, ``thread`` otherwise); see the module docstring.
+    max_batch_wait_s : the writer thread waits this long before each commit to gather more records
+        (thread commits only).
     """
 
     def __init__(self, url: str, key: bytes, *, durability: str = "full", table: str = "modelshield_audit",
-                 max_batch: int = 512, max_batch_wait_s: float = 0.0) -> None:
+                 max_batch: int = 512, max_batch_wait_s: float = 0.0, commit: str = "auto") -> None:
         try:
             import sqlalchemy as sa
         except ImportError as exc:  # pragma: no cover - optional extra
             raise MissingExtraError("sqlalchemy", "serve", "the audit log") from exc
         if len(key) < 16:
             raise UserError("audit key must be at least 16 bytes")
+        if commit not in ("auto", "loop", "thread"):
+            raise UserError(f"audit commit must be auto, loop or thread, not {commit!r}")
         import re
 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
@@ -187,10 +199,11 @@ class AuditLog:
         self._sqlite_path: str | None = None
         self._sync = "FULL" if durability == "full" else "NORMAL"
         if self.is_sqlite:
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:" and "?" not in path:
-                self._sqlite_path = path
+            u = sa.engine.make_url(url)
+            path = u.database or ""  # "" or ":memory:": an in-memory database
             if path and path != ":memory:":
+                if not u.query:  # a plain file (URL parameters such as ``?uri=true`` go through SQLAlchemy)
+                    self._sqlite_path = path
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             sync = "FULL" if durability == "full" else "NORMAL"
@@ -219,6 +232,8 @@ class AuditLog:
             except ImportError as exc:
                 raise MissingExtraError("psycopg", "serve", "PostgreSQL audit logs") from exc
             self._reader = self.engine
+        self.commit_on_loop = commit == "loop" or (commit == "auto" and self._sqlite_path is not None)
+        self._write_lock = threading.Lock()  # loop commits and writer-thread commits share one connection
         self.metadata = sa.MetaData()
         self.table = _table(self.metadata, table)
         try:
@@ -266,12 +281,16 @@ class AuditLog:
     async def append_async(self, record: AuditRecord) -> int:
         """Append and wait (without blocking the event loop) until durable; returns the record's ``seq``.
 
-        The waiter is an asyncio future of the running loop. Records appended during one iteration of
-        the loop go to the writer together (one hand-over, one transaction); the writer wakes the loop
-        once per committed group, not once per record.
+        With ``commit="loop"`` the record is committed right here, on the loop (its own transaction:
+        waiting for the rest of the loop iteration to form a group would hold this response back
+        behind every other request's screening). Otherwise the waiter is an asyncio future of the
+        running loop; records appended during one iteration of the loop go to the writer thread
+        together (one transaction), which wakes the loop once per committed group.
         """
         if self._closed:
             raise RuntimeError("audit log is closed")
+        if self.commit_on_loop:
+            return self._commit([record])[0]
         self._ensure_writer()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
@@ -290,11 +309,21 @@ class AuditLog:
         if self._closed:  # close() already handed over what it found: fail closed, nobody commits these
             exc = RuntimeError("audit log is closed")
             self.n_failed += len(items)
-            for _, fut, _ in items:
-                if not fut.done():
-                    fut.set_exception(exc)
+            self._settle([(fut, None, exc) for _, fut, _ in items])
             return
         self._queue.put(items)
+
+    def _commit(self, records: list[AuditRecord]) -> list[int]:
+        """One transaction for ``records`` (either path), counted in the statistics."""
+        try:
+            with self._write_lock:
+                seqs = self._write_batch(records)
+        except Exception:
+            self.n_failed += len(records)
+            raise
+        self._batch_sizes[len(records)] += 1
+        self.n_written += len(records)
+        return seqs
 
     def batch_sizes(self) -> dict[int, int]:
         """How many transactions committed how many records (``{records: transactions}``)."""
@@ -347,13 +376,10 @@ class AuditLog:
                     break
                 batch += nxt
             try:
-                seqs = self._write_batch([r for r, _, _ in batch])
+                seqs = self._commit([r for r, _, _ in batch])
             except Exception as exc:  # fail closed: every waiter gets the error
-                self.n_failed += len(batch)
                 self._resolve(batch, None, exc)
             else:
-                self._batch_sizes[len(batch)] += 1
-                self.n_written += len(batch)
                 self._resolve(batch, seqs, None)
             if stop:
                 return
@@ -430,9 +456,10 @@ class AuditLog:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
+        with self._write_lock:  # a loop commit in progress on another thread finishes first
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
         self.engine.dispose()
         self._reader.dispose()
 

@@ -25,6 +25,7 @@ Example ``serve.yaml``::
       key_file: null              # chain HMAC key, default <state_dir>/audit.key
       table: modelshield_audit
       durability: full            # fsync before the response (full) or the OS decides (normal)
+      commit: auto                # commit on the event loop (loop: auto's choice for SQLite) or a writer thread
     input:
       policy: flag                # log | flag | reject
       adversarial: true           # also the robustness module's adversarial-input score
@@ -114,7 +115,8 @@ class AuditConfig(_Section):
     durability: Literal["full", "normal"] = "full"
     table: str = Field("modelshield_audit", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     log_outputs: bool = True
-    max_batch_wait_s: float = Field(0.0, ge=0)
+    commit: Literal["auto", "loop", "thread"] = "auto"  # auto: loop for a SQLite file, thread for a server
+    max_batch_wait_s: float = Field(0.0, ge=0)  # writer thread only
 
 
 class InputConfig(_Section):
