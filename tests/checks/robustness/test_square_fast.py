@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from modelshield.checks.robustness.attacks import Square
+from modelshield.checks.robustness.attacks.square import _draw_windows
 from modelshield.checks.robustness.threat import ThreatModel
 from modelshield.models.callable import CallableModel
 from modelshield.models.torch import TorchModel
@@ -17,10 +18,10 @@ from modelshield.models.torch import TorchModel
 def test_windows_are_in_bounds_squares_and_both_builders_agree(h, w):
     sq = Square()
     for sz in range(1, min(h, w)):
-        a = sq._windows(sz, h, w, 300, torch.Generator().manual_seed(sz))
+        a = _draw_windows(sq._window_table(sz, h, w), 300, torch.Generator().manual_seed(sz))
         small = Square()
         small.table_limit = 0  # type: ignore[misc]  # force the row x column builder
-        b = small._windows(sz, h, w, 300, torch.Generator().manual_seed(sz))
+        b = _draw_windows(small._window_table(sz, h, w), 300, torch.Generator().manual_seed(sz))
         assert torch.equal(a, b)
         masks = a.reshape(300, h, w)
         assert bool((masks.sum((1, 2)) == sz * sz).all())

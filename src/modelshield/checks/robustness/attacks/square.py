@@ -105,7 +105,7 @@ class Square(Attack):
         def rsign(*size: int) -> torch.Tensor:
             return torch.randint(0, 2, size, generator=gen, dtype=torch.int64).to(dt) * 2 - 1
 
-        lo, hi = proj.linf_bounds(x0)
+        lo, hi = ctx.linf_bounds(x0)  # shared with generate()'s final projection
         if spatial:
             delta = (rsign(n, c, 1, w) * torch.ones((n, c, h, w), dtype=dt)).reshape(n, d)
         else:
@@ -153,10 +153,7 @@ class Square(Attack):
                 sz = size[it]
                 if sz not in tables:
                     tables[sz] = self._window_table(sz, h, w)
-                nr, nc, rm, cm, full = tables[sz]
-                k = torch.randint(0, nr * nc, (m,), generator=gen)
-                win = full.index_select(0, k) if full is not None else \
-                    (rm.index_select(0, k // nc)[:, :, None] & cm.index_select(0, k % nc)[:, None, :]).reshape(m, hw)
+                win = _draw_windows(tables[sz], m, gen)
                 sign = torch.randint(0, 2, (m, c), generator=gen, dtype=torch.bool)  # per window, channel
             else:
                 kf = size[it]
@@ -190,13 +187,16 @@ class Square(Attack):
             if nr * nc * h * w <= self.table_limit else None
         return nr, nc, rm, cm, full
 
-    def _windows(self, sz: int, h: int, w: int, m: int, gen: Any) -> torch.Tensor:
-        """``m`` random ``sz x sz`` windows as ``(m, h * w)`` masks, uniformly over positions
-        (what an iteration draws; the search inlines it)."""
-        import torch
 
-        nr, nc, rm, cm, full = self._window_table(sz, h, w)
-        k = torch.randint(0, nr * nc, (m,), generator=gen)
-        if full is not None:
-            return full.index_select(0, k)
-        return (rm.index_select(0, k // nc)[:, :, None] & cm.index_select(0, k % nc)[:, None, :]).reshape(m, h * w)
+
+def _draw_windows(table: tuple[int, int, Any, Any, Any], m: int, gen: Any) -> torch.Tensor:
+    """``m`` random windows of one :meth:`Square._window_table` as ``(m, h * w)`` masks, uniformly
+    over positions: what every spatial iteration of the search draws."""
+    import torch
+
+    nr, nc, rm, cm, full = table
+    k = torch.randint(0, nr * nc, (m,), generator=gen)
+    if full is not None:
+        return full.index_select(0, k)
+    return (rm.index_select(0, k // nc)[:, :, None] & cm.index_select(0, k % nc)[:, None, :]).reshape(
+        m, rm.shape[1] * cm.shape[1])
