@@ -290,31 +290,3 @@ def test_loop_and_thread_commits_interleave_in_one_chain(log_factory):
     res = log.verify()
     assert res.ok and res.n_records == 120
     assert log.request_ids() == {f"{p}{i}" for p in "lt" for i in range(60)}
-
-
-def test_loop_commits_leave_checkpoints_to_a_background_thread(tmp_path):
-    """No automatic checkpoint inside a loop commit; the checkpoint thread moves the WAL into the database."""
-    import asyncio
-    import os
-    import time
-
-    from modelshield.serve import auditlog
-
-    db = tmp_path / "audit.db"
-    log = AuditLog(f"sqlite:///{db}", KEY, commit="loop")
-    size0 = os.path.getsize(db)
-
-    async def run():
-        for i in range(2 * auditlog._CHECKPOINT_EVERY + 10):
-            await log.append_async(AuditRecord(kind="request", request_id=f"c{i}", output={"p": [i] * 50}))
-
-    asyncio.run(run())
-    assert log._raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-    deadline = time.monotonic() + 20
-    while log.n_checkpoints < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert log.n_checkpoints >= 2
-    assert os.path.getsize(db) > size0 + 100_000  # the records reached the database file itself
-    assert log.verify().ok
-    log.close()
-    assert log._ckpt_thread is not None and not log._ckpt_thread.is_alive()

@@ -49,7 +49,6 @@ GENESIS = "0" * 64
 _FIELDS = ("seq", "ts_us", "kind", "request_id", "key_id", "client", "endpoint", "status",
            "decision", "input_hash", "n_rows", "output", "scores", "prev_hash")
 _PG_LOCK_ID = 0x6D73_6869_656C_64  # "mshield"
-_CHECKPOINT_EVERY = 250  # loop commits between WAL checkpoints (SQLite's own default: every 1000 WAL pages)
 
 
 # prebuilt encoders (json.dumps with non-default options builds a new encoder per call); the output is
@@ -235,10 +234,6 @@ class AuditLog:
             self._reader = self.engine
         self.commit_on_loop = commit == "loop" or (commit == "auto" and self._sqlite_path is not None)
         self._write_lock = threading.Lock()  # loop commits and writer-thread commits share one connection
-        self._since_checkpoint = 0
-        self._ckpt_wake = threading.Event()
-        self._ckpt_thread: threading.Thread | None = None
-        self.n_checkpoints = 0
         self.metadata = sa.MetaData()
         self.table = _table(self.metadata, table)
         try:
@@ -328,47 +323,7 @@ class AuditLog:
             raise
         self._batch_sizes[len(records)] += 1
         self.n_written += len(records)
-        if self.commit_on_loop and self._sqlite_path is not None:
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= _CHECKPOINT_EVERY:
-                self._since_checkpoint = 0
-                self._request_checkpoint()
         return seqs
-
-    def _request_checkpoint(self) -> None:
-        """Wake the checkpoint thread (started on first use).
-
-        With loop commits SQLite's automatic checkpoint (which runs inside the commit that fills the
-        WAL, and fsyncs the database file) is off: it would stall the event loop for every request
-        queued behind it. This thread copies the WAL into the database instead, with a PASSIVE
-        checkpoint on its own connection, which never blocks writers.
-        """
-        if self._ckpt_thread is None:
-            self._ckpt_thread = threading.Thread(target=self._checkpointer, name="audit-checkpoint", daemon=True)
-            self._ckpt_thread.start()
-        self._ckpt_wake.set()
-
-    def _checkpointer(self) -> None:
-        import sqlite3
-
-        conn = None
-        try:
-            while True:
-                self._ckpt_wake.wait()
-                self._ckpt_wake.clear()
-                if self._closed:
-                    return
-                try:
-                    if conn is None:
-                        conn = sqlite3.connect(self._sqlite_path, timeout=30, isolation_level=None,  # type: ignore[arg-type]
-                                               check_same_thread=False)
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.n_checkpoints += 1
-                except sqlite3.Error:  # retried at the next wake-up; the WAL only grows meanwhile
-                    pass
-        finally:
-            if conn is not None:
-                conn.close()
 
     def batch_sizes(self) -> dict[int, int]:
         """How many transactions committed how many records (``{records: transactions}``)."""
@@ -469,8 +424,6 @@ class AuditLog:
             c = sqlite3.connect(self._sqlite_path, timeout=30, isolation_level=None, check_same_thread=False)
             c.execute("PRAGMA journal_mode=WAL")
             c.execute(f"PRAGMA synchronous={self._sync}")
-            if self.commit_on_loop:  # checkpoints run on their own thread, never inside a loop commit
-                c.execute("PRAGMA wal_autocheckpoint=0")
             self._raw = c
         c = self._raw
         name = self.table.name
@@ -503,9 +456,6 @@ class AuditLog:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
-        if self._ckpt_thread is not None:
-            self._ckpt_wake.set()
-            self._ckpt_thread.join(timeout)
         with self._write_lock:  # a loop commit in progress on another thread finishes first
             if self._raw is not None:
                 self._raw.close()
