@@ -290,3 +290,22 @@ def test_loop_and_thread_commits_interleave_in_one_chain(log_factory):
     res = log.verify()
     assert res.ok and res.n_records == 120
     assert log.request_ids() == {f"{p}{i}" for p in "lt" for i in range(60)}
+
+
+def test_loop_commits_keep_the_wal_bounded(tmp_path):
+    """Commits on the loop leave SQLite's automatic checkpoint on: the WAL is reused, not grown per commit
+    (a WAL that only grows makes every fsync an append and fills the disk)."""
+    import asyncio
+    import os
+
+    db = tmp_path / "audit.db"
+    log = AuditLog(f"sqlite:///{db}", KEY, commit="loop", durability="normal")
+
+    async def run():
+        for i in range(3000):  # ~40 MB of WAL frames if nothing were checkpointed
+            await log.append_async(AuditRecord(kind="request", request_id=f"w{i}", output={"p": [i] * 20}))
+
+    asyncio.run(run())
+    assert os.path.getsize(f"{db}-wal") < 8 << 20  # the default checkpoint: about 1000 pages of 4 KiB
+    assert log.verify().ok
+    log.close()
