@@ -72,6 +72,33 @@ GATEWAYS = {"gateway": ("serve.yaml", "state"), "gateway_normal": ("serve-normal
             "gateway_normal_before": ("serve-normal-before.yaml", "state-normal-before")}
 
 
+def prepare(work: Path, gateways: list[str]) -> tuple[np.ndarray, dict[str, str]]:
+    """Write the model, the reference data and one config per gateway into ``work``; ``(X, server env)``."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), work / "model.joblib")
+    np.savez(work / "ref.npz", X=X, y=y)
+    # each gateway its own state directory (keys, audit database): two servers writing one SQLite
+    # file with different ``synchronous`` settings would slow each other down
+    for kind in gateways:
+        name, state = GATEWAYS[kind]
+        durability = "normal" if "normal" in kind else "full"
+        (work / name).write_text(yaml.safe_dump({
+            "state_dir": str(work / state), "reference": str(work / "ref.npz"),
+            "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
+            "input": {"policy": "flag"}, "outputs": {"decimals": 4},
+            "audit": {"durability": durability}, "extraction": {"action": "alert"},
+        }))
+    return X, {**os.environ, "MS_BENCH_MODEL": str(work / "model.joblib"), "OMP_NUM_THREADS": "1"}
+
+
+def create_key(work: Path, kind: str, env: dict[str, str], scope: str = "predict") -> str:
+    """A new API key in gateway ``kind``'s state directory (``modelshield keys create``)."""
+    return subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", f"bench-{scope}", "--scope", scope,
+                           "--state-dir", str(work / GATEWAYS[kind][1])], capture_output=True, text=True, check=True,
+                          env=env).stdout.strip()
+
+
 def start(kind: str, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     if kind == "bare":
@@ -195,32 +222,11 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ms-bench-serve-"))
-    X, y = load_breast_cancer(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), work / "model.joblib")
-    np.savez(work / "ref.npz", X=X, y=y)
-    # each gateway its own state directory (keys, audit database): two servers writing one SQLite
-    # file with different ``synchronous`` settings would slow each other down
     gateways = ["gateway", "gateway_normal"] + (["gateway_before", "gateway_normal_before"] if args.before_src else [])
-    for kind in gateways:
-        name, state = GATEWAYS[kind]
-        durability = "normal" if "normal" in kind else "full"
-        (work / name).write_text(yaml.safe_dump({
-            "state_dir": str(work / state), "reference": str(work / "ref.npz"),
-            "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
-            "input": {"policy": "flag"}, "outputs": {"decimals": 4},
-            "audit": {"durability": durability}, "extraction": {"action": "alert"},
-        }))
-    env = {**os.environ, "MS_BENCH_MODEL": str(work / "model.joblib"), "OMP_NUM_THREADS": "1"}
-    keys = {kind: subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "bench", "--state-dir",
-                                  str(work / GATEWAYS[kind][1])], capture_output=True, text=True, check=True,
-                                 env=env).stdout.strip()
-            for kind in gateways}
+    X, env = prepare(work, gateways)
+    keys = {kind: create_key(work, kind, env) for kind in gateways}
     # a separate monitor-scoped key reads the audit group-commit sizes from /admin/stats (not on the hot path)
-    stat_keys = {kind: subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "stats", "--scope",
-                                       "monitor", "--state-dir", str(work / state)], capture_output=True, text=True,
-                                      check=True, env=env).stdout.strip()
-                 for kind, state in (("gateway", "state"), ("gateway_normal", "state-normal"))}
+    stat_keys = {kind: create_key(work, kind, env, scope="monitor") for kind in ("gateway", "gateway_normal")}
     env_before = {**env, "PYTHONPATH": str(args.before_src.resolve())} if args.before_src else env
     rows = X[:200].tolist()
     comp = components(work, X)

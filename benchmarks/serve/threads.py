@@ -23,15 +23,10 @@ import time
 from pathlib import Path
 
 import httpx
-import joblib
 import numpy as np
-import yaml
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BIN, HERE, free_port, wait_up
+from bench import create_key, prepare, start
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -67,37 +62,17 @@ def main() -> None:
     ap.add_argument("--before-src", type=Path)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ms-bench-threads-"))
-    X, y = load_breast_cancer(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), work / "model.joblib")
-    np.savez(work / "ref.npz", X=X, y=y)
-    env = {**os.environ, "MS_BENCH_MODEL": str(work / "model.joblib"), "OMP_NUM_THREADS": "1"}
+    gateways = ["gateway_normal", "gateway"] + (["gateway_normal_before"] if args.before_src else [])
+    X, env = prepare(work, gateways)
     servers: dict[str, tuple[subprocess.Popen, str, dict[str, str]]] = {}
-    variants = [("gateway_normal", "normal", None), ("gateway", "full", None)]
-    if args.before_src:
-        variants.append(("gateway_normal_before", "normal", str(args.before_src.resolve())))
     try:
-        port = free_port()
-        p = subprocess.Popen([str(BIN / "uvicorn"), "bare_app:app", "--host", "127.0.0.1", "--port", str(port),
-                              "--log-level", "warning", "--no-access-log"], cwd=HERE, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        servers["bare"] = (p, f"http://127.0.0.1:{port}", {})
-        wait_up(servers["bare"][1], p)
-        for name, durability, src in variants:
-            e = {**env, "PYTHONPATH": src} if src else env
-            (work / f"{name}.yaml").write_text(yaml.safe_dump({
-                "state_dir": str(work / name), "reference": str(work / "ref.npz"),
-                "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
-                "input": {"policy": "flag"}, "outputs": {"decimals": 4},
-                "audit": {"durability": durability}, "extraction": {"action": "alert"}}))
-            key = subprocess.run([str(BIN / "modelshield"), "keys", "create", "--name", "b", "--state-dir",
-                                  str(work / name)], capture_output=True, text=True, check=True, env=e).stdout.strip()
-            port = free_port()
-            p = subprocess.Popen([str(BIN / "modelshield"), "serve", str(work / "model.joblib"), "--trust", "--config",
-                                  str(work / f"{name}.yaml"), "--port", str(port)], cwd=work, env=e,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            servers[name] = (p, f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"})
-            wait_up(servers[name][1], p)
+        p, url = start("bare", work, env)
+        servers["bare"] = (p, url, {})
+        for kind in gateways:
+            e = {**env, "PYTHONPATH": str(args.before_src.resolve())} if kind.endswith("_before") else env
+            key = create_key(work, kind, e)
+            p, url = start(kind, work, e)
+            servers[kind] = (p, url, {"Authorization": f"Bearer {key}"})
         rows = X[:200].tolist()
         for _, url, hdr in servers.values():  # warm-up
             asyncio.run(fixed(url, hdr, rows, 400))
