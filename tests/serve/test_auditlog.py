@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -238,23 +237,32 @@ def test_a_record_pending_at_close_is_committed_not_lost(tmp_path):
     log2.close()
 
 
-def test_auto_commits_on_the_loop_for_sqlite_files_and_on_a_thread_for_servers(log_factory, tmp_path):
+def test_auto_commits_on_the_loop_for_sqlite_files_and_on_a_thread_for_servers(log_factory, tmp_path, monkeypatch):
     log = log_factory()
     assert log.commit_on_loop is log.is_sqlite
-    for url in ("sqlite://", "sqlite:///:memory:"):  # in-memory SQLite: no file (and none created)
-        mem = AuditLog(url, KEY)
-        assert not mem.commit_on_loop and mem._sqlite_path is None
-        mem.close()
-    assert not (Path.cwd() / "sqlite:").exists()
+    if not log.is_sqlite:  # a server's round trips must never run on the event loop
+        with pytest.raises(Exception, match="needs a plain SQLite file"):
+            log_factory(commit="loop")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
+        with pytest.raises(Exception, match="in-memory"):  # not durable, and one database per thread
+            AuditLog(url, KEY)
+    assert list(cwd.iterdir()) == []  # no stray "sqlite:" or "file:" directories
     with pytest.raises(Exception, match="auto, loop or thread"):
         AuditLog(f"sqlite:///{tmp_path / 'x.db'}", KEY, commit="sometimes")
 
 
-def test_loop_commits_are_durable_before_append_async_returns(log_factory):
+def _loop_log(tmp_path, **kw):
+    return AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", KEY, commit="loop", **kw)
+
+
+def test_loop_commits_are_durable_before_append_async_returns(tmp_path):
     """commit="loop": each record is its own transaction, committed on the loop, no writer thread."""
     import asyncio
 
-    log = log_factory(commit="loop")
+    log = _loop_log(tmp_path)
 
     async def run():
         seqs = []
@@ -266,30 +274,103 @@ def test_loop_commits_are_durable_before_append_async_returns(log_factory):
     assert asyncio.run(run()) == [1, 2, 3, 4, 5]
     assert log._thread is None  # nothing was handed to a thread
     assert log.batch_sizes() == {1: 5} and log.verify().ok
+    log.close()
 
 
-def test_loop_and_thread_commits_interleave_in_one_chain(log_factory):
-    """A loop committing while another thread appends (alerts, admin events) through the writer: one chain."""
+def test_loop_and_thread_commits_interleave_in_one_chain(tmp_path, monkeypatch):
+    """A loop committing while another thread appends through the writer (alerts, admin events): one
+    chain. Each transaction is slowed down so that the two paths really overlap."""
     import asyncio
+    import time
 
-    log = log_factory(commit="loop")
+    log = _loop_log(tmp_path)
+    real = log._write_batch
+
+    def slow(records, busy_ms=30_000):
+        time.sleep(0.002)  # GIL released: the other thread runs meanwhile
+        return real(records, busy_ms)
+
+    monkeypatch.setattr(log, "_write_batch", slow)
 
     def other():
-        for f in [log.submit(AuditRecord(kind="request", request_id=f"t{i}")) for i in range(60)]:
-            f.result(60)
+        for i in range(40):
+            log.append(AuditRecord(kind="request", request_id=f"t{i}"), timeout=60)
 
     async def run():
         t = threading.Thread(target=other)
         t.start()
-        for i in range(60):
+        for i in range(40):
             await log.append_async(AuditRecord(kind="request", request_id=f"l{i}"))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
         await asyncio.to_thread(t.join, 60)
 
     asyncio.run(run())
     res = log.verify()
-    assert res.ok and res.n_records == 120
-    assert log.request_ids() == {f"{p}{i}" for p in "lt" for i in range(60)}
+    assert res.ok and res.n_records == 80
+    assert log.request_ids() == {f"{p}{i}" for p in "lt" for i in range(40)}
+    assert log.n_handed_over > 0  # some loop commits met the writer thread and went through it
+    assert log.n_written == 80 and log.n_failed == 0
+    log.close()
+
+
+def test_a_busy_log_never_blocks_the_loop(tmp_path):
+    """Another process holding the database's write lock: the loop commit gives up after a few ms and
+    waits for the writer thread instead; the loop keeps running meanwhile."""
+    import asyncio
+    import sqlite3
+    import time
+
+    log = _loop_log(tmp_path)
+    log.append(AuditRecord(kind="request", request_id="first"))
+    other = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as another replica mid-transaction would
+
+    async def run():
+        task = asyncio.ensure_future(log.append_async(AuditRecord(kind="request", request_id="late")))
+        t0 = time.monotonic()
+        ticks = 0
+        while time.monotonic() - t0 < 0.5:  # the loop is free while the record waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not task.done()
+        other.execute("COMMIT")
+        return ticks, await asyncio.wait_for(task, 30)
+
+    ticks, seq = asyncio.run(run())
+    assert ticks >= 20 and seq == 2
+    assert log.n_handed_over == 1 and "late" in log.request_ids() and log.verify().ok
+    other.close()
+    log.close()
+
+
+def test_a_failed_loop_commit_releases_the_log(tmp_path, monkeypatch):
+    import asyncio
+
+    log = _loop_log(tmp_path)
+    real = log._write_batch_sqlite
+    calls = {"n": 0}
+
+    def flaky(records, busy_ms=30_000):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(records, busy_ms)
+
+    import sqlite3
+
+    monkeypatch.setattr(log, "_write_batch_sqlite", flaky)
+
+    async def run():
+        with pytest.raises(sqlite3.OperationalError):
+            await log.append_async(AuditRecord(kind="request", request_id="a"))
+        return await log.append_async(AuditRecord(kind="request", request_id="b"))
+
+    assert asyncio.run(run()) == 1
+    assert log.n_failed == 1 and log.n_written == 1 and not log._write_lock.locked()
+    log.close()
+    with pytest.raises(RuntimeError, match="closed"):  # nothing reopens the connection after close()
+        log._commit([AuditRecord(kind="request", request_id="c")])
+    assert log._raw is None
 
 
 def test_loop_commits_keep_the_wal_bounded(tmp_path):

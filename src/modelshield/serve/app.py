@@ -10,8 +10,9 @@ Request path of ``POST /v1/predict`` (each refusal is logged before it is answer
 
 Screening and prediction share one model call when the adversarial detector's batch begins with the
 request's rows, and run on the event loop for small requests whose mean CPU time is under
-``inline_max_s`` (worker threads otherwise). The audit writer group-commits concurrent requests; each
-response waits for its own record. The monitors take what queued up every ``monitor_interval_s``.
+``inline_max_s`` (worker threads otherwise). Each response waits until its own audit record is
+committed: on the event loop for a SQLite file, by the writer thread's group commit otherwise (see
+:mod:`modelshield.serve.auditlog`). The monitors take what queued up every ``monitor_interval_s``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import itertools
 import json
 import queue
 import secrets
-import sys
 import threading
 import time
 import urllib.request
@@ -386,19 +386,7 @@ class Gateway:
         return p
 
     def screen_and_predict(self, X: np.ndarray) -> tuple[dict[str, Any] | None, str, np.ndarray | None]:
-        """Input defense then prediction; ``proba`` is ``None`` when the policy rejects the input.
-
-        ``X`` comes from :meth:`parse`, which has checked that every value is finite, and the detectors'
-        noisy copies of it are finite too: scikit-learn models skip their own finiteness scan of it
-        (``assume_finite``; about a quarter of a small model's predict call).
-        """
-        sk = sys.modules.get("sklearn")
-        if sk is None:
-            return self._screen_and_predict(X)
-        with sk.config_context(assume_finite=True):  # thread-local: this call only
-            return self._screen_and_predict(X)
-
-    def _screen_and_predict(self, X: np.ndarray) -> tuple[dict[str, Any] | None, str, np.ndarray | None]:
+        """Input defense then prediction; ``proba`` is ``None`` when the policy rejects the input."""
         t0 = time.thread_time()  # CPU time of this thread: waiting for the GIL under load does not count
         if self.defense is None:
             out: tuple[dict[str, Any] | None, str, np.ndarray | None] = (None, "ok", self.model.predict_proba(X))

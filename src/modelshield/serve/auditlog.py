@@ -15,7 +15,10 @@ is appended (a local SQLite file: a commit costs less than handing the record to
 the loop again and having that thread compete with the loop for the GIL); ``"thread"`` hands the
 records of one loop iteration to a writer thread that group-commits them (one transaction, one
 fsync, many records: a database over the network, whose round trips must not stall the loop, or a
-disk whose fsync is slow); ``"auto"`` (default) picks ``loop`` for SQLite files.
+disk whose fsync is slow); ``"auto"`` (default) picks ``loop`` for a plain SQLite file and ``thread``
+for anything else (``loop`` is refused there). A loop commit never waits for the log: when the writer
+thread holds it, or another process holds the SQLite write lock for more than ``_LOOP_BUSY_MS``, the
+record goes to the writer thread instead. In-memory SQLite URLs are refused (not durable).
 :meth:`AuditLog.batch_sizes` counts the records per transaction. Synchronous callers
 (:meth:`AuditLog.append`, :meth:`AuditLog.submit`) always use the writer thread; one lock
 serialises the two paths' transactions. Several processes
@@ -49,6 +52,20 @@ GENESIS = "0" * 64
 _FIELDS = ("seq", "ts_us", "kind", "request_id", "key_id", "client", "endpoint", "status",
            "decision", "input_hash", "n_rows", "output", "scores", "prev_hash")
 _PG_LOCK_ID = 0x6D73_6869_656C_64  # "mshield"
+_THREAD_BUSY_MS = 30_000  # how long the writer thread waits for another process's write lock
+_LOOP_BUSY_MS = 20  # ... and a commit on the event loop, before it hands the record to the writer thread
+
+
+class _Busy(Exception):
+    """A loop commit found the log busy; nothing was written."""
+
+
+def _is_busy(exc: BaseException) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "locked" in str(exc) or "busy" in str(exc))
 
 
 # prebuilt encoders (json.dumps with non-default options builds a new encoder per call); the output is
@@ -185,6 +202,7 @@ class AuditLog:
             raise UserError("audit key must be at least 16 bytes")
         if commit not in ("auto", "loop", "thread"):
             raise UserError(f"audit commit must be auto, loop or thread, not {commit!r}")
+        self._commit_choice = commit
         import re
 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
@@ -195,15 +213,17 @@ class AuditLog:
         self.max_batch = max_batch
         self.max_batch_wait_s = max_batch_wait_s
         self.is_sqlite = url.startswith("sqlite")
-        self._raw: Any = None  # the writer thread's own sqlite3 connection (SQLite files only)
+        self._raw: Any = None  # plain sqlite3 connection of both commit paths (SQLite files only; under _write_lock)
         self._sqlite_path: str | None = None
         self._sync = "FULL" if durability == "full" else "NORMAL"
         if self.is_sqlite:
             u = sa.engine.make_url(url)
-            path = u.database or ""  # "" or ":memory:": an in-memory database
-            if path and path != ":memory:":
-                if not u.query:  # a plain file (URL parameters such as ``?uri=true`` go through SQLAlchemy)
-                    self._sqlite_path = path
+            path = u.database or ""
+            if not path or path == ":memory:" or "mode=memory" in path or u.query.get("mode") == "memory":
+                raise UserError("the audit log cannot be an in-memory SQLite database: it must outlive the "
+                                "process (use a file, sqlite:///path/audit.db, or a database server)")
+            if not u.query:  # a plain file (URL parameters such as ``?uri=true`` go through SQLAlchemy)
+                self._sqlite_path = path
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             sync = "FULL" if durability == "full" else "NORMAL"
@@ -232,8 +252,14 @@ class AuditLog:
             except ImportError as exc:
                 raise MissingExtraError("psycopg", "serve", "PostgreSQL audit logs") from exc
             self._reader = self.engine
-        self.commit_on_loop = commit == "loop" or (commit == "auto" and self._sqlite_path is not None)
+        if commit == "loop" and self._sqlite_path is None:
+            raise UserError("audit commit 'loop' needs a plain SQLite file URL (sqlite:///path/audit.db): a database "
+                            "server's round trips would stall the event loop; use 'thread' or 'auto'")
+        self.commit_on_loop = commit != "thread" and self._sqlite_path is not None
         self._write_lock = threading.Lock()  # loop commits and writer-thread commits share one connection
+        self._busy_ms = _THREAD_BUSY_MS  # the shared connection's busy timeout now (changed under the lock)
+        self._shut = False  # close() has closed the connection: nothing reopens it
+        self.n_handed_over = 0  # loop commits that found the log busy and went to the writer thread
         self.metadata = sa.MetaData()
         self.table = _table(self.metadata, table)
         try:
@@ -290,7 +316,10 @@ class AuditLog:
         if self._closed:
             raise RuntimeError("audit log is closed")
         if self.commit_on_loop:
-            return self._commit([record])[0]
+            try:
+                return self._commit([record], on_loop=True)[0]
+            except _Busy:  # the writer thread or another process holds the log: wait without blocking the loop
+                self.n_handed_over += 1
         self._ensure_writer()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
@@ -313,17 +342,31 @@ class AuditLog:
             return
         self._queue.put(items)
 
-    def _commit(self, records: list[AuditRecord]) -> list[int]:
-        """One transaction for ``records`` (either path), counted in the statistics."""
+    def _commit(self, records: list[AuditRecord], *, on_loop: bool = False) -> list[int]:
+        """One transaction for ``records`` (either path), counted in the statistics.
+
+        ``on_loop``: never wait for the log. If the writer thread holds the connection, or another
+        process holds the database's write lock for longer than ``_LOOP_BUSY_MS``, raise
+        :class:`_Busy` (nothing was written) and let the caller hand the record to the writer thread.
+        """
+        lock = self._write_lock
+        if not lock.acquire(blocking=not on_loop):
+            raise _Busy
         try:
-            with self._write_lock:
-                seqs = self._write_batch(records)
-        except Exception:
-            self.n_failed += len(records)
-            raise
-        self._batch_sizes[len(records)] += 1
-        self.n_written += len(records)
-        return seqs
+            if self._shut:
+                raise RuntimeError("audit log is closed")
+            try:
+                seqs = self._write_batch(records, busy_ms=_LOOP_BUSY_MS if on_loop else _THREAD_BUSY_MS)
+            except Exception as exc:
+                if on_loop and _is_busy(exc):
+                    raise _Busy from None
+                self.n_failed += len(records)
+                raise
+            self._batch_sizes[len(records)] += 1  # under the lock: both paths count
+            self.n_written += len(records)
+            return seqs
+        finally:
+            lock.release()
 
     def batch_sizes(self) -> dict[int, int]:
         """How many transactions committed how many records (``{records: transactions}``)."""
@@ -403,9 +446,9 @@ class AuditLog:
             rows.append(row)
         return rows
 
-    def _write_batch(self, records: list[AuditRecord]) -> list[int]:
+    def _write_batch(self, records: list[AuditRecord], busy_ms: int = 30_000) -> list[int]:
         if self._sqlite_path is not None:
-            return self._write_batch_sqlite(records)
+            return self._write_batch_sqlite(records, busy_ms)
         sa = self._sa
         t = self.table
         with self.engine.begin() as conn:
@@ -416,16 +459,23 @@ class AuditLog:
             conn.execute(t.insert(), rows)
         return [r["seq"] for r in rows]
 
-    def _write_batch_sqlite(self, records: list[AuditRecord]) -> list[int]:
-        """The same transaction on a plain sqlite3 connection (a third of SQLAlchemy's per-commit cost)."""
+    def _write_batch_sqlite(self, records: list[AuditRecord], busy_ms: int = 30_000) -> list[int]:
+        """The same transaction on a plain sqlite3 connection (a third of SQLAlchemy's per-commit cost).
+
+        Called under ``_write_lock``. ``busy_ms``: how long to wait for another process's write lock.
+        """
         import sqlite3
 
         if self._raw is None:
-            c = sqlite3.connect(self._sqlite_path, timeout=30, isolation_level=None, check_same_thread=False)
+            c = sqlite3.connect(self._sqlite_path, timeout=busy_ms / 1000, isolation_level=None,  # type: ignore[arg-type]
+                                check_same_thread=False)
             c.execute("PRAGMA journal_mode=WAL")
             c.execute(f"PRAGMA synchronous={self._sync}")
-            self._raw = c
+            self._raw, self._busy_ms = c, busy_ms
         c = self._raw
+        if self._busy_ms != busy_ms:
+            c.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            self._busy_ms = busy_ms
         name = self.table.name
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -439,7 +489,9 @@ class AuditLog:
             try:
                 c.execute("ROLLBACK")
             except sqlite3.Error:
-                pass
+                if c.in_transaction:  # neither COMMIT nor ROLLBACK went through: start over with a new connection
+                    self._raw = None
+                    c.close()
             raise
         return [r["seq"] for r in rows]
 
@@ -456,10 +508,14 @@ class AuditLog:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
-        with self._write_lock:  # a loop commit in progress on another thread finishes first
-            if self._raw is not None:
-                self._raw.close()
-                self._raw = None
+        if self._write_lock.acquire(timeout=timeout):  # a commit in progress on another thread finishes first
+            try:
+                self._shut = True
+                if self._raw is not None:
+                    self._raw.close()
+                    self._raw = None
+            finally:
+                self._write_lock.release()
         self.engine.dispose()
         self._reader.dispose()
 
