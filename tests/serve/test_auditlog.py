@@ -390,3 +390,28 @@ def test_loop_commits_keep_the_wal_bounded(tmp_path):
     assert os.path.getsize(f"{db}-wal") < 8 << 20  # the default checkpoint: about 1000 pages of 4 KiB
     assert log.verify().ok
     log.close()
+
+
+@pytest.mark.parametrize("failure", ["raises", "nan"])
+def test_a_failing_model_is_answered_500_and_logged(make_gateway, breast_cancer, monkeypatch, failure):
+    """A model that raises, or returns NaN, gets no prediction out: a JSON 500 (no traceback, no NaN) that
+    the audit log records like any refusal."""
+    import numpy as np
+
+    app, gw, keys = make_gateway()
+
+    def broken(X):
+        if failure == "raises":
+            raise ValueError("secret internal detail")
+        return np.full((len(X), 2), np.nan)
+
+    monkeypatch.setattr(gw.model, "predict_proba", broken)
+    with TestClient(app) as c:
+        r = c.post("/v1/predict", json={"inputs": breast_cancer[1][:2].tolist()},
+                   headers={"Authorization": f"Bearer {keys['predict']}"})
+    assert r.status_code == 500
+    assert "secret" not in r.text and "NaN" not in r.text and "predictions" not in r.text
+    rec = {x["request_id"]: x for x in gw.audit.recent(5)}[r.headers["x-request-id"]]
+    reason = "internal_error" if failure == "raises" else "model_error"
+    assert rec["status"] == 500 and rec["decision"] == f"rejected:{reason}"
+    assert gw.audit.verify().ok

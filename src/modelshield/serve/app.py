@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import logging
 import queue
 import secrets
 import threading
@@ -60,6 +61,8 @@ __all__ = ["Gateway", "create_app"]
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 _NPY_TYPES = ("application/x-npy", "application/octet-stream")
 _INLINE_ROWS = 16
+
+_log = logging.getLogger("modelshield.serve")
 
 
 class _Reject(Exception):
@@ -585,6 +588,8 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
                 scores, decision, proba = await run_in_threadpool(gw.screen_and_predict, X)
             if proba is None:
                 raise _Reject(422, "input_rejected", "inputs fail the input schema or look out of distribution")
+            if not np.isfinite(proba).all():  # never answer (or log) NaN: it is not even valid JSON
+                raise _Reject(500, "model_error", "the model returned non-finite probabilities")
         except _Reject as rej:
             return await refuse(rej, rid=rid, client=client, key=key, endpoint=ep, digest=digest, rows=rows,
                                 scores=scores)
@@ -592,6 +597,10 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             return await refuse(_Reject(exc.http_status if 400 <= exc.http_status < 500 else 422, "invalid",
                                         str(exc)), rid=rid, client=client, key=key, endpoint=ep, digest=digest,
                                 rows=rows)
+        except Exception as exc:  # the model (or a bug) failed: logged in the audit log too, no traceback to the client
+            _log.error("POST /v1/predict failed: %s", type(exc).__name__, exc_info=True)
+            return await refuse(_Reject(500, "internal_error", "internal error"), rid=rid, client=client, key=key,
+                                endpoint=ep, digest=digest, rows=rows, scores=scores)
         body_json = compact_json(gw.outputs.body(proba, gw.classes))  # serialised once: the response and the log
         if scores is not None:
             scores["decision"] = decision
