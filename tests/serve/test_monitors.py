@@ -389,3 +389,14 @@ def test_predict_is_a_lean_route_and_still_documented(make_gateway, breast_cance
         r = c.post("/v1/predict", json={"inputs": X}, headers=bearer(keys["predict"]))
         assert r.status_code == 200 and r.headers["x-audit-seq"]
         assert c.get("/v1/predict", headers=bearer(keys["predict"])).status_code == 405
+
+
+@pytest.mark.parametrize("interval", [0.0005, None])
+def test_the_gil_switch_interval_is_set_while_the_app_runs_and_restored(make_gateway, interval):
+    import sys
+
+    before = sys.getswitchinterval()
+    app, _, _ = make_gateway(gil_switch_interval_s=interval)
+    with TestClient(app):
+        assert sys.getswitchinterval() == pytest.approx(before if interval is None else interval)
+    assert sys.getswitchinterval() == before

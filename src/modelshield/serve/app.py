@@ -23,6 +23,7 @@ import json
 import logging
 import queue
 import secrets
+import sys
 import threading
 import time
 import urllib.request
@@ -486,8 +487,14 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
-        yield
-        gw.close()
+        previous = sys.getswitchinterval()
+        if cfg.gil_switch_interval_s is not None:
+            sys.setswitchinterval(cfg.gil_switch_interval_s)
+        try:
+            yield
+        finally:
+            sys.setswitchinterval(previous)
+            gw.close()
 
     app = FastAPI(title="modelshield gateway", version="1", lifespan=lifespan,
                   description="Authenticated, rate-limited, audited predictions. "

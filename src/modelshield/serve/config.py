@@ -36,6 +36,7 @@ Example ``serve.yaml``::
     webhook: null                 # https URL that receives alerts as JSON
     monitor_interval_s: 0.02      # monitors batch what queued up meanwhile (alerts come at most this late)
     inline_max_s: 0.005           # small, fast requests are screened + predicted on the event loop
+    gil_switch_interval_s: 0.0005 # the loop wins the GIL back quickly after an fsync (null: Python's 5 ms)
 """
 
 from __future__ import annotations
@@ -181,6 +182,11 @@ class ServeConfig(_Section):
     # 0: always threads. 5 ms: a model that holds the GIL blocks the loop from a worker thread as well,
     # and on a busy machine a ~0.5 ms call measures 1-1.5 ms of CPU (a 1 ms limit made it flap).
     inline_max_s: float = Field(0.005, ge=0, le=0.05)
+    # Python's GIL switch interval while the app runs (restored at shutdown; null: leave it). When the event
+    # loop comes back from a blocking call that released the GIL (the audit commit's fsync), it waits for
+    # the thread that took the GIL meanwhile (monitors) to hand it back: up to this long. Python's
+    # default, 5 ms, cost the loop about a fifth of its throughput with durability full.
+    gil_switch_interval_s: float | None = Field(0.0005, gt=0, le=0.1)
 
     @field_validator("webhook")
     @classmethod
