@@ -202,7 +202,6 @@ class AuditLog:
             raise UserError("audit key must be at least 16 bytes")
         if commit not in ("auto", "loop", "thread"):
             raise UserError(f"audit commit must be auto, loop or thread, not {commit!r}")
-        self._commit_choice = commit
         import re
 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
@@ -446,7 +445,7 @@ class AuditLog:
             rows.append(row)
         return rows
 
-    def _write_batch(self, records: list[AuditRecord], busy_ms: int = 30_000) -> list[int]:
+    def _write_batch(self, records: list[AuditRecord], busy_ms: int = _THREAD_BUSY_MS) -> list[int]:
         if self._sqlite_path is not None:
             return self._write_batch_sqlite(records, busy_ms)
         sa = self._sa
@@ -459,7 +458,7 @@ class AuditLog:
             conn.execute(t.insert(), rows)
         return [r["seq"] for r in rows]
 
-    def _write_batch_sqlite(self, records: list[AuditRecord], busy_ms: int = 30_000) -> list[int]:
+    def _write_batch_sqlite(self, records: list[AuditRecord], busy_ms: int = _THREAD_BUSY_MS) -> list[int]:
         """The same transaction on a plain sqlite3 connection (a third of SQLAlchemy's per-commit cost).
 
         Called under ``_write_lock``. ``busy_ms``: how long to wait for another process's write lock.
@@ -469,8 +468,12 @@ class AuditLog:
         if self._raw is None:
             c = sqlite3.connect(self._sqlite_path, timeout=busy_ms / 1000, isolation_level=None,  # type: ignore[arg-type]
                                 check_same_thread=False)
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute(f"PRAGMA synchronous={self._sync}")
+            try:
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute(f"PRAGMA synchronous={self._sync}")
+            except BaseException:
+                c.close()
+                raise
             self._raw, self._busy_ms = c, busy_ms
         c = self._raw
         if self._busy_ms != busy_ms:

@@ -188,7 +188,6 @@ class Square(Attack):
         return nr, nc, rm, cm, full
 
 
-
 def _draw_windows(table: tuple[int, int, Any, Any, Any], m: int, gen: Any) -> torch.Tensor:
     """``m`` random windows of one :meth:`Square._window_table` as ``(m, h * w)`` masks, uniformly
     over positions: what every spatial iteration of the search draws."""
