@@ -511,9 +511,9 @@ class AuditLog:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
+        self._shut = True  # checked under the lock: no commit starts after this, even if the lock is not won below
         if self._write_lock.acquire(timeout=timeout):  # a commit in progress on another thread finishes first
             try:
-                self._shut = True
                 if self._raw is not None:
                     self._raw.close()
                     self._raw = None
