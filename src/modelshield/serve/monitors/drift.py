@@ -43,17 +43,26 @@ def ks_statistics(ref_sorted: np.ndarray, W: np.ndarray) -> np.ndarray:
     # Between two consecutive window values the window's ECDF is flat and the reference's rises, so the
     # largest gap is at a window value (right limits) or just before one (left limits): 2 * m lookups
     # in the reference instead of evaluating both ECDFs at all n + m points (same integers, same result).
-    # Columns are searched as contiguous arrays (pass ``ref_sorted`` in Fortran order to skip a copy).
+    # Columns are searched as contiguous arrays (pass ``ref_sorted`` in Fortran order to skip a copy);
+    # the window's own ECDF at its sorted values comes from where its runs of ties start and end, for
+    # every column at once.
     n, m = len(ref_sorted), len(W)
     R = np.asfortranarray(ref_sorted)  # no copy when it already is
     Ws = np.sort(np.asarray(W).T, axis=1)  # (d, m): one contiguous row per column
-    D = np.empty(R.shape[1])
-    for j in range(R.shape[1]):  # a loop over columns, not samples
-        r, w = R[:, j], Ws[j]
-        right = np.abs(np.searchsorted(r, w, side="right") / n - np.searchsorted(w, w, side="right") / m)
-        left = np.abs(np.searchsorted(r, w, side="left") / n - np.searchsorted(w, w, side="left") / m)
-        D[j] = max(right.max(), left.max())
-    return D
+    d = R.shape[1]
+    below = np.empty((d, m), dtype=np.intp)  # reference values < each window value
+    upto = np.empty((d, m), dtype=np.intp)  # ... and <= it
+    for j in range(d):  # a loop over columns, not samples
+        below[j] = np.searchsorted(R[:, j], Ws[j], side="left")
+        upto[j] = np.searchsorted(R[:, j], Ws[j], side="right")
+    starts = np.ones((d, m), dtype=bool)  # first of a run of equal window values
+    starts[:, 1:] = Ws[:, 1:] != Ws[:, :-1]
+    ends = np.ones((d, m), dtype=bool)  # last of such a run
+    ends[:, :-1] = starts[:, 1:]
+    idx = np.arange(m)
+    w_below = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)  # window values < each (its run's start)
+    w_upto = np.minimum.accumulate(np.where(ends, idx + 1, m)[:, ::-1], axis=1)[:, ::-1]  # ... <= it
+    return np.maximum(np.abs(upto / n - w_upto / m).max(axis=1), np.abs(below / n - w_below / m).max(axis=1))
 
 
 def mmd2(X: np.ndarray, Y: np.ndarray, gamma: float) -> float:
@@ -121,7 +130,10 @@ class DriftMonitor:
         self.psi_null_max = max(boot)
         self.psi_threshold = max(psi_threshold, self.psi_null_max)
         self._rng = rng
-        self._buf: deque[np.ndarray] = deque(maxlen=window)
+        # the window: a ring of the last ``window`` rows (features, then probabilities); ``_n_buf`` rows filled
+        self._buf = np.empty((window, R.shape[1]))
+        self._n_buf = 0
+        self._pos = 0  # where the next row goes
         self.n_seen = 0
         self._since = 0
         self._active = {"psi": False, "ks": False, "mmd": False}
@@ -129,24 +141,47 @@ class DriftMonitor:
         self.last: dict[str, Any] = {}
 
     def _fractions(self, M: np.ndarray) -> np.ndarray:
-        # bin index per value and column, vectorised over columns
+        # bin index per value and column, vectorised over columns; one bincount of (column, bin) pairs
         idx = (M[None, :, :] > self._edges[:, None, :]).sum(0)  # (n, d) in 0..9
-        counts = np.stack([(idx == b).sum(0) for b in range(10)])  # (10, d)
+        d = idx.shape[1]
+        counts = np.bincount((idx + 10 * np.arange(d)).ravel(), minlength=10 * d).reshape(d, 10)
+        counts = np.ascontiguousarray(counts.T)  # (10, d), laid out as before: sums over bins in the same order
         return counts / max(len(M), 1)
 
     def update(self, batch: Batch) -> list[Alert]:
-        rows = np.hstack([np.asarray(batch.X, dtype=np.float64).reshape(len(batch.X), -1),
-                          np.asarray(batch.proba, dtype=np.float64)])
-        self._buf.extend(rows)
-        self.n_seen += len(rows)
-        self._since += len(rows)
-        if len(self._buf) < self.window or self._since < self.every:
+        X = np.asarray(batch.X, dtype=np.float64).reshape(len(batch.X), -1)
+        P = np.asarray(batch.proba, dtype=np.float64)
+        self._push(X, P)
+        self.n_seen += len(X)
+        self._since += len(X)
+        if self._n_buf < self.window or self._since < self.every:
             return []
         self._since = 0
         return self._evaluate(batch.time)
 
+    def _push(self, X: np.ndarray, P: np.ndarray) -> None:
+        """Append rows to the ring (only the last ``window`` of a big batch matter)."""
+        w, d = self.window, self.n_features
+        if len(X) > w:
+            X, P = X[-w:], P[-w:]
+        k, pos = len(X), self._pos
+        first = min(k, w - pos)  # rows up to the end of the ring, then the rest from its start
+        self._buf[pos : pos + first, :d] = X[:first]
+        self._buf[pos : pos + first, d:] = P[:first]
+        if k > first:
+            self._buf[: k - first, :d] = X[first:]
+            self._buf[: k - first, d:] = P[first:]
+        self._pos = (pos + k) % w
+        self._n_buf = min(w, self._n_buf + k)
+
+    def _window(self) -> np.ndarray:
+        """The window's rows, oldest first."""
+        if self._n_buf < self.window:
+            return self._buf[: self._n_buf]
+        return np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
+
     def _evaluate(self, now: float) -> list[Alert]:
-        W = np.asarray(self._buf)
+        W = self._window()
         p = psi(self._ref_frac, self._fractions(W))
         # the KS p-value falls as the statistic grows (same sample sizes in every column), so the
         # smallest p-value is the one of the largest statistic: one exact scipy test, not one per column
@@ -185,12 +220,13 @@ class DriftMonitor:
         return alerts
 
     def state(self) -> dict[str, Any]:
-        return {"buf": np.asarray(self._buf).tolist(), "n_seen": self.n_seen, "since": self._since,
+        return {"buf": self._window().tolist(), "n_seen": self.n_seen, "since": self._since,
                 "active": dict(self._active), "history": list(self.history)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self._buf.clear()
-        self._buf.extend(np.asarray(state.get("buf", []), dtype=np.float64))
+        self._n_buf = self._pos = 0
+        buf = np.asarray(state.get("buf", []), dtype=np.float64).reshape(-1, self._buf.shape[1])
+        self._push(buf[:, : self.n_features], buf[:, self.n_features :])
         self.n_seen = int(state.get("n_seen", 0))
         self._since = int(state.get("since", 0))
         self._active.update(state.get("active", {}))
