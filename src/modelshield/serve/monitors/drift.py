@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from modelshield.errors import UserError
 from modelshield.serve.monitors.base import Alert, Batch
 
 __all__ = ["DriftMonitor", "mmd2", "psi"]
@@ -88,6 +89,8 @@ class DriftMonitor:
                  psi_threshold: float = 0.2, ks_alpha: float = 0.001, mmd_alpha: float = 0.001,
                  mmd_samples: int = 200, feature_names: list[str] | None = None, seed: int = 0,
                  history: int = 500) -> None:
+        if window < 2 or every < 1:
+            raise UserError(f"drift window must be >= 2 and every >= 1 (got {window}, {every})")
         rng = np.random.default_rng(seed)
         X_ref = np.asarray(X_ref, dtype=np.float64).reshape(len(X_ref), -1)
         P_ref = np.asarray(proba_ref, dtype=np.float64)
