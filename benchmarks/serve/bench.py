@@ -17,8 +17,9 @@ The gateway (``gateway``: audit ``durability: full``; ``gateway_normal``: ``dura
 API-key auth, token bucket + daily budget (limits set high enough not to refuse),
 input schema + Mahalanobis OOD + the robustness module's noise-consistency adversarial score
 (policy flag), output rounding, drift + PRADA + coverage
-monitors, and the hash-chained SQLite audit log written before each response (``synchronous=FULL``: one
-fsync per group commit; ``NORMAL``: no fsync, survives a process crash but not a power loss).
+monitors, and the hash-chained SQLite audit log written before each response (``synchronous=FULL``: each
+request's record is committed on the event loop with one fsync; ``NORMAL``: no fsync, survives a process crash
+but not a power loss).
 """
 
 from __future__ import annotations
