@@ -10,7 +10,7 @@ from typing import Any
 
 from modelshield.errors import OutputError
 
-__all__ = ["check_output_path", "write_bytes_safely", "write_json", "write_text_safely"]
+__all__ = ["check_output_path", "private_dir", "write_bytes_safely", "write_json", "write_text_safely"]
 
 
 def check_output_path(path: str | Path, force: bool = False) -> Path:
@@ -26,6 +26,17 @@ def check_output_path(path: str | Path, force: bool = False) -> Path:
         raise OutputError(f"cannot write {p}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {p}: folder {parent} is not writable")
+    return p
+
+
+def private_dir(path: str | Path, what: str = "state directory") -> Path:
+    """Create ``path`` and its parents (mode 0700); a path that cannot be a directory (a file in the way,
+    no permission, a read-only file system) is one clear :class:`OutputError` (exit 2), not a crash."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise OutputError(f"cannot create the {what} {p}: {exc.strerror or type(exc).__name__}") from None
     return p
 
 

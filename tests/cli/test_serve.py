@@ -167,3 +167,40 @@ def test_keys_list_says_when_a_state_dir_has_no_keys(tmp_path, capsys):
     assert main(["keys", "list", "--state-dir", str(tmp_path / "typo")]) == 0
     assert "no keys in" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()  # listing never creates the state folder
+
+
+def test_reference_with_missing_values_is_one_clear_error(tmp_path, capsys):
+    """A reference file with a blank cell or NaN: exit 2, one line naming the file, row and column."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True)
+    model = tmp_path / "m.joblib"
+    joblib.dump(LogisticRegression(max_iter=200).fit(X, y), model)
+    ref = tmp_path / "ref.csv"
+    frame = pd.DataFrame(X[:40], columns=[f"f{i}" for i in range(30)])
+    frame.loc[2, "f4"] = np.nan  # written as an empty cell
+    frame.to_csv(ref, index=False)
+    rc = main(["serve", str(model), "--state-dir", str(tmp_path / "s"), "--reference", str(ref), "--port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "ref.csv" in err and "row 3, column 5" in err and "Traceback" not in err
+
+
+def test_a_state_dir_that_cannot_be_created_is_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "model.joblib"
+    blocker.write_bytes(b"x")  # a file where the state folder's parent should be
+    assert main(["keys", "create", "--name", "x", "--state-dir", str(blocker / "state")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the state directory" in err and err.count("\n") == 1
+
+
+def test_verify_with_another_key_hints_at_the_key(tmp_path, capsys):
+    sd, _ = _log(tmp_path, 3)
+    other = tmp_path / "other.key"
+    other.write_bytes(b"o" * 32)
+    assert main(["audit-log", "verify", "--url", f"sqlite:///{sd / 'audit.db'}", "--key-file", str(other)]) == 3
+    assert "not the key the log was written with" in capsys.readouterr().err

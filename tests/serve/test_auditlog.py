@@ -447,3 +447,16 @@ def test_sqlite_seq_is_the_rowid_and_older_logs_still_append(tmp_path):
     c = sqlite3.connect(old)
     assert any(r[1].startswith("sqlite_autoindex") for r in c.execute("PRAGMA index_list(modelshield_audit)"))
     c.close()
+
+
+def test_a_new_sqlite_log_and_its_wal_are_private(tmp_path):
+    import os
+    import stat
+
+    db = tmp_path / "logs" / "audit.db"
+    log = AuditLog(f"sqlite:///{db}", KEY)
+    _fill(log, 2)
+    for p in (db, db.with_name("audit.db-wal")):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
+    assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
+    log.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -67,10 +68,12 @@ class Dataset:
                 raise DataError(f"unknown feature type {bad[0]!r}; expected one of {', '.join(FEATURE_TYPES)}")
         if self.is_numeric and n:
             flat = self.X.reshape(n, -1).astype(np.float64, copy=False)
-            if self.lower is None:
-                self.lower = np.nanmin(flat, axis=0)
-            if self.upper is None:
-                self.upper = np.nanmax(flat, axis=0)
+            with warnings.catch_warnings():  # an all-NaN column has no bound (NaN); callers report missing values
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if self.lower is None:
+                    self.lower = np.nanmin(flat, axis=0)
+                if self.upper is None:
+                    self.upper = np.nanmax(flat, axis=0)
             if self.feature_types is None and self.X.ndim == 2:
                 self.feature_types = _infer_types(flat)
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from modelshield.errors import MissingExtraError, ModelShieldError
+from modelshield._io import private_dir
+from modelshield.errors import DataError, MissingExtraError, ModelShieldError
 
 try:
     from fastapi import Body, FastAPI, Request
@@ -116,8 +117,7 @@ class Gateway:
         self.config = config
         self.clock = clock
         self.classes = np.asarray(model.classes)
-        state = Path(config.state_dir)
-        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state = private_dir(config.state_dir)
         self.state_dir = state
         if reference is None and config.reference:
             from modelshield.data.loaders import load_dataset, require_numeric
@@ -128,6 +128,13 @@ class Gateway:
             feature_names = list(ds.feature_names) if ds.feature_names is not None else None
         self.reference = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(
             len(reference), -1)
+        if self.reference is not None:
+            bad = np.argwhere(~np.isfinite(self.reference))
+            if len(bad):  # the schema, OOD, drift and extraction statistics need complete rows
+                r, c = (int(v) + 1 for v in bad[0])
+                src = config.reference or "the reference data"
+                raise DataError(f"{src}: missing or non-finite value in row {r}, column {c} ({len(bad)} in all); "
+                                "the reference data must be complete numeric rows (drop or fill them)")
         self.n_features = (self.reference.shape[1] if self.reference is not None
                            else model.input_spec.n_features)
         self.keys = KeyStore(state, reload_every_s=config.auth.reload_every_s)

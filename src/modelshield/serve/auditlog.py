@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshield._io import private_dir
 from modelshield.errors import DataError, MissingExtraError, UserError
 
 __all__ = ["AuditLog", "AuditRecord", "VerifyResult", "input_hash", "load_or_create_key"]
@@ -95,7 +96,7 @@ def load_or_create_key(path: str | Path, *, create: bool = True) -> bytes:
         return key
     if not create:
         raise UserError(f"audit-log key not found: {p} (pass --state-dir or --key-file)")
-    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(p.parent)
     key = secrets.token_bytes(32)
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -225,7 +226,11 @@ class AuditLog:
                                 "process (use a file, sqlite:///path/audit.db, or a database server)")
             if not u.query:  # a plain file (URL parameters such as ``?uri=true`` go through SQLAlchemy)
                 self._sqlite_path = path
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_dir(Path(path).parent, "audit log directory")
+                try:  # a new log is private (0600): SQLite gives its -wal and -shm files the same mode
+                    os.close(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
+                except OSError as exc:
+                    raise UserError(f"cannot open the audit log {path}: {exc.strerror or type(exc).__name__}") from None
             self.engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             sync = "FULL" if durability == "full" else "NORMAL"
 
@@ -577,8 +582,9 @@ class AuditLog:
             except (TypeError, ValueError):
                 want = ""
             if not hmac.compare_digest(want, str(row["hash"])):
+                hint = " -- or this is not the key the log was written with" if n == 0 else ""
                 return VerifyResult(False, n, seq - 1, prev, first_bad=seq,
-                                    reason=f"record {seq}: content does not match its hash (edited)")
+                                    reason=f"record {seq}: content does not match its hash (edited){hint}")
             prev = str(row["hash"])
             expected_seq += 1
             n += 1

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshield._io import private_dir
 from modelshield.errors import DataError, InputNotFoundError, UserError
 
 __all__ = [
@@ -128,9 +129,11 @@ class KeyStore:
     def _load(self) -> None:
         try:
             st = self.path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no keys yet (saving says why if the folder cannot exist)
             self._keys, self._mtime = {}, None
             return
+        except OSError as exc:
+            raise UserError(f"cannot read the key file {self.path}: {exc.strerror or type(exc).__name__}") from None
         if self._mtime == st.st_mtime_ns:
             return
         try:
@@ -148,7 +151,7 @@ class KeyStore:
                 self._load()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         body = json.dumps({"version": 1, "keys": [asdict(k) for k in self._keys.values()]}, indent=1)
         fd, tmp = tempfile.mkstemp(prefix=".keys.", dir=self.path.parent)
         try:
