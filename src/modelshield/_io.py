@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelshield.errors import OutputError
+from modelshield.errors import OutputError, UserError
 
-__all__ = ["check_output_path", "private_dir", "write_bytes_safely", "write_json", "write_text_safely"]
+__all__ = ["check_output_path", "check_outputs", "private_dir", "write_bytes_safely", "write_files_safely",
+           "write_json", "write_text_safely"]
 
 
 def check_output_path(path: str | Path, force: bool = False) -> Path:
@@ -27,6 +29,32 @@ def check_output_path(path: str | Path, force: bool = False) -> Path:
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {p}: folder {parent} is not writable")
     return p
+
+
+def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Sequence[object], force: bool = False) -> None:
+    """Validate a command's report paths before any work: each one writable (:func:`check_output_path`),
+    no two the same file, and none of them one of the command's ``inputs`` -- not even with ``--force``,
+    which allows replacing an old report, never the model or data being examined."""
+    seen: dict[Path, str] = {}
+    for flag, p in outputs.items():
+        if p is None:
+            continue
+        check_output_path(p, force)
+        r = Path(p).resolve()
+        if r in seen:
+            raise UserError(f"{seen[r]} and {flag} must name different files")
+        seen[r] = flag
+    for x in inputs:
+        if x is None or "://" in str(x):
+            continue
+        src = Path(str(x))
+        for r, flag in seen.items():
+            try:
+                same = r == src.resolve() or (r.exists() and src.exists() and os.path.samefile(r, src))
+            except OSError:
+                same = False
+            if same:
+                raise UserError(f"{flag} {src} is also an input: the report would replace it; choose another path")
 
 
 def private_dir(path: str | Path, what: str = "state directory") -> Path:
@@ -50,7 +78,10 @@ def write_bytes_safely(path: str | Path, data: bytes, force: bool = False, *, pr
     """Write atomically (temp file + rename in the same folder); never leaves a half-written file
     and never replaces an existing file unless ``force``."""
     p = check_output_path(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent or ".")
+    except OSError as exc:  # no permission, a read-only or special file system, a name too long
+        raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
     try:
         os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
         with os.fdopen(fd, "wb") as fh:
@@ -58,10 +89,45 @@ def write_bytes_safely(path: str | Path, data: bytes, force: bool = False, *, pr
         if not force and p.exists():
             raise OutputError(f"output {p} already exists; pass --force to overwrite it")
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = False) -> list[Path]:
+    """Write several files all or nothing: every one goes to a temp file beside its target first, and only
+    when all of them are written are they renamed into place (a report set is never left half written)."""
+    targets = [check_output_path(p, force) for p, _ in files]
+    temps: list[str] = []
+    try:
+        for p, (_, data) in zip(targets, files):
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent or ".")
+            except OSError as exc:
+                raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
+            temps.append(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        if not force:
+            for p in targets:
+                if p.exists():
+                    raise OutputError(f"output {p} already exists; pass --force to overwrite it")
+        for p, tmp in zip(targets, temps):
+            os.replace(tmp, p)
+    except OSError as exc:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write the reports: {exc.strerror or type(exc).__name__}") from None
+    except BaseException:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return targets
 
 
 def write_text_safely(path: str | Path, text: str, force: bool = False) -> Path:

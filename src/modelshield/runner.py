@@ -255,6 +255,9 @@ def audit_run(
             check_model_width(ds, model)
     merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in policy.checks.items()}
     for k, v in (options or {}).items():
+        if k not in registry:  # a typo in --option CHECK.KEY=VALUE must not be silently ignored
+            raise UserError(f"--option {k}.{next(iter(v), 'KEY')}: unknown check {k!r}; available: "
+                            f"{', '.join(registry)}")
         merged.setdefault(k, {}).update(v)
     selected = select_checks(checks, merged, registry)
     path = Path(model_path) if model_path else None

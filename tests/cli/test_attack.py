@@ -151,3 +151,19 @@ def test_harden_adversarial_features_and_report_numbers(files, capsys):
     threat = json.loads(rep.read_text())["threat"]
     assert "array[" not in json.dumps(threat) and len(threat["scale"]) == 30
     assert all(isinstance(v, float) and v > 0 for v in threat["scale"])
+
+
+@pytest.mark.parametrize("cmd", [["attack"], ["harden", "adversarial"]])
+def test_a_model_that_cannot_run_on_the_rows_is_one_line_exit_2(files, capsys, cmd):
+    """--input-shape that does not fit the network: the first forward pass fails; that is a usage error with
+    one line, not exit 70 with TorchScript's interpreter trace."""
+    args = [*cmd, str(files / "mlp.pt"), "--trust", "--data", str(files / "test.npz"), "--input-shape", "2,15"]
+    if cmd[0] == "harden":
+        args += ["--out", str(files / "never.pt")]
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot run on" in lines[0] and "--input-shape" in lines[0], err
+    assert "TorchScript" not in err
+    assert not (files / "never.pt").exists()

@@ -75,16 +75,35 @@ def test_policy_failure_exits_1(files, capsys):
     (lambda t, m, d: ["audit", t / "junk.bin", "-d", d, "-t", "label", "--trust"], "unsupported model format"),
     (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "-c", "bogus"], "unknown check"),
     (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "-O", "baseline"], "bad --option"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "-O", "nosuch.x=1"],
+     "unknown check 'nosuch'"),
+    (lambda t, m, d: ["audit", m, "-d", t / "badlabel.csv", "-t", "label", "-s", "group", "--trust"],
+     "label 7 is not one of the model's classes"),
+    (lambda t, m, d: ["audit", m, "-d", t / "nan.csv", "-t", "label", "-s", "group", "--trust"],
+     "missing or non-finite value in row 3, feature 'f4'"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "--signature", d],
+     "--signature needs --public-key"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "--key-file", t / "no.key"],
+     "--key-file"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "--json", d, "--force"],
+     "is also an input"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "--json", t / "x.html"],
+     "must name different files"),
 ])
 def test_bad_input_is_one_line_exit_2(files, capsys, mutate, needle):
     tmp, model, data = files
     (tmp / "bad.yaml").write_text("fail_on: [oops\n")
     (tmp / "junk.bin").write_bytes(b"\x07\x01garbage" * 50)
+    df = pd.read_csv(data)
+    df.assign(label=np.where(np.arange(len(df)) == 4, 7, df["label"])).to_csv(tmp / "badlabel.csv", index=False)
+    df.assign(f4=np.where(np.arange(len(df)) == 2, np.nan, df["f4"])).to_csv(tmp / "nan.csv", index=False)
+    before = data.read_bytes()
     rc, _, err = run([*mutate(tmp, model, data), "--no-progress", "-o", tmp / "x.html"]
                      if "-o" not in mutate(tmp, model, data) else [*mutate(tmp, model, data), "--no-progress"], capsys)
     assert rc == 2, err
     assert needle in _one_line_error(err)
     assert not (tmp / "x.html").exists()
+    assert data.read_bytes() == before  # never written over, not even with --force
 
 
 def test_pickles_are_scanned_then_loaded_and_malicious_ones_refused(files, capsys):
@@ -201,3 +220,24 @@ def test_audit_remote_endpoint_with_header(files, capsys, sk_logreg):
         assert rc == 2 and "HTTP 401" in _one_line_error(err)
     finally:
         srv.shutdown()
+
+
+def test_reports_are_written_all_or_nothing(files, capsys, monkeypatch):
+    """A report that cannot be written (no permission, read-only file system) is exit 2 and leaves no other
+    report behind: all of them are written to temp files first and renamed only when all succeeded."""
+    import tempfile
+
+    tmp, model, data = files
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, **kw):
+        if str(kw.get("prefix", "")).startswith(".r.sarif"):
+            raise PermissionError(13, "Permission denied")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    rc, _, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--trust",
+                      "-o", tmp / "r.html", "--json", tmp / "r.json", "--sarif", tmp / "r.sarif", "--no-progress"],
+                     capsys)
+    assert rc == 2 and "cannot write" in _one_line_error(err) and "Permission denied" in err
+    assert not any(tmp.glob("r.*")) and not any(tmp.glob(".r.*"))

@@ -100,7 +100,7 @@ def _both(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, t
         (["models", "--quiet", "broken.pkl", "--fail-on", "info"], 1, "malformed"),
         (["models/good.pkl", "--hash", "--json", "h.json"], 0, "PASS"),
         (["models", "--fail-on", "severe"], 2, "unknown severity 'severe'"),
-        (["models", "--timeout", "0"], 2, "--timeout must be positive"),
+        (["models", "--timeout", "0"], 2, "--timeout must be a positive number"),
         (["models", "--json", "exists.json"], 2, "already exists; pass --force"),
         (["models", "--json", "exists.json", "-f"], 1, "FAIL"),
         (["models", "--json", "same.json", "--sarif", "./same.json"], 2, "must name different files"),

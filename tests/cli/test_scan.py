@@ -122,3 +122,20 @@ def test_encrypted_container_is_reported_not_clean(capsys, tmp_path: Path) -> No
     assert rc == 1 and "(modelshield-encrypted)" in out and "artifact.encrypted" in out
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["files"][0]["status"] == "inconclusive" and doc["summary"]["inconclusive"] == 1
+
+
+def test_pipes_reports_over_inputs_and_bad_timeouts_are_exit_2(capsys, tree) -> None:
+    """A FIFO would block past any timeout: refused up front. A report path that is one of the scanned
+    files is refused even with --force. A NaN or infinite timeout is not a timeout."""
+    import os
+
+    fifo = tree["dir"] / "p.fifo"
+    os.mkfifo(fifo)
+    rc, _, err = _run(capsys, fifo, "--timeout", "2")
+    assert rc == 2 and "not a regular file" in err
+    before = tree["good"].read_bytes()
+    rc, _, err = _run(capsys, tree["good"], "--json", tree["good"], "--force")
+    assert rc == 2 and "is also an input" in err and tree["good"].read_bytes() == before
+    for bad in ("nan", "inf", "0"):
+        rc, _, err = _run(capsys, tree["good"], "--timeout", bad)
+        assert rc == 2 and "--timeout" in err

@@ -49,6 +49,21 @@ def test_npz_with_names_and_sensitive(tmp_path):
     assert ds.feature_names == ["a", "b", "c"] and ds.sensitive["group"].tolist() == [1, 1, 2, 2]
     sub = load_dataset(p, features=["c", "a"])
     np.testing.assert_array_equal(sub.X, X[:, [2, 0]])
+    assert load_dataset(p, immutable=["b"]).immutable == frozenset({"b"})
+    with pytest.raises(DataError, match="--immutable"):  # an unknown name is never silently ignored
+        load_dataset(p, immutable=["f9"])
+    np.savez(tmp_path / "plain.npz", X=X, y=np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match="feature_names"):
+        load_dataset(tmp_path / "plain.npz", immutable=["f9"])
+
+
+def test_pipes_and_devices_are_refused_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "data.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="not a regular file"):  # opening it would block forever
+        load_dataset(fifo, target="y")
 
 
 def test_format_is_detected_by_content_not_extension(tmp_path, frame):

@@ -199,3 +199,22 @@ def test_harden_dp_names_non_numeric_columns(kind, breast_cancer):
     names = [f"f{i}" for i in range(30)]
     with pytest.raises(DataError, match=r"non-numeric values in column\(s\) 'f3'.*--features"):
         harden_dp(model, Dataset(X=X, y=ytr, feature_names=names), epsilon=1.0, epochs=1, membership=False)
+
+
+def test_harden_dp_refuses_bad_settings_for_every_model_kind(breast_cancer, sk_logreg):
+    """A bad learning rate, accountant or mode is one clear error up front, for the scikit-learn path as for
+    PyTorch (it used to ignore --accountant and --mode there, and a negative rate crashed in the optimizer)."""
+    from modelshield.data.dataset import Dataset
+    from modelshield.models.load import wrap_object
+
+    Xtr, _, ytr, _ = breast_cancer
+    train = Dataset(X=Xtr[:100], y=ytr[:100])
+    for model in (wrap_object(sk_logreg), wrap_object(_mlp(h=4), classes=[0, 1])):
+        for kw, msg in (({"lr": -1.0}, "learning rate"), ({"lr": 0.0}, "learning rate"),
+                        ({"accountant": "foo"}, "unknown accountant"), ({"mode": "foo"}, "unknown DP mode")):
+            with pytest.raises(DataError, match=msg):
+                harden_dp(model, train, epsilon=1.0, epochs=1, membership=False, **kw)
+    with pytest.raises(DataError, match="for PyTorch models"):
+        harden_dp(wrap_object(sk_logreg), train, epsilon=1.0, epochs=1, membership=False, mode="hooks")
+    res = harden_dp(wrap_object(sk_logreg), train, epsilon=1.0, epochs=1, membership=False, accountant="pld")
+    assert res.dp.accountant == "pld"  # passed through, not replaced by rdp

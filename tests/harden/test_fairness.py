@@ -144,3 +144,11 @@ def test_missing_fairlearn_names_the_extra(planted_setup, monkeypatch):
     monkeypatch.setitem(sys.modules, "fairlearn", None)
     with pytest.raises(MissingExtraError, match=r"modelshield\[fairness\]"):
         mitigate(clf, train, sensitive=["group"])
+
+
+@pytest.mark.parametrize(("kw", "msg"), [({"eps": 0.0}, "eps"), ({"eps": -1.0}, "eps"), ({"eps": float("nan")}, "eps"),
+                                         ({"max_iter": 0}, "max_iter")])
+def test_bad_exponentiated_gradient_settings_are_refused_up_front(planted_setup, kw, msg):
+    train, test, clf = planted_setup
+    with pytest.raises(UserError, match=msg):
+        mitigate(clf, train, sensitive=["group"], eval_data=test, **kw)

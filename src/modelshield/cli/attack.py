@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
-from modelshield.errors import UserError
+from modelshield.errors import ModelShieldError, UserError
 
 __all__ = ["register"]
 
@@ -47,6 +47,14 @@ def _load(model: str, data: Path, *, target: str | None, features: list[str] | N
         raise UserError(f"{data}: no labels; name the label column with --target")
     m = load_model(model, trust=trust, input_shape=_shape(input_shape))
     check_model_width(ds, m)
+    try:  # one row first: a model that cannot run on these rows is a usage error, not a crash mid-attack
+        m.predict_proba(np.asarray(ds.X[:1]))
+    except ModelShieldError:
+        raise
+    except Exception as exc:  # TorchScript and ONNX errors span many lines: name the cause, not the trace
+        shape = m.input_spec.shape or tuple(np.asarray(ds.X).shape[1:])
+        raise UserError(f"the model cannot run on {data}'s rows as shape {tuple(shape)} ({type(exc).__name__}); "
+                        "check --input-shape and --features") from None
     return m, ds
 
 

@@ -12,11 +12,12 @@ typer only inside ``register``, so the lean path can import it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelshield.cli._lean import check_output_path, say, write_json
+from modelshield.cli._lean import say, write_json
 from modelshield.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,13 +44,11 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
         gate = Severity.parse(fail_on)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if timeout <= 0:
-        raise UserError("--timeout must be positive")
-    outs = [p for p in (json_out, sarif_out) if p is not None]
-    for p in outs:
-        check_output_path(p, force)
-    if json_out is not None and sarif_out is not None and json_out.resolve() == sarif_out.resolve():
-        raise UserError("--json and --sarif must name different files")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise UserError("--timeout must be a positive number of seconds")
+    from modelshield._io import check_outputs
+
+    check_outputs({"--json": json_out, "--sarif": sarif_out}, list(paths), force)
     report = scan(list(paths), timeout=timeout, hash=hash_files)
     for fr in report.files:
         status = fr.status.value

@@ -58,6 +58,8 @@ def read_table(path: str | Path, *, as_text: bool = False) -> Any:
         raise InputNotFoundError(f"data file not found: {p}")
     if p.is_dir():
         raise FormatError(f"{p} is a directory, not a data file")
+    if not p.is_file():  # a pipe or device would block or cannot be read twice
+        raise FormatError(f"{p} is not a regular file (a pipe, device or socket); save the data to a file")
     with p.open("rb") as fh:
         head = fh.read(4)
     if head == b"PAR1":
@@ -167,6 +169,11 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
                 raise _unknown(f, names, "--features")
         X = X[:, [names.index(f) for f in features]]
         names = list(features)
+    for s in immutable:  # as for tables: an unknown name is an error, never silently ignored
+        if names is None:
+            raise DataError(f"{p}: --immutable needs a feature_names array in the NPZ file")
+        if s not in names:
+            raise _unknown(s, names, "--immutable")
     return Dataset(X=X.astype(np.float64) if np.issubdtype(X.dtype, np.number) else X, y=y,
                    feature_names=names, sensitive=sens, immutable=frozenset(immutable), name=p.name,
                    source=str(p))

@@ -105,6 +105,8 @@ def adversarial_train(
         raise UserError(f"unknown adversarial-training method {method!r}; expected pgd or trades")
     if epochs < 1 or batch_size < 1 or not lr > 0 or attack_steps < 1:
         raise UserError("epochs, batch size and attack steps must be >= 1 and the learning rate > 0")
+    if not (beta >= 0 and np.isfinite(beta)):  # a negative weight would train *against* robustness
+        raise UserError(f"the TRADES weight (--beta) must be >= 0, got {beta}")
     n = len(X)
     shape = tuple(X.shape[1:])
     d = int(np.prod(shape))

@@ -368,8 +368,12 @@ def train_dp_classifier(
         raise DataError("DP training needs class indices 0..C-1 as labels")
     if epochs < 1 or batch_size < 1:
         raise DataError("epochs and batch_size must be positive")
-    if max_grad_norm <= 0:
+    if not max_grad_norm > 0:
         raise DataError("max_grad_norm must be positive")
+    if not (lr > 0 and np.isfinite(lr)):
+        raise DataError(f"the learning rate (--lr) must be a positive number, got {lr}")
+    if accountant not in ("rdp", "pld"):
+        raise DataError(f"unknown accountant {accountant!r}; expected rdp or pld")
     batch_size = min(batch_size, n)
     delta = float(delta) if delta is not None else min(1e-5, 0.1 / n)
     if epsilon is None and noise_multiplier is None:
@@ -425,11 +429,12 @@ class DPLogisticRegression(ClassifierMixin, BaseEstimator):
     ----------
     epsilon, delta : privacy target (``delta`` defaults to ``min(1e-5, 0.1 / n)``).
     epochs, batch_size, lr, max_grad_norm, seed : DP-SGD settings.
+    accountant : ``"rdp"`` (default) or ``"pld"``, for calibration and the reported epsilon.
     """
 
     def __init__(self, *, epsilon: float = 1.0, delta: float | None = None, epochs: int = 30,
                  batch_size: int = 64, lr: float = 0.05, max_grad_norm: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, accountant: str = "rdp") -> None:
         self.epsilon = epsilon
         self.delta = delta
         self.epochs = epochs
@@ -437,6 +442,7 @@ class DPLogisticRegression(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.max_grad_norm = max_grad_norm
         self.seed = seed
+        self.accountant = accountant
 
     def fit(self, X: Any, y: Any) -> DPLogisticRegression:
         import torch
@@ -456,7 +462,7 @@ class DPLogisticRegression(ClassifierMixin, BaseEstimator):
         lin, self.dp_report_ = train_dp_classifier(
             lin, X, yi.astype(np.int64), epsilon=self.epsilon, delta=self.delta, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, max_grad_norm=self.max_grad_norm, optimizer="sgd",
-            mode="fast", seed=self.seed)
+            mode="fast", accountant=self.accountant, seed=self.seed)
         self.coef_ = lin.weight.detach().double().numpy()
         self.intercept_ = lin.bias.detach().double().numpy()
         return self
@@ -558,6 +564,8 @@ def harden_dp(
 
     if output_format not in ("native", "onnx"):
         raise DataError(f"unknown output format {output_format!r}; expected 'native' or 'onnx'")
+    if mode not in MODES:  # checked here too: the scikit-learn path would otherwise ignore a typo
+        raise DataError(f"unknown DP mode {mode!r}; expected one of {', '.join(MODES)}")
     if train is None or train.y is None:
         raise DataError("DP training needs labelled training data (--train with --target)")
     X = numeric_features(train, "training data")
@@ -592,8 +600,12 @@ def harden_dp(
         if name not in _LINEAR_SKLEARN:
             raise DataError(f"DP training supports PyTorch models and scikit-learn linear classifiers "
                             f"({', '.join(_LINEAR_SKLEARN[:4])}, ...); got {name}")
+        if mode not in ("auto", "fast"):
+            raise DataError(f"DP mode {mode!r} is for PyTorch models; a scikit-learn linear model trains on the "
+                            "fast path (mode auto or fast)")
         clf = DPLogisticRegression(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
-                                   max_grad_norm=max_grad_norm, seed=seed).fit(X, model.classes[yi])
+                                   max_grad_norm=max_grad_norm, seed=seed, accountant=accountant).fit(
+            X, model.classes[yi])
         rep = clf.dp_report_
         new = wrap_object(clf)
         import joblib

@@ -21,6 +21,7 @@ Hardt, M., Price, E., Srebro, N. (2016). Equality of Opportunity in Supervised L
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -253,6 +254,10 @@ def mitigate(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise UserError(f"unknown mitigation method {bad[0]!r}; choose from: {', '.join(METHODS)}")
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise UserError(f"eps (--eps) must be a positive number, got {eps}")
+    if int(max_iter) < 1:
+        raise UserError(f"max_iter (--max-iter) must be at least 1, got {max_iter}")
     if train.y is None:
         raise DataError("mitigation needs labels (--target)")
     attrs = list(sensitive) if sensitive else list(train.sensitive)

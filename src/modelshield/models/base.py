@@ -160,6 +160,7 @@ class BaseModel(ABC):
         idx = np.clip(idx, 0, len(classes) - 1)
         if not np.all(classes[idx] == y):
             bad = y[classes[idx] != y][0]
+            bad = bad.item() if isinstance(bad, np.generic) else bad  # 5, not np.int64(5)
             raise DataError(
                 f"label {bad!r} is not one of the model's classes {classes.tolist()[:10]}"
             )

@@ -134,6 +134,8 @@ def load_model(
         raise InputNotFoundError(f"model file not found: {path}")
     if path.is_dir():
         raise FormatError(f"{path} is a directory; pass the model file inside it")
+    if not path.is_file():  # a pipe or device would block or cannot be read twice
+        raise FormatError(f"{path} is not a regular file (a pipe, device or socket); save the model to a file")
     from modelshield.protect.loader import secure_load
 
     return secure_load(path, trust=trust, input_shape=input_shape, classes=classes, **loader_options)

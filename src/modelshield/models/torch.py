@@ -59,8 +59,14 @@ class TorchModel(BaseModel):
         self.format = format
         shape = tuple(input_shape) if input_shape else _infer_input_shape(module)
         if classes is None and shape is not None:
-            with torch.no_grad():
-                out = module(torch.zeros((1, *shape), dtype=torch.float32))
+            try:
+                with torch.no_grad():
+                    out = module(torch.zeros((1, *shape), dtype=torch.float32))
+            except Exception as exc:  # TorchScript errors span many lines: name the cause, not the trace
+                from modelshield.errors import DataError
+
+                raise DataError(f"the model cannot run on inputs of shape {shape} ({type(exc).__name__}); "
+                                "check the input shape (--input-shape)") from None
             classes = np.arange(out.shape[-1])
         caps = {Capability.PROBABILITIES, Capability.GRADIENTS}
         if not isinstance(module, torch.jit.ScriptModule):

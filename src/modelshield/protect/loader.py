@@ -137,8 +137,9 @@ def secure_load(
     if encrypted:
         k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env)
         if k is None and pw is None:
-            raise UserError(f"{path} is encrypted; give its key: --key-file, --key-env or --passphrase-env "
-                            "(key_file=, key_env=, passphrase_env= in Python)")
+            raise UserError(f"{path} is encrypted; give its key (modelshield audit: --key-file, --key-env or "
+                            "--passphrase-env; Python: key_file=, key_env=, passphrase_env=) or decrypt it first "
+                            "with 'modelshield protect decrypt'")
         data = decrypt_bytes(data, key=k, passphrase=pw)
     elif pol.require_encryption:
         raise UntrustedModelError(f"refusing {path}: the trust policy requires an encrypted model, "

@@ -33,14 +33,14 @@ def write_reports(
     force: bool = False,
 ) -> list[Path]:
     """Render and write each requested report; returns the paths written."""
-    from modelshield._io import check_output_path, write_text_safely
+    from modelshield._io import check_output_path, write_files_safely
     from modelshield.report.html import render_html
     from modelshield.report.json import to_json
 
     targets = [(p, kind) for p, kind in ((html, "html"), (json_path, "json"), (sarif, "sarif")) if p]
-    for p, _ in targets:  # validate every path before writing any
+    for p, _ in targets:  # validate every path before rendering any
         check_output_path(p, force)
-    written = []
+    files = []
     for p, kind in targets:
         if kind == "html":
             text = render_html(report)
@@ -48,5 +48,5 @@ def write_reports(
             text = to_json(report)
         else:
             text = json.dumps(report_sarif(report), indent=2) + "\n"
-        written.append(write_text_safely(p, text, force))
-    return written
+        files.append((p, text.encode("utf-8")))
+    return write_files_safely(files, force)  # all or nothing

@@ -29,7 +29,7 @@ from modelshield.checks.artifact.pickle_scan import (
     scan_pickle_stream,
 )
 from modelshield.checks.artifact.report import FileReport, ScanReport, make_finding
-from modelshield.errors import InputNotFoundError
+from modelshield.errors import FormatError, InputNotFoundError
 from modelshield.findings import Severity
 
 __all__ = ["DEFAULT_TIMEOUT", "ENCRYPTED", "MODEL_EXTENSIONS", "detect_format", "scan", "scan_bytes", "scan_file"]
@@ -740,6 +740,9 @@ def scan(path: str | Path | list[str | Path], *, timeout: float = DEFAULT_TIMEOU
         p = Path(item)
         if not p.exists():
             raise InputNotFoundError(f"no such file or directory: {p}")
+        if not p.is_dir() and not p.is_file():  # a pipe would block past the timeout; a device never ends
+            raise FormatError(f"{p} is not a regular file or folder (a pipe, device or socket); save it to a file "
+                              "and scan that")
         files = _iter_files(p) if p.is_dir() else [p]
         for f in files:
             try:
