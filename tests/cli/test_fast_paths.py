@@ -310,8 +310,14 @@ def test_sign_verify_start_hashing_before_cryptography_is_imported(twins, comman
     """The key loads (cryptography import, PEM parsing) beside the hashing, not before it."""
     root = twins[0]
     assert main(["protect", "sign", str(root / "model.bin"), "--private-key", str(root / "sk.pem"), "-f"]) == 0
-    probe = (
-        "import sys\n"
+    probe = (  # the key's import is slowed down: hashing must start meanwhile, however busy the machine is
+        "import sys, time\n"
+        "class Slow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'cryptography.hazmat.primitives.serialization':\n"
+        "            time.sleep(1.0)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Slow())\n"
         "from modelshield.protect import _hashing\n"
         "seen = []\n"
         "real = _hashing.hash_range\n"
