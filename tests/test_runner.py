@@ -132,3 +132,21 @@ def test_check_options_are_type_checked():
         rob.from_options({"max_samples": 1.5})
     with pytest.raises(UserError, match="detector"):
         rob.from_options({"detector": "yes"})
+    # values wrong whatever the data fail when the check is built (exit 2), not later as a check error
+    with pytest.raises(UserError, match="max_samples must be >= 2"):
+        rob.from_options({"max_samples": -5})
+    with pytest.raises(UserError, match="unknown attack"):
+        rob.from_options({"attacks": ["nope"]})
+    with pytest.raises(UserError, match="confidence"):
+        get_check("fairness").from_options({"confidence": 1.5})
+
+
+def test_policy_validate_builds_each_checks_options(tmp_path, capsys):
+    from modelshield.cli import main
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text("checks:\n  robustness: {max_samples: -5}\n")
+    assert main(["policy", "validate", str(bad)]) == 2
+    assert "max_samples must be >= 2" in capsys.readouterr().err
+    bad.write_text("checks:\n  robustness: {max_samples: 50}\n")
+    assert main(["policy", "validate", str(bad)]) == 0

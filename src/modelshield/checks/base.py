@@ -164,7 +164,14 @@ class Check(ABC):
             except (TypeError, ValueError):
                 want = getattr(hints.get(key), "__name__", None) or str(hints.get(key)).replace("typing.", "")
                 raise UserError(f"option {cls.name}.{key}: {value!r} is not a valid {want}") from None
-        return cls(**values)
+        check = cls(**values)
+        check.check_options()  # bad values fail before any work, like unknown keys (exit 2, not a check error)
+        return check
+
+    def check_options(self) -> None:
+        """Raise :class:`~modelshield.errors.UserError` for option values that are wrong whatever the data
+        (called when the check is built from options; the default accepts everything)."""
+        return
 
     def result(self, **kwargs: Any) -> CheckResult:
         """A :class:`CheckResult` for this check (``check`` and ``params`` filled in)."""

@@ -182,7 +182,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.policy import load_policy
 
         p = load_policy(policy)
-        p.check_names(set(available_checks()))
+        registry = available_checks()
+        p.check_names(set(registry))
+        for name, opts in p.checks.items():  # option names and values, as the audit would build them
+            registry[name].from_options(opts)
         typer.echo(f"{policy}: valid (fail_on {p.fail_on.value}, {len(p.limits)} limits)")
 
     app.add_typer(policy_app, name="policy")

@@ -45,7 +45,7 @@ from modelshield.checks.fairness.metrics import (
     fairness_metrics,
     regression_metrics,
 )
-from modelshield.errors import DataError
+from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 
 __all__ = ["FairnessCheck"]
@@ -118,11 +118,14 @@ class FairnessCheck(Check):
     proxy_rows: int = 10000
 
     # -- validation -----------------------------------------------------------------------------
-    def _validate(self, ctx: AuditContext) -> list[str]:
+    def check_options(self) -> None:
         if not 0.0 < float(self.confidence) < 1.0:
-            raise DataError(f"fairness: confidence must be in (0, 1) (got {self.confidence})")
+            raise UserError(f"fairness.confidence must be in (0, 1) (got {self.confidence})")
         if int(self.bootstrap) < 0 or int(self.min_group_size) < 0:
-            raise DataError("fairness: bootstrap and min_group_size must be >= 0")
+            raise UserError("fairness.bootstrap and fairness.min_group_size must be >= 0")
+
+    def _validate(self, ctx: AuditContext) -> list[str]:
+        self.check_options()
         assert ctx.data is not None
         available = list(ctx.data.sensitive)
         wanted = self.sensitive

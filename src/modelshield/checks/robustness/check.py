@@ -88,6 +88,9 @@ class RobustnessCheck(Check):
             return Applies("needs numeric features")
         return Applies()
 
+    def check_options(self) -> None:
+        self._validate()
+
     def _validate(self) -> tuple[str, list[str] | None]:
         norm = _norm_name(self.norm)
         if self.attacks is not None:
