@@ -173,3 +173,16 @@ def test_torchscript_mlp_is_rebuilt_for_shadows():
     odd = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.LayerNorm(7), torch.nn.Linear(7, 3)))
     assert rebuild_torchscript_mlp(odd) is None
     assert rebuild_torchscript_mlp(net) is None  # eager modules are cloned, not rebuilt
+
+
+def test_overlap_with_text_labels():
+    """Text labels (a model trained on 'yes'/'no'): rows match on features *and* label, whatever the label
+    type on each side (this crashed with a numpy void-type promotion error)."""
+    rng = np.random.default_rng(0)
+    X_in = rng.normal(size=(30, 4))
+    y_in = np.where(rng.random(30) > 0.5, "yes", "no")
+    X_out = np.vstack([X_in[:5], rng.normal(size=(10, 4))])
+    y_out = np.concatenate([y_in[:4], ["yes" if y_in[4] == "no" else "no"], np.full(10, "yes")])
+    mask = find_overlap(X_in, y_in, X_out, y_out)
+    assert mask.tolist() == [True] * 4 + [False] * 11  # the fifth row has the other label
+    assert find_overlap(X_in, y_in.astype(object), X_out, y_out).tolist() == mask.tolist()

@@ -400,8 +400,14 @@ def _row_keys(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def find_overlap(X_in: np.ndarray, y_in: np.ndarray, X_out: np.ndarray, y_out: np.ndarray) -> np.ndarray:
     """Boolean mask over the non-members: rows that also appear (same features) among the members."""
-    a = _row_keys(np.asarray(X_in), np.asarray(y_in))
-    b = _row_keys(np.asarray(X_out), np.asarray(y_out))
+    y_in, y_out = np.asarray(y_in), np.asarray(y_out)
+    if not (np.issubdtype(y_in.dtype, np.number) and np.issubdtype(y_out.dtype, np.number)):
+        # text labels (or text on one side only): one code per distinct label, shared by both sides, so the
+        # keys of both sides have the same layout
+        _, codes = np.unique(np.concatenate([y_in.astype(str), y_out.astype(str)]), return_inverse=True)
+        y_in, y_out = codes[: len(y_in)], codes[len(y_in):]
+    a = _row_keys(np.asarray(X_in), y_in)
+    b = _row_keys(np.asarray(X_out), y_out)
     return np.isin(b, a)
 
 
