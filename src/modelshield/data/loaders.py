@@ -191,13 +191,12 @@ def check_model_width(data: Dataset, model: Any) -> None:
         have = data.n_features
         if have != want:
             names = data.feature_names or []
-            shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+            shown = (" (" + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "") + ")") if names else ""
             hint = " (is the label column among them? name it with --target)" \
                 if data.y is None and have == want + 1 else ""
-            raise DataError(
-                f"the model expects {want} features but the data has {have} ({shown}){hint}; "
-                "choose the model's columns with --features"
-            )
+            fix = ("choose the model's columns with --features" if names
+                   else "keep only the model's columns (or name them and use --features)")
+            raise DataError(f"the model expects {want} features but the data has {have}{shown}{hint}; {fix}")
     if not data.is_numeric and not _takes_raw_columns(model):
         require_numeric(data)
 

@@ -85,7 +85,7 @@ def load_key_file(path: str | Path) -> bytes:
     """Read a master key file written by :func:`write_key_file` (or 32 raw bytes)."""
     p = Path(path)
     if not p.is_file():
-        raise InputNotFoundError(f"key file not found: {p}")
+        raise InputNotFoundError(f"key file {p} is a folder, not a file" if p.is_dir() else f"key file not found: {p}")
     raw = p.read_bytes()
     if len(raw) == KEY_LEN and not raw.startswith(_PREFIX.encode()):
         return raw
