@@ -138,7 +138,7 @@ def test_appended_data_is_detected(extra: bytes, master_key: bytes, payload: byt
 
 def test_wrong_key_and_wrong_secret_kind(master_key: bytes, payload: bytes) -> None:
     ct = _enc(payload, master_key)
-    _assert_rejected(ct, os.urandom(32), match="wrong key: this file was encrypted with key id")
+    _assert_rejected(ct, os.urandom(32), match="wrong key: this file names key id")
     with pytest.raises(IntegrityError, match="encrypted with a master key"):
         decrypt_bytes(ct, passphrase="not a key at all")
     pct = encrypt_bytes(payload, passphrase="passphrase one", chunk_size=CS, scrypt=FAST_SCRYPT)

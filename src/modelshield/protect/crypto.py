@@ -87,7 +87,8 @@ _FIXED = struct.Struct(">8sBBHI7sB")
 _KDF = struct.Struct(">BBBB16s")
 _KID_LABEL = b"modelshield.kid.v1"
 
-ERR_WRONG_KEY = "wrong key: this file was encrypted with key id {want}, the key given has id {got}"
+ERR_WRONG_KEY = ("wrong key: this file names key id {want}, the key given has id {got} (or the file's header "
+                 "was altered: the key id is authenticated with the content)")
 ERR_HEADER = "the header failed authentication: the file was tampered with or damaged"
 ERR_CHUNK = (
     "chunk {i} failed authentication: the file was tampered with, truncated, reordered or extended "
