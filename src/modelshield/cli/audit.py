@@ -241,48 +241,11 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
             m.predict_proba(ds.X[:1])  # fail fast (exit 2) on a wrong URL or missing credentials
     else:
         m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
-    for src, d in ((data, ds), (train, tr)):
-        _check_data_fits(m, d, src)
     path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
     prog.label = path.name if path else str(model_src)
     run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,
                     model_path=path, label=prog.label, on_event=prog.on_event)
     return AuditReport(runs=[run], policy=policy, environment=environment())
-
-
-def _check_data_fits(m: Any, ds: Any, src: Path | None) -> None:
-    """Before any check runs, one clear error for data the model cannot take: labels that are not among a
-    classifier's classes, and missing values when the model cannot predict rows that have them."""
-    import numpy as np
-
-    from modelshield.errors import DataError
-
-    if ds is None:
-        return
-    if ds.y is not None and getattr(m, "task", "classification") == "classification":
-        try:
-            classes = m.classes
-        except AttributeError:
-            classes = None
-        if classes is not None:
-            try:
-                m.label_index(np.asarray(ds.y))
-            except DataError as exc:
-                raise DataError(f"{src}: {exc}") from None
-    if ds.is_numeric and len(ds):
-        X = np.asarray(ds.X, dtype=np.float64).reshape(len(ds), -1)
-        bad = ~np.isfinite(X)
-        if bad.any():
-            rows = np.flatnonzero(bad.any(axis=1))
-            r, c = int(rows[0]), int(np.flatnonzero(bad[rows[0]])[0])
-            names = list(ds.feature_names or [])
-            col = f"feature {names[c]!r}" if c < len(names) else f"column {c + 1}"
-            try:
-                m.predict_proba(np.asarray(ds.X)[rows[:5]])
-            except Exception as exc:  # whatever the model raises, the cause is the missing values
-                raise DataError(f"{src}: missing or non-finite value in row {r + 1}, {col} ({len(rows)} rows "
-                                f"in all) and the model cannot predict such rows ({type(exc).__name__}); drop or "
-                                "fill them") from None
 
 
 def _run_demo(policy: Any, *, seed: int, opts: dict[str, dict[str, Any]], checks: list[str] | None,

@@ -12,7 +12,7 @@ import numpy as np
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, FormatError, InputNotFoundError
 
-__all__ = ["check_model_width", "from_frame", "load_dataset", "read_table", "require_numeric"]
+__all__ = ["check_model_data", "check_model_width", "from_frame", "load_dataset", "read_table", "require_numeric"]
 
 
 def load_dataset(
@@ -177,6 +177,36 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
     return Dataset(X=X.astype(np.float64) if np.issubdtype(X.dtype, np.number) else X, y=y,
                    feature_names=names, sensitive=sens, immutable=frozenset(immutable), name=p.name,
                    source=str(p))
+
+
+def check_model_data(data: Dataset, model: Any) -> None:
+    """Before any check runs, one clear error for data the model cannot take: labels that are not among a
+    classifier's classes, and missing values when the model cannot predict rows that have them."""
+    src = data.source or data.name
+    if data.y is not None and getattr(model, "task", "classification") == "classification":
+        try:
+            model.classes  # noqa: B018 - a model without classes has nothing to check labels against
+        except AttributeError:
+            pass
+        else:
+            try:
+                model.label_index(np.asarray(data.y))
+            except DataError as exc:
+                raise DataError(f"{src}: {exc}") from None
+    if data.is_numeric and len(data):
+        X = np.asarray(data.X, dtype=np.float64).reshape(len(data), -1)
+        bad = ~np.isfinite(X)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            r, c = int(rows[0]), int(np.flatnonzero(bad[rows[0]])[0])
+            names = list(data.feature_names or [])
+            col = f"feature {names[c]!r}" if c < len(names) else f"column {c + 1}"
+            try:
+                model.predict_proba(np.asarray(data.X)[rows[:5]])
+            except Exception as exc:  # whatever the model raises, the cause is the missing values
+                raise DataError(f"{src}: missing or non-finite value in row {r + 1}, {col} ({len(rows)} rows "
+                                f"in all) and the model cannot predict such rows ({type(exc).__name__}); drop or "
+                                "fill them") from None
 
 
 def check_model_width(data: Dataset, model: Any) -> None:
