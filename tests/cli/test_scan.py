@@ -139,3 +139,9 @@ def test_pipes_reports_over_inputs_and_bad_timeouts_are_exit_2(capsys, tree) -> 
     for bad in ("nan", "inf", "0"):
         rc, _, err = _run(capsys, tree["good"], "--timeout", bad)
         assert rc == 2 and "--timeout" in err
+
+
+def test_an_empty_folder_is_not_a_pass(capsys, tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    rc, out, err = _run(capsys, tmp_path / "empty")
+    assert rc == 2 and "nothing to scan" in err and "PASS" not in out

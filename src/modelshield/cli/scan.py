@@ -50,6 +50,8 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
 
     check_outputs({"--json": json_out, "--sarif": sarif_out}, list(paths), force)
     report = scan(list(paths), timeout=timeout, hash=hash_files)
+    if not report.files:  # a gate that scanned nothing must not pass (a wrong or empty folder)
+        raise UserError(f"nothing to scan: no files in {', '.join(str(p) for p in paths)}")
     for fr in report.files:
         status = fr.status.value
         if quiet and status == "clean":
