@@ -248,6 +248,15 @@ def audit_run(
     policy = policy or Policy.default()
     registry = available_checks()
     policy.check_names(set(registry))
+    if isinstance(checks, str):  # checks="baseline,fairness": names, not characters
+        checks = [c.strip() for c in checks.split(",") if c.strip()]
+    if isinstance(model, (str, Path)):
+        raise UserError(f"audit() takes a loaded model, not the path {str(model)!r}: call "
+                        "modelshield.load_model(path) first (it scans and verifies the file)")
+    for name, ds in (("data", data), ("train", train)):
+        if ds is not None and not isinstance(ds, Dataset):
+            raise UserError(f"audit() takes a Dataset as {name}, not {type(ds).__name__}: call "
+                            "modelshield.load_dataset(path, target=...) or build one with Dataset(X=..., y=...)")
     if model is not None and not isinstance(model, BaseModel):
         model = wrap_object(model)
     for ds in (data, train):

@@ -106,7 +106,12 @@ def run_typer(args: list[str]) -> int:
             exc.show()  # type: ignore[attr-defined]  # a bare group: show its help
         else:
             typer.echo(f"error: {message}{where}", err=True)
-    except typer.Abort:
-        typer.echo("interrupted", err=True)
-        code = EXIT_INTERRUPTED
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns an EOFError from our code into Abort: not Ctrl-C
+            typer.echo(f"error: unexpected end of input ({exc.__cause__ or 'EOFError'}); is a file empty or "
+                       "truncated? (re-run with --debug)", err=True)
+            code = EXIT_USAGE
+        else:
+            typer.echo("interrupted", err=True)
+            code = EXIT_INTERRUPTED
     return code

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
+from modelshield._io import check_outputs
+from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
 from modelshield.errors import ModelShieldError, UserError
 
 __all__ = ["register"]
@@ -38,7 +39,7 @@ def _fmt(v: Any) -> str:
 
 def _load(model: str, data: Path, *, target: str | None, features: list[str] | None,
           immutable: list[str] | None, trust: bool, input_shape: str | None) -> tuple[Any, Any]:
-    from modelshield.data.loaders import check_model_width, load_dataset
+    from modelshield.data.loaders import check_model_data, check_model_width, load_dataset
     from modelshield.models.load import load_model
 
     ds = load_dataset(data, target=target, features=split_list(features) or None,
@@ -47,6 +48,7 @@ def _load(model: str, data: Path, *, target: str | None, features: list[str] | N
         raise UserError(f"{data}: no labels; name the label column with --target")
     m = load_model(model, trust=trust, input_shape=_shape(input_shape))
     check_model_width(ds, m)
+    check_model_data(ds, m)  # labels outside the classes, missing values the model cannot take
     try:  # one row first: a model that cannot run on these rows is a usage error, not a crash mid-attack
         m.predict_proba(np.asarray(ds.X[:1]))
     except ModelShieldError:
@@ -92,9 +94,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise UserError(f"unknown --attack {attack_name!r}; expected one of: {', '.join(_ATTACK_NAMES)}")
         if max_samples < 1:
             raise UserError("--max-samples must be >= 1")
-        for p in (json_out, adv_out):
-            if p is not None:
-                check_output_path(p, force)
+        check_outputs({"--json": json_out, "--save-adv": adv_out}, [model, data], force)
         m, ds = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
                       input_shape=input_shape)
         sample = ds.sample(max_samples, seed=seed)
@@ -159,9 +159,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if method not in METHODS:
             raise UserError(f"unknown --method {method!r}; expected pgd or trades")
-        check_output_path(out, force)
-        if report is not None:
-            check_output_path(report, force)
+        check_outputs({"--out": out, "--report": report}, [model, data, test], force)
         m, train = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
                       input_shape=input_shape)
         test_ds = None

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import typer
 
-from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
+from modelshield._io import check_outputs
+from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
 from modelshield.errors import DataError, OutputError, UserError
 
 __all__ = ["register"]
@@ -64,11 +65,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         Values are never printed. Exit 1 when personal data is found."""
         from modelshield.checks.privacy.pii import scan_file
 
-        if json_out is not None:
-            check_output_path(json_out, force)
-            if _same_file(data, json_out):
-                raise OutputError("--json would overwrite the input data; choose another file")
+        if max_rows is not None and max_rows < 1:
+            raise UserError("--max-rows must be at least 1")
+        check_outputs({"--json": json_out}, [data], force)
         rep = scan_file(data, quasi=quasi, max_rows=max_rows)
+        if rep.rows == 0:  # "no personal data found" would be a claim about data that was never read
+            raise DataError(f"{data}: no data rows to scan (an empty table, or not a CSV/Parquet file)")
         from rich.table import Table
 
         table = Table(title=f"PII in {data.name} ({rep.rows} rows)")
@@ -104,11 +106,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if _same_file(src, dst):
             raise OutputError("OUT is the input file; anonymize never overwrites its input")
-        check_output_path(dst, force)
-        if json_out is not None:
-            check_output_path(json_out, force)
-            if _same_file(src, json_out) or _same_file(dst, json_out):
-                raise OutputError("--json must name a different file from IN and OUT")
+        if dst.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise UserError(f"OUT {dst} must end in .csv or .parquet (the format it is written in)")
+        check_outputs({"OUT": dst, "--json": json_out}, [src, policy, key_file], force)
         pol = load_anonymization_policy(policy)
         key = None
         if key_file is not None:
@@ -160,8 +160,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Membership-inference audit: ROC AUC and TPR at 0.1 % / 1 % FPR, most exposed rows by index."""
         from modelshield.runner import audit
 
-        if json_out is not None:
-            check_output_path(json_out, force)
+        check_outputs({"--json": json_out}, [model, train, test], force)
         if _same_file(train, test):
             raise DataError("--train and --test are the same file; membership inference needs held-out data")
         m = _load_model(model, trust)
@@ -238,11 +237,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         accuracy and membership-inference TPR at low FPR."""
         from modelshield.harden.dp import harden_dp as run
 
-        check_output_path(out, force)
-        if json_out is not None:
-            check_output_path(json_out, force)
-        if _same_file(Path(model), out):
-            raise OutputError("--out is the input model; choose another file")
+        check_outputs({"--out": out, "--json": json_out}, [model, train, test], force)
         m = _load_model(model, trust)
         tr = _load_xy(train, target, features)
         te = _load_xy(test, target, features) if test is not None else None

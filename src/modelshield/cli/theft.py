@@ -13,7 +13,8 @@ from typing import Any
 
 import typer
 
-from modelshield.cli._common import check_output_path, console, split_list, write_bytes_safely, write_json
+from modelshield._io import check_outputs
+from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
 from modelshield.errors import DataError, UserError
 
 __all__ = ["register"]
@@ -75,8 +76,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if not 0.0 < alpha < 1.0:
             raise UserError("--alpha must lie strictly between 0 and 1")
-        if json_out is not None:
-            check_output_path(json_out, force)
+        check_outputs({"--json": json_out}, [model, triggers], force)
         ts = TriggerSet.load(triggers)
         m = _load_model(model, trust, ts.X.shape[1:])
         v = verify_watermark(m, ts, alpha=alpha)
@@ -103,15 +103,15 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
         from modelshield.checks.base import AuditContext
         from modelshield.checks.theft.check import TheftCheck
-        from modelshield.data.loaders import check_model_width
+        from modelshield.data.loaders import check_model_data, check_model_width
         from modelshield.findings import CheckStatus
         from modelshield.runner import run_check
 
-        if json_out is not None:
-            check_output_path(json_out, force)
+        check_outputs({"--json": json_out}, [model, data], force)
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
+        check_model_data(ds, m)
         check = TheftCheck(budgets=_parse_budgets(budgets))
         res = run_check(check, AuditContext(model=m, data=ds, seed=seed, quick=quick))
         if res.status is CheckStatus.ERROR:
@@ -149,14 +149,15 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Create a boundary fingerprint of MODEL (query-only; works for scikit-learn too)."""
         from modelshield.checks.theft.fingerprint import create_fingerprint, retrained_references
-        from modelshield.data.loaders import check_model_width
+        from modelshield.data.loaders import check_model_data, check_model_width
 
-        check_output_path(out, force)
+        check_outputs({"--out": out}, [model, data], force)
         if points < 10:
             raise UserError("--points must be at least 10")
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
+        check_model_data(ds, m)
         indep: list[Any] = []
         if target is not None and references > 0:
             if getattr(m, "framework", "") != "sklearn":
@@ -182,8 +183,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if threshold is not None and not 0.0 < threshold <= 1.0:
             raise UserError("--threshold must lie in (0, 1]")
-        if json_out is not None:
-            check_output_path(json_out, force)
+        check_outputs({"--json": json_out}, [fingerprint, model], force)
         fp = Fingerprint.load(fingerprint)
         match = fp.compare(_load_model(model, trust, fp.X.shape[1:]), threshold=threshold)
         verdict = "[bold green]match[/]" if match.derived else "[bold yellow]no match[/]"
@@ -224,11 +224,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         import numpy as np
 
         from modelshield.checks.theft.watermark import verify_watermark
-        from modelshield.data.loaders import check_model_width
+        from modelshield.data.loaders import check_model_data, check_model_width
         from modelshield.harden.watermark import embed_watermark, reinitialised, watermark_robustness
 
-        check_output_path(out, force)
-        check_output_path(triggers_out, force)
+        check_outputs({"--out": out, "--triggers-out": triggers_out}, [model, data], force)
         if Path(out).resolve() == Path(triggers_out).resolve():
             raise UserError("--out and --triggers-out must be different files")
         if n_triggers < 10 or epochs < 1 or lr <= 0 or max_extra_epochs < 0:
@@ -240,6 +239,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if getattr(m, "framework", "") != "pytorch":
             raise UserError(f"harden watermark needs a PyTorch model; {model} is {m.framework}")
         check_model_width(ds, m)
+        check_model_data(ds, m)
         if ds.y is None:
             raise DataError("the training data needs labels: pass --target")
         y = m.label_index(ds.y)

@@ -139,8 +139,8 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
               immutable: Sequence[str]) -> Dataset:
     try:
         arch = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise FormatError(f"{p}: not a readable NPZ file ({exc})") from exc
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise FormatError(f"{p}: not a readable NPZ file ({exc or type(exc).__name__})") from exc
     with arch:
         keys = list(arch.files)
         xkey = next((k for k in ("X", "x", "data", "features") if k in keys), None)

@@ -170,7 +170,15 @@ def load_file_unrestricted(
         module = torch.jit.load(src, map_location="cpu")
         return TorchModel(module, input_shape=input_shape, classes=classes, format="torchscript", source=str(path))
     if fmt in ("torch-zip", "pickle", "joblib-compressed"):
-        return wrap_loaded(_unpickle_trusted(src, fmt), path, fmt, input_shape=input_shape, classes=classes)
+        import pickle
+
+        try:
+            obj = _unpickle_trusted(src, fmt)
+        except (EOFError, ValueError, IndexError, KeyError, AttributeError, ImportError, RuntimeError,
+                pickle.UnpicklingError) as exc:  # truncated, corrupt, or made with other libraries
+            raise FormatError(f"{path}: cannot load this {fmt} model file ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160] if str(exc) else 'malformed'})") from None
+        return wrap_loaded(obj, path, fmt, input_shape=input_shape, classes=classes)
     raise FormatError(
         f"{path}: unsupported model format ({fmt}); expected scikit-learn pickle/joblib, "
         "PyTorch, TorchScript or ONNX"

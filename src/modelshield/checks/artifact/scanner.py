@@ -29,7 +29,7 @@ from modelshield.checks.artifact.pickle_scan import (
     scan_pickle_stream,
 )
 from modelshield.checks.artifact.report import FileReport, ScanReport, make_finding
-from modelshield.errors import FormatError, InputNotFoundError
+from modelshield.errors import FormatError, InputNotFoundError, UserError
 from modelshield.findings import Severity
 
 __all__ = ["DEFAULT_TIMEOUT", "ENCRYPTED", "MODEL_EXTENSIONS", "detect_format", "scan", "scan_bytes", "scan_file"]
@@ -737,6 +737,8 @@ def scan(path: str | Path | list[str | Path], *, timeout: float = DEFAULT_TIMEOU
     paths = path if isinstance(path, list) else [path]
     report = ScanReport()
     for item in paths:
+        if not isinstance(item, (str, os.PathLike)):
+            raise UserError(f"scan() takes file or folder paths, not {type(item).__name__}")
         p = Path(item)
         if not p.exists():
             raise InputNotFoundError(f"no such file or directory: {p}")

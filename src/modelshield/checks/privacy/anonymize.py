@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,16 +117,48 @@ class AnonymizationPolicy:
             if bad:
                 raise PolicyError(f"column {col!r}: unknown option {bad[0]!r} for {action}; known: "
                                   f"{', '.join(ACTIONS[action]) or '(none)'}")
-            rules.append(ColumnRule(column=str(col), action=str(action), options={**ACTIONS[action], **opts}))
+            full = {**ACTIONS[action], **opts}
+            _check_rule_options(str(col), str(action), full)
+            rules.append(ColumnRule(column=str(col), action=str(action), options=full))
         k = d.get("k")
         if k is not None and (not isinstance(k, int) or k < 1):
             raise PolicyError(f"k must be a positive integer, got {k!r}")
+        if not rules and k is None:  # a policy that changes nothing would copy every personal value through
+            raise PolicyError("the anonymization policy changes nothing: give a 'columns' section (or k)")
         qis = d.get("quasi_identifiers") or []
         if isinstance(qis, str) or not isinstance(qis, Sequence):
             raise PolicyError("quasi_identifiers must be a list of column names")
         return cls(rules=tuple(rules), quasi_identifiers=tuple(map(str, qis)),
                    sensitive=None if d.get("sensitive") is None else str(d["sensitive"]), k=k,
                    key_env=str(d.get("key_env") or "MODELSHIELD_ANON_KEY"))
+
+
+def _check_rule_options(col: str, action: str, o: Mapping[str, Any]) -> None:
+    """Values that cannot mean anything (negative counts, a zero or NaN width, unsorted edges)."""
+    def count(name: str, minimum: int) -> None:
+        v = o.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < minimum):
+            raise PolicyError(f"column {col!r}: {action}.{name} must be an integer >= {minimum}, got {v!r}")
+
+    if action == "mask":
+        count("keep_last", 0)
+        count("keep_first", 0)
+    elif action == "generalize":
+        count("keep", 0)
+    elif action == "pseudonymize":
+        count("length", 4)
+    elif action == "bucket":
+        width, edges = o.get("width"), o.get("edges")
+        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float))
+                                  or not math.isfinite(width) or width <= 0):
+            raise PolicyError(f"column {col!r}: bucket.width must be a positive number, got {width!r}")
+        if edges is not None:
+            if (not isinstance(edges, Sequence) or isinstance(edges, str) or len(edges) < 1
+                    or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e)
+                               for e in edges)):
+                raise PolicyError(f"column {col!r}: bucket.edges must be a list of numbers, got {edges!r}")
+            if any(b <= a for a, b in itertools.pairwise(edges)):
+                raise PolicyError(f"column {col!r}: bucket.edges must increase, got {list(edges)}")
 
 
 def load_anonymization_policy(path: str | Path) -> AnonymizationPolicy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -91,6 +92,20 @@ class PrivacyCheck(Check):
     shadow_lr: float | None = None
     shadow_batch_size: int | None = None
     pii: bool = True
+
+    def check_options(self) -> None:
+        from modelshield.errors import UserError
+
+        if self.n_shadows is not None and self.n_shadows < 2:  # LiRA and RMIA need shadows in and out
+            raise UserError(f"privacy.n_shadows (--shadows) must be at least 2, got {self.n_shadows}")
+        for name in ("shadow_budget_s", "shadow_lr"):
+            v = getattr(self, name)
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise UserError(f"privacy.{name} must be a positive number, got {v}")
+        for name in ("shadow_epochs", "shadow_batch_size", "max_rows", "top_k"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise UserError(f"privacy.{name} must be at least 1, got {v}")
 
     def applies(self, ctx: AuditContext) -> Applies:
         if self.pii and ctx.train is None and _has_text(ctx.data):

@@ -32,7 +32,7 @@ def read_record(data: bytes, *, source: str, what: str, fmt: str) -> tuple[dict[
                 raise FormatError(f"{source}: not a modelshield {what} (arrays: {sorted(keys)})")
             header = json.loads(str(arch["header"]))
             X, labels = arch["X"], arch["labels"]
-    except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:  # EOFError: empty
         raise FormatError(f"{source}: not a readable {slug} NPZ file") from exc
     found = header.get("format") if isinstance(header, dict) else None
     if found != fmt:
