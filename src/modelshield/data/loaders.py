@@ -185,10 +185,10 @@ def check_model_data(data: Dataset, model: Any) -> None:
     src = data.source or data.name
     if data.y is not None and getattr(model, "task", "classification") == "classification":
         try:
-            model.classes  # noqa: B018 - a model without classes has nothing to check labels against
-        except AttributeError:
-            pass
-        else:
+            classes = model.classes
+        except AttributeError:  # a model without classes has nothing to check labels against
+            classes = None
+        if classes is not None:
             try:
                 model.label_index(np.asarray(data.y))
             except DataError as exc:
