@@ -77,40 +77,22 @@ def _umask() -> int:
 def write_bytes_safely(path: str | Path, data: bytes, force: bool = False, *, private: bool = False) -> Path:
     """Write atomically (temp file + rename in the same folder); never leaves a half-written file
     and never replaces an existing file unless ``force``."""
-    p = check_output_path(path, force)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent or ".")
-    except OSError as exc:  # no permission, a read-only or special file system, a name too long
-        raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
-    try:
-        os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if not force and p.exists():
-            raise OutputError(f"output {p} already exists; pass --force to overwrite it")
-        os.replace(tmp, p)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_files_safely([(path, data)], force, private=private)[0]
 
 
-def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = False) -> list[Path]:
+def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = False, *,
+                       private: bool = False) -> list[Path]:
     """Write several files all or nothing: every one goes to a temp file beside its target first, and only
-    when all of them are written are they renamed into place (a report set is never left half written)."""
+    when all of them are written are they renamed into place (a report set is never left half written).
+    ``private``: mode 0600 (keys); otherwise the umask's (reports are ordinary files)."""
     targets = [check_output_path(p, force) for p, _ in files]
     temps: list[str] = []
+    p = targets[0] if targets else Path(".")
     try:
         for p, (_, data) in zip(targets, files):
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent or ".")
-            except OSError as exc:
-                raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent or ".")
             temps.append(tmp)
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())  # mkstemp makes 0600
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
         if not force:
@@ -119,10 +101,10 @@ def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = 
                     raise OutputError(f"output {p} already exists; pass --force to overwrite it")
         for p, tmp in zip(targets, temps):
             os.replace(tmp, p)
-    except OSError as exc:
+    except OSError as exc:  # no permission, a read-only or special file system, a name too long
         for tmp in temps:
             Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write the reports: {exc.strerror or type(exc).__name__}") from None
+        raise OutputError(f"cannot write {p}: {exc.strerror or type(exc).__name__}") from None
     except BaseException:
         for tmp in temps:
             Path(tmp).unlink(missing_ok=True)

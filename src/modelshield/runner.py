@@ -242,7 +242,7 @@ def audit_run(
     label: str | None = None,
     on_event: EventFn | None = None,
 ) -> AuditRun:
-    from modelshield.data.loaders import check_model_data, check_model_width
+    from modelshield.data.loaders import check_model_width
     from modelshield.models.load import wrap_object
 
     policy = policy or Policy.default()
@@ -262,7 +262,6 @@ def audit_run(
     for ds in (data, train):
         if ds is not None and model is not None:
             check_model_width(ds, model)
-            check_model_data(ds, model)
     merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in policy.checks.items()}
     for k, v in (options or {}).items():
         if k not in registry:  # a typo in --option CHECK.KEY=VALUE must not be silently ignored

@@ -39,7 +39,7 @@ def _fmt(v: Any) -> str:
 
 def _load(model: str, data: Path, *, target: str | None, features: list[str] | None,
           immutable: list[str] | None, trust: bool, input_shape: str | None) -> tuple[Any, Any]:
-    from modelshield.data.loaders import check_model_data, check_model_width, load_dataset
+    from modelshield.data.loaders import check_model_width, load_dataset
     from modelshield.models.load import load_model
 
     ds = load_dataset(data, target=target, features=split_list(features) or None,
@@ -47,8 +47,7 @@ def _load(model: str, data: Path, *, target: str | None, features: list[str] | N
     if ds.y is None:
         raise UserError(f"{data}: no labels; name the label column with --target")
     m = load_model(model, trust=trust, input_shape=_shape(input_shape))
-    check_model_width(ds, m)
-    check_model_data(ds, m)  # labels outside the classes, missing values the model cannot take
+    check_model_width(ds, m)  # and labels outside the classes, missing values the model cannot take
     try:  # one row first: a model that cannot run on these rows is a usage error, not a crash mid-attack
         m.predict_proba(np.asarray(ds.X[:1]))
     except ModelShieldError:

@@ -103,7 +103,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
         from modelshield.checks.base import AuditContext
         from modelshield.checks.theft.check import TheftCheck
-        from modelshield.data.loaders import check_model_data, check_model_width
+        from modelshield.data.loaders import check_model_width
         from modelshield.findings import CheckStatus
         from modelshield.runner import run_check
 
@@ -111,7 +111,6 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
-        check_model_data(ds, m)
         check = TheftCheck(budgets=_parse_budgets(budgets))
         res = run_check(check, AuditContext(model=m, data=ds, seed=seed, quick=quick))
         if res.status is CheckStatus.ERROR:
@@ -149,7 +148,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Create a boundary fingerprint of MODEL (query-only; works for scikit-learn too)."""
         from modelshield.checks.theft.fingerprint import create_fingerprint, retrained_references
-        from modelshield.data.loaders import check_model_data, check_model_width
+        from modelshield.data.loaders import check_model_width
 
         check_outputs({"--out": out}, [model, data], force)
         if points < 10:
@@ -157,7 +156,6 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
-        check_model_data(ds, m)
         indep: list[Any] = []
         if target is not None and references > 0:
             if getattr(m, "framework", "") != "sklearn":
@@ -224,12 +222,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         import numpy as np
 
         from modelshield.checks.theft.watermark import verify_watermark
-        from modelshield.data.loaders import check_model_data, check_model_width
+        from modelshield.data.loaders import check_model_width
         from modelshield.harden.watermark import embed_watermark, reinitialised, watermark_robustness
 
         check_outputs({"--out": out, "--triggers-out": triggers_out}, [model, data], force)
-        if Path(out).resolve() == Path(triggers_out).resolve():
-            raise UserError("--out and --triggers-out must be different files")
         if n_triggers < 10 or epochs < 1 or lr <= 0 or max_extra_epochs < 0:
             raise UserError("need --n-triggers >= 10, --epochs >= 1, --max-extra-epochs >= 0 and --lr > 0")
         if not 0.0 < alpha < 1.0:
@@ -239,7 +235,6 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if getattr(m, "framework", "") != "pytorch":
             raise UserError(f"harden watermark needs a PyTorch model; {model} is {m.framework}")
         check_model_width(ds, m)
-        check_model_data(ds, m)
         if ds.y is None:
             raise DataError("the training data needs labels: pass --target")
         y = m.label_index(ds.y)

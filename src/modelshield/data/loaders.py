@@ -12,7 +12,7 @@ import numpy as np
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, FormatError, InputNotFoundError
 
-__all__ = ["check_model_data", "check_model_width", "from_frame", "load_dataset", "read_table", "require_numeric"]
+__all__ = ["check_model_width", "first_non_finite", "from_frame", "load_dataset", "read_table", "require_numeric"]
 
 
 def load_dataset(
@@ -179,9 +179,19 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
                    source=str(p))
 
 
-def check_model_data(data: Dataset, model: Any) -> None:
-    """Before any check runs, one clear error for data the model cannot take: labels that are not among a
-    classifier's classes, and missing values when the model cannot predict rows that have them."""
+def first_non_finite(X: np.ndarray) -> tuple[int, int, int] | None:
+    """``(row, column, rows affected)`` of the first missing or non-finite value of a numeric 2-D array
+    (0-based), or ``None`` when every value is finite."""
+    bad = ~np.isfinite(np.asarray(X, dtype=np.float64).reshape(len(X), -1))
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad.any(axis=1))
+    return int(rows[0]), int(np.flatnonzero(bad[rows[0]])[0]), len(rows)
+
+
+def _check_model_data(data: Dataset, model: Any) -> None:
+    """One clear error for data the model cannot take: labels that are not among a classifier's classes,
+    and missing values when the model cannot predict rows that have them."""
     src = data.source or data.name
     if data.y is not None and getattr(model, "task", "classification") == "classification":
         try:
@@ -193,28 +203,26 @@ def check_model_data(data: Dataset, model: Any) -> None:
                 model.label_index(np.asarray(data.y))
             except DataError as exc:
                 raise DataError(f"{src}: {exc}") from None
-    if data.is_numeric and len(data):
-        X = np.asarray(data.X, dtype=np.float64).reshape(len(data), -1)
-        bad = ~np.isfinite(X)
-        if bad.any():
-            rows = np.flatnonzero(bad.any(axis=1))
-            r, c = int(rows[0]), int(np.flatnonzero(bad[rows[0]])[0])
-            names = list(data.feature_names or [])
-            col = f"feature {names[c]!r}" if c < len(names) else f"column {c + 1}"
-            try:
-                model.predict_proba(np.asarray(data.X)[rows[:5]])
-            except Exception as exc:  # whatever the model raises, the cause is the missing values
-                raise DataError(f"{src}: missing or non-finite value in row {r + 1}, {col} ({len(rows)} rows "
-                                f"in all) and the model cannot predict such rows ({type(exc).__name__}); drop or "
-                                "fill them") from None
+    found = first_non_finite(data.X) if data.is_numeric and len(data) else None
+    if found is not None:
+        r, c, n_rows = found
+        names = list(data.feature_names or [])
+        col = f"feature {names[c]!r}" if c < len(names) else f"column {c + 1}"
+        try:
+            model.predict_proba(np.asarray(data.X)[r : r + 1])
+        except Exception as exc:  # whatever the model raises, the cause is the missing values
+            raise DataError(f"{src}: missing or non-finite value in row {r + 1}, {col} ({n_rows} rows in all) "
+                            f"and the model cannot predict such rows ({type(exc).__name__}); drop or fill them"
+                            ) from None
 
 
 def check_model_width(data: Dataset, model: Any) -> None:
     """Check that ``data`` fits ``model`` before any check runs; raise a one-line :class:`DataError`.
 
     The width must match the model's input (the message names ``--features``, and ``--target`` when the
-    one extra column is probably the label), and a model that takes numbers must get numbers (the
-    message names the first non-numeric column and value).
+    one extra column is probably the label), a model that takes numbers must get numbers (the
+    message names the first non-numeric column and value), a classifier's labels must be among its
+    classes, and rows with missing values only pass when the model can predict them.
     """
     want = getattr(getattr(model, "input_spec", None), "n_features", None)
     if want is not None and data.X.ndim >= 2:
@@ -229,6 +237,7 @@ def check_model_width(data: Dataset, model: Any) -> None:
             raise DataError(f"the model expects {want} features but the data has {have}{shown}{hint}; {fix}")
     if not data.is_numeric and not _takes_raw_columns(model):
         require_numeric(data)
+    _check_model_data(data, model)
 
 
 def _takes_raw_columns(model: Any) -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from modelshield._io import private_dir
+from modelshield.data.loaders import first_non_finite
 from modelshield.errors import DataError, MissingExtraError, ModelShieldError
 
 try:
@@ -128,13 +129,12 @@ class Gateway:
             feature_names = list(ds.feature_names) if ds.feature_names is not None else None
         self.reference = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(
             len(reference), -1)
-        if self.reference is not None:
-            bad = np.argwhere(~np.isfinite(self.reference))
-            if len(bad):  # the schema, OOD, drift and extraction statistics need complete rows
-                r, c = (int(v) + 1 for v in bad[0])
-                src = config.reference or "the reference data"
-                raise DataError(f"{src}: missing or non-finite value in row {r}, column {c} ({len(bad)} in all); "
-                                "the reference data must be complete numeric rows (drop or fill them)")
+        found = None if self.reference is None else first_non_finite(self.reference)
+        if found is not None:  # the schema, OOD, drift and extraction statistics need complete rows
+            r, c, n_rows = found
+            raise DataError(f"{config.reference or 'the reference data'}: missing or non-finite value in row "
+                            f"{r + 1}, column {c + 1} ({n_rows} rows in all); the reference data must be complete "
+                            "numeric rows (drop or fill them)")
         self.n_features = (self.reference.shape[1] if self.reference is not None
                            else model.input_spec.n_features)
         self.keys = KeyStore(state, reload_every_s=config.auth.reload_every_s)

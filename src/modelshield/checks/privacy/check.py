@@ -13,7 +13,7 @@ from modelshield.checks.privacy.membership import (
     TrainingRecipe,
     membership_inference,
 )
-from modelshield.errors import DataError
+from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 from modelshield.models.base import Capability
 
@@ -94,8 +94,6 @@ class PrivacyCheck(Check):
     pii: bool = True
 
     def check_options(self) -> None:
-        from modelshield.errors import UserError
-
         if self.n_shadows is not None and self.n_shadows < 2:  # LiRA and RMIA need shadows in and out
             raise UserError(f"privacy.n_shadows (--shadows) must be at least 2, got {self.n_shadows}")
         for name in ("shadow_budget_s", "shadow_lr"):
