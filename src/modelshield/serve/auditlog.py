@@ -232,7 +232,7 @@ class AuditLog:
                 except OSError as exc:
                     raise UserError(f"cannot open the audit log {path}: {exc.strerror or type(exc).__name__}") from None
             self.engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-            sync = "FULL" if durability == "full" else "NORMAL"
+            sync = self._sync
 
             @sa.event.listens_for(self.engine, "connect")
             def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
