@@ -51,7 +51,8 @@ def test_quick_mode_is_fast_and_complete(victim, request):
 
 def test_grading_follows_policy_thresholds(cancer_mlp):
     model, heldout = cancer_mlp
-    opts = {"theft": {"budgets": [200], "strategies": ["knockoff"], "outputs": ["probabilities"]}}
+    opts = {"theft": {"budgets": [200], "strategies": ["knockoff"], "outputs": ["probabilities"],
+                      "exposure": "public-unlimited"}}
     lenient = Policy.from_mapping({"thresholds": {"theft.fidelity.high": 1.01, "theft.fidelity.medium": 1.01}})
     strict = Policy.from_mapping({"thresholds": {"theft.fidelity.high": 0.5}})
     r1 = _theft(audit(model, heldout, checks=["theft"], policy=lenient, options=opts, quick=True))

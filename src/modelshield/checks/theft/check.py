@@ -17,12 +17,16 @@ from modelshield.checks.theft.extraction import (
     ExtractionResult,
     simulate_extraction,
 )
+from modelshield.errors import UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 
 __all__ = ["TheftCheck"]
 
 QUICK_BUDGETS = (50, 200, 1000)
 FULL_BUDGETS = (100, 1000, 10000)
+
+#: What a deployment exposes to a would-be thief (option ``theft.exposure``).
+EXPOSURES = ("unspecified", "public-unlimited", "rate-limited", "internal")
 
 REFERENCES = (
     "Tramèr et al., Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016",
@@ -51,10 +55,23 @@ class TheftCheck(Check):
     watermark_alpha : significance level of the watermark test.
     fingerprint : path to a fingerprint NPZ to compare with the audited model.
 
+    exposure : what the deployment exposes to a would-be thief (the threat model of the grade):
+        ``public-unlimited`` (anyone can send any number of queries), ``rate-limited`` (each attacker
+        gets at most ``query_budget`` queries: count every key, account and address one attacker can
+        obtain), ``internal`` (reachable only by insiders) or ``unspecified`` (default: the measurement
+        assumes unlimited black-box access, and the grade is capped at MEDIUM because nothing says the
+        model is public; the finding says so).
+    query_budget : the most queries one attacker can send (with ``rate-limited``); it is added to the
+        simulated budgets so that the grade uses a measurement at exactly that budget.
+    api_outputs : what the deployed API returns (``probabilities``, ``top1`` or ``rounded``); by default
+        the probabilities when the model has them (the stronger attacker).
+
     Policy thresholds: ``theft.fidelity.high`` (0.9) and ``theft.fidelity.medium`` (0.75) grade the
-    best fidelity reached at the largest budget through the model's unhardened outputs. A copy no
-    better than the constant-guess baseline (+1 point) is INFO whatever its fidelity (a model that
-    predicts one class almost always is trivially "copied").
+    best fidelity reached through the deployment's outputs within the query budget the exposure
+    allows: HIGH only when the exposure is ``public-unlimited`` or ``rate-limited`` and a copy of at
+    least ``theft.fidelity.high`` fidelity fits in that budget. A copy no better than the
+    constant-guess baseline (+1 point) is INFO whatever its fidelity (a model that predicts one class
+    almost always is trivially "copied").
     """
 
     name: ClassVar[str] = "theft"
@@ -74,11 +91,35 @@ class TheftCheck(Check):
     watermark_triggers: str | None = None
     watermark_alpha: float = 1e-3
     fingerprint: str | None = None
+    exposure: str = "unspecified"
+    query_budget: int | None = None
+    api_outputs: str | None = None
+
+    def check_options(self) -> None:
+        if self.exposure not in EXPOSURES:
+            raise UserError(f"option theft.exposure: {self.exposure!r} is not one of {', '.join(EXPOSURES)}")
+        if self.query_budget is not None:
+            if self.query_budget < 1:
+                raise UserError("option theft.query_budget must be a positive number of queries")
+            if self.exposure != "rate-limited":
+                raise UserError("option theft.query_budget applies to theft.exposure=rate-limited only")
+        elif self.exposure == "rate-limited":
+            raise UserError("theft.exposure=rate-limited needs theft.query_budget (the most queries one "
+                            "attacker can send, over every key it can obtain)")
+        if self.api_outputs is not None and self.api_outputs not in OUTPUT_LABELS:
+            raise UserError(f"option theft.api_outputs: {self.api_outputs!r} is not one of "
+                            f"{', '.join(OUTPUT_LABELS)}")
 
     def run(self, ctx: AuditContext) -> CheckResult:
         assert ctx.model is not None and ctx.data is not None
+        self.check_options()
         result = self.result()
         budgets = list(self.budgets) if self.budgets else list(QUICK_BUDGETS if ctx.quick else FULL_BUDGETS)
+        if self.query_budget is not None and self.query_budget not in budgets:
+            budgets = sorted([*budgets, int(self.query_budget)])
+        outputs = list(self.outputs)
+        if self.api_outputs is not None and self.api_outputs not in outputs:
+            outputs.append(self.api_outputs)
         data = ctx.data
         if len(data) < 4:
             result.summary = "too few held-out rows to simulate extraction"
@@ -92,7 +133,7 @@ class TheftCheck(Check):
             ctx.progress(0.9 * frac, msg)
 
         res = simulate_extraction(
-            ctx.model, public, evaluation, budgets=budgets, strategies=self.strategies, outputs=self.outputs,
+            ctx.model, public, evaluation, budgets=budgets, strategies=self.strategies, outputs=outputs,
             decimals=self.round_decimals, surrogate=self.surrogate, seed=seed,
             surrogate_steps=120 if ctx.quick else None, progress=progress,
         )
@@ -107,11 +148,45 @@ class TheftCheck(Check):
         return result
 
     # -- extraction -------------------------------------------------------------------------
+    def _served(self, res: ExtractionResult) -> str:
+        if self.api_outputs is not None and self.api_outputs in res.outputs:
+            return self.api_outputs
+        return "probabilities" if res.has_probabilities and "probabilities" in res.outputs else "top1"
+
+    def _allowed_budget(self, res: ExtractionResult) -> int:
+        """The largest simulated budget the declared exposure lets one attacker spend."""
+        if self.exposure == "rate-limited" and self.query_budget is not None:
+            within = [b for b in res.budgets if b <= self.query_budget]
+            return max(within) if within else min(res.budgets)
+        return max(res.budgets)
+
+    def _threat_model(self, served: str, allowed: int, top: int) -> str:
+        outputs = OUTPUT_LABELS[served]
+        if self.exposure == "public-unlimited":
+            return (f"declared exposure public-unlimited: anyone can query the API without limit and gets "
+                    f"{outputs}; measured up to {top:,} queries")
+        if self.exposure == "rate-limited":
+            return (f"declared exposure rate-limited: one attacker (over every key, account and address it "
+                    f"can obtain) sends at most {self.query_budget:,} queries and gets {outputs}; graded at "
+                    f"{allowed:,} queries")
+        if self.exposure == "internal":
+            return (f"declared exposure internal: only insiders can query the model ({outputs}); an outside "
+                    f"thief cannot run this attack")
+        return (f"exposure not declared: measured assuming unlimited black-box query access with {outputs} "
+                f"(up to {top:,} queries); graded at most MEDIUM because nothing says the model is public - "
+                "set the option theft.exposure (public-unlimited, rate-limited with theft.query_budget, "
+                "internal) to grade what the deployment exposes")
+
     def _report_extraction(self, ctx: AuditContext, res: ExtractionResult, result: CheckResult) -> None:
-        served = "probabilities" if res.has_probabilities and "probabilities" in res.outputs else "top1"
+        served = self._served(res)
         top = max(res.budgets)
         best = res.best(served)
         assert best is not None
+        allowed = self._allowed_budget(res)
+        within = max((p for p in res.points if p.output == served and p.budget <= allowed),
+                     key=lambda p: p.fidelity, default=None)
+        assert within is not None
+        threat = self._threat_model(served, allowed, top)
         m = result.metrics
         m["fidelity_at_max_budget"] = best.fidelity
         m["accuracy_at_max_budget"] = best.accuracy
@@ -120,6 +195,10 @@ class TheftCheck(Check):
         m["max_budget"] = top
         m["queries_used"] = res.queries_used
         m["best_strategy"] = best.strategy
+        m["exposure"] = self.exposure
+        m["api_outputs"] = served
+        m["allowed_budget"] = allowed if self.exposure == "rate-limited" else None
+        m["fidelity_within_allowed_budget"] = within.fidelity
         for o in res.outputs:
             b = res.best(o)
             if b is not None and o != served:
@@ -161,14 +240,20 @@ class TheftCheck(Check):
             "fidelity": best.fidelity, "queries": top, "strategy": best.strategy,
             "baseline": res.fidelity_baseline, "surrogate_accuracy": best.accuracy,
             "victim_accuracy": res.victim_accuracy, "hardened": {o: p.fidelity for o, p in hardened.items() if p},
+            "threat_model": threat, "exposure": self.exposure, "api_outputs": served,
+            "allowed_budget": m["allowed_budget"], "fidelity_within_allowed_budget": within.fidelity,
         }
         detail = (
+            f"Threat model: {threat}. "
             f"A {res.meta['surrogate'].upper()} surrogate trained on {top:,} {best.strategy} queries agrees with "
             f"the model on {best.fidelity:.1%} of {res.n_eval} held-out rows (a constant guess of the majority "
             f"prediction agrees on {res.fidelity_baseline:.1%})."
         )
         if best.accuracy is not None and res.victim_accuracy is not None:
             detail += f" Its accuracy is {best.accuracy:.1%} vs. {res.victim_accuracy:.1%} for the model."
+        if self.exposure == "rate-limited":
+            detail += (f" Within the declared budget ({allowed:,} queries simulated) the best copy reaches "
+                       f"{within.fidelity:.1%}.")
         if hard_txt:
             detail += f" With hardened outputs the best fidelity is {hard_txt}."
         remediation = (
@@ -176,15 +261,8 @@ class TheftCheck(Check):
             "rounded scores, monitor for out-of-distribution query streams, and watermark or fingerprint "
             "the model so a copy can be recognised."
         )
-        if best.fidelity <= res.fidelity_baseline + 0.01:
-            sev = Severity.INFO
-            title = f"Extraction with {top:,} queries did no better than guessing the majority prediction"
-        elif best.fidelity >= high:
-            sev, title = Severity.HIGH, f"Model can be copied with {top:,} queries ({best.fidelity:.0%} fidelity)"
-        elif best.fidelity >= medium:
-            sev, title = Severity.MEDIUM, f"Model largely copied with {top:,} queries ({best.fidelity:.0%} fidelity)"
-        else:
-            sev, title = Severity.INFO, f"Extraction with {top:,} queries reached {best.fidelity:.0%} fidelity"
+        sev, title = self._grade(within.fidelity, best.fidelity, res.fidelity_baseline, high, medium,
+                                 allowed=allowed, top=top, served=served)
         result.add(Finding(check=self.name, severity=sev, rule_id="theft.extraction.fidelity", title=title,
                            detail=detail, evidence=evidence, remediation=remediation, references=REFERENCES))
         worst_hard = max((p.fidelity for p in hardened.values() if p), default=None)
@@ -199,8 +277,39 @@ class TheftCheck(Check):
                 remediation="Rely on query limits and ownership evidence rather than output rounding alone."))
         result.summary = (
             f"best surrogate fidelity {best.fidelity:.1%} after {top:,} queries "
-            f"({best.strategy}); baseline {res.fidelity_baseline:.1%}"
+            f"({best.strategy}); baseline {res.fidelity_baseline:.1%}; exposure {self.exposure}"
         )
+
+    def _grade(self, fid: float, fid_top: float, baseline: float, high: float, medium: float, *,
+               allowed: int, top: int, served: str) -> tuple[Severity, str]:
+        """Severity and title of the extraction finding under the declared exposure.
+
+        ``fid`` is the best fidelity within the budget the exposure allows, ``fid_top`` the best at the
+        largest simulated budget."""
+        how = OUTPUT_LABELS[served]
+        if fid_top <= baseline + 0.01:
+            return Severity.INFO, f"Extraction with {top:,} queries did no better than guessing the majority prediction"
+        if self.exposure == "internal":
+            sev = Severity.LOW if fid_top >= medium else Severity.INFO
+            return sev, (f"An insider with {top:,} queries could copy the model ({fid_top:.0%} fidelity); "
+                         "exposure declared internal")
+        if self.exposure == "unspecified":
+            if fid_top >= medium:
+                return Severity.MEDIUM, (
+                    f"Model can be copied with {top:,} queries ({fid_top:.0%} fidelity) if its API is open: "
+                    f"assuming unlimited black-box access with {how} (exposure not declared)")
+            return Severity.INFO, (f"Extraction with {top:,} queries reached {fid_top:.0%} fidelity "
+                                   f"(assuming unlimited black-box access with {how})")
+        where = (f"within the {allowed:,}-query budget" if self.exposure == "rate-limited"
+                 else f"with {allowed:,} queries to a public API with no limit")
+        if fid >= high:
+            return Severity.HIGH, f"Model can be copied {where} ({fid:.0%} fidelity, {how})"
+        if fid >= medium:
+            return Severity.MEDIUM, f"Model largely copied {where} ({fid:.0%} fidelity, {how})"
+        if self.exposure == "rate-limited" and fid_top >= medium:
+            return Severity.LOW, (f"A copy needs more than the {allowed:,}-query budget: {fid:.0%} fidelity "
+                                  f"within it, {fid_top:.0%} with {top:,} queries ({how})")
+        return Severity.INFO, f"Extraction {where} reached {fid:.0%} fidelity ({how})"
 
     # -- ownership ----------------------------------------------------------------------------
     def _report_watermark(self, ctx: AuditContext, result: CheckResult) -> None:
