@@ -11,12 +11,13 @@ import numpy as np
 import typer
 
 from modelshield._io import check_outputs
-from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
+from modelshield.cli._common import console, err_console, split_list, write_bytes_safely, write_json
 from modelshield.errors import ModelShieldError, UserError
 
 __all__ = ["register"]
 
 _ATTACK_NAMES = ("fgsm", "pgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "hsj")
+_AUTO = "auto"
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
@@ -65,14 +66,20 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         model: str = typer.Argument(..., help="Model: TorchScript, ONNX, PyTorch or scikit-learn file."),
         data: Path = typer.Option(..., "--data", "-d", help="Labelled data to attack: CSV, Parquet or NPZ."),
         target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
-        attack_name: str = typer.Option("pgd", "--attack", "-a", help=f"One of: {', '.join(_ATTACK_NAMES)}."),
-        eps: float = typer.Option(0.1, "--eps", help="Perturbation budget (per-feature std for tabular data, "
-                                                     "pixel units for [0,1] images; see --units)."),
+        attack_name: str = typer.Option(_AUTO, "--attack", "-a", help=f"One of: {', '.join(_ATTACK_NAMES)}; "
+                                        "auto: pgd for PyTorch models, else square (scores) or hsj."),
+        eps: float = typer.Option(0.1, "--eps", help="Perturbation budget (raw units when every feature has one "
+                                                     "box, e.g. [0,1] images; else per-feature std; see --units)."),
         norm: str = typer.Option("inf", "--norm", help="inf or 2."),
         steps: int = typer.Option(20, "--steps", help="Iterations of the white-box attacks."),
         step_size: float = typer.Option(None, "--step-size", help="PGD step (default 2.5*eps/steps)."),
         queries: int = typer.Option(1000, "--queries", help="Query budget per sample (square, hsj)."),
         units: str = typer.Option("auto", "--units", help="eps units: auto, std or raw."),
+        bounds: str = typer.Option(None, "--bounds", help="LO,HI: one valid box for every feature (overrides "
+                                                          "--bounds-file; default: inferred, see docs)."),
+        bounds_file: Path = typer.Option(None, "--bounds-file", help="JSON/YAML schema of per-feature bounds "
+                                                                     "(lo, hi, type, mutable)."),
+        train: Path = typer.Option(None, "--train", help="Training data: its range widens the inferred bounds."),
         features: list[str] = typer.Option(None, "--features", help="Model input columns, comma list or repeated "
                                                                     "(default: all but the target)."),
         immutable: list[str] = typer.Option(None, "--immutable", help="Features an attacker cannot change "
@@ -87,29 +94,50 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Attack a model on labelled data; report clean vs robust accuracy, success rate, queries."""
         from modelshield.checks.robustness.attacks import make_attack
-        from modelshield.checks.robustness.threat import ThreatModel
+        from modelshield.checks.robustness.evaluate import default_attack
+        from modelshield.checks.robustness.threat import ThreatModel, parse_box
+        from modelshield.data.loaders import load_dataset
 
-        if attack_name not in _ATTACK_NAMES:
-            raise UserError(f"unknown --attack {attack_name!r}; expected one of: {', '.join(_ATTACK_NAMES)}")
+        if attack_name != _AUTO and attack_name not in _ATTACK_NAMES:
+            raise UserError(f"unknown --attack {attack_name!r}; expected auto or one of: {', '.join(_ATTACK_NAMES)}")
         if max_samples < 1:
             raise UserError("--max-samples must be >= 1")
-        check_outputs({"--json": json_out, "--save-adv": adv_out}, [model, data], force)
+        if bounds is not None:
+            try:
+                parse_box(bounds)
+            except UserError as exc:
+                raise UserError(f"--bounds: {exc}") from None
+        check_outputs({"--json": json_out, "--save-adv": adv_out}, [model, data, train, bounds_file], force)
         m, ds = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
                       input_shape=input_shape)
+        train_ds = None
+        if train is not None:
+            train_ds = load_dataset(train, target=target, features=split_list(features) or None,
+                                    immutable=split_list(immutable))
         sample = ds.sample(max_samples, seed=seed)
-        threat = ThreatModel.for_dataset(ds, units=units, norm=norm, eps=eps, steps=steps, step_size=step_size,
+        threat = ThreatModel.for_dataset(ds, units=units, bounds=bounds, bounds_file=bounds_file, train=train_ds,
+                                         norm=norm, eps=eps, steps=steps, step_size=step_size,
                                          query_budget=queries)
+        threat.check_eps(ds.n_features, what="--eps")
+        chosen = default_attack(m, threat.norm) if attack_name == _AUTO else attack_name
         import torch
 
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
-        res = make_attack(attack_name, threat, seed=seed).generate(m, sample.X, sample.y)
+        res = make_attack(chosen, threat, seed=seed).generate(m, sample.X, sample.y)
         summary = res.summary()
-        summary["attack"] = attack_name
+        summary["attack"] = chosen
+        if attack_name == _AUTO:
+            summary["attack_chosen_by"] = "auto"
         summary["model"] = model
         summary["data"] = str(data)
         summary["seed"] = seed
-        console.print(f"[bold]{attack_name}[/] on {summary['samples']} samples, eps={eps:g} "
-                      f"(L{'-inf' if threat.norm == 'inf' else '2'}, {threat.kind})")
+        summary["threat_model"] = threat.describe()
+        summary["warnings"] = [msg for _, msg in threat.warnings]
+        auto = " (auto)" if attack_name == _AUTO else ""
+        console.print(f"[bold]{chosen}[/]{auto} on {summary['samples']} samples", highlight=False)
+        console.print(f"  threat model: {summary['threat_model']}", highlight=False, markup=False, soft_wrap=True)
+        for msg in summary["warnings"]:
+            err_console.print(f"warning: {msg}", highlight=False, markup=False, soft_wrap=True)
         for k in ("clean_accuracy", "robust_accuracy", "attack_success_rate", "median_perturbation",
                   "queries_total", "queries_mean", "seconds"):
             console.print(f"  {k:22s} {_fmt(summary[k])}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,7 +20,7 @@ from modelshield.checks.robustness.evaluate import (
     robustness_curve,
     worst_case,
 )
-from modelshield.checks.robustness.threat import ThreatModel, _norm_name
+from modelshield.checks.robustness.threat import DOMAIN_MARGIN, ThreatModel, _norm_name, parse_box
 from modelshield.errors import UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 from modelshield.models.base import Capability
@@ -32,6 +33,14 @@ def _default_budget(attack: str, quick: bool) -> int:
     if attack == "hsj":
         return 200 if quick else 2000
     return 60 if quick else 1000
+
+
+def _eps_text(grid: list[float], ref: float) -> str:
+    """The eps part of the one-line threat model for a grid (``eps=0.1`` for a single value)."""
+    if len(grid) == 1:
+        return f"eps={ref:g}"
+    return f"eps={ref:g} (grid {', '.join(f'{e:g}' for e in grid)})"
+
 
 _REFS = (
     "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
@@ -46,9 +55,13 @@ class RobustnessCheck(Check):
     """Robust accuracy under evasion attacks, at the perturbation sizes that matter for the data.
 
     White-box attacks (FGSM, PGD, the APGD-CE + APGD-DLR + APGD-T ensemble) run on differentiable models;
-    black-box Square (scores) and HopSkipJump (labels) on any other. Tabular rows stay valid rows:
-    eps is measured in per-feature standard deviations, integer features stay whole, categorical,
-    binary and immutable features are left alone, bounds are respected.
+    black-box Square (scores) and HopSkipJump (labels) on any other. The threat model is the strongest
+    one still valid for the data (``ThreatModel.for_dataset``): data in ``[0, 1]`` (or ``[0, 255]``
+    images) gets that box in raw units; tabular rows stay valid rows of the data's domain (the
+    range of the evaluation and training data, widened by a margin), eps in per-feature standard
+    deviations, integer features whole, categorical, binary and immutable features left alone.
+    The result states the threat model in one line (``metrics["threat_model"]`` and the summary)
+    and warns where it is narrower than the data's domain.
 
     Options
     -------
@@ -56,6 +69,10 @@ class RobustnessCheck(Check):
     reference_eps : the eps of the headline ``robust_accuracy`` (default: middle of the grid).
     norm : ``"inf"`` or ``"2"``.
     units : ``"auto"``, ``"std"`` (per-feature std) or ``"raw"`` (the data's units).
+    bounds : one box ``"LO,HI"`` (or ``[LO, HI]``) for every feature; overrides ``bounds_file``.
+    bounds_file : JSON/YAML schema of per-feature bounds (``threat.load_bounds_file``).
+    bounds_margin : how far the inferred tabular domain reaches beyond the observed range
+        (fraction of the range on each side).
     attacks : attack names (``fgsm pgd apgd apgd-ce apgd-dlr apgd-t square hsj``); default by capability.
     max_samples : samples attacked (stratified sample of the evaluation data); quick mode caps it.
     steps : iterations of the white-box attacks.
@@ -73,6 +90,9 @@ class RobustnessCheck(Check):
     reference_eps: float | None = None
     norm: str = "inf"
     units: str = "auto"
+    bounds: str | list[float] | None = None
+    bounds_file: str | None = None
+    bounds_margin: float = DOMAIN_MARGIN
     attacks: list[str] | None = None
     max_samples: int = 500
     steps: int | None = None
@@ -101,6 +121,17 @@ class RobustnessCheck(Check):
             raise UserError("robustness.eps must be a non-empty list of positive numbers")
         if int(self.max_samples) < 2:
             raise UserError("robustness.max_samples must be >= 2")
+        if self.units not in ("auto", "std", "raw"):
+            raise UserError(f"robustness.units must be auto, std or raw, not {self.units!r}")
+        if self.bounds is not None:
+            try:
+                parse_box(self.bounds)
+            except UserError as exc:
+                raise UserError(f"robustness.bounds: {exc}") from None
+        if self.bounds_file is not None and not Path(self.bounds_file).is_file():
+            raise UserError(f"robustness.bounds_file: {self.bounds_file} not found")
+        if not (math.isfinite(self.bounds_margin) and self.bounds_margin >= 0):
+            raise UserError("robustness.bounds_margin must be a finite number >= 0")
         return norm, self.attacks
 
     def run(self, ctx: AuditContext) -> CheckResult:
@@ -119,12 +150,21 @@ class RobustnessCheck(Check):
         assert y is not None
         steps = self.steps or (10 if ctx.quick else 20)
         budget = self.query_budget or _default_budget("square", ctx.quick)
-        threat = ThreatModel.for_dataset(data, units=self.units, norm=norm, steps=steps, query_budget=budget)
-        n_mut = int(threat.mutable.sum()) if threat.mutable is not None else sample.n_features
-        grid = sorted({float(e) for e in (self.eps or default_eps_grid(threat, n_mut))})
+        threat = ThreatModel.for_dataset(data, units=self.units, bounds=self.bounds, bounds_file=self.bounds_file,
+                                         train=ctx.train, margin=self.bounds_margin, norm=norm, steps=steps,
+                                         query_budget=budget)
+        d = sample.n_features
+        n_mut = int(threat.mutable.sum()) if threat.mutable is not None else d
+        if self.eps:
+            grid = sorted({float(e) for e in self.eps})
+        else:  # the default grid stays inside the box (a ball covering the box measures nothing)
+            limit = threat.eps_limit(d)
+            grid = sorted({e for e in default_eps_grid(threat, n_mut) if e < limit}) or [limit / 4]
         ref = float(self.reference_eps) if self.reference_eps is not None else reference_eps(grid)
         if not any(math.isclose(ref, e) for e in grid):
             grid = sorted([*grid, ref])
+        for e in grid:
+            threat.check_eps(d, e, what="robustness.eps" if self.eps or self.reference_eps else "eps")
         names = list(wanted) if wanted is not None else default_attacks(model)
         skipped: dict[str, str] = {}
         runnable = []
@@ -137,11 +177,15 @@ class RobustnessCheck(Check):
                 continue
             runnable.append(a)
         out = self.result()
+        line = threat.describe(eps=_eps_text(grid, ref))
+        out.metrics["threat_model"] = line
+        self._threat_findings(out, threat)
         if not runnable:
             out.summary = "no attack applies: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
             out.findings.append(Finding(check=self.name, severity=Severity.INFO, rule_id="robustness.not-run",
                                         title="No requested attack applies to this model",
                                         detail=out.summary))
+            out.summary += f". Threat model: {line}"
             return out
 
         curves: list[Curve] = []
@@ -160,6 +204,20 @@ class RobustnessCheck(Check):
             self._detector(out, ctx, model, data, sample.X, curves, ref)
         return out
 
+    def _threat_findings(self, out: CheckResult, threat: ThreatModel) -> None:
+        """One finding per warning of the threat model (narrower than the data's domain)."""
+        for level, message in threat.warnings:
+            low = level == "low"
+            out.add(Finding(
+                check=self.name, severity=Severity.LOW if low else Severity.INFO,
+                rule_id="robustness.threat-model-narrower" if low else "robustness.threat-model-inferred",
+                title=("The threat model is narrower than the data's domain" if low
+                       else "The threat model's bounds are inferred from the data"),
+                detail=f"{message}. Threat model: {threat.describe()}.",
+                evidence={"bounds_source": threat.bounds_source, "units": threat.units},
+                remediation=("State the features' valid range with robustness.bounds (one box) or "
+                             "robustness.bounds_file (per feature); see docs/robustness.md.")))
+
     @staticmethod
     def _attack_options(attack: str, quick: bool) -> dict[str, Any]:
         if attack == "hsj":
@@ -169,8 +227,7 @@ class RobustnessCheck(Check):
     # -- results ----------------------------------------------------------------------------
     def _fill(self, out: CheckResult, ctx: AuditContext, curves: list[Curve], grid: list[float], ref: float,
               threat: ThreatModel, n: int, skipped: dict[str, str]) -> None:
-        units = {"image": "pixel units", "tabular-std": "per-feature std", "tabular-raw": "raw units"}.get(
-            threat.kind, "units")
+        units = {"raw": "raw units", "std": "per-feature std"}.get(threat.units, "scale units")
         norm_label = "L-inf" if threat.norm == "inf" else "L2"
         rows: list[dict[str, Any]] = []
         worst_acc: list[float] = []
@@ -219,7 +276,8 @@ class RobustnessCheck(Check):
             out.params["skipped_attacks"] = skipped
         names = ", ".join(r.attack for r in at_ref)
         out.summary = (f"clean accuracy {clean_acc:.1%}, robust accuracy {robust:.1%} at eps={ref:g} "
-                       f"({norm_label}, {units}; worst case of {names} on {n} samples)")
+                       f"({norm_label}, {units}; worst case of {names} on {n} samples). "
+                       f"Threat model: {m['threat_model']}")
         high = ctx.threshold("robustness.robust_accuracy.high", 0.25)
         med = ctx.threshold("robustness.robust_accuracy.medium", 0.5)
         low = ctx.threshold("robustness.robust_accuracy.low", 0.75)

@@ -14,7 +14,8 @@ from modelshield.checks.robustness.threat import ThreatModel
 from modelshield.errors import UserError
 from modelshield.models.base import BaseModel, Capability
 
-__all__ = ["Curve", "default_attacks", "default_eps_grid", "reference_eps", "robustness_curve", "worst_case"]
+__all__ = ["Curve", "default_attack", "default_attacks", "default_eps_grid", "reference_eps", "robustness_curve",
+           "worst_case"]
 
 #: L-inf grids; L2 grids are these times sqrt(number of mutable features).
 _TABULAR_STD = (0.05, 0.1, 0.25, 0.5, 1.0)  # in per-feature standard deviations
@@ -24,13 +25,18 @@ _IMAGE_L2 = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 def default_eps_grid(threat: ThreatModel, n_mutable: int) -> list[float]:
     """The default eps grid for ``threat``: per-feature standard deviations for tabular data
-    (``0.05 .. 1`` std in L-inf, times ``sqrt(d)`` in L2), pixel units for ``[0, 1]`` images."""
-    if threat.kind == "image":
-        return list(_IMAGE if threat.norm == "inf" else _IMAGE_L2)
+    (``0.05 .. 1`` std in L-inf, times ``sqrt(d)`` in L2), pixel units for one common box
+    (``0.01 .. 0.2`` of the box's width in L-inf, ``0.1 .. 2`` widths in L2)."""
+    if threat.kind == "image":  # one box in raw units: the pixel grid, scaled to the box's width
+        width = threat.box[1] - threat.box[0] if threat.box is not None else 1.0
+        return [round(b * width, 6) for b in (_IMAGE if threat.norm == "inf" else _IMAGE_L2)]
     base = _TABULAR_STD
     if threat.kind == "tabular-raw" and threat.lower is not None and threat.upper is not None:
-        span = float(np.median(np.maximum(threat.upper - threat.lower, 1e-12)))
-        base = tuple(b * span / 4 for b in base)  # raw units: a quarter of the typical range ~ 1 std
+        spans = threat.upper - threat.lower
+        spans = spans[np.isfinite(spans)]
+        if spans.size:
+            span = float(np.median(np.maximum(spans, 1e-12)))
+            base = tuple(b * span / 4 for b in base)  # raw units: a quarter of the typical range ~ 1 std
     if threat.norm == "2":
         k = math.sqrt(max(n_mutable, 1))
         return [round(b * k, 6) for b in base]
@@ -41,6 +47,16 @@ def reference_eps(grid: Sequence[float]) -> float:
     """The eps the headline ``robust_accuracy`` is reported at: the middle of the grid."""
     g = sorted(grid)
     return float(g[len(g) // 2]) if g else 0.0
+
+
+def default_attack(model: BaseModel, norm: str = "inf") -> str:
+    """The one attack ``modelshield attack`` runs when none is named: PGD on differentiable models,
+    otherwise the black-box Square (scores, L-inf) or HopSkipJump (labels only, or L2)."""
+    if Capability.GRADIENTS in model.capabilities:
+        return "pgd"
+    if Capability.PROBABILITIES in model.capabilities and norm == "inf":
+        return "square"
+    return "hsj"
 
 
 def default_attacks(model: BaseModel) -> list[str]:
