@@ -47,3 +47,48 @@ def torch_mlp(breast_cancer):
         torch.nn.functional.cross_entropy(net(X), y).backward()
         opt.step()
     return net.eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# Real services in CI. Locally a test that needs PostgreSQL, Redis or Chromium skips with the reason
+# when the service is unreachable; in CI (CI=true, set by .ci/run) such a skip is turned into a
+# failure, so a broken CI machine cannot silently drop the real-component tests.
+# --------------------------------------------------------------------------------------------------
+#: marker -> fixtures that need that service (a test using the fixture is marked automatically)
+SERVICE_MARKERS: dict[str, tuple[str, ...]] = {
+    "postgres": ("pg_url",),
+    "redis": ("redis_url",),
+    "browser": ("browser", "driver", "chrome"),
+}
+
+
+def in_ci() -> bool:
+    """True when running in CI: ``CI`` is set to a true value (GitHub Actions, GitLab, .ci/run)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in SERVICE_MARKERS.items():
+            if names.intersection(fixtures) and marker not in item.keywords:
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+def service_markers(item) -> list[str]:
+    return [m for m in SERVICE_MARKERS if item.get_closest_marker(m) is not None]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and in_ci()):
+        return
+    needs = service_markers(item)
+    if not needs or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (f"{item.nodeid} needs {', '.join(needs)}, which CI must provide "
+                       f"(CI=true refuses to skip it): {reason}")
