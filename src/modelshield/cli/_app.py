@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from typing import Any
 
 import typer
+from typer.core import TyperArgument
 
+from modelshield import __version__
 from modelshield.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
-__all__ = ["AREAS", "HARDEN_AREAS", "build_app", "run_typer"]
+__all__ = ["AREAS", "HARDEN_AREAS", "build_app", "get_command", "run_typer", "tidy_help"]
 
 #: CLI areas, one module each (``modelshield.cli.<name>``), registered in this order, with the
 #: top-level commands each one adds. Areas marked in HARDEN_AREAS also add ``harden`` subcommands.
@@ -24,6 +27,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "serve": ("serve", "keys", "audit-log"),
 }
 HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
+HELP_OPTION_NAMES: tuple[str, ...] = ("-h", "--help")
 
 
 def _areas_for(args: Sequence[str]) -> tuple[str, ...]:
@@ -37,6 +41,13 @@ def _areas_for(args: Sequence[str]) -> tuple[str, ...]:
     return tuple(AREAS)
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: eager, so it runs before click asks for a command (no "Missing command")."""
+    if value:
+        typer.echo(f"modelshield {__version__}")
+        raise typer.Exit(0)
+
+
 def build_app(areas: Sequence[str] | None = None) -> typer.Typer:
     app = typer.Typer(
         name="modelshield",
@@ -44,7 +55,7 @@ def build_app(areas: Sequence[str] | None = None) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
+        context_settings={"help_option_names": list(HELP_OPTION_NAMES)},
     )
     harden = typer.Typer(help="Make a model more robust, private or fair; writes a before/after report.",
                          no_args_is_help=True)
@@ -52,18 +63,49 @@ def build_app(areas: Sequence[str] | None = None) -> typer.Typer:
     @app.callback()
     def _root(
         debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+        version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                     callback=_print_version),
     ) -> None:
-        if version:
-            from modelshield import __version__
-
-            typer.echo(f"modelshield {__version__}")
-            raise typer.Exit(0)
+        """Audit, harden, protect and serve machine-learning models securely."""
 
     for area in AREAS if areas is None else areas:
         importlib.import_module(f"modelshield.cli.{area}").register(app, harden)
     app.add_typer(harden, name="harden")
     return app
+
+
+class _Argument(TyperArgument):
+    """A positional argument shown the conventional way: ``MODEL`` when required, ``[MODEL]`` when not
+    (typer >= 0.20 writes ``{model}``, which reads like a placeholder left in the text)."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        name = name if self.required else f"[{name}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+
+def tidy_help(command: Any) -> Any:
+    """Make ``command``'s help (and every subcommand's) read as a user expects: arguments in capitals
+    (``MODEL``), no ``<bool>`` type after a flag (a flag takes no value). Returns ``command``."""
+    # click makes (and caches) the help option on first use; make it now so it is tidied too
+    ctx = command.context_class(command, help_option_names=list(HELP_OPTION_NAMES))
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if isinstance(param, TyperArgument):
+            if param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
+        elif getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # typer shows the metavar, when set, in place of "<bool>"
+    for sub in getattr(command, "commands", {}).values():  # a group's subcommands (click or vendored click)
+        tidy_help(sub)
+    return command
+
+
+def get_command(areas: Sequence[str] | None = None) -> Any:
+    """The click command of :func:`build_app` (``areas``: as there), with the help tidied."""
+    return tidy_help(typer.main.get_command(build_app(areas)))
 
 
 def _click_errors() -> tuple[type[Exception], ...]:
@@ -91,7 +133,7 @@ def run_typer(args: list[str]) -> int:
     """Run the full typer CLI on ``args``; returns the documented exit code. Typer's and click's own
     outcomes (exit, usage error, abort) are mapped here; everything else propagates to ``main()``'s
     guard, shared with the lean path (``modelshield.cli._guarded``)."""
-    command = typer.main.get_command(build_app(_areas_for(args)))
+    command = get_command(_areas_for(args))
     try:
         rv = command.main(args=args, prog_name="modelshield", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

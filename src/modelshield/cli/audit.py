@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -11,9 +13,9 @@ import typer
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, err_console, parse_options, split_list
-from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, InputNotFoundError, UserError
+from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, InputNotFoundError, OutputError, UserError
 
-__all__ = ["register"]
+__all__ = ["check_report_outputs", "demo_note", "is_previous_report", "register"]
 
 DEFAULT_HTML = "modelshield-report.html"
 
@@ -72,6 +74,74 @@ class _Progress:
             err_console.print(f"[dim]{message}[/]")
 
 
+#: how much of an existing file is read to recognise an earlier modelshield report
+_SNIFF_BYTES = 64 * 1024
+_MAX_JSON_REPORT = 256 * 1024 * 1024
+_GENERATOR_RE = re.compile(r'<meta\s+name="generator"\s+content="modelshield[ "]', re.IGNORECASE)
+
+
+def is_previous_report(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a report modelshield wrote (``kind``: html, json or sarif), judged by content:
+    the HTML report's ``<meta name="generator" content="modelshield …">`` in its head, the JSON report's
+    ``tool.name``, the SARIF log's ``runs[].tool.driver.name``. A symbolic link, a folder, an unreadable file
+    or anything else is not (so it is never replaced without ``--force``)."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        if kind == "html":
+            with path.open("rb") as fh:
+                head = fh.read(_SNIFF_BYTES).decode("utf-8", "replace")
+            start = head.lstrip().lower()
+            return start.startswith("<!doctype html") and _GENERATOR_RE.search(head.split("</head>")[0]) is not None
+        if path.stat().st_size > _MAX_JSON_REPORT:
+            return False
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    if kind == "json":
+        tool = doc.get("tool")
+        return isinstance(tool, dict) and tool.get("name") == "modelshield" and "schema_version" in doc
+    runs = doc.get("runs")
+    return (isinstance(runs, list) and bool(runs) and str(doc.get("version")) == "2.1.0"
+            and all(isinstance(r, dict) and isinstance(r.get("tool"), dict)
+                    and isinstance(r["tool"].get("driver"), dict) and r["tool"]["driver"].get("name") == "modelshield"
+                    for r in runs))
+
+
+def demo_note(report: Any) -> str:
+    """The line ``audit --demo`` ends with: how many of its audits failed the gate, and that the demo's exit
+    code ignores the gate (0 when the reports were written) while an audit of your own model exits 1."""
+    failed = sum(not run.passed for run in report.runs)
+    verdict = (f"{failed} of {len(report.runs)} demo audits failed the gate, on purpose (a planted pickle payload, "
+               "a model that memorises its training data)" if failed
+               else f"all {len(report.runs)} demo audits passed the gate")
+    return (f"demo: {verdict}. The demo's exit code ignores the gate: 0 means the reports were written. "
+            "'modelshield audit MODEL' exits 1 when its gate fails.")
+
+
+def check_report_outputs(outputs: dict[str, tuple[Path | None, str]], defaults: set[Path], inputs: list[Any],
+                         force: bool) -> bool:
+    """Validate the audit's report paths (``flag -> (path, kind)``): writable, distinct, never an input
+    (:func:`modelshield._io.check_outputs`). An existing file is replaced only with ``force``, or when the
+    path is a default (in ``defaults``: not named on the command line) and the file is a report modelshield
+    wrote (:func:`is_previous_report`); otherwise one line and exit 2. Returns whether writing must replace
+    files (the ``force`` to write with)."""
+    replace = force
+    for flag, (p, kind) in outputs.items():
+        if p is None:
+            continue
+        earlier = not force and p in defaults and p.exists() and is_previous_report(p, kind)
+        if not force and p in defaults and p.exists() and not earlier:
+            raise OutputError(f"output {p} already exists and is not a modelshield report; pass --force to "
+                              f"overwrite it, or choose another path with {flag}")
+        check_outputs({flag: p}, inputs, force or earlier)
+        replace = replace or earlier
+    check_outputs({f: p for f, (p, _) in outputs.items()}, [], force=True)  # no two the same file
+    return replace
+
+
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     @app.command("audit")
     def audit_cmd(
@@ -114,7 +184,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.report.write import write_reports
 
         html = out or Path(DEFAULT_HTML)
+        defaults = {html} if out is None else set()  # outputs the user did not name
         if demo:
+            defaults |= {p for p in (html.with_suffix(".json"), html.with_suffix(".sarif"))
+                         if p not in (json_out, sarif_out)}
             json_out = json_out or html.with_suffix(".json")
             sarif_out = sarif_out or html.with_suffix(".sarif")
         if signature is not None and public_key is None:
@@ -124,9 +197,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         for flag, p in (("--key-file", key_file), ("--public-key", public_key), ("--signature", signature)):
             if p is not None and not p.is_file():
                 raise InputNotFoundError(f"{flag} {p}: " + ("is a folder" if p.is_dir() else "file not found"))
-        # fail before any work: writable, distinct, and never one of the inputs
-        check_outputs({"--out": html, "--json": json_out, "--sarif": sarif_out},
-                      [model, data, train, policy, key_file, public_key, signature], force)
+        # fail before any work: writable, distinct, and never one of the inputs. An output the user did not
+        # name may replace the report of an earlier run (recognised by its content), never any other file.
+        outputs = {"--out": (html, "html"), "--json": (json_out, "json"), "--sarif": (sarif_out, "sarif")}
+        inputs = [model, data, train, policy, key_file, public_key, signature]
+        check_report_outputs(outputs, defaults, inputs, force)
         pol = load_policy(policy)
         opts = parse_options(option)
         check_names = split_list([checks]) if checks else None
@@ -151,12 +226,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                            "public_key": public_key, "signature": signature},
                                    headers=_headers(header))
         print_summary(report, console)
-        written = write_reports(report, html=html, json_path=json_out, sarif=sarif_out, force=force)
+        replace = check_report_outputs(outputs, defaults, inputs, force)  # again: the audit took a while
+        written = write_reports(report, html=html, json_path=json_out, sarif=sarif_out, force=replace)
         for p in written:
             console.print(f"wrote {p}")
         console.print(f"[dim]{time.perf_counter() - t0:.1f} s[/]")
-        if demo:
-            return EXIT_OK  # the demo shows findings on purpose; its job is to produce the reports
+        if demo:  # the demo shows findings on purpose; its job is to produce the reports (see demo_note)
+            console.print(demo_note(report), soft_wrap=not console.is_terminal)
+            return EXIT_OK
         return EXIT_OK if report.passed else EXIT_POLICY_FAILED
 
     policy_app = typer.Typer(help="Show or validate the audit policy (the CI gate).", no_args_is_help=True)

@@ -16,7 +16,7 @@ from modelshield.cli._common import (
     write_bytes_safely,
     write_json,
 )
-from modelshield.errors import EXIT_OK, DataError, OutputError, UserError
+from modelshield.errors import EXIT_OK, OutputError, UserError
 
 __all__ = ["register"]
 
@@ -191,12 +191,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if json_out is not None:
             check_output_path(json_out, force)
         sens = split_list(sensitive)
-        from modelshield.data.loaders import read_table
+        from modelshield.data.loaders import read_table, unknown_column
 
         columns = [str(c) for c in read_table(data).columns]
         if prediction not in columns:
-            raise DataError(f"--prediction column {prediction!r} is not in the data; columns are: "
-                            f"{', '.join(columns[:20])}")
+            raise unknown_column(prediction, columns, "--prediction")
         ds = load_dataset(data, target=target, sensitive=sens, features=[prediction])
         assert ds.y is not None
         pred = ds.X[:, 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,8 @@ import numpy as np
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, FormatError, InputNotFoundError
 
-__all__ = ["check_model_width", "first_non_finite", "from_frame", "load_dataset", "read_table", "require_numeric"]
+__all__ = ["check_model_width", "first_non_finite", "from_frame", "load_dataset", "read_table", "require_numeric",
+           "unknown_column"]
 
 
 def load_dataset(
@@ -81,9 +83,21 @@ def read_table(path: str | Path, *, as_text: bool = False) -> Any:
         raise FormatError(f"{p}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
 
 
-def _unknown(col: str, available: Sequence[str], flag: str) -> DataError:
-    shown = ", ".join(map(str, list(available)[:20]))
-    return DataError(f"{flag} column {col!r} is not in the data; columns are: {shown}")
+#: at most this many column names in an error line; the rest are counted ("… and 12 more")
+MAX_COLUMNS_SHOWN = 40
+
+
+def unknown_column(col: str, available: Sequence[str], flag: str) -> DataError:
+    """One line: the unknown column, the closest names (did you mean), and the columns there are, all
+    of them up to :data:`MAX_COLUMNS_SHOWN` and the number left out beyond that."""
+    names = [str(c) for c in available]
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(col.lower(), list(by_lower), n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
+    shown = ", ".join(names[:MAX_COLUMNS_SHOWN])
+    more = len(names) - MAX_COLUMNS_SHOWN
+    rest = f", … and {more} more" if more > 0 else ""
+    return DataError(f"{flag} column {col!r} is not in the data{hint}; the {len(names)} columns are: {shown}{rest}")
 
 
 def from_frame(
@@ -100,24 +114,24 @@ def from_frame(
     cols = [str(c) for c in frame.columns]
     frame = frame.set_axis(cols, axis=1)
     if target is not None and target not in cols:
-        raise _unknown(target, cols, "--target")
+        raise unknown_column(target, cols, "--target")
     for s in sensitive:
         if s not in cols:
-            raise _unknown(s, cols, "--sensitive")
+            raise unknown_column(s, cols, "--sensitive")
     if features is None:
         excluded = {target, *sensitive}
         features = [c for c in cols if c not in excluded]
     else:
         for f in features:
             if f not in cols:
-                raise _unknown(f, cols, "--features")
+                raise unknown_column(f, cols, "--features")
         if target in features:
             raise DataError(f"--features includes the target column {target!r}")
     if not features:
         raise DataError("no feature columns left; pass --features")
     for s in immutable:
         if s not in features:
-            raise _unknown(s, features, "--immutable")
+            raise unknown_column(s, features, "--immutable")
     feat = frame[list(features)]
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -148,7 +162,7 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
             raise DataError(f"{p}: no feature array; expected one named X (arrays: {', '.join(keys)})")
         ykey = target or next((k for k in ("y", "labels", "target") if k in keys), None)
         if target is not None and target not in keys:
-            raise _unknown(target, keys, "--target")
+            raise unknown_column(target, keys, "--target")
         X = arch[xkey]
         y = arch[ykey] if ykey else None
         names = [str(n) for n in arch["feature_names"]] if "feature_names" in keys else None
@@ -160,20 +174,20 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
             elif names and s in names:
                 sens[s] = X[:, names.index(s)]
             else:
-                raise _unknown(s, keys + (names or []), "--sensitive")
+                raise unknown_column(s, keys + (names or []), "--sensitive")
     if features is not None:
         if names is None:
             raise DataError(f"{p}: --features needs a feature_names array in the NPZ file")
         for f in features:
             if f not in names:
-                raise _unknown(f, names, "--features")
+                raise unknown_column(f, names, "--features")
         X = X[:, [names.index(f) for f in features]]
         names = list(features)
     for s in immutable:  # as for tables: an unknown name is an error, never silently ignored
         if names is None:
             raise DataError(f"{p}: --immutable needs a feature_names array in the NPZ file")
         if s not in names:
-            raise _unknown(s, names, "--immutable")
+            raise unknown_column(s, names, "--immutable")
     return Dataset(X=X.astype(np.float64) if np.issubdtype(X.dtype, np.number) else X, y=y,
                    feature_names=names, sensitive=sens, immutable=frozenset(immutable), name=p.name,
                    source=str(p))
