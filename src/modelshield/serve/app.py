@@ -2,11 +2,18 @@
 extraction and drift monitoring and a write-ahead audit log in front of any
 :class:`~modelshield.models.base.BaseModel`.
 
-Request path of ``POST /v1/predict`` (each refusal is logged before it is answered)::
+Request path of ``POST /v1/predict`` (each refusal is logged before it is answered; refusals for the
+request rate at most once per key per ``limits.rate_log_interval_s``, the rest counted)::
 
-    client blocked? -> 429   authenticate -> 401   scope -> 403   body size -> 413   parse -> 422
-    batch size -> 413        rate / budget -> 429  schema + OOD policy -> 422       predict
+    client blocked? -> 429   authenticate -> 401   scope -> 403   key blocked -> 403
+    request rate -> 429      (nothing of the body has been read so far)
+    body size -> 413         daily bytes -> 429    parse -> 422   batch size -> 413
+    rows/s and daily rows -> 429                   schema + OOD policy -> 422       predict
     output hardening -> audit log commit (fail closed: 503) -> 200 -> monitors (background thread)
+
+Every route authenticates before it reads a body, and no route reads more than
+``limits.max_body_bytes`` of one. The client address is the TCP peer's: ``X-Forwarded-For`` is
+believed only from ``trusted_proxies`` (:func:`uvicorn_options`).
 
 Screening and prediction share one model call when the adversarial detector's batch begins with the
 request's rows, and run on the event loop for small requests whose mean CPU time is under
@@ -21,6 +28,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import queue
 import secrets
 import sys
@@ -39,27 +47,37 @@ from modelshield.data.loaders import first_non_finite
 from modelshield.errors import DataError, MissingExtraError, ModelShieldError
 
 try:
-    from fastapi import Body, FastAPI, Request
+    from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel as _Schema
-    from pydantic import Field
+    from pydantic import Field, ValidationError
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as _HTTPException
     from starlette.routing import Route
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 except ImportError as _exc:  # pragma: no cover - optional extra
     raise MissingExtraError("fastapi", "serve", "the serving gateway") from _exc
 from modelshield.models.base import BaseModel
-from modelshield.serve.auditlog import AuditLog, AuditRecord, compact_json, input_hash, load_or_create_key
+from modelshield.serve.auditlog import (
+    AuditLog,
+    AuditRecord,
+    compact_json,
+    input_hash,
+    load_or_create_key,
+    read_anchor,
+    write_anchor,
+)
 from modelshield.serve.auth import SCOPES, Authenticator, AuthError, FailureTracker, KeyStore, Principal
 from modelshield.serve.config import ServeConfig
-from modelshield.serve.limits import Limiter, make_backend
-from modelshield.serve.monitors.base import Alert, Batch, Monitor, load_state, save_state
+from modelshield.serve.limits import FileStateStore, Limiter, RedisStateStore, StateStore, make_backend
+from modelshield.serve.monitors.base import Alert, Batch, Monitor, load_state
 from modelshield.serve.monitors.drift import DriftMonitor
 from modelshield.serve.monitors.extraction import CoverageMonitor, PradaMonitor
 from modelshield.serve.monitors.inputs import InputDefense, InputSchema, default_detectors
 from modelshield.serve.outputs import OutputHardening
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["Gateway", "create_app", "uvicorn_options"]
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 _NPY_TYPES = ("application/x-npy", "application/octet-stream")
@@ -73,6 +91,66 @@ class _Reject(Exception):
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
         self.headers = headers or {}
+
+
+class _BodyTooLarge(_HTTPException):
+    """A body grew past ``max_body_bytes`` while a route read it (any route)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body exceeds {limit} bytes")
+
+
+class _BodyLimit:
+    """ASGI middleware: no route reads more than ``limit`` bytes of a request body.
+
+    It only counts what a route pulls (routes authenticate first and read afterwards), so an
+    unauthenticated request's body is never read at all. ``/v1/predict`` enforces the same limit
+    itself (and logs the refusal with the key).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, skip: tuple[str, ...] = ()) -> None:
+        self.app, self.limit, self.skip = app, limit, skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.skip:
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return msg
+
+        async def watch(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counted, watch)
+        except _BodyTooLarge as exc:
+            if started:
+                raise
+            await JSONResponse({"detail": exc.detail}, status_code=413)(scope, receive, send)
+
+
+def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    """``uvicorn.run`` options for the client address: proxy headers only from ``trusted_proxies``.
+
+    uvicorn believes ``X-Forwarded-For`` from 127.0.0.1 by default, so a client on the same host
+    (or behind a local proxy that does not set the header) could name any address and never be
+    blocked for failed authentications; the gateway turns that off unless proxies are configured.
+    """
+    if not config.trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(config.trusted_proxies)}
 
 
 class _Metrics:
@@ -92,6 +170,11 @@ class _Metrics:
         self.audit_failures = Counter("modelshield_audit_failures", "Audit-log writes that failed", registry=r)
         self.monitor_dropped = Counter("modelshield_monitor_dropped", "Batches the monitors skipped (queue full)",
                                        registry=r)
+        self.rate_unlogged = Counter("modelshield_rate_refusals_unlogged",
+                                     "Rate-limit refusals counted here instead of one audit record each", registry=r)
+        # the audit chain's head, anchored outside the database (one series: cleared before each set)
+        self.audit_head = Gauge("modelshield_audit_head_seq", "Newest audit-log record; the hash label is its chain "
+                                "hash (keep it: audit-log verify --expect-head SEQ:HASH)", ["hash"], registry=r)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -142,8 +225,15 @@ class Gateway:
         self.failures = FailureTracker(burst=config.auth.fail_burst, window_s=config.auth.fail_window_s,
                                        block_s=config.auth.block_s)
         lc = config.limits
+        ec = config.extraction
         self.limiter = Limiter(make_backend(lc.backend, lc.redis_url, lc.redis_prefix), rate_per_s=lc.rate_per_s,
-                               burst=lc.burst, daily_rows=lc.daily_rows, clock=clock)
+                               burst=lc.burst, daily_rows=lc.daily_rows, rows_per_s=lc.rows_per_s,
+                               rows_burst=lc.rows_burst, daily_bytes=lc.daily_bytes,
+                               throttle_rows_per_s=ec.throttle_rows_per_s, throttle_rows_burst=ec.throttle_rows_burst,
+                               clock=clock)
+        self.store: StateStore = (RedisStateStore(lc.redis_url, prefix=lc.redis_prefix) if lc.backend == "redis"
+                                  else FileStateStore(state / "defence.json"))
+        self._rate_logged: dict[str, tuple[float, int]] = {}  # key -> (last logged rate refusal, unlogged since)
         self.audit = AuditLog(config.audit_url, load_or_create_key(config.audit_key_file),
                               durability=config.audit.durability, table=config.audit.table,
                               max_batch_wait_s=config.audit.max_batch_wait_s, commit=config.audit.commit)
@@ -178,12 +268,11 @@ class Gateway:
         self._hooks: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._monitor_state = state / "monitors.json"
-        if self.monitors:
-            try:
-                load_state(self.monitors, self._monitor_state)
-            except (ValueError, KeyError, TypeError):  # stale or foreign state: start fresh
-                pass
+        self._monitor_state = state / "monitors.json"  # read for logs written before the state store existed
+        self._save_due = False
+        self._hk_stop = threading.Event()
+        self.anchor_file = config.audit_anchor_file
+        self._restore_defence()
         self._start_threads()
 
     # -- construction -----------------------------------------------------------------------
@@ -212,10 +301,133 @@ class Gateway:
                                             min_queries=e.min_queries)
             self.monitors += [self.prada, self.coverage]
 
+    # -- per-key defence state across restarts ---------------------------------------------
+    def _restore_defence(self) -> None:
+        """Load throttles, blocks, buckets and monitor state; re-apply what a flag calls for."""
+        try:
+            data = self.store.get_all()
+        except Exception as exc:  # e.g. Redis unreachable: fail loudly, not open
+            raise ModelShieldError(f"cannot read the gateway's defence state: {type(exc).__name__}") from None
+        for name, v in data.items():
+            kind, _, key = name.partition(":")
+            try:
+                if kind == "throttle" and key:
+                    self.limiter.throttle(key, float(v["rate_per_s"]), float(v["rows_per_s"]), float(v["rows_burst"]))
+                elif kind == "block" and key:
+                    self.blocked_keys.add(key)
+            except (KeyError, TypeError, ValueError):
+                continue
+        buckets = data.get("buckets")
+        if isinstance(buckets, dict):
+            try:
+                self.limiter.backend.import_state(buckets)
+            except (KeyError, TypeError, ValueError):
+                pass
+        if self.monitors:
+            mon = data.get("monitors")
+            try:
+                if isinstance(mon, dict):
+                    for m in self.monitors:
+                        if m.name in mon:
+                            m.load_state(mon[m.name])
+                else:
+                    load_state(self.monitors, self._monitor_state)
+            except (ValueError, KeyError, TypeError):  # stale or foreign state: start fresh
+                pass
+        self._cleared = {n.partition(":")[2] for n in data if n.startswith("cleared:")}
+        self.reevaluate()
+
+    def reevaluate(self) -> list[str]:
+        """Apply the configured action to every key an extraction monitor has flagged that is neither
+        throttled, blocked nor cleared by an admin (after a restart, or a state file from another replica).
+        Returns the keys acted on; each gets a new alert."""
+        done = []
+        throttled = self.limiter.throttled
+        for m in self.monitors:
+            if not m.name.startswith("extraction.") or not hasattr(m, "scores"):
+                continue
+            for key, sc in m.scores().items():
+                if (not isinstance(sc, dict) or not sc.get("flagged") or key in throttled or key in self.blocked_keys
+                        or key in self._cleared):
+                    continue
+                if self._action(m.name) in ("throttle", "block"):
+                    self.raise_alert(Alert(monitor=m.name, severity="high", key_id=key,
+                                           message=f"key {key}: flagged for likely model extraction before a "
+                                                   f"restart; {self._action(m.name)} re-applied"))
+                    done.append(key)
+        return done
+
+    def _action(self, monitor: str) -> str:
+        e = self.config.extraction
+        return e.prada_action if monitor == PradaMonitor.name else e.action
+
+    def _persist(self, fields: dict[str, Any] | None = None, delete: tuple[str, ...] = ()) -> None:
+        try:
+            if fields:
+                self.store.set(fields)
+            if delete:
+                self.store.delete(*delete)
+        except Exception as exc:  # the defence keeps working in memory; the failure is visible
+            _log.warning("cannot save the gateway's defence state: %s", type(exc).__name__)
+
+    def save_defence(self) -> None:
+        """Save the buckets and the monitors' state (the monitor thread, or after it stopped)."""
+        fields: dict[str, Any] = {"buckets": self.limiter.backend.export_state()}
+        if self.monitors:
+            fields["monitors"] = {m.name: m.state() for m in self.monitors}
+        self._persist(fields)
+
+    def clear_key(self, key: str) -> None:
+        """An admin lifts a key's throttle and block (kept across restarts)."""
+        self.limiter.unthrottle(key)
+        self.blocked_keys.discard(key)
+        self._cleared.add(key)
+        self._persist({f"cleared:{key}": {"time": self.clock()}}, delete=(f"throttle:{key}", f"block:{key}"))
+
+    # -- the audit chain's head, outside the database ---------------------------------------
+    def anchor(self) -> tuple[int, str] | None:
+        """Write the chain head to the anchor file (and the webhook); ``None`` if the log is unreadable."""
+        try:
+            seq, h = self.audit.head()
+        except Exception:
+            return None
+        if seq <= 0:
+            return seq, h
+        try:
+            write_anchor(self.anchor_file, seq, h, table=self.config.audit.table)
+        except (OSError, ModelShieldError) as exc:
+            _log.warning("cannot write the audit anchor: %s", type(exc).__name__)
+        if self.config.webhook:
+            try:
+                self._hooks.put_nowait({"type": "audit_anchor", "seq": seq, "hash": h, "time": self.clock(),
+                                        "table": self.config.audit.table})
+            except queue.Full:
+                pass
+        return seq, h
+
+    def _housekeeping(self) -> None:
+        a_every = self.config.audit.anchor_every_s
+        s_every = self.config.state_save_every_s
+        step = min(x for x in (a_every, s_every) if x > 0)
+        next_a = time.monotonic() + a_every if a_every > 0 else math.inf
+        next_s = time.monotonic() + s_every
+        while not self._hk_stop.wait(step):
+            now = time.monotonic()
+            if now >= next_a:
+                next_a = now + a_every
+                self.anchor()
+            if now >= next_s:
+                next_s = now + s_every
+                self._save_due = True
+                self._m_wake.set()  # the monitor thread saves (it owns the monitors' state)
+
     def _start_threads(self) -> None:
         t = threading.Thread(target=self._monitor_loop, name="monitors", daemon=True)
         t.start()
         self._threads.append(t)
+        h = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
+        h.start()
+        self._threads.append(h)
         if self.config.webhook:
             w = threading.Thread(target=self._webhook_loop, name="webhook", daemon=True)
             w.start()
@@ -245,6 +457,9 @@ class Gateway:
                     batches.append(self._mq.popleft())
                 self._process(batches)
                 self._m_done += len(batches)
+            if self._save_due and not stop:
+                self._save_due = False
+                self.save_defence()
             if stop:
                 return
 
@@ -298,11 +513,16 @@ class Gateway:
         action = ""
         if alert.monitor.startswith("extraction.") and alert.key_id:
             e = self.config.extraction
-            action = e.prada_action if alert.monitor == PradaMonitor.name else e.action
+            action = self._action(alert.monitor)
+            key = alert.key_id
             if action == "throttle":
-                self.limiter.throttle(alert.key_id, e.throttle_rate_per_s)
+                t = self.limiter.throttle(key, e.throttle_rate_per_s, e.throttle_rows_per_s, e.throttle_rows_burst)
+                self._cleared.discard(key)
+                self._persist({f"throttle:{key}": t.as_dict()}, delete=(f"cleared:{key}",))
             elif action == "block":
-                self.blocked_keys.add(alert.key_id)
+                self.blocked_keys.add(key)
+                self._cleared.discard(key)
+                self._persist({f"block:{key}": {"time": alert.time}}, delete=(f"cleared:{key}",))
         d["action"] = action
         with self._lock:
             self.alerts.append(d)
@@ -322,17 +542,20 @@ class Gateway:
 
     def close(self) -> None:
         self._m_stop = True
+        self._hk_stop.set()
         self._m_wake.set()
         if self.config.webhook:
             self._hooks.put(None)
         for t in self._threads:
             t.join(5)
-        if self.monitors:
-            try:
-                save_state(self.monitors, self._monitor_state)
-            except OSError:
-                pass
+        self.save_defence()
         self.audit.close()
+        head = self.audit.last_head
+        if head is not None and head[0] > 0:  # the final head, outside the database
+            try:
+                write_anchor(self.anchor_file, head[0], head[1], table=self.config.audit.table)
+            except (OSError, ModelShieldError):
+                pass
 
     # -- bookkeeping ------------------------------------------------------------------------
     def count(self, key: str, decision: str) -> None:
@@ -375,6 +598,20 @@ class Gateway:
             "input_defense": {"policy": self.config.input.policy, "detector": self.detector_name,
                               "thresholds": None if self.defense is None else self.defense.thresholds},
         }
+
+    def rate_log_gate(self, key: str) -> int | None:
+        """For a rate-limit refusal of ``key``: ``None`` when it is only counted (one was logged less than
+        ``rate_log_interval_s`` ago), else how many went unlogged since the last logged one."""
+        now = self.clock()
+        last, unlogged = self._rate_logged.get(key, (-math.inf, 0))
+        if now - last < self.config.limits.rate_log_interval_s:
+            self._rate_logged[key] = (last, unlogged + 1)
+            self.metrics.rate_unlogged.inc()
+            return None
+        if len(self._rate_logged) > 100_000:
+            self._rate_logged.clear()
+        self._rate_logged[key] = (now, 0)
+        return unlogged
 
     # -- request steps ----------------------------------------------------------------------
     def principal(self, header: str | None, client: str, scope: str) -> Principal:
@@ -427,10 +664,7 @@ class Gateway:
                 raise _Reject(422, "invalid", "body is not valid JSON") from None
             if not isinstance(data, dict) or "inputs" not in data:
                 raise _Reject(422, "invalid", 'body must be {"inputs": [[...], ...]}')
-            try:
-                X = np.asarray(data["inputs"], dtype=np.float64)
-            except (ValueError, TypeError, OverflowError):
-                raise _Reject(422, "invalid", "inputs must be a rectangular array of numbers") from None
+            X = _numbers(data["inputs"], body)
         if X.ndim != 2 or X.shape[0] == 0:
             raise _Reject(422, "invalid", f"inputs must be a non-empty 2-D array (got shape {list(X.shape)})")
         if X.shape[0] > self.config.limits.max_batch:
@@ -443,6 +677,44 @@ class Gateway:
         return X
 
 
+_NOT_NUMBERS = {"U": "strings", "S": "strings", "b": "true/false", "c": "complex values", "M": "dates",
+                "m": "durations", "V": "records"}
+
+
+def _numbers(inputs: Any, body: bytes) -> np.ndarray:
+    """``inputs`` as an array of JSON numbers: strings (``"1.0"``), booleans and nulls are refused."""
+    try:
+        A = np.asarray(inputs)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise _Reject(422, "invalid", "inputs must be a rectangular array of numbers") from None
+    kind = A.dtype.kind
+    if kind == "O":  # integers beyond int64 are numbers; anything else (None, lists in cells, dicts) is not
+        flat = A.ravel()
+        if not all(type(v) is int or type(v) is float for v in flat):
+            raise _Reject(422, "invalid", "inputs must be a rectangular array of JSON numbers")
+    elif kind not in "iuf":
+        what = _NOT_NUMBERS.get(kind, f"{A.dtype} values")
+        raise _Reject(422, "invalid", f"inputs must be JSON numbers, not {what} (e.g. 1.5, not \"1.5\")")
+    elif b"true" in body or b"false" in body:  # numpy turns True into 1.0 beside numbers: look closer
+        if _has_bool(inputs):
+            raise _Reject(422, "invalid", "inputs must be JSON numbers, not true/false")
+    try:
+        return A.astype(np.float64, copy=False)
+    except (ValueError, TypeError, OverflowError):
+        raise _Reject(422, "invalid", "inputs must be a rectangular array of numbers") from None
+
+
+def _has_bool(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if type(v) is bool:
+            return True
+        if type(v) is list:
+            stack.extend(v)
+    return False
+
+
 class KeyCreate(_Schema):
     """Body of ``POST /admin/keys``."""
 
@@ -450,6 +722,7 @@ class KeyCreate(_Schema):
     scopes: list[str] = Field(default_factory=lambda: ["predict"], min_length=1, max_length=3)
     rate_per_s: float | None = Field(None, gt=0, le=1e6)
     daily_rows: int | None = Field(None, gt=0, le=10**12)
+    rows_per_s: float | None = Field(None, gt=0, le=1e9)
 
 
 def _parse_npy(body: bytes) -> np.ndarray:
@@ -469,13 +742,18 @@ def _parse_npy(body: bytes) -> np.ndarray:
             shape, fortran, dtype = npf.read_array_header_2_0(buf)
         else:
             raise ValueError("unsupported .npy version")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, OverflowError, KeyError, MemoryError):
         raise _Reject(422, "invalid", "not a .npy array") from None
-    if dtype.hasobject or dtype.kind not in "biuf" or len(shape) != 2:
-        raise _Reject(422, "invalid", "the .npy payload must be a 2-D numeric array")
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise _Reject(422, "invalid", f"the .npy payload must be a numeric array, not {dtype.str!r}")
+    if (not isinstance(shape, tuple) or len(shape) != 2
+            or not all(type(d) is int and 0 <= d < 2**62 for d in shape)):
+        raise _Reject(422, "invalid", f"the .npy payload must be a 2-D array with a sane shape (got {shape!r:.60})")
     offset = buf.tell()
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(body) - offset:
-        raise _Reject(422, "invalid", "the .npy payload's size does not match its header")
+    # Python integers: a shape whose product overflows int64 cannot wrap round to the body's size
+    if math.prod(shape) * dtype.itemsize != len(body) - offset:
+        raise _Reject(422, "invalid", f"the .npy payload's size does not match its header (shape {list(shape)}, "
+                                      f"{len(body) - offset} data bytes)")
     flat = np.frombuffer(body, dtype=dtype, offset=offset)
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
@@ -503,10 +781,14 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             sys.setswitchinterval(previous)
             gw.close()
 
+    docs = cfg.api_docs  # off by default: the API description is public wherever it is served
     app = FastAPI(title="modelshield gateway", version="1", lifespan=lifespan,
                   description="Authenticated, rate-limited, audited predictions. "
-                              "Send `Authorization: Bearer <key>`.")
+                              "Send `Authorization: Bearer <key>`.",
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     app.state.gateway = gw
+    app.add_middleware(_BodyLimit, limit=limits.max_body_bytes, skip=("/v1/predict",))
     # request ids: a random per-process prefix and a counter (unique across restarts, no syscall per request)
     _prefix, _counter = secrets.token_hex(8), itertools.count(1)
 
@@ -531,7 +813,13 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         gw.metrics.requests.labels(endpoint, str(rej.status)).inc()
         if key:
             gw.count(key, rej.reason)
-        if rej.reason != "client_blocked":  # a blocked client's flood is counted, not logged row by row
+        log_it = rej.reason != "client_blocked"  # a blocked client's flood is counted, not logged row by row
+        if rej.reason == "rate" and key:  # ... and so is a key's flood past its request rate
+            unlogged = gw.rate_log_gate(key)
+            log_it = unlogged is not None
+            if unlogged:
+                scores = {**(scores or {}), "unlogged_rate_refusals": unlogged}
+        if log_it:
             seq = await log(AuditRecord(kind="request" if key else "auth", endpoint=endpoint, status=rej.status,
                                         decision=f"rejected:{rej.reason}", key_id=key, client=client,
                                         request_id=rid, input_hash=digest, n_rows=rows, scores=scores))
@@ -562,8 +850,25 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         503: {"description": "audit log unavailable (fail closed)", **err},
     }
 
+    async def read_body(request: Request) -> bytes:
+        """The body, read only now (after authentication) and never past ``max_body_bytes``."""
+        clen = request.headers.get("content-length")
+        if clen is not None and (not clen.isdigit() or int(clen) > limits.max_body_bytes):
+            raise _Reject(413, "body_too_large", f"body exceeds {limits.max_body_bytes} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise _Reject(413, "body_too_large", f"body exceeds {limits.max_body_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     requests_ok = gw.metrics.requests.labels("/v1/predict", "200")
     rows_total, latency = gw.metrics.rows, gw.metrics.latency
+
+    def limited(dec: Any) -> _Reject:
+        return _Reject(429, dec.reason, dec.message,
+                       {"Retry-After": str(max(1, math.ceil(min(dec.retry_after_s, 86400.0))))})
 
     async def predict(request: Request) -> Response:
         t0 = time.perf_counter()
@@ -578,23 +883,19 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             key = p.key_id
             if key in gw.blocked_keys:
                 raise _Reject(403, "key_blocked", "this key is blocked (suspected model extraction)")
-            clen = request.headers.get("content-length")
-            if clen is not None and (not clen.isdigit() or int(clen) > limits.max_body_bytes):
-                raise _Reject(413, "body_too_large", f"body exceeds {limits.max_body_bytes} bytes")
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_body_bytes:
-                    raise _Reject(413, "body_too_large", f"body exceeds {limits.max_body_bytes} bytes")
-                chunks.append(chunk)
-            body = b"".join(chunks)
+            dec = gw.limiter.admit(key, rate=p.rate_per_s)  # before the body is read: bad requests cost too
+            if not dec.allowed:
+                raise limited(dec)
+            body = await read_body(request)
+            dec = gw.limiter.charge_bytes(key, len(body))
+            if not dec.allowed:
+                raise limited(dec)
             digest = input_hash(body)
             X = gw.parse(body, request.headers.get("content-type", "application/json"))
             rows = len(X)
-            dec = gw.limiter.check(key, rows, rate=p.rate_per_s, daily_rows=p.daily_rows)
+            dec = gw.limiter.charge_rows(key, rows, rows_per_s=p.rows_per_s, daily_rows=p.daily_rows)
             if not dec.allowed:
-                msg = ("rate limit exceeded" if dec.reason == "rate" else "daily query budget exhausted")
-                raise _Reject(429, dec.reason, msg, {"Retry-After": str(max(1, int(np.ceil(dec.retry_after_s))))})
+                raise limited(dec)
             # screening (detectors query the model) and prediction: one worker-thread hop, off the event loop
             if gw.run_inline(rows):  # fast model, small batch: no thread hop
                 scores, decision, proba = gw.screen_and_predict(X)
@@ -661,6 +962,13 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             p = await guard(request, "monitor", "/metrics")
             if isinstance(p, Response):
                 return p
+        try:  # the chain head, for a scraper to keep outside the database
+            seq, h = await run_in_threadpool(gw.audit.head)
+        except Exception:
+            gw.metrics.audit_head.clear()
+        else:
+            gw.metrics.audit_head.clear()
+            gw.metrics.audit_head.labels(h).set(seq)
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
 
     admin_resp = {401: err, 403: err, 429: err}
@@ -672,15 +980,32 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             return p
         return reply(200, {"keys": [k.public() for k in gw.keys.list()]})
 
-    @app.post("/admin/keys", tags=["admin"], responses={**admin_resp, 422: err})
-    async def create_key(request: Request, spec: KeyCreate = Body(...)) -> Response:  # noqa: B008
+    key_create_body = {"required": True,
+                       "content": {"application/json": {"schema": KeyCreate.model_json_schema()}}}
+
+    @app.post("/admin/keys", tags=["admin"], responses={**admin_resp, 413: err, 422: err},
+              openapi_extra={"requestBody": key_create_body})
+    async def create_key(request: Request) -> Response:
+        # authenticate first, then read (at most max_body_bytes of) the body: an unauthenticated body is never read
         p = await guard(request, "admin", "/admin/keys")
         if isinstance(p, Response):
             return p
+        try:
+            raw = await read_body(request)
+        except _Reject as rej:
+            return await refuse(rej, rid=new_id(), client=request.client.host if request.client else "-",
+                                key=p.key_id, endpoint="/admin/keys")
+        try:
+            spec = KeyCreate.model_validate_json(raw)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            where = ".".join(str(x) for x in e["loc"]) or "body"
+            return reply(422, {"detail": f"{where}: {e['msg']}"})
         bad = [s for s in spec.scopes if s not in SCOPES]
         if bad:
             return reply(422, {"detail": f"unknown scope {bad[0]!r}; choose from {', '.join(SCOPES)}"})
-        rec, token = gw.keys.create(spec.name, spec.scopes, rate_per_s=spec.rate_per_s, daily_rows=spec.daily_rows)
+        rec, token = gw.keys.create(spec.name, spec.scopes, rate_per_s=spec.rate_per_s, daily_rows=spec.daily_rows,
+                                    rows_per_s=spec.rows_per_s)
         await log(AuditRecord(kind="admin", endpoint="/admin/keys", status=201, decision=f"create:{rec.id}",
                               key_id=p.key_id, client=request.client.host if request.client else None,
                               request_id=new_id()))
@@ -704,8 +1029,10 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
         p = await guard(request, "admin", "/admin/keys")
         if isinstance(p, Response):
             return p
-        gw.limiter.unthrottle(key_id)
-        gw.blocked_keys.discard(key_id)
+        gw.clear_key(key_id)
+        await log(AuditRecord(kind="admin", endpoint="/admin/keys", status=200, decision=f"unthrottle:{key_id}"[:40],
+                              key_id=p.key_id, client=request.client.host if request.client else None,
+                              request_id=new_id()))
         return reply(200, {"key": key_id, "throttled": False})
 
     @app.get("/admin/stats", tags=["admin"], responses=admin_resp, summary="Dashboard data (monitor scope)")
@@ -722,13 +1049,19 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             return p
         return reply(200, {"alerts": list(gw.alerts)})
 
-    @app.get("/admin/audit/verify", tags=["admin"], responses=admin_resp, summary="Verify the audit-log chain")
+    @app.get("/admin/audit/verify", tags=["admin"], responses=admin_resp,
+             summary="Verify the audit-log chain against the newest anchor (admin scope)")
     async def verify(request: Request) -> Response:
-        p = await guard(request, "monitor", "/admin/audit/verify")
+        p = await guard(request, "admin", "/admin/audit/verify")  # a full scan of the log: admin only
         if isinstance(p, Response):
             return p
-        res = await run_in_threadpool(gw.audit.verify)
-        gw.last_verify = {**res.as_dict(), "time": gw.clock()}
+        try:
+            anchor = read_anchor(gw.anchor_file, cfg.audit.table)
+        except ModelShieldError as exc:
+            return reply(200, {"ok": False, "reason": str(exc), "time": gw.clock()})
+        res = await run_in_threadpool(
+            lambda: gw.audit.verify(expect_head=None if anchor is None else (anchor.seq, anchor.hash)))
+        gw.last_verify = {**res.as_dict(), "anchor": None if anchor is None else anchor.as_dict(), "time": gw.clock()}
         return reply(200, gw.last_verify)
 
     @app.get("/admin/audit/recent", tags=["admin"], responses=admin_resp)

@@ -5,7 +5,13 @@ numbered by a gap-free ``seq``. :meth:`AuditLog.verify` walks the chain and name
 that was edited (hash mismatch), deleted (gap in ``seq`` / broken link) or reordered (link broken).
 The chain key (``audit.key``, 32 random bytes, mode 0600) keeps someone with write access to the
 database but not to the key from re-computing the chain after an edit. Removing records from the
-*end* of the log is only visible against a head saved elsewhere (``verify(expect_head=...)``).
+*end* of the log is only visible against a head saved elsewhere (``verify(expect_head=...)``): the
+gateway anchors the head outside the database (:func:`write_anchor`, a file in its state dir, every
+``audit.anchor_every_s`` and at shutdown; also ``/metrics`` and the webhook), and ``modelshield
+audit-log verify`` compares with the newest anchor by default. Threat model of the anchor file:
+someone who can write the database but not the gateway's state dir (a database administrator, a
+restored backup); someone who can write both can roll both back, and only a copy of the head held
+by another system (the webhook's receiver, a metrics store) detects that.
 
 Write-ahead: the gateway appends a request's record and waits until its transaction is committed
 (SQLite ``synchronous=FULL`` in WAL mode; PostgreSQL's default durable commit) *before* it sends
@@ -47,7 +53,8 @@ from typing import Any
 from modelshield._io import private_dir
 from modelshield.errors import DataError, MissingExtraError, UserError
 
-__all__ = ["AuditLog", "AuditRecord", "VerifyResult", "input_hash", "load_or_create_key"]
+__all__ = ["Anchor", "AuditLog", "AuditRecord", "VerifyResult", "input_hash", "load_or_create_key", "read_anchor",
+           "write_anchor"]
 
 GENESIS = "0" * 64
 _FIELDS = ("seq", "ts_us", "kind", "request_id", "key_id", "client", "endpoint", "status",
@@ -104,6 +111,76 @@ def load_or_create_key(path: str | Path, *, create: bool = True) -> bytes:
         fh.flush()
         os.fsync(fh.fileno())
     return key
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain head saved outside the database: record ``seq`` had ``hash`` at ``time``."""
+
+    seq: int
+    hash: str
+    time: float
+    table: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash, "time": self.time, "table": self.table}
+
+
+def _read_anchor_file(p: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: unreadable audit anchor file ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("anchors", {}), dict):
+        raise DataError(f"{p}: not an audit anchor file")
+    return data
+
+
+def read_anchor(path: str | Path, table: str = "modelshield_audit") -> Anchor | None:
+    """The newest anchor of ``table`` in the anchor file, ``None`` when there is none."""
+    p = Path(path)
+    a = _read_anchor_file(p).get("anchors", {}).get(table)
+    if a is None:
+        return None
+    try:
+        seq, h, t = int(a["seq"]), str(a["hash"]), float(a["time"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{p}: malformed anchor for table {table!r}") from None
+    if seq < 0 or len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+        raise DataError(f"{p}: malformed anchor for table {table!r}")
+    return Anchor(seq, h, t, table)
+
+
+def write_anchor(path: str | Path, seq: int, hash_: str, *, table: str = "modelshield_audit",
+                 now: float | None = None) -> bool:
+    """Record ``(seq, hash_)`` as ``table``'s newest anchor (atomic, fsynced, mode 0600).
+
+    Anchors only move forward: an older ``seq`` than the one stored is not written (returns ``False``),
+    so a truncated database cannot pull its own anchor back.
+    """
+    p = Path(path)
+    private_dir(p.parent)
+    data = _read_anchor_file(p)
+    anchors = dict(data.get("anchors", {}))
+    old = anchors.get(table)
+    if old is not None and int(old.get("seq", 0)) >= seq:
+        return False
+    anchors[table] = {"seq": int(seq), "hash": hash_, "time": time.time() if now is None else now}
+    body = json.dumps({"version": 1, "anchors": anchors}, indent=1)
+    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
 
 
 @dataclass
@@ -281,6 +358,7 @@ class AuditLog:
         self._start_lock = threading.Lock()
         self.n_written = 0
         self.n_failed = 0
+        self.last_head: tuple[int, str] | None = None  # set by close()
         self._batch_sizes: Counter[int] = Counter()  # records per committed transaction -> count
 
     def _safe_url(self) -> str:
@@ -518,6 +596,10 @@ class AuditLog:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
+        try:  # the final head, for an anchor outside the database
+            self.last_head = self.head()
+        except Exception:
+            self.last_head = None
         self._shut = True  # checked under the lock: no commit starts after this, even if the lock is not won below
         if self._write_lock.acquire(timeout=timeout):  # a commit in progress on another thread finishes first
             try:
@@ -549,6 +631,52 @@ class AuditLog:
         with self._reader.connect() as conn:
             rows = conn.execute(sa.select(t).order_by(t.c.seq.desc()).limit(n)).mappings().all()
         return [dict(r) for r in rows]
+
+    def query(self, *, key_id: str | None = None, since_us: int | None = None, until_us: int | None = None,
+              decision: str | None = None, kind: str | None = None, limit: int | None = None,
+              newest_first: bool = False, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+        """Records matching every filter given, oldest first (or newest first), streamed in chunks.
+
+        ``decision``: ``ok`` matches ``ok``; ``rejected`` matches ``rejected`` and every ``rejected:<reason>``;
+        a value ending in ``*`` matches that prefix. ``since_us``/``until_us``: timestamps in microseconds
+        (inclusive / exclusive).
+        """
+        sa = self._sa
+        t = self.table
+        conds = []
+        if key_id is not None:
+            conds.append(t.c.key_id == key_id)
+        if since_us is not None:
+            conds.append(t.c.ts_us >= int(since_us))
+        if until_us is not None:
+            conds.append(t.c.ts_us < int(until_us))
+        if kind is not None:
+            conds.append(t.c.kind == kind)
+        if decision is not None:
+            esc = decision.rstrip("*").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            if decision.endswith("*"):
+                conds.append(t.c.decision.like(esc + "%", escape="\\"))
+            else:
+                conds.append(sa.or_(t.c.decision == decision, t.c.decision.like(esc + ":%", escape="\\")))
+        left = limit
+        cursor: int | None = None
+        while left is None or left > 0:
+            n = chunk if left is None else min(chunk, left)
+            q = sa.select(t).where(*conds)
+            if cursor is not None:
+                q = q.where(t.c.seq < cursor if newest_first else t.c.seq > cursor)
+            q = q.order_by(t.c.seq.desc() if newest_first else t.c.seq).limit(n)
+            with self._reader.connect() as conn:
+                rows = conn.execute(q).mappings().all()
+            if not rows:
+                return
+            for r in rows:
+                yield dict(r)
+            cursor = int(rows[-1]["seq"])
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < n:
+                return
 
     def head(self) -> tuple[int, str]:
         sa = self._sa

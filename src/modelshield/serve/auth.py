@@ -19,7 +19,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +61,7 @@ class Principal:
     scopes: frozenset[str]
     rate_per_s: float | None = None
     daily_rows: int | None = None
+    rows_per_s: float | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -80,6 +81,7 @@ class ApiKey:
     rate_per_s: float | None = None
     daily_rows: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    rows_per_s: float | None = None
 
     def public(self) -> dict[str, Any]:
         d = asdict(self)
@@ -168,7 +170,7 @@ class KeyStore:
 
     # -- management -------------------------------------------------------------------------
     def create(self, name: str, scopes: Iterable[str], *, rate_per_s: float | None = None,
-               daily_rows: int | None = None) -> tuple[ApiKey, str]:
+               daily_rows: int | None = None, rows_per_s: float | None = None) -> tuple[ApiKey, str]:
         """Create a key; returns ``(record, plaintext_key)``. The plaintext is not stored."""
         if not name or len(name) > 100:
             raise UserError("key name must be 1-100 characters")
@@ -181,7 +183,7 @@ class KeyStore:
             secret = secrets.token_urlsafe(32)
             salt = secrets.token_hex(16)
             rec = ApiKey(id=kid, name=name, scopes=scope_list, salt=salt, hash=_digest(salt, secret),
-                         created=self._clock(), rate_per_s=rate_per_s, daily_rows=daily_rows)
+                         created=self._clock(), rate_per_s=rate_per_s, daily_rows=daily_rows, rows_per_s=rows_per_s)
             self._keys[kid] = rec
             self._save()
         return rec, f"{_PREFIX}_{kid}_{secret}"
@@ -220,7 +222,7 @@ class KeyStore:
         if rec.revoked is not None:
             raise AuthError(401, "revoked API key", key_id=rec.id)
         return Principal(key_id=rec.id, name=rec.name, scopes=frozenset(rec.scopes),
-                         rate_per_s=rec.rate_per_s, daily_rows=rec.daily_rows)
+                         rate_per_s=rec.rate_per_s, daily_rows=rec.daily_rows, rows_per_s=rec.rows_per_s)
 
 
 class FailureTracker:
@@ -234,13 +236,14 @@ class FailureTracker:
                  clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000) -> None:
         self.burst, self.window_s, self.block_s = burst, window_s, block_s
         self._clock = clock
-        self._fails: dict[str, deque[float]] = {}
+        # least recently failed first: a spray of new addresses evicts the stalest, never a client failing now
+        self._fails: OrderedDict[str, deque[float]] = OrderedDict()
         self._blocked: dict[str, float] = {}
         self._lock = threading.Lock()
         self.max_clients = max_clients
 
     def blocked_for(self, client: str) -> float:
-        """Seconds this client remains blocked (0 when not blocked)."""
+        """Seconds this client remains blocked (0 when not blocked: the block ends at ``start + block_s``)."""
         until = self._blocked.get(client)
         if until is None:
             return 0.0
@@ -252,15 +255,27 @@ class FailureTracker:
         return left
 
     def record_failure(self, client: str) -> bool:
+        """Count one failure; ``True`` when this failure starts a block.
+
+        Memory is bounded: at most ``max_clients`` clients are tracked (failures and blocks each).
+        """
         now = self._clock()
         with self._lock:
-            if len(self._fails) > self.max_clients:  # bounded memory under a spray of addresses
-                self._fails.clear()
-            q = self._fails.setdefault(client, deque())
+            q = self._fails.get(client)
+            if q is None:
+                while len(self._fails) >= self.max_clients:
+                    self._fails.popitem(last=False)
+                q = self._fails[client] = deque()
+            else:
+                self._fails.move_to_end(client)
             q.append(now)
             while q and q[0] < now - self.window_s:
                 q.popleft()
             if len(q) >= self.burst and client not in self._blocked:
+                if len(self._blocked) >= self.max_clients:  # drop ended blocks, then the soonest to end
+                    self._blocked = {c: u for c, u in self._blocked.items() if u > now}
+                    while len(self._blocked) >= self.max_clients:
+                        del self._blocked[min(self._blocked, key=self._blocked.__getitem__)]
                 self._blocked[client] = now + self.block_s
                 q.clear()
                 return True

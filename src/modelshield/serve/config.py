@@ -12,10 +12,15 @@ Example ``serve.yaml``::
       block_s: 300                # ... block that client for block_s seconds and raise an alert
       reload_every_s: 0.05        # key-file change check
       jwt: {algorithms: [HS256], secret_env: MS_JWT_SECRET, audience: modelshield}
+    trusted_proxies: []           # peers whose X-Forwarded-For is believed (IPs or CIDRs); none by default
+    api_docs: false               # /docs and /openapi.json (true under 'serve --dev')
     limits:
-      rate_per_s: 50              # token bucket per key (requests/s) ...
+      rate_per_s: 50              # token bucket per key (requests/s, taken before the body is read) ...
       burst: 100                  # ... and its size
+      rows_per_s: 2000            # second token bucket per key, in rows (a batch of n rows costs n) ...
+      rows_burst: 10000           # ... and its size (at least max_batch)
       daily_rows: 100000          # daily query budget per key, in rows
+      daily_bytes: null           # daily budget per key, in request-body bytes (null: none)
       max_batch: 1024
       max_body_bytes: 1048576
       backend: memory             # or redis (several replicas)
@@ -26,13 +31,16 @@ Example ``serve.yaml``::
       table: modelshield_audit
       durability: full            # fsync before the response (full) or the OS decides (normal)
       commit: auto                # commit on the event loop (loop: auto's choice for SQLite) or a writer thread
+      anchor_every_s: 5           # write the chain head to <state_dir>/audit.anchor (and the webhook)
     input:
       policy: flag                # log | flag | reject
       adversarial: true           # also the robustness module's adversarial-input score
       ood_quantile: 0.999
     outputs: {top_k: null, decimals: 4, noise: 0.0}
     drift: {window: 500, every: 100, psi_threshold: 0.2, ks_alpha: 0.001, mmd_alpha: 0.001}
-    extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle, prada_action: alert}
+    extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle, prada_action: alert,
+                 throttle_rate_per_s: 1, throttle_rows_per_s: 10, throttle_rows_burst: 50}
+    state_save_every_s: 5         # per-key defence state (throttles, blocks, buckets, monitors) saved this often
     webhook: null                 # https URL that receives alerts as JSON
     monitor_interval_s: 0.02      # monitors batch what queued up meanwhile (alerts come at most this late)
     inline_max_s: 0.005           # small, fast requests are screened + predicted on the event loop
@@ -41,12 +49,13 @@ Example ``serve.yaml``::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelshield.errors import InputNotFoundError, UserError
 
@@ -100,14 +109,27 @@ class AuthConfig(_Section):
 
 
 class LimitsConfig(_Section):
-    rate_per_s: float = Field(50.0, gt=0)
+    rate_per_s: float = Field(50.0, gt=0)  # requests/s per key: taken before the body is read or validated
     burst: float = Field(100.0, ge=1)
+    rows_per_s: float = Field(2000.0, gt=0)  # rows/s per key: a batch of n rows costs n tokens
+    rows_burst: float = Field(10_000.0, ge=1)
     daily_rows: int = Field(1_000_000, ge=1)
+    daily_bytes: int | None = Field(None, ge=1)  # request-body bytes per key and day (None: no budget)
     max_batch: int = Field(1024, ge=1)
-    max_body_bytes: int = Field(1 << 20, ge=64)
+    max_body_bytes: int = Field(1 << 20, ge=64)  # every route, not only /v1/predict
+    # refusals for the rate limit are logged at most once per key per this many seconds (the others are
+    # counted in /metrics and in the next logged refusal's "suppressed"): a flood cannot force one fsync each
+    rate_log_interval_s: float = Field(1.0, ge=0)
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "modelshield:limits:"
+
+    @model_validator(mode="after")
+    def _burst_fits_a_batch(self) -> LimitsConfig:
+        if self.rows_burst < self.max_batch:
+            raise ValueError(f"rows_burst ({self.rows_burst:g}) must be at least max_batch ({self.max_batch}): "
+                             "a full batch could never be served")
+        return self
 
 
 class AuditConfig(_Section):
@@ -118,6 +140,10 @@ class AuditConfig(_Section):
     log_outputs: bool = True
     commit: Literal["auto", "loop", "thread"] = "auto"  # auto: loop for a SQLite file, thread for a server
     max_batch_wait_s: float = Field(0.0, ge=0)  # writer thread only
+    # the chain head (seq, hash) is written this often to <state_dir>/audit.anchor (outside the database) and
+    # sent to the webhook; `audit-log verify` compares with it, so deleting the newest records is detected
+    # (0: no periodic anchor; one is still written at shutdown)
+    anchor_every_s: float = Field(5.0, ge=0)
 
 
 class InputConfig(_Section):
@@ -154,7 +180,9 @@ class ExtractionConfig(_Section):
     coverage_factor: float = Field(1.6, gt=1)
     action: Literal["alert", "throttle", "block"] = "throttle"  # on a coverage alert
     prada_action: Literal["alert", "throttle", "block"] = "alert"  # PRADA false-alarms on skewed tabular data
-    throttle_rate_per_s: float = Field(1.0, gt=0)
+    throttle_rate_per_s: float = Field(1.0, gt=0)  # a throttled key: requests/s (burst 1) ...
+    throttle_rows_per_s: float = Field(10.0, gt=0)  # ... and rows/s, whatever its batch size
+    throttle_rows_burst: float = Field(50.0, ge=1)
 
 
 class ServeConfig(_Section):
@@ -171,6 +199,13 @@ class ServeConfig(_Section):
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     webhook: str | None = None
     metrics_public: bool = False  # /metrics without a monitor-scoped key
+    api_docs: bool = False  # /docs, /redoc and /openapi.json (public when on); `serve --dev` turns them on
+    # peers (IPs or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed; by default none, so the
+    # client address used for brute-force blocking and the audit log is the TCP peer's
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # the per-key defence state (throttles, blocks, token buckets, extraction-monitor state) is saved this
+    # often (and at once when a key is throttled or blocked, and at shutdown); Redis when limits.backend is redis
+    state_save_every_s: float = Field(5.0, gt=0)
     dashboard: bool = True
     monitor_queue: int = Field(10_000, ge=1)
     # the monitors (drift, PRADA, coverage) take what queued up every monitor_interval_s seconds, as one
@@ -195,6 +230,16 @@ class ServeConfig(_Section):
             raise ValueError("webhook must be an https:// URL (plain http only to loopback)")
         return v
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {p!r} is not an IP address or CIDR network") from None
+        return v
+
     @property
     def audit_url(self) -> str:
         return self.audit.url or f"sqlite:///{Path(self.state_dir) / 'audit.db'}"
@@ -202,6 +247,11 @@ class ServeConfig(_Section):
     @property
     def audit_key_file(self) -> Path:
         return Path(self.audit.key_file) if self.audit.key_file else Path(self.state_dir) / "audit.key"
+
+    @property
+    def audit_anchor_file(self) -> Path:
+        """Where the gateway anchors the audit chain's head (outside the database)."""
+        return Path(self.state_dir) / "audit.anchor"
 
     def with_overrides(self, **changes: Any) -> ServeConfig:
         """A copy with top-level fields replaced (``None`` values are ignored)."""
