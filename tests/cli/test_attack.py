@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from modelshield.checks.robustness.threat import infer_domain
 from modelshield.cli import main
 
 
@@ -135,9 +136,13 @@ def test_attack_features_option_and_real_threat_numbers_in_json(files, capsys):
     assert "array[" not in json.dumps(threat)
     for key in ("lower", "upper", "scale"):
         assert len(threat[key]) == 30 and all(isinstance(v, float) for v in threat[key])
-    # the tabular threat model bounds each feature by its observed range and measures eps in stds
-    assert threat["lower"] == pytest.approx(list(Xte.min(axis=0)), abs=1e-5)
-    assert threat["upper"] == pytest.approx(list(Xte.max(axis=0)), abs=1e-5)
+    # the tabular threat model bounds each feature by its domain: the observed range widened by the
+    # documented margin (never the sample's extremes alone), and measures eps in stds
+    lo, hi = infer_domain(Xte.min(axis=0).astype(np.float64), Xte.max(axis=0).astype(np.float64))
+    assert threat["lower"] == pytest.approx(list(lo), abs=1e-5)
+    assert threat["upper"] == pytest.approx(list(hi), abs=1e-5)
+    assert all(a < b for a, b in zip(threat["lower"], Xte.min(axis=0)))
+    assert threat["units"] == "std" and "inferred" in threat["bounds_source"]
     assert threat["mutable"] == 28  # f0, f1 immutable
 
 

@@ -179,13 +179,13 @@ class RobustnessCheck(Check):
         out = self.result()
         line = threat.describe(eps=_eps_text(grid, ref))
         out.metrics["threat_model"] = line
-        self._threat_findings(out, threat)
         if not runnable:
             out.summary = "no attack applies: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
             out.findings.append(Finding(check=self.name, severity=Severity.INFO, rule_id="robustness.not-run",
                                         title="No requested attack applies to this model",
                                         detail=out.summary))
             out.summary += f". Threat model: {line}"
+            self._threat_findings(out, threat)
             return out
 
         curves: list[Curve] = []
@@ -199,6 +199,7 @@ class RobustnessCheck(Check):
             curves.append(robustness_curve(model, X, y, a, threat, grid, seed=ctx.seed, budget=b,
                                            options=opts, progress=prog))
         self._fill(out, ctx, curves, grid, ref, threat, len(X), skipped)
+        self._threat_findings(out, threat)  # after the headline finding
         if self.detector:
             ctx.progress(len(runnable) / (len(runnable) + 1), "adversarial-input detector")
             self._detector(out, ctx, model, data, sample.X, curves, ref)
