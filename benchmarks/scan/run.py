@@ -75,6 +75,15 @@ TOOLS: dict[str, tuple[list[str], object]] = {
     "modelscan": ([str(BIN / "modelscan"), "-p"], _modelscan),
     "fickling": ([str(BIN / "fickling"), "--check-safety"], _verdict_exitcode({1}, {0})),
 }
+#: peers that are not installed in this environment are left out (and say so in the versions line)
+TOOLS = {k: v for k, v in TOOLS.items() if Path(v[0][0]).exists()}
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except Exception:  # a peer that is not installed
+        return "not installed"
 
 
 def run_tool(argv: list[str]) -> dict:
@@ -313,7 +322,7 @@ def main() -> None:
     res: dict = {
         "date": dt.date.today().isoformat(),
         "machine": f"{os.cpu_count()} CPUs (shared), Python {sys.version.split()[0]}",
-        "versions": {p: version(p) for p in ("modelshield", "picklescan", "modelscan", "fickling", "torch",
+        "versions": {p: _version(p) for p in ("modelshield", "picklescan", "modelscan", "fickling", "torch",
                                              "scikit-learn", "joblib", "numpy")},
     }
     try:

@@ -1165,7 +1165,9 @@ def scan_pickle_stream(
     failing opcode kept: a "broken" pickle still runs its payload before the error). Data after a
     complete pickle is scanned as further pickles (several ``pickle.dump`` calls into one file,
     legacy ``torch.save``); when it does not parse it is reported as trailing data.
-    ``probe`` treats a first pickle that fails before any global as "not a pickle".
+    ``probe`` treats a first pickle that fails before reaching any global (so before anything could
+    run) as "not a pickle"; a pickle stopped by a time or size bound never is (it is inconclusive).
+    Data after a complete pickle is always probe-parsed, whatever its first byte.
     ``context`` is ``"torchscript"`` for pickles inside a TorchScript archive, which torch reads with
     its C++ unpickler (see :func:`~modelshield.checks.artifact.policy.classify_global`).
     """
@@ -1179,14 +1181,6 @@ def scan_pickle_stream(
     while count < max_pickles:
         start = reader.offset
         if count and reader.at_eof():
-            break
-        if count and not looks_like_pickle_start(reader.peek(2)):
-            findings.append(RawFinding(
-                Severity.LOW, "artifact.pickle.trailing-data",
-                "non-pickle data after the last pickle", start,
-                "Bytes follow the pickle stream; loaders ignore them (legacy PyTorch storages, "
-                "padding) but they were not analysed.",
-            ))
             break
         ps = PickleScan(reader, budget, depth=depth, nested=nested, on_build=on_build, fetch_blob=fetch_blob,
                         context=context)
@@ -1214,15 +1208,29 @@ def scan_pickle_stream(
             continue
         where = getattr(err, "offset", None)
         where = reader.offset if where is None else where
-        if count == 1 and probe and not ps.globals:
+        ran_code = bool(ps.globals or ps.findings)  # nothing can run before the first global/finding
+        if isinstance(err, LimitExceeded):
+            # a bound hit is never "not a pickle": the probe did not finish, so nothing is known
+            pass
+        elif count == 1 and probe and not ran_code:
             return StreamResult([], {}, 0, ops, proto, False, False)
+        elif count > 1 and not ran_code:
+            # data after a complete pickle that fails before any global: ``pickle.load`` never
+            # reads it, and a second load of it would fail before running anything
+            findings.append(RawFinding(
+                Severity.LOW, "artifact.pickle.trailing-data",
+                "non-pickle data after the last pickle", start,
+                f"Bytes follow the pickle stream and do not parse as a pickle ({err}); "
+                "they were probe-parsed and reach no global.",
+            ))
+            break
         if isinstance(err, LimitExceeded):
             findings.append(RawFinding(
                 Severity.HIGH, "artifact.limit-exceeded", f"scan bound hit: {err}", where,
                 "The scan stopped at a safety bound; the rest of the file was not analysed.",
             ))
             complete = False
-        elif count == 1 or ps.ops > 8 or ps.globals:
+        else:
             findings.append(RawFinding(
                 Severity.HIGH, "artifact.malformed", f"pickle stream is malformed: {err}", where,
                 "The stream fails to parse. Loaders execute every opcode before the failing one, so "
@@ -1230,11 +1238,5 @@ def scan_pickle_stream(
                 "not analysed.", {"pickle_index": count - 1, "pickle_start": start},
             ))
             complete = False
-        else:
-            findings.append(RawFinding(
-                Severity.LOW, "artifact.pickle.trailing-data",
-                "non-pickle data after the last pickle", start,
-                f"Bytes follow the pickle stream and do not parse as a pickle ({err}).",
-            ))
         break
     return StreamResult(findings, allglobals, count, ops, proto, complete, True, joblib, reader.offset)

@@ -23,12 +23,14 @@ from modelshield.checks.artifact.joblib_scan import COMPRESSED_MAGIC, joblib_on_
 from modelshield.checks.artifact.numpy_scan import scan_npy
 from modelshield.checks.artifact.pickle_scan import (
     Blob,
+    PickleScan,
     RawFinding,
     _Malformed,
-    looks_like_pickle_start,
     scan_pickle_stream,
 )
+from modelshield.checks.artifact.pickle_scan import G as PG
 from modelshield.checks.artifact.report import FileReport, ScanReport, make_finding
+from modelshield.checks.artifact.torchscript_scan import is_torchscript_source, scan_torchscript_source
 from modelshield.errors import FormatError, InputNotFoundError, UserError
 from modelshield.findings import Severity
 
@@ -40,10 +42,12 @@ MAX_DEPTH = 4
 MAX_DECOMPRESSED = 64 << 30
 SMALL_MEMBER = 16 << 20
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
-_TORCH_RECORDS = re.compile(r"(^|.*/)(\.data/.*|data/\d+|version|byteorder|\.format_version|"
-                            r"\.storage_alignment|serialization_id)$")
-_TS_DANGEROUS = re.compile(rb"\b(?:aten::|ops\.aten\.)?(?:save|from_file|_load_from_file|system|popen|"
-                           rb"load_library|_jit_pass|torch\.ops\.load_library|prim::PythonOp)\b")
+#: the search for a pickle behind a non-pickle prefix: candidates tried, and opcodes simulated over all
+#: candidates that fail, per byte of the searched window (keeps the search linear in the file size)
+MAX_EMBEDDED_CANDIDATES = 256
+EMBEDDED_OPS_PER_BYTE = 4
+#: formats whose content no zip reader would also take: no polyglot check after them
+_NO_POLYGLOT = frozenset({"zip", "7z", "rar", ENCRYPTED})
 
 
 def _head(fh: BinaryIO, n: int = 64) -> bytes:
@@ -187,18 +191,51 @@ class _FileScan:
         return [f for f, _m in sub.raw]
 
     # ---------------------------------------------------------------- dispatch
-    def stream(self, fh: BinaryIO, size: int | None, member: str, depth: int, name: str = "") -> str:
+    def limit(self, exc: BaseException, member: str | None, offset: int | None = None) -> None:
+        self.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded", f"scan bound hit: {exc}", offset,
+                             "A safety bound (time, size, depth or search work) stopped the scan; the rest "
+                             "was not analysed, so the result is inconclusive.")], member or None)
+
+    def stream(self, fh: BinaryIO, size: int | None, member: str, depth: int, name: str = "",
+               polyglot: bool = True) -> str:
+        start = fh.tell()
         head = fh.read(512)
-        fh.seek(fh.tell() - len(head))
+        fh.seek(start)
         fmt = detect_format(head, size, name or member)
+        zipped = False
         try:
-            self._dispatch(fmt, fh, size, member, depth, head, name or member)
+            zipped = self._dispatch(fmt, fh, size, member, depth, head, name or member)
         except (_Malformed, Truncated) as exc:
             self.malformed(f"{fmt}: {exc}", getattr(exc, "offset", None), member or None)
         except LimitExceeded as exc:
-            self.add([RawFinding(Severity.HIGH, "artifact.limit-exceeded", f"scan bound hit: {exc}", None,
-                                 "A safety bound stopped the scan; the rest was not analysed.")], member or None)
+            self.limit(exc, member)
+            return fmt
+        if polyglot and not zipped and fmt not in _NO_POLYGLOT and size is not None and size >= 22:
+            self._polyglot_zip(fh, start, size, member, depth)
         return fmt
+
+    def _polyglot_zip(self, fh: BinaryIO, start: int, size: int, member: str, depth: int) -> None:
+        """A zip end record at the end of a file that is something else (a pickle, an npy...): zipfile-
+        based loaders (Keras, ``zipfile.is_zipfile``) read the archive behind the prefix, so scan it."""
+        fh.seek(start)
+        try:
+            if not _has_eocd(fh, size):
+                return
+            self.add([RawFinding(Severity.MEDIUM, "artifact.polyglot",
+                                 "the file is also a zip archive (end record behind other content)", 0,
+                                 "zipfile-based loaders (Keras, NumPy's zip check) open the archive behind "
+                                 "the prefix; its members were scanned as well.")], member or None)
+            fh.seek(start)
+            self._zip(fh, size, member, depth)
+        except (_Malformed, Truncated) as exc:
+            self.add([RawFinding(Severity.MEDIUM, "artifact.polyglot",
+                                 f"a zip end record that does not lead to a readable archive: {exc}", None,
+                                 "zip readers may still find members here; the rest was scanned as "
+                                 "its first format.")], member or None)
+        except LimitExceeded as exc:
+            self.limit(exc, member)
+        finally:
+            fh.seek(start)
 
     def _reader(self, fh: BinaryIO, size: int | None) -> Reader:
         return Reader(fh, self.budget, size=size)
@@ -236,8 +273,17 @@ class _FileScan:
             self.formats.append("joblib")
         return True
 
+    def _probe(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> bool:
+        """Probe-parse as a header-less pickle whatever the first byte: ``pickle.load`` accepts any
+        opcode first. Cheap on non-pickle data (it stops at the first invalid opcode or underflow)."""
+        start = fh.tell()
+        ok = self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=True)
+        fh.seek(start)
+        return ok
+
     def _dispatch(self, fmt: str, fh: BinaryIO, size: int | None, member: str, depth: int, head: bytes,
-                  name: str = "") -> None:
+                  name: str = "") -> bool:
+        """Scan ``fh`` as ``fmt``; True when it was read as a zip archive."""
         self.formats.append(fmt)
         if depth > MAX_DEPTH:
             raise LimitExceeded(f"containers nested deeper than {MAX_DEPTH}")
@@ -247,22 +293,15 @@ class _FileScan:
             # magic, protocol, sys_info, the object, storage keys; raw storages follow
             self._pickle(self._reader(fh, size), member, depth, fh=fh, max_pickles=5, legacy=True)
         elif fmt == "pickle0":
-            start = fh.tell()
-            if not self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=True):
+            if not self._probe(fh, size, member, depth):
                 self.formats[-1] = "unknown"
-                fh.seek(start)
-                self._unknown(fh, size, member, depth, name)
+                return self._unknown_or_zip(fh, size, member, depth, name)
         elif fmt.startswith("compressed:"):
             kind = fmt.split(":", 1)[1]
             stream = open_compressed(fh, kind, MAX_DECOMPRESSED)
             try:
                 r = Reader(stream, self.budget)
                 r.seekable = False
-                try:
-                    if not looks_like_pickle_start(r.peek(2)):
-                        raise _Malformed(f"{kind} stream does not contain a pickle")
-                except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-                    raise _Malformed(f"corrupt {kind} stream: {exc}") from None
                 try:
                     self._pickle(r, member, depth)
                 except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
@@ -288,6 +327,7 @@ class _FileScan:
                 arrays.append({"member": member, **det})
         elif fmt == "zip":
             self._zip(fh, size, member, depth)
+            return True
         elif fmt == "tar":
             self._tar(fh, size, member, depth)
         elif fmt in ("7z", "rar"):
@@ -317,10 +357,18 @@ class _FileScan:
             from modelshield.checks.artifact.keras_scan import scan_h5
 
             self.add(scan_h5(fh), member or None)
-        elif size is not None and _has_eocd(fh, size):
-            self._zip(fh, size, member, depth)
+        elif self._probe(fh, size, member, depth):
+            self.formats[-1] = "pickle0"
         else:
-            self._unknown(fh, size, member, depth, name)
+            return self._unknown_or_zip(fh, size, member, depth, name)
+        return False
+
+    def _unknown_or_zip(self, fh: BinaryIO, size: int | None, member: str, depth: int, name: str) -> bool:
+        if size is not None and _has_eocd(fh, size):
+            self._zip(fh, size, member, depth)
+            return True
+        self._unknown(fh, size, member, depth, name)
+        return False
 
     def _npy_pickle(self, r: Reader, member: str, depth: int, fh: BinaryIO | None) -> list[RawFinding]:
         before = len(self.raw)
@@ -343,18 +391,34 @@ class _FileScan:
         if not self.nested and window and self._sentencepiece(fh, start, size if size is not None else len(window)):
             return
         self._classify_unknown(window, size, member, name)
+        # Candidates: a protocol 2-5 header after the first byte (the start itself was probed). The
+        # search is bounded in candidates and in opcodes simulated over the candidates that fail, so
+        # it is linear in the window; a bound hit is inconclusive, never "no pickle".
+        tried = 0
+        failed_ops = 0
+        ops_cap = EMBEDDED_OPS_PER_BYTE * len(window) + 4096
         for m in re.finditer(rb"\x80[\x02-\x05]", window):
             if m.start() == 0:
                 continue
             nxt = window[m.end(): m.end() + 1]
             if not nxt or nxt[0] not in b"\x95\x8c\x8a}]()cX":
                 continue
+            self.budget.check()
+            tried += 1
+            if tried > MAX_EMBEDDED_CANDIDATES or failed_ops > ops_cap:
+                self.limit(LimitExceeded(
+                    f"search for a pickle behind a prefix stopped after {tried - 1} candidates and "
+                    f"{failed_ops} opcodes"), member, m.start())
+                break
             fh.seek(start + m.start())
             r = Reader(fh, self.budget, size=None if size is None else size - m.start())
-            try:
-                res = scan_pickle_stream(r, self.budget, depth=depth + 1, nested=self.nested_bytes,
-                                         on_build=joblib_on_build, probe=True, max_pickles=1)
-            except Exception:  # noqa: S112 - a candidate that does not parse is not a pickle
+            res = scan_pickle_stream(r, self.budget, depth=depth + 1, nested=self.nested_bytes,
+                                     on_build=joblib_on_build, probe=True, max_pickles=1)
+            if not res.is_pickle or not res.globals:
+                failed_ops += res.ops
+                if any(f.rule == "artifact.limit-exceeded" for f in res.findings):
+                    self.add(res.findings, member or None)
+                    break
                 continue
             if res.is_pickle and res.globals:
                 self.add([RawFinding(
@@ -424,78 +488,99 @@ class _FileScan:
 
     # ---------------------------------------------------------------- containers
     def _zip(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
+        """Every member is scanned (none is skipped for its name or first bytes).
+
+        Names are matched as the loaders match them: torch's reader (miniz) finds members
+        case-insensitively (``ARCHIVE/DATA.PKL`` is its ``data.pkl``), zipfile (NumPy, Keras) exactly.
+        Members whose names collide under either rule are flagged: loaders may read a different one
+        than a scanner that picks by name (here all of them are scanned anyway).
+        """
         if size is None:
             raise _Malformed("zip without a known size")
         base = fh.tell()
         sub = zip_scan.RangeFile(fh, base, size) if base else fh
         entries, info = zip_scan.read_central_directory(sub, size)
         self.add(zip_scan.zip_structure_findings(entries, info), member or None)
-        names = [e.name for e in entries]
+        low = [e.name.lower() for e in entries]
         kind = "zip"
-        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+        if any(n.endswith("constants.pkl") for n in low) or any(is_torchscript_source(n) for n in low):
             kind = "torchscript"
-        elif any(n.endswith("data.pkl") for n in names):
+        elif any(n == "data.pkl" or n.endswith("/data.pkl") for n in low):
             kind = "torch-zip"
-        elif "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
-            kind = "keras"
-        elif names and all(n.endswith(".npy") for n in names):
+        elif "config.json" in low:
+            kind = "keras"  # Keras loads a root config.json (by content, whatever else the archive holds)
+        elif entries and all(n.endswith(".npy") for n in low):
             kind = "npz"
         self.formats.append(kind)
         if kind == "torchscript":
             self.add([RawFinding(Severity.LOW, "artifact.torch.torchscript",
                                  "TorchScript archive: its code runs when loaded", 0,
                                  "torch.jit.load (and torch.load on this file, CVE-2025-32434) runs the "
-                                 "serialized TorchScript code; it was checked for file/process operators.",
+                                 "serialized TorchScript code; its source members were parsed and checked "
+                                 "for file, process, network and dynamic attribute operations.",
                                  references=("CVE-2025-32434",))], member or None)
         pickles = 0
         outer_context = self.context
         if kind == "torchscript":
             self.context = "torchscript"
+        torch_kind = kind in ("torch-zip", "torchscript")
         try:
             for e in entries:
                 self.budget.check()
                 label = f"{member}!{e.name}" if member else e.name
-                if kind == "keras" and e.name == "config.json":
+                lname = e.name.lower()
+                base_name = lname.rsplit("/", 1)[-1]
+                if base_name == "config.json":
+                    # Keras reads config.json at the root; any member so named gets the Keras rules
                     from modelshield.checks.artifact.keras_scan import scan_keras_config
 
                     data = self._member_bytes(sub, e, 64 << 20, label)
                     if data is not None:
-                        self.add(scan_keras_config(data), label)
+                        try:
+                            self.add(scan_keras_config(data), label)
+                        except _Malformed as exc:
+                            if kind == "keras" and lname == "config.json":
+                                self.malformed(f"{e.name}: {exc}", e.header_offset, label)
                     continue
-                if _TORCH_RECORDS.match(e.name) and not e.name.endswith(".pkl"):
-                    continue
-                if kind == "torchscript" and e.name.endswith(".py") and "/code/" in e.name:
+                if torch_kind and is_torchscript_source(lname):
                     data = self._member_bytes(sub, e, 64 << 20, label)
                     if data is not None:
-                        for m in _TS_DANGEROUS.finditer(data):
-                            self.add([RawFinding(Severity.HIGH, "artifact.torch.torchscript-op",
-                                                 f"TorchScript code calls {m.group(0).decode(errors='replace')}",
-                                                 m.start(), "TorchScript operators that touch files or processes "
-                                                 "run when the archive is loaded.")], label)
+                        self.add(scan_torchscript_source(data, e.name), label)
                     continue
-                if e.name.endswith(".pkl"):
+                if lname.endswith(".pkl"):
                     pickles += 1
                     self._zip_pickle(sub, e, label, depth)
                     continue
+                if e.usize == 0 and e.csize == 0:
+                    continue  # nothing a loader could read
                 if e.method != 0 and e.usize <= SMALL_MEMBER:
                     data = self._member_bytes(sub, e, SMALL_MEMBER, label)
                     if data is None:
                         continue
                     view: BinaryIO = io.BytesIO(data)
                 elif e.method != 0:
-                    self._zip_large_member(sub, e, label, depth)
+                    if self._zip_large_member(sub, e, label, depth):
+                        pickles += 1
                     continue
                 else:
                     view = zip_scan.RangeFile(sub, e.data_offset, e.csize)  # type: ignore[assignment]
                 head = view.read(512)
                 view.seek(0)
+                if not head:
+                    continue  # an empty member: nothing any loader could read or run
                 sub_fmt = detect_format(head, e.usize, e.name)
-                if kind == "torch-zip" and sub_fmt in ("unknown", "safetensors", "pickle0"):
-                    continue  # raw tensor storages and records: torch never unpickles them
-                if sub_fmt == "unknown" and not head:
+                if torch_kind and sub_fmt in ("unknown", "safetensors", "pickle0"):
+                    # raw tensor storages and records: torch never unpickles them, but a member is never
+                    # skipped unread: it is probe-parsed as a pickle (cheap on raw data)
+                    try:
+                        if self._probe(view, e.usize, label, depth + 1):
+                            pickles += 1
+                            self._crc(sub, e, label)
+                    except (_Malformed, Truncated) as exc:
+                        self.malformed(f"{e.name}: {exc}", e.header_offset, label)
                     continue
-                self.stream(view, e.usize, label, depth + 1, name=e.name)
-                if sub_fmt in ("pickle", "pickle0", "torch-legacy"):
+                fmt = self.stream(view, e.usize, label, depth + 1, name=e.name)
+                if fmt in ("pickle", "pickle0", "torch-legacy"):
                     pickles += 1
                     self._crc(sub, e, label)
         finally:
@@ -529,20 +614,27 @@ class _FileScan:
                 raise
         self._crc(sub, e, label)
 
-    def _zip_large_member(self, sub: BinaryIO, e: zip_scan.ZipEntry, label: str, depth: int) -> None:
-        """A big compressed member: stream it, scanning only what can hold code (npy/pickle)."""
+    def _zip_large_member(self, sub: BinaryIO, e: zip_scan.ZipEntry, label: str, depth: int) -> bool:
+        """A big compressed member: streamed; an npy is scanned as one, anything else probe-parsed as a
+        pickle whatever its first bytes. True when it was a pickle."""
         try:
             stream = zip_scan.open_member(sub, e)
-        except _Malformed:
-            return
+        except _Malformed as exc:
+            self.add([RawFinding(Severity.HIGH, "artifact.archive.unsupported",
+                                 f"zip member {e.name!r} cannot be read: {exc}", e.header_offset)], label)
+            return False
         r = Reader(stream, self.budget, size=e.usize)
         r.seekable = False
-        head = r.peek(16)
-        if head.startswith(b"\x93NUMPY"):
-            findings, _det = scan_npy(r, lambda rr: self._npy_pickle(rr, label, depth, None), e.usize)
-            self.add(findings, label)
-        elif looks_like_pickle_start(head):
-            self._pickle(r, label, depth + 1, probe=not head.startswith(b"\x80"))
+        try:
+            head = r.peek(16)
+            if head.startswith(b"\x93NUMPY"):
+                findings, _det = scan_npy(r, lambda rr: self._npy_pickle(rr, label, depth, None), e.usize)
+                self.add(findings, label)
+                return False
+            return self._pickle(r, label, depth + 1, probe=True)
+        except (_Malformed, Truncated) as exc:
+            self.malformed(f"{e.name}: {exc}", e.header_offset, label)
+            return False
 
     def _crc(self, fh: BinaryIO, e: zip_scan.ZipEntry, label: str) -> None:
         crc = zip_scan.member_crc(fh, e)
@@ -567,6 +659,13 @@ class _FileScan:
         return data[: e.usize]
 
     def _tar(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> None:
+        """A tar archive (torch's legacy tar checkpoint): every regular member is scanned.
+
+        ``storages`` and ``tensors`` are read as torch's ``legacy_load`` reads them (a count, then per
+        item a pickle followed by raw bytes whose length the pickle and a binary header give), so
+        that every pickle in them is scanned, not only the first; ``pickle`` and every other member
+        go through the ordinary dispatch (which probe-parses unrecognised content as a pickle).
+        """
         import tarfile  # lazy (like hashlib/threading below): start-up matters for one-file scans
 
         self.formats.append("torch-tar")
@@ -585,21 +684,68 @@ class _FileScan:
                                              ti.offset)], label)
                     if not ti.isfile():
                         continue
-                    src = tf.extractfile(ti)
-                    if src is None:
-                        continue
-                    data_start = ti.offset_data
-                    view = zip_scan.RangeFile(fh, data_start, ti.size)
-                    del src
-                    head = view.read(64)
-                    view.seek(0)
-                    if looks_like_pickle_start(head):
-                        self._pickle(Reader(view, self.budget, size=ti.size), label, depth + 1, fh=view,
-                                     legacy=True, probe=not head.startswith(b"\x80"))
+                    view = zip_scan.RangeFile(fh, ti.offset_data, ti.size)
+                    if ti.name in ("storages", "tensors"):
+                        try:
+                            self._legacy_tar_member(view, ti.name, ti.size, label, depth + 1)
+                        except (_Malformed, Truncated) as exc:
+                            self.malformed(f"{ti.name}: {exc}", None, label)
                     else:
                         self.stream(view, ti.size, label, depth + 1, name=ti.name)
         except tarfile.TarError as exc:
             raise _Malformed(f"corrupt tar archive: {exc}") from None
+
+    def _one_pickle(self, r: Reader, label: str, depth: int) -> Any:
+        """Simulate one pickle at ``r``; its findings are recorded; returns the symbolic result."""
+        ps = PickleScan(r, self.budget, depth=depth, nested=self.nested_bytes, on_build=joblib_on_build,
+                        context=self.context)
+        try:
+            ps.run()
+            return ps.stack[-1] if ps.stack else None
+        finally:
+            self.add(ps.findings, label)
+            g = self.details.setdefault("globals", {})
+            for k, v in ps.globals.items():
+                if len(g) < 500:
+                    g.setdefault(k, v)
+            ps.release()
+
+    def _legacy_tar_member(self, view: BinaryIO, name: str, size: int, label: str, depth: int) -> None:
+        r = Reader(view, self.budget, size=size)
+        n = self._one_pickle(r, label, depth)
+        if type(n) is not int or not 0 <= n <= 1_000_000:
+            raise _Malformed(f"legacy tar {name!r} does not start with an item count")
+        for _ in range(n):
+            self.budget.check()
+            args = self._one_pickle(r, label, depth)
+            if name == "storages":
+                stype = args[2] if isinstance(args, tuple) and len(args) == 3 else None
+                elsize = _LEGACY_STORAGE_SIZES.get(stype.name) if isinstance(stype, PG) else None
+                if elsize is None:
+                    raise _Malformed(f"legacy tar storage of unknown type {stype!r}: its data length is unknown")
+                numel = int.from_bytes(r.read(8), "little", signed=True)
+                if numel < 0:
+                    raise _Malformed("negative legacy storage size")
+                r.skip(numel * elsize)
+            else:
+                ndim = int.from_bytes(r.read(4), "little", signed=True)
+                if not 0 <= ndim <= 64:
+                    raise _Malformed(f"legacy tensor with {ndim} dimensions")
+                r.skip(4 + 16 * ndim + 8)
+        if name == "storages":
+            self._one_pickle(r, label, depth)  # the storage views
+        if not r.at_eof():
+            self.add([RawFinding(Severity.LOW, "artifact.pickle.trailing-data",
+                                 f"data after the legacy {name!r} records", r.offset)], label)
+
+
+#: element sizes of the storage classes a legacy tar checkpoint names (torch.<X>Storage)
+_LEGACY_STORAGE_SIZES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
+    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+    "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8, "QInt8Storage": 1, "QUInt8Storage": 1,
+    "QInt32Storage": 4, "QUInt4x2Storage": 1, "QUInt2x4Storage": 1,
+}
 
 
 def _has_eocd(fh: BinaryIO, size: int) -> bool:
