@@ -76,9 +76,9 @@ def test_env_key_passphrase_and_rotation(capsys, files, monkeypatch) -> None:
     before = (d / "e.enc").read_bytes()
     _run(capsys, "keygen", files["k2"])
     rc, out, _ = _run(capsys, "rotate", d / "e.enc", "--key-env", "MS_KEY", "--new-key-file", files["k2"])
-    assert rc == 0 and "not re-encrypted" in out
+    assert rc == 0 and "re-encrypted under a fresh data key" in out
     after = (d / "e.enc").read_bytes()
-    assert after[HEADER_LEN:] == before[HEADER_LEN:]
+    assert after[HEADER_LEN:] != before[HEADER_LEN:] and after[:24] != before[:24]  # new data key, new prefix
     assert _run(capsys, "decrypt", d / "e.enc", d / "e.out", "-k", files["k2"])[0] == 0
     assert _run(capsys, "decrypt", d / "e.enc", d / "e2.out", "--key-env", "MS_KEY")[0] == 3
     rc, _, _ = _run(capsys, "rotate", d / "e.enc", "-k", files["k2"], "--new-passphrase-env", "MS_PASS",
@@ -86,6 +86,27 @@ def test_env_key_passphrase_and_rotation(capsys, files, monkeypatch) -> None:
     assert rc == 0
     assert _run(capsys, "decrypt", d / "p.enc", d / "p.out", "--passphrase-env", "MS_PASS")[0] == 0
     assert (d / "p.out").read_bytes() == files["model"].read_bytes()
+
+
+def test_rotate_rewrap_only_is_explicit_and_its_help_states_the_risk(capsys, files) -> None:
+    d = files["dir"]
+    k1, k2 = d / "k1", files["k2"]
+    _run(capsys, "keygen", k1)
+    _run(capsys, "keygen", k2)
+    assert _run(capsys, "encrypt", files["model"], d / "e.enc", "-k", k1)[0] == 0
+    before = (d / "e.enc").read_bytes()
+    rc, out, _ = _run(capsys, "rotate", d / "e.enc", "-k", k1, "--new-key-file", k2, "--rewrap-only", "--verify")
+    assert rc == 0 and "payload not re-encrypted" in out and "old copy still opens it" in out
+    assert (d / "e.enc").read_bytes()[HEADER_LEN:] == before[HEADER_LEN:]
+    rc, _, err = _run(capsys, "rotate", d / "e.enc", "-k", k2, "--new-key-file", k1, "--verify")
+    assert rc == 2 and "--verify applies to --rewrap-only" in err
+    from typer.testing import CliRunner
+
+    from modelshield.cli._app import build_app
+
+    help_text = " ".join(CliRunner().invoke(build_app(), ["protect", "rotate", "--help"],
+                                            env={"COLUMNS": "200"}).output.split())
+    assert "--rewrap-only" in help_text and "RISK" in help_text and "forge" in help_text
 
 
 def test_bad_inputs_exit_2(capsys, files, monkeypatch) -> None:

@@ -183,13 +183,13 @@ def test_file_round_trip_and_no_clobber(tmp_path: Path, master_key: bytes, paylo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.enc", "m.out"]
 
 
-def test_rotation_rewraps_without_touching_the_payload(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
+def test_rotation_rewrap_only_keeps_the_payload(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
     src, enc = tmp_path / "m.bin", tmp_path / "m.enc"
     src.write_bytes(payload)
     encrypt_file(src, enc, key=master_key, chunk_size=CS)
     before = enc.read_bytes()
     new_key = os.urandom(32)
-    rotate_file(enc, old_key=master_key, new_key=new_key)
+    rotate_file(enc, old_key=master_key, new_key=new_key, rewrap_only=True)
     after = enc.read_bytes()
     assert after[HEADER_LEN:] == before[HEADER_LEN:]  # payload bytes identical: not re-encrypted
     assert after[:24] == before[:24]  # fixed header (AAD of every chunk) unchanged
@@ -199,9 +199,122 @@ def test_rotation_rewraps_without_touching_the_payload(tmp_path: Path, master_ke
         decrypt_file_to_bytes(enc, key=master_key)
     # to a passphrase and back, out of place
     enc2 = tmp_path / "m2.enc"
-    rotate_file(enc, enc2, old_key=new_key, new_passphrase="rotated passphrase", scrypt=FAST_SCRYPT)
+    rotate_file(enc, enc2, old_key=new_key, new_passphrase="rotated passphrase", scrypt=FAST_SCRYPT,
+                rewrap_only=True)
     assert enc2.read_bytes()[HEADER_LEN:] == before[HEADER_LEN:]
     assert bytes(decrypt_file_to_bytes(enc2, passphrase="rotated passphrase")) == payload
+
+
+def _data_key(blob: bytes, secret: dict) -> bytes:
+    return crypto._unwrap(crypto.parse_header(blob[:HEADER_LEN]), secret.get("key"), secret.get("passphrase"))
+
+
+def _forge(rotated: bytes, old_data_key: bytes, plain: bytes) -> bytes:
+    """What someone with the old key and an old copy can build: the rotated file's (public) header,
+    followed by chunks of their choice sealed under the old data key."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    hdr = crypto.parse_header(rotated[:HEADER_LEN])
+    aead = AESGCM(old_data_key)
+    parts = [plain[i:i + hdr.chunk_size] for i in range(0, len(plain), hdr.chunk_size)] or [b""]
+    body = b"".join(aead.encrypt(crypto._nonce(hdr.nonce_prefix, i, i == len(parts) - 1), c, hdr.fixed)
+                    for i, c in enumerate(parts))
+    return rotated[:HEADER_LEN] + body
+
+
+_SECRETS = [
+    ({"key": b"\x01" * 32}, {"key": b"\x02" * 32}),
+    ({"key": b"\x03" * 32}, {"passphrase": "new passphrase", "scrypt": FAST_SCRYPT}),
+    ({"passphrase": "old passphrase"}, {"key": b"\x04" * 32}),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), _SECRETS)
+@pytest.mark.parametrize("size", [0, CS - 1, 3 * CS + 17])
+def test_rotation_reencrypts_under_a_fresh_data_key(tmp_path: Path, old: dict, new: dict, size: int) -> None:
+    """After rotation the old key and an old copy neither decrypt nor forge the rotated file."""
+    data = os.urandom(size)
+    old_blob = encrypt_bytes(data, chunk_size=CS, scrypt=FAST_SCRYPT, **old)
+    enc = tmp_path / "m.enc"
+    enc.write_bytes(old_blob)
+    old_secret, new_secret = old, {k: v for k, v in new.items() if k != "scrypt"}
+    hdr = rotate_file(enc, old_key=old_secret.get("key"), old_passphrase=old_secret.get("passphrase"),
+                      new_key=new_secret.get("key"), new_passphrase=new_secret.get("passphrase"),
+                      scrypt=new.get("scrypt"))
+    rotated = enc.read_bytes()
+    assert bytes(decrypt_bytes(rotated, **new_secret)) == data
+    old_hdr = crypto.parse_header(old_blob[:HEADER_LEN])
+    assert hdr.nonce_prefix != old_hdr.nonce_prefix  # fresh nonce prefix
+    old_dk, new_dk = _data_key(old_blob, old_secret), _data_key(rotated, new_secret)
+    assert old_dk != new_dk  # fresh data key
+    assert rotated[HEADER_LEN:] != old_blob[HEADER_LEN:]  # the payload was re-encrypted
+    with pytest.raises(IntegrityError):
+        decrypt_bytes(rotated, **old_secret)  # the old key does not open the rotated file
+    # the old data key (recoverable from an old copy with the old key) does not open a chunk
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    first = rotated[HEADER_LEN:HEADER_LEN + min(SEG, len(rotated) - HEADER_LEN)]
+    for prefix in (old_hdr.nonce_prefix, hdr.nonce_prefix):
+        with pytest.raises(InvalidTag):
+            AESGCM(old_dk).decrypt(crypto._nonce(prefix, 0, len(rotated) - HEADER_LEN <= SEG), first, hdr.fixed)
+    # a forgery built from the old data key under the rotated header is refused by the new key
+    forged = _forge(rotated, old_dk, b"forged content " * 500)
+    with pytest.raises(IntegrityError, match="chunk 0"):
+        decrypt_bytes(forged, **new_secret)
+
+
+def test_rewrap_only_rotation_is_forgeable_as_documented(tmp_path: Path, master_key: bytes) -> None:
+    """The documented risk of --rewrap-only: the old data key still opens and forges the file."""
+    enc = tmp_path / "m.enc"
+    enc.write_bytes(encrypt_bytes(b"model" * 1000, key=master_key, chunk_size=CS))
+    old_dk = _data_key(enc.read_bytes(), {"key": master_key})
+    new_key = os.urandom(32)
+    rotate_file(enc, old_key=master_key, new_key=new_key, rewrap_only=True)
+    forged = _forge(enc.read_bytes(), old_dk, b"evil" * 10)
+    assert bytes(decrypt_bytes(forged, key=new_key)) == b"evil" * 10
+
+
+@pytest.mark.parametrize("damage", ["chunk", "truncate", "append", "wrong-key"])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_failed_rotation_keeps_the_original_and_leaves_nothing(tmp_path: Path, master_key: bytes, payload: bytes,
+                                                              damage: str, in_place: bool) -> None:
+    enc = tmp_path / "m.enc"
+    blob = bytearray(encrypt_bytes(payload, key=master_key, chunk_size=CS))
+    old_key = master_key
+    if damage == "chunk":
+        blob[HEADER_LEN + 2 * SEG + 5] ^= 1
+    elif damage == "truncate":
+        del blob[-SEG // 2:]
+    elif damage == "append":
+        blob += b"x"
+    else:
+        old_key = os.urandom(32)
+    enc.write_bytes(bytes(blob))
+    out = None if in_place else tmp_path / "rotated.enc"
+    with pytest.raises(IntegrityError):
+        rotate_file(enc, out, old_key=old_key, new_key=os.urandom(32))
+    assert enc.read_bytes() == bytes(blob)  # the original is never lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.enc"]  # no temp file, no partial output
+
+
+def test_rotation_is_streamed(tmp_path: Path, master_key: bytes) -> None:
+    """Re-encryption keeps a few chunks in memory whatever the file size."""
+    cs = 1 << 16
+    src, enc = tmp_path / "big.bin", tmp_path / "big.enc"
+    with src.open("wb") as fh:
+        for _ in range(64):
+            fh.write(os.urandom(1 << 18))  # 16 MiB
+    encrypt_file(src, enc, key=master_key, chunk_size=cs)
+    new_key = os.urandom(32)
+    tracemalloc.start()
+    try:
+        rotate_file(enc, old_key=master_key, new_key=new_key)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 << 20, f"peak {peak / 2**20:.1f} MiB to rotate a 16 MiB file"
+    assert bytes(decrypt_file_to_bytes(enc, key=new_key)) == src.read_bytes()
 
 
 def test_rotation_with_wrong_old_key_changes_nothing(tmp_path: Path, master_key: bytes, payload: bytes) -> None:
@@ -271,10 +384,15 @@ def test_rotation_verify_payload_refuses_a_tampered_payload(tmp_path: Path, mast
     bad = bytearray(enc.read_bytes())
     bad[HEADER_LEN + SEG + 7] ^= 1
     enc.write_bytes(bytes(bad))
-    rotate_file(enc, tmp_path / "lax.enc", old_key=master_key, new_key=os.urandom(32))  # header only: passes
+    # rewrap-only authenticates the header only, unless verify_payload
+    rotate_file(enc, tmp_path / "lax.enc", old_key=master_key, new_key=os.urandom(32), rewrap_only=True)
     with pytest.raises(IntegrityError, match="chunk 1"):
-        rotate_file(enc, tmp_path / "strict.enc", old_key=master_key, new_key=os.urandom(32), verify_payload=True)
+        rotate_file(enc, tmp_path / "strict.enc", old_key=master_key, new_key=os.urandom(32), verify_payload=True,
+                    rewrap_only=True)
     assert not (tmp_path / "strict.enc").exists()
+    with pytest.raises(IntegrityError, match="chunk 1"):  # re-encryption authenticates every chunk
+        rotate_file(enc, tmp_path / "default.enc", old_key=master_key, new_key=os.urandom(32))
+    assert not (tmp_path / "default.enc").exists()
 
 
 _FIXED_KEY = bytes(range(32))

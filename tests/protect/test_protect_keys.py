@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from modelshield.errors import FormatError, InputNotFoundError, OutputError, UserError
 from modelshield.protect.keys import (
@@ -33,6 +33,7 @@ def test_key_file_round_trip_and_permissions(tmp_path: Path) -> None:
         write_key_file(p)
     raw = tmp_path / "raw"
     raw.write_bytes(key)
+    raw.chmod(0o600)
     assert load_key_file(raw) == key
     with pytest.raises(InputNotFoundError):
         load_key_file(tmp_path / "missing")
@@ -63,8 +64,12 @@ def test_signing_keypair(tmp_path: Path, kind: str) -> None:
     k = load_private_key(priv)
     assert load_public_key(pub).public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
         == k.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    # a private key where a public one is expected: its public half is used
-    assert load_public_key(priv) is not None
+    # a private key where a public one is expected: its public half is used (the same key, of its type)
+    half = load_public_key(priv)
+    assert type(half) is type(k.public_key())
+    assert half.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
+        == k.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert isinstance(half, ed25519.Ed25519PublicKey if kind == "ed25519" else ec.EllipticCurvePublicKey)
 
 
 def test_unsupported_keys_are_refused(tmp_path: Path) -> None:
@@ -72,6 +77,7 @@ def test_unsupported_keys_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "k1.pem"
     p.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
+    p.chmod(0o600)
     with pytest.raises(FormatError, match="unsupported curve"):
         load_private_key(p)
     (tmp_path / "junk.pem").write_text("not a key")

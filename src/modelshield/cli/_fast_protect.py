@@ -26,6 +26,7 @@ def _sign_parser() -> LeanParser:
     p.add_argument("--ignore", action="append", default=None)
     p.add_argument("--force", "-f", action="store_true")
     p.add_argument("--shards", action="store_true")
+    p.add_argument("--strict", action="store_true")
     return p
 
 
@@ -34,6 +35,7 @@ def _verify_parser() -> LeanParser:
     p.add_argument("path", type=Path)
     p.add_argument("--public-key", dest="public_key", type=Path, required=True)
     p.add_argument("--signature", "-s", type=Path, default=None)
+    p.add_argument("--strict", action="store_true")
     return p
 
 
@@ -46,7 +48,7 @@ def run_sign(args: list[str]) -> int | None:
 
     return sign_command(ns.path, private_key=ns.private_key, signature=ns.signature,
                         password_env=ns.password_env, ignore=ns.ignore or (), force=ns.force,
-                        shards=ns.shards)
+                        shards=ns.shards, strict=ns.strict)
 
 
 def run_verify(args: list[str]) -> int | None:
@@ -56,4 +58,4 @@ def run_verify(args: list[str]) -> int | None:
         return None
     from modelshield.cli.protect import verify_command
 
-    return verify_command(ns.path, public_key=ns.public_key, signature=ns.signature)
+    return verify_command(ns.path, public_key=ns.public_key, signature=ns.signature, strict=ns.strict)

@@ -11,12 +11,13 @@ bad signature). Outputs are written atomically and never clobber existing files 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelshield.cli._lean import say
+from modelshield.cli._lean import clean, say
 from modelshield.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,8 +26,13 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["register", "sign_command", "verify_command"]
 
 
+def warn_line(message: str) -> None:
+    """One ``warning: ...`` line on stderr (key-file permissions and the like)."""
+    sys.stderr.write(f"warning: {clean(message)}\n")
+
+
 def _secret(key_file: Path | None, key_env: str | None, passphrase_env: str | None,
-            what: str = "") -> tuple[bytes | None, bytes | None]:
+            what: str = "", strict: bool = False) -> tuple[bytes | None, bytes | None]:
     from modelshield.protect.keys import key_from_env, load_key_file, passphrase_from_env
 
     given = [x for x in (key_file, key_env, passphrase_env) if x]
@@ -36,7 +42,7 @@ def _secret(key_file: Path | None, key_env: str | None, passphrase_env: str | No
             opts = opts.replace("--", f"--{what}")
         raise UserError(f"give exactly one of {opts}")
     if key_file:
-        return load_key_file(key_file), None
+        return load_key_file(key_file, strict=strict, warn=warn_line), None
     if key_env:
         return key_from_env(key_env), None
     assert passphrase_env is not None
@@ -49,8 +55,10 @@ def _mb(n: int) -> str:
 
 def sign_command(path: Path, *, private_key: Path, signature: Path | None = None,
                  password_env: str | None = None, ignore: Sequence[str] = (), force: bool = False,
-                 shards: bool = False) -> int:
-    """Sign ``path`` with the PEM private key; prints one line; returns the exit code (0)."""
+                 shards: bool = False, strict: bool = False) -> int:
+    """Sign ``path`` with the PEM private key; prints one line; returns the exit code (0).
+
+    A private key file accessible by group/others: a warning on stderr, or (``strict``) exit 3."""
     import os
 
     from modelshield.protect.signing import sign as do_sign
@@ -60,7 +68,7 @@ def sign_command(path: Path, *, private_key: Path, signature: Path | None = None
     def load_key() -> Any:  # runs while the model hashes: imports cryptography, parses the PEM
         from modelshield.protect.keys import load_private_key
 
-        return load_private_key(private_key, pw or None)
+        return load_private_key(private_key, pw or None, strict=strict, warn=warn_line)
 
     t0 = time.perf_counter()
     sig = do_sign(path, load_key, signature=signature, ignore_paths=ignore or (), force=force,
@@ -69,8 +77,10 @@ def sign_command(path: Path, *, private_key: Path, signature: Path | None = None
     return 0
 
 
-def verify_command(path: Path, *, public_key: Path, signature: Path | None = None) -> int:
-    """Verify ``path`` against its signature; prints one line; returns 0 (failures raise, exit 3)."""
+def verify_command(path: Path, *, public_key: Path, signature: Path | None = None, strict: bool = False) -> int:
+    """Verify ``path`` against its signature; prints one line (and a warning naming the unsigned files
+    present in paths the signature leaves out); returns 0 (failures raise, exit 3). ``strict``: any
+    unsigned file present fails the verification."""
     from modelshield.protect.signing import verify as do_verify
 
     def load_key() -> Any:  # runs while the model hashes: imports cryptography, parses the PEM
@@ -79,7 +89,11 @@ def verify_command(path: Path, *, public_key: Path, signature: Path | None = Non
         return load_public_key(public_key)
 
     t0 = time.perf_counter()
-    res = do_verify(path, load_key, signature=signature)
+    res = do_verify(path, load_key, signature=signature, strict=strict)
+    if res.unsigned:
+        shown = ", ".join(res.unsigned[:10]) + (f" and {len(res.unsigned) - 10} more" if len(res.unsigned) > 10 else "")
+        warn_line(f"{len(res.unsigned)} unsigned file(s) present in paths the signature leaves out: {shown} "
+                  "(--strict fails on them)")
     say(f"verified {path}: {res.files} file(s) match {res.signature} "
          f"({res.key_type}, root sha256 {res.root_digest[:16]}…, {time.perf_counter() - t0:.2f} s)")
     return 0
@@ -93,6 +107,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     _PASSENV = typer.Option(None, "--passphrase-env",
                             help="Environment variable holding a passphrase (stretched with scrypt).")
     _FORCE = typer.Option(False, "--force", "-f", help="Overwrite an existing output.")
+    _STRICT = typer.Option(False, "--strict", help="Refuse (exit 3) a key file readable by group/others "
+                                                   "instead of warning.")
 
     protect = typer.Typer(help="Encrypt, sign and verify model files (encryption at rest, integrity).",
                           no_args_is_help=True)
@@ -128,6 +144,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         key_env: str | None = _KEYENV,
         passphrase_env: str | None = _PASSENV,
         chunk_mib: int = typer.Option(1, "--chunk-mib", help="Chunk size in MiB (1-64)."),
+        strict: bool = _STRICT,
         force: bool = _FORCE,
     ) -> None:
         """Encrypt a file with AES-256-GCM in authenticated chunks (envelope: random data key per file)."""
@@ -135,7 +152,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         if not 1 <= chunk_mib <= 64:
             raise UserError("--chunk-mib must be between 1 and 64")
-        key, pw = _secret(key_file, key_env, passphrase_env)
+        key, pw = _secret(key_file, key_env, passphrase_env, strict=strict)
         t0 = time.perf_counter()
         hdr = encrypt_file(src, out, key=key, passphrase=pw, chunk_size=chunk_mib << 20, force=force)
         say(f"encrypted {src} -> {out} ({_mb(src.stat().st_size)}, key id {hdr.key_id.hex()}, "
@@ -148,12 +165,13 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         key_file: Path | None = _KEYFILE,
         key_env: str | None = _KEYENV,
         passphrase_env: str | None = _PASSENV,
+        strict: bool = _STRICT,
         force: bool = _FORCE,
     ) -> None:
         """Decrypt and authenticate every chunk; nothing is written unless the whole file verifies."""
         from modelshield.protect.crypto import decrypt_file
 
-        key, pw = _secret(key_file, key_env, passphrase_env)
+        key, pw = _secret(key_file, key_env, passphrase_env, strict=strict)
         t0 = time.perf_counter()
         n = decrypt_file(src, out, key=key, passphrase=pw, force=force)
         say(f"decrypted {src} -> {out} ({_mb(n)}, authenticated, {time.perf_counter() - t0:.2f} s)")
@@ -169,21 +187,37 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         new_passphrase_env: str | None = typer.Option(None, "--new-passphrase-env",
                                                       help="Env var holding the new passphrase."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of in place."),
-        verify_payload: bool = typer.Option(False, "--verify", help="Authenticate every chunk before rotating."),
+        rewrap_only: bool = typer.Option(
+            False, "--rewrap-only",
+            help="Only rewrap the file's data key for the new key; the payload is copied unchanged (fast). "
+                 "RISK: the data key stays the same, so anyone who had the old key and a copy of the old "
+                 "file can still decrypt the rotated file and forge content the new key accepts. Use only "
+                 "when the old key was never exposed."),
+        verify_payload: bool = typer.Option(
+            False, "--verify", help="With --rewrap-only: authenticate every chunk before rotating "
+                                    "(re-encryption, the default, always does)."),
+        strict: bool = _STRICT,
         force: bool = _FORCE,
     ) -> None:
-        """Rewrap the file's data key for a new master key; the encrypted payload is copied unchanged."""
+        """Re-encrypt the file under a fresh data key wrapped by the new key (streamed; the original is
+        replaced only after every chunk authenticated). --rewrap-only keeps the data key (see its risk)."""
         from modelshield.cli._common import check_output_path
         from modelshield.protect.crypto import rotate_file
 
-        old_key, old_pw = _secret(key_file, key_env, passphrase_env)
-        new_key, new_pw = _secret(new_key_file, new_key_env, new_passphrase_env, what="new-")
+        if verify_payload and not rewrap_only:
+            raise UserError("--verify applies to --rewrap-only (re-encryption authenticates every chunk anyway)")
+        old_key, old_pw = _secret(key_file, key_env, passphrase_env, strict=strict)
+        new_key, new_pw = _secret(new_key_file, new_key_env, new_passphrase_env, what="new-", strict=strict)
         if out is not None and out.resolve() != src.resolve():
             check_output_path(out, force)
+        t0 = time.perf_counter()
         hdr = rotate_file(src, out, old_key=old_key, old_passphrase=old_pw, new_key=new_key,
-                          new_passphrase=new_pw, verify_payload=verify_payload)
-        say(f"rotated {src} -> {out or src}: data key rewrapped for key id {hdr.key_id.hex()} "
-                      "(payload not re-encrypted)")
+                          new_passphrase=new_pw, verify_payload=verify_payload, rewrap_only=rewrap_only,
+                          force=force)
+        how = ("data key rewrapped, payload not re-encrypted: the old key with an old copy still opens it"
+               if rewrap_only else "re-encrypted under a fresh data key")
+        say(f"rotated {src} -> {out or src}: {how}; new key id {hdr.key_id.hex()} "
+            f"({time.perf_counter() - t0:.2f} s)")
 
     @protect.command("sign")
     def sign(
@@ -199,10 +233,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             False, "--shards",
             help="Digest fixed-size shards, so one big file hashes on every core. modelshield and "
                  "model_signing's Python API verify it; model_signing's CLI (1.1.1) does not."),
+        strict: bool = _STRICT,
     ) -> None:
         """Sign (OpenSSF model-signing format: Sigstore bundle, DSSE, in-toto, per-file SHA-256)."""
         sign_command(path, private_key=private_key, signature=signature, password_env=password_env,
-                     ignore=ignore or (), force=force, shards=shards)
+                     ignore=ignore or (), force=force, shards=shards, strict=strict)
 
     @protect.command("verify")
     def verify(
@@ -210,9 +245,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         public_key: Path = typer.Option(..., "--public-key", help="Ed25519 or ECDSA public key (PEM)."),
         signature: Path | None = typer.Option(
             None, "--signature", "-s", help="Signature file [default: FILE.sig, or DIR/model.sig]"),
+        strict: bool = typer.Option(
+            False, "--strict", help="Also fail (exit 3) on unsigned files present in paths the signature "
+                                    "leaves out (.git*, --ignore paths); without it they are listed as a warning."),
     ) -> None:
         """Verify a signature and every file digest; names changed, added or removed files (exit 3)."""
-        verify_command(path, public_key=public_key, signature=signature)
+        verify_command(path, public_key=public_key, signature=signature, strict=strict)
 
     @protect.command("inspect")
     def inspect(path: Path = typer.Argument(..., help="Encrypted file.")) -> None:

@@ -10,8 +10,14 @@ Container layout (version 1, all integers big-endian)::
 
 * **Envelope encryption.** Each file gets a random 256-bit *data key*; the payload is encrypted with
   it. The data key is wrapped (AES-256-GCM) by the *key-encryption key* (KEK): the master key itself,
-  or scrypt(passphrase, salt). :func:`rotate_file` rewraps the data key for a new master key and copies
-  the payload bytes unchanged.
+  or scrypt(passphrase, salt). :func:`rotate_file` re-encrypts the payload under a fresh data key and
+  nonce prefix wrapped by the new key (so the old key and an old copy no longer open or forge the
+  rotated file); ``rewrap_only=True`` only rewraps the old data key (fast, but see its warning).
+* **scrypt cost is capped before deriving.** The cost (N, r, p) is read from the header before anything
+  is authenticated, so a crafted header could ask for gigabytes and minutes: files whose cost
+  ``128 * N * r * p`` bytes exceeds the ceiling (default 256 MiB, twice what modelshield writes;
+  environment variable ``MODELSHIELD_SCRYPT_MAX_MIB``) are refused before any derivation, and
+  encryption refuses to write a cost that decryption would refuse.
 * **STREAM construction** (Hoang, Reyhanitabar, Rogaway, Vizár, 2015): chunk ``i`` uses the nonce
   ``nonce_prefix || i (4 bytes) || last (1 byte)``. Reordered chunks fail (wrong index), a truncated
   file fails (its new last chunk was sealed with ``last=0``), appended data fails (the real last chunk
@@ -35,13 +41,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
+import shutil
 import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -82,7 +90,10 @@ HEADER_LEN = FIXED_LEN + KEYSEC_LEN
 DEFAULT_CHUNK_SIZE = 1 << 20
 MIN_CHUNK_SIZE = 1 << 12
 MAX_CHUNK_SIZE = 1 << 26
-_MAX_CHUNKS = 1 << 32
+#: Nonce layout (12 bytes): prefix (7, random per file) || chunk index (4, big-endian) || last flag (1).
+NONCE_PREFIX_LEN = 7
+NONCE_INDEX_LEN = 4
+_MAX_CHUNKS = 1 << (8 * NONCE_INDEX_LEN)
 _FIXED = struct.Struct(">8sBBHI7sB")
 _KDF = struct.Struct(">BBBB16s")
 _KID_LABEL = b"modelshield.kid.v1"
@@ -98,20 +109,63 @@ ERR_TRUNCATED = "the file is truncated: {why} (nothing was written)"
 ERR_MAGIC = "not a modelshield-encrypted file (magic bytes do not match): damaged, tampered with or never encrypted"
 
 
+#: Environment variable: the scrypt cost ceiling in MiB (``128 * N * r * p`` bytes; see ScryptParams).
+SCRYPT_MAX_ENV = "MODELSHIELD_SCRYPT_MAX_MIB"
+#: Default ceiling: twice the cost modelshield writes by default (2**17, 8, 1 = 128 MiB).
+DEFAULT_SCRYPT_MAX_MIB = 256
+#: The largest ceiling the environment variable may set (2 GiB of memory x passes).
+HARD_SCRYPT_MAX_MIB = 2048
+#: Structural bounds of the header fields (inclusive).
+SCRYPT_LOG2_N_RANGE = (10, 22)
+SCRYPT_R_RANGE = (1, 32)
+SCRYPT_P_RANGE = (1, 16)
+
+
+def scrypt_ceiling() -> int:
+    """The scrypt cost ceiling in bytes: ``MODELSHIELD_SCRYPT_MAX_MIB`` MiB, default 256 MiB."""
+    raw = os.environ.get(SCRYPT_MAX_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SCRYPT_MAX_MIB << 20
+    if not raw.isdigit() or not 1 <= int(raw) <= HARD_SCRYPT_MAX_MIB:
+        raise UserError(f"{SCRYPT_MAX_ENV}={raw!r}: expected a whole number of MiB from 1 to {HARD_SCRYPT_MAX_MIB}")
+    return int(raw) << 20
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScryptParams:
-    """scrypt cost: N = 2**log2_n, r, p. The default (2**17, 8, 1) needs 128 MiB and ~0.3 s."""
+    """scrypt cost: N = 2**log2_n, r, p. The default (2**17, 8, 1) needs 128 MiB and ~0.3 s.
+
+    :meth:`cost` is ``128 * N * r * p`` bytes: the memory of one pass times the number of passes, so
+    it bounds both the memory and the time a derivation takes. :meth:`validate` refuses a cost above
+    :func:`scrypt_ceiling` before anything is derived.
+    """
 
     log2_n: int = 17
     r: int = 8
     p: int = 1
 
-    def validate(self) -> None:
-        # bounds also stop a crafted header from asking for unbounded memory/time
-        if not (10 <= self.log2_n <= 22 and 1 <= self.r <= 32 and 1 <= self.p <= 16):
-            raise IntegrityError(f"{ERR_HEADER} (scrypt parameters out of range)")
-        if 128 * self.r * (1 << self.log2_n) > (1 << 31):
-            raise IntegrityError(f"{ERR_HEADER} (scrypt parameters need more than 2 GiB)")
+    def cost(self) -> int:
+        return 128 * self.r * self.p * (1 << self.log2_n)
+
+    def validate(self, *, writing: bool = False, ceiling: int | None = None) -> None:
+        """Refuse out-of-range or too costly parameters (before any derivation).
+
+        Reading a header: :class:`IntegrityError` (exit 3; the cost is unauthenticated until the key
+        is derived, so a crafted header must not cost more than the ceiling). ``writing``:
+        :class:`UserError` (exit 2): encryption never writes a file that decryption would refuse.
+        """
+        err: type[Exception] = UserError if writing else IntegrityError
+        where = "scrypt parameters" if writing else f"{ERR_HEADER} (scrypt parameters"
+        end = "" if writing else ")"
+        (n_lo, n_hi), (r_lo, r_hi), (p_lo, p_hi) = SCRYPT_LOG2_N_RANGE, SCRYPT_R_RANGE, SCRYPT_P_RANGE
+        if not (n_lo <= self.log2_n <= n_hi and r_lo <= self.r <= r_hi and p_lo <= self.p <= p_hi):
+            raise err(f"{where} out of range: log2(N)={self.log2_n} (allowed {n_lo}-{n_hi}), r={self.r} "
+                      f"({r_lo}-{r_hi}), p={self.p} ({p_lo}-{p_hi}){end}")
+        limit = scrypt_ceiling() if ceiling is None else ceiling
+        if self.cost() > limit:
+            raise err(f"{where} cost too much: N=2^{self.log2_n}, r={self.r}, p={self.p} need "
+                      f"{self.cost() >> 20} MiB x passes, over the ceiling of {limit >> 20} MiB; refused before "
+                      f"deriving (raise {SCRYPT_MAX_ENV} only for a file you made with that cost){end}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +214,7 @@ def _key_id(kek: bytes) -> bytes:
 
 
 def _kek(header_kdf: int, salt: bytes, params: ScryptParams | None, key: bytes | None,
-         passphrase: bytes | str | None) -> bytes:
+         passphrase: bytes | str | None, *, writing: bool = False) -> bytes:
     if (key is None) == (passphrase is None):
         raise UserError("give exactly one of a key (key file / --key-env) or a passphrase")
     if header_kdf == KDF_RAW:
@@ -171,8 +225,9 @@ def _kek(header_kdf: int, salt: bytes, params: ScryptParams | None, key: bytes |
         return bytes(key)
     if passphrase is None:
         raise IntegrityError("this file was encrypted with a passphrase, not a master key")
-    assert params is not None
-    params.validate()
+    if params is None:
+        raise IntegrityError(f"{ERR_HEADER} (scrypt parameters missing)")
+    params.validate(writing=writing)
     pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else bytes(passphrase)
     return Scrypt(salt=salt, length=KEY_LEN, n=1 << params.log2_n, r=params.r, p=params.p).derive(pw)
 
@@ -181,12 +236,14 @@ def _new_header(*, data_key: bytes, key: bytes | None, passphrase: bytes | str |
                 chunk_size: int, scrypt: ScryptParams | None, nonce_prefix: bytes | None = None) -> ContainerHeader:
     if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE):
         raise UserError(f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes")
-    prefix = os.urandom(7) if nonce_prefix is None else nonce_prefix
+    prefix = os.urandom(NONCE_PREFIX_LEN) if nonce_prefix is None else nonce_prefix
+    if len(prefix) != NONCE_PREFIX_LEN:
+        raise UserError(f"a nonce prefix has {NONCE_PREFIX_LEN} bytes, got {len(prefix)}")
     fixed = _FIXED.pack(MAGIC, VERSION, AEAD_AES256GCM, 0, chunk_size, prefix, 0)
     kdf = KDF_RAW if passphrase is None else KDF_SCRYPT
     params = (scrypt or ScryptParams()) if kdf == KDF_SCRYPT else None
     salt = os.urandom(16) if kdf == KDF_SCRYPT else bytes(16)
-    kek = _kek(kdf, salt, params, key, passphrase)
+    kek = _kek(kdf, salt, params, key, passphrase, writing=True)
     proto = ContainerHeader(version=VERSION, chunk_size=chunk_size, nonce_prefix=prefix, kdf=kdf, scrypt=params,
                             salt=salt, key_id=_key_id(kek), wrap_nonce=os.urandom(12), wrapped_key=b"",
                             fixed=fixed)
@@ -238,7 +295,7 @@ def _unwrap(header: ContainerHeader, key: bytes | None, passphrase: bytes | str 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     if index >= _MAX_CHUNKS:
         raise UserError("file too large for this chunk size (2**32 chunks)")
-    return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+    return prefix + index.to_bytes(NONCE_INDEX_LEN, "big") + (b"\x01" if last else b"\x00")
 
 
 # --- encryption -----------------------------------------------------------------------------------
@@ -283,8 +340,6 @@ def _read_full(src: BinaryIO, buf: bytearray) -> int:
 
 def encrypt_bytes(data: bytes, *, key: bytes | None = None, passphrase: bytes | str | None = None,
                   chunk_size: int = DEFAULT_CHUNK_SIZE, scrypt: ScryptParams | None = None) -> bytes:
-    import io
-
     out = io.BytesIO()
     encrypt_stream(io.BytesIO(data), out, key=key, passphrase=passphrase, chunk_size=chunk_size, scrypt=scrypt)
     return out.getvalue()
@@ -397,8 +452,6 @@ def _decrypt_into_memory(src: BinaryIO, total: int, key: bytes | None,
 def decrypt_bytes(data: bytes | bytearray | memoryview, *, key: bytes | None = None,
                   passphrase: bytes | str | None = None) -> bytearray:
     """Decrypt an in-memory container into a new ``bytearray``. Nothing touches disk."""
-    import io
-
     mv = memoryview(data)
     return _decrypt_into_memory(io.BytesIO(mv), len(mv), key, passphrase)
 
@@ -442,7 +495,8 @@ def read_header(path: str | Path) -> ContainerHeader:
 def rewrap_header(header: ContainerHeader, *, old_key: bytes | None = None, old_passphrase: bytes | str | None = None,
                   new_key: bytes | None = None, new_passphrase: bytes | str | None = None,
                   scrypt: ScryptParams | None = None) -> ContainerHeader:
-    """A header whose data key is wrapped by the new key; the fixed header (hence the payload) is kept."""
+    """A header whose (unchanged) data key is wrapped by the new key; the fixed header (hence the
+    payload) is kept. Rewrap only: see :func:`rotate_file` for why re-encryption is the default."""
     data_key = _unwrap(header, old_key, old_passphrase)
     fresh = _new_header(data_key=data_key, key=new_key, passphrase=new_passphrase, chunk_size=header.chunk_size,
                         scrypt=scrypt, nonce_prefix=header.nonce_prefix)
@@ -450,16 +504,78 @@ def rewrap_header(header: ContainerHeader, *, old_key: bytes | None = None, old_
     return fresh
 
 
+class _PlainReader(io.RawIOBase):
+    """A readable stream over :func:`iter_decrypt`'s authenticated chunks (re-encryption input).
+
+    The last chunk (and so the end of the stream) is authenticated before EOF is reported: a
+    truncated or tampered source raises :class:`IntegrityError` from ``readinto``.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._buf = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        while self._pos >= len(self._buf):
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._buf, self._pos = nxt, 0
+        n = min(len(view), len(self._buf) - self._pos)
+        view[:n] = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
 def rotate_file(src: str | Path, dst: str | Path | None = None, *, old_key: bytes | None = None,
                 old_passphrase: bytes | str | None = None, new_key: bytes | None = None,
                 new_passphrase: bytes | str | None = None, scrypt: ScryptParams | None = None,
-                verify_payload: bool = False) -> ContainerHeader:
-    """Rewrap the data key of ``src`` for a new master key (or passphrase) without re-encrypting.
+                verify_payload: bool = False, rewrap_only: bool = False,
+                force: bool = False) -> ContainerHeader:
+    """Rotate ``src`` to a new master key (or passphrase); writes ``dst`` (default: replace ``src``).
 
-    Writes ``dst`` (default: replace ``src``) atomically: new header + the payload bytes copied verbatim.
-    The header is always authenticated; ``verify_payload`` also authenticates every chunk first.
+    **Default: re-encrypt.** Every chunk is decrypted and authenticated with the old key and
+    encrypted again under a *fresh* data key and nonce prefix wrapped by the new key, streamed (two
+    chunks in memory) into a temp file beside the output that is renamed into place only after the
+    last chunk authenticated and the new header opened with the new key; on any failure the temp
+    file is deleted and the original is untouched. Whoever held the old key (and kept an old copy)
+    learns nothing about the rotated file's data key, so can neither decrypt it nor forge chunks
+    that the new key accepts.
+
+    ``rewrap_only=True``: the old data key is only rewrapped for the new key and the encrypted
+    payload copied verbatim (fast: no payload pass). **Risk:** the data key does not change, so
+    anyone who had the old key and a copy of the old file can still recover the data key, decrypt the
+    rotated file and forge chunks the new key accepts. Use it only when the old key was not exposed
+    (e.g. a scheduled key-encryption-key change). ``verify_payload`` then also authenticates every
+    chunk first (re-encryption always does).
     """
     src_p = _existing_file(src)
+    in_place = dst is None or Path(dst).resolve() == src_p.resolve()
+    out = src_p if in_place else Path(dst)  # type: ignore[arg-type]
+    if rewrap_only:
+        return _rewrap_file(src_p, out, in_place or force, old_key=old_key, old_passphrase=old_passphrase,
+                            new_key=new_key, new_passphrase=new_passphrase, scrypt=scrypt,
+                            verify_payload=verify_payload)
+    with src_p.open("rb") as fin:
+        header = _read_header(fin)
+        fin.seek(0)
+        with _AtomicOutput(out, force=in_place or force) as fout:
+            chunks = iter_decrypt(fin, key=old_key, passphrase=old_passphrase)
+            new = encrypt_stream(_PlainReader(chunks), fout, key=new_key, passphrase=new_passphrase,
+                                 chunk_size=header.chunk_size, scrypt=scrypt)
+            _unwrap(new, new_key, new_passphrase)  # the new file must open with the new key before we commit
+    return new
+
+
+def _rewrap_file(src_p: Path, out: Path, force: bool, *, old_key: bytes | None, old_passphrase: bytes | str | None,
+                 new_key: bytes | None, new_passphrase: bytes | str | None, scrypt: ScryptParams | None,
+                 verify_payload: bool) -> ContainerHeader:
     if verify_payload:
         with src_p.open("rb") as fin:
             for _ in iter_decrypt(fin, key=old_key, passphrase=old_passphrase):
@@ -469,11 +585,8 @@ def rotate_file(src: str | Path, dst: str | Path | None = None, *, old_key: byte
         new = rewrap_header(header, old_key=old_key, old_passphrase=old_passphrase, new_key=new_key,
                             new_passphrase=new_passphrase, scrypt=scrypt)
         _unwrap(new, new_key, new_passphrase)  # the new header must open with the new key before we commit
-        in_place = dst is None or Path(dst).resolve() == src_p.resolve()
-        with _AtomicOutput(src_p if in_place else dst, force=in_place) as fout:
+        with _AtomicOutput(out, force=force) as fout:
             fout.write(new.to_bytes())
-            import shutil
-
             shutil.copyfileobj(fin, fout, 1 << 22)
     return new
 

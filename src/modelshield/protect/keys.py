@@ -5,6 +5,11 @@ mode 0600. A key in an environment variable is the same line, or the bare base64
 Passphrases are stretched with scrypt (salt and cost stored in the encrypted file's header).
 
 Signing keys are PEM files: Ed25519 or ECDSA P-256 (PKCS#8 private, SubjectPublicKeyInfo public).
+
+Secret key files (master keys, private signing keys) must be readable by their owner only, as ssh
+demands of private keys: a file with any group/other permission bit (``mode & 0o077``) is accepted
+with a :class:`KeyPermissionWarning` (the CLI prints ``warning: ...``), and refused with
+:class:`KeyPermissionError` (exit 3) under ``strict=True`` / ``--strict``. Public keys are not checked.
 """
 
 from __future__ import annotations
@@ -12,21 +17,28 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import stat
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from modelshield.errors import FormatError, InputNotFoundError, OutputError, UserError
+from modelshield.errors import FormatError, InputNotFoundError, OutputError, SecurityError, UserError
 
 __all__ = [
     "KEY_LEN",
+    "KeyPermissionError",
+    "KeyPermissionWarning",
     "PrivateKey",
     "PublicKey",
     "generate_key",
     "generate_signing_key",
+    "check_key_permissions",
     "key_from_env",
+    "key_permission_problem",
     "key_to_text",
     "load_key_file",
     "load_private_key",
@@ -44,6 +56,45 @@ _PREFIX = "modelshield-key-v1:"
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 SigningKeyType = Literal["ed25519", "ecdsa-p256"]
+
+
+class KeyPermissionWarning(UserWarning):
+    """A secret key file is accessible by group or others."""
+
+
+class KeyPermissionError(SecurityError):
+    """A secret key file is accessible by group or others and ``strict`` was asked (exit 3)."""
+
+
+#: Called with a one-line message; ``None`` means :func:`warnings.warn` (``KeyPermissionWarning``).
+WarnFn = Callable[[str], None]
+
+
+def key_permission_problem(path: str | Path) -> str | None:
+    """A one-line description when the secret key file ``path`` has group/other permission bits, else
+    ``None`` (also on systems without POSIX modes)."""
+    if os.name != "posix":  # pragma: no cover - Windows has ACLs, not mode bits
+        return None
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if not mode & 0o077:
+        return None
+    who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
+    return (f"key file {path} is accessible by {who} (mode {mode:04o}); a secret key must be readable by "
+            f"its owner only: chmod 600 {path}")
+
+
+def check_key_permissions(path: str | Path, *, strict: bool = False, warn: WarnFn | None = None) -> None:
+    """Warn (or, ``strict``, refuse with :class:`KeyPermissionError`) when a secret key file is
+    accessible by group or others, as ssh does for private keys."""
+    problem = key_permission_problem(path)
+    if problem is None:
+        return
+    if strict:
+        raise KeyPermissionError(f"refused (--strict): {problem}")
+    if warn is not None:
+        warn(problem)
+    else:
+        warnings.warn(problem, KeyPermissionWarning, stacklevel=3)
 
 
 def generate_key() -> bytes:
@@ -81,11 +132,15 @@ def parse_key_text(text: str, *, where: str) -> bytes:
     return key
 
 
-def load_key_file(path: str | Path) -> bytes:
-    """Read a master key file written by :func:`write_key_file` (or 32 raw bytes)."""
+def load_key_file(path: str | Path, *, strict: bool = False, warn: WarnFn | None = None) -> bytes:
+    """Read a master key file written by :func:`write_key_file` (or 32 raw bytes).
+
+    A file accessible by group/others is warned about (``strict``: refused); see
+    :func:`check_key_permissions`."""
     p = Path(path)
     if not p.is_file():
         raise InputNotFoundError(f"key file {p} is a folder, not a file" if p.is_dir() else f"key file not found: {p}")
+    check_key_permissions(p, strict=strict, warn=warn)
     raw = p.read_bytes()
     if len(raw) == KEY_LEN and not raw.startswith(_PREFIX.encode()):
         return raw
@@ -175,10 +230,18 @@ def _check_curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, wh
         raise FormatError(f"{where}: unsupported curve {key.curve.name}; use Ed25519 or ECDSA P-256")
 
 
-def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
+def load_private_key(path: str | Path, password: bytes | None = None, *, strict: bool = False,
+                     warn: WarnFn | None = None) -> PrivateKey:
+    """Load a PEM private signing key; a file accessible by group/others is warned about (``strict``:
+    refused), see :func:`check_key_permissions`."""
     p = Path(path)
     if not p.is_file():
         raise InputNotFoundError(f"private key not found: {p}")
+    check_key_permissions(p, strict=strict, warn=warn)
+    return _parse_private_key(p, password)
+
+
+def _parse_private_key(p: Path, password: bytes | None) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(p.read_bytes(), password)
     except TypeError as exc:
@@ -202,9 +265,11 @@ def load_public_key(path: str | Path) -> PublicKey:
         key = serialization.load_pem_public_key(data)
     except ValueError:
         try:  # a private key given where a public one is expected: use its public half
-            return load_private_key(p).public_key()
+            private = _parse_private_key(p, None)
         except (FormatError, UserError):
             raise FormatError(f"{p} is not a PEM public key") from None
+        check_key_permissions(p)  # it is a secret after all: warn when others can read it
+        return private.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
         _check_curve(key, str(p))
         return key

@@ -18,8 +18,18 @@ Ed25519 signatures use the same bundle; ``model_signing`` 1.x cannot verify them
 mode accepts elliptic-curve (ECDSA) keys only.
 
 Verification recomputes every digest and names each changed, added or removed file (and, for shards,
-the changed byte ranges). Hashing (:mod:`._hashing`) streams through one reused 1 MiB buffer per
-thread (memory does not grow with file size) and hashes files, or shards, in parallel threads.
+the changed byte ranges).
+
+**Unsigned files.** The git paths ``model_signing`` leaves out (``.git``, ``.gitattributes``,
+``.github``, ``.gitignore``) are left out of a directory's signature only when they exist at signing
+time, and the signed statement's ``ignore_paths`` names exactly what was left out. Verification honours
+only the signed ``ignore_paths``: a git file added after signing (a ``.gitattributes`` filter, a
+``.github`` workflow, a ``.git`` hook where there was no ``.git``) is ``added (not signed)`` and fails.
+Files present under a path the signature does leave out are listed in
+:attr:`Verification.unsigned` (the CLI prints them as a warning); ``strict=True`` fails on them.
+
+Hashing (:mod:`._hashing`) streams through one reused 1 MiB buffer per thread (memory does not grow
+with file size) and hashes files, or shards, in parallel threads.
 
 References
 ----------
@@ -177,7 +187,12 @@ def _resource_key(name: str, sharded: bool) -> tuple[tuple[str, ...], int, int]:
 
 @dataclass(frozen=True, kw_only=True)
 class Verification:
-    """A successful verification: what was checked and by which key."""
+    """A successful verification: what was checked and by which key.
+
+    ``unsigned``: files present in the model under paths the signature leaves out (its signed
+    ``ignore_paths``), which the signature therefore does not vouch for; ``verify(strict=True)`` fails
+    on any of them.
+    """
 
     path: Path
     signature: Path
@@ -185,6 +200,7 @@ class Verification:
     key_type: str
     root_digest: str
     manifest: Manifest = field(repr=False)
+    unsigned: tuple[str, ...] = ()
 
     @property
     def serialization(self) -> str:
@@ -284,6 +300,28 @@ class _Plan:
                         shard_size=self.shard_size, empty=self.empty)
 
 
+def _present_git_paths(p: Path) -> list[str]:
+    """The default-ignored git paths that exist in directory ``p`` (only those are left unsigned)."""
+    return [g for g in GIT_PATHS if os.path.lexists(p / g)]
+
+
+def _unsigned_files(p: Path, ignores: Sequence[str], exempt: Sequence[str]) -> tuple[str, ...]:
+    """Every entry (file, link, special file) under ``p`` that an ignore path covers, except ``exempt``
+    (the signature itself): what the signature does not vouch for. Not followed into links."""
+    out: list[str] = []
+    if not ignores:
+        return ()
+    for dirpath, dirnames, filenames in os.walk(p):
+        base = Path(dirpath)
+        names = list(filenames) + [d for d in dirnames if (base / d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
+        for f in names:
+            rel = PurePosixPath((base / f).relative_to(p).as_posix())
+            if _is_ignored(rel, ignores) and not _is_ignored(rel, exempt):
+                out.append(str(rel))
+    return tuple(sorted(out, key=lambda n: PurePosixPath(n).parts))
+
+
 def _plan(path: str | Path, ignore_paths: Sequence[str], shard_size: int | Literal["auto"] | None) -> _Plan:
     p = Path(path)
     if shard_size is not None and shard_size != "auto" and (
@@ -296,7 +334,7 @@ def _plan(path: str | Path, ignore_paths: Sequence[str], shard_size: int | Liter
     if p.is_file():
         entries, ignores = [(".", p.stat().st_size)], tuple(GIT_PATHS)
     elif p.is_dir():
-        ignores = tuple(sorted(set(ignore_paths) | set(GIT_PATHS)))
+        ignores = tuple(sorted(set(ignore_paths)))
         entries = _walk(p, ignores)
     else:
         raise UserError(f"{p} is not a regular file or a directory")
@@ -476,8 +514,10 @@ def sign(path: str | Path, key: PrivateKey | Callable[[], PrivateKey], *, signat
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
     if sig_path.exists() and not force:
         raise OutputError(f"signature {sig_path} already exists; pass --force to overwrite it")
+    # a directory leaves out the git paths that exist now (as model_signing does), and only those: the
+    # signed ignore_paths say exactly what is unsigned, so a git file added later fails verification
     ignores = (_rel_ignores(p, ignore_paths) + _rel_ignores(p, [sig_path], model_relative=False)
-               if p.is_dir() else [])
+               + _present_git_paths(p) if p.is_dir() else [])
     shards: int | Literal["auto"] | None = None
     if serialization == "shards":
         shards = "auto" if shard_size is None else shard_size
@@ -656,7 +696,7 @@ def _plan_against(p: Path, sig_path: Path, expected: Manifest) -> _Plan:
 
 
 def verify(path: str | Path, public_key: PublicKey | Callable[[], PublicKey], *,
-           signature: str | Path | None = None, workers: int | None = None) -> Verification:
+           signature: str | Path | None = None, workers: int | None = None, strict: bool = False) -> Verification:
     """Verify a model against a signature bundle; raises :class:`IntegrityError` naming what differs.
 
     The serialization (per file or shards, and the shard size) is read from the signed statement, so
@@ -664,6 +704,10 @@ def verify(path: str | Path, public_key: PublicKey | Callable[[], PublicKey], *,
     ``public_key`` may be a function returning the key: loading it and checking the signature then
     run while the model hashes. Nothing is trusted before the signature checks: a bad signature is
     reported before any difference, and stops the hashing.
+
+    Only the signed ``ignore_paths`` are left out: any other file that is not signed (a ``.gitattributes``
+    or ``.github`` workflow added after signing included) fails. Files present under the signed
+    ``ignore_paths`` are returned in :attr:`Verification.unsigned`; ``strict=True`` fails on them too.
     """
     p = Path(path)
     if not p.exists():
@@ -687,11 +731,16 @@ def verify(path: str | Path, public_key: PublicKey | Callable[[], PublicKey], *,
         expected, root = _signed_manifest(sig_path, key, p)
         actual = _plan_against(p, sig_path, expected).hash(workers)
     problems = expected.diff(actual)
+    unsigned: tuple[str, ...] = ()
+    if p.is_dir():
+        unsigned = _unsigned_files(p, expected.ignore_paths, _rel_ignores(p, [sig_path], model_relative=False))
+        if strict:
+            problems += [f"unsigned (in a path the signature leaves out): {u}" for u in unsigned]
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise IntegrityError(f"{p} does not match its signature: {shown}")
     return Verification(path=p, signature=sig_path, files=len(expected.paths()), key_type=_key_type(key),
-                        root_digest=root, manifest=expected)
+                        root_digest=root, manifest=expected, unsigned=unsigned)
 
 
 def verify_bytes(data: bytes | bytearray | memoryview, name: str, public_key: PublicKey, *,
