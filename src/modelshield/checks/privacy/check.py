@@ -9,9 +9,15 @@ from typing import Any, ClassVar
 from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.checks.privacy.membership import (
     ATTACKS,
+    FPR_LEVELS,
+    LEVEL_KEYS,
+    LEVEL_LABELS,
+    BootstrapCI,
     MembershipReport,
     TrainingRecipe,
     membership_inference,
+    nonmembers_needed,
+    nonmembers_to_bound,
 )
 from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
@@ -29,17 +35,81 @@ def _has_text(ds: Any) -> bool:
     return ds is not None and getattr(ds, "X", None) is not None and not ds.is_numeric
 
 
-def _tpr_lower_bound(tpr: float, n: int, alpha: float = 0.05) -> float:
-    """Clopper-Pearson lower bound of a proportion ``tpr`` measured on ``n`` members."""
-    from scipy.stats import beta
-
-    k = round(tpr * n)
-    return 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+def _pct(x: float) -> str:
+    return f"{x:.2%}" if x < 0.01 else f"{x:.1%}"
 
 
-def _auc_null_sd(n1: int, n0: int) -> float:
-    """Standard deviation of the ROC AUC of a useless score (Mann-Whitney under the null)."""
-    return float(((n1 + n0 + 1) / (12.0 * n1 * n0)) ** 0.5)
+def threat_model_text(n_shadows: int) -> str:
+    """The attacker these figures describe (stated in every membership finding and in the docs)."""
+    return (
+        "Threat model: the attacker queries the model's output probabilities for a candidate record and "
+        "knows its true label, knows the model's architecture and training recipe, and has data from the "
+        f"same distribution to train {n_shadows} shadow (reference) models (here the audit's own pooled "
+        "members and non-members, half of them in each shadow); the attack threshold is set on known "
+        "non-members; members and non-members are equally likely a priori. TPR at a fixed FPR does not "
+        "depend on that prior, but the attacker's precision does: with a share pi of candidates being "
+        "members it is TPR*pi / (TPR*pi + FPR*(1-pi)). A weaker attacker (labels only, no shadow data) "
+        "does worse; a stronger one (more shadows, adaptive queries, augmentations) may do better, so "
+        "these figures are evidence of leakage, not a bound on it."
+    )
+
+
+def statistics_text(ci: BootstrapCI) -> str:
+    """The statistical assumptions behind the intervals."""
+    return (
+        f"Statistics: {ci.confidence:.0%} intervals from {ci.n_boot} Bayesian-bootstrap replicates that "
+        "reweight members and non-members separately and recompute every attack, with bounds calibrated "
+        "to hold for all attacks at once, so choosing the best attack afterwards does not inflate them "
+        "(the attack each replicate would choose is in the table); members and non-members are assumed "
+        "to be independent draws from the training set and from unseen data of the same distribution; "
+        "the shadow models are held fixed (their training randomness is not in the intervals); a TPR "
+        f"at an FPR below 1/n_nonmembers ({_pct(ci.fpr_resolution)}) is not reported, and one with "
+        f"fewer than {nonmembers_to_bound(0.01, ci.confidence)} (1%) / "
+        f"{nonmembers_to_bound(0.001, ci.confidence):,} (0.1%) non-members is not graded, since with "
+        "fewer every non-member may lie below the true threshold."
+    )
+
+
+def _tpr_sentence(level: float, ci: BootstrapCI) -> str:
+    lab = LEVEL_LABELS[level]
+    iv = ci.tpr[level]
+    if iv is None:
+        return (f"TPR at {lab} FPR: not resolved ({ci.n_nonmembers} non-members: the smallest measurable FPR "
+                f"is {_pct(ci.fpr_resolution)}; {nonmembers_needed(level):,} needed).")
+    text = (f"At {lab} FPR the strongest attack ({iv.attack}) identifies {iv.estimate:.1%} of training rows "
+            f"({ci.confidence:.0%} CI {iv.lower:.1%}-{iv.upper:.1%}, including the choice among attacks)")
+    if not ci.gradable[level]:
+        text += (f"; not graded: {ci.n_nonmembers} non-members cannot bound it "
+                 f"({nonmembers_to_bound(level, ci.confidence):,} needed)")
+    return text + "."
+
+
+def _short(level: float, ci: BootstrapCI) -> str:
+    iv = ci.tpr[level]
+    if iv is None:
+        return f"unresolved (min FPR {_pct(ci.fpr_resolution)})"
+    mark = "" if ci.gradable[level] else " not graded"
+    return f"{iv.estimate:.3f} ({iv.lower:.3f}-{iv.upper:.3f}{mark})"
+
+
+def _evidence(level: float, ci: BootstrapCI) -> dict[str, Any]:
+    iv = ci.tpr[level]
+    return {"resolvable": ci.resolvable[level], "graded": iv is not None and ci.gradable[level],
+            "estimate": None if iv is None else round(iv.estimate, 4),
+            "ci": None if iv is None else [round(iv.lower, 4), round(iv.upper, 4)],
+            "attack": None if iv is None else iv.attack}
+
+
+def _resolution_row(level: float, ci: BootstrapCI) -> dict[str, Any]:
+    iv = ci.tpr[level]
+    nan = float("nan")
+    return {"fpr": level, "min_resolvable_fpr": round(ci.fpr_resolution, 6),
+            "resolvable": ci.resolvable[level], "graded": iv is not None and ci.gradable[level],
+            "nonmembers": ci.n_nonmembers, "nonmembers_to_resolve": nonmembers_needed(level),
+            "nonmembers_to_grade": nonmembers_to_bound(level, ci.confidence),
+            "tpr": nan if iv is None else round(iv.estimate, 4),
+            "tpr_lower": nan if iv is None else round(iv.lower, 4),
+            "tpr_upper": nan if iv is None else round(iv.upper, 4)}
 
 
 @dataclass(kw_only=True)
@@ -48,10 +118,15 @@ class PrivacyCheck(Check):
 
     Members are ``ctx.train`` (the training rows), non-members ``ctx.data`` (held-out rows). Shadow
     models are cloned from the model (``retrainable`` capability); without it only the loss attack
-    runs. Severity comes from the strongest attack's TPR at 1 % FPR (its 95 % Clopper-Pearson lower
-    bound, default limits 0.10 / 0.03 / 0.015) and its AUC (less two null standard deviations, default
-    limits 0.70 / 0.60 / 0.55), graded by the policy thresholds
-    ``privacy.tpr_at_1pct_fpr.{high,medium,low}`` and ``privacy.auc.{high,medium,low}``.
+    runs. Severity comes from lower confidence bounds (95 % by default) on the strongest attack's TPR
+    at 1 % FPR (default limits 0.10 / 0.03 / 0.015) and on the highest AUC (default limits 0.70 /
+    0.60 / 0.55), graded by the policy thresholds ``privacy.tpr_at_1pct_fpr.{high,medium,low}`` and
+    ``privacy.auc.{high,medium,low}``. The bounds come from a Bayesian bootstrap over members and
+    non-members that recomputes every attack and is calibrated over all attacks at once
+    (:func:`~modelshield.checks.privacy.membership.bootstrap_ci`). A TPR at an FPR below
+    ``1 / n_nonmembers`` is not reported (``None``, ``*_resolvable: false``); a TPR at 1 % FPR with
+    fewer than 368 non-members (0.1 %: 3,688) is shown with its interval but not graded
+    (``*_graded: false``, :func:`~modelshield.checks.privacy.membership.nonmembers_to_bound`).
 
     Options
     -------
@@ -64,6 +139,9 @@ class PrivacyCheck(Check):
     top_k : how many most-exposed training rows to list (by index).
     show_rows : also list the feature values of the most exposed rows (off: indices only).
     shadow_epochs, shadow_lr, shadow_batch_size : the PyTorch shadow training recipe.
+    n_boot : bootstrap replicates (default 1,000; quick mode 400; at least 100).
+    confidence : two-sided confidence of the intervals (default 0.95; the lower bound is one-sided at
+        ``1 - (1 - confidence) / 2``).
     pii : scan text columns of the data for personal data.
 
     References
@@ -91,6 +169,8 @@ class PrivacyCheck(Check):
     shadow_epochs: int | None = None
     shadow_lr: float | None = None
     shadow_batch_size: int | None = None
+    n_boot: int | None = None
+    confidence: float = 0.95
     pii: bool = True
 
     def check_options(self) -> None:
@@ -100,6 +180,10 @@ class PrivacyCheck(Check):
             v = getattr(self, name)
             if v is not None and not (v > 0 and math.isfinite(v)):
                 raise UserError(f"privacy.{name} must be a positive number, got {v}")
+        if self.n_boot is not None and self.n_boot < 100:
+            raise UserError(f"privacy.n_boot must be at least 100, got {self.n_boot}")
+        if not (0.5 <= self.confidence < 1):
+            raise UserError(f"privacy.confidence must be at least 0.5 and below 1, got {self.confidence}")
         for name in ("shadow_epochs", "shadow_batch_size", "max_rows", "top_k"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -168,26 +252,47 @@ class PrivacyCheck(Check):
     def _report_membership(self, ctx: AuditContext, rep: MembershipReport, result: CheckResult,
                            summary: list[str]) -> None:
         best = rep.best
-        resolution = 1.0 / rep.n_nonmembers
+        n_boot = self.n_boot if self.n_boot is not None else (400 if ctx.quick else 1000)
+        ci = rep.bootstrap(n_boot=n_boot, confidence=self.confidence, seed=ctx.seed)
+        conf = f"{self.confidence:.0%}"
         result.metrics.update({
-            "auc": best.auc,
-            "tpr_at_0_1pct_fpr": best.tpr_at_0_1pct_fpr,
-            "tpr_at_1pct_fpr": best.tpr_at_1pct_fpr,
+            "auc": ci.auc.estimate,
+            "auc_lower": ci.auc.lower,
+            "auc_upper": ci.auc.upper,
             "advantage": best.advantage,
             "best_attack": best.name,
             "n_members": rep.n_members,
             "n_nonmembers": rep.n_nonmembers,
             "n_shadows": rep.n_shadows,
-            "fpr_resolution": resolution,
+            "fpr_resolution": ci.fpr_resolution,
+            "bootstrap_replicates": ci.n_boot,
+            "confidence": ci.confidence,
         })
+        for level in FPR_LEVELS:
+            key, iv = LEVEL_KEYS[level], ci.tpr[level]
+            graded = iv is not None and ci.gradable[level]
+            result.metrics.update({
+                key: iv.estimate if iv is not None else None,
+                f"{key}_resolvable": ci.resolvable[level],
+                f"{key}_lower": iv.lower if graded and iv is not None else None,
+                f"{key}_upper": iv.upper if iv is not None else None,
+                f"{key}_graded": graded,
+                f"{key}_nonmembers_to_resolve": nonmembers_needed(level),
+                f"{key}_nonmembers_to_grade": nonmembers_to_bound(level, ci.confidence),
+            })
         for name, res in rep.attacks.items():
             for k, v in res.metrics().items():
                 result.metrics[f"{name}_{k}"] = v
+        nan = float("nan")  # unresolved: "—" in HTML, null in JSON (never a number)
         result.tables["membership_attacks"] = [
-            {"attack": name, "auc": round(r.auc, 4), "tpr_at_0.1%_fpr": round(r.tpr_at_0_1pct_fpr, 4),
-             "tpr_at_1%_fpr": round(r.tpr_at_1pct_fpr, 4), "advantage": round(r.advantage, 4)}
+            {"attack": name, "auc": round(r.auc, 4),
+             "tpr_at_0.1%_fpr": round(r.tpr_at_0_1pct_fpr, 4) if r.resolvable(0.001) else nan,
+             "tpr_at_1%_fpr": round(r.tpr_at_1pct_fpr, 4) if r.resolvable(0.01) else nan,
+             "advantage": round(r.advantage, 4),
+             "chosen_in_replicates": round(ci.selected.get(name, 0.0), 3)}
             for name, r in rep.attacks.items()
         ]
+        result.tables["membership_resolution"] = [_resolution_row(level, ci) for level in FPR_LEVELS]
         exposed = rep.most_exposed(self.top_k)
         rows = []
         for rank, (idx, score) in enumerate(exposed, 1):
@@ -208,38 +313,39 @@ class PrivacyCheck(Check):
             diagonal=True,
         ))
 
-        tpr, auc = best.tpr_at_1pct_fpr, best.auc
-        # grade on what the sample sizes support: a 95 % lower confidence bound on the TPR and the AUC
-        # less two null standard deviations, so small test sets do not raise findings by chance
-        tpr_lo, auc_lo = _tpr_lower_bound(tpr, rep.n_members), auc - 2 * _auc_null_sd(rep.n_members,
-                                                                                       rep.n_nonmembers)
-        result.metrics["tpr_at_1pct_fpr_lower"] = tpr_lo
-        result.metrics["auc_lower"] = auc_lo
+        # grade on lower confidence bounds that include the non-member threshold noise and the choice
+        # of the best attack; a TPR at an FPR the sample cannot bound is never graded
+        tpr_iv = ci.tpr[0.01] if ci.gradable[0.01] else None
         sev = None
         for level, t_default, a_default in ((Severity.HIGH, 0.10, 0.70), (Severity.MEDIUM, 0.03, 0.60),
                                             (Severity.LOW, 0.015, 0.55)):
             t_lim = ctx.threshold(f"privacy.tpr_at_1pct_fpr.{level.value}", t_default)
             a_lim = ctx.threshold(f"privacy.auc.{level.value}", a_default)
-            if tpr_lo >= t_lim or auc_lo >= a_lim:
+            if (tpr_iv is not None and tpr_iv.lower >= t_lim) or ci.auc.lower >= a_lim:
                 sev = level
                 break
-        note = ""
-        if resolution > 0.01:
-            note = (f" With {rep.n_nonmembers} non-members the smallest measurable FPR is {resolution:.2%}, "
-                    "so 'TPR at 1% FPR' is the TPR at zero false positives; more held-out rows sharpen it.")
+        threat = threat_model_text(rep.n_shadows)
+        stats = statistics_text(ci)
         limits = (" Limits: " + "; ".join(rep.notes) + ".") if rep.notes else ""
-        detail = (f"The strongest attack ({best.name}) identifies {tpr:.1%} of training rows at 1% false "
-                  f"positives ({best.tpr_at_0_1pct_fpr:.1%} at 0.1%), ROC AUC {auc:.3f}, over "
-                  f"{rep.n_members} members and {rep.n_nonmembers} non-members with {rep.n_shadows} "
-                  f"shadow models.{note}{limits}")
+        tpr_text = " ".join(_tpr_sentence(level, ci) for level in FPR_LEVELS)
+        detail = (f"{tpr_text} Highest ROC AUC {ci.auc.estimate:.3f} ({ci.auc.attack}; {conf} CI "
+                  f"{ci.auc.lower:.3f}-{ci.auc.upper:.3f}). Over {rep.n_members} members and "
+                  f"{rep.n_nonmembers} non-members (smallest measurable FPR {_pct(ci.fpr_resolution)}) "
+                  f"with {rep.n_shadows} shadow models. Graded on the lower bounds"
+                  + ("" if ci.gradable[0.01] else " of the AUC only (TPR at 1% FPR cannot be bounded with "
+                     f"{rep.n_nonmembers} non-members)")
+                  + f". {threat} {stats}{limits}")
         if sev is not None:
             result.add(Finding(
                 check=self.name, severity=sev, rule_id="privacy.membership-inference",
                 title="Training data membership leaks",
                 detail=detail,
-                evidence={"best_attack": best.name, "auc": round(auc, 4), "tpr_at_1pct_fpr": round(tpr, 4),
-                          "tpr_at_0_1pct_fpr": round(best.tpr_at_0_1pct_fpr, 4),
-                          "most_exposed_train_rows": [i for i, _ in exposed]},
+                evidence={"best_attack": best.name, "auc": round(ci.auc.estimate, 4),
+                          "auc_ci": [round(ci.auc.lower, 4), round(ci.auc.upper, 4)],
+                          **{LEVEL_KEYS[lv]: _evidence(lv, ci) for lv in FPR_LEVELS},
+                          "fpr_resolution": ci.fpr_resolution,
+                          "most_exposed_train_rows": [i for i, _ in exposed],
+                          "threat_model": threat, "statistics": stats},
                 remediation=("Train with differential privacy (modelshield harden dp), regularise "
                              "(early stopping, weight decay), or deduplicate and remove outliers; "
                              "re-audit to confirm lower TPR at low FPR."),
@@ -253,8 +359,11 @@ class PrivacyCheck(Check):
                     detail=note_text + ". Overlap makes held-out metrics optimistic as well.",
                     remediation="Deduplicate before splitting train and test.",
                 ))
-        summary.append(f"Membership inference: best {best.name}, AUC {auc:.3f}, TPR@1%FPR {tpr:.3f}, "
-                       f"TPR@0.1%FPR {best.tpr_at_0_1pct_fpr:.3f}.")
+        parts = [f"Membership inference: best {best.name}, AUC {ci.auc.estimate:.3f} "
+                 f"({ci.auc.lower:.3f}-{ci.auc.upper:.3f})"]
+        for level in FPR_LEVELS:
+            parts.append(f"TPR@{LEVEL_LABELS[level]}FPR {_short(level, ci)}")
+        summary.append(", ".join(parts) + ".")
 
     # ------------------------------------------------------------------------------------------
     def _pii(self, ds: Any, label: str, result: CheckResult, summary: list[str]) -> None:

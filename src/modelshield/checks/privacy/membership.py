@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,15 @@ from modelshield.models.base import BaseModel, Capability
 
 __all__ = [
     "ATTACKS",
-    "rebuild_torchscript_mlp",
+    "FPR_LEVELS",
     "AttackResult",
+    "BootstrapCI",
+    "Interval",
+    "bootstrap_ci",
+    "fpr_resolvable",
+    "nonmembers_needed",
+    "nonmembers_to_bound",
+    "rebuild_torchscript_mlp",
     "MembershipReport",
     "TrainingRecipe",
     "membership_inference",
@@ -77,6 +85,7 @@ MIN_ROWS = 10
 MIN_SHADOW_POOL = 40
 
 _EPS = 1e-12
+_NORMAL = NormalDist()
 _INIT_LOCK = threading.Lock()  # torch's global RNG seeds shadow initialisation
 #: Probability floor for models that only give probabilities (trees saturate at exactly 0 / 1):
 #: keeps ``log(p / (1 - p))`` within about +-9 so a few saturated rows do not dominate the Gaussians.
@@ -109,9 +118,30 @@ class AttackResult:
         """Max over thresholds of TPR - FPR (the membership advantage of Yeom et al.)."""
         return float(np.max(self.tpr - self.fpr))
 
-    def metrics(self) -> dict[str, float]:
-        return {"auc": self.auc, "tpr_at_0_1pct_fpr": self.tpr_at_0_1pct_fpr,
-                "tpr_at_1pct_fpr": self.tpr_at_1pct_fpr, "advantage": self.advantage}
+    @property
+    def n_nonmembers(self) -> int:
+        return int(np.sum(self.labels == 0))
+
+    @property
+    def fpr_resolution(self) -> float:
+        """The smallest non-zero FPR the non-members can measure: ``1 / n_nonmembers``."""
+        return 1.0 / max(self.n_nonmembers, 1)
+
+    def resolvable(self, level: float) -> bool:
+        """Whether the TPR at FPR ``level`` is resolved (at least ``1 / level`` non-members); below
+        that, ``tpr_at_...`` holds the TPR at zero false positives, not a TPR at ``level``."""
+        return fpr_resolvable(level, self.n_nonmembers)
+
+    def metrics(self) -> dict[str, float | None]:
+        """AUC, advantage and TPR at each FPR level; ``None`` for an FPR the sample does not resolve."""
+        return {"auc": self.auc,
+                "tpr_at_0_1pct_fpr": self.tpr_at_0_1pct_fpr if self.resolvable(0.001) else None,
+                "tpr_at_1pct_fpr": self.tpr_at_1pct_fpr if self.resolvable(0.01) else None,
+                "advantage": self.advantage}
+
+
+def _tpr_of(res: AttackResult, level: float) -> float:
+    return res.tpr_at_1pct_fpr if level == 0.01 else res.tpr_at_0_1pct_fpr
 
 
 def _tpr_at(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
@@ -132,6 +162,279 @@ def roc_metrics(scores: np.ndarray, labels: np.ndarray, name: str = "attack") ->
         name=name, scores=scores, labels=labels, auc=float(roc_auc_score(labels, scores)),
         tpr_at_0_1pct_fpr=_tpr_at(fpr, tpr, 0.001), tpr_at_1pct_fpr=_tpr_at(fpr, tpr, 0.01),
         fpr=fpr, tpr=tpr,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# statistical power: FPR resolution and the bootstrap over members, non-members and attack choice
+# --------------------------------------------------------------------------------------------
+#: The FPR targets reported (and graded where the sample resolves them), with their metric names.
+FPR_LEVELS: tuple[float, ...] = (0.01, 0.001)
+LEVEL_KEYS: dict[float, str] = {0.01: "tpr_at_1pct_fpr", 0.001: "tpr_at_0_1pct_fpr"}
+LEVEL_LABELS: dict[float, str] = {0.01: "1%", 0.001: "0.1%"}
+
+
+def allowed_false_positives(level: float, n_nonmembers: int) -> int:
+    """How many non-members may score above the threshold at FPR ``level``: ``floor(level * n)``."""
+    return math.floor(level * n_nonmembers + 1e-9)
+
+
+def fpr_resolvable(level: float, n_nonmembers: int) -> bool:
+    """Whether ``n_nonmembers`` resolve an FPR of ``level``: the smallest non-zero FPR the sample can
+    measure is ``1 / n_nonmembers``, so a TPR at a lower FPR is only the TPR at zero false positives."""
+    return n_nonmembers > 0 and allowed_false_positives(level, n_nonmembers) >= 1
+
+
+def nonmembers_needed(level: float) -> int:
+    """The fewest non-members that resolve an FPR of ``level``."""
+    return math.ceil(1.0 / level - 1e-9)
+
+
+def nonmembers_to_bound(level: float, confidence: float = 0.95) -> int:
+    """The fewest non-members for which a lower confidence bound on the TPR at FPR ``level`` can exist.
+
+    With ``n`` non-members, all of them score below the true ``1 - level`` quantile of the
+    non-member scores with probability ``(1 - level) ** n``; then even the strictest threshold the
+    sample offers lets through more than ``level`` of the population, and no bound drawn from the
+    sample can hold. A one-sided bound at ``1 - delta`` (``delta = (1 - confidence) / 2``) needs
+    ``(1 - level) ** n <= delta``: 368 non-members at 1 % FPR and 3,688 at 0.1 % for 95 % intervals."""
+    delta = (1.0 - confidence) / 2
+    return math.ceil(math.log(delta) / math.log1p(-level) - 1e-9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval; ``attack`` gave the estimate and
+    ``lower_attack`` the lower bound (they differ when another attack's bound is higher)."""
+
+    estimate: float
+    lower: float
+    upper: float
+    attack: str = ""
+    lower_attack: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BootstrapCI:
+    """Confidence intervals of the strongest attack's metrics that include the choice among attacks.
+
+    ``tpr[level]`` is ``None`` for an FPR the non-members do not resolve (``resolvable[level]`` is
+    ``False``: fewer than ``1 / level`` non-members). ``gradable[level]`` is ``False`` when there
+    are too few non-members for any lower bound at that FPR (:func:`nonmembers_to_bound`); such a
+    TPR is shown with its interval but never graded. ``selected`` is the share of replicates in
+    which each attack was the strongest."""
+
+    n_boot: int
+    confidence: float
+    method: str
+    n_members: int
+    n_nonmembers: int
+    fpr_resolution: float
+    resolvable: dict[float, bool]
+    gradable: dict[float, bool]
+    tpr: dict[float, Interval | None]
+    auc: Interval
+    best: str
+    selected: dict[str, float]
+    seconds: float
+
+
+def _clean_scores(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.where(np.isfinite(scores), scores, np.where(scores > 0, 1e300, -1e300))
+
+
+class _AttackIndex:
+    """One attack's scores, sorted once: each replicate then needs only row weights (no re-sorting)."""
+
+    def __init__(self, s1: np.ndarray, s0: np.ndarray) -> None:
+        self.order0 = np.argsort(s0, kind="stable")
+        sorted0 = s0[self.order0]
+        # per member: how many non-members score strictly below / at most its score
+        self.lo = np.searchsorted(sorted0, s1, side="left")
+        self.hi = np.searchsorted(sorted0, s1, side="right")
+        self.ties = bool(np.any(self.hi != self.lo))
+        self.order1 = np.argsort(self.lo, kind="stable")
+        self.lo_sorted = self.lo[self.order1]
+
+    def stats(self, w1: np.ndarray, w0: np.ndarray, levels: Sequence[float]
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """AUC and TPR at each FPR level for each replicate. ``w1`` / ``w0`` hold the replicates'
+        weights of each member / non-member (rows: replicates; each row sums to the row count).
+
+        TPR at FPR ``level``: the weighted share of members scoring strictly above the lowest
+        threshold whose weighted share of non-members above it is at most ``level`` (with unit
+        weights: at most ``floor(level * n0)`` false positives, as :func:`roc_metrics`)."""
+        reps, n0 = w0.shape
+        n1 = w1.shape[1]
+        cum0 = np.zeros((reps, n0 + 1))
+        np.cumsum(np.take(w0, self.order0, axis=1), axis=1, out=cum0[:, 1:])
+        # Mann-Whitney with ties counted half: AUC = sum_i w1_i (below_i + tied_i / 2) / (n1 n0)
+        twice = np.take(cum0, self.lo, axis=1)  # 2 * below + tied
+        if self.ties:
+            twice += np.take(cum0, self.hi, axis=1)
+        else:
+            twice *= 2.0
+        auc = np.einsum("ij,ij->i", w1, twice) / (2.0 * n1 * n0)
+        cum1 = np.zeros((reps, n1 + 1))
+        np.cumsum(np.take(w1, self.order1, axis=1), axis=1, out=cum1[:, 1:])
+        # every row of cum0 is sorted and lies in [0, n0]: offset the rows to search them all at once
+        rows = np.arange(reps)
+        flat0 = cum0 + (rows * (n0 + 1.0))[:, None]
+        flat0 = flat0.ravel()
+        tprs = []
+        for level in levels:
+            # p: the fewest non-members (from the bottom) leaving at most level * n0 of weight above;
+            # a member is flagged when more than p non-members score below it (lo >= p)
+            need = cum0[:, n0] - level * n0 * (1 + 1e-9) - 1e-9 * n0
+            p = np.searchsorted(flat0, rows * (n0 + 1.0) + need, side="left") - rows * (n0 + 1)
+            pos = np.searchsorted(self.lo_sorted, p, side="left")  # members with lo < p
+            tprs.append((cum1[:, n1] - cum1[rows, pos]) / n1)
+        return auc, tprs
+
+
+def _weights(rng: np.random.Generator, reps: int, n: int, method: str) -> np.ndarray:
+    """``reps`` rows of resampling weights of ``n`` rows, each row summing to ``n``: multinomial
+    counts (the ordinary bootstrap) or Dirichlet(1, ..., 1) weights (the Bayesian bootstrap, Rubin
+    1981), whose weight above the j-th highest score follows the exact order-statistic law."""
+    if method == "multinomial":
+        idx = rng.integers(0, n, size=(reps, n)) + (np.arange(reps) * n)[:, None]
+        return np.bincount(idx.ravel(), minlength=reps * n).reshape(reps, n).astype(np.float64)
+    w = rng.standard_exponential(size=(reps, n))
+    w *= n / w.sum(axis=1, keepdims=True)
+    return w
+
+
+def _select(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """Index of the strongest attack per column: highest first key, then the next... ties go to the
+    first attack (as :attr:`MembershipReport.best`). Arrays are (attacks, replicates)."""
+    cand = np.ones(keys[0].shape, dtype=bool)
+    for key in keys:
+        v = np.where(cand, key, -np.inf)
+        cand &= v >= v.max(axis=0, keepdims=True) - 1e-12
+    return np.argmax(cand, axis=0)
+
+
+def _simultaneous(point: np.ndarray, reps: np.ndarray, delta: float) -> tuple[float, float, int]:
+    """Lower and upper bounds for ``max_a theta_a`` from per-attack replicates ``reps`` (attacks x
+    replicates): percentile bounds ``L_a``, ``U_a`` at one level ``g`` chosen so that at most a share
+    ``delta`` of replicates fall below some ``L_a`` (above some ``U_a``): the bounds hold for all
+    attacks at once (min-P calibration over the same replicates, between Bonferroni ``delta / A``
+    and ``delta``), so the best attack's bound is not inflated by choosing it after the fact.
+    Returns ``(lower, upper, index of the attack giving the lower bound)``."""
+    n_att, n_rep = reps.shape
+    srt = np.sort(reps, axis=1)
+
+    def q(g: float) -> np.ndarray:  # inverted-cdf quantile of every attack at level g
+        return srt[:, min(n_rep - 1, max(0, math.ceil(g * n_rep) - 1))]
+
+    grid = np.linspace(delta / n_att, delta, 40)[::-1] if n_att > 1 else np.array([delta])
+    g_lo = grid[-1]
+    for g in grid:
+        if np.mean((reps < q(g)[:, None] - 1e-12).any(axis=0)) <= delta:
+            g_lo = g
+            break
+    g_hi = grid[-1]
+    for g in grid:
+        if np.mean((reps > q(1 - g)[:, None] + 1e-12).any(axis=0)) <= delta:
+            g_hi = g
+            break
+    lo_a = np.minimum(q(g_lo), point)
+    hi_a = np.maximum(q(1 - g_hi), point)
+    return float(lo_a.max()), float(hi_a.max()), int(np.argmax(lo_a))
+
+
+def bootstrap_ci(
+    scores: dict[str, np.ndarray],
+    labels: np.ndarray,
+    *,
+    levels: Sequence[float] = FPR_LEVELS,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "bayesian",
+    max_cells: int = 500_000,
+) -> BootstrapCI:
+    """Bootstrap confidence intervals for the strongest attack's TPR at each FPR level and its AUC.
+
+    Each replicate reweights the members and the non-members (separately; the same weights for every
+    attack, since all attacks score the same rows) and recomputes every attack's TPR at each
+    resolvable FPR and its AUC, so the intervals include the noise in the members, the noise in the
+    non-member threshold, and the choice of the best of several attacks: the bounds are calibrated
+    to hold for every attack at once (see :func:`_simultaneous`), and the attack each replicate would
+    pick is recorded in ``selected``.
+
+    ``method``: ``"bayesian"`` (Dirichlet weights; default, since the ordinary bootstrap cannot put
+    a threshold between two non-members and under-covers at low FPR) or ``"multinomial"``.
+
+    Scores are sorted once; replicates are processed in chunks of at most ``max_cells`` (replicates
+    x rows) cells: 1,000 replicates of a few thousand rows and four attacks take well under a second.
+
+    Assumptions: members and non-members are independent draws from their populations; the scores
+    (shadow models included) are held fixed, so the randomness of shadow training is not included.
+    """
+    t0 = time.perf_counter()
+    if not scores:
+        raise DataError("the bootstrap needs at least one attack's scores")
+    labels = np.asarray(labels).astype(np.int64)
+    is_in = labels == 1
+    n1, n0 = int(is_in.sum()), int((~is_in).sum())
+    if n1 == 0 or n0 == 0:
+        raise DataError("the bootstrap needs both members and non-members")
+    if n_boot < 100:
+        raise DataError(f"n_boot must be at least 100, got {n_boot}")
+    if method not in ("bayesian", "multinomial"):
+        raise DataError(f"unknown bootstrap method {method!r}; expected 'bayesian' or 'multinomial'")
+    if not 0.5 <= confidence < 1:
+        raise DataError(f"confidence must be in [0.5, 1), got {confidence}")
+    names = list(scores)
+    index = []
+    for a in names:
+        s = _clean_scores(scores[a])
+        if len(s) != len(labels):
+            raise DataError(f"attack {a!r}: {len(s)} scores for {len(labels)} labels")
+        index.append(_AttackIndex(s[is_in], s[~is_in]))
+    levels = sorted(set(levels), reverse=True)
+    delta = (1.0 - confidence) / 2
+    resolvable = {lv: fpr_resolvable(lv, n0) for lv in levels}
+    gradable = {lv: n0 >= nonmembers_to_bound(lv, confidence) for lv in levels}
+    used = [lv for lv in levels if resolvable[lv]]
+
+    def run(w1: np.ndarray, w0: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        per = [ix.stats(w1, w0, used) for ix in index]
+        return np.stack([p[0] for p in per]), [np.stack([p[1][i] for p in per]) for i in range(len(used))]
+
+    p_auc, p_tprs = run(np.ones((1, n1)), np.ones((1, n0)))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, max_cells // (n1 + n0)))
+    b_auc: list[np.ndarray] = []
+    b_tprs: list[list[np.ndarray]] = [[] for _ in used]
+    for start in range(0, n_boot, chunk):
+        reps = min(chunk, n_boot - start)
+        a, t = run(_weights(rng, reps, n1, method), _weights(rng, reps, n0, method))
+        b_auc.append(a)
+        for i, v in enumerate(t):
+            b_tprs[i].append(v)
+    auc_reps = np.concatenate(b_auc, axis=1)
+    tpr_reps = [np.concatenate(b, axis=1) for b in b_tprs]
+
+    def interval(point: np.ndarray, reps: np.ndarray) -> Interval:
+        lo, hi, a_lo = _simultaneous(point, reps, delta)
+        best = int(np.argmax(point))
+        return Interval(estimate=float(point[best]), lower=lo, upper=hi, attack=names[best],
+                        lower_attack=names[a_lo])
+
+    tpr: dict[float, Interval | None] = {lv: None for lv in levels}
+    for i, lv in enumerate(used):
+        tpr[lv] = interval(p_tprs[i][:, 0], tpr_reps[i])
+    chosen = _select([*tpr_reps, auc_reps])
+    best = int(_select([*(t[:, :1] for t in p_tprs), p_auc[:, :1]])[0])
+    return BootstrapCI(
+        n_boot=n_boot, confidence=confidence, method=method, n_members=n1, n_nonmembers=n0,
+        fpr_resolution=1.0 / n0, resolvable=resolvable, gradable=gradable, tpr=tpr,
+        auc=interval(p_auc[:, 0], auc_reps), best=names[best],
+        selected={a: float(np.mean(chosen == i)) for i, a in enumerate(names)},
+        seconds=time.perf_counter() - t0,
     )
 
 
@@ -163,10 +466,34 @@ class MembershipReport:
         return len(self.nonmember_index)
 
     @property
+    def fpr_resolution(self) -> float:
+        """The smallest non-zero FPR the non-members can measure: ``1 / n_nonmembers``."""
+        return 1.0 / max(self.n_nonmembers, 1)
+
+    def resolvable(self, level: float) -> bool:
+        """Whether ``n_nonmembers`` resolve an FPR of ``level`` (see :func:`fpr_resolvable`)."""
+        return fpr_resolvable(level, self.n_nonmembers)
+
+    @property
     def best(self) -> AttackResult:
-        """The strongest attack: highest TPR at 1 % FPR, then at 0.1 %, then AUC."""
-        return max(self.attacks.values(),
-                   key=lambda a: (a.tpr_at_1pct_fpr, a.tpr_at_0_1pct_fpr, a.auc))
+        """The strongest attack: highest TPR at 1 % FPR, then at 0.1 %, then AUC; a TPR at an FPR the
+        non-members do not resolve is left out of the comparison."""
+        use = [lv for lv in FPR_LEVELS if self.resolvable(lv)]
+
+        def key(a: AttackResult) -> tuple[float, ...]:
+            return (*(_tpr_of(a, lv) for lv in use), a.auc)
+
+        return max(self.attacks.values(), key=key)
+
+    def bootstrap(self, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                  method: str = "bayesian") -> BootstrapCI:
+        """Confidence intervals for the strongest attack's TPR at each FPR and AUC, including the choice
+        of attack (:func:`bootstrap_ci` over this report's scores)."""
+        if not self.attacks:
+            raise DataError("no attack ran, so there is nothing to bootstrap")
+        first = next(iter(self.attacks.values()))
+        return bootstrap_ci({n: r.scores for n, r in self.attacks.items()}, first.labels, n_boot=n_boot,
+                            confidence=confidence, seed=seed, method=method)
 
     def most_exposed(self, k: int = 10, attack: str | None = None) -> list[tuple[int, float]]:
         """The ``k`` members the attack is most sure about: ``(row index in members, score)``."""
