@@ -159,11 +159,12 @@ class ThreatModel:
            (:func:`infer_domain`) -- never the sample's extremes alone.
 
         ``units``: ``"std"`` measures ``eps`` in per-feature standard deviations, ``"raw"`` in the
-        data's own units, ``"auto"`` picks ``"raw"`` when every feature has the same finite box
-        (images, ``[0, 1]`` data, ``bounds``) and ``"std"`` otherwise. Integer features are kept whole
-        and categorical, binary and immutable features are left unchanged -- except that under one
-        common box the *inferred* binary/integer types are dropped (each feature moves continuously in
-        the box; declared categorical types, immutable features and a schema's types still hold).
+        data's own units, ``"auto"`` picks ``"raw"`` for image-like data (``[0, 1]``, ``[0, 255]``),
+        a stated box, or bounds that are one finite box for every feature, and ``"std"`` otherwise.
+        Integer features are kept whole and categorical, binary and immutable features are left
+        unchanged -- except that for image-like data or a stated box the *inferred* binary/integer
+        types are dropped (each feature moves continuously in the box; declared categorical types,
+        immutable features and a schema's types still hold).
         Where the chosen bounds are narrower than the data's domain the threat model carries
         ``warnings``.
         """
@@ -186,11 +187,10 @@ class ThreatModel:
         box = parse_box(bounds) if bounds is not None else None
         warnings: list[tuple[str, str]] = []
         explicit = np.zeros(d, dtype=bool)
-        common_box = False
+        pixel = None
         if box is not None:
             lower, upper = np.full(d, box[0]), np.full(d, box[1])
             explicit[:] = True
-            common_box = True
             source = f"stated box [{box[0]:g}, {box[1]:g}] on every feature"
             if spec is not None:
                 source += f" (overrides the bounds file {spec.path})"
@@ -219,7 +219,8 @@ class ThreatModel:
                     j = int(bad[0])
                     raise UserError(f"{spec.path}: feature {_feature_label(j, names)} gets bounds "
                                     f"[{lower[j]:g}, {upper[j]:g}] (lo above hi once the missing side is inferred)")
-            common_box = pixel is not None and (spec is None or _one_box(lower, upper))
+        # one box for every feature, stated or image-like data: pixels, measured in raw units
+        common_box = box is not None or pixel is not None
         if spec is not None:
             types = [t if s is None else s for t, s in zip(types, spec.types, strict=True)]
         if common_box:  # pixels: the inferred whole-number/binary types of a sample do not bind
@@ -234,7 +235,7 @@ class ThreatModel:
             mutable &= ~spec.frozen
         one_box = _one_box(lower, upper)
         if units == "auto":
-            units = "raw" if one_box else "std"
+            units = "raw" if common_box or one_box else "std"
         scale = None
         if units == "std":
             with np.errstate(all="ignore"), _warnings.catch_warnings():
@@ -253,7 +254,7 @@ class ThreatModel:
                 f"values outside them (e.g. {_feature_label(j, names)}: observed [{obs_lo[j]:.4g}, "
                 f"{obs_hi[j]:.4g}], bounds [{lower[j]:.4g}, {upper[j]:.4g}]); the attacker's reach "
                 "is understated there")))
-        if not one_box and not explicit.all():
+        if not common_box and not one_box and not explicit.all():
             stuck = ~explicit & mutable & (obs_lo == obs_hi)
             if stuck.any():
                 j = int(np.flatnonzero(stuck)[0])
