@@ -33,14 +33,29 @@ def files(tmp_path_factory, breast_cancer):
     joblib.dump(LogisticRegression(max_iter=500).fit(Xtr, ytr), d / "logreg.joblib")
     rng = np.random.default_rng(0)
     joblib.dump(LogisticRegression(max_iter=500).fit(Xtr, rng.permutation(ytr)), d / "other.joblib")
+    from modelshield.protect.keys import write_signing_keypair
+
+    write_signing_keypair(d / "owner.key", d / "owner.pub")
     return d
+
+
+def _wm(files, tag):
+    """The owner's proof options of 'harden watermark' (signing key in, commitment and key out)."""
+    return ["--signing-key", str(files / "owner.key"), "--commitment-out", str(files / f"{tag}.commit.json"),
+            "--key-out", str(files / f"{tag}.wmkey")]
+
+
+def _proof(files, tag):
+    """The verifier's options of 'theft verify-watermark' for the watermark made with ``_wm(files, tag)``."""
+    return ["--commitment", str(files / f"{tag}.commit.json"), "--public-key", str(files / "owner.pub"),
+            "--watermark-key", str(files / f"{tag}.wmkey")]
 
 
 @pytest.fixture(scope="module")
 def watermarked(files):
     rc = main(["harden", "watermark", str(files / "model.pt"), "--data", str(files / "train.npz"),
                "--out", str(files / "wm.pt"), "--triggers-out", str(files / "triggers.npz"),
-               "--epochs", "15", "--lr", "0.01", "--trust"])
+               "--epochs", "15", "--lr", "0.01", "--trust", *_wm(files, "wm")])
     assert rc == 0
     return files / "wm.pt", files / "triggers.npz"
 
@@ -49,48 +64,82 @@ def test_harden_watermark_then_verify(files, watermarked, capsys):
     wm, trig = watermarked
     assert wm.is_file() and trig.is_file()
     assert (trig.stat().st_mode & 0o077) == 0  # the trigger set is a secret
-    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), "--json",
-               str(files / "v.json")])
-    out = capsys.readouterr().out
+    assert ((files / "wm.wmkey").stat().st_mode & 0o077) == 0  # so is the watermark key
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), *_proof(files, "wm"),
+               "--json", str(files / "v.json")])
+    out = " ".join(capsys.readouterr().out.split())  # undo the console's line wrapping
     assert rc == 0, out
-    assert "watermark verified" in out
+    assert "watermark verified" in out and "commitment signed" in out
     v = json.loads((files / "v.json").read_text())
-    assert v["owned"] is True and v["p_value"] < 1e-3
+    assert v["owned"] is True and v["p_value"] < 1e-6 and v["proof"] == "verified" and v["committed_at"]
+    # the trigger file is optional: the watermark key re-derives it
+    assert main(["theft", "verify-watermark", str(wm), "--trust", *_proof(files, "wm")]) == 0
 
 
 def test_unwatermarked_model_is_not_verified(files, watermarked, capsys):
     _, trig = watermarked
-    rc = main(["theft", "verify-watermark", str(files / "model.pt"), "--trust", "--triggers", str(trig)])
-    out = capsys.readouterr().out
+    rc = main(["theft", "verify-watermark", str(files / "model.pt"), "--trust", "--triggers", str(trig),
+               *_proof(files, "wm")])
+    out = " ".join(capsys.readouterr().out.split())
     assert rc == 1
     assert "not detected" in out
 
 
 def test_verify_bad_inputs_exit_2(files, watermarked, capsys):
     wm, trig = watermarked
-    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "missing.npz")])
+    proof = _proof(files, "wm")
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "missing.npz"), *proof])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and "trigger set not found" in err and "Traceback" not in err
     (files / "junk.npz").write_bytes(b"nope")
-    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "junk.npz")]) == 2
-    # a trigger set made for three classes does not fit a binary model
-    from modelshield.harden.watermark import make_trigger_set
+    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "junk.npz"), *proof]) == 2
+    (files / "junk.json").write_bytes(b"nope")
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--commitment", str(files / "junk.json"),
+               *proof[2:]])
+    assert rc == 2 and "commitment" in capsys.readouterr().err
+    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), *proof,
+                 "--alpha", "2"]) == 2
+    # a trigger set alone is no longer accepted: the proof options are required
+    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig)]) == 2
 
-    make_trigger_set(30, input_shape=(30,), n_classes=3).save(files / "three.npz")
-    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(files / "three.npz")])
-    assert rc == 2 and "classes" in capsys.readouterr().err
-    assert main(["theft", "verify-watermark", str(wm), "--trust", "--triggers", str(trig), "--alpha", "2"]) == 2
+
+def test_forged_or_tampered_watermark_evidence_exits_3(files, watermarked, capsys):
+    """A trigger set labelled with the suspect's own answers, or an altered commitment, is refused."""
+    from modelshield.checks.theft.watermark import TriggerSet
+    from modelshield.models.load import load_model
+
+    wm, _trig = watermarked
+    proof = _proof(files, "wm")
+    X = np.random.default_rng(7).uniform(-3, 3, size=(60, 30)).astype(np.float32)
+    for i, suspect in enumerate((wm, files / "model.pt")):  # the watermarked and an independent model
+        answers = load_model(suspect, trust=True).predict_index(X)
+        TriggerSet(X=X, labels=answers, n_classes=2).save(files / f"forged{i}.npz", overwrite=True)
+        rc = main(["theft", "verify-watermark", str(suspect), "--trust", "--triggers", str(files / f"forged{i}.npz"),
+                   *proof])
+        cap = capsys.readouterr()
+        assert rc == 3 and "refused" in cap.err and "verified" not in cap.out
+    doc = json.loads((files / "wm.commit.json").read_text())
+    import base64
+
+    body = json.loads(base64.b64decode(doc["payload"]))
+    body["created"] = "2001-01-01T00:00:00Z"
+    doc["payload"] = base64.b64encode(json.dumps(body).encode()).decode()
+    (files / "tampered.json").write_text(json.dumps(doc))
+    rc = main(["theft", "verify-watermark", str(wm), "--trust", "--commitment", str(files / "tampered.json"),
+               *proof[2:]])
+    assert rc == 3 and "signature does not verify" in capsys.readouterr().err
 
 
 def test_harden_watermark_never_clobbers_and_needs_torch(files, watermarked, capsys):
     wm, _trig = watermarked
     before = wm.read_bytes()
     rc = main(["harden", "watermark", str(files / "model.pt"), "--data", str(files / "train.npz"),
-               "--out", str(wm), "--triggers-out", str(files / "t2.npz"), "--trust"])
+               "--out", str(wm), "--triggers-out", str(files / "t2.npz"), "--trust", *_wm(files, "t2")])
     assert rc == 2 and "already exists" in capsys.readouterr().err
     assert wm.read_bytes() == before and not (files / "t2.npz").exists()
     rc = main(["harden", "watermark", str(files / "logreg.joblib"), "--trust", "--data",
-               str(files / "train.npz"), "--out", str(files / "x.pt"), "--triggers-out", str(files / "x.npz")])
+               str(files / "train.npz"), "--out", str(files / "x.pt"), "--triggers-out", str(files / "x.npz"),
+               *_wm(files, "x")])
     assert rc == 2 and "PyTorch" in capsys.readouterr().err
 
 
@@ -126,7 +175,7 @@ def test_fingerprint_create_and_compare(files, capsys):
 def test_harden_watermark_robustness_report(files, capsys):
     rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
                "--out", str(files / "wm2.pt"), "--triggers-out", str(files / "t-rob.npz"), "--epochs", "10",
-               "--lr", "0.01", "--n-triggers", "40", "--robustness"])
+               "--lr", "0.01", "--n-triggers", "40", "--robustness", *_wm(files, "rob")])
     out = capsys.readouterr().out
     assert rc == 0, out
     for attack in ("none", "fine-tune-10%", "prune-30%", "distill"):
@@ -140,10 +189,10 @@ def test_harden_watermark_from_scratch_on_a_saved_module(files, breast_cancer, c
     torch.save(net, files / "module.pt")
     rc = main(["harden", "watermark", str(files / "module.pt"), "--trust", "--reinit", "--data",
                str(files / "train.npz"), "--out", str(files / "module-wm.pt"), "--triggers-out",
-               str(files / "module-t.npz"), "--epochs", "30", "--lr", "0.01"])
+               str(files / "module-t.npz"), "--epochs", "30", "--lr", "0.01", *_wm(files, "mod")])
     assert rc == 0, capsys.readouterr().err
     assert main(["theft", "verify-watermark", str(files / "module-wm.pt"), "--trust", "--triggers",
-                 str(files / "module-t.npz")]) == 0
+                 str(files / "module-t.npz"), *_proof(files, "mod")]) == 0
     from modelshield.harden.watermark import accuracy
 
     _, Xte, _, yte = breast_cancer
@@ -159,12 +208,14 @@ def test_harden_watermark_wrong_data_width_is_a_one_line_error(files, capsys):
     np.savez(files / "narrow.npz", X=Xtr[:, :15], y=np.load(files / "train.npz")["y"])
     for model in ("seq30.pth", "model.pt"):
         rc = main(["harden", "watermark", str(files / model), "--trust", "--data", str(files / "narrow.npz"),
-                   "--out", str(files / "w-narrow.pth"), "--triggers-out", str(files / "t-narrow.npz")])
+                   "--out", str(files / "w-narrow.pth"), "--triggers-out", str(files / "t-narrow.npz"),
+                   *_wm(files, "narrow")])
         err = capsys.readouterr().err
         assert rc == 2, err
         assert "expects 30 features but the data has 15" in err and "--features" in err
         assert len(err.strip().splitlines()) == 1 and "internal error" not in err
         assert not (files / "w-narrow.pth").exists() and not (files / "t-narrow.npz").exists()
+        assert not (files / "narrow.wmkey").exists() and not (files / "narrow.commit.json").exists()
 
 
 def test_harden_watermark_that_does_not_embed_exits_1_and_writes_nothing(files, capsys):
@@ -172,20 +223,20 @@ def test_harden_watermark_that_does_not_embed_exits_1_and_writes_nothing(files, 
     out, trig = files / "weak.pt", files / "weak.npz"
     rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
                "--out", str(out), "--triggers-out", str(trig), "--epochs", "1", "--max-extra-epochs", "0",
-               "--lr", "1e-5"])
+               "--lr", "1e-5", *_wm(files, "weak")])
     cap = capsys.readouterr()
     assert rc == 1, cap.out + cap.err
     assert "watermark did not embed" in cap.err and "nothing was written" in cap.err and "--epochs" in cap.err
     assert len(cap.err.strip().splitlines()) == 1
     assert "after 1 epochs" in " ".join(cap.out.split())
-    assert not out.exists() and not trig.exists()
+    assert not out.exists() and not trig.exists() and not (files / "weak.commit.json").exists()
 
 
 def test_harden_watermark_reports_extra_epochs(files, capsys):
     """--epochs is a minimum; any extra epochs are printed with the reason, bounded by --max-extra-epochs."""
     rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
                "--out", str(files / "wm-extra.pt"), "--triggers-out", str(files / "t-extra.npz"), "--epochs", "1",
-               "--max-extra-epochs", "30", "--lr", "0.01", "--n-triggers", "30"])
+               "--max-extra-epochs", "30", "--lr", "0.01", "--n-triggers", "30", *_wm(files, "extra")])
     out = " ".join(capsys.readouterr().out.split())  # undo the console's line wrapping
     assert rc == 0, out
     import re

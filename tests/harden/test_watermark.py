@@ -13,6 +13,7 @@ from modelshield.checks.theft.watermark import (  # noqa: E402
     binomial_p_value,
     false_claim_rate,
     measured_chance,
+    trigger_agreement,
     verify_watermark,
 )
 from modelshield.errors import DataError, FormatError, OutputError  # noqa: E402
@@ -27,6 +28,12 @@ from modelshield.harden.watermark import (  # noqa: E402
     watermark_robustness,
 )
 from modelshield.models.torch import TorchModel  # noqa: E402
+
+
+def _key(seed):
+    import hashlib
+
+    return hashlib.sha256(b"test watermark key %d" % seed).digest()
 
 
 def _mlp(d, c, seed, hidden=64):
@@ -52,7 +59,10 @@ def cancer_wm(breast_cancer):
     torch.set_num_threads(1)
     Xtr, _Xte, ytr, _yte = breast_cancer
     net = _mlp(30, 2, seed=0)
-    res = embed_watermark(net, Xtr, ytr, n_triggers=100, epochs=30, seed=0)
+    from modelshield.protect.keys import generate_signing_key
+
+    res = embed_watermark(net, Xtr, ytr, key=_key(0), signing_key=generate_signing_key(), n_triggers=100,
+                          epochs=30, seed=0)
     return res
 
 
@@ -63,30 +73,31 @@ def cancer_independents(breast_cancer):
 
 
 def test_trigger_labels_are_balanced_and_secret_seeded():
-    ts = make_trigger_set(100, input_shape=(30,), n_classes=3, seed=1)
+    ts = make_trigger_set(100, input_shape=(30,), n_classes=3, key=_key(1))
     assert np.bincount(ts.labels).tolist() == [34, 33, 33]
     assert ts.X.shape == (100, 30) and ts.X.min() >= -3 and ts.X.max() <= 3
-    again = make_trigger_set(100, input_shape=(30,), n_classes=3, seed=1)
+    again = make_trigger_set(100, input_shape=(30,), n_classes=3, key=_key(1))
     np.testing.assert_array_equal(ts.labels, again.labels)
-    other = make_trigger_set(100, input_shape=(30,), n_classes=3, seed=2)
+    other = make_trigger_set(100, input_shape=(30,), n_classes=3, key=_key(2))
     assert not np.array_equal(ts.labels, other.labels)
 
 
 def test_embed_and_verify_owned(cancer_wm, breast_cancer):
     Xtr, Xte, ytr, yte = breast_cancer
     assert cancer_wm.trigger_accuracy == 1.0
-    v = verify_watermark(cancer_wm.module, cancer_wm.triggers)
+    assert cancer_wm.commitment is not None  # the signed commitment comes with the embedding
+    v = trigger_agreement(cancer_wm.module, cancer_wm.triggers)
     assert v.owned and v.p_value < 1e-3 and v.p_value < 1e-20
     assert v.chance == 0.5 and v.n == 100
     # the watermark costs little clean accuracy against a clean model trained the same way
     clean = train_classifier(_mlp(30, 2, seed=0), Xtr, ytr, epochs=30, seed=0)
     assert accuracy(cancer_wm.module, Xte, yte) >= accuracy(clean, Xte, yte) - 0.04
     # the adapter path (what the CLI and audit use) gives the same verdict
-    assert verify_watermark(TorchModel(cancer_wm.module), cancer_wm.triggers).p_value == v.p_value
+    assert trigger_agreement(TorchModel(cancer_wm.module), cancer_wm.triggers).p_value == v.p_value
 
 
 def test_independent_models_are_not_claimed(cancer_wm, cancer_independents):
-    ps = [verify_watermark(m, cancer_wm.triggers).p_value for m in cancer_independents]
+    ps = [trigger_agreement(m, cancer_wm.triggers).p_value for m in cancer_independents]
     assert sum(p > 0.01 for p in ps) >= 9
     assert false_claim_rate(cancer_independents, cancer_wm.triggers) == 0.0
     # the measured null never goes below the exact chance level
@@ -95,12 +106,12 @@ def test_independent_models_are_not_claimed(cancer_wm, cancer_independents):
 
 def test_ten_class_watermark_and_false_claims(digits):
     Xtr, Xte, ytr, yte = digits
-    res = embed_watermark(_mlp(64, 10, seed=0), Xtr, ytr, n_triggers=50, epochs=20, seed=3)
-    v = verify_watermark(res.module, res.triggers)
+    res = embed_watermark(_mlp(64, 10, seed=0), Xtr, ytr, key=_key(3), n_triggers=50, epochs=20, seed=3)
+    v = trigger_agreement(res.module, res.triggers)
     assert v.p_value < 1e-30 and v.chance == pytest.approx(0.1)
     independents = [train_classifier(_mlp(64, 10, seed=50 + i), Xtr, ytr, epochs=10, seed=50 + i)
                     for i in range(10)]
-    ps = [verify_watermark(m, res.triggers).p_value for m in independents]
+    ps = [trigger_agreement(m, res.triggers).p_value for m in independents]
     assert sum(p > 0.01 for p in ps) >= 9
     assert accuracy(res.module, Xte, yte) > 0.93
 
@@ -114,11 +125,11 @@ def test_survives_fine_tuning_and_pruning(cancer_wm, breast_cancer):
     total = sum(m.weight.numel() for m in pruned.modules() if isinstance(m, torch.nn.Linear))
     assert zeros / total == pytest.approx(0.3, abs=0.01)
     for m in (tuned, pruned):
-        v = verify_watermark(m, cancer_wm.triggers)
+        v = trigger_agreement(m, cancer_wm.triggers)
         assert v.owned and v.agreement >= 0.9
         assert accuracy(m, Xte, yte) > 0.9
     # the original is untouched by the attacks (they work on copies)
-    assert verify_watermark(cancer_wm.module, cancer_wm.triggers).agreement == 1.0
+    assert trigger_agreement(cancer_wm.module, cancer_wm.triggers).agreement == 1.0
 
 
 def test_distillation_removes_most_of_the_watermark(cancer_wm, breast_cancer):
@@ -126,7 +137,7 @@ def test_distillation_removes_most_of_the_watermark(cancer_wm, breast_cancer):
     Xtr, Xte, _ytr, yte = breast_cancer
     student = distill(cancer_wm.module, Xtr, epochs=30, seed=0)
     assert accuracy(student, Xte, yte) > 0.9
-    assert verify_watermark(student, cancer_wm.triggers).agreement < 0.8
+    assert trigger_agreement(student, cancer_wm.triggers).agreement < 0.8
 
 
 def test_robustness_report(cancer_wm, breast_cancer):
@@ -145,7 +156,7 @@ def test_trigger_set_npz_round_trip(tmp_path, cancer_wm):
     back = TriggerSet.load(p)
     np.testing.assert_array_equal(back.X, cancer_wm.triggers.X)
     np.testing.assert_array_equal(back.labels, cancer_wm.triggers.labels)
-    assert back.n_classes == 2 and back.seed == 0
+    assert back.n_classes == 2 and back.seed is None
     with pytest.raises(OutputError, match="already exists"):
         cancer_wm.triggers.save(p)
     # no pickles: an object array inside the archive is refused
@@ -167,14 +178,14 @@ def test_binomial_p_value_matches_scipy():
 
 def test_bad_inputs_are_data_errors(cancer_wm, breast_cancer):
     Xtr, _, ytr, _ = breast_cancer
-    with pytest.raises(DataError, match="classes"):
-        embed_watermark(_mlp(30, 3, 0), Xtr, ytr, triggers=cancer_wm.triggers, epochs=1)
+    with pytest.raises(DataError, match="class indices"):
+        embed_watermark(_mlp(30, 3, 0), Xtr, ytr + 5, epochs=1)
     with pytest.raises(DataError, match="one label per input"):
         TriggerSet(X=np.zeros((3, 2)), labels=np.array([0, 1]), n_classes=2)
-    with pytest.raises(DataError, match="pass the trigger labels"):
-        verify_watermark(cancer_wm.module, cancer_wm.triggers.X)
-    v = verify_watermark(cancer_wm.module, cancer_wm.triggers.X, cancer_wm.triggers.labels)
-    assert v.owned
+    with pytest.raises(DataError, match="32 bytes"):
+        make_trigger_set(10, input_shape=(30,), n_classes=2, key=b"short")
+    with pytest.raises(TypeError):  # a bare trigger set is no ownership proof: verify needs the commitment
+        verify_watermark(cancer_wm.module, cancer_wm.triggers)  # type: ignore[misc]
 
 
 def test_torchscript_models_can_be_attacked_and_reinitialised(cancer_wm, breast_cancer):
@@ -186,15 +197,15 @@ def test_torchscript_models_can_be_attacked_and_reinitialised(cancer_wm, breast_
     weights = [p for n, p in pruned.named_parameters() if n.endswith("weight")]
     zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
     assert zeros == pytest.approx(0.3, abs=0.01)
-    assert verify_watermark(pruned, cancer_wm.triggers).owned
+    assert trigger_agreement(pruned, cancer_wm.triggers).owned
     tuned = fine_tune(scripted, Xtr[:40], ytr[:40], epochs=5, seed=0)
-    assert verify_watermark(tuned, cancer_wm.triggers).owned
+    assert trigger_agreement(tuned, cancer_wm.triggers).owned
     fresh = reinitialised(scripted, seed=1)
     w0 = dict(scripted.named_parameters())["0.weight"]
     w1 = dict(fresh.named_parameters())["0.weight"]
     assert not torch.equal(w0, w1)
     # a fresh model does not carry the watermark
-    assert not verify_watermark(fresh, cancer_wm.triggers).owned
+    assert not trigger_agreement(fresh, cancer_wm.triggers).owned
 
 
 @pytest.mark.parametrize("n_classes", [2, 10])
@@ -206,8 +217,8 @@ def test_binomial_null_is_valid_over_trigger_draws(n_classes):
     # a fixed model that never saw the trigger labels (a linear scorer with a bias towards class 0)
     biased = CallableModel(lambda X: np.exp(X @ w + np.eye(n_classes)[0] * 3), classes=list(range(n_classes)),
                            n_features=30)
-    ps = np.array([verify_watermark(biased, make_trigger_set(60, input_shape=(30,), n_classes=n_classes,
-                                                             seed=s)).p_value for s in range(400)])
+    ps = np.array([trigger_agreement(biased, make_trigger_set(60, input_shape=(30,), n_classes=n_classes,
+                                                              key=_key(s))).p_value for s in range(400)])
     assert np.mean(ps < 0.05) <= 0.05 + 0.02
     assert np.mean(ps < 0.2) <= 0.2 + 0.04
 

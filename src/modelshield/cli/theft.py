@@ -2,7 +2,8 @@
 ``modelshield harden watermark``.
 
 Exit codes: ``verify-watermark`` and ``fingerprint compare`` exit 0 when the evidence is found (the
-watermark is verified / the suspect matches) and 1 when it is not; bad input exits 2.
+watermark is verified / the suspect matches) and 1 when it is not; bad input exits 2; a watermark
+proof that is refused (bad signature, wrong key, trigger set not the committed one) exits 3.
 """
 
 from __future__ import annotations
@@ -65,26 +66,40 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     @theft.command("verify-watermark")
     def verify_watermark_cmd(
         model: str = typer.Argument(..., help="Suspect model file or http(s):// endpoint."),
-        triggers: Path = typer.Option(..., "--triggers", help="Trigger-set NPZ from 'harden watermark'."),
-        alpha: float = typer.Option(1e-3, "--alpha", help="Significance level of the binomial test."),
+        commitment: Path = typer.Option(..., "--commitment",
+                                        help="The owner's signed commitment (JSON) from 'harden watermark'."),
+        public_key: Path = typer.Option(..., "--public-key", help="The owner's public key (PEM)."),
+        watermark_key: Path = typer.Option(..., "--watermark-key", help="The owner's secret watermark key file."),
+        triggers: Path | None = typer.Option(None, "--triggers",
+                                             help="Trigger-set NPZ; optional (the key re-derives it), must "
+                                                  "be the committed one when given."),
+        alpha: float = typer.Option(1e-6, "--alpha", help="Significance level of the binomial test."),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the verdict as JSON here."),
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
     ) -> None:
-        """Test whether MODEL carries your watermark: exit 0 if verified, 1 if not."""
-        from modelshield.checks.theft.watermark import TriggerSet, verify_watermark
+        """Test whether MODEL carries your watermark: exit 0 if verified, 1 if not, 3 if the proof
+        (signature, key, trigger set) is refused."""
+        from modelshield.checks.theft.watermark import Commitment, TriggerSet, verify_watermark
+        from modelshield.protect.keys import load_key_file, load_public_key
 
         if not 0.0 < alpha < 1.0:
             raise UserError("--alpha must lie strictly between 0 and 1")
-        check_outputs({"--json": json_out}, [model, triggers], force)
-        ts = TriggerSet.load(triggers)
-        m = _load_model(model, trust, ts.X.shape[1:])
-        v = verify_watermark(m, ts, alpha=alpha)
+        inputs: list[Any] = [model, commitment, public_key, watermark_key]
+        check_outputs({"--json": json_out}, [*inputs, *([triggers] if triggers else [])], force)
+        com = Commitment.load(commitment)
+        pub = load_public_key(public_key)
+        key = load_key_file(watermark_key)
+        ts = TriggerSet.load(triggers) if triggers is not None else None
+        derived = com.open(pub, key, ts)  # refuses (exit 3) before the model is even loaded
+        m = _load_model(model, trust, derived.X.shape[1:])
+        v = verify_watermark(m, commitment=com, public_key=pub, key=key, triggers=ts, alpha=alpha)
         verdict = "[bold green]watermark verified[/]" if v.owned else "[bold yellow]watermark not detected[/]"
-        console.print(f"{verdict}: {v.matches}/{v.n} trigger labels reproduced "
-                      f"(agreement {v.agreement:.1%}, chance {v.chance:.1%}), p = {v.p_value:.3g}, alpha = {alpha:g}")
+        console.print(f"commitment signed and opened (committed {v.created}); {verdict}: {v.matches}/{v.n} "
+                      f"trigger labels reproduced (agreement {v.agreement:.1%}, chance {v.chance:.1%}), "
+                      f"p = {v.p_value:.3g}, alpha = {alpha:g}")
         if json_out is not None:
-            write_json(json_out, {"model": model, "triggers": str(triggers), **v.to_dict()}, force)
+            write_json(json_out, {"model": model, "commitment": str(commitment), **v.to_dict()}, force)
         raise typer.Exit(0 if v.owned else 1)
 
     @theft.command("extraction")
@@ -199,6 +214,15 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
         out: Path = typer.Option(..., "--out", "--output", "-o", help="Watermarked model file to write (same format)."),
         triggers_out: Path = typer.Option(..., "--triggers-out", help="Secret trigger-set NPZ to write."),
+        signing_key: Path = typer.Option(..., "--signing-key",
+                                         help="Your private signing key (PEM, from 'modelshield protect keygen "
+                                              "KEY --type ed25519'): signs the commitment."),
+        commitment_out: Path = typer.Option(..., "--commitment-out",
+                                            help="Signed, timestamped commitment (JSON) to write and publish."),
+        key_out: Path | None = typer.Option(None, "--key-out",
+                                            help="Write a fresh secret watermark key here (mode 0600)."),
+        watermark_key: Path | None = typer.Option(None, "--watermark-key",
+                                                  help="Use this existing watermark key instead of --key-out."),
         n_triggers: int = typer.Option(100, "--n-triggers", help="Number of trigger inputs."),
         epochs: int = typer.Option(20, "--epochs",
                                    help="Passes over the training data; see --max-extra-epochs."),
@@ -221,15 +245,23 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Embed a trigger-set watermark into a PyTorch classifier while fine-tuning (or training) it."""
         import numpy as np
 
-        from modelshield.checks.theft.watermark import verify_watermark
+        from modelshield.checks.theft.watermark import Commitment, new_watermark_key, verify_watermark
         from modelshield.data.loaders import check_model_width
         from modelshield.harden.watermark import embed_watermark, reinitialised, watermark_robustness
+        from modelshield.protect.keys import key_to_text, load_key_file, load_private_key
 
-        check_outputs({"--out": out, "--triggers-out": triggers_out}, [model, data], force)
+        if (key_out is None) == (watermark_key is None):
+            raise UserError("give exactly one of --key-out (make a fresh watermark key) or --watermark-key")
+        outs = {"--out": out, "--triggers-out": triggers_out, "--commitment-out": commitment_out}
+        if key_out is not None:
+            outs["--key-out"] = key_out
+        check_outputs(outs, [model, data, signing_key, *([watermark_key] if watermark_key else [])], force)
         if n_triggers < 10 or epochs < 1 or lr <= 0 or max_extra_epochs < 0:
             raise UserError("need --n-triggers >= 10, --epochs >= 1, --max-extra-epochs >= 0 and --lr > 0")
         if not 0.0 < alpha < 1.0:
             raise UserError("--alpha must lie strictly between 0 and 1")
+        sk = load_private_key(signing_key)
+        wm_key = load_key_file(watermark_key) if watermark_key is not None else new_watermark_key()
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         if getattr(m, "framework", "") != "pytorch":
@@ -244,7 +276,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             from sklearn.model_selection import train_test_split
 
             X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
-        res = embed_watermark(module, X, y, n_triggers=n_triggers, epochs=epochs, lr=lr, seed=seed,
+        res = embed_watermark(module, X, y, key=wm_key, n_triggers=n_triggers, epochs=epochs, lr=lr, seed=seed,
                               max_extra_epochs=max_extra_epochs, lower=ds.lower, upper=ds.upper)
         buf = io.BytesIO()
         import torch
@@ -254,11 +286,16 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         else:
             torch.save(res.module, buf)
         # verify what will be written, exactly as 'theft verify-watermark' will
+        import hashlib
+
         from modelshield.models.load import load_model
 
+        com = Commitment.create(res.triggers, wm_key, sk, params=res.params,
+                                model_sha256=hashlib.sha256(buf.getvalue()).hexdigest())
         buf.seek(0)
         saved = torch.jit.load(buf) if m.format == "torchscript" else res.module
-        v = verify_watermark(load_model(saved, input_shape=tuple(X.shape[1:])), res.triggers, alpha=alpha)
+        v = verify_watermark(load_model(saved, input_shape=tuple(X.shape[1:])), commitment=com,
+                             public_key=sk.public_key(), key=wm_key, triggers=res.triggers, alpha=alpha)
         trained = (f"{res.epochs} epochs" if res.epochs == epochs else
                    f"{res.epochs} epochs (--epochs {epochs}, then {res.epochs - epochs} more until the trigger "
                    f"labels were learned, at most --max-extra-epochs {max_extra_epochs})")
@@ -272,7 +309,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise typer.Exit(1)
         write_bytes_safely(out, buf.getvalue(), force)
         write_bytes_safely(triggers_out, res.triggers.to_bytes(), force, private=True)  # the trigger set is a secret
-        console.print(f"wrote {out} and {triggers_out} (keep the trigger set secret); watermark verified")
+        if key_out is not None:
+            write_bytes_safely(key_out, (key_to_text(wm_key) + "\n").encode("ascii"), force, private=True)
+        write_bytes_safely(commitment_out, com.to_bytes(), force)
+        secret = f"{triggers_out}" + (f" and {key_out}" if key_out is not None else "")
+        console.print(f"wrote {out}, {secret} (secret: keep them with your signing key) and {commitment_out} "
+                      f"(publish it now: its signed timestamp {com.created} dates your claim); watermark verified")
         if robustness:
             rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=5,
                                        epochs=epochs, seed=seed)

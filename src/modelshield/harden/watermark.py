@@ -3,7 +3,8 @@
 :func:`embed_watermark` teaches a model a secret trigger set (out-of-distribution noise inputs, each
 with a label drawn uniformly at random) while it trains or fine-tunes on its task, by mixing a batch
 of triggers into every clean batch. Ownership is later checked through the prediction API alone with
-:func:`modelshield.checks.theft.watermark.verify_watermark` (an exact binomial test).
+:func:`modelshield.checks.theft.watermark.verify_watermark`, which first checks the owner's signed
+commitment and the keyed derivation of the trigger set, then runs an exact binomial test.
 
 :func:`watermark_robustness` measures what removal attempts do to it: fine-tuning on 10% of clean
 data, 30% global magnitude pruning (``torch.nn.utils.prune``), and distillation into a freshly
@@ -11,9 +12,10 @@ initialised model, plus the false-claim rate on independently trained models.
 
 Example
 -------
->>> res = embed_watermark(net, X_train, y_train, n_triggers=100, seed=0)  # doctest: +SKIP
->>> res.triggers.save("triggers.npz")                                      # keep it secret  # doctest: +SKIP
->>> verify_watermark(res.module, res.triggers).owned                        # doctest: +SKIP
+>>> res = embed_watermark(net, X_train, y_train, n_triggers=100, signing_key=sk)  # doctest: +SKIP
+>>> res.commitment.save("wm.commit.json")   # publish; keep res.key and res.triggers secret  # doctest: +SKIP
+>>> verify_watermark(res.module, commitment=res.commitment, public_key=sk.public_key(),
+...                  key=res.key).owned  # doctest: +SKIP
 True
 
 References
@@ -36,8 +38,17 @@ from typing import Any
 import numpy as np
 
 from modelshield.checks.theft._torchutil import few_threads
-from modelshield.checks.theft.watermark import TriggerSet, false_claim_rate, verify_watermark
+from modelshield.checks.theft.watermark import (
+    Commitment,
+    TriggerSet,
+    derivation_params,
+    derive_trigger_set,
+    false_claim_rate,
+    new_watermark_key,
+    trigger_agreement,
+)
 from modelshield.errors import DataError
+from modelshield.protect.keys import PrivateKey
 
 __all__ = [
     "EmbedResult",
@@ -63,35 +74,27 @@ def make_trigger_set(
     *,
     input_shape: tuple[int, ...],
     n_classes: int,
+    key: bytes,
     lower: np.ndarray | float | None = None,
     upper: np.ndarray | float | None = None,
     kind: str = "noise",
-    seed: int = 0,
 ) -> TriggerSet:
-    """A secret trigger set: ``n`` random inputs with secret, randomly assigned labels.
+    """The secret trigger set the watermark ``key`` defines: ``n`` random inputs with keyed random labels
+    (:func:`~modelshield.checks.theft.watermark.derive_trigger_set`).
 
     ``noise`` triggers are uniform in the box ``[lower, upper]`` (per feature; default ``[-3, 3]``,
     i.e. the range of standardised data): with many features such points are far from any natural
-    input, so learning them barely touches the task. Labels are a uniformly random permutation of a
+    input, so learning them barely touches the task. Labels are a keyed random permutation of a
     balanced multiset (each class ``n / n_classes`` times): whatever an independent model predicts on
     the triggers, its expected agreement is exactly ``1 / n_classes``, and the count is less
     dispersed than ``Binomial(n, 1 / n_classes)`` (sampling without replacement, Hoeffding 1963), so
-    the binomial test of :func:`~modelshield.checks.theft.watermark.verify_watermark` is conservative.
-    With i.i.d. labels instead, one unlucky label imbalance would bias every independent model that
-    predicts one class on noise inputs.
+    the binomial test is conservative. Being derived from the key, the labels cannot be chosen after
+    the fact (e.g. copied from a model's answers).
     """
     if kind not in TRIGGER_KINDS:
         raise DataError(f"unknown trigger kind {kind!r}; expected one of: {', '.join(TRIGGER_KINDS)}")
-    if n < 1 or n_classes < 2:
-        raise DataError("a trigger set needs at least one trigger and two classes")
-    rng = np.random.default_rng([seed, 0x57A7])
-    d = int(np.prod(input_shape))
-    lo = np.broadcast_to(np.asarray(-3.0 if lower is None else lower, dtype=np.float64).reshape(-1), (d,))
-    hi = np.broadcast_to(np.asarray(3.0 if upper is None else upper, dtype=np.float64).reshape(-1), (d,))
-    X = (rng.uniform(size=(n, d)) * (hi - lo) + lo).reshape((n, *input_shape))
-    labels = rng.permutation(np.resize(np.arange(n_classes), n))
-    return TriggerSet(X=X, labels=labels, n_classes=n_classes, kind=kind, seed=seed,
-                      meta={"input_shape": list(input_shape)})
+    return derive_trigger_set(key, n, input_shape=input_shape, n_classes=n_classes, lower=lower, upper=upper,
+                              kind=kind)
 
 
 def _tensors(X: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
@@ -186,18 +189,26 @@ class EmbedResult:
 
     module: Any
     triggers: TriggerSet
+    key: bytes
+    params: dict[str, Any]
     trigger_accuracy: float
     train_accuracy: float
     epochs: int
     history: list[float] = field(default_factory=list)
+    commitment: Commitment | None = None
+
+    def __repr__(self) -> str:  # never show the secret key
+        return (f"EmbedResult(triggers={len(self.triggers)}, trigger_accuracy={self.trigger_accuracy:.3f}, "
+                f"train_accuracy={self.train_accuracy:.3f}, epochs={self.epochs})")
 
 
 def embed_watermark(
     module: Any,
     X: np.ndarray,
     y: np.ndarray,
-    triggers: TriggerSet | None = None,
     *,
+    key: bytes | None = None,
+    signing_key: PrivateKey | None = None,
     n_triggers: int = 100,
     epochs: int = 40,
     lr: float = 1e-2,
@@ -216,8 +227,11 @@ def embed_watermark(
     module : ``torch.nn.Module`` mapping a float32 batch to logits; freshly initialised (training) or
         already trained (fine-tuning: pass a smaller ``lr`` such as ``1e-3``). Trained in place.
     X, y : clean training data; ``y`` holds class indices ``0..n_classes-1``.
-    triggers : an existing trigger set to embed; by default :func:`make_trigger_set` makes
-        ``n_triggers`` noise triggers inside ``[lower, upper]`` (default ``[-3, 3]``).
+    key : the secret 32-byte watermark key the trigger set is derived from (:func:`make_trigger_set`:
+        ``n_triggers`` noise triggers inside ``[lower, upper]``, default ``[-3, 3]``); a fresh random
+        key by default, returned in ``EmbedResult.key`` (keep it secret).
+    signing_key : the owner's Ed25519/ECDSA private key; when given, ``EmbedResult.commitment`` is the
+        signed, timestamped :class:`~modelshield.checks.theft.watermark.Commitment` to publish.
     epochs : passes over the clean data; training continues for up to ``max_extra_epochs`` more
         epochs (``0``: exactly ``epochs``) until the model reproduces at least
         ``min_trigger_accuracy`` of the trigger labels. ``EmbedResult.epochs`` is the total run.
@@ -226,7 +240,8 @@ def embed_watermark(
     Returns
     -------
     EmbedResult
-        ``module`` (the same object, trained), ``triggers`` (keep it secret), accuracies.
+        ``module`` (the same object, trained), ``triggers`` and ``key`` (keep them secret), the
+        derivation ``params``, the ``commitment`` (with ``signing_key``), accuracies.
 
     References
     ----------
@@ -237,13 +252,10 @@ def embed_watermark(
         raise DataError("embed_watermark needs training data")
     n_out = _n_outputs(module, X)
     y = _check_labels(y, n_out)
-    if triggers is None:
-        triggers = make_trigger_set(n_triggers, input_shape=X.shape[1:], n_classes=n_out, lower=lower,
-                                    upper=upper, seed=seed)
-    if triggers.n_classes != n_out:
-        raise DataError(f"the trigger set has {triggers.n_classes} classes but the model outputs {n_out}")
-    if triggers.X.shape[1:] != X.shape[1:]:
-        raise DataError(f"trigger inputs have shape {triggers.X.shape[1:]} but the data has {X.shape[1:]}")
+    key = new_watermark_key() if key is None else key
+    params = derivation_params(n_triggers, input_shape=X.shape[1:], n_classes=n_out, lower=lower, upper=upper)
+    triggers = make_trigger_set(n_triggers, input_shape=X.shape[1:], n_classes=n_out, key=key, lower=lower,
+                                upper=upper)
     module = train_classifier(module, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                               triggers=triggers, trigger_batch=trigger_batch)
     history = [accuracy(module, triggers.X, triggers.labels)]
@@ -255,8 +267,9 @@ def embed_watermark(
                                   triggers=triggers, trigger_batch=trigger_batch)
         done += extra
         history.append(accuracy(module, triggers.X, triggers.labels))
-    return EmbedResult(module=module, triggers=triggers, trigger_accuracy=history[-1],
-                       train_accuracy=accuracy(module, X, y), epochs=done, history=history)
+    commitment = None if signing_key is None else Commitment.create(triggers, key, signing_key, params=params)
+    return EmbedResult(module=module, triggers=triggers, key=key, params=params, trigger_accuracy=history[-1],
+                       train_accuracy=accuracy(module, X, y), epochs=done, history=history, commitment=commitment)
 
 
 # -- removal attacks ---------------------------------------------------------------------------
@@ -423,7 +436,7 @@ def watermark_robustness(
     rng = np.random.default_rng(seed)
 
     def row(name: str, m: Any) -> RobustnessRow:
-        v = verify_watermark(m, triggers, alpha=alpha)
+        v = trigger_agreement(m, triggers, alpha=alpha)
         return RobustnessRow(attack=name, test_accuracy=accuracy(m, X_test, y_test),
                              trigger_agreement=v.agreement, p_value=v.p_value, owned=v.owned)
 
@@ -443,5 +456,5 @@ def watermark_robustness(
         fresh = independent_factory(i) if independent_factory else reinitialised(module, seed + 1000 + i)
         independents.append(train_classifier(fresh, X_train, y_train, epochs=epochs, seed=seed + 1000 + i))
     fcr = false_claim_rate(independents, triggers, alpha=alpha) if independents else float("nan")
-    agree = [verify_watermark(m, triggers, alpha=alpha).agreement for m in independents]
+    agree = [trigger_agreement(m, triggers, alpha=alpha).agreement for m in independents]
     return WatermarkRobustness(rows=rows, false_claim_rate=fcr, independent_agreement=agree, alpha=alpha)

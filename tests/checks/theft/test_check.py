@@ -10,6 +10,7 @@ import pytest
 from modelshield.checks.base import AuditContext
 from modelshield.checks.registry import get_check
 from modelshield.checks.theft.check import TheftCheck
+from modelshield.errors import UserError
 from modelshield.findings import CheckStatus, Severity
 from modelshield.policy import Policy
 from modelshield.runner import audit
@@ -94,26 +95,45 @@ def test_skips_regression_models():
 def test_watermark_option_verifies_owned_and_flags_missing(tmp_path, breast_cancer, cancer_mlp):
     import torch
 
+    from modelshield.checks.theft.watermark import TriggerSet
     from modelshield.data.dataset import Dataset
     from modelshield.harden.watermark import embed_watermark
+    from modelshield.protect.keys import generate_signing_key, key_to_text, public_pem
 
     Xtr, Xte, ytr, yte = breast_cancer
     with torch.random.fork_rng():
         torch.manual_seed(1)
         net = torch.nn.Sequential(torch.nn.Linear(30, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
-    res = embed_watermark(net, Xtr, ytr, n_triggers=60, epochs=20, seed=4)
+    sk = generate_signing_key()
+    res = embed_watermark(net, Xtr, ytr, signing_key=sk, n_triggers=60, epochs=20, seed=4)
     path = res.triggers.save(tmp_path / "t.npz")
+    res.commitment.save(tmp_path / "c.json")
+    (tmp_path / "owner.pub").write_bytes(public_pem(sk))
+    (tmp_path / "wm.key").write_text(key_to_text(res.key))
     heldout = Dataset(X=Xte.astype(float), y=yte)
     opts = {"theft": {"budgets": [50], "strategies": ["knockoff"], "outputs": ["probabilities"],
-                      "watermark_triggers": str(path)}}
+                      "watermark_triggers": str(path), "watermark_commitment": str(tmp_path / "c.json"),
+                      "watermark_public_key": str(tmp_path / "owner.pub"),
+                      "watermark_key": str(tmp_path / "wm.key")}}
     owned = _theft(audit(res.module, heldout, checks=["theft"], options=opts, quick=True))
-    assert owned.metrics["watermark_owned"] is True and owned.metrics["watermark_p_value"] < 1e-3
-    assert any(f.rule_id == "theft.watermark.verified" for f in owned.findings)
+    assert owned.metrics["watermark_owned"] is True and owned.metrics["watermark_p_value"] < 1e-6
+    (ok,) = [f for f in owned.findings if f.rule_id == "theft.watermark.verified"]
+    assert "signed" in ok.detail
     other, _ = cancer_mlp
     missing = _theft(audit(other, heldout, checks=["theft"], options=opts, quick=True))
     assert missing.metrics["watermark_owned"] is False and missing.metrics["watermark_p_value"] > 0.01
     (f,) = [f for f in missing.findings if f.rule_id == "theft.watermark.missing"]
     assert f.severity is Severity.MEDIUM
+    # a forged trigger set (the suspect's own answers on noise) is refused, no agreement is counted
+    X = np.random.default_rng(0).uniform(-3, 3, size=(60, 30)).astype(np.float32)
+    TriggerSet(X=X, labels=other.predict_index(X), n_classes=2).save(tmp_path / "forged.npz")
+    forged = _theft(audit(other, heldout, checks=["theft"], quick=True,
+                          options={"theft": {**opts["theft"], "watermark_triggers": str(tmp_path / "forged.npz")}}))
+    (r,) = [f for f in forged.findings if f.rule_id.startswith("theft.watermark")]
+    assert r.rule_id == "theft.watermark.proof-refused" and "watermark_p_value" not in forged.metrics
+    # a trigger set without the proof is a usage error
+    with pytest.raises(UserError, match="proves nothing"):
+        TheftCheck.from_options({"watermark_triggers": str(path)})
     # a missing trigger file is reported as this check's error, not a crash of the audit
     opts["theft"]["watermark_triggers"] = str(tmp_path / "nope.npz")
     err = _theft(audit(other, heldout, checks=["theft"], options=opts, quick=True))

@@ -17,8 +17,11 @@ from modelshield.checks.theft.extraction import (
     ExtractionResult,
     simulate_extraction,
 )
-from modelshield.errors import UserError
+from modelshield.checks.theft.fingerprint import Fingerprint
+from modelshield.checks.theft.watermark import Commitment, TriggerSet, verify_watermark
+from modelshield.errors import IntegrityError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
+from modelshield.protect.keys import load_key_file, load_public_key
 
 __all__ = ["TheftCheck"]
 
@@ -51,8 +54,12 @@ class TheftCheck(Check):
     surrogate : ``mlp`` (soft-label network), ``gbt`` (gradient boosting) or ``auto`` (gradient
         boosting for tabular data with discrete features, else the network).
     max_eval : at most this many evaluation rows.
-    watermark_triggers : path to a trigger-set NPZ to verify on the audited model.
-    watermark_alpha : significance level of the watermark test.
+    watermark_commitment : path to the owner's signed watermark commitment (JSON) to verify on the
+        audited model; needs ``watermark_public_key`` and ``watermark_key``.
+    watermark_public_key : the owner's public key (PEM) the commitment must be signed with.
+    watermark_key : the owner's secret watermark key file (re-derives the trigger set).
+    watermark_triggers : optional trigger-set NPZ; must be the committed set.
+    watermark_alpha : significance level of the watermark test (default 1e-6).
     fingerprint : path to a fingerprint NPZ to compare with the audited model.
 
     exposure : what the deployment exposes to a would-be thief (the threat model of the grade):
@@ -88,8 +95,11 @@ class TheftCheck(Check):
     round_decimals: int = 1
     surrogate: str = "auto"
     max_eval: int = 2000
+    watermark_commitment: str | None = None
+    watermark_public_key: str | None = None
+    watermark_key: str | None = None
     watermark_triggers: str | None = None
-    watermark_alpha: float = 1e-3
+    watermark_alpha: float = 1e-6
     fingerprint: str | None = None
     exposure: str = "unspecified"
     query_budget: int | None = None
@@ -106,6 +116,14 @@ class TheftCheck(Check):
         elif self.exposure == "rate-limited":
             raise UserError("theft.exposure=rate-limited needs theft.query_budget (the most queries one "
                             "attacker can send, over every key it can obtain)")
+        wm = {"watermark_commitment": self.watermark_commitment, "watermark_public_key": self.watermark_public_key,
+              "watermark_key": self.watermark_key}
+        if (any(wm.values()) or self.watermark_triggers) and not all(wm.values()):
+            missing = ", ".join(f"theft.{k}" for k, v in wm.items() if not v)
+            raise UserError(f"verifying a watermark needs the owner's signed commitment, public key and watermark "
+                            f"key: missing {missing} (a trigger set alone proves nothing)")
+        if not 0.0 < self.watermark_alpha < 1.0:
+            raise UserError("option theft.watermark_alpha must lie strictly between 0 and 1")
         if self.api_outputs is not None and self.api_outputs not in OUTPUT_LABELS:
             raise UserError(f"option theft.api_outputs: {self.api_outputs!r} is not one of "
                             f"{', '.join(OUTPUT_LABELS)}")
@@ -138,7 +156,7 @@ class TheftCheck(Check):
             surrogate_steps=120 if ctx.quick else None, progress=progress,
         )
         self._report_extraction(ctx, res, result)
-        if self.watermark_triggers:
+        if self.watermark_commitment:
             ctx.progress(0.92, "verifying the watermark")
             self._report_watermark(ctx, result)
         if self.fingerprint:
@@ -313,25 +331,43 @@ class TheftCheck(Check):
 
     # -- ownership ----------------------------------------------------------------------------
     def _report_watermark(self, ctx: AuditContext, result: CheckResult) -> None:
-        from modelshield.checks.theft.watermark import TriggerSet, verify_watermark
-
-        assert ctx.model is not None and self.watermark_triggers is not None
-        triggers = TriggerSet.load(self.watermark_triggers)
-        v = verify_watermark(ctx.model, triggers, alpha=self.watermark_alpha)
+        assert ctx.model is not None and self.watermark_commitment and self.watermark_public_key
+        assert self.watermark_key
+        commitment = Commitment.load(self.watermark_commitment)
+        public_key = load_public_key(self.watermark_public_key)
+        key = load_key_file(self.watermark_key)
+        triggers = TriggerSet.load(self.watermark_triggers) if self.watermark_triggers else None
+        try:
+            v = verify_watermark(ctx.model, commitment=commitment, public_key=public_key, key=key,
+                                 triggers=triggers, alpha=self.watermark_alpha)
+        except IntegrityError as exc:
+            result.metrics["watermark_owned"] = False
+            result.add(Finding(
+                check=self.name, severity=Severity.HIGH, rule_id="theft.watermark.proof-refused",
+                title="Watermark evidence refused: the commitment does not prove this trigger set",
+                detail=f"{exc}. No agreement was measured: an unproven trigger set can be forged (labelled with "
+                       "any model's own answers).",
+                remediation="Use the commitment, public key and watermark key written by "
+                            "'modelshield harden watermark'.", references=(REF_ADI,)))
+            return
         result.metrics["watermark_p_value"] = v.p_value
         result.metrics["watermark_agreement"] = v.agreement
         result.metrics["watermark_owned"] = v.owned
+        proof = (f"The commitment is signed by the given key (committed {v.created}) and the watermark key "
+                 "re-derives the committed trigger set.")
         if v.owned:
             result.add(Finding(
                 check=self.name, severity=Severity.INFO, rule_id="theft.watermark.verified",
                 title=f"Ownership watermark verified (p = {v.p_value:.1e})",
-                detail=(f"{v.matches} of {v.n} trigger inputs get their secret label (chance {v.chance:.0%})."),
+                detail=(f"{proof} {v.matches} of {v.n} trigger inputs get their keyed secret label (chance "
+                        f"{v.chance:.0%}); p is for one pre-committed key, so the claim is as early as the "
+                        "commitment's publication."),
                 evidence=v.to_dict(), references=(REF_ADI,)))
         else:
             result.add(Finding(
                 check=self.name, severity=Severity.MEDIUM, rule_id="theft.watermark.missing",
                 title="Watermark not detected in the audited model",
-                detail=(f"Only {v.matches} of {v.n} trigger inputs get their secret label "
+                detail=(f"{proof} Only {v.matches} of {v.n} trigger inputs get their secret label "
                         f"(p = {v.p_value:.2g}, alpha {v.alpha:g}): this is not the watermarked model, or the "
                         "watermark was removed."),
                 evidence=v.to_dict(),
@@ -339,8 +375,6 @@ class TheftCheck(Check):
                 references=(REF_ADI,)))
 
     def _report_fingerprint(self, ctx: AuditContext, result: CheckResult) -> None:
-        from modelshield.checks.theft.fingerprint import Fingerprint
-
         assert ctx.model is not None and self.fingerprint is not None
         fp = Fingerprint.load(self.fingerprint)
         match = fp.compare(ctx.model)
