@@ -157,7 +157,7 @@ def test_check_options_accept_bounds(opts):
     ({"bounds": "1"}, "robustness.bounds"),
     ({"bounds": [2, 1]}, "robustness.bounds"),
     ({"bounds_file": "does/not/exist.yaml"}, "not found"),
-    ({"bounds_margin": -0.1}, "bounds_margin"),
+    ({"bounds_margin": -0.1}, "bounds_margin must be a finite number"),
     ({"units": "pixels"}, "units"),
 ])
 def test_bad_check_options_are_user_errors(opts, needle):
