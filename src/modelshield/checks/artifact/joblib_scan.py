@@ -12,17 +12,16 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-import re
 from typing import Any, BinaryIO
 
 from modelshield.checks.artifact._io import InflateStream
+from modelshield.checks.artifact.numpy_scan import numpy_dtype, plain_code_itemsize
 from modelshield.checks.artifact.pickle_scan import Call, G, PickleScan, Seq, _Malformed
 
 __all__ = ["COMPRESSED_MAGIC", "joblib_on_build", "open_compressed"]
 
 WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _RECONSTRUCTORS = frozenset(("copyreg._reconstructor", "copy_reg._reconstructor"))
-_DTYPE_CODE = re.compile(r"[<>|=]?[a-zA-Z]+(\d+)(?:\[\w+\])?")
 
 #: magic -> compressor, in joblib's detection order (joblib.compressor._COMPRESSORS)
 COMPRESSED_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -56,21 +55,61 @@ def open_compressed(fh: BinaryIO, kind: str, max_out: int) -> BinaryIO:
     raise _Malformed(f"{kind} compression cannot be read (install lz4 to scan it)")
 
 
-def _itemsize(dtype: Any) -> tuple[int, bool]:
-    """(itemsize, is_object) of a symbolic ``numpy.dtype(...)`` call."""
-    if not (isinstance(dtype, Call) and isinstance(dtype.func, G) and dtype.func.name == "dtype"
-            and isinstance(dtype.args, tuple) and dtype.args and isinstance(dtype.args[0], str)):
-        raise _Malformed("joblib array wrapper without a readable dtype")
-    code = dtype.args[0]
-    if "O" in code:
-        return 8, True
+def _is_dtype_call(v: Any) -> bool:
+    return (isinstance(v, Call) and isinstance(v.func, G) and v.func.name == "dtype"
+            and v.func.module.split(".")[0] == "numpy" and isinstance(v.args, tuple) and bool(v.args)
+            and isinstance(v.args[0], str))
+
+
+def _dtype_info(dtype: Any, depth: int = 0) -> tuple[int | None, bool]:
+    """(itemsize, hasobject) of a symbolic ``numpy.dtype(code, ...)`` call plus its ``BUILD`` state,
+    decided as NumPy decides it; ``(None, True)`` when it cannot be (treated as an object array).
+
+    NumPy takes ``hasobject`` from the state's flags (protocol-3 dtype state, flag bit 0x01), not
+    from the code: ``dtype('f8')`` with object flags makes joblib unpickle what follows. Structured
+    and sub-array dtypes are judged on every field. A code string outside the plain grammar is read
+    with NumPy's own parser (no eval).
+    """
+    if depth > 32 or not _is_dtype_call(dtype):
+        return None, True
+    code: str = dtype.args[0]
+    size = plain_code_itemsize(code)
+    obj = False
+    if size is None:
+        dt = numpy_dtype(code)
+        if dt is None:
+            return None, True
+        size, obj = dt.itemsize, bool(dt.hasobject)
     state = dtype.state
-    if isinstance(state, tuple) and len(state) > 5 and type(state[5]) is int and state[5] > 0:
-        return state[5], False
-    m = _DTYPE_CODE.fullmatch(code)
-    if not m:
-        raise _Malformed(f"unsupported dtype code {code!r} in a joblib array")
-    return int(m.group(1)), False
+    if state is None:
+        return size, obj
+    if not isinstance(state, tuple) or len(state) < 8 or type(state[0]) is not int:
+        return None, True
+    _version, _order, subarray, names, fields, elsize, _align, flags = state[:8]
+    if type(flags) is not int:
+        return None, True
+    obj = obj or bool(flags & 0x01)
+    structured = subarray is not None or names is not None or fields is not None
+    if structured:
+        parts: list[Any] = []
+        if subarray is not None:
+            if not isinstance(subarray, tuple) or not subarray:
+                return None, True
+            parts.append(subarray[0])
+        if fields is not None:
+            if not isinstance(fields, Seq) or fields.kind != "dict" or fields.n > len(fields.items):
+                return None, True
+            for _k, v in fields.items:
+                if not isinstance(v, tuple) or not v:
+                    return None, True
+                parts.append(v[0])
+        for sub in parts:
+            _s, sub_obj = _dtype_info(sub, depth + 1)
+            if sub_obj:
+                return None, True
+    if structured or size == 0:
+        size = elsize if type(elsize) is int and elsize > 0 else None
+    return size, obj
 
 
 #: numpy's own limit on dimensions, and an element count no file can hold (2**62).
@@ -104,8 +143,10 @@ def joblib_on_build(scan: PickleScan, target: Call, state: Any, offset: int) -> 
         count *= x
         if count > _MAX_ELEMENTS:  # bounded work on hostile shapes: no array that large can follow
             raise _Malformed("joblib array wrapper declares an absurd array size")
-    size, is_object = _itemsize(state.get("dtype"))
-    if is_object:
+    size, is_object = _dtype_info(state.get("dtype"))
+    if is_object or size is None:
+        # object, unknown or unreadable dtype: joblib unpickles what follows (or fails); scan it as a
+        # pickle, so that nothing hidden there is skipped as raw bytes
         # a nested pickle stream follows, read by a fresh unpickler with the same find_class
         inner = PickleScan(scan.r, scan.budget, depth=scan.depth + 1, nested=scan.nested,
                            on_build=joblib_on_build, fetch_blob=scan.fetch_blob)

@@ -16,34 +16,45 @@ __all__ = ["read_npy_header", "descr_itemsize"]
 MAX_HEADER = 1 << 20
 
 
-def descr_itemsize(descr: Any, depth: int = 0) -> tuple[int, bool]:
-    """(itemsize, has_object) of a ``.npy`` ``descr`` without importing NumPy."""
-    if depth > 32:
-        raise _Malformed("dtype description nested too deeply")
+#: dtype strings whose meaning is fixed and never involves objects (checked against NumPy's own
+#: parser by the tests); everything else is parsed by NumPy itself
+_PLAIN_CODE = re.compile(r"[<>|=]?(?:b1|\?|[iu][1248]|f(?:2|4|8|16)|c(?:8|16|32)|[SUV][1-9]\d{0,8}|"
+                         r"[mM]8(?:\[[0-9]*[A-Za-z]+\])?)")
+
+
+def plain_code_itemsize(code: str) -> int | None:
+    """Itemsize of a dtype string in the plain (never-object) grammar, without importing NumPy."""
+    if not _PLAIN_CODE.fullmatch(code):
+        return None
+    body = code.lstrip("<>|=")
+    kind = body[0]
+    if kind == "?":
+        return 1
+    n = int(re.match(r"[a-zA-Z]+(\d+)", body).group(1))  # type: ignore[union-attr]
+    return n * 4 if kind == "U" else n
+
+
+def numpy_dtype(descr: Any) -> Any:
+    """NumPy's own dtype for a ``.npy`` header ``descr`` (``numpy.lib.format.descr_to_dtype``: no eval;
+    the header itself was parsed with ``ast.literal_eval``), or None when NumPy rejects it."""
+    import numpy.lib.format as npf  # lazy: NumPy is imported only for a dtype the fast path cannot read
+
+    try:
+        return npf.descr_to_dtype(descr)
+    except Exception:  # any rejection: the caller treats the dtype as unknown
+        return None
+
+
+def descr_itemsize(descr: Any) -> tuple[int, bool]:
+    """(itemsize, has_object) of a ``.npy`` ``descr``, as ``numpy.load`` decides it (``hasobject``)."""
     if isinstance(descr, str):
-        if "O" in descr:
-            return 8, True
-        m = re.fullmatch(r"[<>|=]?([a-zA-Z])(\d+)(?:\[\w+\])?", descr)
-        if not m:
-            raise _Malformed(f"unsupported dtype {descr!r}")
-        n = int(m.group(2))
-        return (n * 4 if m.group(1) == "U" else n), False
-    if isinstance(descr, list):
-        total, obj = 0, False
-        for field in descr:
-            if not isinstance(field, tuple) or len(field) not in (2, 3):
-                raise _Malformed("bad structured dtype field")
-            size, o = descr_itemsize(field[1], depth + 1)
-            if len(field) == 3:
-                shape = field[2] if isinstance(field[2], tuple) else (field[2],)
-                for d in shape:
-                    if type(d) is not int or d < 0:
-                        raise _Malformed("bad subarray shape")
-                    size *= d
-            total += size
-            obj = obj or o
-        return total, obj
-    raise _Malformed("unsupported dtype description")
+        size = plain_code_itemsize(descr)
+        if size is not None:
+            return size, False
+    dt = numpy_dtype(descr)
+    if dt is None:
+        raise _Malformed(f"dtype {str(descr)[:80]!r} is not one NumPy accepts (numpy.load fails)")
+    return dt.itemsize, bool(dt.hasobject)
 
 
 def read_npy_header(r: Reader) -> dict[str, Any]:

@@ -45,7 +45,7 @@ TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 #: the search for a pickle behind a non-pickle prefix: candidates tried, and opcodes simulated over all
 #: candidates that fail, per byte of the searched window (keeps the search linear in the file size)
 MAX_EMBEDDED_CANDIDATES = 256
-EMBEDDED_OPS_PER_BYTE = 4
+EMBEDDED_OPS_PER_BYTE = 1
 #: formats whose content no zip reader would also take: no polyglot check after them
 _NO_POLYGLOT = frozenset({"zip", "7z", "rar", ENCRYPTED})
 

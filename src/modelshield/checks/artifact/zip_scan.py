@@ -57,53 +57,92 @@ def _find_eocd(fh: BinaryIO, size: int) -> tuple[int, bytes]:
     return size - tail_len + i, tail[i: i + 22]
 
 
+def _zip64_record(fh: BinaryIO, pos: int, size: int) -> tuple[int, int, int] | None:
+    """(entries, cd size, cd offset) of a zip64 end-of-central-directory record at ``pos``, or None."""
+    if pos < 0 or pos + 56 > size:
+        return None
+    fh.seek(pos)
+    z = fh.read(56)
+    if z[:4] != b"PK\x06\x06":
+        return None
+    n64, cd64, off64 = struct.unpack("<QQQ", z[32:56])
+    return n64, cd64, off64
+
+
 def read_central_directory(fh: BinaryIO, size: int) -> tuple[list[ZipEntry], dict[str, Any]]:
+    """Every member of the archive, as the loaders find them.
+
+    zip64: miniz (PyTorch) reads the zip64 end record where the locator points; zipfile (NumPy,
+    Keras) reads the one right before the locator. Both are read; when they disagree the finding is
+    ``high`` and the members of both central directories are returned (each is scanned).
+    """
     eocd_pos, rec = _find_eocd(fh, size)
     (_sig, _disk, _cd_disk, _n_disk, n_total, cd_size, cd_off, _clen) = struct.unpack("<4s4H2LH", rec)
     zip64 = False
+    findings: list[RawFinding] = []
+    # each view: (entries, cd size, cd offset, cd start in this file or None for "end record - size")
+    views: list[tuple[int, int, int, int | None, int]] = []
     if eocd_pos >= 20:
         fh.seek(eocd_pos - 20)
         loc = fh.read(20)
         if loc[:4] == b"PK\x06\x07":
-            # zip64 end record sits right before its locator (PyTorch always writes one)
-            fh.seek(max(0, eocd_pos - 20 - 56))
-            z = fh.read(56)
-            if z[:4] != b"PK\x06\x06":
-                raise _Malformed("zip64 end record not where its locator says")
-            n64, cd64, off64 = struct.unpack("<QQQ", z[32:56])
-            if n_total == 0xFFFF or n64 != n_total:
-                n_total = n64
-            if cd_size == 0xFFFFFFFF or cd64 != cd_size:
-                cd_size = cd64
-            if cd_off == 0xFFFFFFFF or off64 != cd_off:
-                cd_off = off64
             zip64 = True
-            eocd_pos = eocd_pos - 20 - 56
-    if n_total > MAX_ENTRIES:
-        raise _Malformed(f"zip declares {n_total} entries (bound {MAX_ENTRIES})")
-    cd_start = eocd_pos - cd_size
-    if cd_start < 0:
-        raise _Malformed("zip central directory size runs before the start of the file")
-    shift = cd_start - cd_off  # bytes of archive prefix (self-extractors, appended archives)
-    fh.seek(cd_start)
-    if cd_size > 256 << 20:
-        raise _Malformed(f"zip central directory of {cd_size} bytes is absurd")
-    cd = fh.read(cd_size)
+            ptr = struct.unpack("<Q", loc[8:16])[0]
+            adj_pos = eocd_pos - 20 - 56
+            adjacent = _zip64_record(fh, adj_pos, size)
+            if adjacent is not None and ptr + (adj_pos - adjacent[1] - adjacent[2]) == adj_pos:
+                ptr = adj_pos  # offsets relative to an archive behind a prefix: the same record
+            pointed = _zip64_record(fh, ptr, size) if ptr != adj_pos else adjacent
+            if pointed is None and adjacent is None:
+                raise _Malformed("zip64 end record not where its locator says")
+            if pointed is not None:
+                # miniz: the record the locator points to, the central directory at its stated offset
+                views.append((*pointed, None if ptr == adj_pos else pointed[2], ptr))
+            if adjacent is not None and (pointed is None or ptr != adj_pos):
+                views.append((*adjacent, None, adj_pos))  # zipfile: the record next to the locator
+            if pointed is not None and adjacent is not None and (ptr != adj_pos):
+                findings.append(RawFinding(
+                    Severity.HIGH, "artifact.zip.zip64-mismatch",
+                    f"zip64 locator points to offset {ptr}, not to the end record before it ({adj_pos})",
+                    ptr, "PyTorch's reader (miniz) follows the locator while zipfile reads the record "
+                    "next to it: the two loaders can see different archives. Both were scanned.",
+                    {"locator_points_to": ptr, "adjacent_record": adj_pos,
+                     "pointed": list(pointed), "adjacent": list(adjacent)}))
+            elif pointed is None:
+                findings.append(RawFinding(
+                    Severity.HIGH, "artifact.zip.zip64-mismatch",
+                    f"zip64 locator points to offset {ptr}, where there is no zip64 end record", ptr,
+                    "miniz (PyTorch) refuses or misreads this archive while zipfile reads the record "
+                    "next to the locator."))
+    if not views:
+        views.append((n_total, cd_size, cd_off, None, eocd_pos))
     entries: list[ZipEntry] = []
-    p = 0
-    for _ in range(n_total):
-        if cd[p: p + 4] != b"PK\x01\x02" or p + 46 > len(cd):
-            raise _Malformed("corrupt zip central directory entry")
-        (flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen, _disk, _ia, _ea, hoff) = struct.unpack(
-            "<2x2x2H2H3L3H2HLL", cd[p + 4: p + 46])
-        name_b = cd[p + 46: p + 46 + nlen]
-        extra = cd[p + 46 + nlen: p + 46 + nlen + xlen]
-        p += 46 + nlen + xlen + clen
-        if 0xFFFFFFFF in (csize, usize, hoff):
-            csize, usize, hoff = _zip64_extra(extra, csize, usize, hoff)
-        name = name_b.decode("utf-8" if flags & 0x800 else "cp437", "replace")
-        entries.append(ZipEntry(name, method, flags, crc, csize, usize, hoff + shift))
-    info = {"entries": len(entries), "prefix_bytes": shift, "zip64": zip64}
+    seen: set[tuple[str, int]] = set()
+    shift = 0
+    for k, (n, cdsz, cdoff, absolute, rec_pos) in enumerate(views):
+        if zip64:
+            # the 32-bit fields are saturated in a real zip64 archive; when they are not, they must agree
+            for got, want, what in ((n_total, n, "entry count"), (cd_size, cdsz, "central directory size"),
+                                    (cd_off, cdoff, "central directory offset")):
+                if got not in (0xFFFF, 0xFFFFFFFF) and got != want and k == 0:
+                    findings.append(RawFinding(
+                        Severity.MEDIUM, "artifact.zip.anomaly",
+                        f"zip64 and classic end records disagree on the {what} ({want} vs {got})", eocd_pos,
+                        "Readers that use the classic record see a different archive."))
+        if n > MAX_ENTRIES:
+            raise _Malformed(f"zip declares {n} entries (bound {MAX_ENTRIES})")
+        cd_start = absolute if absolute is not None else rec_pos - cdsz
+        if cd_start < 0:
+            raise _Malformed("zip central directory size runs before the start of the file")
+        view_shift = cd_start - cdoff  # bytes of archive prefix (self-extractors, appended archives)
+        if k == 0:
+            shift = view_shift
+        for e in _parse_cd(fh, cd_start, cdsz, n, view_shift):
+            key = (e.name, e.header_offset)
+            if key not in seen:
+                seen.add(key)
+                entries.append(e)
+    info = {"entries": len(entries), "prefix_bytes": shift, "zip64": zip64, "findings": findings}
     for e in entries:
         if e.header_offset < 0 or e.header_offset + 30 > size:
             raise _Malformed(f"zip member {e.name!r} points outside the file")
@@ -119,6 +158,28 @@ def read_central_directory(fh: BinaryIO, size: int) -> tuple[list[ZipEntry], dic
         if e.data_offset + e.csize > size:
             raise _Malformed(f"zip member {e.name!r} declares {e.csize} bytes past the end of the file")
     return entries, info
+
+
+def _parse_cd(fh: BinaryIO, cd_start: int, cd_size: int, n_total: int, shift: int) -> list[ZipEntry]:
+    if cd_size > 256 << 20:
+        raise _Malformed(f"zip central directory of {cd_size} bytes is absurd")
+    fh.seek(cd_start)
+    cd = fh.read(cd_size)
+    entries: list[ZipEntry] = []
+    p = 0
+    for _ in range(n_total):
+        if cd[p: p + 4] != b"PK\x01\x02" or p + 46 > len(cd):
+            raise _Malformed("corrupt zip central directory entry")
+        (flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen, _disk, _ia, _ea, hoff) = struct.unpack(
+            "<2x2x2H2H3L3H2HLL", cd[p + 4: p + 46])
+        name_b = cd[p + 46: p + 46 + nlen]
+        extra = cd[p + 46 + nlen: p + 46 + nlen + xlen]
+        p += 46 + nlen + xlen + clen
+        if 0xFFFFFFFF in (csize, usize, hoff):
+            csize, usize, hoff = _zip64_extra(extra, csize, usize, hoff)
+        name = name_b.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        entries.append(ZipEntry(name, method, flags, crc, csize, usize, hoff + shift))
+    return entries
 
 
 def _zip64_extra(extra: bytes, csize: int, usize: int, hoff: int) -> tuple[int, int, int]:
@@ -141,9 +202,23 @@ def _zip64_extra(extra: bytes, csize: int, usize: int, hoff: int) -> tuple[int, 
 
 
 def zip_structure_findings(entries: list[ZipEntry], info: dict[str, Any]) -> list[RawFinding]:
-    out: list[RawFinding] = []
+    out: list[RawFinding] = list(info.get("findings", ()))
     total = 0
     spans = []
+    by_name: dict[str, list[str]] = {}
+    for e in entries:
+        by_name.setdefault(e.name.lower(), []).append(e.name)
+    for names in by_name.values():
+        if len(names) > 1:
+            exact = len(set(names)) < len(names)
+            out.append(RawFinding(
+                Severity.HIGH, "artifact.zip.name-collision",
+                f"zip members whose names collide {'exactly' if exact else 'ignoring case'}: "
+                f"{', '.join(repr(n) for n in names[:4])}", None,
+                "PyTorch's reader (miniz) finds members case-insensitively and takes one of the colliding "
+                "names, zipfile (NumPy, Keras) takes the last exact match: loaders and a scanner that "
+                "picks by name can read different content. Every member was scanned.",
+                {"names": names[:16]}))
     for e in entries:
         total += e.usize
         if e.local_name != e.name:
