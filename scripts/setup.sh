@@ -20,4 +20,6 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # torchattacks pins old requests/torchvision: benchmark/peer-test use only, without its dependencies.
 "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchattacks') is None)" \
   || "${PIP[@]}" install --no-deps "torchattacks==3.5.1"
-echo "modelshield is installed in $VENV ($("$VENV/bin/modelshield" --version))"
+# a failing --version fails the script (set -e), instead of printing an error inside the last line
+VERSION="$("$VENV/bin/modelshield" --version)"
+echo "modelshield is installed in $VENV ($VERSION)"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
@@ -211,8 +212,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     # ------------------------------------------------------------------------------------------
     @harden.command("dp")
     def harden_dp(
-        model: str = typer.Argument(..., help="PyTorch model (MLP / any Opacus-supported module) or a "
-                                               "scikit-learn linear classifier."),
+        model: str = typer.Argument(..., help="PyTorch model (MLP / any Opacus-supported module), a "
+                                               "scikit-learn linear classifier, or a scikit-learn Pipeline of "
+                                               "transformers ending in one (e.g. scaler + LogisticRegression; "
+                                               "the fitted preprocessing is kept)."),
         train: Path = typer.Option(..., "--train", "--data", "-d", help="Training data."),
         target: str = typer.Option(..., "--target", "-t", help="Label column."),
         out: Path = typer.Option(..., "--out", "--output", "-o",
@@ -254,6 +257,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                       f"{r.steps} steps at q={r.sample_rate:.4f} ({r.accountant} accountant)")
         for row in result.comparison:
             console.print(f"  {row['metric']}: before {_fmt(row['before'])} -> after {_fmt(row['after'])}")
+        for note in result.notes:  # what the DP guarantee does not cover
+            console.print(f"[yellow]note:[/] {escape(note)}")
         if json_out is not None:
             write_json(json_out, result.to_dict(), force)
         return 0

@@ -38,14 +38,17 @@ True
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
 
 from modelshield.checks.privacy.accounting import calibrate_noise, compute_epsilon
 from modelshield.data.numeric import numeric_features, require_numeric
@@ -56,8 +59,10 @@ __all__ = [
     "DPReport",
     "HardenDPResult",
     "MODES",
+    "PREPROCESSING_NOTE",
     "fast_path_supported",
     "harden_dp",
+    "split_pipeline",
     "train_dp_classifier",
 ]
 
@@ -500,9 +505,64 @@ class HardenDPResult:
     model_format: str
     dp: DPReport
     comparison: list[dict[str, Any]]
+    #: what the DP guarantee does not cover (e.g. a pipeline's preprocessing statistics), one sentence each
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dp": self.dp.to_dict(), "model_format": self.model_format, "comparison": self.comparison}
+        return {"dp": self.dp.to_dict(), "model_format": self.model_format, "comparison": self.comparison,
+                "notes": list(self.notes)}
+
+
+PREPROCESSING_NOTE = ("the pipeline's preprocessing steps ({steps}) are kept as they were fitted, without DP: the "
+                      "(epsilon, delta) guarantee covers the final classifier's training only, not the statistics "
+                      "those steps learned from the training data (e.g. a scaler's means and scales) and publish in "
+                      "the model; for end-to-end DP, fit them on public data or fixed bounds")
+
+
+def split_pipeline(est: Any) -> tuple[list[tuple[str, Any]], tuple[str, Any]]:
+    """``(preprocessing steps, (name, final estimator))`` of a scikit-learn model DP training supports: a
+    linear classifier (:data:`_LINEAR_SKLEARN`), or a fitted :class:`~sklearn.pipeline.Pipeline` of
+    transformers ending in one. Anything else is a :class:`DataError` naming what is supported."""
+    supported = ", ".join(_LINEAR_SKLEARN[:4])
+    if isinstance(est, Pipeline):
+        steps = [(str(n), t) for n, t in est.steps]
+        name, final = steps[-1]
+        if type(final).__name__ not in _LINEAR_SKLEARN:
+            raise DataError(f"DP training of a scikit-learn Pipeline needs a linear classifier as its final step "
+                            f"({supported}, ...); this pipeline ends with {type(final).__name__} ({name!r})")
+        pre = [(n, t) for n, t in steps[:-1] if t is not None and t != "passthrough"]
+        for n, t in pre:
+            if not hasattr(t, "transform"):
+                raise DataError(f"DP training of a scikit-learn Pipeline needs transformers before the final "
+                                f"step; step {n!r} is a {type(t).__name__} without transform()")
+        return pre, (name, final)
+    name = type(est).__name__
+    if name not in _LINEAR_SKLEARN:
+        raise DataError(f"DP training supports PyTorch models, scikit-learn linear classifiers ({supported}, ...) "
+                        f"and Pipelines of transformers ending in one; got {name}")
+    return [], ("classifier", est)
+
+
+def _transform(steps: list[tuple[str, Any]], X: np.ndarray) -> np.ndarray:
+    """``X`` through the fitted preprocessing ``steps``; a step that cannot take it is a :class:`DataError`."""
+    out: Any = X
+    for name, step in steps:
+        try:
+            out = step.transform(out)
+        except NotFittedError:
+            raise DataError(f"pipeline step {name!r} ({type(step).__name__}) is not fitted; DP training keeps "
+                            "the preprocessing as fitted, so save the fitted pipeline") from None
+        except (ValueError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"pipeline step {name!r} ({type(step).__name__}) cannot transform the training "
+                            f"data: {first}") from None
+    if hasattr(out, "toarray"):  # a sparse matrix (e.g. from an encoder)
+        out = out.toarray()
+    arr = np.asarray(out, dtype=np.float64)
+    if arr.ndim != 2 or not np.isfinite(arr).all():
+        raise DataError("the pipeline's preprocessing gives non-finite or non-tabular features; DP training "
+                        "needs finite 2-D features")
+    return arr
 
 
 def _fresh_module(model: Any) -> Any:
@@ -554,7 +614,11 @@ def harden_dp(
     rebuilt as an eager module first) and trained with :func:`train_dp_classifier`, then serialised
     with ``torch.save`` (``output_format="native"``; TorchScript in, TorchScript out) or exported to
     ONNX (``"onnx"``). scikit-learn linear classifiers are replaced by
-    :class:`DPLogisticRegression` (saved with joblib). The comparison reports accuracy
+    :class:`DPLogisticRegression` (saved with joblib); in a ``Pipeline`` of transformers ending in a linear
+    classifier (e.g. ``StandardScaler`` + ``LogisticRegression``) the final step is replaced and the
+    preprocessing steps are kept as fitted (copies, not refitted), so the DP classifier sees the features
+    the original saw. The DP guarantee then covers the classifier only (``notes`` says so: the steps'
+    statistics came from the data without DP). The comparison reports accuracy
     on ``train`` and ``test`` and, when ``test`` is given, membership-inference AUC and TPR at 1 % /
     0.1 % FPR (loss + RMIA attacks with ``n_shadows`` reference models) before and after.
     """
@@ -572,6 +636,7 @@ def harden_dp(
     if test is not None:
         require_numeric(test, "test data")
     yi = model.label_index(train.y)
+    notes: list[str] = []
     if model.framework == "pytorch":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -596,22 +661,27 @@ def harden_dp(
         if output_format == "onnx":
             raise DataError("ONNX output is available for PyTorch models; use a .joblib output")
         est = getattr(model, "estimator", None)
-        name = type(est).__name__
-        if name not in _LINEAR_SKLEARN:
-            raise DataError(f"DP training supports PyTorch models and scikit-learn linear classifiers "
-                            f"({', '.join(_LINEAR_SKLEARN[:4])}, ...); got {name}")
+        steps, final = split_pipeline(est)
         if mode not in ("auto", "fast"):
             raise DataError(f"DP mode {mode!r} is for PyTorch models; a scikit-learn linear model trains on the "
                             "fast path (mode auto or fast)")
+        Xf = _transform(steps, X)
         clf = DPLogisticRegression(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
                                    max_grad_norm=max_grad_norm, seed=seed, accountant=accountant).fit(
-            X, model.classes[yi])
+            Xf, model.classes[yi])
         rep = clf.dp_report_
-        new = wrap_object(clf)
+        if steps:
+            # the preprocessing steps are kept as fitted (copies): the DP model sees the features the original
+            # classifier saw; their statistics were computed without DP (see PREPROCESSING_NOTE)
+            fitted: Any = Pipeline([*copy.deepcopy(steps), (final[0], clf)])
+            notes.append(PREPROCESSING_NOTE.format(steps=", ".join(type(t).__name__ for _, t in steps)))
+        else:
+            fitted = clf
+        new = wrap_object(fitted)
         import joblib
 
         buf = io.BytesIO()
-        joblib.dump(clf, buf)
+        joblib.dump(fitted, buf)
         data, fmt = buf.getvalue(), "joblib (pickle-based: load with --trust)"
     else:
         raise DataError(f"DP training needs a PyTorch or scikit-learn model, not {model.framework}")
@@ -634,4 +704,4 @@ def harden_dp(
                         row = {"metric": metric, "before": None, "after": None}
                         rows.append(row)
                     row[label] = value
-    return HardenDPResult(model=new, model_bytes=data, model_format=fmt, dp=rep, comparison=rows)
+    return HardenDPResult(model=new, model_bytes=data, model_format=fmt, dp=rep, comparison=rows, notes=notes)
