@@ -173,10 +173,10 @@ def test_bad_check_options_are_user_errors(opts, needle):
 def test_audit_states_the_threat_model_in_every_report(digits, capsys, tmp_path, option, source):
     spec = tmp_path / "b.json"
     spec.write_text(json.dumps({"default": {"lo": 0, "hi": 1}}))
-    js, html = tmp_path / "r.json", tmp_path / "r.html"
+    js, html, sarif = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.sarif"
     args = ["audit", str(digits / "mlp.pt"), "--trust", "--data", str(digits / "test.npz"), "--checks",
             "robustness", "--quick", "--no-progress", "--option", "robustness.eps=[0.1]",
-            "--option", "robustness.detector=false", "--json", str(js), "--out", str(html)]
+            "--option", "robustness.detector=false", "--json", str(js), "--out", str(html), "--sarif", str(sarif)]
     if option:
         args += ["--option", option.format(spec=spec)]
     rc = main(args)
@@ -188,6 +188,10 @@ def test_audit_states_the_threat_model_in_every_report(digits, capsys, tmp_path,
     assert line in res["summary"]
     assert "Threat model" in " ".join(captured.out.split())
     assert "raw units" in html.read_text()
+    graded = [f for f in res["findings"] if f["rule_id"] == "robustness.low-robust-accuracy"]
+    assert graded and graded[0]["evidence"]["threat_model"] == line  # eps 0.1 breaks this MLP
+    messages = [r["message"]["text"] for r in json.loads(sarif.read_text())["runs"][0]["results"]]
+    assert any(line in m for m in messages)
 
 
 def test_audit_warns_when_the_stated_box_is_narrower_than_the_data(digits, capsys, tmp_path):

@@ -290,9 +290,11 @@ class RobustnessCheck(Check):
                 title=f"Robust accuracy falls to {robust:.0%} under small perturbations",
                 detail=(f"Changing inputs by at most eps={ref:g} ({norm_label}, {units}) flips "
                         f"{m['attack_success_rate']:.0%} of the correct predictions: accuracy {clean_acc:.0%} -> "
-                        f"{robust:.0%} (median perturbation {m['median_perturbation']:.3g})."),
+                        f"{robust:.0%} (median perturbation {m['median_perturbation']:.3g}). "
+                        f"Threat model: {m['threat_model']}."),
                 evidence={"reference_eps": ref, "clean_accuracy": clean_acc, "robust_accuracy": robust,
-                          "per_attack": {r.attack: r.robust_accuracy for r in at_ref}, "samples": n},
+                          "per_attack": {r.attack: r.robust_accuracy for r in at_ref}, "samples": n,
+                          "threat_model": m["threat_model"]},
                 remediation=("Adversarially train the model (modelshield harden adversarial, PGD or TRADES), "
                              "constrain or validate inputs, and monitor suspicious inputs with the "
                              "adversarial-input detector in the gateway."),
