@@ -148,6 +148,7 @@ def test_the_daily_byte_budget_counts_body_bytes(gateways, breast_cancer):
         assert _send(c, key, _rows(breast_cancer, 10)).status_code == 200
 
 
+@pytest.mark.redis
 def test_limiter_check_meters_rows_in_both_backends_alike(redis_url):
     url, prefix = redis_url
     for backend in (MemoryBackend(), RedisBackend(url, prefix=prefix)):
@@ -189,7 +190,7 @@ def test_a_throttle_holds_across_a_restart(gateways, breast_cancer, shutdown):
 
 
 def test_a_block_holds_across_a_restart(gateways, breast_cancer):
-    app1, gw1 = gateways(extraction={"action": "block"})
+    _app1, gw1 = gateways(extraction={"action": "block"})
     key = gw1.keys.create("thief", ["predict"])[1]
     _throttle(gw1, key.split("_")[1])
     gw1.close()
@@ -229,14 +230,14 @@ def _flag_with_the_monitor(gw, key_id, seed=0):
 
 def test_a_flag_without_its_throttle_is_re_evaluated_on_restart(gateways, breast_cancer):
     """The reported failure: 'flagged' persisted, the throttle lost; the restart re-applies it and says so."""
-    app1, gw1 = gateways()
+    _app1, gw1 = gateways()
     key = gw1.keys.create("thief", ["predict"])[1]
     kid = key.split("_")[1]
     _flag_with_the_monitor(gw1, kid)
     assert kid not in gw1.limiter.throttled
     gw1.close()  # saves the monitors' state (flagged) with no throttle record
     assert "throttle:" + kid not in FileStateStore(gw1.state_dir / "defence.json").get_all()
-    app2, gw2 = gateways()
+    _app2, gw2 = gateways()
     assert kid in gw2.limiter.throttled
     alerts = [a for a in gw2.alerts if a["key_id"] == kid]
     assert len(alerts) == 1 and "re-applied" in alerts[0]["message"] and alerts[0]["action"] == "throttle"
@@ -251,7 +252,7 @@ def test_an_admins_unthrottle_also_holds_across_a_restart(gateways, breast_cance
     _throttle(gw1, kid)
     with TestClient(app1) as c:
         assert c.post(f"/admin/keys/{kid}/unthrottle", headers=bearer(admin)).status_code == 200
-    app2, gw2 = gateways()
+    _app2, gw2 = gateways()
     assert kid not in gw2.limiter.throttled  # the monitor still says flagged: the admin's decision stands
     assert not [a for a in gw2.alerts if a["key_id"] == kid]
 
@@ -277,7 +278,7 @@ def test_monitor_state_is_saved_periodically_not_only_at_shutdown(gateways, brea
 def test_throttles_live_in_redis_when_the_limits_do(gateways, breast_cancer, redis_url):
     url, prefix = redis_url
     lim = {"backend": "redis", "redis_url": url, "redis_prefix": prefix}
-    app1, gw1 = gateways(limits=lim, input={"policy": "log"})
+    _app1, gw1 = gateways(limits=lim, input={"policy": "log"})
     key = gw1.keys.create("thief", ["predict"])[1]
     kid = key.split("_")[1]
     _throttle(gw1, kid)
