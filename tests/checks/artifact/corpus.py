@@ -575,3 +575,64 @@ def _savedmodel_dir(ops: list[str], func_ops: list[str] = ()) -> Callable[[Path]
         (path / "saved_model.pb").write_bytes(savedmodel(ops, func_ops))
         (path / "variables").mkdir(exist_ok=True)
     return w
+
+
+# ------------------------------------------------------------------ hand-written zip archives
+def zip_local(name: str, data: bytes) -> bytes:
+    nb = name.encode()
+    return struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0x800, 0, 0, 0, zlib.crc32(data), len(data), len(data),
+                       len(nb), 0) + nb + data
+
+
+def zip_central(name: str, data: bytes, offset: int) -> bytes:
+    nb = name.encode()
+    return struct.pack("<4s6H3L5HLL", b"PK\x01\x02", 20, 20, 0x800, 0, 0, 0, zlib.crc32(data), len(data),
+                       len(data), len(nb), 0, 0, 0, 0, 0, offset) + nb
+
+
+def zip64_record(n: int, cd_size: int, cd_off: int) -> bytes:
+    return struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, cd_size, cd_off)
+
+
+def write_zip(members: list[tuple[str, bytes]], *, zip64: bool = False, locator_shift: int = 0) -> bytes:
+    """A stored zip written byte by byte (duplicate and case-variant names allowed); ``zip64`` adds a
+    zip64 end record and locator (``locator_shift`` moves the locator's pointer off the record)."""
+    out = bytearray()
+    cd = bytearray()
+    for name, data in members:
+        cd += zip_central(name, data, len(out))
+        out += zip_local(name, data)
+    cd_off = len(out)
+    out += cd
+    n = len(members)
+    if zip64:
+        rec = len(out)
+        out += zip64_record(n, len(cd), cd_off)
+        out += struct.pack("<4sLQL", b"PK\x06\x07", 0, rec + locator_shift, 1)
+        out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    else:
+        out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(cd), cd_off, 0)
+    return bytes(out)
+
+
+def zip64_two_views(next_to_locator: list[tuple[str, bytes]], pointed_to: list[tuple[str, bytes]]) -> bytes:
+    """One file, two archives: zipfile reads the zip64 end record next to the locator (the first
+    member list), miniz/PyTorch the record the locator points to (the second)."""
+    out = bytearray()
+    offs = []
+    for name, data in next_to_locator + pointed_to:
+        offs.append(len(out))
+        out += zip_local(name, data)
+    k = len(next_to_locator)
+    cd_b = b"".join(zip_central(n, d, offs[k + i]) for i, (n, d) in enumerate(pointed_to))
+    pos_b = len(out)
+    out += cd_b
+    rec_b = len(out)
+    out += zip64_record(len(pointed_to), len(cd_b), pos_b)
+    cd_a = b"".join(zip_central(n, d, offs[i]) for i, (n, d) in enumerate(next_to_locator))
+    pos_a = len(out)
+    out += cd_a
+    out += zip64_record(len(next_to_locator), len(cd_a), pos_a)
+    out += struct.pack("<4sLQL", b"PK\x06\x07", 0, rec_b, 1)
+    out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return bytes(out)

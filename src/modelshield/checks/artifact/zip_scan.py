@@ -137,7 +137,9 @@ def read_central_directory(fh: BinaryIO, size: int) -> tuple[list[ZipEntry], dic
         view_shift = cd_start - cdoff  # bytes of archive prefix (self-extractors, appended archives)
         if k == 0:
             shift = view_shift
-        for e in _parse_cd(fh, cd_start, cdsz, n, view_shift):
+        view_entries = _parse_cd(fh, cd_start, cdsz, n, view_shift)
+        findings.extend(name_collisions(view_entries))
+        for e in view_entries:
             key = (e.name, e.header_offset)
             if key not in seen:
                 seen.add(key)
@@ -158,6 +160,26 @@ def read_central_directory(fh: BinaryIO, size: int) -> tuple[list[ZipEntry], dic
         if e.data_offset + e.csize > size:
             raise _Malformed(f"zip member {e.name!r} declares {e.csize} bytes past the end of the file")
     return entries, info
+
+
+def name_collisions(entries: list[ZipEntry]) -> list[RawFinding]:
+    """Members of one central directory whose names are equal exactly or ignoring case."""
+    out: list[RawFinding] = []
+    by_name: dict[str, list[str]] = {}
+    for e in entries:
+        by_name.setdefault(e.name.lower(), []).append(e.name)
+    for names in by_name.values():
+        if len(names) > 1:
+            exact = len(set(names)) < len(names)
+            out.append(RawFinding(
+                Severity.HIGH, "artifact.zip.name-collision",
+                f"zip members whose names collide {'exactly' if exact else 'ignoring case'}: "
+                f"{', '.join(repr(n) for n in names[:4])}", None,
+                "PyTorch's reader (miniz) finds members case-insensitively and takes one of the colliding "
+                "names, zipfile (NumPy, Keras) takes the last exact match: loaders and a scanner that "
+                "picks by name can read different content. Every member was scanned.",
+                {"names": names[:16]}))
+    return out
 
 
 def _parse_cd(fh: BinaryIO, cd_start: int, cd_size: int, n_total: int, shift: int) -> list[ZipEntry]:
@@ -205,20 +227,6 @@ def zip_structure_findings(entries: list[ZipEntry], info: dict[str, Any]) -> lis
     out: list[RawFinding] = list(info.get("findings", ()))
     total = 0
     spans = []
-    by_name: dict[str, list[str]] = {}
-    for e in entries:
-        by_name.setdefault(e.name.lower(), []).append(e.name)
-    for names in by_name.values():
-        if len(names) > 1:
-            exact = len(set(names)) < len(names)
-            out.append(RawFinding(
-                Severity.HIGH, "artifact.zip.name-collision",
-                f"zip members whose names collide {'exactly' if exact else 'ignoring case'}: "
-                f"{', '.join(repr(n) for n in names[:4])}", None,
-                "PyTorch's reader (miniz) finds members case-insensitively and takes one of the colliding "
-                "names, zipfile (NumPy, Keras) takes the last exact match: loaders and a scanner that "
-                "picks by name can read different content. Every member was scanned.",
-                {"names": names[:16]}))
     for e in entries:
         total += e.usize
         if e.local_name != e.name:
