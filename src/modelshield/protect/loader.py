@@ -16,10 +16,18 @@ verification, and no plaintext ever reaches a temp file.
   Without the scanner installed, pickle-based content is refused unless ``trust=True``.
 * ``trust=True`` (only for files you made) skips the scan and uses the framework's own loader; it
   never skips signature verification or decryption. A policy can forbid it (``allow_trust=False``).
+  A decrypted payload is scanned even then (not enforced), so the audit can report its content.
+
+Exit codes: unparseable or unknown-format content (empty, text, random bytes, a truncated archive,
+with or without encryption) is an input error, :class:`FormatError` (2), when the scanner found nothing
+else at or above ``block_at``; content that is parseable but unsafe, or could not be fully inspected
+(dangerous findings, a scan that hit its time limit), is refused with :class:`UnsafeModelError` (3);
+a tampered container or bad signature is :class:`IntegrityError` (3). Nothing is loaded in any case.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from modelshield.errors import (
+    FormatError,
     IntegrityError,
     UnsafeModelError,
     UntrustedModelError,
@@ -40,6 +49,7 @@ from modelshield.models.load import (
     load_file_unrestricted,
     wrap_loaded,
 )
+from modelshield.protect._provenance import PayloadScan, attach_payload_scan
 
 __all__ = ["PICKLE_BASED", "TrustPolicy", "detect_format_bytes", "secure_load"]
 
@@ -58,6 +68,8 @@ class TrustPolicy:
     require_encryption : refuse models that are not modelshield-encrypted containers.
     block_at : scanner findings at or above this severity refuse the load.
     allow_trust : whether ``trust=True`` may bypass the scanner.
+    strict_key_permissions : refuse (``KeyPermissionError``, exit 3) a ``key_file`` readable by group or
+        others instead of warning.
     """
 
     public_keys: Sequence[Any] = ()
@@ -66,6 +78,7 @@ class TrustPolicy:
     require_encryption: bool = False
     block_at: Severity | str = Severity.HIGH
     allow_trust: bool = True
+    strict_key_permissions: bool = False
 
 
 def _public_keys(items: Sequence[Any]) -> list[Any]:
@@ -75,7 +88,8 @@ def _public_keys(items: Sequence[Any]) -> list[Any]:
 
 
 def _key_material(key: bytes | None, key_file: str | Path | None, key_env: str | None,
-                  passphrase: str | bytes | None, passphrase_env: str | None) -> tuple[bytes | None, Any]:
+                  passphrase: str | bytes | None, passphrase_env: str | None,
+                  strict: bool = False) -> tuple[bytes | None, Any]:
     from modelshield.protect.keys import key_from_env, load_key_file, passphrase_from_env
 
     given = [x for x in (key, key_file, key_env, passphrase, passphrase_env) if x is not None]
@@ -84,7 +98,7 @@ def _key_material(key: bytes | None, key_file: str | Path | None, key_env: str |
     if key is not None:
         return bytes(key), None
     if key_file is not None:
-        return load_key_file(key_file), None
+        return load_key_file(key_file, strict=strict), None
     if key_env is not None:
         return key_from_env(key_env), None
     if passphrase_env is not None:
@@ -112,8 +126,10 @@ def secure_load(
 
     Raises
     ------
-    IntegrityError : missing/bad signature, wrong key, tampered or truncated container.
-    UnsafeModelError : the scanner found findings at or above the blocking severity.
+    IntegrityError : missing/bad signature, wrong key, tampered or truncated container (exit 3).
+    UnsafeModelError : the scanner found findings at or above the blocking severity (exit 3), except:
+    FormatError : the content (decrypted, for a container) is empty, unparseable or in no format the
+        scanner recognises, and nothing else blocks: an input error (exit 2); nothing was loaded.
     UntrustedModelError : pickle content, no scanner available and ``trust`` not given; or an
         unencrypted model where the policy requires encryption.
     """
@@ -134,8 +150,10 @@ def secure_load(
     from modelshield.protect.crypto import decrypt_bytes, is_encrypted
 
     encrypted = is_encrypted(data)
+    raw_size = len(data)
+    raw_sha256 = hashlib.sha256(data).hexdigest() if encrypted else None  # identifies the file for the audit
     if encrypted:
-        k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env)
+        k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env, pol.strict_key_permissions)
         if k is None and pw is None:
             raise UserError(f"{path} is encrypted; give its key (modelshield audit: --key-file, --key-env or "
                             "--passphrase-env; Python: key_file=, key_env=, passphrase_env=) or decrypt it first "
@@ -149,26 +167,74 @@ def secure_load(
     fmt = detect_format_bytes(data)
     if trust and not pol.allow_trust:
         raise UntrustedModelError(f"refusing {path}: the trust policy does not allow trust=True")
-    if not trust:
+    report = None
+    if not trust or encrypted:  # an encrypted payload is always scanned: the artifact check reports it
         scan_bytes, safe_load = _scanner()
         report = scan_bytes(data, path.name)  # bytes-like; the scanner wraps it, no copy
+    if not trust:
+        assert report is not None
         if getattr(report, "errors", None):
             raise UnsafeModelError(f"refusing to load {path}: the scan did not complete "
                                    f"({report.errors[0]})", findings=list(report.findings))
         if report.blocks(block_at):
-            bad = [f for f in report.findings if Severity.parse(f.severity) >= block_at]
-            first = bad[0].title if bad else "blocking findings"
-            raise UnsafeModelError(
-                f"refusing to load {path}: the scanner found {len(bad) or 'blocking'} finding(s) at or "
-                f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`"
-                + (" after `modelshield protect decrypt` (the scanner cannot read the encrypted file)" if encrypted
-                   else ""),
-                findings=list(report.findings),
-            )
+            raise _refusal(path, report, block_at, encrypted)
+        if _unrecognised(report):  # the scanner grades unknown content by the file's name; a model must parse
+            what = "an encrypted payload" if encrypted else "a file"
+            raise FormatError(f"{path}: unsupported model format ({what} in which the scanner recognised no "
+                              "format); nothing was loaded")
         if fmt in PICKLE_BASED:
-            return wrap_loaded(safe_load(data, fmt), path, fmt, input_shape=input_shape, classes=classes)
-    return load_file_unrestricted(path, fmt, input_shape=input_shape, classes=classes,
-                                  data=bytes(data) if fmt == "onnx" else data)  # type: ignore[arg-type]
+            model = wrap_loaded(safe_load(data, fmt), path, fmt, input_shape=input_shape, classes=classes)
+            _record(model, path, raw_sha256, raw_size, fmt, data, report, enforced=True)
+            return model
+    model = load_file_unrestricted(path, fmt, input_shape=input_shape, classes=classes,
+                                   data=bytes(data) if fmt == "onnx" else data)  # type: ignore[arg-type]
+    if report is not None:
+        _record(model, path, raw_sha256, raw_size, fmt, data, report, enforced=not trust)
+    return model
+
+
+#: Findings that mean "this is not a file we can parse", not "this is unsafe": with nothing else at or
+#: above the blocking severity, the file is an input error (exit 2). Nothing was loaded either way.
+_PARSE_FAILURE = "artifact.malformed"
+_NOT_A_FORMAT = "artifact.inconclusive"
+_NO_FORMAT = frozenset({"unknown", "text"})
+
+
+def _refusal(path: Path, report: Any, block_at: Severity, encrypted: bool) -> Exception:
+    """The error for a blocked scan: :class:`FormatError` (exit 2) when the content is unparseable or in
+    no format the scanner recognises and nothing else blocks; :class:`UnsafeModelError` (exit 3)
+    otherwise (dangerous content, or parseable content that could not be fully inspected)."""
+    bad = [f for f in report.findings if Severity.parse(f.severity) >= block_at]
+    first = bad[0].title if bad else "blocking findings"
+    unknown = _unrecognised(report)
+    if bad and all(f.rule_id == _PARSE_FAILURE or (f.rule_id == _NOT_A_FORMAT and unknown) for f in bad):
+        what = "an encrypted payload" if encrypted else "a file"
+        return FormatError(f"{path}: unsupported model format ({what} that does not parse: {first}); "
+                           "nothing was loaded")
+    return UnsafeModelError(
+        f"refusing to load {path}: the scanner found {len(bad) or 'blocking'} finding(s) at or "
+        f"above {block_at.value} ({first}); inspect it with `modelshield scan {path}`"
+        + (" after `modelshield protect decrypt` (the scanner cannot read the encrypted file)" if encrypted
+           else ""),
+        findings=list(report.findings),
+    )
+
+
+def _unrecognised(report: Any) -> bool:
+    """True when the scanner recognised no format at all in the content (empty, text, random bytes)."""
+    formats = {fr.format for fr in getattr(report, "files", ())}
+    return bool(formats) and formats <= _NO_FORMAT
+
+
+def _record(model: BaseModel, path: Path, raw_sha256: str | None, raw_size: int, fmt: str,
+            data: bytes | bytearray, report: Any, *, enforced: bool) -> None:
+    """Keep the decrypted payload's scan with the model (encrypted files only; see ``_provenance``)."""
+    files = getattr(report, "files", None)
+    if raw_sha256 is None or not files:
+        return
+    attach_payload_scan(model, PayloadScan(path=str(path.resolve()), file_sha256=raw_sha256, file_size=raw_size,
+                                           payload_format=fmt, payload_size=len(data),
+                                           report=files[0], enforced=enforced))
 
 
 def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str | Path | None) -> None:

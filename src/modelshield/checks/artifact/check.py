@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from modelshield.checks.artifact.report import FileStatus, ScanReport
+from modelshield.checks.artifact.report import FileReport, FileStatus, ScanReport
 from modelshield.checks.artifact.scanner import DEFAULT_TIMEOUT, scan_file
 from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.findings import CheckResult, CheckStatus
+from modelshield.protect._provenance import PayloadScan, payload_scan
 
 __all__ = ["ArtifactCheck"]
 
@@ -21,10 +24,14 @@ class ArtifactCheck(Check):
     Scans ``ctx.model_path`` and ``ctx.artifacts`` (directories recursively) with
     :func:`modelshield.checks.artifact.scan`. Nothing is deserialised or executed.
 
+    An encrypted model that the secure loader decrypted (``audit --key-file ...``) is reported with the
+    scan of its decrypted payload, which the loader made in memory, provided the file on disk is still
+    the one it read (same SHA-256); the row's format reads ``modelshield-encrypted > <payload format>``.
+
     Options
     -------
     timeout : per-file wall-clock bound in seconds; a file that hits it is reported inconclusive.
-    hash : record each file's SHA-256 in the report (skipped in quick mode).
+    hash : record each file's SHA-256 in the report (the ``sha256`` column; quick mode too).
 
     References
     ----------
@@ -68,10 +75,16 @@ class ArtifactCheck(Check):
                 raise InputNotFoundError(f"artifact not found: {p}")
             files.extend(_iter_files(p) if p.is_dir() else [p])
         report = ScanReport()
+        loaded = payload_scan(ctx.model) if ctx.model is not None else None
         for i, f in enumerate(files):
             ctx.progress(i / max(len(files), 1), f"scanning {f.name}")
-            report.files.append(scan_file(f, timeout=self.timeout, hash=self.hash and not ctx.quick))
-            report.duration_s += report.files[-1].duration_s
+            fr = _decrypted_report(f, loaded) if loaded is not None else None
+            if fr is None:
+                fr = scan_file(f, timeout=self.timeout, hash=self.hash)
+            elif not self.hash:
+                fr.sha256 = None
+            report.files.append(fr)
+            report.duration_s += fr.duration_s
         ctx.progress(1.0, "scan done")
         counts = report.counts()
         bad = (counts[FileStatus.DANGEROUS.value] + counts[FileStatus.MALFORMED.value]
@@ -85,7 +98,8 @@ class ArtifactCheck(Check):
             "files_blocking": bad,
         }
         rows = [{"file": fr.path, "format": fr.format, "status": fr.status.value, "size": fr.size,
-                 "findings": len(fr.findings), "sha256": fr.sha256 or ""} for fr in report.files]
+                 "findings": len(fr.findings), **({"sha256": fr.sha256} if self.hash else {})}
+                for fr in report.files]
         summary = (f"{len(report.files)} file(s) scanned: {counts['clean']} clean, {counts['suspicious']} "
                    f"suspicious, {counts['dangerous']} dangerous, {counts['malformed']} malformed, "
                    f"{counts['inconclusive']} inconclusive.")
@@ -93,3 +107,35 @@ class ArtifactCheck(Check):
             findings=list(report.findings), metrics=metrics, tables={"files": rows}, summary=summary,
             status=CheckStatus.FINDINGS if report.findings else CheckStatus.PASSED,
         )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def _decrypted_report(path: Path, loaded: PayloadScan) -> FileReport | None:
+    """The loader's scan of ``path``'s decrypted payload, as this file's report; ``None`` when ``path``
+    is not the file the loader read, or has changed since (then it is scanned as it is on disk)."""
+    try:
+        if str(path.resolve()) != loaded.path or path.stat().st_size != loaded.file_size:
+            return None
+        digest = _sha256(path)
+    except OSError:
+        return None
+    if digest != loaded.file_sha256:
+        return None
+    inner: FileReport = loaded.report
+    where = str(path)
+    findings = [dataclasses.replace(f, location=where) if f.location != where else f for f in inner.findings]
+    details = dict(inner.details)
+    details["decrypted_payload"] = {"format": inner.format, "size": loaded.payload_size,
+                                    "scanned_by": "secure loader (in memory)",
+                                    "enforced": loaded.enforced}
+    return FileReport(path=where, format=f"modelshield-encrypted > {inner.format}", size=loaded.file_size,
+                      findings=findings, sha256=digest, duration_s=inner.duration_s, details=details)
