@@ -15,17 +15,29 @@ Verdicts
 
 from __future__ import annotations
 
+import _compat_pickle
+import functools
 import re
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "ALLOW_EXACT",
+    "ALLOW_PAIRS",
     "ALLOW_PATTERNS",  # noqa: F822 - provided by the module __getattr__ (compiled on demand)
+    "ALLOW_QUALNAMES",
+    "ALLOW_RULES",
     "DENY_PREFIXES",
     "NESTED_LOADERS",
+    "REEXPORTED_GADGETS",
+    "VALUE_TYPES",
+    "AllowRule",
     "Verdict",
     "classify_global",
+    "compat_name",
+    "identity_verdict",
 ]
 
 
@@ -176,9 +188,24 @@ DENY_PREFIXES: dict[str, str] = {
     "shelve": "opens databases that unpickle",
     "dbm": "opens database files",
     "sqlite3": "opens database files",
-    "gzip.open": "opens any file",
-    "bz2.open": "opens any file",
-    "lzma.open": "opens any file",
+    "logging": "logging.FileHandler(path, 'w') truncates any file; handlers open sockets/SMTP; config evaluates",
+    "unittest": "unittest.mock objects call any side_effect; test runners import and run code",
+    "test": "CPython's test package: test.support.script_helper runs subprocesses",
+    "dataclasses": "dataclasses' code generation (_create_fn) execs source strings",
+    "gzip": "GzipFile(path, 'wb') creates/truncates any file",
+    "bz2": "BZ2File(path, 'w') creates/truncates any file",
+    "lzma": "LZMAFile(path, 'w') creates/truncates any file",
+    "posixpath": "os.path under its canonical name: probes the file system",
+    "ntpath": "os.path under its canonical name (Windows)",
+    "genericpath": "os.path helpers: probe the file system",
+    "mailbox": "mailbox classes create and write files",
+    "wave": "wave.open(path, 'wb') writes files",
+    "py_compile": "writes byte-code files",
+    "compileall": "compiles and writes byte-code files",
+    "tokenize": "tokenize.open reads any file",
+    "sched": "scheduler runs arbitrary callables",
+    "contextvars": "Context.run calls arbitrary callables",
+    "_contextvars": "Context.run calls arbitrary callables",
     "uuid._get_command_stdout": "runs a command",
     "ctypes.util": "runs ldconfig/gcc",
     # nested deserialisation
@@ -294,19 +321,22 @@ NESTED_LOADERS: frozenset[str] = frozenset(
     }
 )
 
+
 # --------------------------------------------------------------------------------------------
-# Allowlist: exact full paths, then (regex over the full path, reason) patterns.
+# Allowlist: exact (module, qualname) pairs, then rules that admit one class-like name per module.
 # --------------------------------------------------------------------------------------------
 _BUILTIN_SAFE = (
     "set", "frozenset", "bytes", "bytearray", "dict", "list", "tuple", "int", "float", "complex",
-    "bool", "str", "slice", "range", "object", "NoneType", "Ellipsis", "NotImplemented",
+    "bool", "str", "slice", "range", "object", "Ellipsis", "NotImplemented",
 )
 
+#: Exact allowlist, written ``"module.name"``: the *last* dot separates the module path from the
+#: name, which is one identifier (see :data:`ALLOW_QUALNAMES` for the few dotted qualified names).
+#: Python 2 spellings (``__builtin__.set``, ``copy_reg._reconstructor``) are not listed: they are
+#: mapped through ``_compat_pickle`` first, as the unpickler maps them.
 ALLOW_EXACT: dict[str, str] = {
     **{f"builtins.{n}": "plain builtin container/scalar constructor" for n in _BUILTIN_SAFE},
-    **{f"__builtin__.{n}": "protocol-2 spelling of a builtin constructor" for n in _BUILTIN_SAFE},
     "copyreg._reconstructor": "protocol 0/1 object reconstruction (class and base are checked separately)",
-    "copy_reg._reconstructor": "Python 2 spelling of copyreg._reconstructor",
     "copyreg.__newobj__": "cls.__new__(cls, *args) for protocol 2 objects",
     "copyreg.__newobj_ex__": "cls.__new__(cls, *args, **kwargs)",
     "_codecs.encode": "protocol 2 encodes bytes as _codecs.encode(str, 'latin1')",
@@ -361,7 +391,6 @@ ALLOW_EXACT: dict[str, str] = {
     "torch.device": "device descriptor",
     "torch.nn.parameter.Parameter": "model parameter",
     "torch.nn.parameter.Buffer": "model buffer",
-    "torch.serialization._get_layout": "layout descriptor",
     "torch.storage.TypedStorage": "tensor storage",
     "torch.storage.UntypedStorage": "tensor storage",
     "torch.UntypedStorage": "tensor storage",
@@ -392,6 +421,32 @@ ALLOW_EXACT: dict[str, str] = {
     "fairlearn.postprocessing._threshold_operation.ThresholdOperation": "one threshold comparison (> or <)",
 }
 
+ALLOW_EXACT.update({
+    "numpy.ma.MaskedArray": "masked array (public path, e.g. GridSearchCV.cv_results_)",
+    "scipy._lib.array_api_compat.numpy._aliases.asarray":
+        "array constructor SciPy's BSpline keeps as its array namespace (SplineTransformer)",
+    "array.array": "typed array",
+    "array._array_reconstructor": "typed array reconstruction",
+    "zoneinfo.ZoneInfo": "time zone value type (tz-aware pandas data)",
+    # scikit-learn score functions held by SelectKBest/SelectPercentile
+    **{f"sklearn.feature_selection._univariate_selection.{n}": "univariate score function (SelectKBest)"
+       for n in ("f_classif", "f_regression", "chi2", "r_regression", "f_oneway")},
+    **{f"sklearn.feature_selection._mutual_info.{n}": "mutual-information score function (SelectKBest)"
+       for n in ("mutual_info_classif", "mutual_info_regression")},
+    # PyTorch activation functions defined in torch.nn.functional itself (the C ones pickle as torch._C)
+    **{f"torch.nn.functional.{n}": "PyTorch activation function" for n in (
+        "relu", "relu6", "elu", "selu", "celu", "silu", "mish", "leaky_relu", "hardtanh", "hardswish",
+        "hardsigmoid", "sigmoid", "tanh", "softmax", "log_softmax", "softmin", "softsign", "tanhshrink",
+        "rrelu", "glu", "dropout", "normalize")},
+    # NumPy ufuncs / reductions used as FunctionTransformer functions
+    **{f"numpy.{n}": "NumPy ufunc / reduction used as a transformer function" for n in (
+        "abs", "absolute", "log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square", "sign",
+        "negative", "reciprocal", "sin", "cos", "tan", "tanh", "arctan", "sinh", "cosh", "floor", "ceil",
+        "rint", "clip", "maximum", "minimum", "add", "subtract", "multiply", "divide", "true_divide",
+        "power", "mean", "median", "sum", "nanmean", "nanmedian", "identity", "isnan", "isfinite",
+        "argmax", "argmin", "max", "min", "std", "var")},
+})
+
 _TORCH_DTYPES = (
     "float32 float float64 double float16 half bfloat16 complex64 cfloat complex128 cdouble "
     "uint8 int8 int16 short int32 int int64 long bool uint16 uint32 uint64 qint8 quint8 qint32 "
@@ -401,92 +456,166 @@ _TORCH_DTYPES = (
 for _d in _TORCH_DTYPES:
     ALLOW_EXACT[f"torch.{_d}"] = "dtype / layout / memory-format constant"
 
-_CLASS = r"_*[A-Z][A-Za-z0-9_]*"
+#: Dotted qualified names (protocol 4+ ``module`` / ``Outer.inner``) allowed as exact pairs. A dotted
+#: name is otherwise an attribute chain and is denied: chains walk through the module aliases a package
+#: imports (``sklearn._loss.loss.np.save``, ``enum.bltns.eval``).
+ALLOW_QUALNAMES: dict[tuple[str, str], str] = {
+    ("zoneinfo", "ZoneInfo._unpickle"): "ZoneInfo's own reconstruction classmethod (protocol 4+)",
+}
+
+#: The exact allowlist as ``(module, name)`` pairs: what lookups use.
+ALLOW_PAIRS: dict[tuple[str, str], str] = {
+    **{tuple(full.rsplit(".", 1)): why for full, why in ALLOW_EXACT.items()},  # type: ignore[misc]
+    **ALLOW_QUALNAMES,
+}
+
+#: Objects without a ``__module__``/``__qualname__`` of their own (constants): the restricted loader
+#: accepts one only when its exact pair is listed and its *type* is one of these.
+VALUE_TYPES: frozenset[tuple[str, str]] = frozenset({
+    ("torch", "dtype"), ("torch", "layout"), ("torch", "memory_format"),
+    ("builtins", "ellipsis"), ("builtins", "NotImplementedType"), ("builtins", "NoneType"),
+})
+
+#: A class name: CamelCase with a lower-case letter (``_BinMapper``, ``KMeans``), or a short all-caps
+#: acronym without underscores (``PCA``, ``RBF``, ``LSTM``, ``MT19937``). Not ``F``/``T`` (one letter)
+#: nor ``_C``/``_VF``: the names module aliases take (``import torch.nn.functional as F``).
+_CLASS = r"_*[A-Z][A-Za-z0-9_]*[a-z][A-Za-z0-9_]*|[A-Z][A-Z0-9]{1,9}"
 _PYX = r"__pyx_unpickle_[A-Za-z0-9_]+"
-_MOD = r"(?:\.[a-z_][a-z0-9_]*)*"
+_SUB = r"(?:\.[a-z_][a-z0-9_]*)*"
 
-#: (regular expression, reason) pairs, tried in order with ``fullmatch``. Each is compiled on first use
-#: (a one-file scan rarely needs them all; compiling them at import cost several ms of start-up);
-#: ``ALLOW_PATTERNS`` gives them compiled.
-_ALLOW_SOURCES: tuple[tuple[str, str], ...] = (
-    (rf"sklearn{_MOD}\.(?:{_CLASS}|{_PYX})", "scikit-learn estimator / transformer / Cython class"),
-    (rf"sklearn\._loss{_MOD}\.[A-Za-z_][A-Za-z0-9_]*", "scikit-learn loss objects"),
-    (rf"numpy\.random{_MOD}\.{_CLASS}", "NumPy random generators"),
-    (r"numpy\.(?:core|_core)\.(?:multiarray|numeric|_multiarray_umath)\.(?:_reconstruct|scalar|"
-     r"_frombuffer|frombuffer|_ufunc_reconstruct|ndarray|dtype)",
-     "NumPy array/scalar reconstruction helpers"),
-    (r"numpy\.(?:u?int(?:8|16|32|64)|float(?:16|32|64|128)|complex(?:64|128|256)|bool_?|"
-     r"str_|bytes_|object_|void|datetime64|timedelta64|longdouble|clongdouble|intp|uintp|"
-     r"generic|number|integer|floating)",
-     "NumPy scalar types"),
-    (r"numpy\.dtypes\.[A-Za-z0-9]+DType", "NumPy dtype classes"),
-    (r"numpy\.(?:abs|absolute|log|log1p|log2|log10|exp|expm1|sqrt|square|sign|negative|"
-     r"reciprocal|sin|cos|tan|tanh|arctan|sinh|cosh|floor|ceil|rint|clip|maximum|minimum|"
-     r"add|subtract|multiply|divide|true_divide|power|mean|median|sum|nanmean|nanmedian|"
-     r"identity|isnan|isfinite|argmax|argmin|max|min|std|var)",
-     "NumPy ufunc / reduction used as a transformer function"),
-    (rf"scipy\.sparse{_MOD}\.(?:{_CLASS}|_[a-z_]+_matrix|{_PYX})", "SciPy sparse matrices"),
-    (r"scipy\.stats\._(?:continuous|discrete)_distns\.[a-z_]+(?:_gen)?", "SciPy distributions"),
-    (rf"scipy\.stats\._distn_infrastructure\.(?:{_CLASS}|rv_[a-z_]+)", "SciPy frozen distributions"),
-    (rf"pandas\.(?:core|_libs){_MOD}\.(?:{_CLASS}|_new_[A-Za-z]+|_unpickle[a-z_]*|"
-     rf"new_block[a-z_]*|{_PYX}|_[a-z]+_unpickle|[A-Z]\w*)",
-     "pandas containers and their reconstruction helpers"),
-    (r"pandas\.(?:arrays\.)?[A-Z][A-Za-z0-9]*", "pandas containers, indexes, dtypes and arrays"),
-    (rf"torch\.nn\.modules{_MOD}\.{_CLASS}", "PyTorch layer classes"),
-    (r"torch\.nn\.functional\.[a-z][a-z0-9_]*", "PyTorch activation functions"),
-    (rf"torch\.optim{_MOD}\.{_CLASS}", "PyTorch optimizer / scheduler classes"),
-    (r"torch\.(?:[A-Z][A-Za-z0-9]*)Storage", "legacy typed storages"),
-    (rf"torch\.nn\.utils\.parametrize\.{_CLASS}", "parametrized modules"),
-    (rf"(?:xgboost|lightgbm|catboost){_MOD}\.{_CLASS}", "gradient-boosting model classes"),
-    (rf"imblearn{_MOD}\.{_CLASS}", "imbalanced-learn estimators"),
+
+@dataclass(frozen=True)
+class AllowRule:
+    """Admits ``(module, name)`` when ``module`` fully matches ``module`` (a module path of a trusted
+    package) and ``name`` fully matches ``name``: one identifier, never dotted, of a form a module alias
+    or an imported helper cannot take (a class name, a Cython pickle helper, a suffix family)."""
+
+    id: str
+    module: str
+    name: str
+    reason: str
+
+
+#: The rule-based allowlist, tried in order after the exact pairs.
+ALLOW_RULES: tuple[AllowRule, ...] = (
+    AllowRule("sklearn-class", rf"sklearn{_SUB}", rf"{_CLASS}|{_PYX}",
+              "scikit-learn estimator / transformer / loss / Cython class"),
+    AllowRule("sklearn-metric", r"sklearn\.metrics\._(?:classification|regression|ranking)",
+              r"[a-z][a-z0-9_]*_(?:score|error|loss|deviance)", "scikit-learn metric held by a scorer"),
+    AllowRule("sklearn-kernel", r"sklearn\.metrics\.pairwise", r"[a-z][a-z0-9_]*_(?:kernel|distances)",
+              "scikit-learn kernel / distance function"),
+    AllowRule("sklearn-tree-ctor",
+              r"sklearn\.(?:neighbors\._(?:ball_tree|kd_tree|binary_tree)|metrics\._dist_metrics)",
+              r"newObj", "Cython tree / distance-metric reconstruction"),
+    AllowRule("numpy-random", rf"numpy\.random{_SUB}", _CLASS, "NumPy random generators"),
+    AllowRule("numpy-reconstruct", r"numpy\.(?:core|_core)\.(?:multiarray|numeric|_multiarray_umath)",
+              r"_reconstruct|scalar|_frombuffer|_ufunc_reconstruct|ndarray|dtype",
+              "NumPy array/scalar reconstruction helpers"),
+    AllowRule("numpy-scalar", r"numpy",
+              r"u?int(?:8|16|32|64)|float(?:16|32|64|128)|complex(?:64|128|256)|bool_?|str_|bytes_|object_|"
+              r"void|datetime64|timedelta64|longdouble|clongdouble|intp|uintp|generic|number|integer|floating",
+              "NumPy scalar types"),
+    AllowRule("numpy-dtype", r"numpy\.dtypes", r"[A-Z][A-Za-z0-9]*DType", "NumPy dtype classes"),
+    AllowRule("scipy-sparse", rf"scipy\.sparse{_SUB}", rf"{_CLASS}|[a-z]{{3}}_(?:matrix|array)|{_PYX}",
+              "SciPy sparse matrices"),
+    AllowRule("scipy-distribution", r"scipy\.stats\._(?:continuous|discrete)_distns", r"[a-z][a-z0-9_]*_gen",
+              "SciPy distribution classes"),
+    AllowRule("scipy-frozen", r"scipy\.stats\._distn_infrastructure", rf"{_CLASS}|rv_[a-z_]+",
+              "SciPy frozen distributions"),
+    AllowRule("scipy-interpolate", rf"scipy\.interpolate{_SUB}", _CLASS, "SciPy splines (SplineTransformer)"),
+    AllowRule("pandas-internal", rf"pandas\.(?:core|_libs){_SUB}",
+              rf"{_CLASS}|{_PYX}|_new_[A-Za-z]+|_unpickle[a-z_]*|new_block[a-z_]*|_[a-z]+_unpickle",
+              "pandas containers and their reconstruction helpers"),
+    AllowRule("pandas-public", r"pandas(?:\.arrays)?", r"[A-Z][A-Za-z0-9]*",
+              "pandas containers, indexes, dtypes and arrays"),
+    AllowRule("torch-layer", rf"torch\.nn\.modules{_SUB}", _CLASS, "PyTorch layer classes"),
+    AllowRule("torch-optim", rf"torch\.optim{_SUB}", _CLASS, "PyTorch optimizer / scheduler classes"),
+    AllowRule("torch-storage", r"torch", r"[A-Z][A-Za-z0-9]*Storage", "legacy typed storages"),
+    AllowRule("torch-parametrize", r"torch\.nn\.utils\.parametrize", _CLASS, "parametrized modules"),
+    AllowRule("boosting", rf"(?:xgboost|lightgbm|catboost){_SUB}", _CLASS, "gradient-boosting model classes"),
+    AllowRule("imblearn", rf"imblearn{_SUB}", _CLASS, "imbalanced-learn estimators"),
 )
-_ALLOW_COMPILED: list[re.Pattern[str] | None] = [None] * len(_ALLOW_SOURCES)
+
+#: Class-shaped names that trusted packages bind to denylisted classes or to modules in their own namespaces
+#: (``from threading import Thread`` in ``sklearn.callback._progressbar``, ``from multiprocessing.connection
+#: import Listener``): a rule would admit ``<trusted module>.<Name>`` by its shape, so these names are denied
+#: below rule-admitted paths (exact pairs are unaffected). The scanner cannot import to check identity; the
+#: restricted loader does (:func:`identity_verdict`), and the tests regenerate this list from the installed
+#: packages and fail when a re-export of a denylisted class is missing.
+REEXPORTED_GADGETS: dict[str, str] = {
+    "Thread": "threading.Thread(target=...) runs a callable", "Timer": "threading.Timer runs a callable",
+    "Lock": "threading lock", "RLock": "threading lock",
+    "Listener": "multiprocessing.connection.Listener binds a socket when constructed",
+    "Client": "multiprocessing.connection.Client connects to a socket when constructed",
+    "Connection": "multiprocessing connection (socket/pipe I/O)",
+    "Process": "starts a process", "Pool": "process/thread pool runs callables",
+    "Popen": "subprocess.Popen runs a command", "Parallel": "joblib/sklearn Parallel runs callables in workers",
+    "ThreadPoolExecutor": "runs callables", "ProcessPoolExecutor": "runs callables in processes",
+    "Path": "pathlib.Path touches the file system", "PosixPath": "pathlib path", "WindowsPath": "pathlib path",
+    "FileIO": "io.FileIO(path, 'w') truncates any file", "StringIO": "io object", "BytesIO": "io object",
+    "TextIOWrapper": "io object", "BufferedWriter": "io object",
+    "FileHandler": "logging.FileHandler(path, 'w') truncates any file",
+    "RotatingFileHandler": "writes files", "SocketHandler": "opens sockets",
+    "TemporaryDirectory": "creates and removes directories", "NamedTemporaryFile": "creates files",
+    "ZipFile": "opens/writes archives", "TarFile": "opens/extracts archives",
+    "CDLL": "loads a shared library", "PyDLL": "loads a shared library",
+    "Mock": "unittest.mock calls any side_effect", "MagicMock": "unittest.mock calls any side_effect",
+    "SkipTest": "unittest exception (test helpers)", "Parameter": "inspect.Parameter (introspection)",
+    "Components": "importlib machinery", "GenericAlias": "types.GenericAlias",
+    "DataFrameFormatter": "pandas.io formatter writes to files/buffers",
+    "DataFrameRenderer": "pandas.io renderer writes to files/buffers",
+    "DataFrameInfo": "pandas.io info writer", "SeriesInfo": "pandas.io info writer",
+    "PrettyDict": "pandas.io printing helper",
+    "NDArrayWrapper": "joblib.numpy_pickle_compat.NDArrayWrapper reads arbitrary file names next to the model",
+    # module aliases with class-shaped names (``import torch.nn._reduction as _Reduction``)
+    "_Reduction": "module alias (torch.nn._reduction)",
+}
+
+#: Per rule, the top-level package its module pattern starts with (a cheap filter before any regex).
+_RULE_HEADS: tuple[frozenset[str], ...] = tuple(
+    frozenset(re.match(r"\(\?:([a-z_|]+)\)|([a-z_]+)", r.module).group(0).strip("(?:)").split("|"))  # type: ignore[union-attr]
+    for r in ALLOW_RULES
+)
+_RULE_COMPILED: list[tuple[re.Pattern[str], re.Pattern[str]] | None] = [None] * len(ALLOW_RULES)
+_EXACT_MODULES: frozenset[str] = frozenset(m for m, _ in ALLOW_PAIRS)
 
 
-def _leading_modules(source: str) -> frozenset[str] | None:
-    """The top-level module names a pattern can match (``sklearn...`` -> {sklearn},
-    ``(?:xgboost|lightgbm)...`` -> {xgboost, lightgbm}); ``None`` if not a literal prefix."""
-    m = re.match(r"\(\?:([a-z_|]+)\)|([a-z_]+)", source)
-    if m is None:
-        return None
-    rest = source[m.end():]
-    if not (rest.startswith("\\.") or rest.startswith(_MOD)):  # the name must end there
-        return None
-    return frozenset((m.group(1) or m.group(2)).split("|"))
+def _rule(i: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    compiled = _RULE_COMPILED[i]
+    if compiled is None:  # compiled on first use: a one-file scan rarely needs them all
+        compiled = _RULE_COMPILED[i] = (re.compile(ALLOW_RULES[i].module), re.compile(ALLOW_RULES[i].name))
+    return compiled
 
 
-#: Per pattern, the top-level modules it can match: a cheap filter so that only the patterns a
-#: global could match are compiled and tried (same first match as trying every pattern in order).
-_ALLOW_HEADS: tuple[frozenset[str] | None, ...] = tuple(_leading_modules(src) for src, _ in _ALLOW_SOURCES)
-
-
-def _allow_match(full: str) -> tuple[str, str] | None:
-    """The first allow pattern (source, reason) that ``full`` matches entirely, compiling lazily."""
-    head = full.split(".", 1)[0]
-    for i, (source, why) in enumerate(_ALLOW_SOURCES):
-        heads = _ALLOW_HEADS[i]
-        if heads is not None and head not in heads:
-            continue
-        pattern = _ALLOW_COMPILED[i]
-        if pattern is None:
-            pattern = _ALLOW_COMPILED[i] = re.compile(source)
-        if pattern.fullmatch(full):
-            return source, why
+def _allow_rule(module: str, name: str) -> AllowRule | None:
+    """The first rule admitting ``(module, name)``; ``name`` is a single identifier."""
+    head = module.split(".", 1)[0]
+    for i, rule in enumerate(ALLOW_RULES):
+        if head in _RULE_HEADS[i]:
+            mod_re, name_re = _rule(i)
+            if mod_re.fullmatch(module) and name_re.fullmatch(name):
+                return rule
     return None
 
 
+def _ruled_module(module: str) -> bool:
+    """``module`` is a path some rule admits class-like names from."""
+    head = module.split(".", 1)[0]
+    return any(head in _RULE_HEADS[i] and _rule(i)[0].fullmatch(module) for i in range(len(ALLOW_RULES)))
+
+
+def _trusted_module(module: str) -> bool:
+    """``module`` is a module path the allowlist admits names from (exactly or by a rule)."""
+    return module in _EXACT_MODULES or _ruled_module(module)
+
+
 def __getattr__(name: str) -> Any:
-    if name == "ALLOW_PATTERNS":  # public, compiled on demand
-        return tuple((re.compile(source), why) for source, why in _ALLOW_SOURCES)
+    if name == "ALLOW_PATTERNS":  # public, compiled on demand: (module regex, name regex, reason)
+        return tuple((re.compile(r.module), re.compile(r.name), r.reason) for r in ALLOW_RULES)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _DUNDER = re.compile(r"(^|\.)__[A-Za-z0-9_]+__($|\.)")
-_DANGEROUS_LEAVES = frozenset(
-    {"system", "popen", "spawn", "execv", "execve", "execl", "execvp", "fork", "eval", "exec",
-     "compile", "__import__", "import_module", "loads", "load", "open", "run", "call",
-     "check_output", "Popen", "getattr", "setattr", "resolve_name", "remove", "unlink", "rmtree"}
-)
 
 
 def _deny_lookup(path: str) -> tuple[str, str] | None:
@@ -510,16 +639,65 @@ TORCHSCRIPT_ALLOW: dict[str, str] = {
 }
 _TS_CLASS = re.compile(r"__torch__(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
+#: Python 2 module names that do not exist in Python 3 (``__builtin__``, ``copy_reg``, ``cPickle``...):
+#: importing one unmapped fails, so only its ``_compat_pickle`` mapping can run.
+_PY2_ONLY: frozenset[str] = frozenset(
+    m for m in (*_compat_pickle.IMPORT_MAPPING, *(k[0] for k in _compat_pickle.NAME_MAPPING))
+    if m.split(".", 1)[0] not in sys.stdlib_module_names
+)
+_RANK = {"allow": 0, "unknown": 1, "deny": 2}
+
+
+def compat_name(module: str, name: str) -> tuple[str, str]:
+    """``(module, name)`` as the unpickler reads it: Python 2 names mapped through ``_compat_pickle``
+    (``NAME_MAPPING`` first, else ``IMPORT_MAPPING`` of the module), as ``find_class`` does for
+    protocol 0-2 pickles."""
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    if mapped is not None:
+        return mapped
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
 
 def classify_global(module: str, name: str, *, context: str = "pickle") -> Verdict:
     """Classify the global ``module``/``name`` a pickle asks for.
 
-    ``name`` may be dotted (protocol 4 qualified names); every suffix of the attribute chain is
-    checked so ``random._os.system`` is caught as ``os.system``. ``context="torchscript"`` is for
-    pickles inside a TorchScript archive: torch reads them with its C++ unpickler, which resolves
-    only :data:`TORCHSCRIPT_ALLOW` and ``__torch__.*`` classes compiled from the archive's own
-    ``code/`` (scanned separately for file/process operators); everything else is judged as usual.
+    The allowlist is exact ``(module, name)`` pairs (:data:`ALLOW_PAIRS`) and rules that admit one
+    class-like identifier below a trusted package's module path (:data:`ALLOW_RULES`). A dotted
+    ``name`` (protocol 4 attribute chain) is allowed only when the pair is listed exactly
+    (:data:`ALLOW_QUALNAMES`); otherwise it is denied, and named after the denylisted module it reaches
+    when a suffix is one (``random._os.system`` is ``os.system``). Python 2 names are judged as the
+    unpickler maps them (``__builtin__.xrange`` is ``builtins.range``); when the unmapped name could
+    be imported too (protocol 3+ pickles skip the mapping), the worse of the two verdicts counts.
+
+    ``context="torchscript"`` is for pickles inside a TorchScript archive: torch reads them with its
+    C++ unpickler, which resolves only :data:`TORCHSCRIPT_ALLOW` and ``__torch__.*`` classes compiled
+    from the archive's own ``code/`` (scanned separately); everything else is judged as usual.
+
+    Verdicts: ``deny`` (denylisted, an attribute chain, a dunder, a standard-library or builtins name off
+    the allowlist, or a non-class name below a trusted package path: a module alias or imported helper),
+    ``allow``, or ``unknown`` (a class or name of a package that is not reviewed at all).
+    Results are cached per (module, name, context): lookups are on the scanner's hot path.
     """
+    return _classify_cached(module, name, context)
+
+
+@functools.lru_cache(maxsize=8192)
+def _classify_cached(module: str, name: str, context: str) -> Verdict:
+    mapped = compat_name(module, name)
+    if mapped == (module, name):
+        return _judge(module, name, context)
+    verdict = _judge(mapped[0], mapped[1], context)
+    if verdict.kind != "allow":
+        verdict = Verdict(verdict.kind, f"{module}.{name} is read as {mapped[0]}.{mapped[1]} (Python 2 name): "
+                                        f"{verdict.reason}", verdict.rule)
+    if module not in _PY2_ONLY:  # protocol 3+ imports the unmapped name: judge it too, keep the worse
+        raw = _judge(module, name, context)
+        if _RANK[raw.kind] > _RANK[verdict.kind]:
+            return raw
+    return verdict
+
+
+def _judge(module: str, name: str, context: str) -> Verdict:
     full = f"{module}.{name}" if name else module
     if context == "torchscript":
         if full in TORCHSCRIPT_ALLOW:
@@ -529,30 +707,83 @@ def classify_global(module: str, name: str, *, context: str = "pickle") -> Verdi
     hit = _deny_lookup(full)
     if hit is not None:
         return Verdict("deny", hit[1], hit[0])
-    if full in ALLOW_EXACT:
-        return Verdict("allow", ALLOW_EXACT[full], full)
-    # attribute chains through private aliases inside the *name*: random._os.system ...
-    parts = full.split(".")
-    first = len(module.split(".")) if name else len(parts)
-    for i in range(first, len(parts)):
-        suffix = ".".join(p.lstrip("_") for p in parts[i:])
-        hit = _deny_lookup(suffix)
+    exact = ALLOW_PAIRS.get((module, name))
+    if exact is not None:
+        return Verdict("allow", exact, full)
+    # canonical names reached through private aliases inside the *name*: random._os.system ...
+    parts = name.split(".") if name else []
+    for i in range(len(parts)):
+        hit = _deny_lookup(".".join(p.lstrip("_") for p in parts[i:]))
         if hit is not None:
             return Verdict("deny", f"attribute chain reaches {hit[0]}: {hit[1]}", hit[0])
     if _DUNDER.search(name or "") or "__builtins__" in full or "__globals__" in full:
         return Verdict("deny", "dunder attribute access reaches interpreter internals "
                                "(numpy.__builtins__-style indirection)", "dunder")
-    if "." in name and parts[-1] in _DANGEROUS_LEAVES:
-        return Verdict("deny", f"dotted attribute chain ending in {parts[-1]!r}", "dotted-chain")
-    allowed = _allow_match(full)
-    if allowed is not None:
-        return Verdict("allow", allowed[1], allowed[0])
+    if len(parts) > 1:
+        return Verdict("deny", f"attribute chain {name!r} below {module}: only exact (module, name) pairs are "
+                               "allowed, and chains walk through the module aliases a package imports "
+                               "(np.save, enum.bltns, torch's unittest.mock)", "dotted-chain")
+    rule = _allow_rule(module, name)
+    gadget = REEXPORTED_GADGETS.get(name)
+    if gadget is not None and (rule is not None or _trusted_module(module)):
+        return Verdict("deny", f"{full} is not admitted by its shape: trusted packages bind this name to a "
+                               f"denylisted class or a module ({gadget})", "reexported-gadget")
+    if rule is not None:
+        return Verdict("allow", rule.reason, rule.id)
     if module == "__main__":
-        if "." in name or not name[:1].isupper():
+        if not name[:1].isupper():
             return Verdict("deny", "__main__ functions/attribute chains reach whatever the loading script "
                                    "imported (from os import system)", "__main__")
         return Verdict("unknown", "a class from the saving script's __main__: the loading script must define "
                                   "it, so loading runs code that was not reviewed", "__main__")
     if module in ("builtins", "__builtin__", "exceptions"):
         return Verdict("deny", "builtins outside the container/scalar constructors are gadgets", "builtins")
+    if module.split(".", 1)[0] in sys.stdlib_module_names:
+        return Verdict("deny", f"standard-library name {full} is not on the allowlist: the standard library "
+                               "reaches files, processes and code (logging.FileHandler, unittest.mock, "
+                               "dataclasses' code generation)", "stdlib")
+    if _trusted_module(module):
+        return Verdict("deny", f"{name!r} below the trusted module {module} is not one of its listed names or "
+                               "classes: a module alias or an imported helper reaches code outside the "
+                               "reviewed package", "trusted-module-attribute")
     return Verdict("unknown", "not on the allowlist: importing it runs code that was not reviewed")
+
+
+def identity_verdict(module: str, name: str, obj: Any) -> Verdict:
+    """Judge what an allowed ``module``/``name`` *resolved to* (the restricted unpickler, after import).
+
+    A module object is refused. A class or function must carry an identity (``__module__``,
+    ``__qualname__``) that is the requested pair or is itself allowed, so a re-export or alias under an
+    allowed path that is really ``numpy.save`` or ``os.system`` is refused. An object without an
+    identity (``torch.float32``) is accepted only for an exactly listed pair and a :data:`VALUE_TYPES`
+    type.
+    """
+    if isinstance(obj, types.ModuleType):
+        return Verdict("deny", f"{module}.{name} is a module object, never model content", "module-object")
+    own_module, qualname = _identity(obj)
+    if isinstance(own_module, str) and isinstance(qualname, str):
+        if (own_module, qualname) == (module, name):
+            return Verdict("allow", "resolved to itself", f"{module}.{name}")
+        verdict = classify_global(own_module, qualname)
+        if verdict.kind == "allow":
+            return Verdict("allow", f"resolves to the allowed {own_module}.{qualname}", verdict.rule)
+        return Verdict("deny", f"{module}.{name} resolves to {own_module}.{qualname}, which is not allowed "
+                               f"({verdict.reason})", "resolved-identity")
+    kind = type(obj)
+    if (module, name) in ALLOW_PAIRS and (kind.__module__, kind.__qualname__) in VALUE_TYPES:
+        return Verdict("allow", "listed constant", f"{module}.{name}")
+    return Verdict("deny", f"{module}.{name} resolves to a {kind.__module__}.{kind.__qualname__} object without "
+                           "a module/qualified name of its own", "resolved-identity")
+
+
+def _identity(obj: Any) -> tuple[Any, Any]:
+    """``(__module__, __qualname__)`` of a class or callable (functions, builtins, Cython functions,
+    NumPy ufuncs and dispatchers; a classmethod bound to a class takes the class's module); ``(None,
+    None)`` for other objects, which only inherit their class's ``__module__``."""
+    if not (isinstance(obj, type) or callable(obj)):
+        return None, None
+    own_module = getattr(obj, "__module__", None)
+    owner = getattr(obj, "__self__", None)
+    if own_module is None and isinstance(owner, type):
+        own_module = owner.__module__
+    return own_module, getattr(obj, "__qualname__", None)

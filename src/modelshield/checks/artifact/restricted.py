@@ -10,6 +10,7 @@ independent line of defence.
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 import warnings
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelshield.checks.artifact.joblib_scan import COMPRESSED_MAGIC, open_compressed
-from modelshield.checks.artifact.policy import classify_global
+from modelshield.checks.artifact.policy import classify_global, compat_name, identity_verdict
 from modelshield.checks.artifact.scanner import TORCH_LEGACY_MAGIC
 from modelshield.errors import FormatError, UnsafeModelError
 
@@ -28,16 +29,37 @@ MAX_DECOMPRESSED = 16 << 30
 
 
 def resolve_allowed(module: str, name: str) -> Any:
-    """Import ``module.name`` only when the policy allows it; else :class:`UnsafeModelError`."""
+    """The object ``module.name`` names, imported only when the policy allows it.
+
+    The name is first mapped as the unpickler maps Python 2 names (``__builtin__.xrange`` is
+    ``builtins.range``) and judged by :func:`~modelshield.checks.artifact.policy.classify_global`
+    (exact ``(module, name)`` pairs and class-like names of trusted module paths; dotted chains only
+    when listed exactly). Only then is the module imported and each step of the name resolved; the
+    object must not be a module and its own ``__module__``/``__qualname__`` must be allowed
+    (:func:`~modelshield.checks.artifact.policy.identity_verdict`), so an alias under an allowed path
+    that is really ``numpy.save`` or ``os.system`` is refused. Anything else raises
+    :class:`UnsafeModelError`.
+    """
     verdict = classify_global(module, name)
     if verdict.kind != "allow":
         raise UnsafeModelError(
             f"refusing to load: the file needs {module}.{name}, which is not on the allowlist "
             f"({verdict.reason})"
         )
+    module, name = compat_name(module, name)
     if f"{module}.{name}" == "torch.storage._load_from_bytes":
         return _load_from_bytes_restricted
-    return None
+    try:
+        obj: Any = importlib.import_module(module)
+        for step in name.split("."):  # dotted only for exactly listed qualified names
+            obj = getattr(obj, step)
+    except (ImportError, AttributeError) as exc:
+        raise FormatError(f"cannot load the file safely: {module}.{name} cannot be resolved "
+                          f"({type(exc).__name__}: {exc})") from None
+    identity = identity_verdict(module, name, obj)
+    if identity.kind != "allow":
+        raise UnsafeModelError(f"refusing to load: {identity.reason}")
+    return obj
 
 
 def _load_from_bytes_restricted(b: bytes) -> Any:
@@ -45,13 +67,11 @@ def _load_from_bytes_restricted(b: bytes) -> Any:
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose ``find_class`` consults the allowlist first."""
+    """``pickle.Unpickler`` whose ``find_class`` resolves only allowlisted globals itself
+    (:func:`resolve_allowed`); the base class's import is never reached."""
 
     def find_class(self, module: str, name: str) -> Any:
-        override = resolve_allowed(module, name)
-        if override is not None:
-            return override
-        return super().find_class(module, name)
+        return resolve_allowed(module, name)
 
 
 def _restricted_joblib(fobj: BinaryIO) -> Any:
@@ -59,10 +79,7 @@ def _restricted_joblib(fobj: BinaryIO) -> Any:
 
     class _Unpickler(NumpyUnpickler):
         def find_class(self, module: str, name: str) -> Any:
-            override = resolve_allowed(module, name)
-            if override is not None:
-                return override
-            return super().find_class(module, name)
+            return resolve_allowed(module, name)
 
     return _Unpickler("<modelshield>", fobj, True, mmap_mode=None).load()
 
