@@ -170,6 +170,7 @@ def roc_metrics(scores: np.ndarray, labels: np.ndarray, name: str = "attack") ->
 # --------------------------------------------------------------------------------------------
 #: The FPR targets reported (and graded where the sample resolves them), with their metric names.
 FPR_LEVELS: tuple[float, ...] = (0.01, 0.001)
+BOOTSTRAP_METHODS = ("exact", "bayesian", "multinomial")
 LEVEL_KEYS: dict[float, str] = {0.01: "tpr_at_1pct_fpr", 0.001: "tpr_at_0_1pct_fpr"}
 LEVEL_LABELS: dict[float, str] = {0.01: "1%", 0.001: "0.1%"}
 
@@ -257,52 +258,72 @@ class _AttackIndex:
         self.order1 = np.argsort(self.lo, kind="stable")
         self.lo_sorted = self.lo[self.order1]
 
-    def stats(self, w1: np.ndarray, w0: np.ndarray, levels: Sequence[float]
-              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def stats(self, w1: np.ndarray, w0: np.ndarray, levels: Sequence[float], extra: np.ndarray | None = None
+              ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """AUC and TPR at each FPR level for each replicate. ``w1`` / ``w0`` hold the replicates'
-        weights of each member / non-member (rows: replicates; each row sums to the row count).
+        weights of each member / non-member (rows: replicates).
 
         TPR at FPR ``level``: the weighted share of members scoring strictly above the lowest
-        threshold whose weighted share of non-members above it is at most ``level`` (with unit
-        weights: at most ``floor(level * n0)`` false positives, as :func:`roc_metrics`)."""
+        threshold whose share of non-members above it is at most ``level``. Without ``extra`` that
+        share is the weighted share of non-members scoring above it (with unit weights: at most
+        ``floor(level * n0)`` false positives, as :func:`roc_metrics`). With ``extra`` (one more
+        exponential weight per replicate, and ``w0`` exponential) it is the population FPR of the
+        threshold drawn from its exact law: the FPR of "above the j-th highest non-member" is the
+        sum of the weights of the j highest non-members over the sum of all and ``extra``, which is
+        Beta(j, n0 - j + 1), the law of that order statistic's FPR, for each attack, while rows
+        keep their weight across attacks. A replicate where even the highest non-member lets
+        through more than ``level`` has no threshold in the sample and counts TPR 0.
+
+        Returns ``(auc, tpr, tpr_above)``: ``tpr_above`` is the TPR at the next lower threshold (FPR
+        just above ``level``), the upper side for the upper bound; with ``extra`` only (else equal)."""
         reps, n0 = w0.shape
         n1 = w1.shape[1]
         cum0 = np.zeros((reps, n0 + 1))
         np.cumsum(np.take(w0, self.order0, axis=1), axis=1, out=cum0[:, 1:])
-        # Mann-Whitney with ties counted half: AUC = sum_i w1_i (below_i + tied_i / 2) / (n1 n0)
+        tot0 = cum0[:, n0]
+        # Mann-Whitney with ties counted half: AUC = sum_i w1_i (below_i + tied_i / 2) / (W1 W0)
         twice = np.take(cum0, self.lo, axis=1)  # 2 * below + tied
         if self.ties:
             twice += np.take(cum0, self.hi, axis=1)
         else:
             twice *= 2.0
-        auc = np.einsum("ij,ij->i", w1, twice) / (2.0 * n1 * n0)
         cum1 = np.zeros((reps, n1 + 1))
         np.cumsum(np.take(w1, self.order1, axis=1), axis=1, out=cum1[:, 1:])
-        # every row of cum0 is sorted and lies in [0, n0]: offset the rows to search them all at once
+        tot1 = cum1[:, n1]
+        auc = np.einsum("ij,ij->i", w1, twice) / (2.0 * tot1 * tot0)
         rows = np.arange(reps)
-        flat0 = cum0 + (rows * (n0 + 1.0))[:, None]
-        flat0 = flat0.ravel()
-        tprs = []
+        # every row of cum0 is sorted and lies in [0, tot0]: offset the rows to search them at once
+        stride = float(np.max(tot0)) + 1.0
+        flat = (cum0 + (rows * stride)[:, None]).ravel()
+        tprs, tprs_above = [], []
         for level in levels:
-            # p: the fewest non-members (from the bottom) leaving at most level * n0 of weight above;
-            # a member is flagged when more than p non-members score below it (lo >= p)
-            need = cum0[:, n0] - level * n0 * (1 + 1e-9) - 1e-9 * n0
-            p = np.searchsorted(flat0, rows * (n0 + 1.0) + need, side="left") - rows * (n0 + 1)
-            pos = np.searchsorted(self.lo_sorted, p, side="left")  # members with lo < p
-            tprs.append((cum1[:, n1] - cum1[rows, pos]) / n1)
-        return auc, tprs
+            # p: how many non-members (from the bottom) score at or below the threshold; a member is
+            # flagged when it scores above all p of them (lo >= p)
+            if extra is None:
+                need = tot0 * (1.0 - level * (1 + 1e-9)) - 1e-9 * n0
+                p = np.searchsorted(flat, rows * stride + need, side="left") - rows * (n0 + 1)
+            else:  # FPR(above the p-th lowest) = (tot0 - cum0[p - 1]) / (tot0 + extra) <= level
+                need = tot0 - level * (tot0 + extra)
+                p = np.searchsorted(flat, rows * stride + need, side="left") - rows * (n0 + 1) + 1
+            pos = np.searchsorted(self.lo_sorted, np.minimum(p, n0), side="left")  # members with lo < p
+            tpr = (tot1 - cum1[rows, pos]) / tot1
+            tprs.append(np.where(p > n0, 0.0, tpr))
+            if extra is None:
+                tprs_above.append(tprs[-1])
+            else:
+                pos = np.searchsorted(self.lo_sorted, p - 1, side="left")
+                tprs_above.append((tot1 - cum1[rows, pos]) / tot1)
+        return auc, tprs, tprs_above
 
 
 def _weights(rng: np.random.Generator, reps: int, n: int, method: str) -> np.ndarray:
-    """``reps`` rows of resampling weights of ``n`` rows, each row summing to ``n``: multinomial
+    """``reps`` rows of resampling weights of ``n`` rows: multinomial
     counts (the ordinary bootstrap) or Dirichlet(1, ..., 1) weights (the Bayesian bootstrap, Rubin
-    1981), whose weight above the j-th highest score follows the exact order-statistic law."""
+    1981)."""
     if method == "multinomial":
         idx = rng.integers(0, n, size=(reps, n)) + (np.arange(reps) * n)[:, None]
         return np.bincount(idx.ravel(), minlength=reps * n).reshape(reps, n).astype(np.float64)
-    w = rng.standard_exponential(size=(reps, n))
-    w *= n / w.sum(axis=1, keepdims=True)
-    return w
+    return rng.standard_exponential(size=(reps, n))  # normalised by the callers (ratios only)
 
 
 def _select(keys: Sequence[np.ndarray]) -> np.ndarray:
@@ -315,18 +336,22 @@ def _select(keys: Sequence[np.ndarray]) -> np.ndarray:
     return np.argmax(cand, axis=0)
 
 
-def _simultaneous(point: np.ndarray, reps: np.ndarray, delta: float) -> tuple[float, float, int]:
+def _simultaneous(point: np.ndarray, reps: np.ndarray, delta: float, reps_above: np.ndarray | None = None
+                  ) -> tuple[float, float, int]:
     """Lower and upper bounds for ``max_a theta_a`` from per-attack replicates ``reps`` (attacks x
     replicates): percentile bounds ``L_a``, ``U_a`` at one level ``g`` chosen so that at most a share
     ``delta`` of replicates fall below some ``L_a`` (above some ``U_a``): the bounds hold for all
     attacks at once (min-P calibration over the same replicates, between Bonferroni ``delta / A``
     and ``delta``), so the best attack's bound is not inflated by choosing it after the fact.
-    Returns ``(lower, upper, index of the attack giving the lower bound)``."""
+    ``reps_above`` (default ``reps``) gives the upper bounds. Returns ``(lower, upper, index of the
+    attack giving the lower bound)``."""
     n_att, n_rep = reps.shape
     srt = np.sort(reps, axis=1)
+    up = reps if reps_above is None else reps_above
+    srt_up = srt if reps_above is None else np.sort(up, axis=1)
 
-    def q(g: float) -> np.ndarray:  # inverted-cdf quantile of every attack at level g
-        return srt[:, min(n_rep - 1, max(0, math.ceil(g * n_rep) - 1))]
+    def q(g: float, table: np.ndarray = srt) -> np.ndarray:  # inverted-cdf quantile of every attack
+        return table[:, min(n_rep - 1, max(0, math.ceil(g * n_rep) - 1))]
 
     grid = np.linspace(delta / n_att, delta, 40)[::-1] if n_att > 1 else np.array([delta])
     g_lo = grid[-1]
@@ -336,11 +361,11 @@ def _simultaneous(point: np.ndarray, reps: np.ndarray, delta: float) -> tuple[fl
             break
     g_hi = grid[-1]
     for g in grid:
-        if np.mean((reps > q(1 - g)[:, None] + 1e-12).any(axis=0)) <= delta:
+        if np.mean((up > q(1 - g, srt_up)[:, None] + 1e-12).any(axis=0)) <= delta:
             g_hi = g
             break
     lo_a = np.minimum(q(g_lo), point)
-    hi_a = np.maximum(q(1 - g_hi), point)
+    hi_a = np.maximum(q(1 - g_hi, srt_up), point)
     return float(lo_a.max()), float(hi_a.max()), int(np.argmax(lo_a))
 
 
@@ -352,7 +377,7 @@ def bootstrap_ci(
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    method: str = "bayesian",
+    method: str = "exact",
     max_cells: int = 500_000,
 ) -> BootstrapCI:
     """Bootstrap confidence intervals for the strongest attack's TPR at each FPR level and its AUC.
@@ -364,8 +389,13 @@ def bootstrap_ci(
     to hold for every attack at once (see :func:`_simultaneous`), and the attack each replicate would
     pick is recorded in ``selected``.
 
-    ``method``: ``"bayesian"`` (Dirichlet weights; default, since the ordinary bootstrap cannot put
-    a threshold between two non-members and under-covers at low FPR) or ``"multinomial"``.
+    ``method``: ``"exact"`` (default): Dirichlet (Bayesian-bootstrap) weights for the members and for
+    the AUC, and for the non-member threshold the exact, distribution-free law of the population FPR
+    of each order statistic (uniform spacings), so that a threshold between two non-members and the
+    chance that every non-member lies below the true threshold are both accounted for;
+    ``"bayesian"``: Dirichlet weights throughout; ``"multinomial"``: the ordinary bootstrap. The two
+    others under-cover at low FPR (the ordinary bootstrap cannot place a threshold between two
+    non-members); they are kept for comparison.
 
     Scores are sorted once; replicates are processed in chunks of at most ``max_cells`` (replicates
     x rows) cells: 1,000 replicates of a few thousand rows and four attacks take well under a second.
@@ -383,8 +413,8 @@ def bootstrap_ci(
         raise DataError("the bootstrap needs both members and non-members")
     if n_boot < 100:
         raise DataError(f"n_boot must be at least 100, got {n_boot}")
-    if method not in ("bayesian", "multinomial"):
-        raise DataError(f"unknown bootstrap method {method!r}; expected 'bayesian' or 'multinomial'")
+    if method not in BOOTSTRAP_METHODS:
+        raise DataError(f"unknown bootstrap method {method!r}; expected one of {', '.join(BOOTSTRAP_METHODS)}")
     if not 0.5 <= confidence < 1:
         raise DataError(f"confidence must be in [0.5, 1), got {confidence}")
     names = list(scores)
@@ -400,33 +430,40 @@ def bootstrap_ci(
     gradable = {lv: n0 >= nonmembers_to_bound(lv, confidence) for lv in levels}
     used = [lv for lv in levels if resolvable[lv]]
 
-    def run(w1: np.ndarray, w0: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        per = [ix.stats(w1, w0, used) for ix in index]
-        return np.stack([p[0] for p in per]), [np.stack([p[1][i] for p in per]) for i in range(len(used))]
+    def run(w1: np.ndarray, w0: np.ndarray, extra: np.ndarray | None = None
+            ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        per = [ix.stats(w1, w0, used, extra) for ix in index]
+        return (np.stack([p[0] for p in per]), [np.stack([p[1][i] for p in per]) for i in range(len(used))],
+                [np.stack([p[2][i] for p in per]) for i in range(len(used))])
 
-    p_auc, p_tprs = run(np.ones((1, n1)), np.ones((1, n0)))
+    p_auc, p_tprs, _ = run(np.ones((1, n1)), np.ones((1, n0)))
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_boot, max_cells // (n1 + n0)))
     b_auc: list[np.ndarray] = []
     b_tprs: list[list[np.ndarray]] = [[] for _ in used]
+    b_above: list[list[np.ndarray]] = [[] for _ in used]
+    kind = "multinomial" if method == "multinomial" else "bayesian"
     for start in range(0, n_boot, chunk):
         reps = min(chunk, n_boot - start)
-        a, t = run(_weights(rng, reps, n1, method), _weights(rng, reps, n0, method))
+        extra = rng.standard_exponential(size=reps) if method == "exact" else None
+        a, t, t_above = run(_weights(rng, reps, n1, kind), _weights(rng, reps, n0, kind), extra)
         b_auc.append(a)
-        for i, v in enumerate(t):
-            b_tprs[i].append(v)
+        for i in range(len(used)):
+            b_tprs[i].append(t[i])
+            b_above[i].append(t_above[i])
     auc_reps = np.concatenate(b_auc, axis=1)
     tpr_reps = [np.concatenate(b, axis=1) for b in b_tprs]
+    above_reps = [np.concatenate(b, axis=1) for b in b_above]
 
-    def interval(point: np.ndarray, reps: np.ndarray) -> Interval:
-        lo, hi, a_lo = _simultaneous(point, reps, delta)
+    def interval(point: np.ndarray, reps: np.ndarray, reps_above: np.ndarray | None = None) -> Interval:
+        lo, hi, a_lo = _simultaneous(point, reps, delta, reps_above)
         best = int(np.argmax(point))
         return Interval(estimate=float(point[best]), lower=lo, upper=hi, attack=names[best],
                         lower_attack=names[a_lo])
 
     tpr: dict[float, Interval | None] = {lv: None for lv in levels}
     for i, lv in enumerate(used):
-        tpr[lv] = interval(p_tprs[i][:, 0], tpr_reps[i])
+        tpr[lv] = interval(p_tprs[i][:, 0], tpr_reps[i], above_reps[i])
     chosen = _select([*tpr_reps, auc_reps])
     best = int(_select([*(t[:, :1] for t in p_tprs), p_auc[:, :1]])[0])
     return BootstrapCI(
@@ -486,7 +523,7 @@ class MembershipReport:
         return max(self.attacks.values(), key=key)
 
     def bootstrap(self, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
-                  method: str = "bayesian") -> BootstrapCI:
+                  method: str = "exact") -> BootstrapCI:
         """Confidence intervals for the strongest attack's TPR at each FPR and AUC, including the choice
         of attack (:func:`bootstrap_ci` over this report's scores)."""
         if not self.attacks:
