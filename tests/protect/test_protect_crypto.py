@@ -8,6 +8,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -212,8 +214,6 @@ def _data_key(blob: bytes, secret: dict) -> bytes:
 def _forge(rotated: bytes, old_data_key: bytes, plain: bytes) -> bytes:
     """What someone with the old key and an old copy can build: the rotated file's (public) header,
     followed by chunks of their choice sealed under the old data key."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     hdr = crypto.parse_header(rotated[:HEADER_LEN])
     aead = AESGCM(old_data_key)
     parts = [plain[i:i + hdr.chunk_size] for i in range(0, len(plain), hdr.chunk_size)] or [b""]
@@ -251,9 +251,6 @@ def test_rotation_reencrypts_under_a_fresh_data_key(tmp_path: Path, old: dict, n
     with pytest.raises(IntegrityError):
         decrypt_bytes(rotated, **old_secret)  # the old key does not open the rotated file
     # the old data key (recoverable from an old copy with the old key) does not open a chunk
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     first = rotated[HEADER_LEN:HEADER_LEN + min(SEG, len(rotated) - HEADER_LEN)]
     for prefix in (old_hdr.nonce_prefix, hdr.nonce_prefix):
         with pytest.raises(InvalidTag):
