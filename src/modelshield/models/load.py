@@ -115,7 +115,12 @@ def load_model(
 
     Raises
     ------
-    InputNotFoundError, FormatError, UnsafeModelError, UntrustedModelError, IntegrityError
+    InputNotFoundError, FormatError
+        Exit 2: no such file; or content that does not parse or is in no known format (empty, text,
+        random bytes, a truncated archive), encrypted or not, whatever the extension.
+    UnsafeModelError, UntrustedModelError, IntegrityError
+        Exit 3: content that parses but is unsafe or could not be fully inspected; untrusted pickle;
+        wrong key, tampered container, bad signature. Nothing is loaded in any of these cases.
     """
     if isinstance(source, (str, Path)) and str(source).startswith(("http://", "https://")):
         from modelshield.models.remote import RemoteModel
