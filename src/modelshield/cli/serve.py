@@ -320,13 +320,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if not rows:
             typer.echo("no matching records", err=True)
             return
-        from rich.table import Table
-
-        t = Table("seq", "time (UTC)", "kind", "key", "client", "endpoint", "status", "decision", "rows")
-        for r in rows:
-            t.add_row(str(r["seq"]), _when(r["ts_us"] / 1e6), r["kind"], r["key_id"] or "-", r["client"] or "-",
-                      r["endpoint"], str(r["status"]), r["decision"], str(r["n_rows"]))
-        console.print(t)
+        # plain aligned columns: a value is never split or cropped, whatever the terminal (endpoint, scores and
+        # the chain fields are in --json / export)
+        head = ("seq", "time (UTC)", "kind", "key", "client", "status", "decision", "rows")
+        table = [head] + [(str(r["seq"]), _when(r["ts_us"] / 1e6), r["kind"], r["key_id"] or "-", r["client"] or "-",
+                           str(r["status"]), r["decision"], str(r["n_rows"])) for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+        for row in table:
+            typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
     @audit_log.command("export")
     def export(
