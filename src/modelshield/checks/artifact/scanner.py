@@ -535,13 +535,15 @@ class _FileScan:
                     from modelshield.checks.artifact.keras_scan import scan_keras_config
 
                     data = self._member_bytes(sub, e, 64 << 20, label)
-                    if data is not None:
-                        try:
-                            self.add(scan_keras_config(data), label)
-                        except _Malformed as exc:
-                            if kind == "keras" and lname == "config.json":
-                                self.malformed(f"{e.name}: {exc}", e.header_offset, label)
-                    continue
+                    if data is None:
+                        continue
+                    try:
+                        self.add(scan_keras_config(data), label)
+                        continue
+                    except _Malformed as exc:
+                        if kind == "keras" and lname == "config.json":
+                            self.malformed(f"{e.name}: {exc}", e.header_offset, label)
+                    # not JSON: scanned like any other member below
                 if torch_kind and is_torchscript_source(lname):
                     data = self._member_bytes(sub, e, 64 << 20, label)
                     if data is not None:
