@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from modelshield.errors import UserError
 from modelshield.serve.auditlog import AuditLog, AuditRecord, load_or_create_key
 
 KEY = b"k" * 32
@@ -115,6 +116,45 @@ def test_truncation_is_detected_against_a_saved_head(log_factory):
     assert not res.ok and res.first_bad == 16
 
 
+def test_a_wrong_hash_at_the_saved_head_is_refused(log_factory):
+    """``expect_head=(seq, hash)`` checks both: the seq must exist and carry exactly that hash."""
+    log = log_factory()
+    _fill(log)
+    seq, h = log.head()
+    assert log.verify(expect_head=(seq, h)).ok
+    other = log._hash_at(seq - 1)
+    flipped = h[:-1] + ("0" if h[-1] != "0" else "1")
+    for es, eh in ((seq, flipped), (seq, "f" * 64), (seq, other), (seq - 5, h), (3, flipped), (1, other)):
+        res = log.verify(expect_head=(es, eh))
+        assert not res.ok and res.first_bad == es and "saved head" in res.reason, (es, eh)
+    earlier = log._hash_at(7)
+    assert log.verify(expect_head=(7, earlier)).ok  # an older, correct anchor still verifies
+    res = log.verify(expect_head=(seq + 3, h))
+    assert not res.ok and res.first_bad == seq + 1 and "missing" in res.reason
+
+
+@pytest.mark.parametrize("client", ["10.0.0.7", "2001:db8::42", "testclient", "c" * 120])
+def test_the_client_address_is_stored(log_factory, client):
+    log = log_factory()
+    for c in (client, "", None):
+        log.append(AuditRecord(kind="auth", decision="rejected:auth_401", client=c, request_id=f"r{c}"))
+    stored = [r["client"] for r in sorted(log.recent(3), key=lambda r: r["seq"])]
+    assert stored == [client[:80], None, None]
+    assert log.verify().ok
+
+
+def test_the_gateway_stores_the_peer_address_of_every_request(make_gateway, breast_cancer):
+    app, gw, keys = make_gateway()
+    with TestClient(app) as c:
+        c.post("/v1/predict", json={"inputs": breast_cancer[1][:1].tolist()}, headers={"Authorization": "Bearer x"})
+        c.post("/v1/predict", json={"inputs": breast_cancer[1][:1].tolist()},
+               headers={"Authorization": f"Bearer {keys['predict']}"})
+        c.post("/admin/keys", json={"name": "n"}, headers={"Authorization": f"Bearer {keys['admin']}"})
+    gw.audit.close()
+    recs = gw.audit.recent(10)
+    assert len(recs) == 3 and {r["client"] for r in recs} == {"testclient"}  # Starlette's test peer
+
+
 def test_wrong_key_fails_verification(log_factory):
     log = log_factory()
     _fill(log, 3)
@@ -149,8 +189,9 @@ def test_key_file_is_private_and_stable(tmp_path):
     k1 = load_or_create_key(tmp_path / "audit.key")
     assert stat.S_IMODE(os.stat(tmp_path / "audit.key").st_mode) == 0o600
     assert load_or_create_key(tmp_path / "audit.key") == k1
-    with pytest.raises(Exception, match="not found"):
+    with pytest.raises(UserError, match="audit-log key not found"):
         load_or_create_key(tmp_path / "nope.key", create=False)
+    assert not (tmp_path / "nope.key").exists()
 
 
 @pytest.mark.parametrize("commit", ["auto", "thread"])
@@ -241,16 +282,16 @@ def test_auto_commits_on_the_loop_for_sqlite_files_and_on_a_thread_for_servers(l
     log = log_factory()
     assert log.commit_on_loop is log.is_sqlite
     if not log.is_sqlite:  # a server's round trips must never run on the event loop
-        with pytest.raises(Exception, match="needs a plain SQLite file"):
+        with pytest.raises(UserError, match="needs a plain SQLite file"):
             log_factory(commit="loop")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
-        with pytest.raises(Exception, match="in-memory"):  # not durable, and one database per thread
+        with pytest.raises(UserError, match="in-memory"):  # not durable, and one database per thread
             AuditLog(url, KEY)
     assert list(cwd.iterdir()) == []  # no stray "sqlite:" or "file:" directories
-    with pytest.raises(Exception, match="auto, loop or thread"):
+    with pytest.raises(UserError, match="auto, loop or thread"):
         AuditLog(f"sqlite:///{tmp_path / 'x.db'}", KEY, commit="sometimes")
 
 

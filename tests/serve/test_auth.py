@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import statistics
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
+import modelshield.serve.auth as auth_mod
+from modelshield.errors import UserError
 from modelshield.serve.auth import AuthError, FailureTracker, KeyStore
 
 
@@ -90,17 +91,23 @@ def test_keys_are_stored_only_as_salted_hashes(tmp_path):
     data = json.loads(raw)["keys"]
     assert data[0]["salt"] != data[1]["salt"]
     assert ks.verify(tok1).key_id == rec1.id
-    with pytest.raises(AuthError):
+    with pytest.raises(AuthError) as bad:
         ks.verify(tok1[:-1] + ("A" if tok1[-1] != "A" else "B"))
-    with pytest.raises(Exception, match="scope"):
+    assert bad.value.status == 401 and bad.value.key_id == rec1.id
+    with pytest.raises(UserError, match="unknown scope 'root'"):
         ks.create("c", ["root"])
 
 
-def test_verification_always_uses_constant_time_compare(tmp_path, monkeypatch):
-    import modelshield.serve.auth as auth_mod
+def _outcome(ks, token):
+    try:
+        return ("accepted", ks.verify(token).key_id)
+    except AuthError as exc:
+        return ("refused", exc.status, exc.reason)
 
+
+def test_verification_always_uses_constant_time_compare(tmp_path, monkeypatch):
     ks = KeyStore(tmp_path)
-    _, tok = ks.create("a", ["predict"])
+    rec, tok = ks.create("a", ["predict"])
     kid = tok.split("_")[1]
     calls = []
     real = auth_mod.hmac.compare_digest
@@ -110,35 +117,43 @@ def test_verification_always_uses_constant_time_compare(tmp_path, monkeypatch):
         return real(a, b)
 
     monkeypatch.setattr(auth_mod.hmac, "compare_digest", spy)
-    for candidate in (tok, f"msk_{kid}_wrong", "msk_deadbeef_wrong", "garbage"):
-        try:
-            ks.verify(candidate)
-        except AuthError:
-            pass
+    candidates = (tok, f"msk_{kid}_wrong", "msk_deadbeef_wrong", "garbage", tok + "x", f"msk_{kid}_")
+    outcomes = [_outcome(ks, c) for c in candidates]
+    # exactly the right token is accepted, as its own key; every other one is a 401 that names no secret
+    assert outcomes[0] == ("accepted", rec.id)
+    assert outcomes[1:] == [("refused", 401, "invalid API key")] * 5
     # one digest comparison per attempt, also for unknown ids and malformed keys
-    assert calls == [(64, 64)] * 4
+    assert calls == [(64, 64)] * len(candidates)
 
 
-def test_unknown_and_known_ids_take_similar_time(tmp_path):
+def test_known_and_unknown_ids_run_the_same_operations(tmp_path, monkeypatch):
+    """Deterministic replacement of a timing-ratio test: the work done for a known id with a wrong secret,
+    an unknown id and a malformed token is the same sequence of operations on same-sized inputs
+    (one salted SHA-256 of the presented secret, one constant-time compare of two 64-hex digests)."""
     ks = KeyStore(tmp_path)
     _, tok = ks.create("a", ["predict"])
     kid = tok.split("_")[1]
-    known, unknown = f"msk_{kid}_" + "x" * 43, "msk_abcdef12_" + "x" * 43
+    trace: list[tuple] = []
+    real_digest, real_cmp = auth_mod._digest, auth_mod.hmac.compare_digest
 
-    def t(token):
-        t0 = time.perf_counter_ns()
-        try:
-            ks.verify(token)
-        except AuthError:
-            pass
-        return time.perf_counter_ns() - t0
+    def digest(salt_hex, secret):
+        trace.append(("sha256", len(bytes.fromhex(salt_hex)), len(secret)))
+        return real_digest(salt_hex, secret)
 
-    a, b = [], []
-    for _ in range(3000):  # interleaved, so background load hits both alike
-        a.append(t(known))
-        b.append(t(unknown))
-    ratio = statistics.median(a) / statistics.median(b)
-    assert 0.5 < ratio < 2.0, ratio
+    def cmp(a, b):
+        trace.append(("compare_digest", len(a), len(b)))
+        return real_cmp(a, b)
+
+    monkeypatch.setattr(auth_mod, "_digest", digest)
+    monkeypatch.setattr(auth_mod.hmac, "compare_digest", cmp)
+    secret = "x" * 43
+    traces = {}
+    for name, token in {"known id, wrong secret": f"msk_{kid}_{secret}", "unknown id": f"msk_abcdef12_{secret}",
+                        "not our prefix": f"xyz_{kid}_{secret}", "revoked-looking": f"msk_ffffffff_{secret}"}.items():
+        trace.clear()
+        assert _outcome(ks, token)[0] == "refused"
+        traces[name] = list(trace)
+    assert all(t == [("sha256", 16, 43), ("compare_digest", 64, 64)] for t in traces.values()), traces
 
 
 def test_failed_auth_burst_alerts_and_blocks(make_gateway, X):
@@ -168,6 +183,60 @@ def test_failure_tracker_window_and_expiry():
     assert ft.blocked_for("other") == 0
     now[0] = 16.5
     assert ft.blocked_for("c") == 0
+
+
+@pytest.mark.parametrize(("block_s", "start"), [(5.0, 11.0), (0.25, 3.5), (300.0, 1e6)])
+def test_a_block_ends_exactly_at_its_boundary_and_a_new_burst_blocks_again(block_s, start):
+    now = [start]
+    ft = FailureTracker(burst=2, window_s=10, block_s=block_s, clock=lambda: now[0])
+    assert not ft.record_failure("c") and ft.record_failure("c")
+    end = start + block_s
+    now[0] = end - block_s / 1000
+    assert ft.blocked_for("c") == pytest.approx(block_s / 1000) and "c" in ft.blocked()
+    now[0] = end
+    assert ft.blocked_for("c") == 0 and "c" not in ft.blocked()
+    # a second burst after the block ended blocks again, whether or not anyone asked in between
+    ft2 = FailureTracker(burst=2, window_s=10, block_s=block_s, clock=lambda: now[0])
+    now[0] = start
+    assert not ft2.record_failure("d") and ft2.record_failure("d")
+    now[0] = end  # no blocked_for() call between the end of the block and the next failures
+    assert not ft2.record_failure("d")
+    assert ft2.record_failure("d")
+    assert ft2.blocked_for("d") == pytest.approx(block_s)
+    # while blocked, more failures do not restart or extend the block
+    now[0] = end + block_s / 2
+    assert not ft2.record_failure("d") and not ft2.record_failure("d")
+    assert ft2.blocked_for("d") == pytest.approx(block_s / 2)
+
+
+@pytest.mark.parametrize("max_clients", [1, 4, 50])
+def test_memory_is_bounded_under_a_spray_of_addresses_and_the_active_client_is_kept(max_clients):
+    now = [0.0]
+    ft = FailureTracker(burst=3, window_s=60, block_s=30, clock=lambda: now[0], max_clients=max_clients)
+    for i in range(20 * max_clients):
+        now[0] += 0.001
+        assert not ft.record_failure(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        assert len(ft._fails) <= max_clients
+    # the spray did not block anyone (one failure each), and a client failing now is counted to the end
+    assert ft.blocked() == {}
+    now[0] += 1
+    results = [ft.record_failure("attacker") for _ in range(3)]
+    assert results == [False, False, True] and len(ft._fails) <= max_clients
+    # blocks are bounded too: many blocked clients keep at most max_clients entries
+    for i in range(3 * max_clients):
+        for _ in range(3):
+            ft.record_failure(f"b{i}")
+    assert len(ft._blocked) <= max_clients and ft.blocked_for(f"b{3 * max_clients - 1}") > 0
+
+
+def test_a_spray_smaller_than_the_bound_does_not_reset_an_attackers_count():
+    now = [0.0]
+    ft = FailureTracker(burst=4, window_s=60, block_s=30, clock=lambda: now[0], max_clients=100)
+    assert not ft.record_failure("attacker") and not ft.record_failure("attacker")
+    for i in range(98):  # fills the table to its bound, without passing it
+        ft.record_failure(f"spray{i}")
+    assert not ft.record_failure("attacker")
+    assert ft.record_failure("attacker")  # the earlier failures still counted
 
 
 def _jwt_app(make_gateway, monkeypatch, tmp_path, alg):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import tempfile
@@ -271,7 +272,7 @@ class FailureTracker:
             q.append(now)
             while q and q[0] < now - self.window_s:
                 q.popleft()
-            if len(q) >= self.burst and client not in self._blocked:
+            if len(q) >= self.burst and self._blocked.get(client, -math.inf) <= now:  # not blocked, or it ended
                 if len(self._blocked) >= self.max_clients:  # drop ended blocks, then the soonest to end
                     self._blocked = {c: u for c, u in self._blocked.items() if u > now}
                     while len(self._blocked) >= self.max_clients:
