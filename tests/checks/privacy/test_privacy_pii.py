@@ -71,7 +71,8 @@ def labelled_cells(n: int = 40, seed: int = 0) -> list[tuple[str, str | None]]:
         out.append((f"meeting on {y}-{m:02d}-{d:02d} at noon", None))  # a date, not a birth date
         out.append((f"born {y}-13-{d:02d}", None))  # not a calendar date
         out.append((f"total {rng.integers(1, 99999)}.{rng.integers(10, 99)} EUR for {rng.integers(1, 50)} items", None))
-        out.append((f"write to {nm} at example dot com", None))
+        out.append((f"write to {nm} at example dot com", "email"))  # obfuscated, still an address
+        out.append((f"meet {nm} at 5 dot 30 at the station", None))
         out.append((f"user@localhost and {nm}@intranet", None))
         out.append((f"room {rng.integers(1, 500)} floor {rng.integers(1, 9)}", None))
         out.append((f"ticket #{digits(6)} priority {rng.integers(1, 5)}", None))
