@@ -14,9 +14,10 @@ Default policy (``modelshield policy show`` prints it)::
 
 from __future__ import annotations
 
+import difflib
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from typing import Any
 from modelshield.errors import InputNotFoundError, PolicyError
 from modelshield.findings import Severity
 
-__all__ = ["DEFAULT_POLICY_YAML", "GateResult", "Limit", "LimitOutcome", "Policy", "load_policy"]
+__all__ = ["DEFAULT_POLICY_YAML", "GateResult", "Limit", "LimitOutcome", "Policy", "did_you_mean", "load_policy",
+           "matches_declared"]
 
 DEFAULT_POLICY_YAML = """\
 # modelshield default policy
@@ -169,8 +171,40 @@ class Policy:
         """Raise :class:`PolicyError` when a limit or ``checks:`` entry names a check that does not exist."""
         for name in [*(lim.check for lim in self.limits), *self.checks]:
             if name not in known:
-                raise PolicyError(f"policy {self.source}: unknown check {name!r} (available: "
-                                  f"{', '.join(sorted(known))})")
+                raise PolicyError(f"policy {self.source}: unknown check {name!r}{did_you_mean(name, known)} "
+                                  f"(available: {', '.join(sorted(known))})")
+
+    def check_declared(self, metrics: Mapping[str, Collection[str] | None],
+                       thresholds: Mapping[str, Collection[str] | None]) -> list[str]:
+        """Check every limit's metric and every threshold key against what the checks declare (check name ->
+        declared names, ``{placeholder}`` patterns allowed; ``None``: the check declares none). A name no
+        check declares is a :class:`PolicyError` (one line, with a did-you-mean): a typo must not silently
+        disable a gate. Returns warnings for names that cannot be checked (a check without declarations)."""
+        warnings: list[str] = []
+        for lim in self.limits:
+            declared = metrics.get(lim.check)
+            if declared is None:
+                warnings.append(f"check {lim.check!r} does not declare its metrics: limit '{lim}' is not checked "
+                                "for typos")
+            elif not matches_declared(lim.metric, declared):
+                raise PolicyError(f"policy {self.source}: limit '{lim}': check {lim.check!r} has no metric "
+                                  f"{lim.metric!r}{did_you_mean(lim.metric, declared)}; its metrics are: "
+                                  f"{_listing(declared)}")
+        for key in self.thresholds:
+            check, dot, rest = key.partition(".")
+            if check not in thresholds:
+                raise PolicyError(f"policy {self.source}: threshold {key!r}: unknown check {check!r}"
+                                  f"{did_you_mean(check, thresholds)} (expected '<check>.<metric>.<level>')")
+            declared = thresholds[check]
+            if declared is None:
+                warnings.append(f"check {check!r} does not declare its thresholds: threshold {key!r} is not "
+                                "checked for typos")
+            elif not dot or not matches_declared(rest, declared):
+                known = ", ".join(f"{check}.{d}" for d in declared) or "(none)"
+                raise PolicyError(f"policy {self.source}: unknown threshold {key!r}"
+                                  f"{did_you_mean(rest, declared, prefix=check + '.')}; check {check!r} reads: "
+                                  f"{known}")
+        return warnings
 
     def threshold(self, key: str, default: float) -> float:
         return float(self.thresholds.get(key, default))
@@ -219,6 +253,51 @@ class Policy:
                 (gate.reasons if self.missing_metrics == "fail" else gate.warnings).append(msg)
         gate.passed = not gate.reasons
         return gate
+
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def _pattern(declared: str) -> re.Pattern[str]:
+    """A declared name as a regex: literal text, each ``{placeholder}`` any non-empty text."""
+    parts = _PLACEHOLDER.split(declared)
+    return re.compile("".join(re.escape(p) + ("(.+)" if i < len(parts) - 1 else "") for i, p in enumerate(parts)))
+
+
+def matches_declared(name: str, declared: Collection[str]) -> bool:
+    """Whether ``name`` is one of the ``declared`` names (``{placeholder}`` matching any non-empty text)."""
+    return any(_pattern(d).fullmatch(name) for d in declared)
+
+
+def _instances(name: str, declared: Collection[str]) -> list[str]:
+    """Each declared name as it could be spelled for ``name``: a placeholder segment between dots takes the
+    text ``name`` has there (``{attribute}.x`` -> ``sex.x`` for ``sex.y``), so a misspelled metric of a
+    sensitive attribute is compared with the right spelling, not with the pattern."""
+    got = name.split(".")
+    out: list[str] = []
+    for d in declared:
+        segs = d.split(".")
+        if _PLACEHOLDER.search(d) and len(segs) == len(got):
+            out.append(".".join(g if _PLACEHOLDER.fullmatch(s) else s for s, g in zip(segs, got, strict=True)))
+        else:
+            out.append(d)
+    return out
+
+
+def did_you_mean(name: str, declared: Collection[str], prefix: str = "") -> str:
+    """`` (did you mean 'x'?)`` for the declared names closest to ``name``, or ``""``."""
+    spelled = _instances(name, declared)
+    # same letters in another order or case (a swap in a short name: 'r2' -> '2r'), then the closest by ratio
+    close = [c for c in spelled if sorted(c.lower()) == sorted(name.lower())][:1]
+    close += [c for c in difflib.get_close_matches(name, spelled, n=2, cutoff=0.6) if c not in close]
+    close = close[:2]
+    return f" (did you mean {' or '.join(repr(prefix + c) for c in close)}?)" if close else ""
+
+
+def _listing(names: Collection[str], limit: int = 40) -> str:
+    shown = sorted(names)
+    rest = f", … and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + rest
 
 
 def _yaml_load(text: str, source: str) -> Any:

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from modelshield.checks.base import Applies, AuditContext, Check
-from modelshield.checks.registry import available_checks, load_errors
+from modelshield.checks.registry import available_checks, declarations, load_errors
 from modelshield.data.dataset import Dataset
 from modelshield.errors import UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel
 from modelshield.policy import GateResult, Policy
 
-__all__ = ["AuditReport", "AuditRun", "audit", "run_check", "select_checks"]
+__all__ = ["AuditReport", "AuditRun", "audit", "run_check", "select_checks", "validate_policy"]
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -152,6 +152,17 @@ def select_checks(
     return checks
 
 
+def validate_policy(policy: Policy, registry: Mapping[str, type[Check]] | None = None) -> list[str]:
+    """Check a policy against the checks there are (default: :func:`available_checks`): every check it
+    names exists, every limit's metric and every threshold key is one the check declares
+    (:func:`modelshield.checks.registry.declarations`). Raises :class:`~modelshield.errors.PolicyError`
+    (exit 2, one line, did-you-mean); returns warnings for names that cannot be checked (plug-ins that
+    declare nothing)."""
+    found = available_checks() if registry is None else registry
+    policy.check_names(set(found))
+    return policy.check_declared(*declarations(found))
+
+
 def run_check(check: Check, ctx: AuditContext, on_event: EventFn | None = None) -> CheckResult:
     """Run one check with timing, seeding and error capture. Never raises for a check's failure."""
     emit = on_event or (lambda *_: None)
@@ -247,7 +258,7 @@ def audit_run(
 
     policy = policy or Policy.default()
     registry = available_checks()
-    policy.check_names(set(registry))
+    policy_warnings = validate_policy(policy, registry)
     if isinstance(checks, str):  # checks="baseline,fairness": names, not characters
         checks = [c.strip() for c in checks.split(",") if c.strip()]
     if isinstance(model, (str, Path)):
@@ -290,12 +301,14 @@ def audit_run(
         data_info = data.describe() | {"sha256": data.sha256()}
         if train is not None:
             data_info["train"] = train.describe() | {"sha256": train.sha256()}
+    gate = policy.evaluate(results)
+    gate.warnings[:0] = policy_warnings
     return AuditRun(
         label=label or (path.name if path else model_info.get("adapter", "model")),
         model=model_info,
         data=data_info,
         results=results,
-        gate=policy.evaluate(results),
+        gate=gate,
         seed=seed,
         duration_s=time.perf_counter() - t0,
     )

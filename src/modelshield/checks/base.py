@@ -7,6 +7,7 @@ A check is one subclass in one module::
         name: ClassVar[str] = "mine"
         title: ClassVar[str] = "My check"
         requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PROBABILITIES})
+        declared_metrics: ClassVar[Mapping[str, str]] = {"score": "what it measures"}  # policy limits
         threshold: float = 0.5            # options are dataclass fields: plain, serialisable data
 
         def run(self, ctx: AuditContext) -> CheckResult:
@@ -112,6 +113,15 @@ class Check(ABC):
     needs_train: ClassVar[bool] = False
     needs_sensitive: ClassVar[bool] = False
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+    #: The metrics the check puts in :attr:`CheckResult.metrics` (what a policy limit
+    #: ``<check>.<metric> <op> <number>`` can name): name -> one-line description. A ``{placeholder}``
+    #: segment stands for any name chosen at run time (a sensitive attribute, an attack). ``None`` means
+    #: "not declared" (e.g. a plug-in written before declarations existed): policy names for the check are
+    #: then not validated, with a warning. (Not called ``metrics``: a check's options may use that name.)
+    declared_metrics: ClassVar[Mapping[str, str] | None] = None
+    #: The policy thresholds the check reads with :meth:`AuditContext.threshold`, keys without the
+    #: ``<check>.`` prefix (``"robust_accuracy.high"``) -> description; ``None``: not declared.
+    declared_thresholds: ClassVar[Mapping[str, str] | None] = None
 
     def applies(self, ctx: AuditContext) -> Applies:
         """Whether this check can run on ``ctx``; the default reads the class-level needs."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, err_console, parse_options, split_list
@@ -203,6 +204,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         inputs = [model, data, train, policy, key_file, public_key, signature]
         check_report_outputs(outputs, defaults, inputs, force)
         pol = load_policy(policy)
+        from modelshield.runner import validate_policy
+
+        validate_policy(pol)  # a misspelled metric or threshold fails now (exit 2); warnings go in the gate
         opts = parse_options(option)
         check_names = split_list([checks]) if checks else None
         if check_names is not None:
@@ -254,16 +258,21 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
     @policy_app.command("validate")
     def policy_validate(policy: Path = typer.Argument(..., help="Policy file.")) -> None:
-        """Check a policy file; exit 0 if valid, 2 with the reason otherwise."""
+        """Check a policy file: check names, option names and values, and every limit metric and threshold
+        key against what the checks declare (did-you-mean for a typo). Exit 0 if valid, 2 with the reason."""
         from modelshield.checks.registry import available_checks
         from modelshield.policy import load_policy
+        from modelshield.runner import validate_policy
 
         p = load_policy(policy)
         registry = available_checks()
-        p.check_names(set(registry))
+        warnings = validate_policy(p, registry)
         for name, opts in p.checks.items():  # option names and values, as the audit would build them
             registry[name].from_options(opts)
-        typer.echo(f"{policy}: valid (fail_on {p.fail_on.value}, {len(p.limits)} limits)")
+        for w in warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+        typer.echo(f"{policy}: valid (fail_on {p.fail_on.value}, {len(p.limits)} limits, "
+                   f"{len(p.thresholds)} thresholds)")
 
     app.add_typer(policy_app, name="policy")
 
