@@ -78,3 +78,25 @@ def test_dashboard_login_charts_and_no_console_errors(browser, server_setup, bre
     # the deliberate wrong-key login produces a 401 network error; anything else is a failure
     errors = [e for e in logs if e["level"] == "SEVERE" and "401" not in e["message"]]
     assert errors == [], errors
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_monitor_key_keeps_the_dashboard_and_is_told_verification_needs_admin(browser, server_setup, tmp_path):
+    """Chain verification is admin-only; a monitor key must still see the dashboard (not be logged out)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    srv = server_setup()
+    _, monitor = KeyStore(tmp_path / "state").create("watch", ["monitor"])
+    srv.start()
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{srv.url}/dashboard/")
+    browser.find_element(By.ID, "key").send_keys(monitor)
+    browser.find_element(By.ID, "login-button").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "main")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "audit-status"), "needs an admin key"))
+    browser.find_element(By.ID, "verify-button").click()
+    assert browser.find_element(By.ID, "main").is_displayed()
+    assert "needs an admin key" in browser.find_element(By.ID, "audit-status").text

@@ -128,8 +128,18 @@
   function showVerify(v) {
     var p = $("audit-status");
     p.className = v.ok ? "ok" : "bad";
-    p.textContent = v.ok ? "intact: " + v.n_records + " records, head " + String(v.head_hash).slice(0, 12)
+    p.textContent = v.ok ? "intact: " + v.n_records + " records, head " + String(v.head_hash).slice(0, 12) +
+      (v.anchor ? " (reaches the anchored record " + v.anchor.seq + ")" : " (no anchored head yet)")
       : "BROKEN: " + v.reason;
+  }
+
+  function verifyNow() {  // a full chain walk needs an admin key: a monitor key still sees the dashboard
+    return api("/admin/audit/verify").then(showVerify).catch(function (e) {
+      var p = $("audit-status");
+      p.className = "";
+      p.textContent = e.status === 403 ? "verifying the chain needs an admin key"
+        : "verification failed (HTTP " + (e.status || "?") + ")";
+    });
   }
 
   function refresh() {
@@ -153,9 +163,9 @@
       $("login").hidden = true; $("main").hidden = false; $("login-error").textContent = "";
       render(s);
       timer = setInterval(refresh, 5000);
-      return api("/admin/audit/verify").then(showVerify);
+      verifyNow();
     }).catch(function (e) { logout(e.status ? "key rejected (HTTP " + e.status + ")" : "cannot reach the gateway"); });
   });
-  $("verify-button").addEventListener("click", function () { api("/admin/audit/verify").then(showVerify); });
+  $("verify-button").addEventListener("click", verifyNow);
   $("logout-button").addEventListener("click", function () { logout(""); });
 }());
