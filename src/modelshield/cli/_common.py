@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 from rich.console import Console
@@ -12,6 +14,7 @@ from modelshield._io import check_output_path, write_bytes_safely, write_json, w
 from modelshield.errors import UserError
 
 __all__ = [
+    "PIPED_WIDTH",
     "console",
     "err_console",
     "check_output_path",
@@ -22,8 +25,22 @@ __all__ = [
     "write_text_safely",
 ]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Columns used when output goes to a pipe or file (a CI log, ``| tee``) and ``COLUMNS`` is not set: wide
+#: enough that tables and lines are not wrapped mid-way at 80 columns (on a terminal, its own width applies).
+PIPED_WIDTH = 160
+
+
+def _width(stream: TextIO) -> int | None:
+    """``None`` (rich's own choice: the terminal's width, or ``COLUMNS``) unless ``stream`` is not a terminal
+    and ``COLUMNS`` is not set: then :data:`PIPED_WIDTH`."""
+    isatty = getattr(stream, "isatty", None)
+    if os.environ.get("COLUMNS") or (isatty is not None and isatty()):
+        return None
+    return PIPED_WIDTH
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:
