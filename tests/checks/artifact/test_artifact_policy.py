@@ -1,10 +1,20 @@
-"""The policy tables: every entry documented; lookups by full dotted path."""
+"""The policy tables: every entry documented; exact (module, name) lookups; Python 2 names mapped."""
 
 from __future__ import annotations
 
+import _compat_pickle
+import pickle
+import sys
+
 import pytest
 
-from modelshield.checks.artifact.policy import ALLOW_EXACT, DENY_PREFIXES, classify_global
+from modelshield.checks.artifact import scan_bytes
+from modelshield.checks.artifact.policy import ALLOW_EXACT, DENY_PREFIXES, classify_global, compat_name
+from modelshield.checks.artifact.restricted import safe_load
+from modelshield.errors import UnsafeModelError
+from modelshield.findings import Severity
+
+from .corpus import glob0
 
 
 def test_every_entry_has_a_reason():
@@ -36,3 +46,69 @@ def test_allowed(module, name):
 def test_unknown_is_neither():
     v = classify_global("somepkg.sub", "Thing")
     assert v.kind == "unknown" and v.reason
+
+
+# ------------------------------------------------------------------ Python 2 names (issue 15.A.7)
+def _py2_only(module: str) -> bool:
+    return module.split(".")[0] not in sys.stdlib_module_names
+
+
+_NAME_MAPPED = sorted(_compat_pickle.NAME_MAPPING.items())
+
+
+@pytest.mark.parametrize(("raw", "mapped"), _NAME_MAPPED, ids=[f"{m}.{n}" for (m, n), _ in _NAME_MAPPED])
+def test_every_python2_name_is_judged_as_the_unpickler_maps_it(raw, mapped):
+    """The generated family: each (module, name) of _compat_pickle.NAME_MAPPING gets the verdict of the
+    name the unpickler really imports (protocol 0-2); where the unmapped module exists in Python 3 too,
+    the worse of both counts (protocol 3+ imports it unmapped)."""
+    assert compat_name(*raw) == mapped
+    got, target = classify_global(*raw), classify_global(*mapped)
+    order = {"allow": 0, "unknown": 1, "deny": 2}
+    if _py2_only(raw[0]):
+        assert got.kind == target.kind, (raw, mapped, got)
+    else:
+        assert order[got.kind] >= order[target.kind]
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _compat_pickle.IMPORT_MAPPING if _py2_only(m))[:40])
+def test_python2_module_names_map_to_their_python3_module(module):
+    new = _compat_pickle.IMPORT_MAPPING[module]
+    for name in ("Thing", "loads", "open"):
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            continue
+        assert classify_global(module, name).kind == classify_global(new, name).kind
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+@pytest.mark.parametrize("value", [range(5), range(2, 20, 3), [range(1)], {"r": range(0)}],
+                         ids=["range", "range-step", "list-of-range", "dict-of-range"])
+def test_range_pickles_of_protocols_0_to_2_are_clean_and_load(value, protocol):
+    data = pickle.dumps(value, protocol=protocol)
+    assert b"__builtin__" in data and b"xrange" in data  # the Python 2 spelling the issue reported
+    report = scan_bytes(data).files[0]
+    assert not [f for f in report.findings if f.severity >= Severity.MEDIUM], report.findings
+    assert safe_load(data) == value
+
+
+@pytest.mark.parametrize(("module", "name", "target"), [
+    ("__builtin__", "xrange", "builtins.range"), ("__builtin__", "unicode", "builtins.str"),
+    ("__builtin__", "long", "builtins.int"), ("__builtin__", "basestring", "builtins.str"),
+    ("copy_reg", "_reconstructor", "copyreg._reconstructor"), ("__builtin__", "set", "builtins.set"),
+])
+def test_mapped_benign_names_are_allowed(module, name, target):
+    verdict = classify_global(module, name)
+    assert verdict.kind == "allow" and verdict.rule == target
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("__builtin__", "raw_input"), ("__builtin__", "reduce"), ("__builtin__", "intern"), ("__builtin__", "execfile"),
+    ("__builtin__", "apply"), ("itertools", "imap"), ("itertools", "ifilter"), ("cPickle", "loads"),
+    ("commands", "getoutput"), ("urllib2", "urlopen"), ("UserDict", "UserDict"), ("exceptions", "Exception"),
+])
+def test_mapped_names_that_reach_a_denied_target_stay_denied(module, name):
+    assert classify_global(module, name).kind == "deny"
+    data = b"\x80\x02" + glob0(module, name) + b")R."  # module.name() through the Python 2 name
+    worst = scan_bytes(data).files[0].max_severity
+    assert worst is not None and worst >= Severity.HIGH
+    with pytest.raises(UnsafeModelError):
+        safe_load(data)
