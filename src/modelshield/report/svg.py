@@ -12,7 +12,66 @@ __all__ = ["render_svg"]
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 W, H = 640, 340
-ML, MR, MT, MB = 64, 150, 36, 52  # margins: left, right (legend), top, bottom
+ML, MR, MT, MB = 64, 150, 36, 52  # default margins: left, right (legend), top, bottom
+CHAR_W = {11: 7.0, 12: 7.6, 14: 9.0}  # generous average glyph widths (px) of the sans-serif font by size
+LEGEND_MAX_CHARS = 30
+# presentation attributes inline, so the layout holds without the report's stylesheet (the CSS may restyle)
+TICK = 'class="tick" font-size="11" fill="#4b5563"'
+LEGEND = 'class="legend" font-size="12" fill="#111827"'
+AXIS = 'class="axis-label" font-size="12" fill="#374151"'
+TITLE = 'class="chart-title" font-size="14" font-weight="600"'
+PLOT_BG = 'class="plot-bg" fill="#fff" stroke="#d1d5db"'
+GRID = 'class="grid" stroke="#e5e7eb"'
+LEGEND_ROW = 18
+
+
+def text_width(text: str, size: int = 12) -> float:
+    """An upper estimate of the rendered width of ``text`` (no font metrics in a static SVG)."""
+    return len(text) * CHAR_W.get(size, size * 0.58)
+
+
+class _Layout:
+    """Canvas size and margins for one figure: the legend gets the width its longest name needs and the
+    height its entries need; category labels that would overlap are rotated and get room below."""
+
+    def __init__(self, fig: Figure, legend: list[str], cats: list[str] | None = None) -> None:
+        names = [self.legend_label(n) for n in legend]
+        widest = max((text_width(n) for n in names), default=0.0)
+        self.mr = max(24.0, 40 + widest) if names else 24.0
+        self.ml, self.mt = float(ML), float(MT)
+        # bars need >= 28 px per category so rotated neighbours (0.64 x slot apart) never touch
+        self.w = max(W, self.ml + max(380, 28 * len(cats or ())) + self.mr)
+        self.rotate = False
+        self.mb = float(MB)
+        if cats:
+            slot = (self.w - self.ml - self.mr) / len(cats)
+            labels = [self.cat_label(c) for c in cats]
+            longest = max(text_width(c, 11) for c in labels)
+            if longest > slot * 0.9:
+                # rotated 40 degrees, anchored at the tick: a label reaches 0.64 x its width below the axis
+                # and 0.77 x its width to the left, so the first one needs room on the left too
+                self.rotate = True
+                self.mb = MB + 0.64 * longest
+                self.ml = max(self.ml, 0.77 * text_width(labels[0], 11) - slot / 2 + 8)
+                self.w = max(self.w, self.ml + max(380, 28 * len(cats)) + self.mr)
+        self.h = max(H, self.mt + self.mb + 180, self.mt + 10 + LEGEND_ROW * len(names) + 10 + self.mb)
+        self.title_chars = int((self.w - self.ml - 8) / CHAR_W[14])
+
+    @staticmethod
+    def legend_label(name: str) -> str:
+        return name if len(name) <= LEGEND_MAX_CHARS else name[:LEGEND_MAX_CHARS - 1] + "…"
+
+    @staticmethod
+    def cat_label(name: str) -> str:
+        return name if len(name) <= 20 else name[:19] + "…"
+
+    @property
+    def pw(self) -> float:
+        return self.w - self.ml - self.mr
+
+    @property
+    def ph(self) -> float:
+        return self.h - self.mt - self.mb
 
 
 def _finite(vals: Any) -> list[float]:
@@ -58,23 +117,34 @@ def render_svg(fig: Figure) -> str:
     return _line(fig)
 
 
-def _frame(fig: Figure, body: list[str], legend: list[tuple[str, str]]) -> str:
+def _frame(fig: Figure, lay: _Layout, body: list[str], legend: list[tuple[str, str]]) -> str:
+    title = fig.title if len(fig.title) <= lay.title_chars else fig.title[:lay.title_chars - 1] + "…"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-        f'role="img" aria-label="{escape(fig.title)}" class="chart">',
-        f'<text x="{ML}" y="20" class="chart-title">{escape(fig.title)}</text>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {lay.w:.0f} {lay.h:.0f}" width="{lay.w:.0f}" '
+        f'height="{lay.h:.0f}" role="img" aria-label="{escape(fig.title)}" class="chart" '
+        'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">',
+        f"<title>{escape(fig.title)}</title>",
+        f'<text x="{lay.ml}" y="20" {TITLE}>{escape(title)}</text>',
         *body,
-        f'<text x="{ML + (W - ML - MR) / 2}" y="{H - 10}" text-anchor="middle" class="axis-label">'
+        f'<text x="{lay.ml + lay.pw / 2:.1f}" y="{lay.h - 10:.1f}" text-anchor="middle" {AXIS}>'
         f"{escape(fig.x_label)}</text>",
-        f'<text transform="translate(14,{MT + (H - MT - MB) / 2}) rotate(-90)" text-anchor="middle" '
-        f'class="axis-label">{escape(fig.y_label)}</text>',
+        f'<text transform="translate(14,{lay.mt + lay.ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
+        f'{AXIS}>{escape(fig.y_label)}</text>',
     ]
     for i, (name, color) in enumerate(legend):
-        y = MT + 10 + i * 18
-        parts.append(f'<rect x="{W - MR + 14}" y="{y - 9}" width="12" height="12" fill="{color}"/>')
-        parts.append(f'<text x="{W - MR + 32}" y="{y + 1}" class="legend">{escape(name[:22])}</text>')
+        y = lay.mt + 10 + i * LEGEND_ROW
+        x = lay.w - lay.mr + 14
+        parts.append(f'<rect x="{x:.1f}" y="{y - 9}" width="12" height="12" fill="{color}"/>')
+        parts.append(f'<text x="{x + 18:.1f}" y="{y + 1}" {LEGEND}>{escape(_Layout.legend_label(name))}'
+                     f"<title>{escape(name)}</title></text>")
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _no_data(fig: Figure) -> str:
+    lay = _Layout(fig, [])
+    return _frame(fig, lay, [f'<text x="{lay.w / 2:.0f}" y="{lay.h / 2:.0f}" text-anchor="middle">no data</text>'],
+                  [])
 
 
 def _line(fig: Figure) -> str:
@@ -102,7 +172,8 @@ def _line(fig: Figure) -> str:
     xs = [p[0] for row in pts for p in row]
     ys = [p[1] for row in pts for p in row]
     if not xs:
-        return _frame(fig, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'], [])
+        return _no_data(fig)
+    lay = _Layout(fig, [s.name for s in fig.series])
     x0, x1 = min(xs), max(xs)
     if fig.y_range and not fig.log_y:
         y0, y1 = fig.y_range
@@ -115,25 +186,31 @@ def _line(fig: Figure) -> str:
         x0, x1 = x0 - 0.5, x1 + 0.5
     if y1 == y0:
         y0, y1 = y0 - 0.5, y1 + 0.5
-    pw, ph = W - ML - MR, H - MT - MB
+    ml, mt, pw, ph = lay.ml, lay.mt, lay.pw, lay.ph
 
     def px(v: float) -> float:
-        return ML + (v - x0) / (x1 - x0) * pw
+        return ml + (v - x0) / (x1 - x0) * pw
 
     def py(v: float) -> float:
-        return MT + ph - (v - y0) / (y1 - y0) * ph
+        return mt + ph - (v - y0) / (y1 - y0) * ph
 
-    body = [f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plot-bg"/>']
+    body = [f'<rect x="{ml}" y="{mt}" width="{pw:.1f}" height="{ph:.1f}" {PLOT_BG}/>']
     for t in _ticks(y0, y1, fig.log_y):
         if y0 - 1e-9 <= t <= y1 + 1e-9:
-            body.append(f'<line x1="{ML}" x2="{ML + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" class="grid"/>')
-            body.append(f'<text x="{ML - 6}" y="{py(t) + 4:.1f}" text-anchor="end" class="tick">'
+            body.append(f'<line x1="{ml}" x2="{ml + pw:.1f}" y1="{py(t):.1f}" y2="{py(t):.1f}" {GRID}/>')
+            body.append(f'<text x="{ml - 6}" y="{py(t) + 4:.1f}" text-anchor="end" {TICK}>'
                         f"{_fmt(t, fig.log_y)}</text>")
-    for t in _ticks(x0, x1, fig.log_x):
-        if x0 - 1e-9 <= t <= x1 + 1e-9:
-            body.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{MT}" y2="{MT + ph}" class="grid"/>')
-            body.append(f'<text x="{px(t):.1f}" y="{MT + ph + 16}" text-anchor="middle" class="tick">'
-                        f"{_fmt(t, fig.log_x)}</text>")
+    x_ticks = [t for t in _ticks(x0, x1, fig.log_x) if x0 - 1e-9 <= t <= x1 + 1e-9]
+    labels = [_fmt(t, fig.log_x) for t in x_ticks]
+    # keep every k-th x tick label so neighbours never overlap
+    gap = pw / max(1, len(x_ticks) - 1) if len(x_ticks) > 1 else pw
+    need = max((text_width(lb, 11) for lb in labels), default=0.0) + 6
+    every = max(1, math.ceil(need / gap)) if gap > 0 else 1
+    for k, t in enumerate(x_ticks):
+        body.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{mt}" y2="{mt + ph:.1f}" {GRID}/>')
+        if k % every == 0:
+            body.append(f'<text x="{px(t):.1f}" y="{mt + ph + 16:.1f}" text-anchor="middle" {TICK}>'
+                        f"{labels[k]}</text>")
     if fig.diagonal:
         body.append(f'<line x1="{px(x0):.1f}" y1="{py(y0):.1f}" x2="{px(x1):.1f}" y2="{py(y1):.1f}" '
                     'class="diagonal"/>')
@@ -148,7 +225,7 @@ def _line(fig: Figure) -> str:
         if len(row) <= 40:
             for a, b in row:
                 body.append(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{color}"/>')
-    return _frame(fig, body, legend)
+    return _frame(fig, lay, body, legend)
 
 
 def _bar(fig: Figure) -> str:
@@ -159,22 +236,23 @@ def _bar(fig: Figure) -> str:
                 cats.append(str(x))
     vals = [v for s in fig.series for v in _finite(s.y) + _finite(s.hi) + _finite(s.lo)]
     if not cats or not vals:
-        return _frame(fig, [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text>'], [])
+        return _no_data(fig)
+    lay = _Layout(fig, [s.name for s in fig.series], cats)
     if fig.y_range:
         y0, y1 = fig.y_range
     else:
         y0, y1 = min(0.0, min(vals)), max(vals)
         y1 = y1 if y1 > y0 else y0 + 1
-    pw, ph = W - ML - MR, H - MT - MB
+    ml, mt, pw, ph = lay.ml, lay.mt, lay.pw, lay.ph
 
     def py(v: float) -> float:
         v = min(max(v, y0), y1)
-        return MT + ph - (v - y0) / (y1 - y0) * ph
+        return mt + ph - (v - y0) / (y1 - y0) * ph
 
-    body = [f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="plot-bg"/>']
+    body = [f'<rect x="{ml}" y="{mt}" width="{pw:.1f}" height="{ph:.1f}" {PLOT_BG}/>']
     for t in _ticks(y0, y1, False):
-        body.append(f'<line x1="{ML}" x2="{ML + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" class="grid"/>')
-        body.append(f'<text x="{ML - 6}" y="{py(t) + 4:.1f}" text-anchor="end" class="tick">{t:.3g}</text>')
+        body.append(f'<line x1="{ml}" x2="{ml + pw:.1f}" y1="{py(t):.1f}" y2="{py(t):.1f}" {GRID}/>')
+        body.append(f'<text x="{ml - 6}" y="{py(t) + 4:.1f}" text-anchor="end" {TICK}>{t:.3g}</text>')
     ns = max(1, len(fig.series))
     slot = pw / len(cats)
     bw = slot * 0.8 / ns
@@ -190,7 +268,7 @@ def _bar(fig: Figure) -> str:
             if not math.isfinite(yv):
                 continue
             c = cats.index(str(x))
-            bx = ML + c * slot + slot * 0.1 + i * bw
+            bx = ml + c * slot + slot * 0.1 + i * bw
             top, base = py(max(yv, 0) if y0 <= 0 else yv), py(min(max(0.0, y0), y1))
             body.append(f'<rect x="{bx:.1f}" y="{min(top, base):.1f}" width="{bw:.1f}" '
                         f'height="{abs(base - top):.1f}" fill="{color}"><title>{escape(str(x))}: {yv:.4g}'
@@ -205,8 +283,13 @@ def _bar(fig: Figure) -> str:
                         body.append(f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{py(v):.1f}" '
                                     f'y2="{py(v):.1f}" class="errbar"/>')
     for c, name in enumerate(cats):
-        cx = ML + c * slot + slot / 2
-        label = name if len(name) <= 14 else name[:13] + "…"
-        body.append(f'<text x="{cx:.1f}" y="{MT + ph + 16}" text-anchor="middle" class="tick">'
-                    f"{escape(label)}</text>")
-    return _frame(fig, body, legend)
+        cx = ml + c * slot + slot / 2
+        label = escape(_Layout.cat_label(name))
+        y = mt + ph + 16
+        if lay.rotate:
+            body.append(f'<text x="{cx:.1f}" y="{y:.1f}" text-anchor="end" {TICK} '
+                        f'transform="rotate(-40 {cx:.1f} {y - 4:.1f})">{label}<title>{escape(name)}</title></text>')
+        else:
+            body.append(f'<text x="{cx:.1f}" y="{y:.1f}" text-anchor="middle" {TICK}>{label}'
+                        f"<title>{escape(name)}</title></text>")
+    return _frame(fig, lay, body, legend)
