@@ -338,7 +338,7 @@ def test_demo_says_its_exit_code_ignores_the_gate(tmp_path, capsys, monkeypatch,
     note = out.strip().splitlines()[-1]
     assert "exit code ignores the gate" in note and "exits 1 when its gate fails" in note
     if failed:
-        assert f"{failed} of 4 demo audits failed the gate" in note
+        assert f"{failed} of 4 demo audits failed the gate ({', '.join(f'm{i}' for i in range(failed))})" in note
     else:
         assert "all 4 demo audits passed the gate" in note
     assert note == audit_cli.demo_note(reports[0])

@@ -114,9 +114,9 @@ def is_previous_report(path: Path, kind: str) -> bool:
 def demo_note(report: Any) -> str:
     """The line ``audit --demo`` ends with: how many of its audits failed the gate, and that the demo's exit
     code ignores the gate (0 when the reports were written) while an audit of your own model exits 1."""
-    failed = sum(not run.passed for run in report.runs)
-    verdict = (f"{failed} of {len(report.runs)} demo audits failed the gate, on purpose (a planted pickle payload, "
-               "a model that memorises its training data)" if failed
+    failed = [run.label for run in report.runs if not run.passed]
+    verdict = (f"{len(failed)} of {len(report.runs)} demo audits failed the gate ({', '.join(failed)}); the demo "
+               "plants findings on purpose (a malicious pickle, a model that memorises its training data)" if failed
                else f"all {len(report.runs)} demo audits passed the gate")
     return (f"demo: {verdict}. The demo's exit code ignores the gate: 0 means the reports were written. "
             "'modelshield audit MODEL' exits 1 when its gate fails.")
