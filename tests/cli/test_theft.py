@@ -155,21 +155,56 @@ def test_extraction_command(files, capsys):
                  "--budgets", "ten"]) == 2
 
 
-def test_fingerprint_create_and_compare(files, capsys):
+def test_fingerprint_create_and_compare(files, breast_cancer, capsys):
+    """PyTorch owner through the CLI: references are trained automatically, the threshold is calibrated,
+    independent models do not match, copies do."""
+    from modelshield.harden.watermark import fine_tune, train_classifier
+
+    Xtr, _, ytr, _ = breast_cancer
     fp = files / "fp.npz"
-    rc = main(["theft", "fingerprint", "create", str(files / "logreg.joblib"), "--trust", "--data",
-               str(files / "train.npz"), "--out", str(fp), "--points", "40"])
-    assert rc == 0, capsys.readouterr().err
-    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "logreg.joblib"), "--trust"]) == 0
-    assert "score 1.00" in capsys.readouterr().out
-    # a model trained on shuffled labels has nothing in common with the owner's boundary
-    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "other.joblib"), "--trust"]) == 1
-    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "logreg.joblib"), "--trust",
-                 "--threshold", "2"]) == 2
-    # --target retrains references for scikit-learn only
+    # on this binary task independent MLPs agree with the owner on up to ~85% of the points: the
+    # default 1% false-match rate cannot be reached, and creation says so instead of guessing
     rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
-               str(files / "train.npz"), "--target", "y", "--out", str(files / "fp2.npz")])
-    assert rc == 2 and "scikit-learn" in capsys.readouterr().err
+               str(files / "train.npz"), "--target", "y", "--out", str(fp), "--points", "60"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "false-match rate" in err and not fp.exists(), err
+    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
+               str(files / "train.npz"), "--target", "y", "--out", str(fp), "--points", "60",
+               "--false-match-rate", "0.2"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert rc == 0, out
+    assert "8 independent references scored" in out and "false-match rate <=" in out
+    owner = torch.jit.load(files / "model.pt")
+    torch.jit.save(torch.jit.script(fine_tune(owner, Xtr[:40], ytr[:40], epochs=5, seed=1)), files / "tuned.pt")
+    for s in (21, 22, 23):
+        with torch.random.fork_rng():
+            torch.manual_seed(s)
+            net = torch.nn.Sequential(torch.nn.Linear(30, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+        torch.jit.save(torch.jit.script(train_classifier(net, Xtr, ytr, epochs=40, seed=s)), files / f"ind{s}.pt")
+    for suspect, expect in [("model.pt", 0), ("tuned.pt", 0), ("ind21.pt", 1), ("ind22.pt", 1), ("ind23.pt", 1),
+                            ("other.joblib", 1)]:
+        rc = main(["theft", "fingerprint", "compare", str(fp), str(files / suspect), "--trust"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert rc == expect, (suspect, out)
+        assert "independent references scored" in out and "confidence" in out
+    assert main(["theft", "fingerprint", "compare", str(fp), str(files / "model.pt"), "--trust",
+                 "--threshold", "2"]) == 2
+
+
+@pytest.mark.parametrize("args,match", [
+    (["model.pt", "--data", "train.npz"], "needs --target"),
+    (["model.pt", "--data", "train.npz", "--target", "y", "--references", "3"], "at least 5"),
+    (["model.pt", "--data", "train.npz", "--target", "y", "--false-match-rate", "0"], "--false-match-rate"),
+    # a deterministic learner on the same rows: its independent trainings are identical to it
+    (["logreg.joblib", "--data", "train.npz", "--target", "y", "--points", "20"], "reproduce this model"),
+])
+def test_fingerprint_create_refuses_uncalibrated_fingerprints(files, capsys, args, match):
+    out = files / "fp-refused.npz"
+    argv = [str(files / a) if a.endswith((".pt", ".npz", ".joblib")) else a for a in args]
+    rc = main(["theft", "fingerprint", "create", *argv, "--trust", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
 
 
 def test_harden_watermark_robustness_report(files, capsys):
@@ -252,7 +287,8 @@ def test_extraction_and_fingerprint_accept_comma_feature_lists(files, capsys):
 
     Xte = np.load(files / "test.npz")["X"]
     cols = [f"f{i}" for i in range(30)]
-    pd.DataFrame(Xte, columns=cols).assign(extra=1.0).to_csv(files / "wide.csv", index=False)
+    yte = np.load(files / "test.npz")["y"]
+    pd.DataFrame(Xte, columns=cols).assign(extra=1.0, label=yte).to_csv(files / "wide.csv", index=False)
     rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "wide.csv"),
                "--quick", "--budgets", "50"])
     assert rc == 2 and "--features" in capsys.readouterr().err
@@ -260,6 +296,7 @@ def test_extraction_and_fingerprint_accept_comma_feature_lists(files, capsys):
     rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "wide.csv"),
                "--quick", "--budgets", "50", *feats])
     assert rc == 0, capsys.readouterr().err
-    rc = main(["theft", "fingerprint", "create", str(files / "logreg.joblib"), "--trust", "--data",
-               str(files / "wide.csv"), "--out", str(files / "fp-wide.npz"), "--points", "20", *feats])
+    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
+               str(files / "wide.csv"), "--target", "label", "--out", str(files / "fp-wide.npz"), "--points", "20",
+               *feats])
     assert rc == 0, capsys.readouterr().err

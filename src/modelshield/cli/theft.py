@@ -153,34 +153,63 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         data: Path = typer.Option(..., "--data", help="Rows from the model's input distribution."),
         out: Path = typer.Option(..., "--out", help="Fingerprint NPZ to write."),
         target: str | None = typer.Option(None, "--target",
-                                          help="Label column: retrain independent references (scikit-learn)."),
+                                          help="Label column (required): trains the independent reference "
+                                               "models (scikit-learn, PyTorch) that calibrate the threshold."),
         features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
         points: int = typer.Option(200, "--points", help="Number of fingerprint points."),
-        references: int = typer.Option(3, "--references", help="Independent references to retrain."),
+        references: int = typer.Option(8, "--references",
+                                       help="Independent references to train (other seeds; half on the same rows, "
+                                            "half on a random half), at least 5."),
+        false_match_rate: float = typer.Option(0.01, "--false-match-rate",
+                                               help="Target false-match rate of the threshold (at 95% confidence)."),
         seed: int = typer.Option(0, "--seed"),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     ) -> None:
-        """Create a boundary fingerprint of MODEL (query-only; works for scikit-learn too)."""
-        from modelshield.checks.theft.fingerprint import create_fingerprint, retrained_references
+        """Create a boundary fingerprint of MODEL (query-only), calibrated on independently trained
+        reference models (scikit-learn or PyTorch; needs --target)."""
+        from modelshield.checks.theft.fingerprint import (
+            MIN_REFERENCES,
+            create_fingerprint,
+            extracted_references,
+            modified_references,
+            retrained_references,
+        )
         from modelshield.data.loaders import check_model_width
 
         check_outputs({"--out": out}, [model, data], force)
         if points < 10:
             raise UserError("--points must be at least 10")
+        if references < MIN_REFERENCES:
+            raise UserError(f"--references must be at least {MIN_REFERENCES}: the independent references set the "
+                            "threshold and its false-match rate")
+        if not 0.0 < false_match_rate < 1.0:
+            raise UserError("--false-match-rate must lie strictly between 0 and 1")
+        if target is None:
+            raise UserError("fingerprint create needs --target: labelled rows train the independent reference "
+                            "models that calibrate the threshold (without them any independent model may match)")
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
-        indep: list[Any] = []
-        if target is not None and references > 0:
-            if getattr(m, "framework", "") != "sklearn":
-                raise UserError("--target retrains independent references for scikit-learn models only; "
-                                "omit --target for other frameworks")
-            indep = retrained_references(m, ds.X, ds.y, n=references, seed=seed)
-        fp = create_fingerprint(m, ds.X, n_points=points, independent=indep, seed=seed)
+        if ds.y is None:
+            raise DataError("the data needs labels: pass --target")
+        console.print(f"training {references} independent reference models ...")
+        indep = retrained_references(m, ds.X, ds.y, n=references, seed=seed)
+        derived = extracted_references(m, ds.X, seed=seed) + modified_references(m, ds.X, ds.y, seed=seed)
+        fp = create_fingerprint(m, ds.X, n_points=points, independent=indep, derived=derived, seed=seed,
+                                false_match_rate=false_match_rate)
         write_bytes_safely(out, fp.to_bytes(), force)
-        console.print(f"wrote {out}: {len(fp)} boundary points, threshold {fp.threshold:.2f} "
-                      f"({len(indep)} independent references)")
+        cal = fp.meta["calibration"]
+        ind, der = cal["independent_scores"], cal["derived_scores"]
+        console.print(
+            f"wrote {out}: {len(fp)} boundary points, threshold {fp.threshold:.2f}; {len(ind)} independent "
+            f"references scored {min(ind):.2f}-{max(ind):.2f}, {len(der)} derived copies (extracted through the "
+            f"API, fine-tuned, pruned) {min(der):.2f}-{max(der):.2f}; false-match rate <= "
+            f"{cal['false_match_rate']:.1e} at {cal['confidence']:.0%} confidence (normal model of the "
+            "references' scores)")
+        if cal["derived_detected"] is not None and cal["derived_detected"] < len(der):
+            console.print(f"[yellow]warning[/]: {len(der) - cal['derived_detected']} of {len(der)} derived reference "
+                          "copies score below the threshold: copies modified that much may go undetected")
 
     @fp_app.command("compare")
     def fingerprint_compare(
@@ -200,8 +229,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         fp = Fingerprint.load(fingerprint)
         match = fp.compare(_load_model(model, trust, fp.X.shape[1:]), threshold=threshold)
         verdict = "[bold green]match[/]" if match.derived else "[bold yellow]no match[/]"
-        console.print(f"{verdict}: score {match.score:.2f} ({match.matches}/{match.n} points agree), "
-                      f"threshold {match.threshold:.2f}")
+        console.print(f"{verdict}: {match.matches}/{match.n} points agree; {match.describe()}")
         if json_out is not None:
             write_json(json_out, {"model": model, "fingerprint": str(fingerprint), **match.to_dict()}, force)
         raise typer.Exit(0 if match.derived else 1)

@@ -144,13 +144,16 @@ def train_classifier(
     seed: int = 0,
     triggers: TriggerSet | None = None,
     trigger_batch: int = 16,
+    trigger_jitter: float = 0.0,
     soft_targets: np.ndarray | None = None,
 ) -> Any:
     """Train ``module`` in place with Adam and cross-entropy; returns it in eval mode (TorchScript
     modules: a fresh copy with the trained weights).
 
     With ``triggers``, every clean batch is followed in the same step by ``trigger_batch`` trigger
-    samples (drawn with replacement), so the watermark is learned alongside the task. With
+    samples (drawn with replacement), so the watermark is learned alongside the task; with
+    ``trigger_jitter`` > 0 each drawn trigger gets Gaussian noise of that standard deviation (the model
+    learns a neighbourhood of every trigger, not a point, which resists weight perturbation). With
     ``soft_targets`` (shape ``(n, n_classes)``) the clean loss uses them instead of ``y``
     (distillation).
     """
@@ -173,7 +176,10 @@ def train_classifier(
                 loss = torch.nn.functional.cross_entropy(module(Xt[idx]), target)
                 if Tx is not None:
                     t_idx = torch.randint(0, len(Tx), (trigger_batch,), generator=gen)
-                    loss = loss + torch.nn.functional.cross_entropy(module(Tx[t_idx]), Ty[t_idx])
+                    tx = Tx[t_idx]
+                    if trigger_jitter > 0:
+                        tx = tx + trigger_jitter * torch.randn(tx.shape, generator=gen)
+                    loss = loss + torch.nn.functional.cross_entropy(module(tx), Ty[t_idx])
                 loss.backward()
                 opt.step()
     if isinstance(module, torch.jit.ScriptModule):
@@ -214,6 +220,7 @@ def embed_watermark(
     lr: float = 1e-2,
     batch_size: int = 64,
     trigger_batch: int = 16,
+    trigger_jitter: float = 0.0,
     min_trigger_accuracy: float = 1.0,
     max_extra_epochs: int = 40,
     lower: np.ndarray | float | None = None,
@@ -236,6 +243,7 @@ def embed_watermark(
         epochs (``0``: exactly ``epochs``) until the model reproduces at least
         ``min_trigger_accuracy`` of the trigger labels. ``EmbedResult.epochs`` is the total run.
     trigger_batch : trigger samples added to every clean batch.
+    trigger_jitter : standard deviation of Gaussian noise added to trigger samples in training (0: none).
 
     Returns
     -------
@@ -257,14 +265,14 @@ def embed_watermark(
     triggers = make_trigger_set(n_triggers, input_shape=X.shape[1:], n_classes=n_out, key=key, lower=lower,
                                 upper=upper)
     module = train_classifier(module, X, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                              triggers=triggers, trigger_batch=trigger_batch)
+                              triggers=triggers, trigger_batch=trigger_batch, trigger_jitter=trigger_jitter)
     history = [accuracy(module, triggers.X, triggers.labels)]
     done = epochs
     step = max(1, epochs // 4)
     while history[-1] < min_trigger_accuracy and done - epochs < max_extra_epochs:
         extra = min(step, epochs + max_extra_epochs - done)
         module = train_classifier(module, X, y, epochs=extra, lr=lr, batch_size=batch_size, seed=seed + done,
-                                  triggers=triggers, trigger_batch=trigger_batch)
+                                  triggers=triggers, trigger_batch=trigger_batch, trigger_jitter=trigger_jitter)
         done += extra
         history.append(accuracy(module, triggers.X, triggers.labels))
     commitment = None if signing_key is None else Commitment.create(triggers, key, signing_key, params=params)
@@ -323,9 +331,10 @@ def reinitialised(module: Any, seed: int) -> Any:
 
 
 def fine_tune(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 20, lr: float = 1e-3,
-              seed: int = 0) -> Any:
+              batch_size: int = 64, seed: int = 0) -> Any:
     """A fine-tuned copy of ``module`` (clean data only, Adam, all layers)."""
-    return train_classifier(copy_module(module), X, _check_labels(y, None), epochs=epochs, lr=lr, seed=seed)
+    return train_classifier(copy_module(module), X, _check_labels(y, None), epochs=epochs, lr=lr,
+                            batch_size=batch_size, seed=seed)
 
 
 def prune_magnitude(module: Any, amount: float = 0.3) -> Any:

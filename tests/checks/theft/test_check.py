@@ -147,7 +147,11 @@ def test_fingerprint_option(tmp_path, breast_cancer, sk_logreg):
     from modelshield.data.dataset import Dataset
 
     Xtr, Xte, ytr, yte = breast_cancer
-    path = create_fingerprint(sk_logreg, Xtr, n_points=30, seed=0).save(tmp_path / "fp.npz")
+    rng = np.random.default_rng(5)
+    halves = [rng.choice(len(Xtr), len(Xtr) // 2, replace=False) for _ in range(6)]
+    refs = [LogisticRegression(max_iter=500).fit(Xtr[i], ytr[i]) for i in halves]  # independent: other rows
+    path = create_fingerprint(sk_logreg, Xtr, n_points=30, independent=refs, seed=0,
+                              threshold=0.99).save(tmp_path / "fp.npz")
     heldout = Dataset(X=Xte.astype(float), y=yte)
     opts = {"theft": {"budgets": [50], "strategies": ["knockoff"], "outputs": ["probabilities"],
                       "fingerprint": str(path)}}
@@ -156,7 +160,8 @@ def test_fingerprint_option(tmp_path, breast_cancer, sk_logreg):
     shuffled = LogisticRegression(max_iter=500).fit(Xtr, np.random.default_rng(0).permutation(ytr))
     other = _theft(audit(shuffled, heldout, checks=["theft"], options=opts, quick=True))
     assert other.metrics["fingerprint_match"] is False
-    assert any(f.rule_id == "theft.fingerprint.mismatch" for f in other.findings)
+    (f,) = [f for f in other.findings if f.rule_id == "theft.fingerprint.mismatch"]
+    assert "independent references scored" in f.detail and "false-match rate" in f.detail
 
 
 def test_unlabelled_data_gives_fidelity_without_accuracy(cancer_mlp):

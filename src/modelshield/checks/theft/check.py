@@ -385,8 +385,7 @@ class TheftCheck(Check):
             rule_id="theft.fingerprint.match" if match.derived else "theft.fingerprint.mismatch",
             title=("Fingerprint matches: the model is the fingerprinted one or derived from it"
                    if match.derived else "Fingerprint does not match the audited model"),
-            detail=(f"{match.matches} of {match.n} fingerprint points agree (score {match.score:.2f}, "
-                    f"threshold {match.threshold:.2f})."),
+            detail=f"{match.matches} of {match.n} fingerprint points agree: {match.describe()}.",
             evidence=match.to_dict()))
 
 

@@ -13,10 +13,24 @@ Creation is query-only and works for any classifier (scikit-learn included):
    them until the boundary is bracketed (``bisection_steps`` batched queries); candidate points are
    placed at several small offsets on either side of it and labelled by the owner;
 2. reference models score each candidate: *derived* references are surrogates the owner extracts
-   from its own API (query-only), *independent* references are models the owner trains without the
-   original (given, or retrained from labelled data for retrainable models); the candidates with the
-   largest derived-minus-independent agreement are kept ("conferrable" points, after Lukas et al.);
-3. the threshold is placed between the references' scores on the kept points.
+   from its own API (query-only), *independent* references are models trained without the original
+   the way an honest competitor would train them: the same learner with other seeds, on the same rows
+   and on other rows (:func:`retrained_references` trains them for scikit-learn and PyTorch models, or
+   pass your own); the candidates with the largest derived-minus-independent agreement are kept
+   ("conferrable" points, after Lukas et al.);
+3. the threshold is set from the independent references' scores (each measured leave-one-out, on
+   points selected without it) so that the **false-match rate** - the chance that an independently
+   trained model scores at or above it - is at most ``false_match_rate`` at ``confidence``, under a
+   normal model of the independent scores (the upper confidence bounds of their mean and standard
+   deviation are used, so few references give a higher threshold, not an optimistic one). The
+   distribution-free count (references at or above the threshold, with its Clopper-Pearson bound) is
+   stored too. At least :data:`MIN_REFERENCES` independent references are required.
+
+Threat model: the suspect is either an independent training of a similar learner on similar data, or
+a copy derived from the owner's model (fine-tuned, pruned, distilled, extracted through its API). A
+competitor whose training differs more from the references (other architecture, other data) scores
+lower still; one whose training is identical (same deterministic learner, same rows) reproduces the
+model and cannot be told apart - the references then score like copies and creation refuses.
 
 References
 ----------
@@ -38,20 +52,30 @@ import numpy as np
 from modelshield.checks.theft._records import read_record, record_bytes
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, InputNotFoundError, OutputError
+from modelshield.harden.watermark import fine_tune, prune_magnitude, reinitialised, train_classifier
 from modelshield.models.base import BaseModel
 
 __all__ = [
+    "DEFAULT_FALSE_MATCH_RATE",
+    "MIN_REFERENCES",
     "FINGERPRINT_FORMAT",
     "Fingerprint",
     "FingerprintMatch",
     "boundary_candidates",
+    "calibrate_threshold",
     "create_fingerprint",
     "extracted_references",
+    "modified_references",
     "retrained_references",
 ]
 
 FINGERPRINT_FORMAT = "modelshield.fingerprint/1"
 DEFAULT_THRESHOLD = 0.75
+#: Fewest independent reference models a fingerprint is created with.
+MIN_REFERENCES = 5
+#: Default target false-match rate (at ``DEFAULT_CONFIDENCE``).
+DEFAULT_FALSE_MATCH_RATE = 0.01
+DEFAULT_CONFIDENCE = 0.95
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
@@ -69,14 +93,38 @@ class FingerprintMatch:
     matches: int
     n: int
     threshold: float
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def derived(self) -> bool:
         return self.score >= self.threshold
 
+    @property
+    def independent_tail(self) -> float | None:
+        """Upper confidence bound of the chance that an independent model scores at least this high
+        (normal model of the independent references' scores); ``None`` without calibration."""
+        c = self.calibration
+        if not c.get("independent_scores"):
+            return None
+        return _tail(self.score, c["mean_upper"], c["sd_upper"])
+
+    def describe(self) -> str:
+        """One line: the score against the reference distributions and the stated false-match rate."""
+        c = self.calibration
+        if not c.get("independent_scores"):
+            return f"score {self.score:.2f}, threshold {self.threshold:.2f} (no reference calibration)"
+        ind, der = c["independent_scores"], c.get("derived_scores") or []
+        der_txt = f"; derived references {min(der):.2f}-{max(der):.2f}" if der else ""
+        return (f"score {self.score:.2f} vs. threshold {self.threshold:.2f}; {len(ind)} independent references "
+                f"scored {min(ind):.2f}-{max(ind):.2f} (mean {np.mean(ind):.2f}){der_txt}; an independent model "
+                f"scores this high with probability <= {self.independent_tail:.1e}; false-match rate at the "
+                f"threshold <= {c['false_match_rate']:.1e} at {c['confidence']:.0%} confidence "
+                f"(normal model of {len(ind)} independent trainings)")
+
     def to_dict(self) -> dict[str, Any]:
         return {"derived": self.derived, "score": self.score, "matches": self.matches, "n": self.n,
-                "threshold": self.threshold}
+                "threshold": self.threshold, "independent_tail": self.independent_tail,
+                "calibration": self.calibration}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,13 +157,18 @@ class Fingerprint:
 
     def compare(self, model: Any, threshold: float | None = None) -> FingerprintMatch:
         """Query ``model`` on the fingerprint points; ``derived`` when the agreement reaches the threshold."""
+        if threshold is None and not (self.meta.get("calibration") or {}).get("independent_scores"):
+            raise DataError("this fingerprint has no calibration on independent reference models, so a match "
+                            "would prove nothing; re-create it (theft fingerprint create --target ...) or give a "
+                            "threshold explicitly")
         m = _as_model(model, self.X.shape[1:])
         if m.n_classes != self.n_classes:
             raise DataError(f"the model has {m.n_classes} classes but the fingerprint was made for {self.n_classes}")
         agree = m.predict_index(self.X) == self.labels
         k = int(agree.sum())
+        cal = dict(self.meta.get("calibration") or {})
         return FingerprintMatch(score=k / len(agree), matches=k, n=len(agree),
-                                threshold=self.threshold if threshold is None else float(threshold))
+                                threshold=self.threshold if threshold is None else float(threshold), calibration=cal)
 
     def to_bytes(self) -> bytes:
         header = {"format": FINGERPRINT_FORMAT, "n_classes": int(self.n_classes),
@@ -205,23 +258,117 @@ def extracted_references(
     return out
 
 
-def retrained_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, n: int = 3,
-                         seed: int = 0) -> list[Predictor]:
-    """``n`` independent models: unfitted clones of a scikit-learn ``model`` (``clone_unfitted``)
-    fitted on bootstrap samples of the labelled data ``(X, y)`` with fresh random states."""
-    if not hasattr(model, "clone_unfitted") or getattr(model, "framework", "") != "sklearn":
-        raise DataError("retrained references need a retrainable scikit-learn model; pass independent models")
+def retrained_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, n: int = 8, seed: int = 0,
+                         epochs: int = 40, lr: float = 1e-2) -> list[Predictor]:
+    """``n`` independent models trained the way an honest competitor would: the owner's learner with
+    fresh random seeds, half of them on the same rows ``(X, y)`` and half on a random half of the rows
+    (other data). Returns ``predict_index`` functions.
+
+    scikit-learn: unfitted clones (``clone_unfitted``) with a fresh ``random_state``. PyTorch: the
+    module re-initialised from a fresh seed (same architecture) and trained with Adam and
+    cross-entropy for ``epochs`` passes at learning rate ``lr`` (batches of 64). Other frameworks:
+    pass independent models to :func:`create_fingerprint` yourself.
+    """
+    Xa, ya = np.asarray(X), np.asarray(y)
+    if len(Xa) != len(ya) or len(Xa) < 4:
+        raise DataError("retrained references need labelled rows (one label per row, at least 4 rows)")
+    if n < 1:
+        raise DataError("retrained references: n must be at least 1")
+    framework = getattr(model, "framework", "")
     rng = np.random.default_rng([seed, 7])
     out: list[Predictor] = []
-    for _ in range(n):
-        est = model.clone_unfitted()
-        if "random_state" in est.get_params():
-            est.set_params(random_state=int(rng.integers(2**31)))
-        idx = rng.integers(0, len(X), size=len(X))
-        est.fit(np.asarray(X)[idx], np.asarray(y)[idx])
-        ref = _as_model(est)
-        out.append(ref.predict_index)
+    for i in range(n):
+        rows = np.arange(len(Xa)) if i % 2 == 0 else rng.choice(len(Xa), size=len(Xa) // 2, replace=False)
+        ref_seed = int(rng.integers(2**31))
+        if framework == "sklearn" and hasattr(model, "clone_unfitted"):
+            est = model.clone_unfitted()
+            if "random_state" in est.get_params():
+                est.set_params(random_state=ref_seed)
+            est.fit(Xa[rows], ya[rows])
+            out.append(_as_model(est).predict_index)
+        elif framework == "pytorch" and hasattr(model, "module"):
+            labels = model.label_index(ya)
+            net = train_classifier(reinitialised(model.module, ref_seed), Xa[rows].astype(np.float32), labels[rows],
+                                   epochs=epochs, lr=lr, seed=ref_seed)
+            out.append(_as_model(net, Xa.shape[1:]).predict_index)
+        else:
+            raise DataError(f"retrained references are trained for scikit-learn and PyTorch models; for a "
+                            f"{framework or type(model).__name__} model pass independent models you trained")
     return out
+
+
+def modified_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, seed: int = 0) -> list[Predictor]:
+    """Copies the owner derives from its own model the way a thief would modify a stolen one, as
+    derived references: PyTorch - fine-tuned on 10% of the rows (lr 1e-3 for 10 epochs, lr 1e-2 for 5)
+    and 50% magnitude-pruned; scikit-learn estimators with ``partial_fit`` - 10 more passes over 10% of
+    the rows. Points these copies keep agreeing on are preferred, so fine-tuned and pruned copies keep
+    matching. Other models: no references (the extracted ones remain)."""
+    import copy
+
+    Xa, ya = np.asarray(X), np.asarray(y)
+    rng = np.random.default_rng([seed, 13])
+    idx = rng.choice(len(Xa), size=max(2, len(Xa) // 10), replace=False)
+    framework = getattr(model, "framework", "")
+    out: list[Predictor] = []
+    if framework == "pytorch" and hasattr(model, "module"):
+        labels = model.label_index(ya)
+        Xs = Xa[idx].astype(np.float32)
+        for lr, epochs in ((1e-3, 10), (1e-2, 5)):
+            tuned = fine_tune(model.module, Xs, labels[idx], epochs=epochs, lr=lr, seed=seed + 1)
+            out.append(_as_model(tuned, Xa.shape[1:]).predict_index)
+        out.append(_as_model(prune_magnitude(model.module, 0.5), Xa.shape[1:]).predict_index)
+    elif framework == "sklearn" and hasattr(getattr(model, "estimator", None), "partial_fit"):
+        est = copy.deepcopy(model.estimator)
+        for _ in range(10):
+            est.partial_fit(Xa[idx], ya[idx])
+        out.append(_as_model(est).predict_index)
+    return out
+
+
+def _tail(score: float, mean: float, sd: float) -> float:
+    """P[N(mean, sd) >= score]."""
+    from scipy.stats import norm
+
+    return float(norm.sf(score, loc=mean, scale=max(sd, 1e-12)))
+
+
+def calibrate_threshold(independent: Sequence[float], derived: Sequence[float], n_points: int, *,
+                        false_match_rate: float = DEFAULT_FALSE_MATCH_RATE,
+                        confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    """The threshold whose false-match rate is at most ``false_match_rate`` at ``confidence``.
+
+    Model: an independent training's score is normal with the references' mean and standard deviation
+    (the latter at least the binomial sampling spread of ``n_points`` points). Both are replaced by
+    their one-sided upper ``confidence`` bounds (Student t for the mean, chi-square for the standard
+    deviation, i.e. a tolerance bound), and the threshold is the ``1 - false_match_rate`` quantile of that
+    normal, at least one point above the highest reference score. Returns the threshold, the bounds,
+    the empirical count at or above it with its Clopper-Pearson upper bound, and the derived references'
+    detection at that threshold.
+    """
+    from scipy.stats import beta, chi2, norm, t
+
+    s = np.asarray(independent, dtype=np.float64)
+    m = len(s)
+    if m < 2:
+        raise DataError("calibration needs at least two independent reference scores")
+    mean = float(s.mean())
+    p = min(max(mean, 1.0 / n_points), 1 - 1.0 / n_points)
+    sd = max(float(s.std(ddof=1)), float(np.sqrt(p * (1 - p) / n_points)))
+    mean_u = mean + float(t.ppf(confidence, m - 1)) * sd / np.sqrt(m)
+    sd_u = sd * float(np.sqrt((m - 1) / chi2.ppf(1 - confidence, m - 1)))
+    threshold = max(mean_u + float(norm.isf(false_match_rate)) * sd_u, float(s.max()) + 1.0 / n_points)
+    threshold = float(min(threshold, 1.0))
+    k = int(np.sum(s >= threshold))
+    cp_upper = float(beta.ppf(confidence, k + 1, m - k)) if k < m else 1.0
+    d = np.asarray(derived, dtype=np.float64)
+    return {
+        "threshold": threshold, "false_match_rate": _tail(threshold, mean_u, sd_u), "target": false_match_rate,
+        "confidence": confidence, "mean": mean, "sd": sd, "mean_upper": mean_u, "sd_upper": sd_u,
+        "independent_scores": [float(v) for v in s], "derived_scores": [float(v) for v in d],
+        "empirical_matches": k, "empirical_upper": cp_upper,
+        "derived_detected": int(np.sum(d >= threshold)) if len(d) else None,
+        "model": "normal (upper confidence bounds of mean and sd)",
+    }
 
 
 def create_fingerprint(
@@ -235,6 +382,8 @@ def create_fingerprint(
     bisection_steps: int = 10,
     offsets: Sequence[float] = (0.02, 0.05, 0.1),
     threshold: float | None = None,
+    false_match_rate: float = DEFAULT_FALSE_MATCH_RATE,
+    confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> Fingerprint:
     """Fingerprint ``model`` with ``n_points`` conferrable points near its decision boundary.
@@ -243,13 +392,15 @@ def create_fingerprint(
     ----------
     model : the owner's model (any adapter or wrappable object); only queried.
     X : rows from the model's input distribution (the owner's data), or a :class:`Dataset`.
-    independent : models (or ``predict_index`` callables) trained without the owner's model; the
-        points where they disagree with the owner are preferred. Strongly recommended: without them
-        the threshold is the fixed default (0.75) and only derived references guide the selection.
-    derived : stand-ins for copies; by default two surrogates extracted through the API.
-    threshold : the decision threshold; by default the midpoint between the lowest derived-reference
-        score and the highest independent-reference score, each measured leave-one-out (the reference
-        scored on points selected without it), clipped to [0.5, 0.95]; 0.75 without references.
+    independent : at least :data:`MIN_REFERENCES` models (or ``predict_index`` callables) trained
+        without the owner's model the way a competitor would (other seeds, same and other data:
+        :func:`retrained_references`); the points where they disagree with the owner are preferred and
+        their scores set the threshold. Fewer is a :class:`DataError`.
+    derived : stand-ins for copies; by default two surrogates extracted through the API (add
+        :func:`modified_references` - fine-tuned and pruned copies - when you have labels).
+    threshold : override the decision threshold (the calibration is still computed and stored).
+    false_match_rate, confidence : the calibrated threshold admits at most this false-match rate at this
+        confidence (:func:`calibrate_threshold`; default 1% at 95%).
 
     Returns
     -------
@@ -257,11 +408,18 @@ def create_fingerprint(
 
     Examples
     --------
-    >>> fp = create_fingerprint(model, X_train, independent=retrained_references(model, X_train, y_train))
-    ... # doctest: +SKIP
+    >>> refs = retrained_references(model, X_train, y_train)  # doctest: +SKIP
+    >>> fp = create_fingerprint(model, X_train, independent=refs)  # doctest: +SKIP
     >>> fp.compare(suspect).derived  # doctest: +SKIP
     True
     """
+    if len(independent) < MIN_REFERENCES:
+        raise DataError(
+            f"a fingerprint needs at least {MIN_REFERENCES} independent reference models (got {len(independent)}): "
+            "independent trainings set its threshold and false-match rate; train them with "
+            "retrained_references(model, X, y) (CLI: --target) or pass models trained without yours")
+    if not 0.0 < false_match_rate < 1.0 or not 0.5 <= confidence < 1.0:
+        raise DataError("false_match_rate must lie in (0, 1) and confidence in [0.5, 1)")
     Xa = X.X if isinstance(X, Dataset) else np.asarray(X)
     m = _as_model(model, Xa.shape[1:])
     P, labels = boundary_candidates(m, Xa, n_pairs=n_pairs or max(4 * n_points, 200),
@@ -283,14 +441,27 @@ def create_fingerprint(
     # leave-one-out: each reference scored on points chosen without it (in-sample scores are biased)
     d_loo = [float(Ad[j, select(np.delete(Ad, j, 0), Ai)].mean()) for j in range(len(Ad))] if len(Ad) > 1 else []
     i_loo = [float(Ai[j, select(Ad, np.delete(Ai, j, 0))].mean()) for j in range(len(Ai))] if len(Ai) > 1 else []
-    if threshold is None:
-        threshold = DEFAULT_THRESHOLD
-        if d_loo and i_loo:
-            threshold = float(np.clip((min(d_loo) + max(i_loo)) / 2, 0.5, 0.95))
-    return Fingerprint(X=Xf, labels=yf, n_classes=m.n_classes, threshold=threshold, meta={
+    cal = calibrate_threshold(i_loo, d_loo, len(keep), false_match_rate=false_match_rate, confidence=confidence)
+    if cal["empirical_matches"]:
+        raise DataError(
+            f"independent trainings reproduce this model's boundary ({cal['empirical_matches']} of {len(i_loo)} "
+            f"independent references score {max(i_loo):.2f}, at or above any usable threshold): a fingerprint "
+            "cannot tell a copy from an independent training here (e.g. a deterministic learner on the same "
+            "rows); use a watermark or keep the training data private")
+    if threshold is None and cal["false_match_rate"] > false_match_rate * (1 + 1e-9):
+        raise DataError(
+            f"independent trainings of this model agree with it too often for a {false_match_rate:g} false-match "
+            f"rate: references scored {min(i_loo):.2f}-{max(i_loo):.2f}, so even a threshold of 1.00 admits "
+            f"{cal['false_match_rate']:.2g} (at {confidence:.0%} confidence); use more --points or --references, or "
+            "accept a higher --false-match-rate")
+    if threshold is not None:
+        cal["threshold_override"] = float(threshold)
+        cal["false_match_rate"] = _tail(float(threshold), cal["mean_upper"], cal["sd_upper"])
+    final = cal["threshold"] if threshold is None else float(threshold)
+    return Fingerprint(X=Xf, labels=yf, n_classes=m.n_classes, threshold=final, meta={
         "method": "boundary-bisection", "seed": seed, "offsets": list(offsets),
         "bisection_steps": bisection_steps, "derived_reference_scores_loo": d_loo,
-        "independent_reference_scores_loo": i_loo,
+        "independent_reference_scores_loo": i_loo, "calibration": cal,
     })
 
 
