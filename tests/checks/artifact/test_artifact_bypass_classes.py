@@ -396,3 +396,43 @@ def test_search_bound_is_linear_with_a_generous_deadline():
     rep = scan_bytes(data, "blob.bin", timeout=120)
     assert time.perf_counter() - t0 < 20  # the candidate/opcode bound stops it, not the deadline
     assert any("search for a pickle behind a prefix" in f.title for f in rep.findings)
+
+
+# ---------------------------------------------------------------- A.2/A.6 long opcode arguments
+LONG_LINES = {
+    "UNICODE": b"V" + b"A" * 70_000 + b"\n0",
+    "STRING": b"S'" + b"A" * 70_000 + b"'\n0",
+    "PERSID": b"P" + b"A" * 5_000 + b"\n0",
+    "FLOAT": b"F" + b"1" * 5_000 + b"\n0",
+    "INT": b"I" + b"0" * 4_200 + b"1\n0",
+}
+
+
+@pytest.mark.parametrize("case", sorted(LONG_LINES))
+def test_a_long_opcode_line_does_not_end_the_probe(case):
+    # the unpickler reads a line of any length; a scanner that gives up there calls the file text
+    rep = scan_bytes(LONG_LINES[case] + EVIL0, "notes.txt")
+    assert has_os_system(rep), (case, [f.title for f in rep.findings])
+
+
+@pytest.mark.parametrize("repeat", [30, 60, 200])
+def test_a_long_dotted_global_is_unresolvable_not_malformed(repeat):
+    # protocol 4 (set mid-stream) resolves dotted names: a long chain is valid for the loader
+    data = b"\x880\x80\x04cos\nsystem" + b".__call__" * repeat + b"\n(Vecho\ntR."
+    rep = scan_bytes(data, "notes.txt")
+    assert any(f.severity is Severity.CRITICAL for f in rep.findings), [f.title for f in rep.findings]
+
+
+@pytest.mark.parametrize("first", [bytes([b]) for b in b"PcigpVSIFL(]}\x88\x8c\x95"]
+                         + [b"\x80\x02", b"\x80\x05", b"\x1f\x8b", b"\x5d\x00\x00", b"\x78\x9c", b"BZh", b"GGUF"])
+@pytest.mark.parametrize("body", ["zeros", "random"])
+def test_probing_raw_storages_gives_no_false_positive(first, body):
+    # float data starts with any bytes, short magics included: none of it may count as a format
+    import random
+
+    rnd = random.Random(first)
+    rest = bytes(70_000) if body == "zeros" else bytes(rnd.getrandbits(8) for _ in range(8192))
+    members = [("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2)), ("archive/version", b"3\n"),
+               ("archive/data/0", first + rest), ("archive/data/1", first + rest[::-1])]
+    rep = scan_bytes(write_zip(members), "model.pt")
+    assert not [f.title for f in rep.findings if f.severity > Severity.LOW]

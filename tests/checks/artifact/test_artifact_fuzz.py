@@ -101,7 +101,7 @@ def test_archive_structure_mutations_never_hide_a_payload(case):
     data, evil = case
     t0 = time.perf_counter()
     report = scan_bytes(data, "fuzz.pt", timeout=5)
-    assert time.perf_counter() - t0 < 8
+    assert time.perf_counter() - t0 < 20  # the 5 s deadline plus generous slack for a loaded machine
     (fr,) = report.files
     titles = [f.title for f in fr.findings]
     assert not any("unexpected parse failure" in t for t in titles), titles

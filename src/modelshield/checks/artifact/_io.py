@@ -214,6 +214,26 @@ class Reader:
             if len(self.buf) - self.pos == before:
                 raise Truncated("unterminated text line")
 
+    def readline_capped(self, limit: int) -> tuple[bytes, bool]:
+        """The next line (without its newline) if it is at most ``limit`` bytes, else its first ``limit``
+        bytes and True: the rest of the line is consumed, whatever its length, without being kept (the
+        unpickler reads lines of any length, so an opcode argument may not be cut short)."""
+        try:
+            return self.readline(limit), False
+        except LimitExceeded:
+            pass
+        prefix = self.buf[self.pos: self.pos + limit]
+        while True:
+            i = self.buf.find(b"\n", self.pos)
+            if i >= 0:
+                self.pos = i + 1
+                return prefix, True
+            self.pos = len(self.buf)
+            self.budget.check()
+            self._fill(1)
+            if self.pos >= len(self.buf):
+                raise Truncated("unterminated text line")
+
     def remaining_known(self) -> int | None:
         if self.size is None:
             return None

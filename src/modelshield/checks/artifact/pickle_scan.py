@@ -272,8 +272,13 @@ class PickleScan:
                 module=_short(module), name=_short(name),
             )
             return Opaque("unresolved global")
-        if (len(module) > 256 or len(name) > 256 or not all(x.isidentifier() for x in module.split("."))
+        if (len(module) > 1 << 16 or len(name) > 1 << 16 or not all(x.isidentifier() for x in module.split("."))
                 or not all(x.isidentifier() for x in name.split("."))):
+            raise _Malformed(f"invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")
+        if len(module) <= 256 and len(name) > 256 and "." in name:
+            # a long protocol-4 attribute chain of valid identifiers: the loader resolves it step by step
+            return self._global(Opaque(f"{module[:60]}"), Opaque(f"{name[:60]}..."), offset, how)
+        if len(module) > 256 or len(name) > 256:
             raise _Malformed(f"invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")
         verdict = classify_global(module, name, context=self.context)
         g = G(module, name, offset, verdict)
@@ -712,8 +717,26 @@ def _op_dup(s, off, push):
     push(s.stack[-1])
 
 
+_INT_CHARS = frozenset(b"0123456789+-_ \t\r\x0b\x0cL")
+_FLOAT_CHARS = frozenset(b"0123456789+-_.eEinfatyINFATY \t\r\x0b\x0c")
+_NAME_CHARS = (frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+               | frozenset(range(128, 256)))
+
+
+def _long_line(s, prefix: bytes, allowed: frozenset[int], what: str) -> None:
+    """A line longer than the scanner keeps: if its kept prefix already has a byte that the loader's
+    parser rejects, the load fails here (malformed); else the value is unknown and scanning goes on."""
+    if not allowed.issuperset(prefix):
+        raise _Malformed(f"{what} argument is not valid (the load fails here)")
+
+
 def _line_int(s, off, push):
-    line = s.r.readline(4096).strip()
+    raw, long = s.r.readline_capped(4096)
+    if long:
+        _long_line(s, raw, _INT_CHARS, "INT/LONG")
+        push(Opaque("integer"))
+        return
+    line = raw.strip()
     if line == b"00":
         push(False)
     elif line == b"01":
@@ -727,7 +750,12 @@ def _line_int(s, off, push):
 
 def _op_float(s, off, push):
     try:
-        push(float(s.r.readline(4096)))
+        raw, long = s.r.readline_capped(4096)
+        if long:
+            _long_line(s, raw, _FLOAT_CHARS, "FLOAT")
+            push(Opaque("float"))
+            return
+        push(float(raw))
     except ValueError:
         raise _Malformed("bad FLOAT literal") from None
 
@@ -777,7 +805,12 @@ def _op_false(s, off, push):
 
 
 def _op_string(s, off, push):
-    line = s.r.readline()
+    line, long = s.r.readline_capped(1 << 16)
+    if long:
+        if line[:1] not in (b"'", b'"'):
+            raise _Malformed("STRING opcode argument must be quoted")
+        push(Opaque("str"))
+        return
     if len(line) < 2 or line[:1] not in (b"'", b'"') or line[-1:] != line[:1]:
         raise _Malformed("STRING opcode argument must be quoted")
     try:
@@ -787,8 +820,12 @@ def _op_string(s, off, push):
 
 
 def _op_unicode(s, off, push):
+    line, long = s.r.readline_capped(1 << 16)
+    if long:
+        push(Opaque("str"))
+        return
     try:
-        push(s.r.readline().decode("raw-unicode-escape"))
+        push(line.decode("raw-unicode-escape"))
     except UnicodeDecodeError:
         raise _Malformed("bad UNICODE literal") from None
 
@@ -965,9 +1002,20 @@ def _op_additems(s, off, push):
         _mutate_target(s, t, off, "ADDITEMS")
 
 
+def _memo_index(s, what: str) -> int:
+    raw, long = s.r.readline_capped(64)
+    if long:
+        _long_line(s, raw, _INT_CHARS, what)
+        raise LimitExceeded(f"{what} memo index longer than 64 bytes")
+    try:
+        return int(raw)
+    except ValueError:
+        raise _Malformed(f"bad {what} index") from None
+
+
 def _op_get(s, off, push):
     try:
-        idx = int(s.r.readline(64))
+        idx = _memo_index(s, "GET")
     except ValueError:
         raise _Malformed("bad GET index") from None
     push(s._memo_get(idx))
@@ -983,7 +1031,7 @@ def _op_long_binget(s, off, push):
 
 def _op_put(s, off, push):
     try:
-        idx = int(s.r.readline(64))
+        idx = _memo_index(s, "PUT")
     except ValueError:
         raise _Malformed("bad PUT index") from None
     if not s.stack:
@@ -1011,9 +1059,13 @@ def _op_memoize(s, off, push):
     s._memo_put(len(s.memo), s.stack[-1])
 
 
-def _readline_str(s) -> str:
+def _readline_str(s) -> Any:
+    raw, long = s.r.readline_capped(1024)
+    if long:
+        _long_line(s, raw, _NAME_CHARS, "GLOBAL/INST")
+        return Opaque("name longer than 1024 bytes")  # _global: unresolvable, critical
     try:
-        return s.r.readline(1024).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _Malformed("non-UTF-8 global name") from None
 
@@ -1092,7 +1144,7 @@ def _op_build(s, off, push):
 
 
 def _op_persid(s, off, push):
-    push(Opaque("persistent object", s.r.readline(1024)))
+    push(Opaque("persistent object", s.r.readline_capped(1024)[0]))
 
 
 def _op_binpersid(s, off, push):

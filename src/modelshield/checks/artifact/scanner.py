@@ -46,6 +46,8 @@ TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 #: candidates that fail, per byte of the searched window (keeps the search linear in the file size)
 MAX_EMBEDDED_CANDIDATES = 256
 EMBEDDED_OPS_PER_BYTE = 1
+#: formats recognised by a magic that raw tensor data does not produce by chance
+_STRONG_MAGIC = frozenset({"zip", "7z", "rar", "npy", "tar", "hdf5", "torch-legacy", ENCRYPTED})
 #: formats whose content no zip reader would also take: no polyglot check after them
 _NO_POLYGLOT = frozenset({"zip", "7z", "rar", ENCRYPTED})
 
@@ -571,9 +573,11 @@ class _FileScan:
                 if not head:
                     continue  # an empty member: nothing any loader could read or run
                 sub_fmt = detect_format(head, e.usize, e.name)
-                if torch_kind and sub_fmt in ("unknown", "safetensors", "pickle0"):
+                if torch_kind and sub_fmt not in _STRONG_MAGIC:
                     # raw tensor storages and records: torch never unpickles them, but a member is never
-                    # skipped unread: it is probe-parsed as a pickle (cheap on raw data)
+                    # skipped unread: it is probe-parsed as a pickle (cheap on raw data). Short magics
+                    # (a PROTO header, compression or GGUF magic) occur in float data by chance, so
+                    # they are not taken as formats here: only what a probe finds counts.
                     try:
                         if self._probe(view, e.usize, label, depth + 1):
                             pickles += 1
