@@ -169,6 +169,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         beta: float = typer.Option(6.0, "--beta", help="TRADES robustness weight."),
         attack_steps: int = typer.Option(7, "--attack-steps", help="PGD steps per training batch."),
         from_scratch: bool = typer.Option(False, "--from-scratch", help="Re-initialise instead of fine-tuning."),
+        bounds: str = typer.Option(None, "--bounds", help="LO,HI: one valid box for every feature (overrides "
+                                                          "--bounds-file; default: inferred, see docs)."),
+        bounds_file: Path = typer.Option(None, "--bounds-file", help="JSON/YAML schema of per-feature bounds "
+                                                                     "(lo/hi, type, mutable by name or index)."),
         features: list[str] = typer.Option(None, "--features", help="Model input columns, comma list or repeated "
                                                                     "(default: all but the target)."),
         immutable: list[str] = typer.Option(None, "--immutable", help="Features an attacker cannot change "
@@ -181,12 +185,18 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Adversarially train a PyTorch model (PGD or TRADES); write it and a before/after report."""
         import torch
 
+        from modelshield.checks.robustness.threat import parse_box
         from modelshield.data.loaders import check_model_width, load_dataset
         from modelshield.harden.adversarial import METHODS, harden_adversarial
 
         if method not in METHODS:
             raise UserError(f"unknown --method {method!r}; expected pgd or trades")
-        check_outputs({"--out": out, "--report": report}, [model, data, test], force)
+        if bounds is not None:
+            try:
+                parse_box(bounds)
+            except UserError as exc:
+                raise UserError(f"--bounds: {exc}") from None
+        check_outputs({"--out": out, "--report": report}, [model, data, test, bounds_file], force)
         m, train = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
                       input_shape=input_shape)
         test_ds = None
@@ -196,7 +206,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             check_model_width(test_ds, m)
         module, rep = harden_adversarial(m, train, test_ds, method=method, eps=eps, norm=norm, units=units,
                                          epochs=epochs, batch_size=batch_size, lr=lr, beta=beta,
-                                         attack_steps=attack_steps, from_scratch=from_scratch, seed=seed)
+                                         attack_steps=attack_steps, from_scratch=from_scratch, seed=seed,
+                                         bounds=bounds, bounds_file=bounds_file)
         buf = io.BytesIO()
         try:
             scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
@@ -209,6 +220,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         b, a = rep.before, rep.after
         console.print(f"[bold]harden adversarial[/] ({method}, eps={eps:g}, {epochs} epochs, "
                       f"{rep.train_seconds:.1f} s) evaluated with PGD-20 on {rep.samples} {rep.evaluated_on} rows")
+        console.print(f"  threat model     {rep.threat.get('description', '')}", highlight=False, markup=False)
         console.print(f"  clean accuracy   {b['clean_accuracy']:.4f} -> {a['clean_accuracy']:.4f}")
         console.print(f"  robust accuracy  {b['robust_accuracy']:.4f} -> {a['robust_accuracy']:.4f}")
         console.print(f"wrote {out}")

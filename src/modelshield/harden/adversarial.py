@@ -11,6 +11,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -192,6 +193,8 @@ def harden_adversarial(
     from_scratch: bool = False,
     max_eval: int = 500,
     seed: int = 0,
+    bounds: Any = None,
+    bounds_file: str | Path | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> tuple[Any, AdversarialTrainingReport]:
     """Adversarially train a PyTorch model; return ``(module, report)`` with clean and robust
@@ -199,6 +202,11 @@ def harden_adversarial(
 
     ``from_scratch`` re-initialises the weights (needs a retrainable, non-TorchScript module);
     otherwise the existing weights are fine-tuned. The input model is never modified.
+
+    The threat model (training and evaluation) follows the audit's rules
+    (:meth:`~modelshield.checks.robustness.threat.ThreatModel.for_dataset`): ``bounds`` (one box,
+    ``"lo,hi"``) over ``bounds_file`` (per-feature schema) over bounds inferred from the training and
+    test data (a pixel box for data in [0, 1] / [0, 255], else the observed domain widened by a margin).
     """
     import torch
 
@@ -212,7 +220,9 @@ def harden_adversarial(
     if train.y is None:
         raise DataError("adversarial training needs labels (--target)")
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
-    threat = ThreatModel.for_dataset(train, units=units, eps=eps, norm=norm, steps=20)
+    threat = ThreatModel.for_dataset(train, units=units, eps=eps, norm=norm, steps=20, bounds=bounds,
+                                     bounds_file=bounds_file, train=test)
+    threat.check_eps(int(np.prod(train.X.shape[1:])), what="--eps")
     on_test = test is not None and test.y is not None
     ev = (test if on_test else train).sample(max_eval, seed=seed)  # type: ignore[union-attr]
     assert ev.y is not None
