@@ -26,7 +26,14 @@ RULES: dict[str, str] = {
     "artifact.pickle.trailing-data": "data after the last complete pickle that is not a pickle",
     "artifact.torch.tensor-bounds": "a tensor view reaches outside its storage (memory-corruption gadget)",
     "artifact.torch.torchscript": "a TorchScript archive: its code runs when loaded",
-    "artifact.torch.torchscript-op": "TorchScript code calls a file/process/network operator",
+    "artifact.torch.torchscript-op": "TorchScript code names or looks up a file/process/network/library operator",
+    "artifact.torch.torchscript-dynamic": "TorchScript code builds attribute names, looks up by name or reaches "
+                                          "Python internals",
+    "artifact.torch.torchscript-unparsed": "a TorchScript source member that does not parse: the result is "
+                                           "inconclusive",
+    "artifact.zip.name-collision": "zip members whose names collide exactly or ignoring case (loaders differ)",
+    "artifact.zip.zip64-mismatch": "the zip64 locator and the end record next to it describe different archives",
+    "artifact.polyglot": "a file that is also a zip archive behind its own content",
     "artifact.malformed": "the file could not be fully parsed: the result is inconclusive",
     "artifact.limit-exceeded": "a time/size/depth bound was hit: the result is inconclusive",
     "artifact.archive.unsupported": "an archive format we cannot inspect (7z, rar, encrypted zip)",
@@ -41,7 +48,8 @@ RULES: dict[str, str] = {
     "artifact.onnx.external-data": "ONNX external data that escapes the model directory",
     "artifact.onnx.custom-domain": "an ONNX node from a custom operator domain",
     "artifact.onnx.missing-external-data": "ONNX external data file missing",
-    "artifact.gguf.template-injection": "a GGUF chat template uses Jinja sandbox-escape constructs",
+    "artifact.gguf.template-injection": "a GGUF chat template uses Jinja sandbox-escape constructs (static rules "
+                                        "or the sandboxed render oracle)",
     "artifact.inconclusive": "a model-like file in no format the scanner parses: the result is inconclusive",
     "artifact.encrypted": "a modelshield-encrypted container: the payload cannot be inspected without the key",
     "artifact.unknown-format": "a text/media file in no model format (not a model; searched for pickles only)",
@@ -57,7 +65,7 @@ class FileStatus(enum.Enum):
 
 
 _MALFORMED = {"artifact.malformed", "artifact.limit-exceeded", "artifact.archive.unsupported"}
-_UNINSPECTABLE = {"artifact.inconclusive", "artifact.encrypted"}
+_UNINSPECTABLE = {"artifact.inconclusive", "artifact.encrypted", "artifact.torch.torchscript-unparsed"}
 _INCONCLUSIVE = _MALFORMED | _UNINSPECTABLE
 
 
