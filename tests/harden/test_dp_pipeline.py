@@ -145,3 +145,17 @@ def test_harden_dp_cli_refuses_an_unsupported_pipeline_with_one_line(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and "DecisionTreeClassifier" in err[0]
     assert not (tmp_path / "o.joblib").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_before_after_report_includes_membership_leakage(raw_cancer):
+    """The full before/after report (accuracy and membership inference) on a scaler + logistic pipeline."""
+    Xtr, Xte, ytr, yte = raw_cancer
+    pipe = PIPELINES["standard+logreg"]().fit(Xtr, ytr)
+    res = harden_dp(wrap_object(pipe), Dataset(X=Xtr, y=ytr), Dataset(X=Xte, y=yte), epsilon=1.0, epochs=10,
+                    seed=0, n_shadows=2)
+    rows = {r["metric"]: r for r in res.comparison}
+    assert {"train_accuracy", "test_accuracy", "mia_auc", "mia_tpr_at_1pct_fpr"} <= set(rows)
+    for row in rows.values():
+        assert row["before"] is not None and row["after"] is not None
+    assert 0.0 <= rows["mia_auc"]["after"] <= 1.0 and res.dp.epsilon <= 1.0 + 1e-9
