@@ -176,8 +176,11 @@ def secure_load(
         if getattr(report, "errors", None):
             raise UnsafeModelError(f"refusing to load {path}: the scan did not complete "
                                    f"({report.errors[0]})", findings=list(report.findings))
-        if report.blocks(block_at):
-            raise _refusal(path, report, block_at, encrypted)
+        # TorchScript is code that torch.jit.load compiles and runs: it loads only when the scan is clean at
+        # the strict level (nothing at or above MEDIUM; the LOW "TorchScript archive" notice is expected)
+        strict_at = min(block_at, Severity.MEDIUM) if fmt == "torchscript" else block_at
+        if report.blocks(strict_at):
+            raise _refusal(path, report, strict_at, encrypted)
         if _unrecognised(report):  # the scanner grades unknown content by the file's name; a model must parse
             what = "an encrypted payload" if encrypted else "a file"
             raise FormatError(f"{path}: unsupported model format ({what} in which the scanner recognised no "
