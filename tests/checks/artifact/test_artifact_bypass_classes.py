@@ -436,3 +436,13 @@ def test_probing_raw_storages_gives_no_false_positive(first, body):
                ("archive/data/0", first + rest), ("archive/data/1", first + rest[::-1])]
     rep = scan_bytes(write_zip(members), "model.pt")
     assert not [f.title for f in rep.findings if f.severity > Severity.LOW]
+
+
+def test_large_compressed_member_holding_an_archive_is_not_skipped():
+    inner = write_zip([("pad.bin", bytes(17 << 20)), ("evil.pkl", EVIL0)])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("inner.zip", inner)
+    rep = scan_bytes(buf.getvalue(), "bundle.zip")
+    assert rep.files[0].status is not FileStatus.CLEAN
+    assert any(f.severity >= Severity.HIGH for f in rep.findings), [f.title for f in rep.findings]

@@ -632,12 +632,21 @@ class _FileScan:
         r = Reader(stream, self.budget, size=e.usize)
         r.seekable = False
         try:
-            head = r.peek(16)
+            head = r.peek(512)
             if head.startswith(b"\x93NUMPY"):
                 findings, _det = scan_npy(r, lambda rr: self._npy_pickle(rr, label, depth, None), e.usize)
                 self.add(findings, label)
                 return False
-            return self._pickle(r, label, depth + 1, probe=True)
+            if self._pickle(r, label, depth + 1, probe=True):
+                return True
+            inner = detect_format(head, e.usize, e.name)
+            if inner in _STRONG_MAGIC or inner == "gguf":
+                self.add([RawFinding(Severity.HIGH, "artifact.archive.unsupported",
+                                     f"compressed member {e.name!r} of {e.usize} bytes holds a {inner} that was "
+                                     "not inspected", e.header_offset,
+                                     "Members this large are streamed and only probe-parsed as a pickle; the "
+                                     "container inside could not be analysed: the result is inconclusive.")], label)
+            return False
         except (_Malformed, Truncated) as exc:
             self.malformed(f"{e.name}: {exc}", e.header_offset, label)
             return False
