@@ -166,7 +166,7 @@ def test_a_plugin_without_declarations_warns_and_the_audit_runs(plugins):
     gate = report.runs[0].gate
     assert any("does not declare its metrics" in w for w in gate.warnings)
     # the runtime check still catches the typo once the check has run
-    assert any("unknown metric old_plugin.anythng" in r for r in gate.reasons)
+    assert any("unknown metric old_plugin.anythng (did you mean 'anything'?)" in r for r in gate.reasons)
 
 
 # --- the command line: policy validate and audit fail before any work ----------------------------------------
@@ -211,3 +211,19 @@ def test_policy_validate_accepts_the_readme_policy(tmp_path, capsys):
     rc = main(["policy", "validate", str(p)])
     out = capsys.readouterr()
     assert rc == 0, out.err
+
+
+def test_checks_metrics_lists_every_name_and_each_one_validates(tmp_path, capsys):
+    rc = main(["checks", "--metrics"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    limits = [_instance(ln.split()[1]) for ln in out.splitlines() if ln.strip().startswith("limit ")]
+    thresholds = [ln.split()[1] for ln in out.splitlines() if ln.strip().startswith("threshold ")]
+    assert len(limits) == sum(len(v) for v in BUILTIN_METRICS.values())
+    assert len(thresholds) == sum(len(v) for v in BUILTIN_THRESHOLDS.values())
+    p = tmp_path / "all.yaml"
+    p.write_text("limits:\n" + "".join(f"  - {m} >= 0\n" for m in limits)
+                 + "thresholds:\n" + "".join(f"  {k}: 0.5\n" for k in thresholds))
+    rc = main(["policy", "validate", str(p)])
+    captured = capsys.readouterr()
+    assert rc == 0 and not captured.err, captured.err

@@ -237,10 +237,11 @@ class Policy:
         for lim in self.limits:
             actual = metrics.get((lim.check, lim.metric))
             if lim.check in ran and (lim.check, lim.metric) not in metrics:
-                known = ", ".join(sorted(ran[lim.check].metrics)[:15])
+                emitted = ran[lim.check].metrics
                 gate.limits.append(LimitOutcome(lim, None, False))
-                gate.reasons.append(f"limit names unknown metric {lim.check}.{lim.metric} (the check ran; its "
-                                    f"metrics are: {known})")
+                gate.reasons.append(f"limit names unknown metric {lim.check}.{lim.metric}"
+                                    f"{did_you_mean(lim.metric, emitted)} (the check ran; its metrics are: "
+                                    f"{_listing(emitted)})")
                 continue
             if isinstance(actual, (int, float)) and not isinstance(actual, bool):
                 ok = lim.holds(float(actual))

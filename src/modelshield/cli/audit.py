@@ -277,12 +277,26 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
 
     @app.command("checks")
-    def list_checks() -> None:
+    def list_checks(
+        metrics: bool = typer.Option(False, "--metrics", help="List each check's metrics and policy thresholds "
+                                                               "(the names a policy may use)."),
+    ) -> None:
         """List the available checks (built-in and plug-ins) and what each needs."""
         from rich.table import Table
 
-        from modelshield.checks.registry import available_checks, load_errors
+        from modelshield.checks.registry import available_checks, declared_metrics, declared_thresholds, load_errors
 
+        if metrics:
+            for name, cls in available_checks().items():
+                names, keys = declared_metrics(name, cls), declared_thresholds(name, cls)
+                console.print(f"[bold]{escape(name)}[/]")
+                if names is None:
+                    console.print("  (declares no metrics)")
+                for m, what in (names or {}).items():
+                    console.print(f"  limit      {escape(name)}.{escape(m)}  [dim]{escape(what)}[/]", soft_wrap=True)
+                for k, what in (keys or {}).items():
+                    console.print(f"  threshold  {escape(name)}.{escape(k)}  [dim]{escape(what)}[/]", soft_wrap=True)
+            return
         table = Table("check", "needs", "description")
         for name, cls in available_checks().items():
             needs = [c.value for c in sorted(cls.requires, key=lambda c: c.value)]
