@@ -300,3 +300,12 @@ def test_extraction_and_fingerprint_accept_comma_feature_lists(files, capsys):
                str(files / "wide.csv"), "--target", "label", "--out", str(files / "fp-wide.npz"), "--points", "20",
                *feats])
     assert rc == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--trigger-batch", "0"], ["--trigger-jitter", "-1"], ["--trigger-jitter", "nan"]])
+def test_harden_watermark_bad_embedding_options_exit_2(files, capsys, bad):
+    rc = main(["harden", "watermark", str(files / "model.pt"), "--trust", "--data", str(files / "train.npz"),
+               "--out", str(files / "bad-opt.pt"), "--triggers-out", str(files / "bad-opt.npz"), *bad,
+               *_wm(files, "bad-opt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--trigger" in err and not (files / "bad-opt.pt").exists(), err

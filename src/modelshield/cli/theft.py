@@ -252,6 +252,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         watermark_key: Path | None = typer.Option(None, "--watermark-key",
                                                   help="Use this existing watermark key instead of --key-out."),
         n_triggers: int = typer.Option(100, "--n-triggers", help="Number of trigger inputs."),
+        trigger_batch: int = typer.Option(16, "--trigger-batch",
+                                          help="Trigger samples mixed into every training batch (more: harder "
+                                               "to fine-tune away, see benchmarks/theft)."),
+        trigger_jitter: float = typer.Option(0.0, "--trigger-jitter",
+                                             help="Gaussian noise (std) added to trigger samples in training, "
+                                                  "e.g. 0.5: resists fine-tuning and pruning."),
         epochs: int = typer.Option(20, "--epochs",
                                    help="Passes over the training data; see --max-extra-epochs."),
         max_extra_epochs: int = typer.Option(
@@ -286,6 +292,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         check_outputs(outs, [model, data, signing_key, *([watermark_key] if watermark_key else [])], force)
         if n_triggers < 10 or epochs < 1 or lr <= 0 or max_extra_epochs < 0:
             raise UserError("need --n-triggers >= 10, --epochs >= 1, --max-extra-epochs >= 0 and --lr > 0")
+        if trigger_batch < 1 or not 0.0 <= trigger_jitter < 10.0:
+            raise UserError("need --trigger-batch >= 1 and 0 <= --trigger-jitter < 10")
         if not 0.0 < alpha < 1.0:
             raise UserError("--alpha must lie strictly between 0 and 1")
         sk = load_private_key(signing_key)
@@ -305,7 +313,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
             X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
         res = embed_watermark(module, X, y, key=wm_key, n_triggers=n_triggers, epochs=epochs, lr=lr, seed=seed,
-                              max_extra_epochs=max_extra_epochs, lower=ds.lower, upper=ds.upper)
+                              max_extra_epochs=max_extra_epochs, lower=ds.lower, upper=ds.upper,
+                              trigger_batch=trigger_batch, trigger_jitter=trigger_jitter)
         buf = io.BytesIO()
         import torch
 
