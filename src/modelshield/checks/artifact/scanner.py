@@ -223,12 +223,12 @@ class _FileScan:
         try:
             if not _has_eocd(fh, size):
                 return
+            fh.seek(start)
+            self._zip(fh, size, member, depth)
             self.add([RawFinding(Severity.MEDIUM, "artifact.polyglot",
                                  "the file is also a zip archive (end record behind other content)", 0,
                                  "zipfile-based loaders (Keras, NumPy's zip check) open the archive behind "
                                  "the prefix; its members were scanned as well.")], member or None)
-            fh.seek(start)
-            self._zip(fh, size, member, depth)
         except (_Malformed, Truncated) as exc:
             # (4 bytes that occur by chance in large binary data; zip readers fail on it just the same)
             self.add([RawFinding(Severity.LOW, "artifact.polyglot",
