@@ -20,7 +20,7 @@ from scipy import stats
 
 from modelshield.serve.monitors.base import Alert, Batch
 
-__all__ = ["CoverageMonitor", "PradaMonitor"]
+__all__ = ["CoverageMonitor", "ImputationAware", "PradaMonitor"]
 
 # scipy's axis / NaN-policy wrapper around ``stats.shapiro`` costs several times the test itself on the
 # 1-D, finite samples PRADA tests (every 10 queries per key); call the function it wraps when available.
@@ -41,6 +41,53 @@ class _Standardizer:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, dtype=np.float64).reshape(len(X), -1) - self.mu) / self.sd
+
+
+class ImputationAware:
+    """Recognises mean-imputed cells and replaces them by their expectation given the row's other cells.
+
+    Clients fill missing values with the training mean (or the median); a row with a few filled cells sits
+    off the correlation structure of natural rows (e.g. a mean radius next to a large perimeter), so
+    radius- and cell-based extraction signals took such honest rows for synthetic ones (issue 22 A.5).
+    A cell counts as imputed when it equals the reference mean of its feature (standardised value
+    within ``tol`` of 0) or the reference median where fewer than ``rare`` of the reference rows take that
+    exact value (so a common value of a discrete feature is never taken for a filled one). Filled cells
+    get the Gaussian conditional expectation ``S_mo S_oo^-1 z_o``; the Mahalanobis radius of the filled row
+    equals the marginal radius over the observed cells.
+    """
+
+    def __init__(self, Z_ref: np.ndarray, cov: np.ndarray, med: np.ndarray, *, tol: float = 1e-7,
+                 rare: float = 0.05) -> None:
+        Z = np.asarray(Z_ref, dtype=np.float64)
+        self.cov = cov + 1e-3 * np.eye(cov.shape[0])
+        self.tol = tol
+        share = (np.abs(Z - med[None, :]) <= tol).mean(0)
+        self.med = np.where(share < rare, med, np.nan)  # medians usable as imputation markers
+
+    def mask(self, Z: np.ndarray) -> np.ndarray:
+        """Imputed cells (bool, same shape as ``Z``); never a whole row."""
+        m = np.abs(Z) <= self.tol
+        with np.errstate(invalid="ignore"):
+            m |= np.abs(Z - self.med[None, :]) <= self.tol
+        m[m.all(1)] = False
+        return m
+
+    def fill(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(filled copy, imputed mask)."""
+        Z = np.asarray(Z, dtype=np.float64)
+        M = self.mask(Z)
+        if not M.any():
+            return Z, M
+        out = Z.copy()
+        pats, inv = np.unique(M, axis=0, return_inverse=True)
+        for i, pat in enumerate(pats):
+            if not pat.any():
+                continue
+            rows = np.flatnonzero(inv.reshape(-1) == i)
+            o, m = ~pat, pat
+            gain = self.cov[np.ix_(m, o)] @ np.linalg.pinv(self.cov[np.ix_(o, o)])
+            out[np.ix_(rows, np.flatnonzero(m))] = Z[np.ix_(rows, np.flatnonzero(o))] @ gain.T
+        return out, M
 
 
 @dataclass
@@ -193,10 +240,12 @@ class CoverageMonitor:
     MARGINS = (0.2, 0.8)
 
     def __init__(self, X_ref: np.ndarray, proba_ref: np.ndarray, *, bins: int = 6, factor: float = 1.6,
-                 min_queries: int = 100, alpha: float = 0.01, max_keys: int = 10_000, seed: int = 0) -> None:
+                 min_queries: int = 100, alpha: float = 0.01, max_keys: int = 10_000, seed: int = 0,
+                 impute_aware: bool = True) -> None:
         self._std = _Standardizer(X_ref)
         Z = self._std(X_ref)
         cov = np.cov(Z, rowvar=False).reshape(Z.shape[1], Z.shape[1])
+        self._imp = ImputationAware(Z, cov, np.median(Z, axis=0)) if impute_aware else None
         _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues: the last columns are the top components
         self._proj = vecs[:, ::-1][:, : min(2, Z.shape[1])]
         P = Z @ self._proj
@@ -242,7 +291,10 @@ class CoverageMonitor:
         return cell * (len(self.MARGINS) + 1) + margin
 
     def cells(self, X: np.ndarray, proba: np.ndarray) -> np.ndarray:
-        return self._cells(self._std(X), np.asarray(proba, dtype=np.float64))
+        Z = self._std(X)
+        if self._imp is not None:  # mean/median-imputed cells: their expectation given the rest of the row
+            Z = self._imp.fill(Z)[0]
+        return self._cells(Z, np.asarray(proba, dtype=np.float64))
 
     def expected_cells(self, n: int | np.ndarray) -> np.ndarray:
         n = np.atleast_1d(np.asarray(n, dtype=np.float64))
