@@ -8,9 +8,12 @@ differences. Checks that both give identical values, then times:
 * modelshield point metrics (group encoding included);
 * modelshield with 200 bootstrap resamples (percentile intervals for every rate and disparity).
 
+Every input kind users pass (object arrays, numpy unicode, pandas categorical, integer codes) is measured
+with the paired helper (``benchmarks/paired.py``): interleaved rounds, per-round ratios, median [min-max].
+
 Usage::
 
-    .venv/bin/python benchmarks/fairness/bench_fairness.py [--rows 1000000] [--repeats 3] [--json out.json]
+    .venv/bin/python benchmarks/fairness/bench_fairness.py [--rows 200000] [--rounds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -58,20 +63,30 @@ def full_check(y, p, sex, race, boot: int):
     return result
 
 
-def timed(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+def as_kind(col: np.ndarray, kind: str):
+    """The same group column as the input kinds users pass: object, numpy unicode, pandas categorical, int codes."""
+    import pandas as pd
+
+    if kind == "object":
+        return col.astype(object)
+    if kind == "unicode":
+        return col.astype(str)
+    if kind == "categorical":
+        return pd.Categorical(col)
+    if kind == "codes":
+        return np.unique(col, return_inverse=True)[1].astype(np.int64)
+    raise ValueError(kind)
+
+
+KINDS = ("object", "unicode", "categorical", "codes")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeats", type=int, default=3, help="repeats of our engine (best kept); fairlearn runs once")
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=5, help="paired, interleaved rounds (>= 5)")
     ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -82,73 +97,64 @@ def main() -> None:
 
     from modelshield.checks.fairness.metrics import encode_groups, fairness_metrics
 
-    y, p, sex, race = make_data(args.rows)
-    sens = {"sex": sex, "race": race}
-    n_groups = encode_groups(sens).n_groups
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from paired import fmt_ratio, paired
 
-    def ours_point():
-        return fairness_metrics(y, p, sens, attributes=["sex", "race"])
+    y, p, sex0, race0 = make_data(args.rows)
+    out: dict[str, object] = {"rows": args.rows, "metrics": 4, "bootstrap": args.boot, "rounds": args.rounds,
+                              "versions": {"fairlearn": fairlearn.__version__, "numpy": np.__version__,
+                                           "pandas": pd.__version__, "python": platform.python_version()},
+                              "kinds": {}}
+    lines = ["| input kind | MetricFrame (s) | ours (s) | MetricFrame / ours | MetricFrame / ours + bootstrap |",
+             "|---|---:|---:|---:|---:|"]
+    for kind in args.kinds.split(","):
+        sex, race = as_kind(sex0, kind), as_kind(race0, kind)
+        sens = {"sex": sex, "race": race}
 
-    def ours_boot():
-        return fairness_metrics(y, p, sens, attributes=["sex", "race"], n_boot=args.boot, seed=0)
+        def ours_point(sens=sens):
+            return fairness_metrics(y, p, sens, attributes=["sex", "race"])
 
-    def theirs():
-        mf = MetricFrame(
-            metrics={"selection_rate": selection_rate, "true_positive_rate": true_positive_rate,
-                     "false_positive_rate": false_positive_rate, "accuracy": accuracy_score},
-            y_true=y, y_pred=p, sensitive_features=pd.DataFrame({"sex": sex, "race": race}))
-        return mf, mf.difference()
+        def ours_boot(sens=sens):
+            return fairness_metrics(y, p, sens, attributes=["sex", "race"], n_boot=args.boot, seed=0)
 
-    t_encode, codes = timed(lambda: encode_groups(sens), args.repeats)
-    t_counts, _ = timed(lambda: fairness_metrics(y, p, codes), args.repeats)
-    t_point, r = timed(ours_point, args.repeats)
-    t_boot, rb = timed(ours_boot, args.repeats)
-    t_fl, (mf, diff) = timed(theirs, 1)
-    full_check(y[:2000], p[:2000], sex[:2000], race[:2000], 10)  # warm-up: imports (torch, sklearn) not timed
-    t_check, check_result = timed(lambda: full_check(y, p, sex, race, args.boot), 1)
+        def theirs(sex=sex, race=race):
+            mf = MetricFrame(
+                metrics={"selection_rate": selection_rate, "true_positive_rate": true_positive_rate,
+                         "false_positive_rate": false_positive_rate, "accuracy": accuracy_score},
+                y_true=y, y_pred=p, sensitive_features=pd.DataFrame({"sex": sex, "race": race}))
+            return mf, mf.difference()
 
-    # identical values: per group and between groups
-    max_err = 0.0
-    for g, vals in enumerate(r.groups.values):
-        for k in ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"):
-            max_err = max(max_err, abs(float(r.rates[k][g]) - float(mf.by_group.loc[vals, k])))
-    max_err = max(max_err, abs(r.disparity["demographic_parity_difference"] - float(diff["selection_rate"])))
-    eo = max(float(diff["true_positive_rate"]), float(diff["false_positive_rate"]))
-    max_err = max(max_err, abs(r.disparity["equalized_odds_difference"] - eo))
-    assert max_err < 1e-9, max_err
-
-    res = {
-        "rows": args.rows, "groups": n_groups, "metrics": 4, "bootstrap": args.boot,
-        "fairlearn_metricframe_s": round(t_fl, 3),
-        "modelshield_point_s": round(t_point, 4),
-        "modelshield_encode_groups_s": round(t_encode, 4),
-        "modelshield_metrics_from_codes_s": round(t_counts, 4),
-        "modelshield_bootstrap_s": round(t_boot, 4),
-        "modelshield_full_check_s": round(t_check, 3),
-        "full_check_summary": check_result.summary,
-        "speedup_point": round(t_fl / t_point, 1),
-        "speedup_bootstrap": round(t_fl / t_boot, 1),
-        "max_abs_difference": max_err,
-        "dp_difference": r.disparity["demographic_parity_difference"],
-        "dp_difference_ci": rb.disparity_ci["demographic_parity_difference"],
-        "versions": {"fairlearn": fairlearn.__version__, "numpy": np.__version__, "pandas": pd.__version__,
-                     "python": platform.python_version()},
-        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-    }
-    print(json.dumps(res, indent=2))
-    print()
-    print("| run | time (s) | vs MetricFrame |")
-    print("|---|---:|---:|")
-    print(f"| fairlearn MetricFrame, 4 metrics + difference() | {t_fl:.2f} | 1x |")
-    print(f"| modelshield point metrics (all rates + 10 disparities) | {t_point:.3f} | {t_fl / t_point:.0f}x faster |")
-    print(f"| of which: string group columns -> 12 intersection codes | {t_encode:.3f} | |")
-    print(f"| of which: counts, rates and disparities from the codes | {t_counts:.3f} | {t_fl / t_counts:.0f}x faster |")
-    print(f"| modelshield + {args.boot}-resample bootstrap intervals | {t_boot:.3f} | {t_fl / t_boot:.0f}x faster |")
-    print(f"| modelshield `fairness` check end to end ({args.boot} resamples, 3 views, proxies on 10,000 rows, "
-          f"findings) | {t_check:.2f} | {t_fl / t_check:.0f}x faster |")
+        res = paired({"metricframe": theirs, "ours": ours_point, "ours_bootstrap": ours_boot},
+                     baseline="metricframe", rounds=args.rounds, warmup=1)
+        r = res.outputs["ours"]
+        mf, diff = res.outputs["metricframe"]
+        max_err = abs(r.disparity["demographic_parity_difference"] - float(diff["selection_rate"]))
+        by = mf.by_group
+        for g, vals in enumerate(r.groups.values):
+            key = tuple(vals) if kind != "codes" else tuple(int(v) for v in vals)
+            for k in ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"):
+                max_err = max(max_err, abs(float(r.rates[k][g]) - float(by.loc[key, k])))
+        assert max_err < 1e-9, (kind, max_err)
+        speed = {c: {k: 1 / v for k, v in res.summary(c).items() if k in ("median", "min", "max")}
+                 for c in ("ours", "ours_bootstrap")}
+        for c in speed:  # baseline / case: invert the per-round ratios properly (min <-> max)
+            rr = [1 / x for x in res.ratios(c)]
+            speed[c] = {"median": float(np.median(rr)), "min": min(rr), "max": max(rr)}
+        out["kinds"][kind] = {"paired": res.to_dict(), "speedup": speed, "max_abs_difference": max_err,
+                              "groups": encode_groups(sens).n_groups}
+        lines.append(f"| {kind} | {res.summary('metricframe')['median_s']:.2f} | {res.summary('ours')['median_s']:.4f} "
+                     f"| {fmt_ratio(speed['ours'])}x | {fmt_ratio(speed['ours_bootstrap'])}x |")
+    full_check(y[:2000], p[:2000], sex0[:2000], race0[:2000], 10)  # warm-up: imports not timed
+    t0 = time.perf_counter()
+    check_result = full_check(y, p, sex0, race0, args.boot)
+    out["full_check_s"] = round(time.perf_counter() - t0, 3)
+    out["full_check_summary"] = check_result.summary
+    out["load_avg"] = list(os.getloadavg())
+    print(json.dumps({k: v for k, v in out.items() if k != "kinds"}, indent=2))
+    print("\n".join(lines))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(res, fh, indent=2)
+            json.dump(out, fh, indent=2, default=str)
 
 
 if __name__ == "__main__":
