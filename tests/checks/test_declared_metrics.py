@@ -95,7 +95,8 @@ def _run_all(scenario, monkeypatch):
 EXPECTED_TO_RUN = [set(BUILTIN_CHECKS), set(BUILTIN_CHECKS) - {"artifact"}, {"baseline", "fairness"}, {"privacy"}]
 
 
-@pytest.mark.parametrize("index", [0, 1, 2, 3], ids=["sklearn", "torch", "regression", "pii"])
+@pytest.mark.parametrize("index", [pytest.param(0, marks=pytest.mark.slow), pytest.param(1, marks=pytest.mark.slow),
+                                   2, 3], ids=["sklearn", "torch", "regression", "pii"])  # slow: 10-20 s each
 def test_every_emitted_metric_and_read_threshold_is_declared(scenarios, monkeypatch, index):
     results, read = _run_all(scenarios[index], monkeypatch)
     ran = {n for n, (_, r) in results.items() if r.status in (CheckStatus.PASSED, CheckStatus.FINDINGS)}
