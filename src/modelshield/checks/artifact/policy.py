@@ -21,7 +21,7 @@ import re
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "ALLOW_EXACT",
@@ -484,8 +484,7 @@ _PYX = r"__pyx_unpickle_[A-Za-z0-9_]+"
 _SUB = r"(?:\.[a-z_][a-z0-9_]*)*"
 
 
-@dataclass(frozen=True)
-class AllowRule:
+class AllowRule(NamedTuple):  # a NamedTuple, not a frozen dataclass: ~5 ms less start-up
     """Admits ``(module, name)`` when ``module`` fully matches ``module`` (a module path of a trusted
     package) and ``name`` fully matches ``name``: one identifier, never dotted, of a form a module alias
     or an imported helper cannot take (a class name, a Cython pickle helper, a suffix family)."""
