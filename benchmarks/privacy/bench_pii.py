@@ -14,7 +14,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -61,9 +60,9 @@ def quality(scan_frame, gen, seeds: int) -> dict[str, float]:
     return out
 
 
-def speed(scan_frame, rows: int = 20000, rounds: int = 5) -> list[float]:
+def mixed_frame(rows: int = 20000) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "id": [f"{i:08d}" for i in range(rows)],
         "amount": rng.normal(100, 30, rows).round(2).astype(str),
         "note": [["paid by card", "call back tomorrow", "shipped to customer", "refund requested"][i % 4]
@@ -71,12 +70,6 @@ def speed(scan_frame, rows: int = 20000, rounds: int = 5) -> list[float]:
         "contact": [f"user{i}@example.com" if i % 3 == 0 else f"+44 20 7946 {i % 10000:04d}" for i in range(rows)],
         "city": rng.choice(["Berlin", "Paris", "Madrid", "Rome", "London"], rows),
     })
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        scan_frame(frame, quasi=False)
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def main() -> None:
@@ -93,17 +86,17 @@ def main() -> None:
         old = _old_scanner(args.before)
         result["before"] = quality(old.scan_frame, gen, args.seeds)
         scanners["before"] = old.scan_frame
-    # paired, interleaved timing rounds
-    times: dict[str, list[float]] = {k: [] for k in scanners}
-    for r in range(5):
-        order = list(scanners) if r % 2 == 0 else list(reversed(scanners))
-        for k in order:
-            times[k] += speed(scanners[k], rounds=1)
-    result["seconds_20k_rows"] = {k: float(np.median(v)) for k, v in times.items()}
-    if "before" in times:
-        ratios = np.asarray(times["now"]) / np.asarray(times["before"])
-        result["time_ratio_now_over_before"] = {"median": float(np.median(ratios)), "min": float(ratios.min()),
-                                                "max": float(ratios.max())}
+    # paired, interleaved timing rounds (benchmarks/paired.py)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from paired import paired
+
+    frame = mixed_frame()
+    res = paired({k: (lambda f=f: f(frame, quasi=False)) for k, f in scanners.items()},
+                 baseline="before" if "before" in scanners else "now", rounds=5, warmup=1)
+    result["seconds_20k_rows"] = {k: res.summary(k)["median_s"] for k in scanners}
+    if "before" in scanners:
+        result["time_ratio_now_over_before"] = res.summary("now")
+    result["load_avg"] = {"before": res.load_before, "after": res.load_after}
     print(json.dumps(result, indent=2))
 
 
