@@ -129,7 +129,8 @@ def test_concurrent_load_from_a_second_process(server_setup, tmp_path, breast_ca
     """A separate Python process loads the server with 4 threads; rate limits and logging stay exact."""
     import json
 
-    srv = server_setup({"limits": {"rate_per_s": 0.001, "burst": 150}})
+    # rate_log_interval_s 0: every refusal for the rate is logged (by default one per key and second is)
+    srv = server_setup({"limits": {"rate_per_s": 0.001, "burst": 150, "rate_log_interval_s": 0}})
     _, key = KeyStore(tmp_path / "state").create("load", ["predict"])
     (tmp_path / "rows.json").write_text(json.dumps(breast_cancer[1][:100].tolist()))
     srv.start()
