@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copyreg
+import os
 import pickle
+import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ import pytest
 from modelshield.checks.artifact.restricted import safe_load
 from modelshield.errors import FormatError, UnsafeModelError
 
-from .corpus import _Reduce, call4
+from .corpus import _Reduce, call4, glob0, sglob, torch_zip
 
 
 def test_loads_benign_models(corpus):
@@ -55,3 +59,54 @@ def test_unknown_class_refused():
 def test_garbage_is_a_format_error():
     with pytest.raises(FormatError):
         safe_load(b"\x80\x04\x8c\x03abc")
+
+
+# ------------------------------------------------------------------ every loader path checks identity
+_INJECTED = [("numpy.save", np.save), ("os.system", os.system), ("numpy (module)", np), ("os (module)", os),
+             ("subprocess.Popen", subprocess.Popen)]
+
+
+def _ref(module: str, name: str, protocol: int) -> bytes:
+    if protocol >= 4:
+        return b"\x80\x04" + sglob(module, name) + b"."
+    return bytes([0x80, protocol]) + glob0(module, name) + b"."
+
+
+@pytest.mark.parametrize(("what", "target"), _INJECTED, ids=[w for w, _ in _INJECTED])
+@pytest.mark.parametrize("container", ["pickle-p2", "pickle-p4", "joblib", "torch-zip", "npy-object"])
+def test_every_loader_refuses_an_allowed_looking_name_that_resolves_elsewhere(monkeypatch, what, target, container):
+    """find_class of the plain, joblib, torch and object-.npy unpicklers all check what an allowed
+    name resolved to; none returns a module object."""
+    import sklearn.linear_model._logistic as mod
+
+    monkeypatch.setattr(mod, "LogisticAlias", target, raising=False)
+    ref = _ref("sklearn.linear_model._logistic", "LogisticAlias", 2 if container == "pickle-p2" else 4)
+    if container == "torch-zip":
+        data, fmt = torch_zip(ref), None
+    elif container == "joblib":
+        data, fmt = ref, "joblib"
+    elif container == "npy-object":
+        header = b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+        header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+        data, fmt = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + ref, None
+    else:
+        data, fmt = ref, None
+    with pytest.raises(UnsafeModelError, match="LogisticAlias"):
+        safe_load(data, fmt)
+
+
+def test_listed_qualified_names_and_python2_names_resolve():
+    import zoneinfo
+
+    assert safe_load(_ref("zoneinfo", "ZoneInfo._unpickle", 4)) == zoneinfo.ZoneInfo._unpickle
+    assert safe_load(_ref("__builtin__", "xrange", 2)) is range
+    assert safe_load(_ref("copy_reg", "_reconstructor", 2)) is copyreg._reconstructor
+    with pytest.raises(UnsafeModelError):
+        safe_load(_ref("zoneinfo", "ZoneInfo.clear_cache", 4))  # a dotted name that is not listed
+
+
+@pytest.mark.parametrize(("module", "name"), [("numpy", "random"), ("torch", "nn"), ("sklearn", "linear_model"),
+                                              ("sklearn.linear_model._logistic", "np"), ("enum", "bltns")])
+def test_a_module_object_is_never_returned(module, name):
+    with pytest.raises(UnsafeModelError):
+        safe_load(_ref(module, name, 4))
