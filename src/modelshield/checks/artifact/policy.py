@@ -1,16 +1,21 @@
 """The scanner's policy tables: which pickle globals are safe, which are dangerous, and why.
 
-Every entry carries a one-line reason. Lookup is by the *full dotted path* of a global
-(``module + "." + name``), so a submodule (``asyncio.unix_events._UnixSubprocessTransport``) or an
-attribute chain (``random._os.system``, protocol-4 dotted names) cannot slip past an entry written
-for its parent.
+Every entry carries a one-line reason. The **denylist** is looked up by the full dotted path
+(``module + "." + name``), so a prefix covers its submodules (``asyncio.unix_events.
+_UnixSubprocessTransport``). The **allowlist** is exact ``(module, name)`` pairs, plus rules that admit
+one class-shaped identifier below a trusted package's module paths: a dotted name (protocol 4
+attribute chain, ``sklearn._loss.loss`` + ``np.save``) is allowed only when its exact pair is listed,
+because chains walk through the module aliases packages import. The restricted unpickler checks, after
+import, that what a name resolved to is what was allowed (:func:`identity_verdict`).
 
 Verdicts
 --------
-``allow``   on the allowlist: ordinary model content (scikit-learn, NumPy, PyTorch tensors, ...).
-``deny``    on the denylist: runs code, touches files/network, or is an indirection gadget -> critical.
-``unknown`` neither: anything off the allowlist is at least *suspicious* (medium) and shown with its
-            module path, because loading it imports and runs code we have not reviewed.
+``allow``   an exact pair, or a name a rule admits: ordinary model content (scikit-learn, NumPy, ...).
+``deny``    denylisted (runs code, touches files/network, or is an indirection gadget), an attribute
+            chain, a dunder, a standard-library or builtins name off the allowlist, a re-exported
+            gadget class, or any other name below a trusted module path -> critical.
+``unknown`` a name of a package that is not reviewed at all: shown with its module path, because
+            loading it imports and runs code we have not reviewed.
 """
 
 from __future__ import annotations
@@ -673,8 +678,9 @@ def classify_global(module: str, name: str, *, context: str = "pickle") -> Verdi
     from the archive's own ``code/`` (scanned separately); everything else is judged as usual.
 
     Verdicts: ``deny`` (denylisted, an attribute chain, a dunder, a standard-library or builtins name off
-    the allowlist, or a non-class name below a trusted package path: a module alias or imported helper),
-    ``allow``, or ``unknown`` (a class or name of a package that is not reviewed at all).
+    the allowlist, a class name trusted packages bind to a denylisted class or a module
+    (:data:`REEXPORTED_GADGETS`), or any other name below a trusted module path: a module alias or an
+    imported helper), ``allow``, or ``unknown`` (a name of a package that is not reviewed at all).
     Results are cached per (module, name, context): lookups are on the scanner's hot path.
     """
     return _classify_cached(module, name, context)
