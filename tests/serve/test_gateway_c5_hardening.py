@@ -190,6 +190,20 @@ def test_a_configured_proxy_is_believed(make_gateway):
     assert 429 not in codes and "127.0.0.1" not in clients and len(clients) >= 6
 
 
+def test_modelshield_serve_passes_the_proxy_options_to_uvicorn(server_setup):
+    """The CLI end to end: a real `modelshield serve` process blocks the loopback peer whatever XFF says."""
+    import httpx
+
+    srv = server_setup({"auth": {"fail_burst": 3, "block_s": 300}}).start()
+    with httpx.Client(timeout=5) as c:
+        codes = [c.post(f"{srv.url}/v1/predict", json={"inputs": [[0.0]]},
+                        headers={"Authorization": "Bearer msk_00000000_guess", "X-Forwarded-For": x}).status_code
+                 for x in _xff_values(6, 2)]
+        docs = c.get(f"{srv.url}/openapi.json").status_code
+    assert codes == [401] * 3 + [429] * 3
+    assert docs == 404
+
+
 @pytest.mark.parametrize("bad", ["not-an-ip", "10.0.0.0/33", "example.com"])
 def test_trusted_proxies_must_be_addresses(bad):
     with pytest.raises(ValueError, match="trusted_proxies"):
