@@ -313,12 +313,14 @@ class SignalMonitor:
         shares = st.shares()
         n = len(st.bits)
         for i, sig in enumerate(_RATE_SIGNALS):
-            if sig not in self.enabled or sig in st.flagged:
+            if sig not in self.enabled or (sig in st.flagged and sid.startswith("key:")):
                 continue
             thr = self.threshold(sig, n)
-            if shares[sig] <= thr:
+            already = sig in st.flagged  # a flagged group/global stream: blame keys that joined since
+            if shares[sig] <= thr and not already:
                 continue
-            st.flagged.append(sig)
+            if not already:
+                st.flagged.append(sig)
             what = {"boundary": "sit on the model's decision boundary",
                     "near_duplicate": "are near-duplicates (replays with small changes) of earlier queries",
                     "off_manifold": "lie off the reference data's manifold"}[sig]
@@ -334,10 +336,12 @@ class SignalMonitor:
             blamed, contributors = self._blame(sid, st, i, sig)
             label = "all traffic" if sid == GLOBAL else sid.replace(":", " ", 1)
             names = ", ".join(blamed or contributors[:10])
-            alerts.append(Alert(monitor=self.name, severity="high", key_id=None, value=shares[sig], threshold=thr,
-                                time=batch.time,
-                                message=f"{label}: {base}; keys {'blamed' if blamed else 'contributing'}: {names}",
-                                data={"signal": sig, "stream": sid, "blamed": blamed, "contributors": contributors}))
+            if not already:
+                alerts.append(Alert(monitor=self.name, severity="high", key_id=None, value=shares[sig], threshold=thr,
+                                    time=batch.time,
+                                    message=f"{label}: {base}; keys {'blamed' if blamed else 'contributing'}: {names}",
+                                    data={"signal": sig, "stream": sid, "blamed": blamed,
+                                          "contributors": contributors}))
             for key in blamed:
                 kst = self.streams.get(f"key:{key}")
                 if kst is not None and sig in kst.flagged:

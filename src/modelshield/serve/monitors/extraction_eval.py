@@ -21,7 +21,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from modelshield.serve.monitors.base import Alert, Batch, Monitor
 
-__all__ = ["ATTACKS", "HONEST", "Scenario", "breast_cancer_scenario", "fidelity", "replay"]
+__all__ = ["ATTACKS", "HONEST", "Scenario", "attack_sybil", "breast_cancer_scenario", "fidelity", "replay"]
 
 BATCH = 10
 Batches = list[tuple[str, np.ndarray]]
