@@ -8,6 +8,8 @@
     │   ├── FormatError              exit 2   HTTP 415   a file's content is not a format we can read
     │   ├── DataError                exit 2   HTTP 422   unknown column, shape mismatch, bad labels, ...
     │   ├── PolicyError              exit 2   HTTP 422   a policy file that does not parse or validate
+    │   ├── OptionError              exit 2   HTTP 422   an option value that cannot be meaningful for this data
+    │                                                      (e.g. an eps covering the whole box): stops an audit
     │   ├── OutputError              exit 2   HTTP 409   output exists (no --force) or cannot be written
     │   └── MissingExtraError        exit 2   HTTP 501   an optional dependency is not installed; names the extra
     ├── SecurityError                exit 3   HTTP 403   we refuse to proceed for a security reason (fail closed)
@@ -29,6 +31,7 @@ __all__ = [
     "IntegrityError",
     "MissingExtraError",
     "ModelShieldError",
+    "OptionError",
     "OutputError",
     "PolicyError",
     "PolicyFailure",
@@ -61,6 +64,14 @@ class UserError(ModelShieldError):
     exit_code = EXIT_USAGE
     http_status = 400
 
+
+class OptionError(UserError):
+    """An option's value cannot be meaningful for the data it meets (found only once the data is known).
+
+    Unlike other errors inside a check (reported in that check's result while the others run), it stops
+    the audit with exit 2: the user asked for something that measures nothing."""
+
+    http_status = 422
 
 class InputNotFoundError(UserError):
     http_status = 404

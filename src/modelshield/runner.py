@@ -21,7 +21,7 @@ import numpy as np
 from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.checks.registry import available_checks, declarations, load_errors
 from modelshield.data.dataset import Dataset
-from modelshield.errors import UserError
+from modelshield.errors import OptionError, UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel
 from modelshield.policy import GateResult, Policy
@@ -188,7 +188,7 @@ def run_check(check: Check, ctx: AuditContext, on_event: EventFn | None = None) 
         if not isinstance(result, CheckResult):
             raise TypeError(f"check {check.name} returned {type(result).__name__}, not CheckResult")
         result.status = CheckStatus.FINDINGS if result.findings else CheckStatus.PASSED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OptionError):  # an option that cannot be meaningful is a usage error (exit 2)
         raise
     except Exception as exc:  # one failing check is data, the others still run
         tb = traceback.format_exc(limit=20)

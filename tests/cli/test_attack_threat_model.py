@@ -204,3 +204,15 @@ def test_audit_warns_when_the_stated_box_is_narrower_than_the_data(digits, capsy
     findings = json.loads(js.read_text())["runs"][0]["results"][0]["findings"]
     narrower = [f for f in findings if f["rule_id"] == "robustness.threat-model-narrower"]
     assert narrower and narrower[0]["severity"] == "low"
+
+
+@pytest.mark.parametrize("eps", ["[1.0]", "[0.1,2]"])
+def test_audit_with_an_eps_that_covers_the_whole_box_is_exit_2(digits, capsys, tmp_path, eps):
+    """An option that cannot be meaningful stops the audit with a usage error (OptionError), not a failed gate."""
+    js = tmp_path / "r.json"
+    rc = main(["audit", str(digits / "mlp.pt"), "--trust", "--data", str(digits / "test.npz"), "--checks",
+               "robustness", "--quick", "--no-progress", "--option", f"robustness.eps={eps}",
+               "--option", "robustness.detector=false", "--json", str(js)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot be meaningful" in _one_line_error(err)
+    assert not js.exists()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from modelshield.errors import UserError
+from modelshield.errors import OptionError, UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -366,7 +366,7 @@ class ThreatModel:
         lim = self.eps_limit(d)
         if e > 0 and e >= lim * (1 - 1e-12):
             units = {"raw": "raw units", "std": "standard deviations"}.get(self.units, "scale units")
-            raise UserError(f"{what}={e:g} cannot be meaningful: it covers the whole box ({lim:.4g} {units} "
+            raise OptionError(f"{what}={e:g} cannot be meaningful: it covers the whole box ({lim:.4g} {units} "
                             f"reaches every bound of every feature, so any input is reachable); "
                             f"choose an eps below {lim:.4g}")
 
