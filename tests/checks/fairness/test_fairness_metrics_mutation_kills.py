@@ -1,0 +1,402 @@
+"""Tests that kill the mutants of ``checks/fairness/metrics.py`` that survived the older suite (issue 23).
+
+Each family pins one behaviour that a mutant changed without any test noticing:
+
+- float labels without ``pos_label`` ({0.0, 1.0} and {-1.0, 1.0}) take fairlearn's default rule;
+- every group at rate 0 gives ratio 1.0 (all groups equal), one group at 0 gives ratio 0;
+- every rate and every difference equals fairlearn's ``MetricFrame`` (``false_negative_rate``,
+  ``base_rate``, regression ``mean_target`` ...);
+- bootstrap intervals (rates and disparities, ratios included, groups of one or two rows
+  included) equal an independent reference bootstrap computed row-free from the same random
+  draws: same seed, same multinomial (classification) or Poisson (regression) weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from modelshield.checks.fairness.metrics import (
+    CLASSIFICATION_DISPARITIES,
+    GROUP_RATES,
+    REGRESSION_DISPARITIES,
+    REGRESSION_RATES,
+    binarize,
+    fairness_metrics,
+    regression_metrics,
+)
+from modelshield.errors import DataError
+
+fm = pytest.importorskip("fairlearn.metrics")
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore:Supplied .func. had no __name__")
+
+
+def _table(n: int, seed: int, groups: str = "xyz") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    g = rng.choice(list(groups), n)
+    yt = rng.integers(0, 2, n)
+    yp = (rng.random(n) < 0.2 + 0.3 * (g == groups[0]) + 0.3 * yt).astype(np.int64)
+    return yt, yp, g
+
+
+# -- float labels without pos_label --------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("neg", "pos", "dtype"), [
+    (0.0, 1.0, np.float64), (0.0, 1.0, np.float32), (-1.0, 1.0, np.float64), (-1.0, 1.0, np.float32),
+])
+def test_float_labels_take_the_default_pos_label(seed, neg, pos, dtype):
+    yt, yp, g = _table(300, seed)
+    ft = np.where(yt == 1, pos, neg).astype(dtype)
+    fp = np.where(yp == 1, pos, neg).astype(dtype)
+    r = fairness_metrics(ft, fp, {"g": g})
+    ref = fairness_metrics(yt, yp, {"g": g})
+    assert r.pos_label == 1
+    for k in GROUP_RATES:
+        np.testing.assert_array_equal(r.rates[k], ref.rates[k], err_msg=k)
+    for k in CLASSIFICATION_DISPARITIES:
+        assert r.disparity[k] == pytest.approx(ref.disparity[k], abs=1e-12, nan_ok=True), k
+    assert r.disparity["demographic_parity_difference"] == pytest.approx(
+        fm.demographic_parity_difference(ft, fp, sensitive_features=g), abs=1e-12)
+    assert r.disparity["equal_opportunity_difference"] == pytest.approx(
+        fm.equal_opportunity_difference(ft, fp, sensitive_features=g), abs=1e-12)
+
+
+@pytest.mark.parametrize(("yt", "yp"), [
+    ([0.0, 1.0, 1.0], [1, 0, 0]),  # float labels, integer predictions
+    ([1, 0, 0], [0.0, 1.0, 1.0]),  # integer labels, float predictions
+    ([-1.0, 1.0, 1.0], [1.0, -1.0, 1.0]),
+    ([True, False, True], [1.0, 0.0, 0.0]),
+])
+def test_mixed_float_and_integer_labels_decide_pos_label_together(yt, yp):
+    r = fairness_metrics(yt, yp, {"g": ["a", "a", "b"]})
+    assert r.pos_label == 1
+    t = (np.asarray(yt, dtype=float) == 1).astype(int)
+    p = (np.asarray(yp, dtype=float) == 1).astype(int)
+    np.testing.assert_array_equal(r.rates["selection_rate"], [p[:2].mean(), p[2:].mean()])
+    np.testing.assert_array_equal(r.rates["base_rate"], [t[:2].mean(), t[2:].mean()])
+
+
+@pytest.mark.parametrize(("yt", "yp", "message"), [
+    ([0.0, 2.0, 2.0], [0.0, 2.0, 0.0], r"labels and predictions: values are \[0\.0, 2\.0\]; pass pos_label"),
+    ([0.5, 1.0, 1.0], [1.0, 1.0, 0.5], r"labels and predictions: values are \[0\.5, 1\.0\]; pass pos_label"),
+    ([-1.0, 0.0, 1.0], [1.0, 1.0, 0.0], r"labels and predictions: binary metrics need two classes.*3 distinct"),
+    ([0.0, 1.0, 1.0], [-1.0, 1.0, 1.0], r"3 distinct values \(-1\.0, 0\.0, 1\.0\)"),
+    ([2, 3, 3], [3, 3, 2], r"values are \[2, 3\]; pass pos_label"),
+])
+def test_float_labels_outside_the_default_rule_need_pos_label(yt, yp, message):
+    with pytest.raises(DataError, match=message):
+        fairness_metrics(yt, yp, {"g": ["a", "b", "b"]})
+
+
+def test_binarize_lists_at_most_six_values():
+    with pytest.raises(DataError, match=r"y: binary metrics need two classes, but the labels have 8 distinct values "
+                                        r"\(0, 1, 2, 3, 4, 5, \.\.\.\)"):
+        binarize(np.arange(8), what="y")
+    with pytest.raises(DataError, match=r"6 distinct values \(0, 1, 2, 3, 4, 5\);"):
+        binarize(np.arange(6))
+    for y in (np.array([0.0, 1.0]), np.array([-1.0, 1.0]), np.array([1.0, 1.0]), np.array([0.0, 0.0])):
+        b, pos = binarize(y)
+        assert pos == 1 and b.tolist() == (y == 1).astype(int).tolist()
+
+
+# -- ratios when every group (or one group) is at rate 0 ------------------------------------------
+@pytest.mark.parametrize("n_groups", [2, 3, 4])
+def test_every_group_at_rate_zero_is_parity(n_groups):
+    g = np.repeat(np.arange(n_groups), 5)
+    yt = np.tile([0, 1, 0, 1, 1], n_groups)
+    r = fairness_metrics(yt, np.zeros_like(yt), {"g": g})
+    for k in ("demographic_parity_ratio", "equal_opportunity_ratio", "equalized_odds_ratio"):
+        assert r.disparity[k] == 1.0, k  # 0 / 0 over equal groups: no disparity (fairlearn: NaN)
+    for k in ("demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference"):
+        assert r.disparity[k] == 0.0, k
+
+
+@pytest.mark.parametrize("n_groups", [2, 3, 4])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_group_at_rate_zero_gives_ratio_zero(n_groups, seed):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), 20)
+    yt = rng.integers(0, 2, len(g))
+    yp = np.where(g == 0, 0, 1)  # group 0 never selected, the others always
+    r = fairness_metrics(yt, yp, {"g": g})
+    assert r.disparity["demographic_parity_ratio"] == 0.0
+    assert r.disparity["demographic_parity_ratio"] == fm.demographic_parity_ratio(yt, yp, sensitive_features=g)
+    assert r.disparity["equalized_odds_ratio"] == fm.equalized_odds_ratio(yt, yp, sensitive_features=g)
+
+
+@pytest.mark.parametrize("shift", [-3.0, -2.0])
+def test_ratio_of_signed_means_is_nan_but_a_zero_mean_is_not(shift):
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    r = regression_metrics(y, y + shift, {"g": ["a", "a", "b", "b"]})
+    assert np.isnan(r.disparity["mean_prediction_ratio"])  # a group has a negative mean prediction
+    assert r.disparity["mean_prediction_difference"] == pytest.approx(2.0)
+    z = regression_metrics(y, np.array([-1.0, 1.0, 2.0, 2.0]), {"g": ["a", "a", "b", "b"]})
+    assert z.disparity["mean_prediction_ratio"] == 0.0  # means 0 and 2: min / max = 0
+
+
+# -- every rate and difference against fairlearn's MetricFrame -----------------------------------
+def _base_rate(y_true, y_pred):
+    return float(np.mean(np.asarray(y_true) == 1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("groups", ["xy", "xyz", "pqrs"])
+def test_every_rate_and_difference_equal_metricframe(seed, groups):
+    from sklearn.metrics import accuracy_score, precision_score
+
+    yt, yp, g = _table(400, seed, groups)
+    funcs = {"selection_rate": fm.selection_rate, "accuracy": accuracy_score,
+             "true_positive_rate": fm.true_positive_rate, "false_positive_rate": fm.false_positive_rate,
+             "false_negative_rate": fm.false_negative_rate, "true_negative_rate": fm.true_negative_rate,
+             "precision": precision_score, "count": fm.count, "base_rate": _base_rate}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = fm.MetricFrame(metrics=funcs, y_true=yt, y_pred=yp, sensitive_features=g)
+    r = fairness_metrics(yt, yp, {"g": g})
+    assert set(r.rates) == set(GROUP_RATES)
+    for k in GROUP_RATES:
+        np.testing.assert_allclose(r.rates[k], mf.by_group[k].to_numpy(dtype=float), atol=1e-12, err_msg=k)
+    diff = mf.difference()
+    expected = {"demographic_parity_difference": diff["selection_rate"],
+                "equal_opportunity_difference": diff["true_positive_rate"],
+                "equalized_odds_difference": max(diff["true_positive_rate"], diff["false_positive_rate"]),
+                "predictive_parity_difference": diff["precision"],
+                "accuracy_difference": diff["accuracy"],
+                "false_negative_rate_difference": diff["false_negative_rate"]}
+    ratio = mf.ratio()
+    expected |= {"demographic_parity_ratio": ratio["selection_rate"],
+                 "equal_opportunity_ratio": ratio["true_positive_rate"],
+                 "equalized_odds_ratio": min(ratio["true_positive_rate"], ratio["false_positive_rate"])}
+    assert set(r.disparity) == set(CLASSIFICATION_DISPARITIES)
+    for k, v in expected.items():
+        assert r.disparity[k] == pytest.approx(v, abs=1e-12), k
+
+
+def _mean_target(y_true, y_pred):
+    return float(np.mean(y_true))
+
+
+def _mean_prediction(y_true, y_pred):
+    return float(np.mean(y_pred))
+
+
+def _rmse(y_true, y_pred):
+    return float(np.sqrt(np.mean((np.asarray(y_pred) - np.asarray(y_true)) ** 2)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("groups", ["ab", "abc"])
+def test_regression_rates_equal_metricframe(seed, groups):
+    from sklearn.metrics import mean_absolute_error
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    g = rng.choice(list(groups), n)
+    y = rng.normal(loc=5.0 + (g == "a"), size=n)
+    p = y + rng.normal(loc=0.3 * (g == "b"), scale=np.where(g == "a", 0.5, 1.0))
+    funcs = {"count": fm.count, "mean_prediction": _mean_prediction, "mean_target": _mean_target,
+             "mean_absolute_error": mean_absolute_error, "root_mean_squared_error": _rmse}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = fm.MetricFrame(metrics=funcs, y_true=y, y_pred=p, sensitive_features=g)
+    r = regression_metrics(y, p.reshape(-1, 1), {"g": g})  # (n, 1) predictions as a model returns them
+    assert set(r.rates) == set(REGRESSION_RATES)
+    for k in REGRESSION_RATES:
+        np.testing.assert_allclose(r.rates[k], mf.by_group[k].to_numpy(dtype=float), rtol=1e-12, err_msg=k)
+    diff, ratio = mf.difference(), mf.ratio()
+    expected = {"mean_prediction_difference": diff["mean_prediction"], "mean_prediction_ratio": ratio["mean_prediction"],
+                "mean_absolute_error_difference": diff["mean_absolute_error"],
+                "mean_absolute_error_ratio": ratio["mean_absolute_error"],
+                "root_mean_squared_error_difference": diff["root_mean_squared_error"]}
+    assert set(r.disparity) == set(REGRESSION_DISPARITIES)
+    for k, v in expected.items():
+        assert r.disparity[k] == pytest.approx(v, abs=1e-12), k
+
+
+# -- bootstrap intervals against a reference bootstrap from the same draws ------------------------
+def _ratio(lo: float, hi: float) -> float:
+    if lo < 0:
+        return float("nan")
+    if hi > 0:
+        return lo / hi
+    return 1.0  # lo == hi == 0
+
+
+def _reference_disparities(rates: dict[str, list[float]], use: list[int], regression: bool) -> dict[str, float]:
+    """Max - min and min / max over the groups in ``use`` (plain Python, one replicate)."""
+    def spread(name: str) -> tuple[float, float]:
+        if len(use) < 2:
+            return float("nan"), float("nan")
+        vals = [rates[name][g] for g in use]
+        return max(vals) - min(vals), _ratio(min(vals), max(vals))
+
+    if regression:
+        out = dict(zip(("mean_prediction_difference", "mean_prediction_ratio"), spread("mean_prediction")))
+        out |= dict(zip(("mean_absolute_error_difference", "mean_absolute_error_ratio"), spread("mean_absolute_error")))
+        out["root_mean_squared_error_difference"] = spread("root_mean_squared_error")[0]
+        return out
+    dp_d, dp_r = spread("selection_rate")
+    tpr_d, tpr_r = spread("true_positive_rate")
+    fpr_d, fpr_r = spread("false_positive_rate")
+    return {"demographic_parity_difference": dp_d, "demographic_parity_ratio": dp_r,
+            "equalized_odds_difference": float(np.maximum(tpr_d, fpr_d)),
+            "equalized_odds_ratio": float(np.minimum(tpr_r, fpr_r)),
+            "equal_opportunity_difference": tpr_d, "equal_opportunity_ratio": tpr_r,
+            "predictive_parity_difference": spread("precision")[0],
+            "accuracy_difference": spread("accuracy")[0],
+            "false_negative_rate_difference": spread("false_negative_rate")[0]}
+
+
+def _q(x: float, d: float) -> float:
+    return x / d if d > 0 else 0.0
+
+
+def _classification_rates(c: np.ndarray) -> dict[str, float]:
+    """Rates of one group from its 2 x 2 counts [[tn, fp], [fn, tp]], 0 for an empty denominator."""
+    (tn, fp), (fn, tp) = c
+    n = tn + fp + fn + tp
+    return {"count": n, "selection_rate": _q(tp + fp, n), "accuracy": _q(tp + tn, n),
+            "true_positive_rate": _q(tp, tp + fn), "false_positive_rate": _q(fp, fp + tn),
+            "false_negative_rate": _q(fn, tp + fn), "true_negative_rate": _q(tn, fp + tn),
+            "precision": _q(tp, tp + fp), "base_rate": _q(tp + fn, n)}
+
+
+def _regression_group_rates(s: np.ndarray) -> dict[str, float]:
+    """Rates of one group from its weighted sums [w, w*pred, w*target, w*|err|, w*err^2]."""
+    cnt = s[0]
+    return {"count": cnt, "mean_prediction": _q(s[1], cnt), "mean_target": _q(s[2], cnt),
+            "mean_absolute_error": _q(s[3], cnt), "root_mean_squared_error": float(np.sqrt(_q(s[4], cnt)))}
+
+
+def _reference_intervals(per_replicate: list[list[dict[str, float]]], compared: np.ndarray, confidence: float,
+                         regression: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple]]:
+    a = (1.0 - confidence) / 2.0
+    names = [k for k in per_replicate[0][0] if k != "count"]
+    G = len(per_replicate[0])
+    rate_samples = {k: np.full((len(per_replicate), G), np.nan) for k in names}
+    disp_samples: dict[str, list[float]] = {}
+    for b, groups in enumerate(per_replicate):
+        present = [g for g in range(G) if groups[g]["count"] > 0]
+        for g in present:
+            for k in names:
+                rate_samples[k][b, g] = groups[g][k]
+        use = [g for g in present if compared[g]]
+        by_name = {k: [groups[g][k] for g in range(G)] for k in names}
+        for k, v in _reference_disparities(by_name, use, regression).items():
+            disp_samples.setdefault(k, []).append(v)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rates_ci = {k: tuple(np.nanquantile(v, [a, 1.0 - a], axis=0)) for k, v in rate_samples.items()}
+        disp_ci = {k: tuple(float(x) for x in np.nanquantile(np.asarray(v), [a, 1.0 - a]))
+                   for k, v in disp_samples.items()}
+    return rates_ci, disp_ci
+
+
+def _assert_intervals_equal(r, rates_ci, disp_ci):
+    assert set(r.rates_ci) == set(rates_ci)
+    for k, (lo, hi) in rates_ci.items():
+        np.testing.assert_allclose(r.rates_ci[k][0], lo, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(r.rates_ci[k][1], hi, atol=1e-12, err_msg=k)
+    assert set(r.disparity_ci) == set(disp_ci)
+    for k, (lo, hi) in disp_ci.items():
+        np.testing.assert_allclose(r.disparity_ci[k], (lo, hi), atol=1e-12, err_msg=k)
+
+
+def _with_small_groups(seed: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A main table plus groups "s0", "s1" ... of the given (tiny) sizes."""
+    yt, yp, g = _table(120, seed, "xy")
+    rng = np.random.default_rng(seed + 100)
+    extra_g = np.array([f"s{i}" for i, k in enumerate(sizes) for _ in range(k)], dtype=object)
+    extra_t = rng.integers(0, 2, len(extra_g))
+    extra_p = rng.integers(0, 2, len(extra_g))
+    return (np.concatenate([yt, extra_t]), np.concatenate([yp, extra_p]),
+            np.concatenate([g.astype(object), extra_g]))
+
+
+CASES = [  # (seed, tiny group sizes, min_group_size, confidence)
+    (0, (1,), 0, 0.95), (1, (2,), 0, 0.9), (2, (1, 2), 0, 0.95), (3, (1, 1, 2), 0, 0.8),
+    (4, (1, 2), 3, 0.95), (5, (), 0, 0.95), (6, (2, 2), 1, 0.5),
+]
+
+
+@pytest.mark.parametrize(("seed", "sizes", "min_size", "confidence"), CASES)
+def test_classification_intervals_equal_reference_bootstrap(seed, sizes, min_size, confidence):
+    yt, yp, g = _with_small_groups(seed, sizes)
+    n_boot = 200
+    r = fairness_metrics(yt, yp, {"g": g}, n_boot=n_boot, seed=seed, min_group_size=min_size, confidence=confidence)
+    names = sorted(set(g))
+    assert r.groups.names == names
+    counts = np.array([[[np.sum((g == name) & (yt == t) & (yp == p)) for p in (0, 1)] for t in (0, 1)]
+                       for name in names], dtype=float)
+    n = len(yt)
+    draws = np.random.default_rng(seed).multinomial(n, counts.ravel() / n, size=n_boot).reshape(n_boot, *counts.shape)
+    compared = counts.sum(axis=(1, 2)) >= max(min_size, 1)
+    np.testing.assert_array_equal(r.compared, compared)
+    per_replicate = [[_classification_rates(draws[b, gi]) for gi in range(len(names))] for b in range(n_boot)]
+    rates_ci, disp_ci = _reference_intervals(per_replicate, compared, confidence, regression=False)
+    _assert_intervals_equal(r, rates_ci, disp_ci)
+    assert r.n_boot == n_boot
+    for row in r.disparity_table():
+        assert (row["lo"], row["hi"]) == r.disparity_ci[row["metric"]] and row["resamples"] == n_boot
+        assert row["confidence"] == confidence and row["groups_compared"] == int(compared.sum())
+
+
+@pytest.mark.parametrize(("seed", "sizes", "min_size", "confidence"), CASES[:5])
+@pytest.mark.parametrize("chunk", [200_000, 50])
+def test_regression_intervals_equal_reference_bootstrap(seed, sizes, min_size, confidence, chunk):
+    rng = np.random.default_rng(seed)
+    base = rng.choice(["x", "y"], 150).astype(object)
+    g = np.concatenate([base, np.array([f"s{i}" for i, k in enumerate(sizes) for _ in range(k)], dtype=object)])
+    y = rng.normal(loc=3.0, size=len(g))
+    p = y + rng.normal(scale=0.5, size=len(g))
+    n_boot = 100
+    r = regression_metrics(y, p, {"g": g}, n_boot=n_boot, seed=seed, min_group_size=min_size, confidence=confidence,
+                           chunk=chunk)
+    names = sorted(set(g))
+    codes = np.array([names.index(v) for v in g])
+    vals = np.column_stack([np.ones(len(g)), p, y, np.abs(p - y), (p - y) ** 2])
+    draw_rng = np.random.default_rng(seed)
+    sums = np.zeros((n_boot, len(names), 5))
+    for start in range(0, len(g), chunk):
+        stop = min(len(g), start + chunk)
+        w = draw_rng.poisson(1.0, size=(n_boot, stop - start)).astype(float)
+        for i in range(start, stop):
+            sums[:, codes[i], :] += w[:, i - start, None] * vals[i][None, :]
+    compared = np.bincount(codes, minlength=len(names)) >= max(min_size, 1)
+    per_replicate = [[_regression_group_rates(sums[b, gi]) for gi in range(len(names))] for b in range(n_boot)]
+    rates_ci, disp_ci = _reference_intervals(per_replicate, compared, confidence, regression=True)
+    _assert_intervals_equal(r, rates_ci, disp_ci)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize(("label", "pred"), [(1, 1), (0, 1), (1, 0), (0, 0)])
+def test_a_group_of_one_row_has_a_point_interval(seed, label, pred):
+    """A one-row group's rates are the same in every replicate that contains it: its interval is a
+    point. A replicate without it must not count as rate 0 (it is absent, not zero)."""
+    yt, yp, g = _with_small_groups(seed, ())
+    yt, yp = np.append(yt, label), np.append(yp, pred)
+    g = np.append(g, "lonely")
+    r = fairness_metrics(yt, yp, {"g": g}, n_boot=200, seed=seed)
+    k = r.groups.names.index("lonely")
+    for name, (lo, hi) in r.rates_ci.items():
+        assert lo[k] == hi[k] == r.rates[name][k], name
+    assert r.rates["selection_rate"][k] == pred
+
+
+def test_calibration_rates_by_hand():
+    score = np.array([0.05, 0.15, 0.95, 0.85, 0.5, 0.65, 0.25, 0.99])
+    y = np.array([0, 0, 1, 0, 1, 1, 0, 1])
+    g = np.array(["a"] * 4 + ["b"] * 4)
+    r = fairness_metrics(y, (score > 0.5).astype(int), {"g": g}, y_score=score)
+    np.testing.assert_allclose(r.rates["mean_score"], [0.5, 0.5975])
+    np.testing.assert_allclose(r.rates["calibration_gap"], [0.5 - 0.25, 0.5975 - 0.75])
+    # ECE with 10 bins: every row in its own bin here, so ECE = mean |score - label|
+    np.testing.assert_allclose(r.rates["expected_calibration_error"],
+                               [np.mean(np.abs(score[:4] - y[:4])), np.mean(np.abs(score[4:] - y[4:]))])
+    assert r.disparity["calibration_gap_difference"] == pytest.approx(0.25 + 0.1525)
+    # two rows sharing a bin: the bin's mean score against its positive rate
+    r2 = fairness_metrics([1, 0, 1, 0], [1, 0, 1, 0], {"g": ["a", "a", "b", "b"]}, y_score=[0.42, 0.48, 0.9, 0.1],
+                          n_bins=2)
+    np.testing.assert_allclose(r2.rates["expected_calibration_error"], [0.05, 0.1])  # |0.9 - 1| / 2 (per row it would be 0.53)
