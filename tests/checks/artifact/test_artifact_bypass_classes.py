@@ -424,7 +424,8 @@ def test_a_long_dotted_global_is_unresolvable_not_malformed(repeat):
 
 
 @pytest.mark.parametrize("first", [bytes([b]) for b in b"PcigpVSIFL(]}\x88\x8c\x95"]
-                         + [b"\x80\x02", b"\x80\x05", b"\x1f\x8b", b"\x5d\x00\x00", b"\x78\x9c", b"BZh", b"GGUF"])
+                         + [b"\x80\x02", b"\x80\x05", b"\x1f\x8b", b"\x5d\x00\x00", b"\x78\x9c", b"BZh", b"GGUF",
+                            b"\x82\x05.", b"\x83\x01\x02", b"\x84\x01\x02\x03\x04", b"N)R", b"P\n}b"])
 @pytest.mark.parametrize("body", ["zeros", "random"])
 def test_probing_raw_storages_gives_no_false_positive(first, body):
     # float data starts with any bytes, short magics included: none of it may count as a format
@@ -446,3 +447,14 @@ def test_large_compressed_member_holding_an_archive_is_not_skipped():
     rep = scan_bytes(buf.getvalue(), "bundle.zip")
     assert rep.files[0].status is not FileStatus.CLEAN
     assert any(f.severity >= Severity.HIGH for f in rep.findings), [f.title for f in rep.findings]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_many_random_storages_give_no_false_positive(seed):
+    import random
+
+    rnd = random.Random(seed)
+    members = [("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2)), ("archive/version", b"3\n")]
+    members += [(f"archive/data/{i}", rnd.randbytes(rnd.choice([2, 64, 256, 1024]))) for i in range(600)]
+    rep = scan_bytes(write_zip(members), "model.pt")
+    assert not [f.title for f in rep.findings if f.severity > Severity.LOW][:5]

@@ -1209,6 +1209,7 @@ def scan_pickle_stream(
     fetch_blob: Callable[[Blob], bytes | None] | None = None,
     max_pickles: int = MAX_PICKLES,
     probe: bool = False,
+    probe_named: bool = False,
     context: str = "pickle",
 ) -> StreamResult:
     """Scan consecutive pickles from ``reader`` until the data ends or stops being a pickle.
@@ -1219,7 +1220,10 @@ def scan_pickle_stream(
     legacy ``torch.save``); when it does not parse it is reported as trailing data.
     ``probe`` treats a first pickle that fails before reaching any global (so before anything could
     run) as "not a pickle"; a pickle stopped by a time or size bound never is (it is inconclusive).
-    Data after a complete pickle is always probe-parsed, whatever its first byte.
+    Data after a complete pickle is always probe-parsed, whatever its first byte. ``probe_named``
+    (for bytes no loader unpickles, such as raw tensor storages: only defence in depth) counts the
+    data as a pickle only when it reaches a *named* global (``GLOBAL``/``STACK_GLOBAL``/``INST``) or a
+    bound: random float data starts with an ``EXT`` or call opcode far too often to count those.
     ``context`` is ``"torchscript"`` for pickles inside a TorchScript archive, which torch reads with
     its C++ unpickler (see :func:`~modelshield.checks.artifact.policy.classify_global`).
     """
@@ -1260,7 +1264,8 @@ def scan_pickle_stream(
             continue
         where = getattr(err, "offset", None)
         where = reader.offset if where is None else where
-        ran_code = bool(ps.globals or ps.findings)  # nothing can run before the first global/finding
+        # nothing can run before the first global/finding
+        ran_code = bool(ps.globals) if probe_named else bool(ps.globals or ps.findings)
         if isinstance(err, LimitExceeded):
             # a bound hit is never "not a pickle": the probe did not finish, so nothing is known
             pass
@@ -1291,4 +1296,6 @@ def scan_pickle_stream(
             ))
             complete = False
         break
+    if probe_named and not allglobals and not any(f.rule == "artifact.limit-exceeded" for f in findings):
+        return StreamResult([], {}, 0, ops, proto, False, False)
     return StreamResult(findings, allglobals, count, ops, proto, complete, True, joblib, reader.offset)

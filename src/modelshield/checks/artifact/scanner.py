@@ -245,7 +245,7 @@ class _FileScan:
 
     def _pickle(self, r: Reader, member: str, depth: int, *, fh: BinaryIO | None = None,
                 probe: bool = False, max_pickles: int = 64, legacy: bool = False,
-                context: str | None = None) -> bool:
+                context: str | None = None, probe_named: bool = False) -> bool:
         def fetch(blob: Blob) -> bytes | None:
             if fh is None or not fh.seekable() or blob.length > (64 << 20):
                 return None
@@ -257,8 +257,9 @@ class _FileScan:
                 fh.seek(here)
 
         res = scan_pickle_stream(r, self.budget, depth=depth, nested=self.nested_bytes,
-                                 on_build=joblib_on_build, fetch_blob=fetch, probe=probe,
-                                 max_pickles=max_pickles, context=context or self.context)
+                                 on_build=joblib_on_build, fetch_blob=fetch, probe=probe or probe_named,
+                                 probe_named=probe_named, max_pickles=max_pickles,
+                                 context=context or self.context)
         if not res.is_pickle:
             return False
         findings = res.findings
@@ -276,11 +277,12 @@ class _FileScan:
             self.formats.append("joblib")
         return True
 
-    def _probe(self, fh: BinaryIO, size: int | None, member: str, depth: int) -> bool:
+    def _probe(self, fh: BinaryIO, size: int | None, member: str, depth: int, *, named: bool = False) -> bool:
         """Probe-parse as a header-less pickle whatever the first byte: ``pickle.load`` accepts any
-        opcode first. Cheap on non-pickle data (it stops at the first invalid opcode or underflow)."""
+        opcode first. Cheap on non-pickle data (it stops at the first invalid opcode or underflow).
+        ``named``: raw data no loader unpickles counts only when it reaches a named global."""
         start = fh.tell()
-        ok = self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=True)
+        ok = self._pickle(self._reader(fh, size), member, depth, fh=fh, probe=not named, probe_named=named)
         fh.seek(start)
         return ok
 
@@ -564,7 +566,7 @@ class _FileScan:
                         continue
                     view: BinaryIO = io.BytesIO(data)
                 elif e.method != 0:
-                    if self._zip_large_member(sub, e, label, depth):
+                    if self._zip_large_member(sub, e, label, depth, named=torch_kind):
                         pickles += 1
                     continue
                 else:
@@ -580,7 +582,7 @@ class _FileScan:
                     # (a PROTO header, compression or GGUF magic) occur in float data by chance, so
                     # they are not taken as formats here: only what a probe finds counts.
                     try:
-                        if self._probe(view, e.usize, label, depth + 1):
+                        if self._probe(view, e.usize, label, depth + 1, named=True):
                             pickles += 1
                             self._crc(sub, e, label)
                     except (_Malformed, Truncated) as exc:
@@ -621,7 +623,8 @@ class _FileScan:
                 raise
         self._crc(sub, e, label)
 
-    def _zip_large_member(self, sub: BinaryIO, e: zip_scan.ZipEntry, label: str, depth: int) -> bool:
+    def _zip_large_member(self, sub: BinaryIO, e: zip_scan.ZipEntry, label: str, depth: int,
+                          named: bool = False) -> bool:
         """A big compressed member: streamed; an npy is scanned as one, anything else probe-parsed as a
         pickle whatever its first bytes. True when it was a pickle."""
         try:
@@ -638,7 +641,7 @@ class _FileScan:
                 findings, _det = scan_npy(r, lambda rr: self._npy_pickle(rr, label, depth, None), e.usize)
                 self.add(findings, label)
                 return False
-            if self._pickle(r, label, depth + 1, probe=True):
+            if self._pickle(r, label, depth + 1, probe=not named, probe_named=named):
                 return True
             inner = detect_format(head, e.usize, e.name)
             if inner in _STRONG_MAGIC or inner == "gguf":
