@@ -241,3 +241,26 @@ def test_reports_are_written_all_or_nothing(files, capsys, monkeypatch):
                      capsys)
     assert rc == 2 and "cannot write" in _one_line_error(err) and "Permission denied" in err
     assert not any(tmp.glob("r.*")) and not any(tmp.glob(".r.*"))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_audit_key_file_permissions_warn_or_refuse_with_strict(files, capsys, mode):
+    """A key file readable by group/others: one 'warning:' line (as ssh warns), exit 3 with --strict."""
+    tmp, model, data = files
+    key, enc = tmp / f"loose-{mode:o}.key", tmp / f"model-{mode:o}.enc"
+    assert run(["protect", "keygen", key], capsys)[0] == 0
+    assert run(["protect", "encrypt", model, enc, "--key-file", key], capsys)[0] == 0
+    key.chmod(mode)
+    base = ["audit", enc, "-d", data, "-t", "label", "-s", "group", "-c", "baseline", "--no-progress",
+            "--key-file", key]
+    rc, _, err = run([*base, "-o", tmp / f"warn-{mode:o}.html"], capsys)
+    assert rc == 0, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert any(ln.startswith("warning:") and "is accessible by" in ln for ln in lines), err
+    assert "KeyPermissionWarning" not in err and "warnings.warn" not in err  # not Python's warning format
+    rc, _, err = run([*base, "--strict", "-o", tmp / f"strict-{mode:o}.html"], capsys)
+    assert rc == 3 and not (tmp / f"strict-{mode:o}.html").exists()
+    _one_line_error(err)
+    key.chmod(0o600)
+    rc, _, err = run([*base, "--strict", "-o", tmp / f"ok-{mode:o}.html"], capsys)
+    assert rc == 0 and "warning" not in err, err

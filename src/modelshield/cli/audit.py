@@ -172,6 +172,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         public_key: Path = typer.Option(None, "--public-key", help="Require a valid signature by this key "
                                                                    "(PEM) before loading."),
         signature: Path = typer.Option(None, "--signature", help="Signature file (default MODEL.sig)."),
+        strict: bool = typer.Option(False, "--strict", help="Refuse (exit 3) a --key-file readable by group or "
+                                                            "others (default: a warning, as ssh does)."),
         header: list[str] = typer.Option(None, "--header", "-H", help="HTTP header for an endpoint MODEL, "
                                                                       "e.g. 'Authorization: Bearer KEY' (repeatable)."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets: fast, less thorough."),
@@ -227,7 +229,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                    checks=check_names, policy=pol, seed=seed, opts=opts,
                                    input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog,
                                    loader={"key_file": key_file, "key_env": key_env, "passphrase_env": passphrase_env,
-                                           "public_key": public_key, "signature": signature},
+                                           "public_key": public_key, "signature": signature,
+                                           "strict_key_permissions": strict or None},
                                    headers=_headers(header))
         print_summary(report, console)
         replace = check_report_outputs(outputs, defaults, inputs, force)  # again: the audit took a while
@@ -329,6 +332,10 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
     load_opts = {k: v for k, v in (loader or {}).items() if v is not None}
     if load_opts.get("public_key") is not None:
         load_opts["require_signature"] = True
+    if load_opts.pop("strict_key_permissions", False):
+        from modelshield.protect.loader import TrustPolicy
+
+        load_opts["policy"] = TrustPolicy(strict_key_permissions=True)
     remote = str(model_src).startswith(("http://", "https://"))
     if remote and load_opts:
         raise UserError("--key-file/--public-key apply to model files, not endpoints")
@@ -340,7 +347,18 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
         if ds is not None:
             m.predict_proba(ds.X[:1])  # fail fast (exit 2) on a wrong URL or missing credentials
     else:
-        m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
+        import warnings
+
+        from modelshield.protect.keys import KeyPermissionWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", KeyPermissionWarning)
+            m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
+        for w in caught:  # one 'warning:' line each (key-file permissions), never Python's warning format
+            if issubclass(w.category, KeyPermissionWarning):
+                err_console.print(f"warning: {w.message}", highlight=False, markup=False, soft_wrap=True)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
     prog.label = path.name if path else str(model_src)
     run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,
