@@ -103,3 +103,33 @@ def test_exposures_are_documented():
     doc = (Path(__file__).parents[3] / "docs" / "theft.md").read_text()
     for e in EXPOSURES:
         assert e in doc
+
+
+@pytest.mark.parametrize("limits,outputs,expect_outputs", [
+    ({"daily_rows": 3}, {}, "probabilities"),
+    ({"daily_rows": 10}, {"probabilities": False}, "top1"),
+    ({"daily_rows": 2000, "rows_burst": 10000}, {"decimals": 1}, "rounded"),
+])
+def test_serve_config_gives_the_budget_and_outputs(tmp_path, cancer_mlp, limits, outputs, expect_outputs):
+    import yaml
+
+    model, heldout = cancer_mlp
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(yaml.safe_dump({"limits": limits, "outputs": outputs}))
+    _, r, f = _finding(model, heldout, serve_config=str(cfg), attack_days=2, attacker_keys=1)
+    budget = limits["daily_rows"] * 2
+    assert r.metrics["exposure"] == "rate-limited" and r.metrics["api_outputs"] == expect_outputs
+    assert str(cfg) in f.evidence["threat_model"] and f"{budget:,} queries" in f.evidence["threat_model"]
+    if budget < 300:
+        assert r.metrics["allowed_budget"] == budget
+    else:  # beyond the largest simulated budget: graded there, and the finding says the copy may be better
+        assert r.metrics["allowed_budget"] == 300 and "may be better than measured" in f.detail
+    fid, base = r.metrics["fidelity_within_allowed_budget"], r.metrics["fidelity_baseline"]
+    assert (f.severity is Severity.HIGH) == (fid >= 0.9 and r.metrics["fidelity_at_max_budget"] > base + 0.01)
+
+
+def test_serve_config_conflicts_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="implies a rate-limited"):
+        TheftCheck.from_options({"serve_config": "x.yaml", "exposure": "internal"})
+    with pytest.raises(UserError, match="at least 1"):
+        TheftCheck.from_options({"serve_config": "x.yaml", "attacker_keys": 0})

@@ -8,6 +8,7 @@ a stored fingerprint (option ``fingerprint``) when the audit names one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -72,6 +73,11 @@ class TheftCheck(Check):
         simulated budgets so that the grade uses a measurement at exactly that budget.
     api_outputs : what the deployed API returns (``probabilities``, ``top1`` or ``rounded``); by default
         the probabilities when the model has them (the stronger attacker).
+    serve_config : a ``modelshield serve`` YAML config the model is deployed with: the exposure becomes
+        ``rate-limited`` with ``query_budget = limits.daily_rows x attack_days x attacker_keys`` and the
+        API outputs follow its ``outputs`` section (labels only, or rounded scores).
+    attack_days, attacker_keys : how long and with how many keys one attacker queries (defaults 30
+        days, 1 key: raise ``attacker_keys`` when keys are easy to obtain).
 
     Policy thresholds: ``theft.fidelity.high`` (0.9) and ``theft.fidelity.medium`` (0.75) grade the
     best fidelity reached through the deployment's outputs within the query budget the exposure
@@ -104,10 +110,19 @@ class TheftCheck(Check):
     exposure: str = "unspecified"
     query_budget: int | None = None
     api_outputs: str | None = None
+    serve_config: str | None = None
+    attack_days: int = 30
+    attacker_keys: int = 1
 
     def check_options(self) -> None:
         if self.exposure not in EXPOSURES:
             raise UserError(f"option theft.exposure: {self.exposure!r} is not one of {', '.join(EXPOSURES)}")
+        if self.attack_days < 1 or self.attacker_keys < 1:
+            raise UserError("options theft.attack_days and theft.attacker_keys must be at least 1")
+        if self.serve_config is not None and self.query_budget is None:
+            if self.exposure not in ("unspecified", "rate-limited"):
+                raise UserError(f"option theft.serve_config implies a rate-limited exposure, not {self.exposure}")
+            return
         if self.query_budget is not None:
             if self.query_budget < 1:
                 raise UserError("option theft.query_budget must be a positive number of queries")
@@ -128,12 +143,31 @@ class TheftCheck(Check):
             raise UserError(f"option theft.api_outputs: {self.api_outputs!r} is not one of "
                             f"{', '.join(OUTPUT_LABELS)}")
 
+    def from_serve_config(self) -> TheftCheck:
+        """This check with the exposure, query budget and API outputs a serve config gives."""
+        # imported here, not for a cycle: the serve config pulls in pydantic (~0.3 s), needed by this option only
+        from modelshield.serve.config import load_config
+
+        assert self.serve_config is not None
+        cfg = load_config(self.serve_config)
+        out = cfg.outputs
+        api, decimals = "probabilities", self.round_decimals
+        if not out.probabilities or out.top_k == 1:
+            api = "top1"
+        elif out.decimals is not None:
+            api, decimals = "rounded", int(out.decimals)
+        budget = int(cfg.limits.daily_rows) * self.attack_days * self.attacker_keys
+        return dataclasses.replace(self, exposure="rate-limited", query_budget=budget, api_outputs=api,
+                                   round_decimals=decimals)
+
     def run(self, ctx: AuditContext) -> CheckResult:
         assert ctx.model is not None and ctx.data is not None
         self.check_options()
+        if self.serve_config is not None and self.query_budget is None:
+            return self.from_serve_config().run(ctx)
         result = self.result()
         budgets = list(self.budgets) if self.budgets else list(QUICK_BUDGETS if ctx.quick else FULL_BUDGETS)
-        if self.query_budget is not None and self.query_budget not in budgets:
+        if self.query_budget is not None and self.query_budget not in budgets and self.query_budget < max(budgets):
             budgets = sorted([*budgets, int(self.query_budget)])
         outputs = list(self.outputs)
         if self.api_outputs is not None and self.api_outputs not in outputs:
@@ -184,9 +218,16 @@ class TheftCheck(Check):
             return (f"declared exposure public-unlimited: anyone can query the API without limit and gets "
                     f"{outputs}; measured up to {top:,} queries")
         if self.exposure == "rate-limited":
-            return (f"declared exposure rate-limited: one attacker (over every key, account and address it "
-                    f"can obtain) sends at most {self.query_budget:,} queries and gets {outputs}; graded at "
-                    f"{allowed:,} queries")
+            source = "declared exposure rate-limited"
+            if self.serve_config is not None:
+                source = (f"serve config {self.serve_config}: limits.daily_rows x {self.attack_days} days x "
+                          f"{self.attacker_keys} key(s) (theft.attack_days, theft.attacker_keys)")
+            text = (f"{source}: one attacker (over every key, account and address it can obtain) sends at most "
+                    f"{self.query_budget:,} queries and gets {outputs}; graded at {allowed:,} queries")
+            if self.query_budget is not None and self.query_budget > top:
+                text += (" (the largest simulated budget; the allowed budget is larger, so a copy may be better "
+                         "than measured)")
+            return text
         if self.exposure == "internal":
             return (f"declared exposure internal: only insiders can query the model ({outputs}); an outside "
                     f"thief cannot run this attack")
