@@ -104,6 +104,11 @@ def test_membership_command(tabular_csvs, tmp_path, capsys):
     assert rc in (0, 1)
     text = capsys.readouterr().out
     assert "TPR@1%FPR" in text and "most exposed training rows" in text
+    # 171 non-members: TPR at 0.1% FPR is not resolved (shown as such, never as a number or 'nan'),
+    # TPR at 1% FPR has an interval but too few non-members for a graded lower bound
+    assert "nan" not in text.lower().split() and "n/r (min FPR 0.58%)" in text
+    assert "TPR@0.1%FPR: not resolved" in text and "1,000 needed" in text
+    assert "not graded" in text
     rep = json.loads(out.read_text())
     res = rep["runs"][0]["results"][0]
     assert res["check"] == "privacy" and 0 <= res["metrics"]["auc"] <= 1
@@ -135,6 +140,9 @@ def test_harden_dp_torch_and_sklearn(tabular_csvs, tmp_path, capsys):
     metrics = {row["metric"]: row for row in r["comparison"]}
     assert {"test_accuracy", "mia_auc", "mia_tpr_at_1pct_fpr"} <= set(metrics)
     assert metrics["test_accuracy"]["after"] > 0.85
+    # 171 non-members resolve FPRs down to 0.58%: the TPR at 0.1% FPR is not a figure (null), 1% is
+    assert metrics["mia_tpr_at_0_1pct_fpr"]["before"] is None and metrics["mia_tpr_at_0_1pct_fpr"]["after"] is None
+    assert isinstance(metrics["mia_tpr_at_1pct_fpr"]["after"], float)
     dp_model = load_model(out, trust=True)
     assert dp_model.framework == "pytorch"
     # ONNX output: loads without any trust decision

@@ -7,6 +7,7 @@ Outputs are never overwritten without ``--force``, and ``anonymize`` refuses to 
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -192,13 +193,31 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise DataError(f"membership inference did not run: {res.skip_reason}")
         from rich.table import Table
 
+        resolution = {r["fpr"]: r for r in res.tables.get("membership_resolution", [])}
+
+        def tpr_cell(value: Any, level: float) -> str:
+            r = resolution.get(level)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                floor = f" (min FPR {r['min_resolvable_fpr']:.2%})" if r else ""
+                return f"n/r{floor}"  # not resolved: fewer non-members than 1/FPR
+            return f"{value:.3f}"
+
         table = Table(title="Membership inference")
-        for col in ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR"):
+        for col in ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR", "chosen"):
             table.add_column(col)
         for row in res.tables.get("membership_attacks", []):
-            table.add_row(row["attack"], f"{row['auc']:.3f}", f"{row['tpr_at_0.1%_fpr']:.3f}",
-                          f"{row['tpr_at_1%_fpr']:.3f}")
+            table.add_row(row["attack"], f"{row['auc']:.3f}", tpr_cell(row["tpr_at_0.1%_fpr"], 0.001),
+                          tpr_cell(row["tpr_at_1%_fpr"], 0.01), f"{row.get('chosen_in_replicates', 0):.0%}")
         console.print(table)
+        for level, r in sorted(resolution.items(), reverse=True):
+            if not r["resolvable"]:
+                console.print(f"TPR@{level:.1%}FPR: not resolved — {r['nonmembers']} non-members resolve FPRs down to "
+                              f"{r['min_resolvable_fpr']:.2%}; {r['nonmembers_to_resolve']:,} needed", highlight=False)
+            else:
+                graded = "graded" if r["graded"] else (f"not graded: {r['nonmembers_to_grade']:,} non-members needed "
+                                                       "for a lower bound")
+                console.print(f"TPR@{level:.1%}FPR (strongest attack): {r['tpr']:.3f} "
+                              f"[{r['tpr_lower']:.3f}-{r['tpr_upper']:.3f}] ({graded})", highlight=False)
         exposed = [r["train_row"] for r in res.tables.get("most_exposed_records", [])]
         console.print(f"most exposed training rows (indices): {exposed}")
         for f in res.findings:

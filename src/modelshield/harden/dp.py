@@ -697,8 +697,11 @@ def harden_dp(
                 mi = membership_inference(m, train, test, attacks=("loss", "rmia"), n_shadows=n_shadows,
                                           max_rows=2000, seed=seed, shadow_budget_s=60.0)
                 best = mi.best
-                for metric, value in (("mia_auc", best.auc), ("mia_tpr_at_1pct_fpr", best.tpr_at_1pct_fpr),
-                                      ("mia_tpr_at_0_1pct_fpr", best.tpr_at_0_1pct_fpr)):
+                # a TPR at an FPR the non-members cannot resolve (fewer than 1/FPR) is not a figure: None
+                tpr1 = best.tpr_at_1pct_fpr if mi.resolvable(0.01) else None
+                tpr01 = best.tpr_at_0_1pct_fpr if mi.resolvable(0.001) else None
+                for metric, value in (("mia_auc", best.auc), ("mia_tpr_at_1pct_fpr", tpr1),
+                                      ("mia_tpr_at_0_1pct_fpr", tpr01)):
                     row = next((r for r in rows if r["metric"] == metric), None)
                     if row is None:
                         row = {"metric": metric, "before": None, "after": None}
