@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     """The outcome of one check. ``reason`` when refused: ``rate`` (requests/s), ``rows`` (rows/s),
     ``budget`` (daily rows) or ``bytes`` (daily bytes); ``message`` says it in one line."""
@@ -208,12 +208,25 @@ class Throttle:
         return {"rate_per_s": self.rate_per_s, "rows_per_s": self.rows_per_s, "rows_burst": self.rows_burst}
 
 
+_DAYS: dict[int, str] = {}
+
+
 def _day(now: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(now))
+    """The UTC day of ``now`` (cached: formatted once per day, not per request)."""
+    d = int(now // 86400)
+    s = _DAYS.get(d)
+    if s is None:
+        if len(_DAYS) > 64:
+            _DAYS.clear()
+        s = _DAYS[d] = time.strftime("%Y-%m-%d", time.gmtime(d * 86400))
+    return s
 
 
 def _midnight_after(now: float) -> float:
     return (math.floor(now / 86400) + 1) * 86400 - now
+
+
+_ALLOWED = Decision(True)  # shared: callers only read it
 
 
 class Limiter:
@@ -267,19 +280,19 @@ class Limiter:
         ok, tokens, retry = self.backend.take(key, rate=r, burst=burst, cost=1.0, now=now)
         if not ok:
             return Decision(False, "rate", retry_after_s=retry, tokens_left=tokens, message="rate limit exceeded")
-        return Decision(True, tokens_left=tokens)
+        return _ALLOWED
 
     def charge_bytes(self, key: str, nbytes: int, *, daily_bytes: int | None = None) -> Decision:
         """Count the request body against the daily byte budget (when there is one)."""
         budget = daily_bytes or self.daily_bytes
         if not budget:
-            return Decision(True)
+            return _ALLOWED
         now = self._clock()
         ok, used = self.backend.spend(f"bytes:{key}", _day(now), amount=int(nbytes), budget=budget)
         if not ok:
             return Decision(False, "bytes", retry_after_s=_midnight_after(now),
                             message=f"daily byte budget exhausted ({used} of {budget} bytes used)")
-        return Decision(True)
+        return _ALLOWED
 
     def charge_rows(self, key: str, rows: int, *, rows_per_s: float | None = None,
                     daily_rows: int | None = None) -> Decision:
