@@ -123,3 +123,22 @@ def test_k_that_suppresses_every_row_is_an_error(people):
     out, rep = anonymize_frame(people, pol)
     assert 0 < len(out) < len(people)
     assert rep.suppressed_fraction == pytest.approx(rep.suppressed_rows / 120) and rep.suppressed_rows > 0
+
+
+@pytest.mark.parametrize("n_cols", [3, 25, 60])
+def test_unknown_policy_column_lists_every_column_or_says_how_many_more(n_cols):
+    import pandas as pd
+
+    from modelshield.checks.privacy.anonymize import AnonymizationPolicy, anonymize_frame
+    from modelshield.errors import DataError
+
+    frame = pd.DataFrame({f"col{i}": ["a", "b"] for i in range(n_cols)})
+    pol = AnonymizationPolicy.from_dict({"columns": {"col1x": "redact"}})
+    with pytest.raises(DataError) as info:
+        anonymize_frame(frame, pol)
+    msg = str(info.value)
+    assert "col1x" in msg and "did you mean" in msg and "\n" not in msg
+    if n_cols > 40:
+        assert f"and {n_cols - 40} more" in msg
+    else:
+        assert f"col{n_cols - 1}" in msg and "more" not in msg

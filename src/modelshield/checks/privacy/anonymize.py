@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from modelshield.data.loaders import unknown_column
 from modelshield.errors import DataError, InputNotFoundError, PolicyError
 
 __all__ = [
@@ -311,7 +312,7 @@ def anonymize_frame(frame: Any, policy: AnonymizationPolicy, *, key: bytes | Non
     for name in [r.column for r in policy.rules] + list(policy.quasi_identifiers) + (
             [policy.sensitive] if policy.sensitive else []):
         if name not in cols:
-            raise DataError(f"policy column {name!r} is not in the data; columns are: {', '.join(cols[:20])}")
+            raise unknown_column(name, cols, "policy")
     dropped = {r.column for r in policy.rules if r.action == "drop"}
     for name in policy.quasi_identifiers:
         if name in dropped:
