@@ -309,3 +309,30 @@ def test_harden_watermark_bad_embedding_options_exit_2(files, capsys, bad):
                *_wm(files, "bad-opt")])
     err = capsys.readouterr().err
     assert rc == 2 and "--trigger" in err and not (files / "bad-opt.pt").exists(), err
+
+
+def test_fingerprint_create_with_given_independent_models(files, breast_cancer, capsys):
+    """--independent models (e.g. for a framework whose references cannot be trained here) calibrate it."""
+    from modelshield.harden.watermark import train_classifier
+
+    Xtr, _, ytr, _ = breast_cancer
+    paths = []
+    for s in range(31, 37):
+        with torch.random.fork_rng():
+            torch.manual_seed(s)
+            net = torch.nn.Sequential(torch.nn.Linear(30, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+        idx = np.random.default_rng(s).choice(len(Xtr), len(Xtr) // 2, replace=False)
+        torch.jit.save(torch.jit.script(train_classifier(net, Xtr[idx], ytr[idx], epochs=40, seed=s)),
+                       files / f"given{s}.pt")
+        paths += ["--independent", str(files / f"given{s}.pt")]
+    out = files / "fp-given.npz"
+    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
+               str(files / "train.npz"), "--out", str(out), "--points", "60", "--false-match-rate", "0.2", *paths])
+    text = " ".join(capsys.readouterr().out.split())
+    assert rc == 0, text
+    assert "6 independent references scored" in text
+    # too few given models, no --target: refused
+    rc = main(["theft", "fingerprint", "create", str(files / "model.pt"), "--trust", "--data",
+               str(files / "train.npz"), "--out", str(files / "fp-few.npz"), *paths[:4]])
+    err = capsys.readouterr().err
+    assert rc == 2 and "at least 5 independent references" in err and not (files / "fp-few.npz").exists()

@@ -162,12 +162,16 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                             "half on a random half), at least 5."),
         false_match_rate: float = typer.Option(0.01, "--false-match-rate",
                                                help="Target false-match rate of the threshold (at 95% confidence)."),
+        independent_models: list[str] = typer.Option(
+            [], "--independent",
+            help="A model trained without yours (repeatable): an independent reference, e.g. for frameworks "
+                 "whose references cannot be trained here (with --target, added to the trained ones)."),
         seed: int = typer.Option(0, "--seed"),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     ) -> None:
         """Create a boundary fingerprint of MODEL (query-only), calibrated on independently trained
-        reference models (scikit-learn or PyTorch; needs --target)."""
+        reference models (trained here for scikit-learn and PyTorch with --target, or given with --independent)."""
         from modelshield.checks.theft.fingerprint import (
             MIN_REFERENCES,
             create_fingerprint,
@@ -177,25 +181,34 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         )
         from modelshield.data.loaders import check_model_width
 
-        check_outputs({"--out": out}, [model, data], force)
+        check_outputs({"--out": out}, [model, data, *independent_models], force)
         if points < 10:
             raise UserError("--points must be at least 10")
-        if references < MIN_REFERENCES:
+        if target is None and not independent_models:
+            raise UserError("fingerprint create needs --target (labelled rows train the independent reference models "
+                            "that calibrate the threshold) or --independent models; without them any independent "
+                            "model may match")
+        if target is not None and references < MIN_REFERENCES:
             raise UserError(f"--references must be at least {MIN_REFERENCES}: the independent references set the "
                             "threshold and its false-match rate")
         if not 0.0 < false_match_rate < 1.0:
             raise UserError("--false-match-rate must lie strictly between 0 and 1")
-        if target is None:
-            raise UserError("fingerprint create needs --target: labelled rows train the independent reference "
-                            "models that calibrate the threshold (without them any independent model may match)")
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
-        if ds.y is None:
-            raise DataError("the data needs labels: pass --target")
-        console.print(f"training {references} independent reference models ...")
-        indep = retrained_references(m, ds.X, ds.y, n=references, seed=seed)
-        derived = extracted_references(m, ds.X, seed=seed) + modified_references(m, ds.X, ds.y, seed=seed)
+        indep: list[Any] = [_load_model(p, trust, ds.X.shape[1:]) for p in independent_models]
+        derived = extracted_references(m, ds.X, seed=seed)
+        if target is not None:
+            if ds.y is None:
+                raise DataError("the data needs labels: pass --target")
+            trainable = getattr(m, "framework", "") in ("sklearn", "pytorch")
+            if trainable or not indep:
+                console.print(f"training {references} independent reference models ...")
+                indep += retrained_references(m, ds.X, ds.y, n=references, seed=seed)
+            derived += modified_references(m, ds.X, ds.y, seed=seed)
+        if len(indep) < MIN_REFERENCES:
+            raise UserError(f"a fingerprint needs at least {MIN_REFERENCES} independent references; got {len(indep)} "
+                            "(add --independent models or --target)")
         fp = create_fingerprint(m, ds.X, n_points=points, independent=indep, derived=derived, seed=seed,
                                 false_match_rate=false_match_rate)
         write_bytes_safely(out, fp.to_bytes(), force)
