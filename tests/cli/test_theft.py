@@ -336,3 +336,31 @@ def test_fingerprint_create_with_given_independent_models(files, breast_cancer, 
                str(files / "train.npz"), "--out", str(files / "fp-few.npz"), *paths[:4]])
     err = capsys.readouterr().err
     assert rc == 2 and "at least 5 independent references" in err and not (files / "fp-few.npz").exists()
+
+
+@pytest.mark.parametrize("args,expect", [
+    ([], "unspecified"),
+    (["--exposure", "public-unlimited"], "public-unlimited"),
+    (["--exposure", "rate-limited", "--query-budget", "40"], "rate-limited"),
+    (["--exposure", "internal", "--api-outputs", "top1"], "internal"),
+])
+def test_extraction_command_takes_the_exposure(files, capsys, args, expect):
+    out = files / f"x-{expect}.json"
+    rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "test.npz"),
+               "--quick", "--budgets", "50,100", "--json", str(out), "--force", *args])
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads(out.read_text())
+    assert res["metrics"]["exposure"] == expect
+    (f,) = [f for f in res["findings"] if f["rule_id"] == "theft.extraction.fidelity"]
+    assert f["evidence"]["threat_model"]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--exposure", "public"], "not one of"),
+    (["--exposure", "rate-limited"], "query_budget"),
+    (["--api-outputs", "logits"], "not one of"),
+])
+def test_extraction_command_bad_exposure_exit_2(files, capsys, args, match):
+    rc = main(["theft", "extraction", str(files / "model.pt"), "--trust", "--data", str(files / "test.npz"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err and len(err.strip().splitlines()) == 1, err

@@ -110,6 +110,15 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         features: list[str] = typer.Option([], "--features", help="Model input columns (comma list or repeated)."),
         budgets: str | None = typer.Option(None, "--budgets", help="Query budgets, e.g. 100,1000,10000."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets (50,200,1000) and short training."),
+        exposure: str = typer.Option("unspecified", "--exposure",
+                                     help="What the deployment exposes: unspecified, public-unlimited, "
+                                          "rate-limited (with --query-budget) or internal; sets the grade."),
+        query_budget: int | None = typer.Option(None, "--query-budget",
+                                                help="Most queries one attacker can send (rate-limited)."),
+        serve_config: Path | None = typer.Option(None, "--serve-config",
+                                                 help="The serve YAML the model runs behind: budget and outputs."),
+        api_outputs: str | None = typer.Option(None, "--api-outputs",
+                                               help="What the API returns: probabilities, top1 or rounded."),
         seed: int = typer.Option(0, "--seed"),
         trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the check result as JSON here."),
@@ -122,11 +131,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.findings import CheckStatus
         from modelshield.runner import run_check
 
-        check_outputs({"--json": json_out}, [model, data], force)
+        check_outputs({"--json": json_out}, [model, data, *([serve_config] if serve_config else [])], force)
+        opts: dict[str, Any] = {"budgets": _parse_budgets(budgets), "exposure": exposure, "query_budget": query_budget,
+                                "serve_config": str(serve_config) if serve_config else None,
+                                "api_outputs": api_outputs}
+        check = TheftCheck.from_options({k: v for k, v in opts.items() if v is not None})  # bad values: exit 2 now
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, trust, ds.X.shape[1:])
         check_model_width(ds, m)
-        check = TheftCheck(budgets=_parse_budgets(budgets))
         res = run_check(check, AuditContext(model=m, data=ds, seed=seed, quick=quick))
         if res.status is CheckStatus.ERROR:
             raise UserError(res.summary)
