@@ -5,8 +5,6 @@ long group and series names, wide tables, a run that scanned files only (issue 1
 from __future__ import annotations
 
 import pickle
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,28 +13,6 @@ import modelshield as ms
 from modelshield.findings import Figure, Series
 from modelshield.report.html import render_html
 from modelshield.report.svg import render_svg
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-quic", "--hide-scrollbars"]
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Debian chromium/chromium-driver not installed (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    yield driver
-    driver.quit()
 
 
 def _names(rng, n: int, long: bool) -> list[str]:

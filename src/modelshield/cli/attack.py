@@ -60,6 +60,18 @@ def _load(model: str, data: Path, *, target: str | None, features: list[str] | N
     return m, ds
 
 
+
+def _check_bounds_flag(bounds: str | None) -> None:
+    """``--bounds LO,HI`` must parse before any work (one line, exit 2)."""
+    if bounds is None:
+        return
+    from modelshield.checks.robustness.threat import parse_box
+
+    try:
+        parse_box(bounds)
+    except UserError as exc:
+        raise UserError(f"--bounds: {exc}") from None
+
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     @app.command("attack")
     def attack(
@@ -95,18 +107,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Attack a model on labelled data; report clean vs robust accuracy, success rate, queries."""
         from modelshield.checks.robustness.attacks import make_attack
         from modelshield.checks.robustness.evaluate import default_attack
-        from modelshield.checks.robustness.threat import ThreatModel, parse_box
+        from modelshield.checks.robustness.threat import ThreatModel
         from modelshield.data.loaders import load_dataset
 
         if attack_name != _AUTO and attack_name not in _ATTACK_NAMES:
             raise UserError(f"unknown --attack {attack_name!r}; expected auto or one of: {', '.join(_ATTACK_NAMES)}")
         if max_samples < 1:
             raise UserError("--max-samples must be >= 1")
-        if bounds is not None:
-            try:
-                parse_box(bounds)
-            except UserError as exc:
-                raise UserError(f"--bounds: {exc}") from None
+        _check_bounds_flag(bounds)
         check_outputs({"--json": json_out, "--save-adv": adv_out}, [model, data, train, bounds_file], force)
         m, ds = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
                       input_shape=input_shape)
@@ -185,17 +193,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Adversarially train a PyTorch model (PGD or TRADES); write it and a before/after report."""
         import torch
 
-        from modelshield.checks.robustness.threat import parse_box
         from modelshield.data.loaders import check_model_width, load_dataset
         from modelshield.harden.adversarial import METHODS, harden_adversarial
 
         if method not in METHODS:
             raise UserError(f"unknown --method {method!r}; expected pgd or trades")
-        if bounds is not None:
-            try:
-                parse_box(bounds)
-            except UserError as exc:
-                raise UserError(f"--bounds: {exc}") from None
+        _check_bounds_flag(bounds)
         check_outputs({"--out": out, "--report": report}, [model, data, test, bounds_file], force)
         m, train = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
                       input_shape=input_shape)
