@@ -86,7 +86,7 @@ def prepare(work: Path, gateways: list[str]) -> tuple[np.ndarray, dict[str, str]
         durability = "normal" if "normal" in kind else "full"
         (work / name).write_text(yaml.safe_dump({
             "state_dir": str(work / state), "reference": str(work / "ref.npz"),
-            "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9},
+            "limits": {"rate_per_s": 1e6, "burst": 1e6, "daily_rows": 10**9, "rows_per_s": 1e9, "rows_burst": 1e9},
             "input": {"policy": "flag"}, "outputs": {"decimals": 4},
             "audit": {"durability": durability}, "extraction": {"action": "alert"},
         }))
