@@ -195,6 +195,16 @@ def honest_imputed(sc: Scenario, rng: np.random.Generator, budget: int, k: int =
     return _batches("user", rows)
 
 
+def honest_imputed_median(sc: Scenario, rng: np.random.Generator, budget: int, k: int = 3) -> Batches:
+    """Natural rows with ``k`` features per row (chosen per row) replaced by the reference median."""
+    rows = sc.pool[rng.choice(len(sc.pool), min(budget, len(sc.pool)), replace=False)].copy()
+    med = np.median(sc.X_ref, axis=0)
+    for r in rows:
+        cols = rng.choice(rows.shape[1], k, replace=False)
+        r[cols] = med[cols]
+    return _batches("user", rows)
+
+
 def honest_sorted(sc: Scenario, rng: np.random.Generator, budget: int) -> Batches:
     rows = sc.pool[rng.choice(len(sc.pool), min(budget, len(sc.pool)), replace=False)]
     return _batches("user", rows[np.argsort(rows[:, rng.integers(rows.shape[1])])])
@@ -226,6 +236,7 @@ HONEST: dict[str, Callable[[Scenario, np.random.Generator, int], Batches]] = {
     "random_rows": honest_random,
     "held_out": honest_held_out,
     "imputed_3": honest_imputed,
+    "imputed_median_3": honest_imputed_median,
     "sorted": honest_sorted,
     "single_class": honest_single_class,
     "repeated_rows": honest_repeated,
@@ -257,20 +268,26 @@ def fidelity(sc: Scenario, queried: np.ndarray, output: str = "proba") -> float:
     """Agreement of the thief's surrogate with the victim on natural rows the thief never queried.
 
     ``output``: ``proba`` (full probabilities: the thief regresses the logit, Tramèr et al. 2016's equation
-    solving), ``rounded`` (probabilities to 2 decimals, same fit), ``labels`` (labels only: logistic
-    regression on the labels)."""
+    solving), ``rounded`` (probabilities to 2 decimals: logistic regression on the soft labels), ``labels``
+    (labels only: logistic regression on the labels)."""
     Q = np.asarray(queried, dtype=np.float64)
     pool = sc.pool
     d = ((pool[:, None, :] - sc.seeds[None, :, :]) ** 2).sum(-1).min(1) if len(sc.seeds) else np.ones(len(pool))
     ev = pool[d > 1e-12]
     truth = sc.label(ev)
     p = sc.proba(Q)[:, 1]
-    if output in ("proba", "rounded"):
-        if output == "rounded":
-            p = np.round(p, 2)
-        p = np.clip(p, 1e-3 if output == "rounded" else 1e-9, 1 - (1e-3 if output == "rounded" else 1e-9))
+    if output == "proba":
+        p = np.clip(p, 1e-9, 1 - 1e-9)
         sub = LinearRegression().fit(Q, np.log(p / (1 - p)))
         pred = (sub.predict(ev) > 0).astype(int)
+    elif output == "rounded":  # soft-label logistic regression: each row twice, weights 1 - p and p
+        p = np.round(p, 2)
+        Xs, ys, ws = np.vstack([Q, Q]), np.r_[np.zeros(len(Q)), np.ones(len(Q))], np.r_[1 - p, p]
+        keep = ws > 0
+        if len(np.unique(ys[keep])) < 2:
+            pred = np.full(len(ev), int(ys[keep][0]))
+        else:
+            pred = LogisticRegression(max_iter=1000).fit(Xs[keep], ys[keep], sample_weight=ws[keep]).predict(ev)
     else:
         y = (p > 0.5).astype(int)
         if len(np.unique(y)) < 2:
