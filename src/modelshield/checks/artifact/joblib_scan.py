@@ -10,6 +10,7 @@ or simulate the nested pickle with the same policy.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import lzma
 from typing import Any, BinaryIO
@@ -55,10 +56,15 @@ def open_compressed(fh: BinaryIO, kind: str, max_out: int) -> BinaryIO:
     raise _Malformed(f"{kind} compression cannot be read (install lz4 to scan it)")
 
 
-def _is_dtype_call(v: Any) -> bool:
-    return (isinstance(v, Call) and isinstance(v.func, G) and v.func.name == "dtype"
-            and v.func.module.split(".")[0] == "numpy" and isinstance(v.args, tuple) and bool(v.args)
-            and isinstance(v.args[0], str))
+@functools.lru_cache(maxsize=512)
+def _code_info(code: str) -> tuple[int, bool] | None:
+    """(itemsize, hasobject) of a dtype code string (plain grammar, else NumPy's parser); None when
+    NumPy rejects it. Cached: a file repeats a handful of codes over thousands of arrays."""
+    size = plain_code_itemsize(code)
+    if size is not None:
+        return size, False
+    dt = numpy_dtype(code)
+    return None if dt is None else (dt.itemsize, bool(dt.hasobject))
 
 
 def _dtype_info(dtype: Any, depth: int = 0) -> tuple[int | None, bool]:
@@ -70,46 +76,47 @@ def _dtype_info(dtype: Any, depth: int = 0) -> tuple[int | None, bool]:
     and sub-array dtypes are judged on every field. A code string outside the plain grammar is read
     with NumPy's own parser (no eval).
     """
-    if depth > 32 or not _is_dtype_call(dtype):
+    if depth > 32 or type(dtype) is not Call:
         return None, True
-    code: str = dtype.args[0]
-    size = plain_code_itemsize(code)
-    obj = False
-    if size is None:
-        dt = numpy_dtype(code)
-        if dt is None:
-            return None, True
-        size, obj = dt.itemsize, bool(dt.hasobject)
+    func = dtype.func
+    args = dtype.args
+    if (type(func) is not G or func.name != "dtype" or not (func.module == "numpy" or func.module.startswith("numpy."))
+            or type(args) is not tuple or not args or type(args[0]) is not str):
+        return None, True
+    info = _code_info(args[0])
+    if info is None:
+        return None, True
+    size, obj = info
     state = dtype.state
     if state is None:
         return size, obj
-    if not isinstance(state, tuple) or len(state) < 8 or type(state[0]) is not int:
+    if type(state) is not tuple or len(state) < 8 or type(state[0]) is not int:
         return None, True
     _version, _order, subarray, names, fields, elsize, _align, flags = state[:8]
     if type(flags) is not int:
         return None, True
-    obj = obj or bool(flags & 0x01)
-    structured = subarray is not None or names is not None or fields is not None
-    if structured:
-        parts: list[Any] = []
-        if subarray is not None:
-            if not isinstance(subarray, tuple) or not subarray:
+    if flags & 0x01:
+        obj = True
+    if subarray is None and names is None and fields is None:
+        if size == 0:
+            size = elsize if type(elsize) is int and elsize > 0 else None
+        return size, obj
+    parts: list[Any] = []
+    if subarray is not None:
+        if type(subarray) is not tuple or not subarray:
+            return None, True
+        parts.append(subarray[0])
+    if fields is not None:
+        if not isinstance(fields, Seq) or fields.kind != "dict" or fields.n > len(fields.items):
+            return None, True
+        for _k, v in fields.items:
+            if type(v) is not tuple or not v:
                 return None, True
-            parts.append(subarray[0])
-        if fields is not None:
-            if not isinstance(fields, Seq) or fields.kind != "dict" or fields.n > len(fields.items):
-                return None, True
-            for _k, v in fields.items:
-                if not isinstance(v, tuple) or not v:
-                    return None, True
-                parts.append(v[0])
-        for sub in parts:
-            _s, sub_obj = _dtype_info(sub, depth + 1)
-            if sub_obj:
-                return None, True
-    if structured or size == 0:
-        size = elsize if type(elsize) is int and elsize > 0 else None
-    return size, obj
+            parts.append(v[0])
+    for sub in parts:
+        if _dtype_info(sub, depth + 1)[1]:
+            return None, True
+    return (elsize if type(elsize) is int and elsize > 0 else None), obj
 
 
 #: numpy's own limit on dimensions, and an element count no file can hold (2**62).
