@@ -400,3 +400,107 @@ def test_calibration_rates_by_hand():
     r2 = fairness_metrics([1, 0, 1, 0], [1, 0, 1, 0], {"g": ["a", "a", "b", "b"]}, y_score=[0.42, 0.48, 0.9, 0.1],
                           n_bins=2)
     np.testing.assert_allclose(r2.rates["expected_calibration_error"], [0.05, 0.1])  # |0.9 - 1| / 2 (per row it would be 0.53)
+
+
+# -- result tables ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("seed", "n_boot", "min_size"), [(0, 0, 0), (1, 30, 0), (2, 30, 3)])
+def test_group_and_disparity_tables(seed, n_boot, min_size):
+    yt, yp, g = _with_small_groups(seed, (1, 2))
+    r = fairness_metrics(yt, yp, {"grp": g}, n_boot=n_boot, seed=seed, min_group_size=min_size)
+    rows = r.group_table()
+    assert [row["group"] for row in rows] == r.groups.names == ["s0", "s1", "x", "y"]
+    for gi, row in enumerate(rows):
+        assert row["attribute"] == "grp"
+        assert row["compared"] is bool(r.compared[gi]) and row["compared"] == (row["count"] >= max(min_size, 1))
+        assert isinstance(row["count"], int) and row["count"] == int(np.sum(g == row["group"]))
+        expected_keys = {"attribute", "group", "compared", *GROUP_RATES}
+        if n_boot:
+            expected_keys |= {f"{k}_{s}" for k in GROUP_RATES if k != "count" for s in ("lo", "hi")}
+        assert set(row) == expected_keys
+        for k in GROUP_RATES:
+            assert row[k] == r.rates[k][gi], k
+            if n_boot and k != "count":
+                assert (row[f"{k}_lo"], row[f"{k}_hi"]) == (r.rates_ci[k][0][gi], r.rates_ci[k][1][gi]), k
+    assert r.small_groups == [(name, int(np.sum(g == name))) for name in r.groups.names
+                              if np.sum(g == name) < max(min_size, 1)]
+    table = r.disparity_table()
+    assert [row["metric"] for row in table] == list(r.disparity)
+    for row in table:
+        assert row["attribute"] == "grp" and row["value"] == r.disparity[row["metric"]]
+        assert row["groups_compared"] == int(r.compared.sum()) and row["resamples"] == n_boot
+        if n_boot:
+            assert (row["lo"], row["hi"]) == r.disparity_ci[row["metric"]]
+        else:
+            assert row["lo"] is None and row["hi"] is None
+
+
+# -- calibration cells -----------------------------------------------------------------------------
+def _reference_ece(score: np.ndarray, y: np.ndarray, n_bins: int) -> float:
+    bins = np.minimum((score * n_bins).astype(int), n_bins - 1)
+    return sum(abs(score[bins == k].sum() - y[bins == k].sum()) for k in range(n_bins)) / len(score)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_bins", [None, 2, 5])
+def test_calibration_equals_reference_binning(seed, n_bins):
+    """Groups of different sizes and label mixes; scores include 0.0 and 1.0 (the last bin)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(["a", "b", "c"], [7, 12, 5])
+    score = np.round(rng.random(len(g)), 3)
+    score[[0, 7, 19]] = [0.0, 1.0, 1.0]  # 1.0 falls in the last bin, not past it
+    score[[1, 2]] = [0.905, 0.95]  # one bin with 10 bins, two bins with 11
+    y = (rng.random(len(g)) < score).astype(int)
+    y[[1, 2]] = [1, 0]
+    kwargs = {} if n_bins is None else {"n_bins": n_bins}
+    r = fairness_metrics(y, (score > 0.5).astype(int), {"g": g}, y_score=score.tolist(), **kwargs)
+    for gi, name in enumerate(["a", "b", "c"]):
+        m = g == name
+        assert r.rates["mean_score"][gi] == pytest.approx(score[m].mean(), abs=1e-12)
+        assert r.rates["calibration_gap"][gi] == pytest.approx(score[m].mean() - y[m].mean(), abs=1e-12)
+        assert r.rates["expected_calibration_error"][gi] == pytest.approx(
+            _reference_ece(score[m], y[m], n_bins or 10), abs=1e-12), name
+    gaps = [score[g == name].mean() - y[g == name].mean() for name in "abc"]
+    assert r.disparity["calibration_gap_difference"] == pytest.approx(max(gaps) - min(gaps), abs=1e-12)
+
+
+@pytest.mark.parametrize(("seed", "sizes"), [(0, ()), (1, (1,)), (2, (1, 2))])
+def test_calibration_intervals_equal_reference_bootstrap(seed, sizes):
+    yt, yp, g = _with_small_groups(seed, sizes)
+    rng = np.random.default_rng(seed + 7)
+    score = np.clip(0.3 + 0.4 * yt + rng.normal(scale=0.2, size=len(yt)), 0.0, 1.0)
+    n_bins, n_boot = 4, 150
+    r = fairness_metrics(yt, yp, {"g": g}, y_score=score, n_boot=n_boot, seed=seed, n_bins=n_bins)
+    names = sorted(set(g))
+    bins = np.minimum((score * n_bins).astype(int), n_bins - 1)
+    cells = np.zeros((len(names), 2, 2, n_bins))
+    sums = np.zeros_like(cells)
+    for i in range(len(yt)):
+        cells[names.index(g[i]), yt[i], yp[i], bins[i]] += 1
+        sums[names.index(g[i]), yt[i], yp[i], bins[i]] += score[i]
+    cell_mean = np.divide(sums, cells, out=np.zeros_like(sums), where=cells > 0)
+    n = len(yt)
+    draws = np.random.default_rng(seed).multinomial(n, cells.ravel() / n, size=n_boot).reshape(n_boot, *cells.shape)
+    per_replicate = []
+    for b in range(n_boot):
+        groups = []
+        for gi in range(len(names)):
+            c = draws[b, gi]
+            rates = _classification_rates(c.sum(axis=-1))
+            s_k = (c * cell_mean[gi]).sum(axis=(0, 1))
+            pos_k = c[1].sum(axis=0)
+            n_g = c.sum()
+            rates["mean_score"] = _q(s_k.sum(), n_g)
+            rates["calibration_gap"] = rates["mean_score"] - _q(pos_k.sum(), n_g)
+            rates["expected_calibration_error"] = _q(np.abs(s_k - pos_k).sum(), n_g)
+            groups.append(rates)
+        per_replicate.append(groups)
+    compared = np.ones(len(names), dtype=bool)
+    rates_ci, disp_ci = _reference_intervals(per_replicate, compared, 0.95, regression=False)
+    gaps = np.array([[grp["calibration_gap"] if grp["count"] > 0 else np.nan for grp in reps]
+                     for reps in per_replicate])
+    present = ~np.isnan(gaps)
+    spread = [np.nanmax(row) - np.nanmin(row) if k >= 2 else np.nan for row, k in zip(gaps, present.sum(axis=1))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        disp_ci["calibration_gap_difference"] = tuple(float(x) for x in np.nanquantile(spread, [0.025, 0.975]))
+    _assert_intervals_equal(r, rates_ci, disp_ci)
