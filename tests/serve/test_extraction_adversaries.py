@@ -178,3 +178,16 @@ def test_unknown_signal_and_tiny_reference_are_refused(scenarios):
         SignalMonitor(sc.X_ref, sc.proba(sc.X_ref), signals=("boundary", "vibes"))
     with pytest.raises(ValueError, match="at least 20 reference rows"):
         SignalMonitor(sc.X_ref[:5], sc.proba(sc.X_ref[:5]))
+
+
+@pytest.mark.parametrize("family", ["boundary", "replay_noise", "dilution"])
+def test_alerts_say_what_already_leaked(scenarios, family):
+    """The alert states the copy the answered queries already allow: detection after the fact is not protection."""
+    sc = scenarios[0]
+    mon = _monitor(sc)
+    _, alerts = replay(sc, [mon], ATTACKS[family](sc, np.random.default_rng(4), BUDGET[family]))
+    msg = next(a.message for a in alerts if a.key_id == "thief")
+    leaked = mon.exposure("key:thief")
+    assert leaked is not None and leaked > 0.85
+    assert "already agrees with the model on" in msg and NOT_PROTECTION in msg
+    assert mon.exposure("key:nobody") is None

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 from modelshield.serve.monitors.base import Alert, Batch
 from modelshield.serve.monitors.extraction import ImputationAware
@@ -139,6 +140,7 @@ class SignalMonitor:
         self._imp = ImputationAware(Z, cov, np.median(Z, axis=0))
         # distribution: per predicted class, each feature's reference values (sorted) for a KS test
         ref_cls = np.argmax(np.asarray(proba_ref, dtype=np.float64).reshape(len(Z), -1), axis=1)
+        self._ref_cls = ref_cls
         self._ref_sorted = {int(c): np.sort(_own_scale(Z[ref_cls == c]), axis=0) for c in np.unique(ref_cls)
                             if (ref_cls == c).sum() >= 20}
         self.dist_threshold, self.dist_min, self.dist_every = dist_threshold, dist_min, dist_every
@@ -279,6 +281,25 @@ class SignalMonitor:
             best = v if best is None else max(best, v)
         return best
 
+    def exposure(self, stream: str) -> float | None:
+        """What a stream's queries already revealed: agreement with the model, on the reference rows, of a
+        logistic-regression surrogate fit on the stream's remembered distinct queries and the model's labels.
+        ``stream``: ``key:<id>``, ``group:<name>`` or ``*``. Computed on demand (alerts carry it); on simple
+        models honest traffic reaches high values too, so it measures leakage, not intent."""
+        st = self.streams.get(stream)
+        if st is None or not len(st.rows):
+            return None
+        cls = np.asarray(st.cls)
+        if len(np.unique(cls)) < 2:
+            return float((self._ref_cls == cls[0]).mean())
+        sub = LogisticRegression(max_iter=500).fit(st.rows, cls)
+        return float((sub.predict(self._ref) == self._ref_cls).mean())
+
+    def _leak(self, sid: str) -> str:
+        e = self.exposure(sid)
+        return "" if e is None else (f"; a linear surrogate fit on these queries already agrees with the model "
+                                     f"on {e:.0%} of reference rows")
+
     def _test_distribution(self, sid: str, st: _Stream, batch: Batch) -> list[Alert]:
         v = self.distribution_score(st)
         if v is None or v <= self.dist_threshold:
@@ -286,7 +307,7 @@ class SignalMonitor:
         st.flagged.append("distribution")
         base = (f"the distribution of {len(st.rows)} distinct queries differs from natural rows of the same "
                 f"predicted class (median scaled KS {v:.2f} > {self.dist_threshold}); likely synthetic queries "
-                f"for model extraction; {NOT_PROTECTION}")
+                f"for model extraction{self._leak(sid)}; {NOT_PROTECTION}")
         if sid.startswith("key:"):
             key = sid[4:]
             return [Alert(monitor=self.name, severity="high", key_id=key, value=v, threshold=self.dist_threshold,
@@ -325,8 +346,8 @@ class SignalMonitor:
                     "near_duplicate": "are near-duplicates (replays with small changes) of earlier queries",
                     "off_manifold": "lie off the reference data's manifold"}[sig]
             base = (f"{shares[sig]:.0%} of the last {n} distinct queries {what} "
-                    f"(natural traffic about {self.p0[sig]:.1%}, threshold {thr:.1%}); likely model extraction; "
-                    f"{NOT_PROTECTION}")
+                    f"(natural traffic about {self.p0[sig]:.1%}, threshold {thr:.1%}); likely model extraction"
+                    f"{self._leak(sid) if not already else ''}; {NOT_PROTECTION}")
             if sid.startswith("key:"):
                 key = sid[4:]
                 alerts.append(Alert(monitor=self.name, severity="high", key_id=key, value=shares[sig], threshold=thr,
