@@ -289,7 +289,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             40, "--max-extra-epochs",
             help="If the trigger labels are not all learned after --epochs, keep training for up to this "
                  "many more epochs (0: train exactly --epochs)."),
-        alpha: float = typer.Option(1e-3, "--alpha",
+        alpha: float = typer.Option(1e-6, "--alpha",
                                     help="Significance level the watermarked model must pass in "
                                          "'theft verify-watermark'; if it does not, nothing is written "
                                          "and the command exits 1."),
@@ -379,7 +379,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                       f"(publish it now: its signed timestamp {com.created} dates your claim); watermark verified")
         if robustness:
             rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=5,
-                                       epochs=epochs, seed=seed)
+                                       epochs=epochs, seed=seed, alpha=alpha)
             from rich.table import Table
 
             table = Table(title="Watermark robustness (25% of the data held out for testing)")

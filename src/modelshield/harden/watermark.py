@@ -39,6 +39,7 @@ import numpy as np
 
 from modelshield.checks.theft._torchutil import few_threads
 from modelshield.checks.theft.watermark import (
+    DEFAULT_ALPHA,
     Commitment,
     TriggerSet,
     derivation_params,
@@ -426,7 +427,7 @@ def watermark_robustness(
     n_independent: int = 10,
     independent_factory: Callable[[int], Any] | None = None,
     epochs: int = 40,
-    alpha: float = 1e-3,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
 ) -> WatermarkRobustness:
     """Measure the watermark of ``module`` after removal attacks and its false-claim rate.
