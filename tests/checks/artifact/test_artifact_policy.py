@@ -112,3 +112,22 @@ def test_mapped_names_that_reach_a_denied_target_stay_denied(module, name):
     assert worst is not None and worst >= Severity.HIGH
     with pytest.raises(UnsafeModelError):
         safe_load(data)
+
+
+@pytest.mark.parametrize(("raw", "mapped"), [(("os", "xrange"), ("builtins", "range")),
+                                             (("subprocess", "izip"), ("builtins", "range")),
+                                             (("logging", "Thing"), ("collections", "OrderedDict"))])
+def test_a_mapping_from_a_module_python3_also_has_keeps_the_worse_verdict(monkeypatch, raw, mapped):
+    """If a mapped name's module also exists in Python 3, protocol 3+ pickles import it unmapped:
+    the worse of both verdicts counts (synthetic entries: today's tables map such names only to
+    denied targets, which this rule must keep safe if they change)."""
+    from modelshield.checks.artifact import policy
+
+    monkeypatch.setitem(_compat_pickle.NAME_MAPPING, raw, mapped)
+    policy._classify_cached.cache_clear()
+    try:
+        assert classify_global(*mapped).kind == "allow"
+        assert classify_global(*raw).kind == "deny"
+    finally:
+        monkeypatch.undo()
+        policy._classify_cached.cache_clear()

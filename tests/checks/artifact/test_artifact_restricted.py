@@ -110,3 +110,11 @@ def test_listed_qualified_names_and_python2_names_resolve():
 def test_a_module_object_is_never_returned(module, name):
     with pytest.raises(UnsafeModelError):
         safe_load(_ref(module, name, 4))
+
+
+@pytest.mark.parametrize("module_obj", [np, os, subprocess, np.random, pickle], ids=lambda m: m.__name__)
+def test_identity_names_a_module_object_as_such(module_obj):
+    from modelshield.checks.artifact.policy import identity_verdict
+
+    verdict = identity_verdict("sklearn.linear_model._logistic", "LogisticRegression", module_obj)
+    assert (verdict.kind, verdict.rule) == ("deny", "module-object")
