@@ -24,6 +24,9 @@ from modelshield.checks.fairness.metrics import (
     REGRESSION_DISPARITIES,
     REGRESSION_RATES,
     binarize,
+    bootstrap_cell_counts,
+    calibration_cells,
+    encode_groups,
     fairness_metrics,
     regression_metrics,
 )
@@ -504,3 +507,83 @@ def test_calibration_intervals_equal_reference_bootstrap(seed, sizes):
         warnings.simplefilter("ignore")
         disp_ci["calibration_gap_difference"] = tuple(float(x) for x in np.nanquantile(spread, [0.025, 0.975]))
     _assert_intervals_equal(r, rates_ci, disp_ci)
+
+
+# -- public helpers called directly, defaults, precomputed groups ----------------------------------
+def test_calibration_cells_default_bins_and_empty_trailing_cells():
+    codes = np.array([0, 0, 1, 1])
+    t = np.array([0, 1, 0, 1])
+    p = np.array([0, 1, 1, 0])
+    s = np.array([0.05, 0.12, 0.31, 0.2])  # every upper bin and the last cell (group 1, t=1, p=1) empty
+    counts, sums = calibration_cells(t, p, s, codes, 2)
+    assert counts.shape == sums.shape == (2, 2, 2, 10)
+    assert counts.sum() == 4 and counts[0, 0, 0, 0] == counts[0, 1, 1, 1] == counts[1, 0, 1, 3] == counts[1, 1, 0, 2] == 1
+    assert sums[1, 0, 1, 3] == 0.31 and sums.sum() == pytest.approx(s.sum())
+    # scores a little outside [0, 1] land in the first and last bins
+    counts, _ = calibration_cells(np.array([1, 0]), np.array([1, 0]), np.array([1.3, -0.25]), np.array([0, 0]), 1, 4)
+    assert counts[0, 1, 1, 3] == 1 and counts[0, 0, 0, 0] == 1
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 2), (3, 2, 2), (2, 2, 2, 4)])
+def test_bootstrap_cell_counts_edge_cases(shape):
+    zero = np.zeros(shape)
+    out = bootstrap_cell_counts(zero, 7, np.random.default_rng(0))
+    assert out.shape == (7, *shape) and not out.any()
+    one = zero.copy()
+    one.reshape(-1)[1] = 1  # a single row: every replicate is that row
+    out = bootstrap_cell_counts(one, 5, np.random.default_rng(0))
+    assert out.shape == (5, *shape)
+    np.testing.assert_array_equal(out, np.broadcast_to(one, out.shape))
+    weighted = zero.copy()
+    weighted.reshape(-1)[0] = 1.5
+    with pytest.raises(ValueError, match=r"^bootstrap_cell_counts needs integer \(unweighted\) counts$"):
+        bootstrap_cell_counts(weighted, 3, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_regression_defaults_and_precomputed_groups(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.choice(["x", "y"], 80)
+    b = rng.choice(["u", "v"], 80)
+    y = rng.normal(size=80)
+    p = y + rng.normal(size=80)
+    plain = regression_metrics(y, p, {"a": a, "b": b})
+    assert plain.rates_ci == {} and plain.disparity_ci == {} and plain.n_boot == 0
+    assert plain.groups.key == "a&b" and len(plain.groups.names) == 4
+    only_a = regression_metrics(y, p, {"a": a, "b": b}, attributes=["a"])
+    assert only_a.groups.names == ["x", "y"]
+    codes = encode_groups({"a": a, "b": b}, ["b"])
+    pre = regression_metrics(y, p, codes, n_boot=40)
+    assert pre.groups is codes
+    ref = regression_metrics(y, p, {"b": b}, n_boot=40, seed=0)  # the default seed is 0
+    for k in ref.disparity_ci:
+        assert pre.disparity_ci[k] == ref.disparity_ci[k], k
+    pre_c = fairness_metrics((y > 0).astype(int), (p > 0).astype(int), codes)
+    assert pre_c.groups is codes
+
+
+@pytest.mark.parametrize(("sizes", "seed"), [((1, 2), 0), ((1, 1), 1), ((2, 3), 2), ((1, 2, 2), 3)])
+def test_intervals_over_tiny_groups_only(sizes, seed):
+    """Only tiny groups: many replicates hold fewer than two of them and give no disparity (NaN),
+    not 0; the interval comes from the other replicates."""
+    rng = np.random.default_rng(seed)
+    g = np.array([f"s{i}" for i, k in enumerate(sizes) for _ in range(k)], dtype=object)
+    yt = rng.integers(0, 2, len(g))
+    yp = rng.integers(0, 2, len(g))
+    n_boot = 300
+    r = fairness_metrics(yt, yp, {"g": g}, n_boot=n_boot, seed=seed)
+    names = sorted(set(g))
+    counts = np.array([[[np.sum((g == name) & (yt == t) & (yp == p)) for p in (0, 1)] for t in (0, 1)]
+                       for name in names], dtype=float)
+    n = len(g)
+    draws = np.random.default_rng(seed).multinomial(n, counts.ravel() / n, size=n_boot).reshape(n_boot, *counts.shape)
+    per_replicate = [[_classification_rates(draws[b, gi]) for gi in range(len(names))] for b in range(n_boot)]
+    rates_ci, disp_ci = _reference_intervals(per_replicate, np.ones(len(names), dtype=bool), 0.95, regression=False)
+    _assert_intervals_equal(r, rates_ci, disp_ci)
+
+
+def test_intervals_silence_all_nan_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = fairness_metrics([1, 0, 1], [1, 1, 0], {"s": ["a", "a", "a"]}, n_boot=20)
+    assert all(np.isnan(lo) and np.isnan(hi) for lo, hi in r.disparity_ci.values())
