@@ -163,11 +163,26 @@ class _FastDP:
         with torch.no_grad():  # the recorded activations may require grad: build no graph here
             return self._clipped_sum(batch, max_norm)
 
-    def _clipped_sum(self, batch: int, max_norm: float) -> list[tuple[Any, Any]]:
+    def noisy_grads(self, batch: int, max_norm: float, scale: float, noise: dict[int, Any],
+                    noise_scale: float) -> list[tuple[Any, Any]]:
+        """``(param, scale * (clipped sum + noise_scale * noise[id(param)]))`` pairs: the DP gradient in
+        one pass. ``noise`` holds standard-normal tensors shaped like the parameters (used as scratch)."""
         import torch
 
+        with torch.no_grad():
+            return self._clipped_sum(batch, max_norm, scale=scale, noise=noise, noise_scale=noise_scale)
+
+    def _clipped_sum(self, batch: int, max_norm: float, *, scale: float = 1.0, noise: dict[int, Any] | None = None,
+                     noise_scale: float = 0.0) -> list[tuple[Any, Any]]:
+        # ``scale * (sum_i c_i grad_i + noise_scale * noise)`` per parameter, c_i = min(1, C / ||grad_i||).
+        # Norms use ``vector_norm`` (one fused reduction per tensor; ``pow(2).sum`` makes a temporary and
+        # was the costliest elementwise work of a step), the scale is folded into the clipping coefficients
+        # and the noise into the matrix product (``addmm``), so no extra pass over the gradients is made.
+        import torch
+
+        vn = torch.linalg.vector_norm
         sq = None
-        flat: list[tuple[Any, Any, Any]] = []  # (layer, a, g) with a, g 2-D
+        flat: list[tuple[Any, Any, Any]] = []  # (layer, a, g): 2-D, or 3-D for sequences
         for m in self.layers:
             rec = self.records[id(m)]
             if not rec:
@@ -177,33 +192,40 @@ class _FastDP:
             if x.dim() > 2:  # sequences: per-sample grad = sum_t g_t a_tᵀ (materialised)
                 a3, g3 = x.reshape(batch, -1, x.shape[-1]), g.reshape(batch, -1, g.shape[-1])
                 per = torch.einsum("bto,bti->boi", g3, a3)
-                s = per.pow(2).sum(dim=(1, 2))
+                s = vn(per, dim=(1, 2)).square_()
                 if m.bias is not None:
-                    s = s + g3.sum(1).pow(2).sum(1)
+                    s = s + vn(g3.sum(1), dim=1).square_()
                 flat.append((m, a3, g3))
             else:
-                gn = g.pow(2).sum(1)
-                s = gn * x.pow(2).sum(1)
-                if m.bias is not None:
-                    s = s + gn
+                gn = vn(g, dim=1).square_()
+                an = vn(x, dim=1).square_()
+                # ||g a^T||^2 + ||g||^2 = ||g||^2 (||a||^2 + 1)
+                s = gn * (an + 1.0) if m.bias is not None else gn * an
                 flat.append((m, x, g))
-            sq = s if sq is None else sq + s
+            sq = s if sq is None else sq.add_(s)
         if sq is None:
             return []
-        coef = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        coef = (max_norm / (sq.sqrt_() + 1e-6)).clamp_(max=1.0)
+        if scale != 1.0:
+            coef = coef.mul_(scale)
+        beta = scale * noise_scale
         out = []
         for m, a, g in flat:
+            nw = noise.get(id(m.weight)) if noise is not None else None
+            nb = noise.get(id(m.bias)) if noise is not None and m.bias is not None else None
             if a.dim() == 3:
                 gc = g * coef[:, None, None]
                 gw = torch.einsum("bto,bti->oi", gc, a)
                 gb = gc.sum(dim=(0, 1))
+                if nw is not None:
+                    gw = gw.add_(nw, alpha=beta)
             else:
                 gc = g * coef[:, None]
-                gw = gc.t() @ a
+                gw = torch.addmm(nw, gc.t(), a, beta=beta) if nw is not None else gc.t() @ a
                 gb = gc.sum(0)
             out.append((m.weight, gw))
             if m.bias is not None:
-                out.append((m.bias, gb))
+                out.append((m.bias, gb.add_(nb, alpha=beta) if nb is not None else gb))
         return out
 
 
@@ -223,28 +245,32 @@ def _train_fast(module: Any, Xt: Any, yt: Any, *, q: float, steps: int, sigma: f
 
     n = len(Xt)
     expected = q * n
+    scale = 1.0 / expected
     params = [p for p in module.parameters() if p.requires_grad]
     sizes = [p.numel() for p in params]
+    # one buffer for the step's noise, drawn with a single ``normal_`` (the same stream as
+    # ``randn(sum(sizes))``); its views, shaped like the parameters, are made once
+    flat_noise = torch.empty(sum(sizes))
+    views = {id(p): v.view(p.shape) for p, v in zip(params, flat_noise.split(sizes))}
     module.train()
     with _FastDP(module) as fast:
         for _ in range(steps):
             # Poisson sampling: each row independently with probability q. Drawn as a binomial batch
             # size and a uniform subset of that size (the same distribution, without n coin flips)
             idx = np.sort(rng.choice(n, size=int(rng.binomial(n, q)), replace=False))
-            noise_all = torch.randn(sum(sizes), generator=gen).mul_(sigma * max_norm).split(sizes)
+            flat_noise.normal_(generator=gen)
             grads: dict[int, Any] = {}
             if len(idx):
-                it = torch.as_tensor(idx)
-                xb, yb = Xt[it], yt[it]
+                it = torch.from_numpy(idx)
+                xb, yb = Xt.index_select(0, it), yt.index_select(0, it)
                 loss = torch.nn.functional.cross_entropy(module(xb), yb, reduction="sum")
                 loss.backward()
-                for p, gsum in fast.clipped_sum(len(idx), max_norm):
-                    grads[id(p)] = gsum
+                for p, g in fast.noisy_grads(len(idx), max_norm, scale, views, sigma * max_norm):
+                    grads[id(p)] = g
             with torch.no_grad():
-                for p, noise in zip(params, noise_all):
+                for p in params:  # (noise * sigma * C + clipped sum) / expected batch
                     g = grads.get(id(p))
-                    noise = noise.view(p.shape)
-                    p.grad = (noise.add_(g) if g is not None else noise).div_(expected)
+                    p.grad = g if g is not None else views[id(p)].mul(sigma * max_norm * scale)
             opt.step()
             opt.zero_grad(set_to_none=True)
     module.eval()
