@@ -212,7 +212,10 @@ class _FileScan:
         except LimitExceeded as exc:
             self.limit(exc, member)
             return fmt
-        if polyglot and not zipped and fmt not in _NO_POLYGLOT and size is not None and size >= 22:
+        # a zip behind other content matters for files a zipfile-based loader opens by path (Keras):
+        # top-level files and in-memory blobs, not members (no loader opens a member as an archive)
+        if (polyglot and depth == 0 and not zipped and fmt not in _NO_POLYGLOT and size is not None
+                and size >= 22):
             self._polyglot_zip(fh, start, size, member, depth)
         return fmt
 
