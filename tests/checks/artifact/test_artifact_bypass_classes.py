@@ -458,3 +458,26 @@ def test_many_random_storages_give_no_false_positive(seed):
     members += [(f"archive/data/{i}", rnd.randbytes(rnd.choice([2, 64, 256, 1024]))) for i in range(600)]
     rep = scan_bytes(write_zip(members), "model.pt")
     assert not [f.title for f in rep.findings if f.severity > Severity.LOW][:5]
+
+
+def _many_member_zip() -> bytes:
+    return write_zip([(f"m{i}.bin", b"\x00" * 8) for i in range(300)])
+
+
+def _many_kv_gguf() -> bytes:
+    return gguf({f"k{i}": i for i in range(3000)})
+
+
+def _long_pickle() -> bytes:
+    return b"\x80\x04" + b"N0" * 20_000 + call4("os", "system", PAYLOAD)[2:]
+
+
+@pytest.mark.parametrize("make", [_many_member_zip, _many_kv_gguf, _long_pickle,
+                                  lambda: FIRST_OPCODES["NEWTRUE"] + b"N0" * 20_000 + EVIL0],
+                         ids=["zip", "gguf", "pickle", "headerless"])
+def test_a_scan_past_its_deadline_is_inconclusive_in_every_format(make):
+    rep = scan_bytes(make(), "model.bin", timeout=0)
+    fr = rep.files[0]
+    assert fr.status is not FileStatus.CLEAN
+    assert any(f.rule_id == "artifact.limit-exceeded" and f.severity >= Severity.HIGH for f in fr.findings), \
+        [f.title for f in fr.findings]
