@@ -23,6 +23,7 @@ from modelshield.checks.fairness.metrics import (
     GROUP_RATES,
     REGRESSION_DISPARITIES,
     REGRESSION_RATES,
+    _integer_pos_label,
     binarize,
     bootstrap_cell_counts,
     calibration_cells,
@@ -587,3 +588,51 @@ def test_intervals_silence_all_nan_warnings():
         warnings.simplefilter("error")
         r = fairness_metrics([1, 0, 1], [1, 1, 0], {"s": ["a", "a", "a"]}, n_boot=20)
     assert all(np.isnan(lo) and np.isnan(hi) for lo, hi in r.disparity_ci.values())
+
+
+# -- the integer fast path for the default pos_label ----------------------------------------------
+FAST_YES = [  # integer/bool arrays holding only {0, 1} or only {-1, 1}: pos_label 1 without a sort
+    ([0, 1], [1, 0]), ([0, 0], [0, 0]), ([1, 1], [1]), ([0, 1], [1, 1]), ([-1, 1], [1, -1]), ([-1, -1], [-1]),
+    ([True, False], [True]), ([True, True], [0, 1]),
+]
+FAST_NO = [  # floats, empty arrays, other values, or {0, 1} mixed with {-1, 1}: decided by the slow path
+    ([0.0, 1.0], [1, 0]), ([0, 1], [1.0, 0.0]), ([], [1]), ([0, 1], []), ([0, 2], [0]), ([-1, 0], [0]),
+    ([-1, 0, 1], [1]), ([0, 1], [-1, 1]), ([-2, 1], [1]), ([-1, 2], [2]), ([2, 2], [2]), ([-1, -1], [0]),
+]
+
+
+@pytest.mark.parametrize(("yt", "yp", "dtype"), [
+    (yt, yp, dt) for yt, yp in FAST_YES for dt in (np.int64, np.int8, np.uint8, bool) if min(yt + yp) >= 0 or dt in
+    (np.int64, np.int8)])
+def test_integer_fast_path_takes_pos_label_one(yt, yp, dtype):
+    t, p = np.asarray(yt).astype(dtype), np.asarray(yp).astype(dtype)
+    assert _integer_pos_label(t, p) == 1
+    assert _integer_pos_label(t) == 1 and _integer_pos_label(p) == 1
+
+
+@pytest.mark.parametrize(("yt", "yp"), FAST_NO)
+def test_integer_fast_path_declines_everything_else(yt, yp):
+    assert _integer_pos_label(np.asarray(yt), np.asarray(yp)) is None
+
+
+@pytest.mark.parametrize(("neg", "pos"), [(0, 1), (-1, 1)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_integer_labels_without_pos_label_equal_fairlearn(neg, pos, seed):
+    yt, yp, g = _table(200, seed)
+    it, ip = np.where(yt == 1, pos, neg), np.where(yp == 1, pos, neg)
+    r = fairness_metrics(it, ip, {"g": g})
+    assert r.pos_label == 1
+    np.testing.assert_array_equal(r.rates["selection_rate"], fairness_metrics(yt, yp, {"g": g}).rates["selection_rate"])
+    assert r.disparity["demographic_parity_difference"] == pytest.approx(
+        fm.demographic_parity_difference(it, ip, sensitive_features=g), abs=1e-12)
+
+
+@pytest.mark.parametrize(("yt", "yp", "message"), [
+    ([-1, 2, 2], [2, -1, 2], r"values are \[-1, 2\]; pass pos_label"),
+    ([-2, 1, 1], [1, 1, -2], r"values are \[-2, 1\]; pass pos_label"),
+    ([-1, 0, 0], [0, -1, 0], r"values are \[-1, 0\]; pass pos_label"),
+    ([0, 2, 2], [2, 0, 0], r"values are \[0, 2\]; pass pos_label"),
+])
+def test_integer_labels_outside_the_default_rule_need_pos_label(yt, yp, message):
+    with pytest.raises(DataError, match=message):
+        fairness_metrics(np.asarray(yt), np.asarray(yp), {"g": ["a", "b", "b"]})
