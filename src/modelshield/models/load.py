@@ -45,9 +45,10 @@ def detect_format_bytes(data: bytes | bytearray | memoryview) -> str:
                 names = zf.namelist()
         except zipfile.BadZipFile:
             return "unknown"
-        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+        low = [n.lower() for n in names]  # torch's reader finds members case-insensitively
+        if any(n.endswith("constants.pkl") for n in low) or any("/code/" in n or n.startswith("code/") for n in low):
             return "torchscript"
-        if any(n.endswith("data.pkl") for n in names):
+        if any(n.endswith("data.pkl") for n in low):
             return "torch-zip"
         return "zip"
     if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:

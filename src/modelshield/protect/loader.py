@@ -181,6 +181,12 @@ def secure_load(
         strict_at = min(block_at, Severity.MEDIUM) if fmt == "torchscript" else block_at
         if report.blocks(strict_at):
             raise _refusal(path, report, strict_at, encrypted)
+        differential = [f for f in report.findings if getattr(f, "rule_id", "") in PARSER_DIFFERENTIAL
+                        and Severity.parse(f.severity) >= Severity.MEDIUM]  # LOW polyglot: chance bytes
+        if differential:  # the framework's reader and ours would see different content: never load it
+            raise UnsafeModelError(f"refusing to load {path}: {differential[0].title} (readers disagree on what "
+                                   "this archive holds, whatever the blocking severity)",
+                                   findings=list(report.findings))
         if _unrecognised(report):  # the scanner grades unknown content by the file's name; a model must parse
             what = "an encrypted payload" if encrypted else "a file"
             raise FormatError(f"{path}: unsupported model format ({what} in which the scanner recognised no "
@@ -195,6 +201,10 @@ def secure_load(
         _record(model, path, raw_sha256, raw_size, fmt, data, report, enforced=not trust)
     return model
 
+
+#: Findings that mean two readers (torch/miniz, zipfile, our scanner) would see different content in one
+#: file; the loader refuses them whatever ``block_at`` says, since what was scanned may not be what loads.
+PARSER_DIFFERENTIAL = frozenset({"artifact.zip.zip64-mismatch", "artifact.zip.name-collision", "artifact.polyglot"})
 
 #: Findings that mean "this is not a file we can parse", not "this is unsafe": with nothing else at or
 #: above the blocking severity, the file is an input error (exit 2). Nothing was loaded either way.
