@@ -67,7 +67,7 @@ def test_dashboard_login_charts_and_no_console_errors(browser, server_setup, bre
     browser.find_element(By.ID, "login-button").click()
     wait.until(ec.visibility_of_element_located((By.ID, "main")))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chart-traffic svg rect")) >= 2)
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-timeline svg polyline"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-timeline svg rect.bar"))  # one bar per minute
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-drift svg polyline"))
     wait.until(ec.text_to_be_present_in_element((By.ID, "audit-status"), "intact"))
     titles = [t.get_attribute("textContent") for t in browser.find_elements(By.CSS_SELECTOR, "#chart-traffic title")]
