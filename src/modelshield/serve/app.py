@@ -587,6 +587,9 @@ class Gateway:
             "timeline": timeline,
             "alerts": alerts,
             "drift": list(self.drift.history)[-200:] if self.drift is not None else [],
+            # the thresholds in force (PSI's is raised to the bootstrap maximum): the dashboard's reference lines
+            "drift_thresholds": None if self.drift is None else {
+                "psi": self.drift.psi_threshold, "mmd2": self.drift.mmd_threshold},
             "extraction": {
                 "prada": self.prada.scores() if self.prada is not None else {},
                 "coverage": self.coverage.scores() if self.coverage is not None else {},
