@@ -366,3 +366,48 @@ def test_sig_rounds_to_three_significant_digits(tmp_path, chrome, value, digits,
     out = chrome.execute_script("return window.msDashboard.roundNumbersIn(arguments[0])", msg)
     assert "1.915" in out and max(map(_significant, _DECIMALS.findall(out))) <= 4, out
 
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_requests_per_minute_is_a_number_for_any_timeline(live_gateway, chrome, seed):
+    """Generated per-minute timelines, gateway young or old, 'now' anywhere in its minute: the rate is a
+    number whenever there was traffic in the last minute; the count lies between the current minute's
+    and the sum of the buckets that overlap the window, and is exact when the gateway is younger than it."""
+    url, _, _ = live_gateway
+    chrome.get(f"{url}/dashboard/")
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        now = 1_800_000_000 + float(rng.uniform(0, 600))
+        minute = math.floor(now / 60) * 60
+        age = float(rng.choice([rng.uniform(0.5, 59), rng.uniform(60, 3600)]))
+        started = now - age
+        tl = [{"minute": m, "ok": int(rng.integers(0, 50)), "rejected": int(rng.integers(0, 5))}
+              for m in range(minute - 180, minute + 1, 60) if m + 60 > started]
+        tl[-1]["ok"] += 1  # traffic in the current minute
+        r = chrome.execute_script("return window.msDashboard.recentRate(arguments[0], arguments[1], arguments[2])",
+                                  tl, now, started)
+        assert r["perMin"] is not None and math.isfinite(r["perMin"]) and r["perMin"] > 0, (tl, now, started, r)
+        assert r["span"] == pytest.approx(min(60.0, age))
+        cur = tl[-1]["ok"] + tl[-1]["rejected"]
+        overlapping = sum(p["ok"] + p["rejected"] for p in tl if p["minute"] + 60 > now - 60)
+        assert cur - 1e-9 <= r["count"] <= overlapping + 1e-9
+        if age < 60:
+            assert r["count"] == pytest.approx(sum(p["ok"] + p["rejected"] for p in tl))
+            assert not r["estimated"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_drift_reference_lines_are_the_thresholds_in_force(live_gateway, chrome):
+    """The dashed PSI line is the monitor's threshold (raised by the bootstrap well above 0.2 here), not 0.2."""
+    url, keys, gw = live_gateway
+    thr = gw.snapshot()["drift_thresholds"]
+    assert thr == {"psi": gw.drift.psi_threshold, "mmd2": gw.drift.mmd_threshold}
+    assert thr["psi"] > 0.25  # 40 features, a 40-row window: the raised threshold differs from the default
+    _login(chrome, url, keys["admin"], 1024)
+    for cid, value in (("chart-drift", thr["psi"]), ("chart-mmd", thr["mmd2"])):
+        shown = chrome.execute_script("return window.msDashboard.sig(arguments[0], 3)", value)
+        legends = [t.get_attribute("textContent") for t in chrome.find_elements("css selector", f"#{cid} text.legend")]
+        assert f"alert threshold {shown}" in legends, (cid, legends)

@@ -353,19 +353,18 @@
     shown.forEach(function (f, i) { colorOf[f] = COLORS[(i + 2) % COLORS.length]; });
     var markers = shown.map(function (f) { return { name: f, color: colorOf[f] }; });
     if (feats.length > shown.length) { markers.push({ name: (feats.length - shown.length) + " other features", color: "#9ca3af" }); }
-    var lastPsi = null;
-    (s.alerts || []).forEach(function (a) { if (a.monitor === "drift.psi" && a.threshold !== null) { lastPsi = a.threshold; } });
+    var thr = s.drift_thresholds || {};
     driftChart($("chart-drift"), dr, {
       title: "PSI over time", unit: "PSI (largest over the input features)",
       series: [{ name: "PSI, most-drifted feature", color: "#1d2330", get: function (p) { return p.psi_max; } },
                { name: "PSI of the predictions", color: COLORS[0], get: function (p) { return p.psi_prediction; } }],
-      threshold: lastPsi !== null ? lastPsi : 0.2, markers: markers,
+      threshold: thr.psi === undefined ? null : thr.psi, markers: markers,
       markerOf: function (p) { return { color: colorOf[p.psi_feature] || "#9ca3af", label: p.psi_feature }; },
     });
     driftChart($("chart-mmd"), dr, {
       title: "MMD² over time", unit: "MMD² (standardised features)",
       series: [{ name: "MMD² of the window", color: COLORS[3], get: function (p) { return p.mmd2; } }],
-      threshold: dr.length ? dr[dr.length - 1].mmd2_threshold : null,
+      threshold: thr.mmd2 !== undefined ? thr.mmd2 : (dr.length ? dr[dr.length - 1].mmd2_threshold : null),
     });
     var ex = $("table-extraction").tBodies[0]; clear(ex);
     var pr = s.extraction.prada || {}, cv = s.extraction.coverage || {};
