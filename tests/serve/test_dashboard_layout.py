@@ -94,6 +94,10 @@ def live_gateway(tmp_path_factory):
             r = c.post(f"{url}/v1/predict", json={"inputs": Xq.tolist()},
                        headers={"Authorization": f"Bearer {users[i % len(users)]}"})
             assert r.status_code == 200, r.text
+        for i in range(20):  # more keys than the chart has rows for
+            extra = gw.keys.create(f"batch-job-{i}", ["predict"])[1]
+            assert c.post(f"{url}/v1/predict", json={"inputs": rng.normal(size=(1, N_FEATURES)).tolist()},
+                          headers={"Authorization": f"Bearer {extra}"}).status_code == 200
         for u in users[:3]:  # rejected requests (wrong width) for the per-key bars
             assert c.post(f"{url}/v1/predict", json={"inputs": [[1.0, 2.0]]},
                           headers={"Authorization": f"Bearer {u}"}).status_code in (400, 422)
@@ -355,6 +359,7 @@ def test_overlap_probe_can_fail(tmp_path, chrome):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.parametrize("value,digits", [(1.7370297088136677, "1.74"), (7.865255759497734e-23, "7.87e-23"),
                                           (0.00832706597395334, "0.00833"), (123456.789, "123000"), (3.14159e7, "3.14e+7"),
                                           (0.0313, "0.0313"), (42.0, "42"), (0.0, "0")])
@@ -411,3 +416,18 @@ def test_drift_reference_lines_are_the_thresholds_in_force(live_gateway, chrome)
         shown = chrome.execute_script("return window.msDashboard.sig(arguments[0], 3)", value)
         legends = [t.get_attribute("textContent") for t in chrome.find_elements("css selector", f"#{cid} text.legend")]
         assert f"alert threshold {shown}" in legends, (cid, legends)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_traffic_chart_keeps_the_busiest_keys_and_counts_the_rest(live_gateway, chrome):
+    url, keys, gw = live_gateway
+    traffic = gw.snapshot()["traffic"]
+    assert len(traffic) >= 28
+    _login(chrome, url, keys["admin"], 1024)
+    labels = chrome.execute_script("return Array.from(document.querySelectorAll('#chart-traffic text.tick[text-anchor=end]'))"
+                                   ".map(t => t.firstChild.textContent)")
+    assert len(labels) == 15 and labels[-1] == f"{len(traffic) - 14} other keys", labels
+    titles = [t.get_attribute("textContent") for t in chrome.find_elements("css selector", "#chart-traffic rect title")]
+    shown = sum(int(t.rsplit(": ", 1)[1]) for t in titles)
+    assert shown == sum(v for t in traffic for k, v in t.items() if k not in ("key", "name"))  # nothing dropped

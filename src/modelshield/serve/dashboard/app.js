@@ -330,10 +330,26 @@
   }
 
   // -- the page --------------------------------------------------------------------------------------
+  var MAX_KEYS = 15;  // the busiest keys get a bar each, the rest share one ("N other keys")
+  function total(t) {
+    var n = 0;
+    Object.keys(t).forEach(function (k) { if (k !== "key" && k !== "name") { n += t[k] || 0; } });
+    return n;
+  }
+  function topKeys(traffic, max) {
+    if (traffic.length <= max) { return traffic; }
+    var sorted = traffic.slice().sort(function (a, b) { return total(b) - total(a); });
+    var rest = sorted.slice(max - 1), other = { key: "", name: rest.length + " other keys" };
+    rest.forEach(function (t) {
+      Object.keys(t).forEach(function (k) { if (k !== "key" && k !== "name") { other[k] = (other[k] || 0) + t[k]; } });
+    });
+    return sorted.slice(0, max - 1).concat([other]);
+  }
+
   function render(s) {
     last = s;
     $("model").textContent = (s.model.framework || "") + " " + (s.model.adapter || "");
-    var traffic = s.traffic || [];
+    var traffic = topKeys(s.traffic || [], MAX_KEYS);
     var labels = traffic.map(function (t) { return t.name; });
     var ok = traffic.map(function (t) { return (t.ok || 0) + (t.flagged || 0); });
     var rej = traffic.map(function (t) {
