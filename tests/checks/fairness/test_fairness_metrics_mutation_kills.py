@@ -636,3 +636,53 @@ def test_integer_labels_without_pos_label_equal_fairlearn(neg, pos, seed):
 def test_integer_labels_outside_the_default_rule_need_pos_label(yt, yp, message):
     with pytest.raises(DataError, match=message):
         fairness_metrics(np.asarray(yt), np.asarray(yp), {"g": ["a", "b", "b"]})
+
+
+# -- input checks, result fields, defaults ---------------------------------------------------------
+@pytest.mark.parametrize("engine", ["classification", "regression"])
+@pytest.mark.parametrize(("n_true", "n_pred", "n_groups"), [(3, 2, 3), (2, 3, 3), (3, 3, 2), (4, 2, 4)])
+def test_length_mismatch_is_a_data_error(engine, n_true, n_pred, n_groups):
+    y, p, g = np.ones(n_true, dtype=int), np.ones(n_pred, dtype=int), ["a", "b", "c", "d"][:n_groups]
+    what = "labels" if engine == "classification" else "targets"
+    f = fairness_metrics if engine == "classification" else regression_metrics
+    with pytest.raises(DataError, match=rf"^{n_groups} sensitive values but {n_true} {what} and {n_pred} predictions$"):
+        f(y, p, {"g": g})
+
+
+@pytest.mark.parametrize("f", [fairness_metrics, regression_metrics])
+def test_no_rows_and_one_row(f):
+    with pytest.raises(DataError, match=r"^no rows to evaluate$"):
+        f(np.array([], dtype=int), np.array([], dtype=int), {"g": np.array([], dtype=object)})
+    one = f(np.array([1]), np.array([1]), {"g": ["a"]}, n_boot=5)  # one row is a valid (if useless) table
+    assert one.rates["count"].tolist() == [1]
+    assert all(np.isnan(v) for v in one.disparity.values())
+
+
+@pytest.mark.parametrize(("n_boot", "confidence", "seed"), [(1, 0.8, 3), (2, 0.5, 4), (25, 0.9, 5)])
+def test_result_fields(n_boot, confidence, seed):
+    yt, yp, g = _table(150, seed)
+    y = yt + np.random.default_rng(seed).normal(size=len(yt))
+    for f, task, args in ((fairness_metrics, "classification", (yt, yp)), (regression_metrics, "regression", (y, yp))):
+        r = f(*args, {"g": g}, n_boot=n_boot, confidence=confidence, seed=seed)
+        assert r.task == task and r.confidence == confidence and r.n_boot == n_boot
+        assert r.rates_ci and r.disparity_ci  # even one resample gives (degenerate) intervals
+        plain = f(*args, {"g": g})
+        assert plain.task == task and plain.confidence == 0.95 and plain.n_boot == 0 and not plain.disparity_ci
+        default_seed = f(*args, {"g": g}, n_boot=n_boot, confidence=confidence)
+        seed0 = f(*args, {"g": g}, n_boot=n_boot, confidence=confidence, seed=0)
+        assert default_seed.disparity_ci == seed0.disparity_ci  # the default seed is 0
+        gen = f(*args, {"g": g}, n_boot=n_boot, confidence=confidence, seed=np.random.default_rng(seed))
+        assert gen.disparity_ci == r.disparity_ci  # a Generator is used as given
+
+
+@pytest.mark.parametrize("min_size", [3, 10])
+def test_regression_small_groups_are_not_compared(min_size):
+    rng = np.random.default_rng(min_size)
+    g = np.array(["big1"] * 40 + ["big2"] * 40 + ["tiny"] * 2, dtype=object)
+    y = rng.normal(loc=5.0, size=len(g))
+    p = y + np.where(g == "tiny", 50.0, rng.normal(size=len(g)))  # the tiny group would dominate every spread
+    kept = regression_metrics(y, p, {"g": g}, min_group_size=min_size)
+    assert kept.compared.tolist() == [True, True, False]
+    without = regression_metrics(y[:80], p[:80], {"g": g[:80]})
+    for k, v in without.disparity.items():
+        assert kept.disparity[k] == pytest.approx(v, abs=1e-12), k
