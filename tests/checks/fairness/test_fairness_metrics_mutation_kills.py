@@ -686,3 +686,21 @@ def test_regression_small_groups_are_not_compared(min_size):
     without = regression_metrics(y[:80], p[:80], {"g": g[:80]})
     for k, v in without.disparity.items():
         assert kept.disparity[k] == pytest.approx(v, abs=1e-12), k
+
+
+@pytest.mark.parametrize("which", ["target", "prediction", "both"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_regression_accepts_object_and_integer_columns(which, seed):
+    """Targets/predictions from an object-dtype column (pandas) or integers give the float result."""
+    rng = np.random.default_rng(seed)
+    g = rng.choice(["a", "b"], 60)
+    y = rng.integers(0, 10, 60).astype(float)
+    p = y + rng.integers(-2, 3, 60)
+    ref = regression_metrics(y, p, {"g": g}, n_boot=10)
+    for cast in (lambda a: a.astype(object), lambda a: a.astype(np.int64)):
+        yy = cast(y) if which in ("target", "both") else y
+        pp = cast(p) if which in ("prediction", "both") else p
+        r = regression_metrics(yy, pp, {"g": g}, n_boot=10)
+        for k in REGRESSION_RATES:
+            np.testing.assert_allclose(r.rates[k], ref.rates[k], rtol=1e-12, err_msg=k)
+        assert r.disparity_ci == ref.disparity_ci
