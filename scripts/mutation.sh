@@ -8,7 +8,8 @@
 #                   none: every module (hours).
 #   --list          print the modules, their source files and test files, and exit.
 #   --rerun         keep the previous run of each module, refresh its tests from this checkout and
-#                   run again only the mutants that were not killed (after adding tests).
+#                   run again only the mutants that were not killed and are not listed as
+#                   equivalent (after adding tests).
 #   --max-children  parallel mutant workers (default 1: one core).
 #   --workdir       where the scratch copies go (default ${TMPDIR:-/tmp}/modelshield-mutation).
 #
@@ -161,11 +162,16 @@ for m in "${MODULES[@]}"; do
     # refresh the tests only (the mutants of the unchanged source and their results are kept)
     rm -rf "$WD/tests"
     git ls-files -co --exclude-standard -z -- tests | tar --null -T - -cf - | tar -xf - -C "$WD"
+    # every mutant not killed, except those listed as equivalent in scripts/mutation.cfg
     mapfile -t NAMES < <("$PY" -c "
-import json, sys
+import configparser, json, sys
+cp = configparser.ConfigParser(interpolation=None)
+cp.optionxform = str
+cp.read(sys.argv[2], encoding='utf-8')
+eq = set(cp.options('equivalent')) if cp.has_section('equivalent') else set()
 codes = json.load(open(sys.argv[1]))['exit_code_by_key']
-print('\n'.join(k for k, v in codes.items() if v not in (1, 3, 36, 37, 24, -24, 152, 255, -9, -11)))" \
-      "$WD/mutants/$SRC.meta")
+print('\n'.join(k for k, v in codes.items() if v not in (1, 3, 36, 37, 24, -24, 152, 255, -9, -11) and k not in eq))" \
+      "$WD/mutants/$SRC.meta" "$CFG")
     if ! cmp -s "$SRC" "$WD/$SRC"; then
       die "$m: $SRC changed since the last run; run without --rerun"
     fi
