@@ -286,24 +286,6 @@ def test_say_escapes_control_characters_and_colours_only_on_request(capsys, monk
     assert clean("tab\tok\nnl\r\x9b") == "tab\tok\nnl\\x0d\\x9b"
 
 
-def test_lazily_compiled_allow_patterns_give_the_same_first_match() -> None:
-    """Start-up trimming in the scanner's policy: allow patterns are compiled on first use and only
-    tried for globals whose top-level module they can match; the verdict must not change."""
-    from modelshield.checks.artifact import policy
-
-    assert all(h is not None for h in policy._ALLOW_HEADS)  # every pattern has a literal module prefix
-    names = [f"{src.split('(')[0].split(chr(92))[0] or 'xgboost'}.{leaf}"
-             for src, _ in policy._ALLOW_SOURCES for leaf in ("Model", "core.frame.DataFrame", "log1p", "x")]
-    names += ["torch.FloatStorage", "numpy.core.multiarray._reconstruct", "numpy.float64", "pandas.Index",
-              "sklearn._loss.loss.HalfBinomialLoss", "scipy.stats._continuous_distns.norm_gen",
-              "lightgbm.basic.Booster", "os.system", "numpyx.float64", "torch", "__main__.Model"]
-    compiled = policy.ALLOW_PATTERNS
-    for name in names:
-        expected = next(((p.pattern, why) for p, why in compiled if p.fullmatch(name)), None)
-        assert policy._allow_match(name) == expected, name
-    assert sum(policy._allow_match(n) is not None for n in names) >= 10  # the sample does hit patterns
-
-
 @pytest.mark.parametrize("command", [["protect", "sign", "model.bin", "--private-key", "sk.pem", "-f"],
                                      ["protect", "verify", "model.bin", "--public-key", "sk.pem.pub"]])
 def test_sign_verify_start_hashing_before_cryptography_is_imported(twins, command: list[str]) -> None:

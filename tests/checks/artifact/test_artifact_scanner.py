@@ -76,7 +76,7 @@ def test_memo_indirection_resolves_through_binget():
 def test_unknown_global_is_suspicious_with_module_path():
     report = scan_bytes(call4("mypackage.models", "Custom"))
     (f,) = report.findings
-    assert f.severity is Severity.MEDIUM and f.rule_id == "artifact.pickle.unknown-global"
+    assert f.severity is Severity.HIGH and f.rule_id == "artifact.pickle.unknown-global"
     assert "mypackage.models.Custom" in f.title
     assert report.files[0].status is FileStatus.SUSPICIOUS
 

@@ -88,7 +88,7 @@ def scan_keras_config(data: bytes | str, where: str = "config.json") -> list[Raw
                         KERAS_DENY[name], ("CVE-2025-8747",), module=module, name=name)
             else:
                 verdict = classify_global(module, name)
-                sev = Severity.CRITICAL if verdict.kind == "deny" else Severity.MEDIUM
+                sev = Severity.CRITICAL if verdict.kind == "deny" else Severity.HIGH  # off the allowlist
                 if verdict.kind != "allow":
                     add(sev, "artifact.keras.unsafe-reference", f"config references {module}.{name}",
                         f"Keras imports this when loading: {verdict.reason} (CVE-2025-1550).",

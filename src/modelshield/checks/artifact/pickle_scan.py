@@ -290,9 +290,9 @@ class PickleScan:
                 f"dangerous global {key}", offset, verdict.reason,
                 module=module, name=name, opcode=how, policy_rule=verdict.rule,
             )
-        elif verdict.kind == "unknown":
+        elif verdict.kind == "unknown":  # importing it runs code nobody reviewed: at least high
             g.draft = self._add(
-                Severity.MEDIUM, "artifact.pickle.unknown-global",
+                Severity.HIGH, "artifact.pickle.unknown-global",
                 f"global not on the allowlist: {key}", offset, verdict.reason,
                 module=module, name=name, opcode=how,
             )

@@ -67,6 +67,9 @@ class FileStatus(enum.Enum):
 _MALFORMED = {"artifact.malformed", "artifact.limit-exceeded", "artifact.archive.unsupported"}
 _UNINSPECTABLE = {"artifact.inconclusive", "artifact.encrypted", "artifact.torch.torchscript-unparsed"}
 _INCONCLUSIVE = _MALFORMED | _UNINSPECTABLE
+#: High findings that mean "needs code nobody reviewed", not "does something dangerous": the file is
+#: suspicious (still blocking at the default gate and in the secure loader, which block at high).
+_UNREVIEWED = {"artifact.pickle.unknown-global", "artifact.keras.unsafe-reference"}
 
 
 def make_finding(
@@ -115,7 +118,8 @@ class FileReport:
     @property
     def status(self) -> FileStatus:
         sev = [f for f in self.findings if f.severity >= Severity.MEDIUM]
-        if any(f.severity >= Severity.HIGH and f.rule_id not in _INCONCLUSIVE for f in sev):
+        if any(f.severity >= Severity.HIGH and f.rule_id not in _INCONCLUSIVE
+               and not (f.severity == Severity.HIGH and f.rule_id in _UNREVIEWED) for f in sev):
             return FileStatus.DANGEROUS
         if any(f.rule_id in _MALFORMED for f in sev):
             return FileStatus.MALFORMED
