@@ -153,7 +153,7 @@
     for (var t = Math.ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
       var x = scale(t), lab = clock(t, withSeconds);
       var tw = withSeconds ? lw : lw * 5 / 8;
-      if (x - tw / 2 < 2 || x + tw / 2 > right + 10) { continue; }
+      if (x - tw / 2 < 2 || x + tw / 2 > right + 29) { continue; }  // labels stay inside the svg
       svg.appendChild(el("line", { x1: x, y1: y, x2: x, y2: y + 4, stroke: "#888", class: "xtick" }));
       text(svg, x, y + 17, lab, { "text-anchor": "middle" });
     }
@@ -163,7 +163,7 @@
   }
 
   // a numeric x axis (counts): ticks spaced by their measured labels
-  function valueAxis(svg, hi, left, right, y, unit) {
+  function valueAxis(svg, hi, left, right, y, unit, W) {
     var n = Math.max(2, Math.floor((right - left) / 60)), ticks = niceTicks(0, Math.max(hi, 1), n);
     var xmax = ticks[ticks.length - 1];
     var scale = function (v) { return left + (v / xmax) * (right - left); };
@@ -171,8 +171,10 @@
     var lastRight = -Infinity;
     ticks.forEach(function (v) {
       var x = scale(v), t = text(svg, x, y + 17, sig(v, 3), { "text-anchor": "middle" }), w = width(t);
-      if (x - w / 2 < lastRight + 6) { svg.removeChild(t); return; }
-      lastRight = x + w / 2;
+      var lx = Math.min(x - w / 2, W - 2 - w);  // the last label ends at the svg's edge, not past it
+      if (lx < lastRight + 6) { svg.removeChild(t); return; }
+      if (lx < x - w / 2) { t.setAttribute("text-anchor", "end"); t.setAttribute("x", W - 2); }
+      lastRight = lx + w;
       svg.appendChild(el("line", { x1: x, y1: y, x2: x, y2: y + 4, stroke: "#888", class: "xtick" }));
     });
     fit(text(svg, right, y + 34, "", { "text-anchor": "end", class: "unit" }), unit, right - left);
@@ -197,7 +199,7 @@
     var left = 6 + Math.max.apply(null, names.map(width)) + 8, right = W - 16;
     var totals = labels.map(function (_, i) { return groups.reduce(function (s, g) { return s + (g.values[i] || 0); }, 0); });
     var bottom = top + n * rowH;
-    var scale = valueAxis(svg, Math.max.apply(null, totals), left, right, bottom, "requests since start");
+    var scale = valueAxis(svg, Math.max.apply(null, totals), left, right, bottom, "requests since start", W);
     svg.appendChild(el("line", { x1: left, y1: top, x2: left, y2: bottom, stroke: "#888", class: "axis" }));
     labels.forEach(function (lab, i) {
       var y = top + i * rowH, x = left;
@@ -221,7 +223,7 @@
     var top = 4 + lh + GAP + 20;
     var max = Math.max.apply(null, tl.map(function (p) { return (p.ok || 0) + (p.rejected || 0); }).concat([1]));
     var y = yAxis(svg, 0, max, top, h, "requests per minute", W);
-    var right = W - 12, t1 = Math.ceil(now / 60) * 60;
+    var right = W - 30, t1 = Math.ceil(now / 60) * 60;
     var t0 = Math.min(t1 - 10 * 60, tl.length ? tl[0].minute : t1);
     var xs = timeAxis(svg, t0, t1, y.left, right, top + h, "time (UTC), one bar per minute");
     var bw = Math.max(1, xs(t0 + 60) - xs(t0) - 2);
@@ -258,7 +260,7 @@
     var hi = opts.threshold || 0;
     opts.series.forEach(function (s) { pts.forEach(function (p) { hi = Math.max(hi, s.get(p) || 0); }); });
     var y = yAxis(svg, 0, hi > 0 ? hi : 1, top, h, opts.unit, W);
-    var right = W - 12, t0 = pts[0].time, t1 = pts[pts.length - 1].time, pad = Math.max(0, 2 - (t1 - t0)) / 2;
+    var right = W - 30, t0 = pts[0].time, t1 = pts[pts.length - 1].time, pad = Math.max(0, 2 - (t1 - t0)) / 2;
     t0 -= pad; t1 += pad;  // at least two seconds wide, the points centred
     var xs = timeAxis(svg, t0, t1, y.left, right, top + h, "time (UTC) of each drift evaluation");
     if (opts.threshold !== null && opts.threshold !== undefined) {
@@ -438,6 +440,7 @@
 
   // for the layout tests: the helpers above, and a redraw of the last snapshot now
   window.msDashboard = { sig: sig, roundNumbersIn: roundNumbersIn, niceTicks: niceTicks, recentRate: recentRate,
+    render: render,
     redraw: function () { if (last) { render(last); } return !!last; } };
 
   $("login-form").addEventListener("submit", function (ev) {
