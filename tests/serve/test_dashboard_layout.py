@@ -488,3 +488,26 @@ def test_generated_snapshots_keep_the_layout(live_gateway, chrome, seed):
             rows = min(len(snap["traffic"]), 15)  # the traffic chart's y axis has one tick per key row
             assert ticks[0] >= 2 and ticks[1] >= (rows if cid == "chart-traffic" else 2), (seed, width, cid, ticks)
         assert re.fullmatch(r"[\d.e+-]+", chrome.find_element("css selector", "#rpm").text)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("drift", [None, []])
+def test_a_gateway_with_no_traffic_and_no_drift_monitor_renders_cleanly(live_gateway, chrome, drift):
+    url, _, _ = live_gateway
+    chrome.get(f"{url}/dashboard/")
+    snap = {**_snapshot(0), "traffic": [], "timeline": [], "alerts": [], "drift": [],
+            "drift_thresholds": None if drift is None else {"psi": 0.2, "mmd2": 0.01}}
+    for width in WIDTHS:
+        chrome.set_window_size(width, 1000)
+        chrome.execute_script("document.getElementById('login').hidden = true;"
+                              "document.getElementById('main').hidden = false; window.msDashboard.render(arguments[0])",
+                              snap)
+        assert chrome.execute_script("return document.documentElement.scrollWidth") <= \
+            chrome.execute_script("return window.innerWidth")
+        assert chrome.execute_script(_PROBE)["problems"] == []
+        assert chrome.find_element("css selector", "#rpm").text == "0"
+        assert "no traffic yet" in chrome.find_element("css selector", "#chart-traffic").text
+        assert "waiting for data" in chrome.find_element("css selector", "#chart-drift").text
+        assert len(chrome.find_elements("css selector", "#chart-timeline line.ytick")) >= 2  # axes even when empty
+    assert [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"] == []
