@@ -191,3 +191,15 @@ def test_alerts_say_what_already_leaked(scenarios, family):
     assert leaked is not None and leaked > 0.85
     assert "already agrees with the model on" in msg and NOT_PROTECTION in msg
     assert mon.exposure("key:nobody") is None
+
+
+def test_a_failing_group_lookup_still_counts_the_key_and_all_traffic(scenarios):
+    sc = scenarios[0]
+
+    def broken(key_id: str) -> str | None:
+        raise KeyError(key_id)
+
+    mon = _monitor(sc, group_of=broken)
+    first, alerts = replay(sc, [mon], ATTACKS["sybil_split"](sc, np.random.default_rng(1), 300))
+    assert mon.group_errors > 0 and first[mon.name] is not None
+    assert any(a.data.get("stream") == "*" for a in alerts)

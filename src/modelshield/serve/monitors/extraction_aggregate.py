@@ -178,6 +178,7 @@ class SignalMonitor:
             "off_manifold": max(float(np.mean(rates)), 1.0 / len(r)),
         }
         self.streams: OrderedDict[str, _Stream] = OrderedDict()
+        self.group_errors = 0  # group_of lookups that raised (the query still counts for its key and all traffic)
 
     # -- per query ------------------------------------------------------------------------------
     def _radius(self, Z: np.ndarray) -> np.ndarray:
@@ -231,7 +232,12 @@ class SignalMonitor:
         key = batch.key_id
         sids = [f"key:{key}"]
         if self.aggregate:
-            group = self.group_of(key) if self.group_of is not None else None
+            group = None
+            if self.group_of is not None:
+                try:
+                    group = self.group_of(key)
+                except Exception:  # a failing owner lookup must not blind the key and global streams
+                    self.group_errors += 1
             if group is not None:
                 sids.append(f"group:{group}")
             sids.append(GLOBAL)
