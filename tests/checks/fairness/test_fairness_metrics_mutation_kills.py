@@ -704,3 +704,17 @@ def test_regression_accepts_object_and_integer_columns(which, seed):
         for k in REGRESSION_RATES:
             np.testing.assert_allclose(r.rates[k], ref.rates[k], rtol=1e-12, err_msg=k)
         assert r.disparity_ci == ref.disparity_ci
+
+
+@pytest.mark.parametrize("y", [np.array(["yes", "no"]), np.array([2, 3]), np.array([0.5, 1.0])])
+def test_binarize_names_the_labels_by_default(y):
+    with pytest.raises(DataError, match=r"^labels: values are \[.*\]; pass pos_label \(the favourable outcome\)$"):
+        binarize(y)
+
+
+@pytest.mark.parametrize("n_boot", [1, 50])
+def test_bootstrap_with_sample_weights_is_refused(n_boot):
+    yt, yp, g = _table(50, n_boot)
+    with pytest.raises(DataError, match=r"^bootstrap intervals are not available with sample weights; set n_boot=0$"):
+        fairness_metrics(yt, yp, {"g": g}, sample_weight=np.ones(len(yt)), n_boot=n_boot)
+    assert fairness_metrics(yt, yp, {"g": g}, sample_weight=np.ones(len(yt))).disparity_ci == {}
