@@ -198,6 +198,7 @@ def _stressed(gw) -> dict:
 def test_page_fits_the_window_and_no_text_overlaps(live_gateway, chrome, width):
     url, keys, gw = live_gateway
     _stressed(gw)
+    chrome.get_log("browser")  # only this page's messages below
     _login(chrome, url, keys["admin"], width)
     inner = chrome.execute_script("return window.innerWidth")
     assert inner <= width
@@ -496,6 +497,7 @@ def test_generated_snapshots_keep_the_layout(live_gateway, chrome, seed):
 def test_a_gateway_with_no_traffic_and_no_drift_monitor_renders_cleanly(live_gateway, chrome, drift):
     url, _, _ = live_gateway
     chrome.get(f"{url}/dashboard/")
+    chrome.get_log("browser")  # only this page's messages below (the monitor-key test logs expected 403s)
     snap = {**_snapshot(0), "traffic": [], "timeline": [], "alerts": [], "drift": [],
             "drift_thresholds": None if drift is None else {"psi": 0.2, "mmd2": 0.01}}
     for width in WIDTHS:
