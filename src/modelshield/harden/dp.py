@@ -219,13 +219,20 @@ class _FastDP:
                 gb = gc.sum(dim=(0, 1))
                 if nw is not None:
                     gw = gw.add_(nw, alpha=beta)
+                out.append((m.weight, gw))
+                if m.bias is not None:
+                    out.append((m.bias, gb.add_(nb, alpha=beta) if nb is not None else gb))
+                continue
+            # gw = gᵀ diag(c) a: the coefficients scale the narrower of g and a (fewer products)
+            if a.shape[1] < g.shape[1]:
+                lhs, rhs = g.t(), a * coef[:, None]
             else:
-                gc = g * coef[:, None]
-                gw = torch.addmm(nw, gc.t(), a, beta=beta) if nw is not None else gc.t() @ a
-                gb = gc.sum(0)
+                lhs, rhs = (g * coef[:, None]).t(), a
+            gw = torch.addmm(nw, lhs, rhs, beta=beta) if nw is not None else lhs @ rhs
             out.append((m.weight, gw))
-            if m.bias is not None:
-                out.append((m.bias, gb.add_(nb, alpha=beta) if nb is not None else gb))
+            if m.bias is not None:  # gb = gᵀ c: a matrix-vector product, not a column sum of c ⊙ g
+                gb = torch.addmv(nb, g.t(), coef, beta=beta) if nb is not None else g.t() @ coef
+                out.append((m.bias, gb))
         return out
 
 
@@ -271,8 +278,9 @@ def _train_fast(module: Any, Xt: Any, yt: Any, *, q: float, steps: int, sigma: f
                 for p in params:  # (noise * sigma * C + clipped sum) / expected batch
                     g = grads.get(id(p))
                     p.grad = g if g is not None else views[id(p)].mul(sigma * max_norm * scale)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            opt.step()  # every trainable parameter's .grad is assigned afresh each step: no zero_grad needed
+    for p in params:
+        p.grad = None
     module.eval()
 
 
