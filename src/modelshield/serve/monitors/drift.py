@@ -209,7 +209,7 @@ class DriftMonitor:
         alerts: list[Alert] = []
         tests = {
             "psi": (float(p.max()), self.psi_threshold, float(p.max()) > self.psi_threshold,
-                    f"PSI {p.max():.3f} on {self.columns[int(np.argmax(p))]} exceeds {self.psi_threshold}"),
+                    f"PSI {p.max():.3f} on {self.columns[int(np.argmax(p))]} exceeds {self.psi_threshold:.3g}"),
             "ks": (ks_p, self.ks_alpha / n_cols, bool(ks_p < self.ks_alpha / n_cols),
                    f"KS test rejects on {rec['ks_column']} (p={ks_p:.2e}, Bonferroni)"),
             "mmd": (mmd, self.mmd_threshold, mmd > self.mmd_threshold,
