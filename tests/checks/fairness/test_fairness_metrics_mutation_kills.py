@@ -14,6 +14,7 @@ Each family pins one behaviour that a mutant changed without any test noticing:
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from modelshield.checks.fairness.metrics import (
     binarize,
     bootstrap_cell_counts,
     calibration_cells,
+    confusion_by_group,
     encode_groups,
     fairness_metrics,
     regression_metrics,
@@ -718,3 +720,40 @@ def test_bootstrap_with_sample_weights_is_refused(n_boot):
     with pytest.raises(DataError, match=r"^bootstrap intervals are not available with sample weights; set n_boot=0$"):
         fairness_metrics(yt, yp, {"g": g}, sample_weight=np.ones(len(yt)), n_boot=n_boot)
     assert fairness_metrics(yt, yp, {"g": g}, sample_weight=np.ones(len(yt))).disparity_ci == {}
+
+
+@pytest.mark.parametrize(("y", "pos_label"), [
+    (np.array([0, 1, 1, 0]), 0), (np.array([0, 1, 1, 0]), 1), (np.array([-1, 1, 1]), -1), (np.array([True, False]), False),
+    (np.array(["a", "b", "a"]), "b"), (np.array([0.0, 1.0, 1.0]), 0.0), (np.array([3, 7, 7, 9]), 7),
+])
+def test_binarize_with_pos_label(y, pos_label):
+    b, pos = binarize(y, pos_label)
+    assert pos == pos_label and b.dtype == np.int64
+    assert b.tolist() == [int(v == pos_label) for v in y.tolist()]
+
+
+@pytest.mark.parametrize("pos_label", [0, 1])
+def test_pos_label_zero_flips_every_rate(pos_label):
+    yt, yp, g = _table(200, 3)
+    r = fairness_metrics(yt, yp, {"g": g}, pos_label=pos_label)
+    flipped = fairness_metrics(1 - yt if pos_label == 0 else yt, 1 - yp if pos_label == 0 else yp, {"g": g})
+    assert r.pos_label == pos_label
+    for k in GROUP_RATES:
+        np.testing.assert_array_equal(r.rates[k], flipped.rates[k], err_msg=k)
+    sel = fm.MetricFrame(metrics=partial(fm.selection_rate, pos_label=pos_label), y_true=yt, y_pred=yp,
+                         sensitive_features=g)
+    assert r.disparity["demographic_parity_difference"] == pytest.approx(sel.difference(), abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [7, 8, 20])
+def test_more_than_six_values_are_elided(k):
+    with pytest.raises(DataError, match=rf"{k} distinct values \(0, 1, 2, 3, 4, 5, \.\.\.\)"):
+        binarize(np.arange(k))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, bool, np.int8])
+def test_confusion_by_group_accepts_0_1_labels_of_any_dtype(dtype):
+    codes = np.array([0, 0, 1, 1, 1])
+    c = confusion_by_group(np.array([1, 0, 1, 1, 0]).astype(dtype), np.array([1, 1, 0, 1, 0]).astype(dtype), codes, 2)
+    assert c.dtype == np.float64
+    assert c.tolist() == [[[0, 1], [0, 1]], [[1, 0], [1, 1]]]
