@@ -35,8 +35,15 @@ from modelshield.checks.robustness.threat import ThreatModel  # noqa: E402
 from modelshield.models.sklearn import SklearnModel  # noqa: E402
 from modelshield.models.torch import TorchModel  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from paired import fmt_ratio, paired  # noqa: E402
+
 EPS = 0.1
 ROWS: list[dict[str, Any]] = []
+PAIRED: dict[str, Any] = {}
+#: wall clock, or the thread's CPU time (every tool runs in this one thread with one torch thread): CPU time
+#: leaves out the time spent waiting for a core on a loaded machine
+TIMERS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}  # raw paired measurements (per-round seconds and ratios, load averages)
 
 
 def log(**row: Any) -> None:
@@ -101,53 +108,55 @@ def plain_pgd(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     return xa.detach()
 
 
-def bench_pgd(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, repeat: int) -> None:
-    """PGD-20, L-inf eps 0.1, random start. Tools run interleaved, ``repeat`` rounds (4x as many on
-    the MLP), best time kept (the machine is shared: interleaving spreads load changes over every tool).
-
-    Two timings per tool: ``seconds`` is the tool's attack call as users make it (modelshield's
-    ``generate`` also predicts the clean and the adversarial inputs and returns the robust
-    accuracy; the peers return only ``x_adv``); ``seconds_scored`` adds, for the peers, the one
-    forward pass that turns ``x_adv`` into a robust accuracy (the number every tool is run for)."""
+def bench_pgd(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, rounds: int, timer: str = "wall") -> None:
+    """PGD-20, L-inf eps 0.1, one random start, equal work: every tool runs 20 forward + backward passes
+    on all 450 images and is *scored* (one forward pass turns ``x_adv`` into a robust accuracy; modelshield's
+    ``generate`` does that itself, and also predicts the clean inputs). Paired helper: warm-up, ``rounds``
+    interleaved rounds with alternating order, each tool's time divided by the plain loop's of the same
+    round, median [min-max]. On the MLP a round runs each tool 8 times (a call is ~15-50 ms: longer timed
+    spans average out the scheduler on a loaded machine). modelshield's early stop does less work (rows
+    leave the batch once adversarial), so it is a separate line: its time / ``early_stop=False``'s."""
     steps, alpha = 20, 2.5 * EPS / 20
     xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     for name, (net, _) in nets.items():
         model = TorchModel(net, input_shape=(64,))
         tm = ThreatModel.image(eps=EPS, steps=steps)
-        tools: list[tuple[str, Callable[[], Any], Callable[[Any], float]]] = [
-            ("plain torch loop", lambda net=net: plain_pgd(net, xt, yt, EPS, alpha, steps),
-             lambda xa, net=net: acc(net, xa, y))]
+        reps = 8 if name == "mlp" else 1
+        tools: dict[str, Callable[[], float]] = {
+            "plain torch loop": lambda net=net: acc(net, plain_pgd(net, xt, yt, EPS, alpha, steps), y)}
         if "torchattacks" in peers:
             ta = peers["torchattacks"].PGD(net, eps=EPS, alpha=alpha, steps=steps, random_start=True)
-            tools.append(("torchattacks", lambda ta=ta: ta(xt, yt), lambda xa, net=net: acc(net, xa, y)))
+            tools["torchattacks"] = lambda ta=ta, net=net: acc(net, ta(xt, yt), y)
         if "art" in peers:
             clf = peers["art"].classifier(net, (64,))
             pgd = peers["art"].PGD(clf, norm=np.inf, eps=EPS, eps_step=alpha, max_iter=steps, num_random_init=1,
                                    batch_size=len(X), verbose=False)
-            tools.append(("ART", lambda pgd=pgd: pgd.generate(X, y=y), lambda xa, net=net: acc(net, xa, y)))
-        for early in (False, True):
-            atk = PGD(threat=tm, early_stop=early)
-            tools.append((f"modelshield{' (early stop)' if early else ''}",
-                          lambda atk=atk, model=model: atk.generate(model, X, y), lambda r: r.robust_accuracy))
-        best_t = {label: float("inf") for label, _, _ in tools}
-        best_s = dict(best_t)
-        last: dict[str, Any] = {}
+            tools["ART"] = lambda pgd=pgd, net=net: acc(net, pgd.generate(X, y=y), y)
+        atk = PGD(threat=tm, early_stop=False)
+        tools["modelshield (early_stop=False)"] = lambda atk=atk, model=model: atk.generate(model, X, y).robust_accuracy
+        early = PGD(threat=tm, early_stop=True)
+        tools["modelshield (early stop)"] = lambda atk=early, model=model: atk.generate(model, X, y).robust_accuracy
+
+        def repeated(fn: Callable[[], float], k: int = reps) -> Callable[[], float]:
+            def run() -> float:
+                for _ in range(k):
+                    out = fn()
+                return out
+            return run
+
         torch.manual_seed(0)
-        # the MLP attack takes ~20 ms: more rounds cost nothing and beat the shared machine's noise
-        for _ in range(repeat * (4 if name == "mlp" else 1)):
-            for label, fn, score in tools:
-                t0 = time.perf_counter()
-                out = fn()
-                t1 = time.perf_counter()
-                ra = score(out)
-                t2 = time.perf_counter()
-                best_t[label] = min(best_t[label], t1 - t0)
-                best_s[label] = min(best_s[label], t2 - t0)
-                last[label] = ra
-        floor, floor_s = best_t["plain torch loop"], best_s["plain torch loop"]
-        for label, _, _ in tools:
-            log(bench="pgd", model=name, tool=label, seconds=best_t[label], vs_plain=best_t[label] / floor,
-                seconds_scored=best_s[label], vs_plain_scored=best_s[label] / floor_s, robust_accuracy=last[label])
+        res = paired({k: repeated(f) for k, f in tools.items()}, baseline="plain torch loop",
+                     rounds=rounds if name == "mlp" else max(5, rounds // 2), timer=TIMERS[timer])
+        PAIRED[f"pgd-{name}-{timer}"] = res.to_dict()
+        for label in tools:
+            s = res.summary(label)
+            log(bench="pgd", model=name, timer=timer, tool=label, seconds=s["median_s"] / reps, vs_plain=fmt_ratio(s),
+                rounds=s["rounds"], robust_accuracy=float(res.outputs[label]), load_before=str(res.load_before),
+                load_after=str(res.load_after))
+        saving = [e / f for e, f in zip(res.seconds["modelshield (early stop)"],
+                                        res.seconds["modelshield (early_stop=False)"], strict=True)]
+        log(bench="pgd", model=name, timer=timer, tool="early-stop saving (early stop / early_stop=False, same rounds)",
+            ratio=fmt_ratio({"median": float(np.median(saving)), "min": min(saving), "max": max(saving)}))
 
 
 def bench_ensemble(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, with_square: bool) -> None:
@@ -195,7 +204,7 @@ def replay(net: torch.nn.Module, x: torch.Tensor, calls: list[int]) -> None:
 def bench_square(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, queries: int, repeat: int) -> None:
     """Square, L-inf eps 0.1, ``queries`` per image. Each tool runs once through a row-counting
     wrapper (untimed) to record its forward calls; then the tools run interleaved ``repeat`` rounds
-    (best time kept), and each tool's recorded calls are replayed as a plain forward loop: its
+    (paired rounds, median [min-max]), and each tool's recorded calls are replayed as a plain forward loop: its
     forward floor, i.e. what the same queries cost with zero attack overhead."""
     X, y = X[:n], y[:n]
     xt, yt = torch.as_tensor(X), torch.as_tensor(y)
@@ -233,25 +242,24 @@ def bench_square(nets: dict, X: np.ndarray, y: np.ndarray, peers: dict, n: int, 
             np.random.seed(0)
             fn()
             calls[tool] = rows.calls
-        best = {t: float("inf") for t in tools}
-        floor = {t: float("inf") for t in tools}
-        ra: dict[str, float] = {}
-        for _ in range(repeat):
-            for tool, fn in tools.items():
-                np.random.seed(0)
-                out, t = timed(fn)
-                best[tool] = min(best[tool], t)
-                ra[tool] = robust(out)
-                _, t = timed(lambda c=calls[tool], img=img: replay(img, x4, c))
-                floor[tool] = min(floor[tool], t)
-        ours = best.get("modelshield", float("nan"))
+        # paired rounds: each tool, and each tool's forward floor (its recorded calls replayed), per round
+        cases: dict[str, Callable[[], Any]] = {}
+        for tool, fn in tools.items():
+            cases[tool] = (lambda fn=fn: (np.random.seed(0), fn())[1])
+            cases[f"{tool} floor"] = (lambda c=calls[tool], img=img: replay(img, x4, c))
+        base = "modelshield" if "modelshield" in tools else next(iter(tools))
+        res = paired(cases, baseline=base, rounds=max(repeat, 5))
+        PAIRED[f"square-{name}"] = res.to_dict()
         for tool in tools:
-            log(bench="square", model=name, tool=tool, n=n, queries=queries, seconds=best[tool],
-                robust_accuracy=ra[tool], forward_calls=len(calls[tool]), rows_forwarded=sum(calls[tool]),
-                forward_floor_seconds=floor[tool], speedup_of_modelshield=best[tool] / ours)
-        if "ART" in tools:
-            log(bench="square", model=name, tool="bound", note="ART seconds / modelshield's forward floor",
-                best_possible_speedup_vs_art=best["ART"] / floor["modelshield"])
+            s = res.summary(tool)
+            log(bench="square", model=name, tool=tool, n=n, queries=queries, seconds=s["median_s"],
+                robust_accuracy=robust(res.outputs[tool]), forward_calls=len(calls[tool]),
+                rows_forwarded=sum(calls[tool]), forward_floor_seconds=res.summary(f"{tool} floor")["median_s"],
+                vs_modelshield=fmt_ratio(s), rounds=res.summary(tool)["rounds"])
+        if "ART" in tools and "modelshield" in tools:
+            r = [a / f for a, f in zip(res.seconds["ART"], res.seconds["modelshield floor"], strict=True)]
+            log(bench="square", model=name, tool="bound", note="ART seconds / modelshield's forward floor (paired)",
+                best_possible_speedup_vs_art=fmt_ratio({"median": float(np.median(r)), "min": min(r), "max": max(r)}))
 
 
 class _Counting:
@@ -339,6 +347,7 @@ def main() -> None:
     ap.add_argument("--only", default="pgd,ensemble,square,hsj")
     ap.add_argument("--json", default=None)
     ap.add_argument("--with-square", action="store_true", help="also time the ensemble plus Square-5000")
+    ap.add_argument("--timer", default="wall", help="pgd timing: wall, cpu or wall,cpu (both, one after the other)")
     ap.add_argument("--skip-art-hsj", action="store_true", help="skip ART's (slow) HopSkipJump")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -348,7 +357,8 @@ def main() -> None:
     for name, (net, _) in nets.items():
         log(bench="clean", model=name, tool="-", accuracy=acc(net, Xte, yte))
     if "pgd" in only:
-        bench_pgd(nets, Xte, yte, peers, repeat=2 if args.quick else 5)
+        for timer in args.timer.split(","):
+            bench_pgd(nets, Xte, yte, peers, rounds=5 if args.quick else 15, timer=timer)
     if "ensemble" in only:
         bench_ensemble(nets, Xte, yte, peers, n=30 if args.quick else 100, with_square=args.with_square)
     if "square" in only:
@@ -364,7 +374,7 @@ def main() -> None:
     print(json.dumps(versions))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"versions": versions, "rows": ROWS}, fh, indent=1, default=float)
+            json.dump({"versions": versions, "rows": ROWS, "paired": PAIRED}, fh, indent=1, default=float)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PGD"]
 
+#: memory for the iterates a no-early-stop PGD run resolves together (see PGD._fixed_steps)
+_CHUNK_BYTES = 64 * 2**20
+
 
 @dataclass(kw_only=True)
 class PGD(Attack):
@@ -92,6 +95,11 @@ class PGD(Attack):
             # Bookkeeping without a gather per step: a row's first adversarial iterate is
             # kept in ``first`` (one ``where``); rows that succeeded stay in the batch until they
             # are worth a compaction (an eighth of it), which gathers the rest once.
+            if not self.early_stop:  # equal work on every row: the per-step bookkeeping is batched
+                xr, seen, n_done = self._fixed_steps(ctx, x, xs0 if need_x0 else None, ys, n_fwd, steps, astep,
+                                                     (lo, hi) if linf else None, alpha)
+                self._finish(best, done, queries, idx, xr, n_done, seen)
+                continue
             seen = torch.zeros(len(idx), dtype=torch.bool)
             first = x
             n_seen = 0
@@ -117,9 +125,9 @@ class PGD(Attack):
                 (grad,) = torch.autograd.grad(total, xa)
                 with torch.no_grad():
                     if linf:
-                        xn = torch.add(xa.detach(), grad.sign(), alpha=astep) if proj.uniform else \
-                            xa.detach() + grad.sign() * astep
-                        x = torch.clamp(xn, lo, hi)
+                        xn = torch.add(xa.detach(), grad.sign_(), alpha=astep) if proj.uniform else \
+                            xa.detach() + grad.sign_() * astep
+                        x = xn.clamp_(lo, hi)
                     else:
                         x = proj.project(xa.detach() + alpha * proj.ascent(grad), xs0)
                 if n_seen and n_seen * 8 >= len(idx):  # compact: finished rows leave the batch
@@ -138,6 +146,77 @@ class PGD(Attack):
             # final iterate is the result of those that never succeeded
             self._finish(best, done, queries, idx, torch.where(seen[:, None], first, x), step + 1, seen)
         return RawAttack(x_adv=best, queries=queries)
+
+    def _fixed_steps(self, ctx: AttackContext, x: torch.Tensor, xs0: torch.Tensor | None, ys: torch.Tensor,
+                     n_fwd: int, steps: int, astep: float | torch.Tensor,
+                     box: tuple[torch.Tensor, torch.Tensor] | None,
+                     alpha: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``n_fwd`` forward passes (``steps`` gradient steps) on every row, without early stop.
+
+        The result is the same as the early-stop loop's bookkeeping (a row's first adversarial iterate,
+        else its last iterate), but the per-step checks (argmax, compare, select) are made once per chunk
+        of iterates: the loop keeps references to the iterates and their logits (no copies: each step
+        makes new tensors) and resolves them together, at most ``_CHUNK_BYTES`` of them at a time.
+        Returns ``(result rows, adversarial flags, forward passes)``."""
+        import torch
+
+        proj = ctx.proj
+        n = len(x)
+        seen = torch.zeros(n, dtype=torch.bool)
+        first = x0 = x
+        iterates: list[torch.Tensor] = []
+        logits_k: list[torch.Tensor] = []
+        per_step = max(1, x[0].numel() + ctx.n_classes) * 4 * max(1, n)
+        chunk = max(1, _CHUNK_BYTES // per_step)
+
+        def resolve(first: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                adv = ctx.is_adv(torch.stack(logits_k).argmax(2), ys)  # (k, n)
+                adv &= ~seen  # adversarial for the first time in this chunk
+                hit = adv.any(0)
+                if bool(hit.any()):
+                    rows = torch.nonzero(hit)[:, 0]
+                    at = adv.index_select(1, rows).byte().argmax(0)  # first step (argmax: first max)
+                    first = first.clone() if first is x0 else first
+                    # rows grouped by the step they were first adversarial at: one gather per such step
+                    # (no copy of the whole chunk of iterates)
+                    order = torch.argsort(at, stable=True)
+                    counts = torch.bincount(at, minlength=len(iterates)).tolist()
+                    for s, part in zip(range(len(iterates)), rows.index_select(0, order).split(counts)):
+                        if len(part):
+                            first.index_copy_(0, part, iterates[s].index_select(0, part))
+                    seen = seen | hit
+            iterates.clear()
+            logits_k.clear()
+            return first, seen
+
+        step = 0
+        for step in range(n_fwd):
+            xa = x.detach().requires_grad_(True)
+            logits = ctx.logits(xa, xs0)
+            iterates.append(xa.detach())
+            logits_k.append(logits.detach())
+            if step == steps:
+                break
+            if self.loss == "ce":
+                total = torch.nn.functional.cross_entropy(logits, ys, reduction="sum")
+                if ctx.targeted:
+                    total = -total
+            else:
+                total = dlr_loss(logits, ys, ctx.targeted).sum()
+            (grad,) = torch.autograd.grad(total, xa)
+            with torch.no_grad():
+                if box is not None:
+                    xn = torch.add(xa.detach(), grad.sign_(), alpha=astep) if proj.uniform else \
+                        xa.detach() + grad.sign_() * astep
+                    x = xn.clamp_(*box)
+                else:
+                    x = proj.project(xa.detach() + alpha * proj.ascent(grad), xs0)
+            if len(iterates) >= chunk:
+                first, seen = resolve(first, seen)
+        if iterates:
+            first, seen = resolve(first, seen)
+        return torch.where(seen[:, None], first, x), seen, step + 1
 
     @staticmethod
     def _finish(best: torch.Tensor, done: torch.Tensor, queries: np.ndarray, rows: torch.Tensor,
