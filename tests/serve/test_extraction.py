@@ -149,19 +149,20 @@ def test_extraction_attacks_are_detected_and_normal_traffic_is_not(server_setup,
             break
         time.sleep(0.2)
     prada, cov = stats["extraction"]["prada"], stats["extraction"]["coverage"]
+    signals = stats["extraction"].get("signals", {})  # boundary/near-duplicate/off-manifold signals
 
     victim = sk_logreg
     rows, out = [], {}
     for kind, kid, api in sessions:
-        p, c = prada.get(kid, {}), cov.get(kid, {})
+        p, c, sg = prada.get(kid, {}), cov.get(kid, {}), signals.get(kid, {})
         agree = float("nan")
         if api.n and len(np.unique(np.concatenate(api.y))) > 1:
             sub = LogisticRegression(max_iter=500).fit(np.vstack(api.X), np.concatenate(api.y))
             agree = float((sub.predict(Xte) == victim.predict(Xte)).mean())
         rows.append((kind, kid, api.n, api.refused, p.get("W"), c.get("rare_share"), bool(p.get("flagged")),
-                     bool(c.get("flagged")), agree))
+                     bool(c.get("flagged")) or bool(sg.get("flagged")), agree))
         out.setdefault(kind, []).append(rows[-1])
-    print("\nkind        key       answered throttled PRADA-W  rare-share prada cover  substitute-agreement")
+    print("\nkind        key       answered throttled PRADA-W  rare-share prada cover|signals  substitute-agreement")
     for r in rows:
         print(f"{r[0]:<11} {r[1]} {r[2]:>8} {r[3]!s:>9} {r[4] if r[4] is None else round(r[4], 3)!s:>8} "
               f"{r[5] if r[5] is None else round(r[5], 3)!s:>10} {r[6]!s:>5} {r[7]!s:>5}  {r[8]:.3f}")
@@ -183,4 +184,5 @@ def test_extraction_attacks_are_detected_and_normal_traffic_is_not(server_setup,
     # the attacks are real: substitutes trained on the answers agree with the victim
     assert np.nanmax([r[8] for r in out["linesearch"] + out["uniform"]]) > 0.8
     events = httpx.get(f"{srv.url}/admin/alerts", headers=h, timeout=10).json()["alerts"]
-    assert any(a["monitor"] == "extraction.coverage" and a["action"] == "throttle" for a in events)
+    assert any(a["monitor"] in ("extraction.coverage", "extraction.signals") and a["action"] == "throttle"
+               for a in events)

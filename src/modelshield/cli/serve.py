@@ -180,6 +180,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         daily_rows: int | None = typer.Option(None, "--daily-rows", help="Daily row budget for this key."),
         rows_per_s: float | None = typer.Option(None, "--rows-per-s",
                                                 help="Rows/s for this key (default from config)."),
+        owner: str | None = typer.Option(None, "--owner", help="Person, team or tenant the key belongs to: keys of "
+                                                               "one owner are watched together for extraction."),
         config: Path | None = CONFIG_OPT,
         state_dir: Path | None = STATE_OPT,
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -195,7 +197,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if rows_per_s is not None and rows_per_s <= 0:
             raise UserError("--rows-per-s must be positive")
         rec, token = KeyStore(cfg.state_dir).create(name, scope, rate_per_s=rate, daily_rows=daily_rows,
-                                                    rows_per_s=rows_per_s)
+                                                    rows_per_s=rows_per_s, owner=owner)
         if as_json:
             typer.echo(json.dumps({"key": token, **rec.public()}))
             return

@@ -74,6 +74,8 @@ from modelshield.serve.limits import FileStateStore, Limiter, RedisStateStore, S
 from modelshield.serve.monitors.base import Alert, Batch, Monitor, load_state
 from modelshield.serve.monitors.drift import DriftMonitor
 from modelshield.serve.monitors.extraction import CoverageMonitor, PradaMonitor
+from modelshield.serve.monitors.extraction_aggregate import GLOBAL as ALL_TRAFFIC
+from modelshield.serve.monitors.extraction_aggregate import SignalMonitor
 from modelshield.serve.monitors.inputs import InputDefense, InputSchema, default_detectors
 from modelshield.serve.outputs import OutputHardening
 
@@ -247,6 +249,7 @@ class Gateway:
         self.drift: DriftMonitor | None = None
         self.prada: PradaMonitor | None = None
         self.coverage: CoverageMonitor | None = None
+        self.signals: SignalMonitor | None = None
         self.detector_name = ""
         if self.reference is not None:
             self._build_monitors(feature_names)
@@ -300,6 +303,10 @@ class Gateway:
             self.coverage = CoverageMonitor(X, self.model.predict_proba(X), factor=e.coverage_factor,
                                             min_queries=e.min_queries)
             self.monitors += [self.prada, self.coverage]
+            if e.signals:
+                self.signals = SignalMonitor(X, self.model.predict_proba(X), min_queries=e.signals_min_queries,
+                                             group_of=self.owner_of if e.group_by == "owner" else None)
+                self.monitors.append(self.signals)
 
     # -- per-key defence state across restarts ---------------------------------------------
     def _restore_defence(self) -> None:
@@ -359,7 +366,15 @@ class Gateway:
 
     def _action(self, monitor: str) -> str:
         e = self.config.extraction
+        if monitor == SignalMonitor.name:
+            return e.signals_action
         return e.prada_action if monitor == PradaMonitor.name else e.action
+
+    def owner_of(self, key_id: str) -> str | None:
+        """The owner/tenant a key belongs to (``keys create --owner``), for aggregate extraction signals."""
+        rec = self.keys.get(key_id)
+        owner = None if rec is None else rec.meta.get("owner")
+        return str(owner) if owner else None
 
     def _persist(self, fields: dict[str, Any] | None = None, delete: tuple[str, ...] = ()) -> None:
         try:
@@ -514,6 +529,8 @@ class Gateway:
         if alert.monitor.startswith("extraction.") and alert.key_id:
             e = self.config.extraction
             action = self._action(alert.monitor)
+            if alert.data.get("stream") == ALL_TRAFFIC:  # blame from everyone's mixed queries: a human decides
+                action = "alert"
             key = alert.key_id
             if action == "throttle":
                 t = self.limiter.throttle(key, e.throttle_rate_per_s, e.throttle_rows_per_s, e.throttle_rows_burst)
@@ -593,6 +610,8 @@ class Gateway:
             "extraction": {
                 "prada": self.prada.scores() if self.prada is not None else {},
                 "coverage": self.coverage.scores() if self.coverage is not None else {},
+                "signals": self.signals.scores() if self.signals is not None else {},
+                "groups": self.signals.groups() if self.signals is not None else {},
             },
             "throttled": self.limiter.throttled, "blocked_keys": sorted(self.blocked_keys),
             "blocked_clients": self.failures.blocked(),
@@ -899,6 +918,12 @@ def create_app(model: BaseModel, config: ServeConfig | None = None, *, reference
             dec = gw.limiter.charge_rows(key, rows, rows_per_s=p.rows_per_s, daily_rows=p.daily_rows)
             if not dec.allowed:
                 raise limited(dec)
+            owner_budget = gw.config.limits.owner_daily_rows
+            owner = gw.owner_of(key) if owner_budget else None
+            if owner is not None and owner_budget:
+                dec = gw.limiter.charge_owner_rows(owner, rows, budget=owner_budget)
+                if not dec.allowed:
+                    raise limited(dec)
             # screening (detectors query the model) and prediction: one worker-thread hop, off the event loop
             if gw.run_inline(rows):  # fast model, small batch: no thread hop
                 scores, decision, proba = gw.screen_and_predict(X)

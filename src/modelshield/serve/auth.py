@@ -171,10 +171,14 @@ class KeyStore:
 
     # -- management -------------------------------------------------------------------------
     def create(self, name: str, scopes: Iterable[str], *, rate_per_s: float | None = None,
-               daily_rows: int | None = None, rows_per_s: float | None = None) -> tuple[ApiKey, str]:
-        """Create a key; returns ``(record, plaintext_key)``. The plaintext is not stored."""
+               daily_rows: int | None = None, rows_per_s: float | None = None,
+               owner: str | None = None) -> tuple[ApiKey, str]:
+        """Create a key; returns ``(record, plaintext_key)``. The plaintext is not stored. ``owner`` (a person,
+        team or tenant) groups keys for the gateway's aggregate extraction signals and per-owner budget."""
         if not name or len(name) > 100:
             raise UserError("key name must be 1-100 characters")
+        if owner is not None and not (0 < len(owner) <= 100 and owner.isprintable()):
+            raise UserError("key owner must be 1-100 printable characters")
         scope_list = _check_scopes(scopes)
         with self._lock:
             self._load()
@@ -184,7 +188,8 @@ class KeyStore:
             secret = secrets.token_urlsafe(32)
             salt = secrets.token_hex(16)
             rec = ApiKey(id=kid, name=name, scopes=scope_list, salt=salt, hash=_digest(salt, secret),
-                         created=self._clock(), rate_per_s=rate_per_s, daily_rows=daily_rows, rows_per_s=rows_per_s)
+                         created=self._clock(), rate_per_s=rate_per_s, daily_rows=daily_rows, rows_per_s=rows_per_s,
+                         meta={"owner": owner} if owner else {})
             self._keys[kid] = rec
             self._save()
         return rec, f"{_PREFIX}_{kid}_{secret}"

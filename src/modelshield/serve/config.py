@@ -115,6 +115,9 @@ class LimitsConfig(_Section):
     rows_burst: float = Field(10_000.0, ge=1)
     daily_rows: int = Field(1_000_000, ge=1)
     daily_bytes: int | None = Field(None, ge=1)  # request-body bytes per key and day (None: no budget)
+    # rows per owner (keys create --owner) and day, shared by all of that owner's keys: Sybil keys cannot
+    # multiply the budget (None: no owner budget; keys without an owner are limited per key only)
+    owner_daily_rows: int | None = Field(None, ge=1)
     max_batch: int = Field(1024, ge=1)
     max_body_bytes: int = Field(1 << 20, ge=64)  # every route, not only /v1/predict
     # refusals for the rate limit are logged at most once per key per this many seconds (the others are
@@ -183,6 +186,12 @@ class ExtractionConfig(_Section):
     throttle_rate_per_s: float = Field(1.0, gt=0)  # a throttled key: requests/s (burst 1) ...
     throttle_rows_per_s: float = Field(10.0, gt=0)  # ... and rows/s, whatever its batch size
     throttle_rows_burst: float = Field(50.0, ge=1)
+    # boundary / near-duplicate / off-manifold / distribution signals per key, per owner and over all traffic
+    # (docs/extraction.md): Sybil keys of one owner are seen together; a key below min_queries still counts
+    signals: bool = True
+    signals_action: Literal["alert", "throttle", "block"] = "throttle"
+    signals_min_queries: int = Field(50, ge=10)
+    group_by: Literal["none", "owner"] = "owner"  # aggregate keys by their owner (keys create --owner)
 
 
 class ServeConfig(_Section):

@@ -320,6 +320,15 @@ class Limiter:
                             message="daily query budget exhausted")
         return Decision(True, rows_used_today=used)
 
+    def charge_owner_rows(self, owner: str, rows: int, *, budget: int) -> Decision:
+        """Add ``rows`` to the owner's daily row budget, shared by every key of that owner."""
+        now = self._clock()
+        ok, used = self.backend.spend(f"owner:{owner}", _day(now), amount=rows, budget=budget)
+        if not ok:
+            return Decision(False, "budget", retry_after_s=_midnight_after(now), rows_used_today=used,
+                            message="the daily query budget of this key's owner is exhausted")
+        return _ALLOWED
+
     def check(self, key: str, rows: int, *, rate: float | None = None, daily_rows: int | None = None,
               rows_per_s: float | None = None) -> Decision:
         """:meth:`admit` then :meth:`charge_rows` (one call for callers that have the rows already)."""

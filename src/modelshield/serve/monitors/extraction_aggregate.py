@@ -373,12 +373,15 @@ class SignalMonitor:
                                     message=f"{label}: {base}; keys {'blamed' if blamed else 'contributing'}: {names}",
                                     data={"signal": sig, "stream": sid, "blamed": blamed,
                                           "contributors": contributors}))
+            # blame from all traffic mixes every client's queries: it is recorded as "<signal>@*" (an alert for a
+            # human, not a flag the gateway acts on or re-applies after a restart); a group's blame is a flag
+            tag = f"{sig}@{GLOBAL}" if sid == GLOBAL else sig
             for key in blamed:
                 kst = self.streams.get(f"key:{key}")
-                if kst is not None and sig in kst.flagged:
+                if kst is not None and (sig in kst.flagged or tag in kst.flagged):
                     continue
                 if kst is not None:
-                    kst.flagged.append(sig)
+                    kst.flagged.append(tag)
                 alerts.append(Alert(monitor=self.name, severity="high", key_id=key, value=shares[sig], threshold=thr,
                                     time=batch.time,
                                     message=f"key {key}: part of a split extraction over {label}: {base}",
@@ -412,7 +415,8 @@ class SignalMonitor:
             if sid.startswith("key:"):
                 out[sid[4:]] = {"queries": st.n, "distinct": st.distinct, **{f"{k}_share": v for k, v in
                                                                              st.shares().items()},
-                                "flagged": bool(st.flagged), "signals": list(st.flagged)}
+                                "flagged": any(not f.endswith(f"@{GLOBAL}") for f in st.flagged),
+                                "signals": list(st.flagged)}
         return out
 
     def groups(self) -> dict[str, dict[str, Any]]:
