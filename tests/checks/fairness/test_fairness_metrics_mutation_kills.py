@@ -757,3 +757,29 @@ def test_confusion_by_group_accepts_0_1_labels_of_any_dtype(dtype):
     c = confusion_by_group(np.array([1, 0, 1, 1, 0]).astype(dtype), np.array([1, 1, 0, 1, 0]).astype(dtype), codes, 2)
     assert c.dtype == np.float64
     assert c.tolist() == [[[0, 1], [0, 1]], [[1, 0], [1, 1]]]
+
+
+@pytest.mark.parametrize("y", [np.array([0, 1, 1, 0]), np.array([1, 1]), np.array([0, 0]), np.array([-1, 1, -1]),
+                               np.array([True, False, True]), np.array([1, 0], dtype=np.int8)])
+def test_binarize_integer_labels_without_pos_label(y):
+    b, pos = binarize(y)
+    assert pos == 1 and b.dtype == np.int64
+    assert b.tolist() == [int(v == 1) for v in y.tolist()]
+
+
+@pytest.mark.parametrize("scale", [1e-4, 0.01, 0.3])
+def test_fractional_sample_weights_below_one_match_fairlearn(scale):
+    """Weighted denominators below 1 (rates of a weighted group are ratios of weight sums)."""
+    from sklearn.metrics import accuracy_score
+
+    yt, yp, g = _table(60, 9)
+    w = np.random.default_rng(1).random(len(yt)) * scale
+    r = fairness_metrics(yt, yp, {"g": g}, sample_weight=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = fm.MetricFrame(metrics={"selection_rate": fm.selection_rate, "true_positive_rate": fm.true_positive_rate,
+                                     "accuracy": accuracy_score}, y_true=yt, y_pred=yp, sensitive_features=g,
+                            sample_params={k: {"sample_weight": w} for k in ("selection_rate", "true_positive_rate",
+                                                                           "accuracy")})
+    for k in ("selection_rate", "true_positive_rate", "accuracy"):
+        np.testing.assert_allclose(r.rates[k], mf.by_group[k].to_numpy(dtype=float), rtol=1e-9, err_msg=k)
