@@ -29,6 +29,7 @@ from modelshield.checks.fairness.metrics import (
     bootstrap_cell_counts,
     calibration_cells,
     confusion_by_group,
+    disparities,
     encode_groups,
     fairness_metrics,
     regression_metrics,
@@ -783,3 +784,15 @@ def test_fractional_sample_weights_below_one_match_fairlearn(scale):
                                                                            "accuracy")})
     for k in ("selection_rate", "true_positive_rate", "accuracy"):
         np.testing.assert_allclose(r.rates[k], mf.by_group[k].to_numpy(dtype=float), rtol=1e-9, err_msg=k)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_disparities_without_a_mask_compare_every_group(seed):
+    yt, yp, g = _table(120, seed)
+    r = fairness_metrics(yt, yp, {"g": g})
+    plain = disparities(r.rates)
+    assert set(plain) == set(r.disparity)
+    for k, v in plain.items():
+        assert float(v) == pytest.approx(r.disparity[k], abs=1e-12, nan_ok=True), k
+    one = disparities(r.rates, np.array([True, False, False]))
+    assert all(np.isnan(v) for v in one.values())
