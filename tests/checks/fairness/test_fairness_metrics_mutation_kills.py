@@ -796,3 +796,34 @@ def test_disparities_without_a_mask_compare_every_group(seed):
         assert float(v) == pytest.approx(r.disparity[k], abs=1e-12, nan_ok=True), k
     one = disparities(r.rates, np.array([True, False, False]))
     assert all(np.isnan(v) for v in one.values())
+
+
+# -- group encoding --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("values", "names"), [
+    (["b", "a", "b"], ["a", "b"]), ([3, 1, 3, 2], ["1", "2", "3"]), (np.array([True, False]), ["False", "True"]),
+])
+def test_a_plain_array_is_one_attribute_named_group(values, names):
+    g = encode_groups(values)
+    assert g.attributes == ("group",) and g.key == "group" and g.names == names
+    assert [g.values[c][0] for c in g.codes] == list(values)
+    assert all(type(v[0]) in (str, int, bool) for v in g.values)  # plain Python values, not numpy scalars
+
+
+@pytest.mark.parametrize(("sensitive", "attributes", "message"), [
+    ({"sex": ["a", "b"]}, [], r"^no sensitive attribute given$"),
+    ({}, None, r"^no sensitive attribute given$"),
+    ({"sex": ["a", "b"]}, ["race"], r"^sensitive column 'race' is not in the data; available: sex$"),
+    ({"sex": ["a"], "age": [1]}, ["sex", "race"], r"^sensitive column 'race' is not in the data; available: sex, age$"),
+    ({"sex": np.array([["a", "b"]])}, None, r"^a sensitive column must be one-dimensional \(got shape \(1, 2\)\)$"),
+    ({"sex": np.array(["a", None, "b", None], dtype=object)}, None,
+     r"^a sensitive column has 2 missing values; fill or drop them$"),
+    ({"sex": np.array([None, "a"], dtype=object)}, None, r"^a sensitive column has 1 missing values; fill or drop them$"),
+])
+def test_encode_groups_errors(sensitive, attributes, message):
+    with pytest.raises(DataError, match=message):
+        encode_groups(sensitive, attributes)
+
+
+def test_missing_attribute_in_an_empty_mapping_lists_none():
+    with pytest.raises(DataError, match=r"available: \(none\)$"):
+        encode_groups({}, ["sex"])
