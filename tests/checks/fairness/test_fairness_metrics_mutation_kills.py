@@ -827,3 +827,14 @@ def test_encode_groups_errors(sensitive, attributes, message):
 def test_missing_attribute_in_an_empty_mapping_lists_none():
     with pytest.raises(DataError, match=r"available: \(none\)$"):
         encode_groups({}, ["sex"])
+
+
+@pytest.mark.parametrize("mask", [[1, 0, 1], [0, 1, 1], (True, False, True)])
+def test_disparities_mask_of_ints_or_a_tuple_selects_groups(mask):
+    yt, yp, g = _table(150, 4)
+    r = fairness_metrics(yt, yp, {"g": g})
+    keep = np.asarray(mask, dtype=bool)
+    sel = r.rates["selection_rate"][keep]
+    out = disparities(r.rates, mask)
+    assert float(out["demographic_parity_difference"]) == pytest.approx(sel.max() - sel.min(), abs=1e-12)
+    assert float(out["demographic_parity_ratio"]) == pytest.approx(sel.min() / sel.max(), abs=1e-12)
