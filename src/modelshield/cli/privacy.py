@@ -195,24 +195,23 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         resolution = {r["fpr"]: r for r in res.tables.get("membership_resolution", [])}
 
-        def tpr_cell(value: Any, level: float) -> str:
-            r = resolution.get(level)
+        def tpr_cell(value: Any) -> str:
             if value is None or (isinstance(value, float) and math.isnan(value)):
-                floor = f" (min FPR {r['min_resolvable_fpr']:.2%})" if r else ""
-                return f"n/r{floor}"  # not resolved: fewer non-members than 1/FPR
+                return "n/r"  # not resolved: fewer non-members than 1/FPR (explained below the table)
             return f"{value:.3f}"
 
         table = Table(title="Membership inference")
         for col in ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR", "chosen"):
             table.add_column(col)
         for row in res.tables.get("membership_attacks", []):
-            table.add_row(row["attack"], f"{row['auc']:.3f}", tpr_cell(row["tpr_at_0.1%_fpr"], 0.001),
-                          tpr_cell(row["tpr_at_1%_fpr"], 0.01), f"{row.get('chosen_in_replicates', 0):.0%}")
+            table.add_row(row["attack"], f"{row['auc']:.3f}", tpr_cell(row["tpr_at_0.1%_fpr"]),
+                          tpr_cell(row["tpr_at_1%_fpr"]), f"{row.get('chosen_in_replicates', 0):.0%}")
         console.print(table)
         for level, r in sorted(resolution.items(), reverse=True):
             if not r["resolvable"]:
-                console.print(f"TPR@{level:.1%}FPR: not resolved — {r['nonmembers']} non-members resolve FPRs down to "
-                              f"{r['min_resolvable_fpr']:.2%}; {r['nonmembers_to_resolve']:,} needed", highlight=False)
+                console.print(f"TPR@{level:.1%}FPR: not resolved (n/r) — {r['nonmembers']} non-members resolve FPRs "
+                              f"down to {r['min_resolvable_fpr']:.2%}; {r['nonmembers_to_resolve']:,} needed",
+                              highlight=False)
             else:
                 graded = "graded" if r["graded"] else (f"not graded: {r['nonmembers_to_grade']:,} non-members needed "
                                                        "for a lower bound")
