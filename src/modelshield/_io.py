@@ -112,6 +112,22 @@ def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = 
     return targets
 
 
+def replace_private_file(path: Path, data: bytes, *, prefix: str = ".tmp.") -> None:
+    """Replace ``path`` durably with ``data`` at mode 0600 (state the gateway keeps: keys, defence state):
+    a temp file beside it, fsynced, then renamed over it; the temp file never outlives a failure."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_text_safely(path: str | Path, text: str, force: bool = False) -> Path:
     return write_bytes_safely(path, text.encode("utf-8"), force)
 

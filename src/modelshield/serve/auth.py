@@ -17,7 +17,6 @@ import json
 import math
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelshield._io import private_dir
+from modelshield._io import private_dir, replace_private_file
 from modelshield.errors import DataError, InputNotFoundError, UserError
 
 __all__ = [
@@ -156,17 +155,7 @@ class KeyStore:
     def _save(self) -> None:
         private_dir(self.path.parent)
         body = json.dumps({"version": 1, "keys": [asdict(k) for k in self._keys.values()]}, indent=1)
-        fd, tmp = tempfile.mkstemp(prefix=".keys.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_private_file(self.path, body.encode("utf-8"), prefix=".keys.")
         self._mtime = self.path.stat().st_mtime_ns
 
     # -- management -------------------------------------------------------------------------

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from modelshield._io import replace_private_file
 
 __all__ = [
     "Decision",
@@ -375,17 +375,7 @@ class FileStateStore:
 
     def _write(self) -> None:
         body = json.dumps(self._data, separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(prefix=".defence.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_private_file(self.path, body.encode("utf-8"), prefix=".defence.")
 
     def set(self, fields: dict[str, Any]) -> None:
         with self._lock:
