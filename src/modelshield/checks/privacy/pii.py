@@ -145,7 +145,8 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
-_CARD_PREFIX = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2(?:2[1-9]|[3-9]\d)|[3-6]\d\d|7(?:[01]\d|20))\d{12}"
+_CARD_PREFIX = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}"
+                          r"|2(?:2(?:2[1-9]|[3-9]\d)|[3-6]\d\d|7(?:[01]\d|20))\d{12}"
                           r"|3[47]\d{13}|6(?:011|5\d\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12,15}|3(?:0[0-5]|[68]\d)\d{11,16})$")
 
 
@@ -362,8 +363,8 @@ _CARD_YES = re.compile(r"\b(?:card|visa|master ?card|amex|american express|disco
                        r"paid|pay(?:ment)?|charged?)\b", re.I)
 _IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", re.I)
 _SSN_RE = re.compile(r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])")
-_SSN_BARE = re.compile(r"\b(?:ssn|social[ -]security(?:[ -]n(?:o|umber))?|soc\.? ?sec\.?)\s*(?:no\.?|number|#)?\s*[:#=]?\s*"
-                       r"(\d{9})(?!\d)", re.I)
+_SSN_BARE = re.compile(r"\b(?:ssn|social[ -]security(?:[ -]n(?:o|umber))?|soc\.? ?sec\.?)"
+                       r"\s*(?:no\.?|number|#)?\s*[:#=]?\s*(\d{9})(?!\d)", re.I)
 _PHONE_RE = re.compile(r"(?<![\w+.-])(?:\+|00)?\(?\d[\d ().\-/]{5,20}\d(?![\w-])")
 _IPV4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IP_RE = re.compile(rf"(?<![\w.])(?:{_IPV4}\.){{3}}{_IPV4}(?![\w.])"
