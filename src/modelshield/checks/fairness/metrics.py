@@ -109,13 +109,54 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted uniques and codes (hash-based, fast on strings)."""
     import pandas as pd
 
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return _factorize_categorical(pd.Categorical(values))
     values = np.asarray(values)
     if values.ndim != 1:
         raise DataError(f"a sensitive column must be one-dimensional (got shape {values.shape})")
+    if values.dtype.kind == "U" and len(values):
+        return _factorize_unicode(values)
     codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
     if (codes < 0).any():
         raise DataError(f"a sensitive column has {int((codes < 0).sum())} missing values; fill or drop them")
     return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+
+
+def _factorize_categorical(cat: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted uniques and codes of a pandas Categorical from its own integer codes (no object array)."""
+    codes = np.asarray(cat.codes, dtype=np.int64)
+    if (codes < 0).any():
+        raise DataError(f"a sensitive column has {int((codes < 0).sum())} missing values; fill or drop them")
+    cats = np.asarray(cat.categories, dtype=object)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(cats)) > 0)
+    used = cats[present]
+    order = np.argsort(np.asarray(used.tolist()), kind="stable")  # the same order pd.factorize(sort=True) gives
+    remap = np.full(len(cats), -1, dtype=np.int64)
+    remap[present[order]] = np.arange(len(used))
+    return remap[codes], used[order]
+
+
+def _factorize_unicode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted uniques and codes of a numpy unicode array without building Python strings per row: the
+    fixed-width code points, two per exact 64-bit key, are coded column by column (exact, no hashing)."""
+    import pandas as pd
+
+    n, width = len(values), values.dtype.itemsize // 4
+    points = values.view(np.uint32).reshape(n, width)
+    if width % 2:
+        points = np.concatenate([points, np.zeros((n, 1), dtype=np.uint32)], axis=1)
+    keys = np.ascontiguousarray(points).view(np.uint64)
+    codes = np.zeros(n, dtype=np.int64)
+    for j in range(keys.shape[1]):
+        cj, uj = pd.factorize(keys[:, j], sort=False)
+        codes = cj.astype(np.int64) if j == 0 else pd.factorize(codes * len(uj) + cj, sort=False)[0].astype(np.int64)
+    # pd.factorize numbers values in order of first appearance: the running maximum rises exactly there
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
+    reps = values[first]
+    order = np.argsort(reps, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], np.asarray(reps[order].tolist(), dtype=object)
 
 
 def encode_groups(
