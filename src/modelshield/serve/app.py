@@ -328,8 +328,8 @@ class Gateway:
         if isinstance(buckets, dict):
             try:
                 self.limiter.backend.import_state(buckets)
-            except (KeyError, TypeError, ValueError):
-                pass
+            except (KeyError, TypeError, ValueError) as exc:  # visible: the buckets start full again
+                _log.warning("saved rate-limit buckets not restored (%s): they start full", type(exc).__name__)
         if self.monitors:
             mon = data.get("monitors")
             try:
@@ -339,8 +339,8 @@ class Gateway:
                             m.load_state(mon[m.name])
                 else:
                     load_state(self.monitors, self._monitor_state)
-            except (ValueError, KeyError, TypeError):  # stale or foreign state: start fresh
-                pass
+            except (ValueError, KeyError, TypeError) as exc:  # stale or foreign state: start fresh, visibly
+                _log.warning("saved monitor state not restored (%s): monitors start fresh", type(exc).__name__)
         self._cleared = {n.partition(":")[2] for n in data if n.startswith("cleared:")}
         self.reevaluate()
 

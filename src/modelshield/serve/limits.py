@@ -143,6 +143,17 @@ return {1, used}
 """
 
 
+def _redis_client(url: str, what: str) -> Any:
+    """A Redis client with short timeouts (the gateway fails loudly, never hangs, when Redis is away)."""
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - optional extra
+        from modelshield.errors import MissingExtraError
+
+        raise MissingExtraError("redis", "serve", what) from exc
+    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+
 class RedisBackend:
     """Shared limits in Redis. Each operation is one atomic server-side script.
 
@@ -153,13 +164,7 @@ class RedisBackend:
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "modelshield:limits:",
                  client: Any = None) -> None:
         if client is None:
-            try:
-                import redis
-            except ImportError as exc:  # pragma: no cover - optional extra
-                from modelshield.errors import MissingExtraError
-
-                raise MissingExtraError("redis", "serve", "Redis-backed limits") from exc
-            client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            client = _redis_client(url, "Redis-backed limits")
         self.client = client
         self.prefix = prefix
         self._take = client.register_script(_TAKE_LUA)
@@ -395,13 +400,7 @@ class RedisStateStore:
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "modelshield:limits:",
                  client: Any = None) -> None:
         if client is None:
-            try:
-                import redis
-            except ImportError as exc:  # pragma: no cover - optional extra
-                from modelshield.errors import MissingExtraError
-
-                raise MissingExtraError("redis", "serve", "Redis-backed state") from exc
-            client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            client = _redis_client(url, "Redis-backed state")
         self.client = client
         self.key = f"{prefix}defence"
 

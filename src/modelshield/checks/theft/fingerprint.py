@@ -49,9 +49,10 @@ from typing import Any
 
 import numpy as np
 
+from modelshield._io import write_bytes_safely
 from modelshield.checks.theft._records import read_record, record_bytes
 from modelshield.data.dataset import Dataset
-from modelshield.errors import DataError, InputNotFoundError, OutputError
+from modelshield.errors import DataError, InputNotFoundError
 from modelshield.harden.watermark import fine_tune, prune_magnitude, reinitialised, train_classifier
 from modelshield.models.base import BaseModel
 
@@ -176,13 +177,8 @@ class Fingerprint:
         return record_bytes(self.X, self.labels, header)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        p = Path(path)
-        try:
-            with p.open("wb" if overwrite else "xb") as fh:
-                fh.write(self.to_bytes())
-        except FileExistsError:
-            raise OutputError(f"{p} already exists; pass --force to overwrite it") from None
-        return p
+        """Write atomically; an existing file is replaced only with ``overwrite`` (else :class:`OutputError`)."""
+        return write_bytes_safely(path, self.to_bytes(), overwrite)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "fingerprint") -> Fingerprint:

@@ -67,6 +67,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from modelshield._io import write_bytes_safely
 from modelshield.checks.theft._records import read_record, record_bytes
 from modelshield.errors import DataError, FormatError, InputNotFoundError, IntegrityError, OutputError
 from modelshield.models.base import BaseModel
@@ -481,13 +482,8 @@ class Commitment:
         return cls.from_bytes(p.read_bytes(), source=str(p))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        p = Path(path)
-        try:
-            with p.open("wb" if overwrite else "xb") as fh:
-                fh.write(self.to_bytes())
-        except FileExistsError:
-            raise OutputError(f"{p} already exists; pass --force to overwrite it") from None
-        return p
+        """Write atomically; an existing file is replaced only with ``overwrite`` (else :class:`OutputError`)."""
+        return write_bytes_safely(path, self.to_bytes(), overwrite)
 
     def open(self, public_key: PublicKey, key: bytes, triggers: TriggerSet | None = None) -> TriggerSet:
         """Check the proof and return the committed trigger set; :class:`IntegrityError` on any failure.
