@@ -270,6 +270,9 @@ class Gateway:
         self.inline_cost_s = 0.0
         self._hooks: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
         self._lock = threading.Lock()
+        # the monitors' state: the monitor thread updates it, the dashboard, re-evaluation and state saves
+        # read it from other threads; every access holds this lock (no reader iterates a dict mid-update)
+        self._mon_lock = threading.RLock()
         self._threads: list[threading.Thread] = []
         self._monitor_state = state / "monitors.json"  # read for logs written before the state store existed
         self._save_due = False
@@ -350,17 +353,18 @@ class Gateway:
         Returns the keys acted on; each gets a new alert."""
         done = []
         throttled = self.limiter.throttled
-        for m in self.monitors:
-            if not m.name.startswith("extraction.") or not hasattr(m, "scores"):
-                continue
-            for key, sc in m.scores().items():
+        with self._mon_lock:
+            flagged = [(m.name, m.scores()) for m in self.monitors
+                       if m.name.startswith("extraction.") and hasattr(m, "scores")]
+        for name, scores in flagged:
+            for key, sc in scores.items():
                 if (not isinstance(sc, dict) or not sc.get("flagged") or key in throttled or key in self.blocked_keys
                         or key in self._cleared):
                     continue
-                if self._action(m.name) in ("throttle", "block"):
-                    self.raise_alert(Alert(monitor=m.name, severity="high", key_id=key,
+                if self._action(name) in ("throttle", "block"):
+                    self.raise_alert(Alert(monitor=name, severity="high", key_id=key,
                                            message=f"key {key}: flagged for likely model extraction before a "
-                                                   f"restart; {self._action(m.name)} re-applied"))
+                                                   f"restart; {self._action(name)} re-applied"))
                     done.append(key)
         return done
 
@@ -389,7 +393,8 @@ class Gateway:
         """Save the buckets and the monitors' state (the monitor thread, or after it stopped)."""
         fields: dict[str, Any] = {"buckets": self.limiter.backend.export_state()}
         if self.monitors:
-            fields["monitors"] = {m.name: m.state() for m in self.monitors}
+            with self._mon_lock:
+                fields["monitors"] = {m.name: m.state() for m in self.monitors}
         self._persist(fields)
 
     def clear_key(self, key: str) -> None:
@@ -488,7 +493,8 @@ class Gateway:
         for b in merged:
             for m in self.monitors:
                 try:
-                    alerts = m.update(b)
+                    with self._mon_lock:
+                        alerts = m.update(b)
                 except Exception as exc:  # a failing monitor must not stop the others
                     alerts = [Alert(monitor=m.name, severity="low",
                                     message=f"monitor error: {type(exc).__name__}")]
@@ -597,22 +603,25 @@ class Gateway:
             timeline = [{"minute": m * 60, **dict(c)} for m, c in sorted(self.timeline.items())]
             alerts = list(self.alerts)[-100:]
         names = {k.id: k.name for k in self.keys.list()}
+        with self._mon_lock:
+            drift = list(self.drift.history)[-200:] if self.drift is not None else []
+            extraction = {
+                "prada": self.prada.scores() if self.prada is not None else {},
+                "coverage": self.coverage.scores() if self.coverage is not None else {},
+                "signals": self.signals.scores() if self.signals is not None else {},
+                "groups": self.signals.groups() if self.signals is not None else {},
+            }
         return {
             "now": self.clock(), "started": self.started,
             "model": self.model.describe(),
             "traffic": [{"key": k, "name": names.get(k, k), **v} for k, v in sorted(per_key.items())],
             "timeline": timeline,
             "alerts": alerts,
-            "drift": list(self.drift.history)[-200:] if self.drift is not None else [],
+            "drift": drift,
             # the thresholds in force (PSI's is raised to the bootstrap maximum): the dashboard's reference lines
             "drift_thresholds": None if self.drift is None else {
                 "psi": self.drift.psi_threshold, "mmd2": self.drift.mmd_threshold},
-            "extraction": {
-                "prada": self.prada.scores() if self.prada is not None else {},
-                "coverage": self.coverage.scores() if self.coverage is not None else {},
-                "signals": self.signals.scores() if self.signals is not None else {},
-                "groups": self.signals.groups() if self.signals is not None else {},
-            },
+            "extraction": extraction,
             "throttled": self.limiter.throttled, "blocked_keys": sorted(self.blocked_keys),
             "blocked_clients": self.failures.blocked(),
             "audit": {"written": self.audit.n_written, "failed": self.audit.n_failed,
