@@ -30,8 +30,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from modelshield.checks.robustness.attacks import PGD, Ensemble, HopSkipJump, Square, default_ensemble  # noqa: E402
-from modelshield.checks.robustness.threat import ThreatModel  # noqa: E402
+from modelshield.attacks import PGD, Ensemble, HopSkipJump, Square, default_ensemble  # noqa: E402
+from modelshield.attacks.threat import ThreatModel  # noqa: E402
 from modelshield.models.sklearn import SklearnModel  # noqa: E402
 from modelshield.models.torch import TorchModel  # noqa: E402
 

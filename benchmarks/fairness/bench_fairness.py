@@ -48,7 +48,7 @@ def full_check(y, p, sex, race, boot: int):
     The model is a callable returning the precomputed decisions as scores, so the time is the check's own.
     """
     from modelshield.checks.base import AuditContext
-    from modelshield.checks.fairness.check import FairnessCheck
+    from modelshield.checks.fairness import FairnessCheck
     from modelshield.data.dataset import Dataset
     from modelshield.models.callable import CallableModel
     from modelshield.runner import run_check
@@ -95,7 +95,7 @@ def main() -> None:
     from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
     from sklearn.metrics import accuracy_score
 
-    from modelshield.checks.fairness.metrics import encode_groups, fairness_metrics
+    from modelshield.fairness.metrics import encode_groups, fairness_metrics
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from paired import fmt_ratio, paired

@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from modelshield.checks.privacy.membership import membership_inference
 from modelshield.models.load import wrap_object
+from modelshield.privacy.membership import membership_inference
 
 
 def targets(seed: int = 0):

@@ -33,7 +33,7 @@ def _load(path: Path, name: str) -> types.ModuleType:
 
 
 def _old_scanner(rev: str) -> types.ModuleType:
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:src/modelshield/checks/privacy/pii.py"],
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:src/modelshield/privacy/pii.py"],
                          capture_output=True, text=True, check=True).stdout
     tmp = Path("/tmp/_pii_before.py")
     tmp.write_text(src)
@@ -77,8 +77,8 @@ def main() -> None:
     ap.add_argument("--before", default=None, help="git revision to compare with (e.g. 29a8b4e)")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
-    gen = _load(ROOT / "tests/checks/privacy/test_pii_evasive.py", "_pii_gen")
-    from modelshield.checks.privacy.pii import scan_frame
+    gen = _load(ROOT / "tests/privacy/test_pii_evasive.py", "_pii_gen")
+    from modelshield.privacy.pii import scan_frame
 
     result = {"now": quality(scan_frame, gen, args.seeds)}
     scanners = {"now": scan_frame}

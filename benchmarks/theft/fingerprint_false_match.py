@@ -32,17 +32,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from modelshield.checks.theft.extraction import knockoff_queries, query_victim, train_surrogate
-from modelshield.checks.theft.fingerprint import (
+from modelshield.data.dataset import Dataset
+from modelshield.harden.watermark import distill, fine_tune, prune_magnitude, train_classifier
+from modelshield.models.sklearn import SklearnModel
+from modelshield.models.torch import TorchModel
+from modelshield.theft.extraction import knockoff_queries, query_victim, train_surrogate
+from modelshield.theft.fingerprint import (
     create_fingerprint,
     extracted_references,
     modified_references,
     retrained_references,
 )
-from modelshield.data.dataset import Dataset
-from modelshield.harden.watermark import distill, fine_tune, prune_magnitude, train_classifier
-from modelshield.models.sklearn import SklearnModel
-from modelshield.models.torch import TorchModel
 
 
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

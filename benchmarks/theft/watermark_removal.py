@@ -33,7 +33,6 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from modelshield.checks.theft.watermark import trigger_agreement
 from modelshield.harden.watermark import (
     accuracy,
     distill,
@@ -42,6 +41,7 @@ from modelshield.harden.watermark import (
     prune_magnitude,
     train_classifier,
 )
+from modelshield.theft.watermark import trigger_agreement
 
 ALPHA = 1e-6
 

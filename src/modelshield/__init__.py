@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Model": "modelshield.models.base",
     "ModelShieldError": "modelshield.errors",
     "Policy": "modelshield.policy",
-    "ScanReport": "modelshield.checks.artifact",
+    "ScanReport": "modelshield.scan",
     "Series": "modelshield.findings",
     "Severity": "modelshield.findings",
     "TrustPolicy": "modelshield.protect.loader",
@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "load_dataset": "modelshield.data.loaders",
     "load_model": "modelshield.models.load",
     "load_policy": "modelshield.policy",
-    "scan": "modelshield.checks.artifact",
+    "scan": "modelshield.scan",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -47,7 +47,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
-    from modelshield.checks.artifact import ScanReport, scan
     from modelshield.checks.base import Applies, AuditContext, Check
     from modelshield.checks.registry import available_checks
     from modelshield.data.dataset import Dataset
@@ -59,3 +58,4 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
     from modelshield.policy import Policy, load_policy
     from modelshield.protect.loader import TrustPolicy
     from modelshield.runner import AuditReport, AuditRun, audit
+    from modelshield.scan import ScanReport, scan

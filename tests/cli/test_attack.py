@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from modelshield.checks.robustness.threat import infer_domain
+from modelshield.attacks.threat import infer_domain
 from modelshield.cli import main
 
 

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from modelshield.checks.robustness.check import RobustnessCheck
+from modelshield.checks.robustness import RobustnessCheck
 from modelshield.cli import main
 from modelshield.errors import UserError
 

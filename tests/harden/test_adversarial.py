@@ -53,7 +53,7 @@ def test_from_scratch_trains_a_fresh_model(torch_mlp, cancer):
 
 
 def test_deterministic_under_a_seed(cancer):
-    from modelshield.checks.robustness.threat import ThreatModel
+    from modelshield.attacks.threat import ThreatModel
 
     train, _ = cancer
     tm = ThreatModel.for_dataset(train, eps=0.2)
@@ -84,7 +84,7 @@ def test_threat_to_dict_writes_numbers_not_placeholders():
     """Reports (``attack --json``, ``harden adversarial --report``) carry per-feature values, JSON-safe."""
     import json
 
-    from modelshield.checks.robustness.threat import ThreatModel
+    from modelshield.attacks.threat import ThreatModel
 
     tm = ThreatModel(eps=0.1, lower=np.array([0.0, -np.inf]), upper=np.array([1.0, 2.5]),
                      scale=np.array([0.5, 2.0]), mutable=np.array([True, False]))

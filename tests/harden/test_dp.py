@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from modelshield.checks.privacy.accounting import compute_epsilon
 from modelshield.errors import DataError
 from modelshield.harden.dp import (
     DPLogisticRegression,
@@ -18,6 +17,7 @@ from modelshield.harden.dp import (
     harden_dp,
     train_dp_classifier,
 )
+from modelshield.privacy.accounting import compute_epsilon
 
 torch.set_num_threads(1)
 
@@ -130,8 +130,8 @@ def test_dp_logistic_regression(breast_cancer):
 
 
 def test_dp_reduces_membership_leakage(breast_cancer):
-    from modelshield.checks.privacy.membership import TrainingRecipe, membership_inference
     from modelshield.models.load import wrap_object
+    from modelshield.privacy.membership import TrainingRecipe, membership_inference
 
     Xtr, Xte, ytr, yte = breast_cancer
     rng = np.random.default_rng(0)

@@ -8,14 +8,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from modelshield.checks.theft.watermark import (  # noqa: E402
-    TriggerSet,
-    binomial_p_value,
-    false_claim_rate,
-    measured_chance,
-    trigger_agreement,
-    verify_watermark,
-)
 from modelshield.errors import DataError, FormatError, OutputError  # noqa: E402
 from modelshield.harden.watermark import (  # noqa: E402
     accuracy,
@@ -28,6 +20,14 @@ from modelshield.harden.watermark import (  # noqa: E402
     watermark_robustness,
 )
 from modelshield.models.torch import TorchModel  # noqa: E402
+from modelshield.theft.watermark import (  # noqa: E402
+    TriggerSet,
+    binomial_p_value,
+    false_claim_rate,
+    measured_chance,
+    trigger_agreement,
+    verify_watermark,
+)
 
 
 def _key(seed):

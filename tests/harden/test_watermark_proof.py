@@ -15,7 +15,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from modelshield.checks.theft.watermark import (  # noqa: E402
+from modelshield.errors import DataError, FormatError, IntegrityError  # noqa: E402
+from modelshield.harden.watermark import embed_watermark, train_classifier  # noqa: E402
+from modelshield.models.torch import TorchModel  # noqa: E402
+from modelshield.protect.keys import generate_signing_key  # noqa: E402
+from modelshield.theft.watermark import (  # noqa: E402
     Commitment,
     TriggerSet,
     derivation_params,
@@ -25,10 +29,6 @@ from modelshield.checks.theft.watermark import (  # noqa: E402
     trigger_digest,
     verify_watermark,
 )
-from modelshield.errors import DataError, FormatError, IntegrityError  # noqa: E402
-from modelshield.harden.watermark import embed_watermark, train_classifier  # noqa: E402
-from modelshield.models.torch import TorchModel  # noqa: E402
-from modelshield.protect.keys import generate_signing_key  # noqa: E402
 
 
 def _key(i: int) -> bytes:

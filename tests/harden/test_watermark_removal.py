@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from modelshield.checks.theft.watermark import trigger_agreement  # noqa: E402
 from modelshield.harden.watermark import accuracy, embed_watermark, fine_tune  # noqa: E402
+from modelshield.theft.watermark import trigger_agreement  # noqa: E402
 
 
 def _mlp(seed: int):

@@ -189,7 +189,7 @@ def test_onnx_model_loads_encrypted_without_trust(tmp_path: Path, master_key: by
     assert np.allclose(m.predict_proba(X), clf.predict_proba(X), atol=1e-5)
 
 
-# --- with the real artifact scanner (skipped until modelshield.checks.artifact provides it) --------
+# --- with the real artifact scanner (skipped until modelshield.scan provides it) --------
 
 #: pickle that would call posix.system("true") if unpickled; built here, never loaded
 _MALICIOUS = b"\x80\x04" + b"cposix\nsystem\n" + b"\x8c\x04true" + b"\x85" + b"R" + b"."

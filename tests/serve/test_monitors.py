@@ -116,7 +116,7 @@ def test_input_schema_and_ood(ref):
 
 
 def test_adversarial_detector_from_the_robustness_module_is_used(make_gateway, breast_cancer, sk_logreg):
-    pytest.importorskip("modelshield.checks.robustness.detect")
+    pytest.importorskip("modelshield.attacks.detect")
     app, gw, keys = make_gateway()
     assert "adversarial" in gw.defense.detectors and "ood" in gw.defense.detectors
     Xte = breast_cancer[1]
@@ -373,7 +373,7 @@ def test_monitors_batch_by_interval_and_wait_drains(make_gateway, breast_cancer)
 def test_gateway_noise_detector_scores_equal_the_robustness_detector(breast_cancer, served_model):
     """The detector keeps the noise draw of small batches; a long-lived (gateway) detector must score
     exactly as a fresh one, whose cache is empty."""
-    from modelshield.checks.robustness.detect import NoiseConsistencyDetector
+    from modelshield.attacks.detect import NoiseConsistencyDetector
     from modelshield.serve.monitors.inputs import default_detectors
 
     X = np.asarray(breast_cancer[0], dtype=np.float64)

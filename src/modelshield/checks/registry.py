@@ -34,11 +34,11 @@ ENTRY_POINT_GROUP = "modelshield.checks"
 #: name -> "module:Class". One line per built-in check, in report order.
 BUILTIN_CHECKS: dict[str, str] = {
     "baseline": "modelshield.checks.baseline:BaselineCheck",
-    "artifact": "modelshield.checks.artifact.check:ArtifactCheck",
-    "robustness": "modelshield.checks.robustness.check:RobustnessCheck",
-    "privacy": "modelshield.checks.privacy.check:PrivacyCheck",
-    "fairness": "modelshield.checks.fairness.check:FairnessCheck",
-    "theft": "modelshield.checks.theft.check:TheftCheck",
+    "artifact": "modelshield.checks.artifact:ArtifactCheck",
+    "robustness": "modelshield.checks.robustness:RobustnessCheck",
+    "privacy": "modelshield.checks.privacy:PrivacyCheck",
+    "fairness": "modelshield.checks.fairness:FairnessCheck",
+    "theft": "modelshield.checks.theft:TheftCheck",
 }
 
 #: What each built-in check puts in ``CheckResult.metrics`` (the names a policy limit may use), for the

@@ -65,7 +65,7 @@ def _check_bounds_flag(bounds: str | None) -> None:
     """``--bounds LO,HI`` must parse before any work (one line, exit 2)."""
     if bounds is None:
         return
-    from modelshield.checks.robustness.threat import parse_box
+    from modelshield.attacks.threat import parse_box
 
     try:
         parse_box(bounds)
@@ -105,9 +105,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
     ) -> None:
         """Attack a model on labelled data; report clean vs robust accuracy, success rate, queries."""
-        from modelshield.checks.robustness.attacks import make_attack
-        from modelshield.checks.robustness.evaluate import default_attack
-        from modelshield.checks.robustness.threat import ThreatModel
+        from modelshield.attacks import make_attack
+        from modelshield.attacks.evaluate import default_attack
+        from modelshield.attacks.threat import ThreatModel
         from modelshield.data.loaders import load_dataset
 
         if attack_name != _AUTO and attack_name not in _ATTACK_NAMES:

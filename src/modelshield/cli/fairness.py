@@ -185,8 +185,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Fairness metrics of recorded decisions (any system's), per group, with intervals."""
         import numpy as np
 
-        from modelshield.checks.fairness.metrics import encode_groups, fairness_metrics
         from modelshield.data.loaders import load_dataset
+        from modelshield.fairness.metrics import encode_groups, fairness_metrics
 
         if json_out is not None:
             check_output_path(json_out, force)
@@ -242,8 +242,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random seed."),
     ) -> int:
         """Features that reveal a sensitive attribute (mutual information, single-feature AUC)."""
-        from modelshield.checks.fairness.proxies import find_proxies
         from modelshield.data.loaders import load_dataset
+        from modelshield.fairness.proxies import find_proxies
 
         sens = split_list(sensitive)
         ds = load_dataset(data, target=target, sensitive=sens, features=split_list(features) or None)

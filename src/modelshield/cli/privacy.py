@@ -65,7 +65,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> int:
         """Find e-mails, phones, cards, IBANs, SSNs, IPs, birth dates and addresses, per column.
         Values are never printed. Exit 1 when personal data is found."""
-        from modelshield.checks.privacy.pii import scan_file
+        from modelshield.privacy.pii import scan_file
 
         if max_rows is not None and max_rows < 1:
             raise UserError("--max-rows must be at least 1")
@@ -103,8 +103,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> int:
         """Pseudonymize, mask, generalize, bucket or suppress columns by policy; report k-anonymity
         and l-diversity before and after."""
-        from modelshield.checks.privacy.anonymize import anonymize_frame, load_anonymization_policy
-        from modelshield.checks.privacy.pii import read_table
+        from modelshield.privacy.anonymize import anonymize_frame, load_anonymization_policy
+        from modelshield.privacy.pii import read_table
 
         if _same_file(src, dst):
             raise OutputError("OUT is the input file; anonymize never overwrites its input")

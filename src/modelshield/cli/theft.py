@@ -80,8 +80,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Test whether MODEL carries your watermark: exit 0 if verified, 1 if not, 3 if the proof
         (signature, key, trigger set) is refused."""
-        from modelshield.checks.theft.watermark import Commitment, TriggerSet, verify_watermark
         from modelshield.protect.keys import load_key_file, load_public_key
+        from modelshield.theft.watermark import Commitment, TriggerSet, verify_watermark
 
         if not 0.0 < alpha < 1.0:
             raise UserError("--alpha must lie strictly between 0 and 1")
@@ -126,7 +126,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
         from modelshield.checks.base import AuditContext
-        from modelshield.checks.theft.check import TheftCheck
+        from modelshield.checks.theft import TheftCheck
         from modelshield.data.loaders import check_model_width
         from modelshield.findings import CheckStatus
         from modelshield.runner import run_check
@@ -184,14 +184,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Create a boundary fingerprint of MODEL (query-only), calibrated on independently trained
         reference models (trained here for scikit-learn and PyTorch with --target, or given with --independent)."""
-        from modelshield.checks.theft.fingerprint import (
+        from modelshield.data.loaders import check_model_width
+        from modelshield.theft.fingerprint import (
             MIN_REFERENCES,
             create_fingerprint,
             extracted_references,
             modified_references,
             retrained_references,
         )
-        from modelshield.data.loaders import check_model_width
 
         check_outputs({"--out": out}, [model, data, *independent_models], force)
         if points < 10:
@@ -246,7 +246,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
     ) -> None:
         """Score a suspect against a fingerprint: exit 0 if it matches (derived copy), 1 if not."""
-        from modelshield.checks.theft.fingerprint import Fingerprint
+        from modelshield.theft.fingerprint import Fingerprint
 
         if threshold is not None and not 0.0 < threshold <= 1.0:
             raise UserError("--threshold must lie in (0, 1]")
@@ -304,10 +304,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Embed a trigger-set watermark into a PyTorch classifier while fine-tuning (or training) it."""
         import numpy as np
 
-        from modelshield.checks.theft.watermark import Commitment, new_watermark_key, verify_watermark
         from modelshield.data.loaders import check_model_width
         from modelshield.harden.watermark import embed_watermark, reinitialised, watermark_robustness
         from modelshield.protect.keys import key_to_text, load_key_file, load_private_key
+        from modelshield.theft.watermark import Commitment, new_watermark_key, verify_watermark
 
         if (key_out is None) == (watermark_key is None):
             raise UserError("give exactly one of --key-out (make a fresh watermark key) or --watermark-key")

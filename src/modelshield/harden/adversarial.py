@@ -1,6 +1,6 @@
 """Adversarial training for PyTorch classifiers: PGD (Madry et al.) and TRADES (Zhang et al.).
 
-The inner attack uses the same :class:`~modelshield.checks.robustness.threat.ThreatModel` as the
+The inner attack uses the same :class:`~modelshield.attacks.threat.ThreatModel` as the
 audit, so a model hardened here is hardened against the perturbations the ``robustness`` check
 measures (per-feature scale, bounds, integer and immutable features).
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelshield.checks.robustness.threat import Projector, ThreatModel
+from modelshield.attacks.threat import Projector, ThreatModel
 from modelshield.errors import DataError, UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,7 +170,7 @@ def _copy_module(module: Any) -> Any:
 
 def _evaluate(model: BaseModel, X: np.ndarray, y: np.ndarray, threat: ThreatModel, seed: int) -> dict[str, float]:
     """Clean and PGD-20 robust accuracy (the same attack before and after)."""
-    from modelshield.checks.robustness.attacks import PGD
+    from modelshield.attacks import PGD
 
     res = PGD(threat=threat.with_(steps=20, step_size=None), seed=seed).generate(model, X, y)
     return {"clean_accuracy": res.clean_accuracy, "robust_accuracy": res.robust_accuracy}
@@ -204,13 +204,13 @@ def harden_adversarial(
     otherwise the existing weights are fine-tuned. The input model is never modified.
 
     The threat model (training and evaluation) follows the audit's rules
-    (:meth:`~modelshield.checks.robustness.threat.ThreatModel.for_dataset`): ``bounds`` (one box,
+    (:meth:`~modelshield.attacks.threat.ThreatModel.for_dataset`): ``bounds`` (one box,
     ``"lo,hi"``) over ``bounds_file`` (per-feature schema) over bounds inferred from the training and
     test data (a pixel box for data in [0, 1] / [0, 255], else the observed domain widened by a margin).
     """
     import torch
 
-    from modelshield.checks.robustness.attacks.base import label_indices
+    from modelshield.attacks.base import label_indices
     from modelshield.models.base import Capability
     from modelshield.models.torch import TorchModel
 

@@ -3,7 +3,7 @@
 DP-SGD (Abadi et al. 2016): sample each training row with probability ``q`` (Poisson sampling), clip
 each row's gradient to L2 norm ``C``, sum, add Gaussian noise ``N(0, sigma^2 C^2)``, divide by the expected
 batch size, and take an optimizer step. ``sigma`` is the smallest noise multiplier for which the
-accountant (:mod:`modelshield.checks.privacy.accounting`, RDP by default) certifies the target
+accountant (:mod:`modelshield.privacy.accounting`, RDP by default) certifies the target
 (ε, δ) after ``epochs / q`` steps.
 
 Paths
@@ -50,9 +50,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
-from modelshield.checks.privacy.accounting import calibrate_noise, compute_epsilon
 from modelshield.data.numeric import numeric_features, require_numeric
 from modelshield.errors import DataError
+from modelshield.privacy.accounting import calibrate_noise, compute_epsilon
 
 __all__ = [
     "DPLogisticRegression",
@@ -604,8 +604,8 @@ def _fresh_module(model: Any) -> Any:
     rebuilt eager ``nn.Sequential`` (then re-initialised) for a TorchScript MLP."""
     import torch
 
-    from modelshield.checks.privacy.membership import rebuild_torchscript_mlp
     from modelshield.models.base import Capability
+    from modelshield.privacy.membership import rebuild_torchscript_mlp
 
     if Capability.RETRAINABLE in model.capabilities:
         return model.clone_unfitted()
@@ -725,7 +725,7 @@ def harden_dp(
     if test is not None:
         rows.append({"metric": "test_accuracy", "before": _accuracy(model, test), "after": _accuracy(new, test)})
         if membership:
-            from modelshield.checks.privacy.membership import membership_inference
+            from modelshield.privacy.membership import membership_inference
 
             for label, m in (("before", model), ("after", new)):
                 mi = membership_inference(m, train, test, attacks=("loss", "rmia"), n_shadows=n_shadows,

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from modelshield.checks.fairness.metrics import encode_groups, fairness_metrics
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, MissingExtraError, UserError
+from modelshield.fairness.metrics import encode_groups, fairness_metrics
 
 __all__ = [
     "CONSTRAINTS",

@@ -3,7 +3,7 @@
 :func:`embed_watermark` teaches a model a secret trigger set (out-of-distribution noise inputs, each
 with a label drawn uniformly at random) while it trains or fine-tunes on its task, by mixing a batch
 of triggers into every clean batch. Ownership is later checked through the prediction API alone with
-:func:`modelshield.checks.theft.watermark.verify_watermark`, which first checks the owner's signed
+:func:`modelshield.theft.watermark.verify_watermark`, which first checks the owner's signed
 commitment and the keyed derivation of the trigger set, then runs an exact binomial test.
 
 :func:`watermark_robustness` measures what removal attempts do to it: fine-tuning on 10% of clean
@@ -37,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from modelshield.checks.theft._torchutil import few_threads
-from modelshield.checks.theft.watermark import (
+from modelshield.errors import DataError
+from modelshield.protect.keys import PrivateKey
+from modelshield.theft.torchutil import few_threads
+from modelshield.theft.watermark import (
     DEFAULT_ALPHA,
     Commitment,
     TriggerSet,
@@ -48,8 +50,6 @@ from modelshield.checks.theft.watermark import (
     new_watermark_key,
     trigger_agreement,
 )
-from modelshield.errors import DataError
-from modelshield.protect.keys import PrivateKey
 
 __all__ = [
     "EmbedResult",
@@ -81,7 +81,7 @@ def make_trigger_set(
     kind: str = "noise",
 ) -> TriggerSet:
     """The secret trigger set the watermark ``key`` defines: ``n`` random inputs with keyed random labels
-    (:func:`~modelshield.checks.theft.watermark.derive_trigger_set`).
+    (:func:`~modelshield.theft.watermark.derive_trigger_set`).
 
     ``noise`` triggers are uniform in the box ``[lower, upper]`` (per feature; default ``[-3, 3]``,
     i.e. the range of standardised data): with many features such points are far from any natural
@@ -239,7 +239,7 @@ def embed_watermark(
         ``n_triggers`` noise triggers inside ``[lower, upper]``, default ``[-3, 3]``); a fresh random
         key by default, returned in ``EmbedResult.key`` (keep it secret).
     signing_key : the owner's Ed25519/ECDSA private key; when given, ``EmbedResult.commitment`` is the
-        signed, timestamped :class:`~modelshield.checks.theft.watermark.Commitment` to publish.
+        signed, timestamped :class:`~modelshield.theft.watermark.Commitment` to publish.
     epochs : passes over the clean data; training continues for up to ``max_extra_epochs`` more
         epochs (``0``: exactly ``epochs``) until the model reproduces at least
         ``min_trigger_accuracy`` of the trigger labels. ``EmbedResult.epochs`` is the total run.

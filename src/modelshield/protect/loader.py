@@ -9,10 +9,10 @@ verification, and no plaintext ever reaches a temp file.
   (default ``<file>.sig``) must verify under one of the trusted keys and cover exactly these bytes.
 * **Decrypt** with ``key=`` (32 bytes), ``key_file=``, ``key_env=``, ``passphrase=`` or
   ``passphrase_env=``; an encrypted file without a key is refused.
-* **Scan** the content with the artifact scanner (``modelshield.checks.artifact.scan_bytes``);
+* **Scan** the content with the artifact scanner (``modelshield.scan.scan_bytes``);
   findings at or above ``policy.block_at`` (HIGH by default) refuse the load with
   :class:`UnsafeModelError`. Clean pickle-based content (pickle, joblib, full PyTorch checkpoints) is
-  loaded with the scanner's restricted unpickler (``modelshield.checks.artifact.restricted.safe_load``).
+  loaded with the scanner's restricted unpickler (``modelshield.scan.restricted.safe_load``).
   Without the scanner installed, pickle-based content is refused unless ``trust=True``.
 * ``trust=True`` (only for files you made) skips the scan and uses the framework's own loader; it
   never skips signature verification or decryption. A policy can forbid it (``allow_trust=False``).
@@ -274,7 +274,7 @@ def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str
 
 def _scanner() -> tuple[Any, Any]:
     """The artifact scanner's ``scan_bytes`` and restricted ``safe_load`` (a seam tests replace)."""
-    from modelshield.checks.artifact import scan_bytes
-    from modelshield.checks.artifact.restricted import safe_load
+    from modelshield.scan import scan_bytes
+    from modelshield.scan.restricted import safe_load
 
     return scan_bytes, safe_load

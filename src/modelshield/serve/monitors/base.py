@@ -61,7 +61,7 @@ class Monitor(Protocol):
 class Detector(Protocol):
     """An input scorer (OOD / adversarial): higher is more suspicious.
 
-    ``modelshield.checks.robustness.detect`` provides one when installed; :class:`MahalanobisDetector`
+    ``modelshield.attacks.detect`` provides one when installed; :class:`MahalanobisDetector`
     (in :mod:`modelshield.serve.monitors.inputs`) is the built-in fallback.
     """
 

@@ -4,7 +4,7 @@
 categories (integer-valued features with few distinct values). :class:`MahalanobisDetector` is the
 built-in OOD score (Mahalanobis distance to the reference mean, Ledoit-Wolf covariance); the
 adversarial-input score comes from the robustness detector
-(``modelshield.checks.robustness.detect.NoiseConsistencyDetector``) when it is importable.
+(``modelshield.attacks.detect.NoiseConsistencyDetector``) when it is importable.
 :class:`InputDefense` combines them and applies the policy ``log`` / ``flag`` / ``reject``.
 
 References
@@ -80,13 +80,13 @@ class MahalanobisDetector:
 def default_detectors(*, adversarial: bool = True) -> dict[str, tuple[Detector, str]]:
     """``{"ood": built-in Mahalanobis, "adversarial": the robustness detector when importable}``.
 
-    The adversarial detector is ``modelshield.checks.robustness.detect.NoiseConsistencyDetector``
+    The adversarial detector is ``modelshield.attacks.detect.NoiseConsistencyDetector``
     (noise-consistency score; costs ``n_draws + 1`` model rows per scored row).
     """
     out: dict[str, tuple[Detector, str]] = {"ood": (MahalanobisDetector(), "mahalanobis")}
     if adversarial:
         try:
-            from modelshield.checks.robustness.detect import NoiseConsistencyDetector
+            from modelshield.attacks.detect import NoiseConsistencyDetector
         except ImportError:
             pass
         else:

@@ -1,1 +1,0 @@
-"""Adversarial robustness: threat models, attacks, evaluation, detection and the audit check."""
