@@ -149,7 +149,6 @@ class PredictPipeline:
         self.new_id = new_id or request_ids()
         m = gateway.metrics
         self._ok, self._rows, self._latency = m.requests.labels(ENDPOINT, "200"), m.rows, m.latency
-        self._503 = m.requests.labels(ENDPOINT, "503")
 
     async def run(self, headers: Mapping[str, str], body: bytes | AsyncIterable[bytes],
                   client: str) -> Answer | Refusal:
@@ -272,7 +271,7 @@ class PredictPipeline:
                                        output_json=st.answer if gw.config.audit.log_outputs else None,
                                        scores=st.scores))
         if seq is None:  # no answer that is not in the log
-            self._503.inc()
+            gw.metrics.requests.labels(ENDPOINT, "503").inc()  # not made ahead: no 503 series until one happens
             return Refusal.audit_unavailable(st.request_id)
         assert st.key is not None and st.X is not None and st.proba is not None
         if gw.monitors:
