@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from modelshield.models.load import wrap_object
+from modelshield.models.wrap import wrap_object
 from modelshield.privacy.membership import membership_inference
 
 

@@ -2,7 +2,7 @@
 
 Whole processes (start-up included), peak RSS from ``wait4``, verdicts from each tool's exit code.
 Large files are generated under ``benchmarks/scan/_work/`` (git-ignored) and deleted afterwards
-unless ``--keep``. The test corpus comes from ``tests/scan/corpus.py``.
+unless ``--keep``. The test corpus comes from ``tests/artifacts/corpus.py``.
 
     .venv/bin/python benchmarks/scan/run.py [--keep] [--skip-large] [--skip-corpus] [--only joblib ...]
 
@@ -69,7 +69,7 @@ def _picklescan(rc: int, out: str, err: str) -> str:
 
 TOOLS: dict[str, tuple[list[str], object]] = {
     "modelshield": ([str(BIN / "modelshield"), "scan", "-q"], _verdict_exitcode({1}, {0})),
-    "modelshield (python -m)": ([str(BIN / "python"), "-m", "modelshield.scan"],
+    "modelshield (python -m)": ([str(BIN / "python"), "-m", "modelshield.artifacts"],
                                 _verdict_exitcode({1}, {0})),
     "picklescan": ([str(BIN / "picklescan"), "-p"], _picklescan),
     "modelscan": ([str(BIN / "modelscan"), "-p"], _modelscan),
@@ -187,7 +187,7 @@ def _inprocess(path: Path) -> dict:
     """In a fresh interpreter: best-of-3 scan, scan+hash and hashlib alone (warm page cache)."""
     code = (
         "import sys,time,json,hashlib\n"
-        "from modelshield.scan import scan\n"
+        "from modelshield.artifacts import scan\n"
         "p=sys.argv[1];out={}\n"
         "def t(f):\n"
         "    best=1e9\n"

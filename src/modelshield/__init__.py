@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelshield._lazy import lazy_exports
-
-__version__ = "0.1.0"
+from modelshield._version import __version__
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -28,16 +27,16 @@ _EXPORTS: dict[str, str] = {
     "Model": "modelshield.models.base",
     "ModelShieldError": "modelshield.errors",
     "Policy": "modelshield.policy",
-    "ScanReport": "modelshield.scan",
+    "ScanReport": "modelshield.artifacts",
     "Series": "modelshield.findings",
     "Severity": "modelshield.findings",
     "TrustPolicy": "modelshield.protect.loader",
     "audit": "modelshield.runner",
     "available_checks": "modelshield.checks.registry",
     "load_dataset": "modelshield.data.loaders",
-    "load_model": "modelshield.models.load",
+    "load_model": "modelshield.protect.loader",
     "load_policy": "modelshield.policy",
-    "scan": "modelshield.scan",
+    "scan": "modelshield.artifacts",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -47,6 +46,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
+    from modelshield.artifacts import ScanReport, scan
     from modelshield.checks.base import Applies, AuditContext, Check
     from modelshield.checks.registry import available_checks
     from modelshield.data.dataset import Dataset
@@ -54,8 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover - static view of the lazy exports
     from modelshield.errors import ModelShieldError
     from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
     from modelshield.models.base import Capability, Model
-    from modelshield.models.load import load_model
     from modelshield.policy import Policy, load_policy
-    from modelshield.protect.loader import TrustPolicy
+    from modelshield.protect.loader import TrustPolicy, load_model
     from modelshield.runner import AuditReport, AuditRun, audit
-    from modelshield.scan import ScanReport, scan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -10,6 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.errors import OutputError, UserError
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file, read in ``chunk``-byte blocks (memory does not grow with the file)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 __all__ = ["check_output_path", "check_outputs", "private_dir", "write_bytes_safely", "write_files_safely",
            "write_json", "write_text_safely"]

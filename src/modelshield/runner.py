@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import platform
 import time
 import traceback
@@ -18,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from modelshield._io import file_sha256
+from modelshield._version import __version__
 from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.checks.registry import available_checks, declarations, load_errors
 from modelshield.data.dataset import Dataset
@@ -97,19 +98,13 @@ class AuditReport:
             "schema_version": REPORT_SCHEMA_VERSION,
             "title": self.title,
             "created": self.created,
-            "tool": {"name": "modelshield", "version": _version()},
+            "tool": {"name": "modelshield", "version": __version__},
             "environment": self.environment,
             "policy": self.policy.to_dict(),
             "passed": self.passed,
             "summary": {"severity_counts": self.severity_counts(), "runs": len(self.runs)},
             "runs": [r.to_dict() for r in self.runs],
         }
-
-
-def _version() -> str:
-    from modelshield import __version__
-
-    return __version__
 
 
 def environment() -> dict[str, Any]:
@@ -124,14 +119,6 @@ def environment() -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     return env
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def select_checks(
@@ -254,7 +241,7 @@ def audit_run(
     on_event: EventFn | None = None,
 ) -> AuditRun:
     from modelshield.data.loaders import check_model_width
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
 
     policy = policy or Policy.default()
     registry = available_checks()

@@ -19,7 +19,7 @@ from modelshield.checks.registry import (
 )
 from modelshield.data.dataset import Dataset
 from modelshield.findings import CheckStatus
-from modelshield.models.load import wrap_object
+from modelshield.models.wrap import wrap_object
 from modelshield.policy import Policy, matches_declared
 from modelshield.runner import run_check
 

@@ -109,7 +109,7 @@ def test_bad_input_is_one_line_exit_2(files, capsys, mutate, needle):
 def test_pickles_are_scanned_then_loaded_and_malicious_ones_refused(files, capsys):
     """No --trust: an ordinary scikit-learn joblib file is scanned and loaded through the restricted
     unpickler; a pickle with a payload is refused with exit 3 before anything is loaded."""
-    from modelshield.data.demo import malicious_pickle_bytes
+    from modelshield.demo import malicious_pickle_bytes
 
     tmp, model, data = files
     rc, _out, err = run(["audit", model, "-d", data, "-t", "label", "-s", "group", "-c", "baseline",

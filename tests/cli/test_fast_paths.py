@@ -248,7 +248,7 @@ def test_scan_does_not_import_typer_click_rich(twins) -> None:
     root = twins[0]
     code = "from modelshield.cli import main\nassert main(['scan', 'models', '-q']) == 1"
     assert _imports_after(code, root) == []
-    code = "from modelshield.scan.__main__ import main\nassert main(['models']) == 1"
+    code = "from modelshield.artifacts.__main__ import main\nassert main(['models']) == 1"
     assert _imports_after(code, root) == []
 
 

@@ -125,7 +125,7 @@ def test_harden_dp_torch_and_sklearn(tabular_csvs, tmp_path, capsys):
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
 
     tr, te = tabular_csvs
     torch.manual_seed(0)
@@ -235,7 +235,7 @@ def test_harden_dp_text_columns_and_torchscript(tabular_csvs, tmp_path, capsys):
     import numpy as np
     import torch
 
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
 
     tr, _ = tabular_csvs
     d = pd.read_csv(tr)

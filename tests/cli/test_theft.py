@@ -105,7 +105,7 @@ def test_verify_bad_inputs_exit_2(files, watermarked, capsys):
 
 def test_forged_or_tampered_watermark_evidence_exits_3(files, watermarked, capsys):
     """A trigger set labelled with the suspect's own answers, or an altered commitment, is refused."""
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
     from modelshield.theft.watermark import TriggerSet
 
     wm, _trig = watermarked

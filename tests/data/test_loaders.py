@@ -7,7 +7,7 @@ import pytest
 from modelshield.data.dataset import Dataset
 from modelshield.data.loaders import check_model_width, load_dataset
 from modelshield.errors import DataError, FormatError, InputNotFoundError
-from modelshield.models.load import load_model
+from modelshield.protect.loader import load_model
 
 
 @pytest.fixture

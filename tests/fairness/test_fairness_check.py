@@ -14,7 +14,7 @@ from modelshield.checks.fairness import FairnessCheck
 from modelshield.checks.registry import available_checks
 from modelshield.data.dataset import Dataset
 from modelshield.findings import CheckStatus, Severity
-from modelshield.models.load import wrap_object
+from modelshield.models.wrap import wrap_object
 from modelshield.policy import Policy
 from modelshield.runner import audit, run_check
 

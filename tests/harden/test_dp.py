@@ -130,7 +130,7 @@ def test_dp_logistic_regression(breast_cancer):
 
 
 def test_dp_reduces_membership_leakage(breast_cancer):
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
     from modelshield.privacy.membership import TrainingRecipe, membership_inference
 
     Xtr, Xte, ytr, yte = breast_cancer
@@ -157,7 +157,7 @@ def test_harden_dp_rebuilds_a_torchscript_mlp(breast_cancer):
     # regression: every TorchScript model was refused ("cannot be re-initialised")
     from modelshield.data.dataset import Dataset
     from modelshield.models.base import Capability
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
 
     torch.set_num_threads(1)
     Xtr, Xte, ytr, yte = breast_cancer
@@ -189,7 +189,7 @@ def test_harden_dp_names_non_numeric_columns(kind, breast_cancer):
     from sklearn.linear_model import LogisticRegression
 
     from modelshield.data.dataset import Dataset
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
 
     Xtr, _, ytr, _ = breast_cancer
     model = wrap_object(_mlp(), classes=[0, 1]) if kind == "torch" else wrap_object(
@@ -205,7 +205,7 @@ def test_harden_dp_refuses_bad_settings_for_every_model_kind(breast_cancer, sk_l
     """A bad learning rate, accountant or mode is one clear error up front, for the scikit-learn path as for
     PyTorch (it used to ignore --accountant and --mode there, and a negative rate crashed in the optimizer)."""
     from modelshield.data.dataset import Dataset
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
 
     Xtr, _, ytr, _ = breast_cancer
     train = Dataset(X=Xtr[:100], y=ytr[:100])

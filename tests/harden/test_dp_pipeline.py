@@ -22,7 +22,7 @@ from modelshield.cli import main
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError
 from modelshield.harden.dp import DPLogisticRegression, harden_dp, split_pipeline
-from modelshield.models.load import wrap_object
+from modelshield.models.wrap import wrap_object
 
 
 @pytest.fixture(scope="module")

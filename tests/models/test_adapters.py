@@ -12,11 +12,12 @@ import pytest
 from modelshield.errors import DataError, UserError
 from modelshield.models.base import Capability
 from modelshield.models.callable import CallableModel
-from modelshield.models.load import load_model, wrap_object
 from modelshield.models.onnx import OnnxModel
 from modelshield.models.remote import RemoteModel
 from modelshield.models.sklearn import SklearnModel
 from modelshield.models.torch import TorchModel
+from modelshield.models.wrap import wrap_object
+from modelshield.protect.loader import load_model
 
 
 def test_sklearn_estimator(breast_cancer, sk_logreg):
@@ -193,7 +194,7 @@ def test_torchscript_infers_width_and_classes(torch_mlp):
 def test_joblib_files_load_whatever_the_compression(tmp_path, breast_cancer, sk_logreg, compress):
     import joblib
 
-    from modelshield.models.load import detect_format
+    from modelshield.formats import detect_file_format as detect_format
 
     _, Xte, _, _ = breast_cancer
     path = tmp_path / "m.joblib"

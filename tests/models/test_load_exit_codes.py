@@ -18,8 +18,8 @@ import pytest
 
 from modelshield.cli import main
 from modelshield.errors import FormatError, UnsafeModelError
-from modelshield.models.load import load_model
 from modelshield.protect.crypto import encrypt_bytes
+from modelshield.protect.loader import load_model
 
 KEY = bytes(range(32))
 EXTENSIONS = [".onnx", ".pkl", ".pt", ".joblib", ".bin", ".safetensors"]

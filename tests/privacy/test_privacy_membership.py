@@ -7,7 +7,7 @@ import pytest
 
 from modelshield.errors import DataError
 from modelshield.models.callable import CallableModel
-from modelshield.models.load import wrap_object
+from modelshield.models.wrap import wrap_object
 from modelshield.privacy.membership import (
     TrainingRecipe,
     find_overlap,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelshield.errors import UnsafeModelError
-from modelshield.models.load import detect_format_bytes
+from modelshield.formats import detect_format_bytes
 from modelshield.protect.loader import TrustPolicy, secure_load
 
 

@@ -163,7 +163,7 @@ def test_clean_scan_loads_with_the_restricted_loader(monkeypatch, enc_model, sk_
 
 
 def test_detect_format_bytes_matches_file_detection(sk_file) -> None:
-    from modelshield.models.load import detect_format
+    from modelshield.formats import detect_file_format as detect_format
 
     path, _ = sk_file
     assert detect_format_bytes(path.read_bytes()) == detect_format(path) == "pickle"
@@ -189,7 +189,7 @@ def test_onnx_model_loads_encrypted_without_trust(tmp_path: Path, master_key: by
     assert np.allclose(m.predict_proba(X), clf.predict_proba(X), atol=1e-5)
 
 
-# --- with the real artifact scanner (skipped until modelshield.scan provides it) --------
+# --- with the real artifact scanner (skipped until modelshield.artifacts provides it) --------
 
 #: pickle that would call posix.system("true") if unpickled; built here, never loaded
 _MALICIOUS = b"\x80\x04" + b"cposix\nsystem\n" + b"\x8c\x04true" + b"\x85" + b"R" + b"."

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from modelshield.artifacts.report import FileReport, FileStatus, ScanReport
+from modelshield.artifacts.scanner import DEFAULT_TIMEOUT, scan_file
 from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.findings import CheckResult, CheckStatus
 from modelshield.protect._provenance import PayloadScan, payload_scan
-from modelshield.scan.report import FileReport, FileStatus, ScanReport
-from modelshield.scan.scanner import DEFAULT_TIMEOUT, scan_file
 
 __all__ = ["ArtifactCheck"]
 
@@ -22,7 +22,7 @@ class ArtifactCheck(Check):
     """Static scan of model files for code execution, unsafe references and malformed structure.
 
     Scans ``ctx.model_path`` and ``ctx.artifacts`` (directories recursively) with
-    :func:`modelshield.scan.scan`. Nothing is deserialised or executed.
+    :func:`modelshield.artifacts.scan`. Nothing is deserialised or executed.
 
     An encrypted model that the secure loader decrypted (``audit --key-file ...``) is reported with the
     scan of its decrypted payload, which the loader made in memory, provided the file on disk is still
@@ -66,8 +66,8 @@ class ArtifactCheck(Check):
         return Applies()
 
     def run(self, ctx: AuditContext) -> CheckResult:
+        from modelshield.artifacts.scanner import _iter_files
         from modelshield.errors import InputNotFoundError
-        from modelshield.scan.scanner import _iter_files
 
         files: list[Path] = []
         for p in self._paths(ctx):

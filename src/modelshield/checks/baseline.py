@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from modelshield._io import file_sha256
 from modelshield.checks.base import AuditContext, Check
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 
@@ -66,8 +67,6 @@ class BaselineCheck(Check):
                                 "adapter": type(model).__name__, "rows_evaluated": len(data),
                                 "data_sha256": data.sha256() if data is ctx.data else ctx.data.sha256()}
         if ctx.model_path is not None and ctx.model_path.is_file():
-            from modelshield.runner import file_sha256
-
             info["model_sha256"] = file_sha256(ctx.model_path)
         res.tables["identity"] = [{"property": k, "value": v} for k, v in info.items()]
         ctx.progress(0.2, "predicting")

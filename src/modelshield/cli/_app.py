@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperArgument
 
-from modelshield import __version__
+from modelshield._version import __version__
 from modelshield.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["AREAS", "HARDEN_AREAS", "build_app", "get_command", "run_typer", "tidy_help"]

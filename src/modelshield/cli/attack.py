@@ -41,7 +41,7 @@ def _fmt(v: Any) -> str:
 def _load(model: str, data: Path, *, target: str | None, features: list[str] | None,
           immutable: list[str] | None, trust: bool, input_shape: str | None) -> tuple[Any, Any]:
     from modelshield.data.loaders import check_model_width, load_dataset
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
 
     ds = load_dataset(data, target=target, features=split_list(features) or None,
                       immutable=split_list(immutable))

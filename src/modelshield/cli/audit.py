@@ -317,7 +317,7 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
               trust: bool, quick: bool, prog: _Progress, loader: dict[str, Any] | None = None,
               headers: dict[str, str] | None = None) -> Any:
     from modelshield.data.loaders import load_dataset
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
     from modelshield.runner import AuditReport, audit_run, environment
 
     if model_src is None:
@@ -368,7 +368,7 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
 
 def _run_demo(policy: Any, *, seed: int, opts: dict[str, dict[str, Any]], checks: list[str] | None,
               prog: _Progress, quick: bool) -> Any:
-    from modelshield.data.demo import build_demo
+    from modelshield.demo import build_demo
     from modelshield.runner import AuditReport, audit_run, environment
 
     runs = []

@@ -103,7 +103,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         from modelshield.data.loaders import load_dataset
         from modelshield.harden.fairness import mitigate
-        from modelshield.models.load import load_model
+        from modelshield.protect.loader import load_model
 
         sens = split_list(sensitive)
         if not sens:

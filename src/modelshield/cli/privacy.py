@@ -45,7 +45,7 @@ def _require_numeric(ds: Any, what: str) -> None:
 
 
 def _load_model(path: str, trust: bool) -> Any:
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
 
     return load_model(path, trust=trust)
 

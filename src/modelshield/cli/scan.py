@@ -37,8 +37,8 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
                  timeout: float = DEFAULT_TIMEOUT, quiet: bool = False) -> int:
     """Scan ``paths``, print one line per file (and its findings) and a summary, write the JSON /
     SARIF reports; returns the exit code (0 pass, 1 findings at or above ``fail_on``)."""
+    from modelshield.artifacts import scan
     from modelshield.findings import Severity
-    from modelshield.scan import scan
 
     try:
         gate = Severity.parse(fail_on)

@@ -153,7 +153,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             from modelshield.errors import MissingExtraError
 
             raise MissingExtraError("uvicorn", "serve", "modelshield serve") from exc
-        from modelshield.models.load import load_model
+        from modelshield.protect.loader import load_model
         from modelshield.serve.app import create_app, uvicorn_options
 
         m = load_model(model, trust=trust)

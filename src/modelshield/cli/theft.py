@@ -28,7 +28,7 @@ def _load_model(path: str, trust: bool, shape: tuple[int, ...] | None = None) ->
     the wrong width is reported by :func:`~modelshield.data.loaders.check_model_width` instead of
     being forced onto the model.
     """
-    from modelshield.models.load import load_model
+    from modelshield.protect.loader import load_model
 
     if shape and str(path).startswith(("http://", "https://")):
         return load_model(path, trust=trust, input_shape=tuple(shape))
@@ -350,7 +350,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         # verify what will be written, exactly as 'theft verify-watermark' will
         import hashlib
 
-        from modelshield.models.load import load_model
+        from modelshield.protect.loader import load_model
 
         com = Commitment.create(res.triggers, wm_key, sk, params=res.params,
                                 model_sha256=hashlib.sha256(buf.getvalue()).hexdigest())

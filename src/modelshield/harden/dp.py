@@ -658,7 +658,7 @@ def harden_dp(
     """
     import torch
 
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
 
     if output_format not in ("native", "onnx"):
         raise DataError(f"unknown output format {output_format!r}; expected 'native' or 'onnx'")

@@ -9,10 +9,10 @@ verification, and no plaintext ever reaches a temp file.
   (default ``<file>.sig``) must verify under one of the trusted keys and cover exactly these bytes.
 * **Decrypt** with ``key=`` (32 bytes), ``key_file=``, ``key_env=``, ``passphrase=`` or
   ``passphrase_env=``; an encrypted file without a key is refused.
-* **Scan** the content with the artifact scanner (``modelshield.scan.scan_bytes``);
+* **Scan** the content with the artifact scanner (``modelshield.artifacts.scan_bytes``);
   findings at or above ``policy.block_at`` (HIGH by default) refuse the load with
   :class:`UnsafeModelError`. Clean pickle-based content (pickle, joblib, full PyTorch checkpoints) is
-  loaded with the scanner's restricted unpickler (``modelshield.scan.restricted.safe_load``).
+  loaded with the scanner's restricted unpickler (``modelshield.artifacts.restricted.safe_load``).
   Without the scanner installed, pickle-based content is refused unless ``trust=True``.
 * ``trust=True`` (only for files you made) skips the scan and uses the framework's own loader; it
   never skips signature verification or decryption. A policy can forbid it (``allow_trust=False``).
@@ -37,21 +37,20 @@ import numpy as np
 
 from modelshield.errors import (
     FormatError,
+    InputNotFoundError,
     IntegrityError,
     UnsafeModelError,
     UntrustedModelError,
     UserError,
 )
 from modelshield.findings import Severity
+from modelshield.formats import detect_format_bytes
 from modelshield.models.base import BaseModel
-from modelshield.models.load import (
-    detect_format_bytes,
-    load_file_unrestricted,
-    wrap_loaded,
-)
+from modelshield.models.wrap import wrap_loaded, wrap_object
+from modelshield.protect._hazmat import load_file_unrestricted
 from modelshield.protect._provenance import PayloadScan, attach_payload_scan
 
-__all__ = ["PICKLE_BASED", "TrustPolicy", "detect_format_bytes", "secure_load"]
+__all__ = ["PICKLE_BASED", "TrustPolicy", "detect_format_bytes", "load_model", "secure_load"]
 
 PICKLE_BASED = frozenset({"pickle", "joblib-compressed", "torch-zip"})
 
@@ -274,7 +273,57 @@ def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str
 
 def _scanner() -> tuple[Any, Any]:
     """The artifact scanner's ``scan_bytes`` and restricted ``safe_load`` (a seam tests replace)."""
-    from modelshield.scan import scan_bytes
-    from modelshield.scan.restricted import safe_load
+    from modelshield.artifacts import scan_bytes
+    from modelshield.artifacts.restricted import safe_load
 
     return scan_bytes, safe_load
+
+
+def load_model(
+    source: Any,
+    *,
+    trust: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    classes: list[Any] | np.ndarray | None = None,
+    headers: dict[str, str] | None = None,
+    **loader_options: Any,
+) -> BaseModel:
+    """Load or wrap a model and return its :class:`~modelshield.models.base.BaseModel` adapter.
+
+    Parameters
+    ----------
+    source : a fitted estimator, a ``torch.nn.Module``, an adapter, an ``http(s)://`` URL or a path
+        to a model file (scikit-learn pickle/joblib, PyTorch checkpoint or TorchScript, ONNX).
+    trust : load pickle-based files without the scanner's restrictions. Only for files you made.
+    input_shape, classes : hints for PyTorch/ONNX models (shape of one sample; class labels).
+    loader_options : passed to the secure loader (e.g. ``policy=``, ``key=``).
+
+    Raises
+    ------
+    InputNotFoundError, FormatError
+        Exit 2: no such file; or content that does not parse or is in no known format (empty, text,
+        random bytes, a truncated archive), encrypted or not, whatever the extension.
+    UnsafeModelError, UntrustedModelError, IntegrityError
+        Exit 3: content that parses but is unsafe or could not be fully inspected; untrusted pickle;
+        wrong key, tampered container, bad signature. Nothing is loaded in any of these cases.
+    """
+    if isinstance(source, (str, Path)) and str(source).startswith(("http://", "https://")):
+        from modelshield.models.remote import RemoteModel  # only for URLs: keeps httpx off the file path
+
+        n = int(np.prod(input_shape)) if input_shape else None
+        return RemoteModel(str(source), classes=classes, headers=headers, n_features=n)
+    if not isinstance(source, (str, Path)):
+        kw: dict[str, Any] = {}
+        if input_shape is not None:
+            kw["input_shape"] = input_shape
+        if classes is not None:
+            kw["classes"] = classes
+        return wrap_object(source, **kw)
+    path = Path(source)
+    if not path.exists():
+        raise InputNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise FormatError(f"{path} is a directory; pass the model file inside it")
+    if not path.is_file():  # a pipe or device would block or cannot be read twice
+        raise FormatError(f"{path} is not a regular file (a pipe, device or socket); save the model to a file")
+    return secure_load(path, trust=trust, input_shape=input_shape, classes=classes, **loader_options)

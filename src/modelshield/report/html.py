@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from modelshield._version import __version__
 from modelshield.findings import Severity
 from modelshield.runner import AuditReport
 
@@ -46,7 +47,6 @@ def render_html(report: AuditReport) -> str:
     """Render the report as one HTML page."""
     import jinja2
 
-    from modelshield import __version__
     from modelshield.checks.registry import available_checks
     from modelshield.report.svg import render_svg
 

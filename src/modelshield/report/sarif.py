@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modelshield._version import __version__
 from modelshield.findings import Finding, Severity
 
 __all__ = ["SARIF_SCHEMA", "SARIF_VERSION", "sarif_log"]
@@ -60,7 +61,7 @@ def sarif_log(
     no ``location`` of its own.
     """
     if tool_version is None:
-        from modelshield import __version__ as tool_version
+        tool_version = __version__
     rules: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []
     for f in findings:

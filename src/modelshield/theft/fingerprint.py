@@ -52,9 +52,9 @@ import numpy as np
 from modelshield._io import write_bytes_safely
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, InputNotFoundError
-from modelshield.harden.watermark import fine_tune, prune_magnitude, reinitialised, train_classifier
 from modelshield.models.base import BaseModel
 from modelshield.theft._records import read_record, record_bytes
+from modelshield.theft.training import fine_tune, prune_magnitude, reinitialised, train_classifier
 
 __all__ = [
     "DEFAULT_FALSE_MATCH_RATE",

@@ -82,7 +82,7 @@ def as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     """Wrap ``model`` in its adapter; ``input_shape`` helps torch modules whose shape cannot be
     inferred (TorchScript, convolutional nets) find their classes."""
     from modelshield.models.base import BaseModel
-    from modelshield.models.load import wrap_object
+    from modelshield.models.wrap import wrap_object
 
     if isinstance(model, BaseModel):
         return model
