@@ -12,6 +12,7 @@ import typer
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, err_console, split_list, write_bytes_safely, write_json
+from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import ModelShieldError, UserError
 
 __all__ = ["register"]
@@ -39,15 +40,14 @@ def _fmt(v: Any) -> str:
 
 
 def _load(model: str, data: Path, *, target: str | None, features: list[str] | None,
-          immutable: list[str] | None, trust: bool, input_shape: str | None) -> tuple[Any, Any]:
+          immutable: list[str] | None, load: LoadFlags, input_shape: str | None) -> tuple[Any, Any]:
     from modelshield.data.loaders import check_model_width, load_dataset
-    from modelshield.protect.loader import load_model
 
     ds = load_dataset(data, target=target, features=split_list(features) or None,
                       immutable=split_list(immutable))
     if ds.y is None:
         raise UserError(f"{data}: no labels; name the label column with --target")
-    m = load_model(model, trust=trust, input_shape=_shape(input_shape))
+    m = load.load(model, input_shape=_shape(input_shape))
     check_model_width(ds, m)  # and labels outside the classes, missing values the model cannot take
     try:  # one row first: a model that cannot run on these rows is a usage error, not a crash mid-attack
         m.predict_proba(np.asarray(ds.X[:1]))
@@ -74,6 +74,7 @@ def _check_bounds_flag(bounds: str | None) -> None:
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     @app.command("attack")
+    @load_options
     def attack(
         model: str = typer.Argument(..., help="Model: TorchScript, ONNX, PyTorch or scikit-learn file."),
         data: Path = typer.Option(..., "--data", "-d", help="Labelled data to attack: CSV, Parquet or NPZ."),
@@ -99,10 +100,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         max_samples: int = typer.Option(1000, "--max-samples", help="Attack at most this many rows."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
         adv_out: Path = typer.Option(None, "--save-adv", help="Write the adversarial inputs (NPZ) here."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
+        *,
+        load: LoadFlags,
     ) -> None:
         """Attack a model on labelled data; report clean vs robust accuracy, success rate, queries."""
         from modelshield.attacks import make_attack
@@ -116,7 +118,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise UserError("--max-samples must be >= 1")
         _check_bounds_flag(bounds)
         check_outputs({"--json": json_out, "--save-adv": adv_out}, [model, data, train, bounds_file], force)
-        m, ds = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
+        m, ds = _load(model, data, target=target, features=features, immutable=immutable, load=load,
                       input_shape=input_shape)
         train_ds = None
         if train is not None:
@@ -159,6 +161,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             console.print(f"wrote {adv_out}")
 
     @harden.command("adversarial")
+    @load_options
     def harden_adversarial_cmd(
         model: str = typer.Argument(..., help="PyTorch model: TorchScript file (or a trusted checkpoint)."),
         data: Path = typer.Option(..., "--data", "-d", help="Training data: CSV, Parquet or NPZ."),
@@ -187,8 +190,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                                                       "(comma list or repeated)."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
+        *,
+        load: LoadFlags,
     ) -> None:
         """Adversarially train a PyTorch model (PGD or TRADES); write it and a before/after report."""
         import torch
@@ -200,7 +204,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise UserError(f"unknown --method {method!r}; expected pgd or trades")
         _check_bounds_flag(bounds)
         check_outputs({"--out": out, "--report": report}, [model, data, test, bounds_file], force)
-        m, train = _load(model, data, target=target, features=features, immutable=immutable, trust=trust,
+        m, train = _load(model, data, target=target, features=features, immutable=immutable, load=load,
                       input_shape=input_shape)
         test_ds = None
         if test is not None:

@@ -14,7 +14,8 @@ from rich.markup import escape
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, err_console, parse_options, split_list
-from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, InputNotFoundError, OutputError, UserError
+from modelshield.cli._loading import LoadFlags, load_options
+from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, OutputError, UserError
 
 __all__ = ["check_report_outputs", "demo_note", "is_previous_report", "register"]
 
@@ -145,6 +146,7 @@ def check_report_outputs(outputs: dict[str, tuple[Path | None, str]], defaults: 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     @app.command("audit")
+    @load_options
     def audit_cmd(
         model: str = typer.Argument(None, help="Model file (scikit-learn pickle/joblib, PyTorch, TorchScript, "
                                                 "ONNX) or an http(s):// prediction endpoint."),
@@ -163,23 +165,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random seed (every check is deterministic under it)."),
         option: list[str] = typer.Option(None, "--option", "-O", help="Check option CHECK.KEY=VALUE."),
         input_shape: str = typer.Option(None, "--input-shape", help="Shape of one sample, e.g. 1,8,8."),
-        trust: bool = typer.Option(False, "--trust", help="Load pickle-based files without the scanner's "
-                                                          "restrictions (only for files you made)."),
-        key_file: Path = typer.Option(None, "--key-file", help="Key file to decrypt an encrypted model."),
-        key_env: str = typer.Option(None, "--key-env", help="Environment variable holding the decryption key."),
-        passphrase_env: str = typer.Option(None, "--passphrase-env", help="Environment variable holding the "
-                                                                          "passphrase of an encrypted model."),
-        public_key: Path = typer.Option(None, "--public-key", help="Require a valid signature by this key "
-                                                                   "(PEM) before loading."),
-        signature: Path = typer.Option(None, "--signature", help="Signature file (default MODEL.sig)."),
-        strict: bool = typer.Option(False, "--strict", help="Refuse (exit 3) a --key-file readable by group or "
-                                                            "others (default: a warning, as ssh does)."),
         header: list[str] = typer.Option(None, "--header", "-H", help="HTTP header for an endpoint MODEL, "
                                                                       "e.g. 'Authorization: Bearer KEY' (repeatable)."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets: fast, less thorough."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing report files."),
         demo: bool = typer.Option(False, "--demo", help="Audit bundled demo models on offline data."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        *,
+        load: LoadFlags,
     ) -> int:
         """Run every applicable check on MODEL and write reports; exit 0 pass, 1 policy failed, 2 bad input."""
         from modelshield.policy import load_policy
@@ -193,17 +186,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                          if p not in (json_out, sarif_out)}
             json_out = json_out or html.with_suffix(".json")
             sarif_out = sarif_out or html.with_suffix(".sarif")
-        if signature is not None and public_key is None:
-            raise UserError("--signature needs --public-key (the key to verify it with)")
-        if sum(x is not None for x in (key_file, key_env, passphrase_env)) > 1:
-            raise UserError("give only one of --key-file, --key-env and --passphrase-env")
-        for flag, p in (("--key-file", key_file), ("--public-key", public_key), ("--signature", signature)):
-            if p is not None and not p.is_file():
-                raise InputNotFoundError(f"{flag} {p}: " + ("is a folder" if p.is_dir() else "file not found"))
         # fail before any work: writable, distinct, and never one of the inputs. An output the user did not
         # name may replace the report of an earlier run (recognised by its content), never any other file.
         outputs = {"--out": (html, "html"), "--json": (json_out, "json"), "--sarif": (sarif_out, "sarif")}
-        inputs = [model, data, train, policy, key_file, public_key, signature]
+        inputs = [model, data, train, policy, *load.inputs]
         check_report_outputs(outputs, defaults, inputs, force)
         pol = load_policy(policy)
         from modelshield.runner import validate_policy
@@ -227,10 +213,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 report = _run_user(model, data=data, train=train, target=target, sensitive=split_list(sensitive),
                                    features=split_list(features) or None, immutable=split_list(immutable),
                                    checks=check_names, policy=pol, seed=seed, opts=opts,
-                                   input_shape=_shape(input_shape), trust=trust, quick=quick, prog=prog,
-                                   loader={"key_file": key_file, "key_env": key_env, "passphrase_env": passphrase_env,
-                                           "public_key": public_key, "signature": signature,
-                                           "strict_key_permissions": strict or None},
+                                   input_shape=_shape(input_shape), quick=quick, prog=prog, load=load,
                                    headers=_headers(header))
         print_summary(report, console)
         replace = check_report_outputs(outputs, defaults, inputs, force)  # again: the audit took a while
@@ -314,10 +297,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, target: str | None,
               sensitive: list[str], features: list[str] | None, immutable: list[str], checks: list[str] | None,
               policy: Any, seed: int, opts: dict[str, dict[str, Any]], input_shape: tuple[int, ...] | None,
-              trust: bool, quick: bool, prog: _Progress, loader: dict[str, Any] | None = None,
+              quick: bool, prog: _Progress, load: LoadFlags | None = None,
               headers: dict[str, str] | None = None) -> Any:
     from modelshield.data.loaders import load_dataset
-    from modelshield.protect.loader import load_model
     from modelshield.runner import AuditReport, audit_run, environment
 
     if model_src is None:
@@ -329,36 +311,17 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, t
     tr = load_dataset(train, target=target, sensitive=sensitive, features=features, immutable=immutable) \
         if train is not None else None
     prog.note(f"loading {model_src}")
-    load_opts = {k: v for k, v in (loader or {}).items() if v is not None}
-    if load_opts.get("public_key") is not None:
-        load_opts["require_signature"] = True
-    if load_opts.pop("strict_key_permissions", False):
-        from modelshield.protect.loader import TrustPolicy
-
-        load_opts["policy"] = TrustPolicy(strict_key_permissions=True)
+    load = load or LoadFlags()
     remote = str(model_src).startswith(("http://", "https://"))
-    if remote and load_opts:
-        raise UserError("--key-file/--public-key apply to model files, not endpoints")
     if headers and not remote:
         raise UserError("--header applies to http(s):// endpoints only")
     if remote:
         width = ds.n_features if ds is not None else None
-        m = load_model(model_src, headers=headers, input_shape=input_shape or ((width,) if width else None))
+        m = load.load(model_src, headers=headers, input_shape=input_shape or ((width,) if width else None))
         if ds is not None:
             m.predict_proba(ds.X[:1])  # fail fast (exit 2) on a wrong URL or missing credentials
     else:
-        import warnings
-
-        from modelshield.protect.keys import KeyPermissionWarning
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", KeyPermissionWarning)
-            m = load_model(model_src, trust=trust, input_shape=input_shape, **load_opts)
-        for w in caught:  # one 'warning:' line each (key-file permissions), never Python's warning format
-            if issubclass(w.category, KeyPermissionWarning):
-                err_console.print(f"warning: {w.message}", highlight=False, markup=False, soft_wrap=True)
-            else:
-                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        m = load.load(model_src, input_shape=input_shape)
     path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
     prog.label = path.name if path else str(model_src)
     run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,

@@ -16,6 +16,7 @@ from modelshield.cli._common import (
     write_bytes_safely,
     write_json,
 )
+from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import EXIT_OK, OutputError, UserError
 
 __all__ = ["register"]
@@ -72,6 +73,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     @harden.command("fairness")
+    @load_options
     def harden_fairness(
         model: str = typer.Argument(..., help="Fitted scikit-learn classifier (pickle/joblib)."),
         data: Path = typer.Option(..., "--data", "-d", help="Labelled training data (CSV, Parquet or NPZ)."),
@@ -93,17 +95,16 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         eps: float = typer.Option(0.01, "--eps", help="Allowed constraint violation (ExponentiatedGradient)."),
         max_iter: int = typer.Option(50, "--max-iter", help="ExponentiatedGradient iterations."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model without the scanner's "
-                                                          "restrictions (only for files you made)."),
         force: bool = typer.Option(False, "--force", "-f", help="Write into an existing --output folder."),
         json_only: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
+        *,
+        load: LoadFlags,
     ) -> int:
         """Train bias-mitigated versions of MODEL and compare them (fairness and accuracy) with it."""
         import joblib
 
         from modelshield.data.loaders import load_dataset
         from modelshield.harden.fairness import mitigate
-        from modelshield.protect.loader import load_model
 
         sens = split_list(sensitive)
         if not sens:
@@ -122,7 +123,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if train.y is None:
             raise UserError("--target is required: mitigation needs labels")
         held = load_dataset(eval_data, target=target, sensitive=sens, features=feats) if eval_data else None
-        m = load_model(model, trust=trust)
+        m = load.load(model)
         if getattr(m, "framework", "") != "sklearn":
             raise UserError(f"harden fairness needs a scikit-learn classifier; {model} is a {m.framework} model")
         from modelshield.data.loaders import check_model_width

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
+from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import DataError, OutputError, UserError
 
 __all__ = ["register"]
@@ -44,10 +45,9 @@ def _require_numeric(ds: Any, what: str) -> None:
     check(ds, what)
 
 
-def _load_model(path: str, trust: bool) -> Any:
-    from modelshield.protect.loader import load_model
+def _load_model(path: str, load: LoadFlags) -> Any:
 
-    return load_model(path, trust=trust)
+    return load.load(path)
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -140,6 +140,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
     # ------------------------------------------------------------------------------------------
     @privacy.command("membership")
+    @load_options
     def membership(
         model: str = typer.Argument(..., help="Model file (scikit-learn, PyTorch, ONNX)."),
         train: Path = typer.Option(..., "--train", help="Training data (the members)."),
@@ -155,9 +156,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         show_rows: bool = typer.Option(False, "--show-rows", help="Include the most exposed rows' values."),
         quick: bool = typer.Option(False, "--quick", help="Small budgets."),
         seed: int = typer.Option(0, "--seed"),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON."),
         force: bool = typer.Option(False, "--force", help="Overwrite the JSON output."),
+        *,
+        load: LoadFlags,
     ) -> int:
         """Membership-inference audit: ROC AUC and TPR at 0.1 % / 1 % FPR, most exposed rows by index."""
         from modelshield.runner import audit
@@ -165,7 +167,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         check_outputs({"--json": json_out}, [model, train, test], force)
         if _same_file(train, test):
             raise DataError("--train and --test are the same file; membership inference needs held-out data")
-        m = _load_model(model, trust)
+        m = _load_model(model, load)
         tr = _load_xy(train, target, features)
         te = _load_xy(test, target, features)
         _require_numeric(tr, f"--train {train.name}")
@@ -229,6 +231,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
     # ------------------------------------------------------------------------------------------
     @harden.command("dp")
+    @load_options
     def harden_dp(
         model: str = typer.Argument(..., help="PyTorch model (MLP / any Opacus-supported module), a "
                                                "scikit-learn linear classifier, or a scikit-learn Pipeline of "
@@ -250,16 +253,17 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         mode: str = typer.Option("auto", "--mode", help="auto | fast | hooks | ghost (PyTorch)."),
         accountant: str = typer.Option("rdp", "--accountant", help="rdp | pld"),
         seed: int = typer.Option(0, "--seed"),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the before/after report as JSON."),
         force: bool = typer.Option(False, "--force", help="Overwrite outputs."),
+        *,
+        load: LoadFlags,
     ) -> int:
         """Retrain a model with DP-SGD at a target (epsilon, delta); report epsilon and before/after
         accuracy and membership-inference TPR at low FPR."""
         from modelshield.harden.dp import harden_dp as run
 
         check_outputs({"--out": out, "--json": json_out}, [model, train, test], force)
-        m = _load_model(model, trust)
+        m = _load_model(model, load)
         tr = _load_xy(train, target, features)
         te = _load_xy(test, target, features) if test is not None else None
         _require_numeric(tr, f"--train {train.name}")

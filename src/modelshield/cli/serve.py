@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from modelshield.cli._common import console
+from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import IntegrityError, UserError
 
 __all__ = ["register"]
@@ -118,22 +119,26 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     audit_log = typer.Typer(help="Inspect the gateway's tamper-evident audit log.", no_args_is_help=True)
 
     @app.command("serve")
+    @load_options
     def serve(
-        model: Path = typer.Argument(..., help="Model file (scikit-learn, PyTorch, ONNX)."),
+        model: Path = typer.Argument(..., help="Model file (scikit-learn, PyTorch, ONNX); an encrypted "
+                                               "container with --key-file/--key-env/--passphrase-env."),
         config: Path | None = CONFIG_OPT,
         host: str | None = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
         port: int | None = typer.Option(None, "--port", "-p", help="Port (default 8000)."),
         state_dir: Path | None = STATE_OPT,
         reference: Path | None = typer.Option(None, "--reference", help="Reference data (CSV/Parquet/NPZ)."),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate (enables HTTPS)."),
         tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
         tls_client_ca: Path | None = typer.Option(
             None, "--tls-client-ca", help="Require client certificates signed by this CA (mTLS)."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
         dev: bool = typer.Option(False, "--dev", help="Development: also serve /docs and /openapi.json (public)."),
+        *,
+        load: LoadFlags,
     ) -> None:
-        """Serve MODEL behind authentication, limits, monitoring and an audit log."""
+        """Serve MODEL behind authentication, limits, monitoring and an audit log (the model is loaded
+        through the secure loader: verified with --public-key, decrypted with a key, scanned)."""
         import ssl
 
         cfg = _config(config, state_dir, host=host, port=port,
@@ -153,10 +158,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             from modelshield.errors import MissingExtraError
 
             raise MissingExtraError("uvicorn", "serve", "modelshield serve") from exc
-        from modelshield.protect.loader import load_model
         from modelshield.serve.app import create_app, uvicorn_options
 
-        m = load_model(model, trust=trust)
+        m = load.load(model)
         app_ = create_app(m, cfg)
         if tls_cert is None and cfg.host not in ("127.0.0.1", "::1", "localhost"):
             typer.echo("warning: serving on a non-loopback address without TLS; "

@@ -16,25 +16,25 @@ import typer
 
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
+from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import DataError, UserError
 
 __all__ = ["register"]
 
 
-def _load_model(path: str, trust: bool, shape: tuple[int, ...] | None = None) -> Any:
+def _load_model(path: str, load: LoadFlags, shape: tuple[int, ...] | None = None) -> Any:
     """Load a model; ``shape`` (one input row) is a fallback for models whose width is unknown.
 
     The model's own width (e.g. an MLP's first ``Linear`` layer) wins over ``shape``, so that data of
     the wrong width is reported by :func:`~modelshield.data.loaders.check_model_width` instead of
     being forced onto the model.
     """
-    from modelshield.protect.loader import load_model
 
     if shape and str(path).startswith(("http://", "https://")):
-        return load_model(path, trust=trust, input_shape=tuple(shape))
-    m = load_model(path, trust=trust)
+        return load.load(path, input_shape=tuple(shape))
+    m = load.load(path)
     if shape and getattr(getattr(m, "input_spec", None), "shape", None) is None:
-        m = load_model(path, trust=trust, input_shape=tuple(shape))  # e.g. convolutional models
+        m = load.load(path, input_shape=tuple(shape))  # e.g. convolutional models
     return m
 
 
@@ -74,9 +74,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                              help="Trigger-set NPZ; optional (the key re-derives it), must "
                                                   "be the committed one when given."),
         alpha: float = typer.Option(1e-6, "--alpha", help="Significance level of the binomial test."),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the verdict as JSON here."),
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
+        # --public-key here is the watermark owner's key: this command takes --trust but not the loader's
+        # signature flags (a suspect model is someone else's file, with no signature of yours)
+        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
     ) -> None:
         """Test whether MODEL carries your watermark: exit 0 if verified, 1 if not, 3 if the proof
         (signature, key, trigger set) is refused."""
@@ -92,7 +94,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         key = load_key_file(watermark_key)
         ts = TriggerSet.load(triggers) if triggers is not None else None
         derived = com.open(pub, key, ts)  # refuses (exit 3) before the model is even loaded
-        m = _load_model(model, trust, derived.X.shape[1:])
+        m = _load_model(model, LoadFlags(trust=trust), derived.X.shape[1:])
         v = verify_watermark(m, commitment=com, public_key=pub, key=key, triggers=ts, alpha=alpha)
         verdict = "[bold green]watermark verified[/]" if v.owned else "[bold yellow]watermark not detected[/]"
         console.print(f"commitment signed and opened (committed {v.created}); {verdict}: {v.matches}/{v.n} "
@@ -103,6 +105,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         raise typer.Exit(0 if v.owned else 1)
 
     @theft.command("extraction")
+    @load_options
     def extraction_cmd(
         model: str = typer.Argument(..., help="Model file or http(s):// endpoint."),
         data: Path = typer.Option(..., "--data", help="Held-out data (CSV, Parquet or NPZ)."),
@@ -120,9 +123,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         api_outputs: str | None = typer.Option(None, "--api-outputs",
                                                help="What the API returns: probabilities, top1 or rounded."),
         seed: int = typer.Option(0, "--seed"),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the check result as JSON here."),
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
+        *,
+        load: LoadFlags,
     ) -> None:
         """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
         from modelshield.checks.base import AuditContext
@@ -137,7 +141,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                 "api_outputs": api_outputs}
         check = TheftCheck.from_options({k: v for k, v in opts.items() if v is not None})  # bad values: exit 2 now
         ds = _load_data(data, target, split_list(features))
-        m = _load_model(model, trust, ds.X.shape[1:])
+        m = _load_model(model, load, ds.X.shape[1:])
         check_model_width(ds, m)
         res = run_check(check, AuditContext(model=m, data=ds, seed=seed, quick=quick))
         if res.status is CheckStatus.ERROR:
@@ -160,6 +164,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             write_json(json_out, res.to_dict(), force)
 
     @fp_app.command("create")
+    @load_options
     def fingerprint_create(
         model: str = typer.Argument(..., help="Your model file."),
         data: Path = typer.Option(..., "--data", help="Rows from the model's input distribution."),
@@ -179,8 +184,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             help="A model trained without yours (repeatable): an independent reference, e.g. for frameworks "
                  "whose references cannot be trained here (with --target, added to the trained ones)."),
         seed: int = typer.Option(0, "--seed"),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+        *,
+        load: LoadFlags,
     ) -> None:
         """Create a boundary fingerprint of MODEL (query-only), calibrated on independently trained
         reference models (trained here for scikit-learn and PyTorch with --target, or given with --independent)."""
@@ -206,9 +212,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if not 0.0 < false_match_rate < 1.0:
             raise UserError("--false-match-rate must lie strictly between 0 and 1")
         ds = _load_data(data, target, split_list(features))
-        m = _load_model(model, trust, ds.X.shape[1:])
+        m = _load_model(model, load, ds.X.shape[1:])
         check_model_width(ds, m)
-        indep: list[Any] = [_load_model(p, trust, ds.X.shape[1:]) for p in independent_models]
+        indep: list[Any] = [_load_model(p, load, ds.X.shape[1:]) for p in independent_models]
         derived = extracted_references(m, ds.X, seed=seed)
         if target is not None:
             if ds.y is None:
@@ -237,13 +243,15 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                           "copies score below the threshold: copies modified that much may go undetected")
 
     @fp_app.command("compare")
+    @load_options
     def fingerprint_compare(
         fingerprint: Path = typer.Argument(..., help="Fingerprint NPZ from 'theft fingerprint create'."),
         model: str = typer.Argument(..., help="Suspect model file or http(s):// endpoint."),
         threshold: float | None = typer.Option(None, "--threshold", help="Override the stored threshold."),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON here."),
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
+        *,
+        load: LoadFlags,
     ) -> None:
         """Score a suspect against a fingerprint: exit 0 if it matches (derived copy), 1 if not."""
         from modelshield.theft.fingerprint import Fingerprint
@@ -252,7 +260,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise UserError("--threshold must lie in (0, 1]")
         check_outputs({"--json": json_out}, [fingerprint, model], force)
         fp = Fingerprint.load(fingerprint)
-        match = fp.compare(_load_model(model, trust, fp.X.shape[1:]), threshold=threshold)
+        match = fp.compare(_load_model(model, load, fp.X.shape[1:]), threshold=threshold)
         verdict = "[bold green]match[/]" if match.derived else "[bold yellow]no match[/]"
         console.print(f"{verdict}: {match.matches}/{match.n} points agree; {match.describe()}")
         if json_out is not None:
@@ -260,6 +268,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         raise typer.Exit(0 if match.derived else 1)
 
     @harden.command("watermark")
+    @load_options
     def harden_watermark(
         model: str = typer.Argument(..., help="PyTorch model file (TorchScript or a saved nn.Module)."),
         data: Path = typer.Option(..., "--data", "-d", help="Training data (CSV, Parquet or NPZ)."),
@@ -298,8 +307,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         robustness: bool = typer.Option(False, "--robustness",
                                         help="Also measure fine-tuning/pruning/distillation robustness."),
         seed: int = typer.Option(0, "--seed"),
-        trust: bool = typer.Option(False, "--trust", help="Load a pickle-based model you made yourself."),
         force: bool = typer.Option(False, "--force", help="Overwrite outputs that exist."),
+        *,
+        load: LoadFlags,
     ) -> None:
         """Embed a trigger-set watermark into a PyTorch classifier while fine-tuning (or training) it."""
         import numpy as np
@@ -324,7 +334,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         sk = load_private_key(signing_key)
         wm_key = load_key_file(watermark_key) if watermark_key is not None else new_watermark_key()
         ds = _load_data(data, target, split_list(features))
-        m = _load_model(model, trust, ds.X.shape[1:])
+        m = _load_model(model, load, ds.X.shape[1:])
         if getattr(m, "framework", "") != "pytorch":
             raise UserError(f"harden watermark needs a PyTorch model; {model} is {m.framework}")
         check_model_width(ds, m)

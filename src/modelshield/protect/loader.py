@@ -154,7 +154,7 @@ def secure_load(
     if encrypted:
         k, pw = _key_material(key, key_file, key_env, passphrase, passphrase_env, pol.strict_key_permissions)
         if k is None and pw is None:
-            raise UserError(f"{path} is encrypted; give its key (modelshield audit: --key-file, --key-env or "
+            raise UserError(f"{path} is encrypted; give its key (command line: --key-file, --key-env or "
                             "--passphrase-env; Python: key_file=, key_env=, passphrase_env=) or decrypt it first "
                             "with 'modelshield protect decrypt'")
         data = decrypt_bytes(data, key=k, passphrase=pw)
