@@ -1,6 +1,7 @@
 """The layering holds (issue 14): import-linter's contracts in ``pyproject.toml`` pass, and no import
 cycle exists between modelshield's modules, counting imports inside functions (a lazy import does not
-hide a cycle from this test)."""
+hide a cycle from this test). Imports under ``if TYPE_CHECKING:`` never run and are left out: a
+module may name a type of a module that imports it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except the bodies of ``if TYPE_CHECKING:`` blocks (their ``else`` runs)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
 
 
 def import_graph(src: Path = SRC) -> dict[str, set[str]]:
@@ -32,7 +50,7 @@ def import_graph(src: Path = SRC) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for mod, path in modules.items():
         package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -104,7 +122,10 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path
     (pkg / "a" / "x.py").write_text("from modelshield.b import y\n")
     (pkg / "b.py").write_text("def f():\n    from modelshield.a.x import thing\n    return thing\n")
     (pkg / "c.py").write_text("import modelshield.b\n")
+    (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from modelshield.e import E\n")
+    (pkg / "e.py").write_text("from modelshield.d import thing\n")
     assert cycles(import_graph(tmp_path)) == [["modelshield.a.x", "modelshield.b"]]
+    assert "modelshield.e" not in import_graph(tmp_path)["modelshield.d"]
 
 
 def test_no_import_cycle_counting_function_level_imports() -> None:
