@@ -126,7 +126,7 @@ class _Declared(Check):
     needs_data: ClassVar[bool] = False
     needs_model: ClassVar[bool] = False
 
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         return self.result(metrics={"score": 1.0})
 
 
@@ -136,7 +136,7 @@ class _Undeclared(Check):
     needs_data: ClassVar[bool] = False
     needs_model: ClassVar[bool] = False
 
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         return self.result(metrics={"anything": 1.0})
 
 

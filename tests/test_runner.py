@@ -21,7 +21,7 @@ class Boom(Check):
     name: ClassVar[str] = "boom"
     needs_data: ClassVar[bool] = False
 
-    def run(self, ctx):
+    def _run(self, ctx):
         raise RuntimeError("kaboom")
 
 
@@ -30,7 +30,7 @@ class NeedsGrad(Check):
     name: ClassVar[str] = "needsgrad"
     requires: ClassVar[frozenset] = frozenset({Capability.GRADIENTS})
 
-    def run(self, ctx):
+    def _run(self, ctx):
         return self.result()
 
 
@@ -40,7 +40,7 @@ class Noisy(Check):
     needs_model: ClassVar[bool] = False
     needs_data: ClassVar[bool] = False
 
-    def run(self, ctx):
+    def _run(self, ctx):
         return self.result(metrics={"draw": float(ctx.rng("noisy").random())})
 
 
@@ -65,6 +65,48 @@ def test_seeded_rng_is_deterministic_and_salted():
     c = run_check(Noisy(), AuditContext(seed=4)).metrics["draw"]
     assert a == b != c
     assert AuditContext(seed=1).rng("x").random() != AuditContext(seed=1).rng("y").random()
+
+
+@dataclass(kw_only=True)
+class Chatty(Check):
+    name: ClassVar[str] = "chatty"
+    needs_model: ClassVar[bool] = False
+    needs_data: ClassVar[bool] = False
+
+    def _run(self, ctx):
+        ctx.progress(0.5, "halfway")
+        return self.result(metrics={"x": 1.0})
+
+
+def test_events_start_progress_end_and_end_only_when_skipped(sk_logreg):
+    events: list[tuple] = []
+    r = run_check(Chatty(), AuditContext(), lambda *e: events.append(e))
+    assert events == [("start", "chatty", None), ("progress", "chatty", (0.5, "halfway")), ("end", "chatty", r)]
+    assert r.status is CheckStatus.PASSED and r.duration_s > 0
+    events.clear()
+    skipped = run_check(NeedsGrad(), AuditContext(model=ms.load_model(sk_logreg)), lambda *e: events.append(e))
+    assert skipped.status is CheckStatus.SKIPPED and events == [("end", "needsgrad", None)]
+
+
+def test_direct_run_keeps_the_callers_progress():
+    seen: list[tuple] = []
+    r = Chatty().run(AuditContext(progress=lambda frac, msg: seen.append((frac, msg))))
+    assert seen == [(0.5, "halfway")] and r.status is CheckStatus.PASSED
+
+
+def test_a_check_returning_something_else_is_an_error():
+    @dataclass(kw_only=True)
+    class Wrong(Check):
+        name: ClassVar[str] = "wrong"
+        needs_model: ClassVar[bool] = False
+        needs_data: ClassVar[bool] = False
+
+        def _run(self, ctx):
+            return {"metrics": {}}
+
+    r = Wrong().run(AuditContext())
+    assert r.status is CheckStatus.ERROR and r.summary == "the check failed: TypeError: check wrong returned dict, " \
+        "not CheckResult"
 
 
 def test_audit_baseline_end_to_end(sk_logreg, breast_cancer):
@@ -111,7 +153,7 @@ def test_finding_in_custom_check_fails_gate(sk_logreg):
         name: ClassVar[str] = "crit"
         needs_data: ClassVar[bool] = False
 
-        def run(self, ctx):
+        def _run(self, ctx):
             r = self.result()
             r.add(Finding(check="crit", severity="critical", title="bad"))
             return r

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ import numpy as np
 
 from modelshield._io import file_sha256
 from modelshield._version import __version__
-from modelshield.checks.base import Applies, AuditContext, Check
+from modelshield.checks.base import AuditContext, Check, EventFn
 from modelshield.checks.registry import available_checks, declarations, load_errors
 from modelshield.data.dataset import Dataset
-from modelshield.errors import OptionError, UserError
+from modelshield.errors import UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel
 from modelshield.policy import GateResult, Policy
@@ -30,9 +29,6 @@ from modelshield.policy import GateResult, Policy
 __all__ = ["AuditReport", "AuditRun", "audit", "run_check", "select_checks", "validate_policy"]
 
 REPORT_SCHEMA_VERSION = "1.0"
-
-#: Called as ``on_event(kind, check_name, payload)``; kinds: "start", "progress", "end".
-EventFn = Callable[[str, str, Any], None]
 
 
 @dataclass
@@ -151,54 +147,11 @@ def validate_policy(policy: Policy, registry: Mapping[str, type[Check]] | None =
 
 
 def run_check(check: Check, ctx: AuditContext, on_event: EventFn | None = None) -> CheckResult:
-    """Run one check with timing, seeding and error capture. Never raises for a check's failure."""
-    emit = on_event or (lambda *_: None)
-    verdict = check.applies(ctx)
-    if not isinstance(verdict, Applies):
-        verdict = Applies() if verdict else Applies("does not apply")
-    if not verdict:
-        emit("end", check.name, None)
-        return CheckResult(check=check.name, status=CheckStatus.SKIPPED, skip_reason=verdict.reason or "",
-                           params=check.params())
-    emit("start", check.name, None)
-    sub = AuditContext(**{**ctx.__dict__, "progress": lambda frac, msg: emit("progress", check.name, (frac, msg))})
-    t0 = time.perf_counter()
-    try:
-        import torch
+    """Run one check with timing, seeding and error capture. Never raises for a check's failure.
 
-        torch.manual_seed(ctx.seed)
-    except ImportError:  # pragma: no cover
-        pass
-    np.random.seed(ctx.seed % (2**32))  # for libraries that still read the global RNG
-    try:
-        result = check.run(sub)
-        if not isinstance(result, CheckResult):
-            raise TypeError(f"check {check.name} returned {type(result).__name__}, not CheckResult")
-        result.status = CheckStatus.FINDINGS if result.findings else CheckStatus.PASSED
-    except (KeyboardInterrupt, OptionError):  # an option that cannot be meaningful is a usage error (exit 2)
-        raise
-    except Exception as exc:  # one failing check is data, the others still run
-        tb = traceback.format_exc(limit=20)
-        result = CheckResult(
-            check=check.name,
-            status=CheckStatus.ERROR,
-            params=check.params(),
-            summary=f"the check failed: {type(exc).__name__}: {exc}",
-            findings=[
-                Finding(
-                    check=check.name,
-                    severity=Severity.HIGH,
-                    rule_id=f"{check.name}.error",
-                    title=f"Check {check.name!r} could not complete",
-                    detail=f"{type(exc).__name__}: {exc}",
-                    evidence={"traceback": tb},
-                    remediation="Re-run with --debug for the full traceback; the other checks ran normally.",
-                )
-            ],
-        )
-    result.duration_s = time.perf_counter() - t0
-    emit("end", check.name, result)
-    return result
+    A thin call of :meth:`Check.run <modelshield.checks.base.Check.run>`, which owns that workflow (so
+    calling ``check.run(ctx)`` directly behaves the same)."""
+    return check.run(ctx, on_event=on_event)
 
 
 def audit(

@@ -1,5 +1,6 @@
 """One contract for every registered check: constructible with defaults, options round-trip through JSON,
-returns a CheckResult, and is deterministic under a seed."""
+returns a CheckResult, and is deterministic under a seed. ``Check.run`` is a final template method: called
+directly it seeds, times and captures errors exactly as the runner does, and a subclass may not override it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 import modelshield as ms
-from modelshield.checks.base import AuditContext
+from modelshield.checks.base import AuditContext, Check
 from modelshield.checks.registry import available_checks
+from modelshield.errors import OptionError
 from modelshield.findings import CheckResult, CheckStatus
 from modelshield.runner import run_check
 
@@ -60,3 +62,93 @@ def test_runs_and_is_deterministic_under_seed(name, ctx_parts):
     json.dumps(a.to_dict())  # serialisable
     assert a.metrics == b.metrics
     assert [f.to_dict() for f in a.findings] == [f.to_dict() for f in b.findings]
+
+
+def _global_draws() -> tuple[float, float]:
+    import torch
+
+    return float(np.random.random()), float(torch.rand(1).item())
+
+
+def _seeded_draws(seed: int) -> tuple[float, float]:
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return _global_draws()
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_direct_run_seeds_and_is_deterministic(name, ctx_parts):
+    """``check.run(ctx)`` without the runner: the global generators are seeded from ``ctx.seed`` before the
+    step (whatever state they were left in), and two runs with the same seed give the same result."""
+    cls = available_checks()[name]
+    seen: list[tuple[float, float]] = []
+
+    class Probe(cls):  # type: ignore[misc, valid-type]
+        def _run(self, ctx):
+            seen.append(_global_draws())
+            return super()._run(ctx)
+
+    results = []
+    for disturb in (1, 2):
+        _seeded_draws(1000 + disturb)  # leave the global generators in a different state before each run
+        results.append(Probe().run(_ctx(ctx_parts, seed=7)))
+    a, b = results
+    assert seen == [_seeded_draws(7)] * 2
+    assert isinstance(a, CheckResult) and a.check == name
+    assert a.status in (CheckStatus.PASSED, CheckStatus.FINDINGS), a.summary
+    assert a.status is b.status and a.duration_s > 0
+    assert a.metrics == b.metrics
+    assert [f.to_dict() for f in a.findings] == [f.to_dict() for f in b.findings]
+
+
+def _without_duration(result: CheckResult) -> dict:
+    out = result.to_dict()
+    out.pop("duration_s", None)
+    return out
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_direct_run_captures_an_error_like_the_runner(name, ctx_parts):
+    cls = available_checks()[name]
+    ctx = _ctx(ctx_parts, seed=7)
+    check = cls()
+
+    def boom(_ctx):
+        raise RuntimeError(f"kaboom in {name}")
+
+    check._run = boom  # the step fails; the template must turn that into the check's error result
+    direct = check.run(ctx)
+    via_runner = run_check(check, ctx)
+    assert direct.status is CheckStatus.ERROR
+    assert direct.summary == f"the check failed: RuntimeError: kaboom in {name}"
+    assert [f.rule_id for f in direct.findings] == [f"{name}.error"]
+    assert "Traceback" in direct.findings[0].evidence["traceback"]
+    assert direct.params == check.params()
+    assert _without_duration(direct) == _without_duration(via_runner)
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_option_error_stops_the_audit_from_run_and_runner(name, ctx_parts):
+    cls = available_checks()[name]
+    check = cls()
+
+    def meaningless(_ctx):
+        raise OptionError(f"{name}: an option that measures nothing")
+
+    check._run = meaningless
+    with pytest.raises(OptionError, match="measures nothing"):
+        check.run(_ctx(ctx_parts, seed=7))
+    with pytest.raises(OptionError, match="measures nothing"):
+        run_check(check, _ctx(ctx_parts, seed=7))
+
+
+@pytest.mark.parametrize("name", [*CHECKS, "(base)"])
+def test_a_subclass_overriding_run_is_refused(name):
+    base = Check if name == "(base)" else available_checks()[name]
+    with pytest.raises(TypeError) as err:
+        type("Overrider", (base,), {"run": lambda self, ctx: self.result(), "__module__": "plugin"})
+    message = str(err.value)
+    assert "plugin.Overrider" in message and "_run(self, ctx)" in message and "final" in message
+    assert "\n" not in message

@@ -38,7 +38,7 @@ def plugin_dist(tmp_path, monkeypatch):
             needs_data: ClassVar[bool] = False
             greeting: str = "hi"
 
-            def run(self, ctx):
+            def _run(self, ctx):
                 r = self.result(metrics={"n_classes": len(ctx.model.classes)})
                 r.add(Finding(check=self.name, severity=Severity.LOW, title=self.greeting))
                 return r
@@ -46,15 +46,29 @@ def plugin_dist(tmp_path, monkeypatch):
         class NotACheck:
             pass
     '''))
+    (tmp_path / "ms_test_plugin_old.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from typing import ClassVar
+        from modelshield.checks.base import Check
+
+        @dataclass(kw_only=True)
+        class OldStyleCheck(Check):  # written against the old interface: overrides the final run()
+            name: ClassVar[str] = "oldstyle"
+            needs_data: ClassVar[bool] = False
+
+            def run(self, ctx):
+                return self.result()
+    '''))
     info = tmp_path / "ms_test_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ms-test-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
         "[modelshield.checks]\nhello = ms_test_plugin:HelloCheck\nbroken = ms_test_plugin:NotACheck\n"
-        "missing = ms_test_plugin_absent:Foo\n")
+        "missing = ms_test_plugin_absent:Foo\noldstyle = ms_test_plugin_old:OldStyleCheck\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("ms_test_plugin", None)
+    sys.modules.pop("ms_test_plugin_old", None)
 
 
 def test_entry_point_plugin_runs_in_an_audit(plugin_dist, sk_logreg, breast_cancer):
@@ -75,3 +89,16 @@ def test_unknown_option_is_rejected(plugin_dist):
     cls = available_checks()["hello"]
     with pytest.raises(UserError, match="unknown option 'colour'"):
         cls.from_options({"colour": "red"})
+
+
+def test_a_plugin_overriding_run_is_a_one_line_load_error(plugin_dist, sk_logreg, breast_cancer):
+    import modelshield as ms
+
+    checks = available_checks()
+    assert "oldstyle" not in checks and "hello" in checks  # the broken plug-in does not take the others down
+    err = load_errors()["oldstyle"]
+    assert err.startswith("TypeError: ms_test_plugin_old.OldStyleCheck overrides Check.run()")
+    assert "_run(self, ctx)" in err and "\n" not in err
+    _, Xte, _, yte = breast_cancer
+    with pytest.raises(UserError, match=r"unknown check 'oldstyle' \(it failed to load: TypeError: .*_run"):
+        ms.audit(sk_logreg, ms.Dataset(X=Xte, y=yte), checks=["oldstyle"])

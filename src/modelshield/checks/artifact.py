@@ -65,7 +65,7 @@ class ArtifactCheck(Check):
             return Applies("needs a model file (the model was given as an object)")
         return Applies()
 
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         from modelshield.artifacts.scanner import _iter_files
         from modelshield.errors import InputNotFoundError
 

@@ -10,17 +10,22 @@ A check is one subclass in one module::
         declared_metrics: ClassVar[Mapping[str, str]] = {"score": "what it measures"}  # policy limits
         threshold: float = 0.5            # options are dataclass fields: plain, serialisable data
 
-        def run(self, ctx: AuditContext) -> CheckResult:
+        def _run(self, ctx: AuditContext) -> CheckResult:
             ...
 
-The runner (:func:`modelshield.runner.run_check`) owns selection, seeding, timing and error capture;
-``run`` implements only the check's own step.
+:meth:`Check.run` is a template method and final: it decides whether the check applies, seeds the
+random generators from ``ctx.seed``, times the step, sets the status and turns an exception inside the
+step into the check's error result (an :class:`~modelshield.errors.OptionError` still stops the audit).
+A subclass implements only the step, ``_run``; overriding ``run`` is refused when the class is created.
+The runner (:func:`modelshield.runner.run_check`) only selects checks and calls ``run``.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import time
+import traceback
 import types
 import typing
 import zlib
@@ -32,16 +37,23 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from modelshield.findings import CheckResult
+from modelshield.errors import OptionError
+from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel, Capability
 
 if TYPE_CHECKING:  # pragma: no cover
     from modelshield.data.dataset import Dataset
     from modelshield.policy import Policy
 
-__all__ = ["Applies", "AuditContext", "Check"]
+__all__ = ["Applies", "AuditContext", "Check", "EventFn", "ProgressFn"]
 
 ProgressFn = Callable[[float, str], None]
+#: Called as ``on_event(kind, check_name, payload)``; kinds: "start", "progress", "end".
+EventFn = Callable[[str, str, Any], None]
+
+#: What :meth:`Check.__init_subclass__` says to a subclass that overrides the final :meth:`Check.run`.
+RUN_IS_FINAL = ("{cls} overrides Check.run(), which is final (it owns seeding, timing and error capture): "
+                "implement the check's step as _run(self, ctx) -> CheckResult instead")
 
 
 def _no_progress(_fraction: float, _message: str) -> None:
@@ -142,9 +154,79 @@ class Check(ABC):
             return Applies("needs sensitive columns (--sensitive)")
         return Applies()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:  # run() is the workflow; a plug-in overriding it would skip seeding and capture
+            raise TypeError(RUN_IS_FINAL.format(cls=f"{cls.__module__}.{cls.__qualname__}"))
+
+    @typing.final
+    def run(self, ctx: AuditContext, *, on_event: EventFn | None = None) -> CheckResult:
+        """Run the check on ``ctx`` and return its result; never raises for the check's own failure.
+
+        The workflow every check shares (template method; subclasses implement :meth:`_run`):
+
+        1. :meth:`applies` — a falsy answer gives a ``SKIPPED`` result with its reason;
+        2. the global torch and numpy generators are seeded from ``ctx.seed`` (for libraries that read
+           them; checks themselves draw from :meth:`AuditContext.rng`), the step is timed
+           (``duration_s``) and its status set (``FINDINGS`` when it has findings, else ``PASSED``);
+        3. an exception in the step becomes an ``ERROR`` result with one high finding
+           (``<name>.error``, the traceback as evidence), so the other checks of an audit still run —
+           except :class:`~modelshield.errors.OptionError` (an option that measures nothing on this data)
+           and ``KeyboardInterrupt``, which propagate and stop the audit (exit 2, 130).
+
+        ``on_event(kind, name, payload)`` receives ``"start"`` (only when the check applies),
+        ``"progress"`` (``(fraction, message)`` from ``ctx.progress``, which it then replaces) and ``"end"``
+        (the result; ``None`` when skipped).
+        """
+        emit = on_event or _no_event
+        verdict = self.applies(ctx)
+        if not isinstance(verdict, Applies):  # a plug-in's applies() may return a plain bool
+            verdict = Applies() if verdict else Applies("does not apply")
+        if not verdict:
+            emit("end", self.name, None)
+            return CheckResult(check=self.name, status=CheckStatus.SKIPPED, skip_reason=verdict.reason or "",
+                               params=self.params())
+        emit("start", self.name, None)
+        if on_event is not None:
+            ctx = dataclasses.replace(ctx, progress=lambda frac, msg: emit("progress", self.name, (frac, msg)))
+        t0 = time.perf_counter()
+        _seed_global_generators(ctx.seed)
+        try:
+            result = self._run(ctx)
+            if not isinstance(result, CheckResult):
+                raise TypeError(f"check {self.name} returned {type(result).__name__}, not CheckResult")
+            result.status = CheckStatus.FINDINGS if result.findings else CheckStatus.PASSED
+        except (KeyboardInterrupt, OptionError):  # an option that cannot be meaningful is a usage error (exit 2)
+            raise
+        except Exception as exc:  # one failing check is data, the others still run
+            result = self._error_result(exc, traceback.format_exc(limit=20))
+        result.duration_s = time.perf_counter() - t0
+        emit("end", self.name, result)
+        return result
+
     @abstractmethod
-    def run(self, ctx: AuditContext) -> CheckResult:
-        """Run the check and return its result. Raise to report an error; never print."""
+    def _run(self, ctx: AuditContext) -> CheckResult:
+        """The check's own step: compute and return its result (:meth:`result` builds one).
+        Raise to report an error; never print. Called only by :meth:`run`."""
+
+    def _error_result(self, exc: Exception, tb: str) -> CheckResult:
+        return CheckResult(
+            check=self.name,
+            status=CheckStatus.ERROR,
+            params=self.params(),
+            summary=f"the check failed: {type(exc).__name__}: {exc}",
+            findings=[
+                Finding(
+                    check=self.name,
+                    severity=Severity.HIGH,
+                    rule_id=f"{self.name}.error",
+                    title=f"Check {self.name!r} could not complete",
+                    detail=f"{type(exc).__name__}: {exc}",
+                    evidence={"traceback": tb},
+                    remediation="Re-run with --debug for the full traceback; the other checks ran normally.",
+                )
+            ],
+        )
 
     def params(self) -> dict[str, Any]:
         """The check's options as plain data (recorded in reports)."""
@@ -186,6 +268,21 @@ class Check(ABC):
     def result(self, **kwargs: Any) -> CheckResult:
         """A :class:`CheckResult` for this check (``check`` and ``params`` filled in)."""
         return CheckResult(check=self.name, params=self.params(), **kwargs)
+
+
+def _no_event(_kind: str, _name: str, _payload: Any) -> None:
+    return None
+
+
+def _seed_global_generators(seed: int) -> None:
+    """Seed torch's and numpy's global generators (for libraries that still read them)."""
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+    np.random.seed(seed % (2**32))
 
 
 def _coerce(value: Any, hint: Any) -> Any:

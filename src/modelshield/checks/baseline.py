@@ -56,7 +56,7 @@ class BaselineCheck(Check):
     n_bins: int = 10
     max_samples: int | None = 100_000
 
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         from sklearn import metrics as skm
 
         assert ctx.model is not None and ctx.data is not None and ctx.data.y is not None

@@ -139,7 +139,7 @@ class FairnessCheck(Check):
         return chosen
 
     # -- run ------------------------------------------------------------------------------------
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         assert ctx.data is not None
         # Small batches gain nothing from OpenMP/BLAS threads, and on a busy machine those threads
         # make a 20 ms prediction take seconds: run single-threaded in quick mode and on small data.
@@ -147,10 +147,10 @@ class FairnessCheck(Check):
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(limits=1):
-                return self._run(ctx)
-        return self._run(ctx)
+                return self._evaluate(ctx)
+        return self._evaluate(ctx)
 
-    def _run(self, ctx: AuditContext) -> CheckResult:
+    def _evaluate(self, ctx: AuditContext) -> CheckResult:
         assert ctx.model is not None and ctx.data is not None and ctx.data.y is not None
         attrs = self._validate(ctx)
         data, model = ctx.data, ctx.model

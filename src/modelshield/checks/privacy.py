@@ -200,7 +200,7 @@ class PrivacyCheck(Check):
         return Applies()
 
     # ------------------------------------------------------------------------------------------
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         result = self.result()
         summary: list[str] = []
         if self.pii:

@@ -134,7 +134,7 @@ class RobustnessCheck(Check):
             raise UserError("robustness.bounds_margin must be a finite number >= 0")
         return norm, self.attacks
 
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         import torch
 
         norm, wanted = self._validate()

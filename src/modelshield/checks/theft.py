@@ -160,11 +160,11 @@ class TheftCheck(Check):
         return dataclasses.replace(self, exposure="rate-limited", query_budget=budget, api_outputs=api,
                                    round_decimals=decimals)
 
-    def run(self, ctx: AuditContext) -> CheckResult:
+    def _run(self, ctx: AuditContext) -> CheckResult:
         assert ctx.model is not None and ctx.data is not None
         self.check_options()
         if self.serve_config is not None and self.query_budget is None:
-            return self.from_serve_config().run(ctx)
+            return self.from_serve_config()._run(ctx)
         result = self.result()
         budgets = list(self.budgets) if self.budgets else list(QUICK_BUDGETS if ctx.quick else FULL_BUDGETS)
         if self.query_budget is not None and self.query_budget not in budgets and self.query_budget < max(budgets):
