@@ -613,7 +613,7 @@ class _AtomicOutput:
             raise OutputError(f"output {self.path} is a directory; give a file name")
         if self.path.exists() and not force:
             raise OutputError(f"output {self.path} already exists; pass --force to overwrite it")
-        parent = self.path.parent if str(self.path.parent) else Path(".")
+        parent = self.path.parent  # "." for a bare file name: never empty
         if not parent.is_dir():
             raise OutputError(f"cannot write {self.path}: folder {parent} does not exist")
         self._parent = parent

@@ -171,7 +171,7 @@ def passphrase_from_env(var: str) -> bytes:
 def _write_private(path: Path, data: bytes, force: bool) -> None:
     if path.exists() and not force:
         raise OutputError(f"{path} already exists; pass --force to overwrite it")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent  # "." for a bare file name: never empty
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {parent} does not exist")
     tmp = parent / f".{path.name}.{os.getpid()}.tmp"
