@@ -25,6 +25,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "fairness": ("fairness",),
     "theft": ("theft",),
     "serve": ("serve", "keys", "audit-log"),
+    "provenance": ("bom", "deploy"),
 }
 HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
 HELP_OPTION_NAMES: tuple[str, ...] = ("-h", "--help")
