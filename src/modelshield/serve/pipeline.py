@@ -22,7 +22,9 @@ A refusal from the first seven steps is counted and logged by :meth:`Gateway.ref
 <modelshield.serve.gateway.Gateway.refuse>` before it is answered (a refusal that cannot be logged is
 answered 503); an error inside them is answered 4xx (:class:`~modelshield.errors.ModelShieldError`) or
 500 and logged the same way, with no traceback to the client. ``record`` answers 503 itself when the
-request's record cannot be committed: nothing is answered that is not in the log.
+request's record cannot be committed: nothing is answered that is not in the log. An error inside
+``harden`` or ``record`` is not caught here: the app's handler answers it 500, without a record (as
+before the pipeline existed).
 """
 
 from __future__ import annotations
