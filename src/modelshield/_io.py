@@ -1,4 +1,8 @@
-"""Output files that are validated up front, written atomically and never clobbered silently."""
+"""Output files that are validated up front, written atomically and durably, and never clobbered silently.
+
+The one atomic-write path of the project: a temp file in the target's folder, written, ``fsync``-ed, renamed
+over the target, then the folder ``fsync``-ed (so the rename survives a crash); mode 0600 where the file holds
+a secret. Reports, keys, the key store, encryption outputs and the gateway's state all go through it."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from typing import Any
 
 from modelshield.errors import OutputError, UserError
 
+__all__ = ["check_output_path", "check_outputs", "file_sha256", "fsync_dir", "private_dir", "replace_private_file",
+           "write_bytes_safely", "write_files_safely", "write_json", "write_text_safely"]
+
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     """The hex SHA-256 of a file, read in ``chunk``-byte blocks (memory does not grow with the file)."""
@@ -21,9 +28,6 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
             h.update(block)
     return h.hexdigest()
 
-__all__ = ["check_output_path", "check_outputs", "private_dir", "write_bytes_safely", "write_files_safely",
-           "write_json", "write_text_safely"]
-
 
 def check_output_path(path: str | Path, force: bool = False) -> Path:
     """Validate an output path up front (before any work): it must not exist unless ``force``,
@@ -32,7 +36,7 @@ def check_output_path(path: str | Path, force: bool = False) -> Path:
     if p.is_dir():
         raise OutputError(f"output {p} is a directory; give a file name")
     if p.exists() and not force:
-        raise OutputError(f"output {p} already exists; pass --force to overwrite it")
+        raise OutputError.exists(p)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {p}: folder {parent} does not exist")
@@ -105,12 +109,16 @@ def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = 
             os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())  # mkstemp makes 0600
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
         if not force:
             for p in targets:
                 if p.exists():
-                    raise OutputError(f"output {p} already exists; pass --force to overwrite it")
+                    raise OutputError.exists(p)
         for p, tmp in zip(targets, temps):
             os.replace(tmp, p)
+        for folder in {t.parent for t in targets}:
+            fsync_dir(folder)
     except OSError as exc:  # no permission, a read-only or special file system, a name too long
         for tmp in temps:
             Path(tmp).unlink(missing_ok=True)
@@ -133,9 +141,24 @@ def replace_private_file(path: Path, data: bytes, *, prefix: str = ".tmp.") -> N
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder if str(folder) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory: the data itself is already synced
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_safely(path: str | Path, text: str, force: bool = False) -> Path:

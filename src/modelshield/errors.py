@@ -52,10 +52,23 @@ EXIT_INTERNAL = 70
 
 
 class ModelShieldError(Exception):
-    """Base class of every error modelshield raises on purpose."""
+    """Base class of every error modelshield raises on purpose.
+
+    The message is neutral (a Python caller reads it too); ``cli_hint`` says what to do about it on the
+    command line (a flag to pass) and only the CLI shows it (:meth:`cli_message`)."""
 
     exit_code: int = EXIT_USAGE
     http_status: int = 500
+    cli_hint: str | None = None
+
+    def __init__(self, *args: object, cli_hint: str | None = None) -> None:
+        super().__init__(*args)
+        if cli_hint is not None:
+            self.cli_hint = cli_hint
+
+    def cli_message(self) -> str:
+        """The one line the CLI prints: the message, then the hint when there is one."""
+        return f"{self}; {self.cli_hint}" if self.cli_hint else str(self)
 
 
 class UserError(ModelShieldError):
@@ -91,6 +104,11 @@ class PolicyError(UserError):
 
 class OutputError(UserError):
     http_status = 409
+
+    @classmethod
+    def exists(cls, path: object, what: str = "output", hint: str = "pass --force to overwrite it") -> OutputError:
+        """``<what> <path> already exists`` (the one wording), with the CLI's ``--force`` hint."""
+        return cls(f"{what} {path} already exists", cli_hint=hint)
 
 
 class MissingExtraError(UserError):

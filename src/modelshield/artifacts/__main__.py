@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         gate = Severity.parse(args.fail_on)
         report = scan(list(args.paths), hash=args.hash)
     except (ValueError, ModelShieldError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.cli_message() if isinstance(exc, ModelShieldError) else exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

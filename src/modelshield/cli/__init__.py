@@ -84,7 +84,7 @@ def _guarded(fn: Callable[[], int | None], debug: bool) -> int | None:
             import traceback
 
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.cli_message()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

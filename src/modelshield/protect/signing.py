@@ -513,7 +513,7 @@ def sign(path: str | Path, key: PrivateKey | Callable[[], PrivateKey], *, signat
         raise InputNotFoundError(f"model not found: {p}")
     sig_path = Path(signature) if signature is not None else default_signature_path(p)
     if sig_path.exists() and not force:
-        raise OutputError(f"signature {sig_path} already exists; pass --force to overwrite it")
+        raise OutputError.exists(sig_path, what="signature")
     # a directory leaves out the git paths that exist now (as model_signing does), and only those: the
     # signed ignore_paths say exactly what is unsigned, so a git file added later fails verification
     ignores = (_rel_ignores(p, ignore_paths) + _rel_ignores(p, [sig_path], model_relative=False)

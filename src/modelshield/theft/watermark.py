@@ -68,7 +68,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from modelshield._io import write_bytes_safely
-from modelshield.errors import DataError, FormatError, InputNotFoundError, IntegrityError, OutputError
+from modelshield.errors import DataError, FormatError, InputNotFoundError, IntegrityError
 from modelshield.models.base import BaseModel
 from modelshield.protect.keys import KEY_LEN, PrivateKey, PublicKey, public_pem
 from modelshield.theft._records import read_record, record_bytes
@@ -144,19 +144,9 @@ class TriggerSet:
         return record_bytes(self.X, self.labels, header)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the NPZ file, readable by its owner only (mode 0600: it is a secret); refuses to
-        replace an existing file unless ``overwrite``."""
-        import os
-
-        p = Path(path)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-        try:
-            fd = os.open(p, flags, 0o600)
-        except FileExistsError:
-            raise OutputError(f"{p} already exists; pass --force to overwrite it") from None
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self.to_bytes())
-        return p
+        """Write the NPZ file, readable by its owner only (mode 0600: it is a secret), atomically;
+        refuses to replace an existing file unless ``overwrite``."""
+        return write_bytes_safely(path, self.to_bytes(), overwrite, private=True)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "trigger set") -> TriggerSet:
