@@ -25,7 +25,10 @@ AREAS: dict[str, tuple[str, ...]] = {
     "fairness": ("fairness",),
     "theft": ("theft",),
     "serve": ("serve", "keys", "audit-log"),
+    "registry": ("audit-registry",),
+    "proof": ("proof",),
     "provenance": ("bom", "deploy"),
+    "private": ("private",),
 }
 HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
 HELP_OPTION_NAMES: tuple[str, ...] = ("-h", "--help")

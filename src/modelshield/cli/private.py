@@ -1,0 +1,186 @@
+"""CLI area ``private``: ``modelshield private plan | he-infer | mpc-infer`` (private inference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from modelshield._io import check_outputs
+from modelshield.cli._common import console, write_json
+from modelshield.cli._loading import LoadFlags, load_options
+from modelshield.errors import UserError
+
+__all__ = ["register"]
+
+
+def _read(model: str, data: Path | None, target: str | None, load: LoadFlags, max_samples: int
+          ) -> tuple[Any, Any, np.ndarray | None, np.ndarray | None]:
+    """The model's layer chain (verified against the model on the rows) and the rows."""
+    from modelshield.data.loaders import load_dataset
+    from modelshield.private_inference import extract
+
+    if max_samples < 1:
+        raise UserError("--max-samples must be >= 1")
+    m = load.load(model)
+    onnx_bytes = None
+    if getattr(m, "framework", "") == "onnx":
+        onnx_bytes = Path(model).read_bytes()  # already verified and scanned by the loader: parsed, never run
+        if load.protected:
+            raise UserError("private inference reads an ONNX model's layers from the file: decrypt it first")
+    net = extract(m, onnx_bytes=onnx_bytes)
+    X = y = None
+    if data is not None:
+        ds = load_dataset(data, target=target)
+        X = np.asarray(ds.X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != net.n_inputs:
+            raise UserError(f"{data}: {X.shape[-1]} features per row; the model takes {net.n_inputs} "
+                            "(name the label column with --target)")
+        if not np.all(np.isfinite(X)):
+            raise UserError(f"{data}: missing or infinite values; private inference needs numbers in every cell")
+        y = None if ds.y is None else np.asarray(ds.y)
+        X, y = X[:max_samples], (None if y is None else y[:max_samples])
+        net.verify(m, X)
+    return m, net, X, y
+
+
+def _print_plan(p: dict[str, Any]) -> None:
+    console.print(f"private inference plan ({p['technique']}): {p['model']}, {p['inputs']} inputs -> "
+                  f"{p['outputs']} outputs: feasible")
+    for row in p["layers"]:
+        extra = f" ({row['how']})" if "how" in row else ""
+        shape = f" {row['shape'][0]}->{row['shape'][1]}" if "shape" in row else ""
+        console.print(f"  [{row['index']}] {row['type']}{shape}: supported{extra}", markup=False)
+    for a in p.get("activations", []):
+        console.print(f"  activation {a['activation']} at layer {a['layer']}: degree {a['degree']}, max error "
+                      f"{a['max_abs_error']:.3g} on the data's range {a['fit_range']}", markup=False)
+    if "approximation" in p:
+        console.print(f"  polynomials vs model: {json.dumps(p['approximation'])}", markup=False)
+    if p["technique"] == "he":
+        for mode in ("batched", "per_sample"):
+            q = p["parameters"][mode]
+            console.print(f"  {mode}: depth {q['depth']}, N={q['poly_modulus_degree']}, coeff "
+                          f"{q['coeff_mod_bit_sizes']} = {q['total_bits']} bits <= {q['max_bits_128']} "
+                          f"(128-bit), scale {q['scale']}", markup=False)
+        e = p["estimate"]
+        console.print(f"  expected: batched {e['batched']['ms_per_sample']} ms/sample (batch "
+                      f"{e['batched']['batch_size']}), request {e['batched']['request_bytes']} bytes, per-sample "
+                      f"{e['per_sample']['ms_per_sample']} ms", markup=False)
+    else:
+        e = p["estimate"]
+        console.print(f"  expected: {e['rounds']} rounds, ~{e['bytes_sent_per_party']} bytes sent per party "
+                      f"({e['parties']} parties)", markup=False)
+
+
+def register(app: typer.Typer, harden: typer.Typer) -> None:
+    private = typer.Typer(help="Private inference: homomorphic encryption (CKKS) and multi-party computation.",
+                          no_args_is_help=True)
+
+    @private.command("plan")
+    @load_options
+    def plan_cmd(
+        model: str = typer.Argument(..., help="Model: scikit-learn linear/MLP (pipeline with a scaler), "
+                                              "PyTorch, TorchScript or ONNX MLP."),
+        technique: str = typer.Option("he", "--technique", help="he or mpc."),
+        data: Path = typer.Option(None, "--data", "-d", help="Rows to fit activation polynomials and check on."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
+        degree: int = typer.Option(None, "--degree", help="Degree of the activation polynomials (1-4)."),
+        parties: int = typer.Option(3, "--parties", help="MPC parties (2 or 3)."),
+        calibrate: bool = typer.Option(False, "--calibrate", help="Measure the HE operation costs here first."),
+        max_samples: int = typer.Option(2000, "--max-samples", help="Use at most this many rows."),
+        json_out: Path = typer.Option(None, "--json", help="Write the plan as JSON here."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --json file."),
+        *,
+        load: LoadFlags,
+    ) -> None:
+        """Say whether MODEL can run under HE or MPC, with which parameters, and what it costs."""
+        from modelshield.private_inference import plan
+
+        check_outputs({"--json": json_out}, [model, data, *load.inputs], force)
+        if degree is not None and not 1 <= degree <= 4:
+            raise UserError("--degree must be between 1 and 4")
+        _, net, X, y = _read(model, data, target, load, max_samples)
+        p = plan(net, technique, X, y, degree=degree, parties=parties, calibrate_costs=calibrate)
+        _print_plan(p)
+        if json_out is not None:
+            write_json(json_out, p, force)
+
+    @private.command("he-infer")
+    @load_options
+    def he_infer(
+        model: str = typer.Argument(..., help="Model file (see 'private plan')."),
+        data: Path = typer.Option(..., "--data", "-d", help="Labelled rows to run encrypted."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
+        mode: str = typer.Option("batched", "--mode", help="batched (samples in slots) or per-sample."),
+        degree: int = typer.Option(None, "--degree", help="Degree of the activation polynomials (1-4)."),
+        max_samples: int = typer.Option(200, "--max-samples", help="Run at most this many rows."),
+        json_out: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --json file."),
+        tamper_self_test: bool = typer.Option(False, "--tamper-self-test", hidden=True,
+                                              help="Flip one byte of the request in transit (proves the refusal)."),
+        *,
+        load: LoadFlags,
+    ) -> None:
+        """Run MODEL on encrypted rows (client and server in this process) and compare with plaintext."""
+        from modelshield.private_inference import evaluate_he
+
+        check_outputs({"--json": json_out}, [model, data, *load.inputs], force)
+        if mode not in ("batched", "per-sample"):
+            raise UserError(f"unknown --mode {mode!r}; expected batched or per-sample")
+        if degree is not None and not 1 <= degree <= 4:
+            raise UserError("--degree must be between 1 and 4")
+        _, net, X, y = _read(model, data, target, load, max_samples)
+        transit = _flip_one_byte if tamper_self_test else None
+        if tamper_self_test and mode != "batched":
+            raise UserError("--tamper-self-test applies to the batched mode")
+        r = evaluate_he(net, X, y, mode=mode, degree=degree, transit=transit)
+        acc = "n/a" if r["accuracy"] is None else f"{r['accuracy']:.4f} (plaintext {r['plaintext_accuracy']:.4f})"
+        q = r["parameters"]
+        console.print(f"HE {mode}: {r['samples']} rows, accuracy {acc}, argmax agreement {r['agreement']:.4f}, "
+                      f"max logit error {r['max_logit_error']:.3g}, {r['ms_per_sample']} ms/sample; "
+                      f"N={q['poly_modulus_degree']} coeff {q['coeff_mod_bit_sizes']} scale {q['scale']}",
+                      markup=False)
+        if json_out is not None:
+            write_json(json_out, r, force)
+
+    @private.command("mpc-infer")
+    @load_options
+    def mpc_infer(
+        model: str = typer.Argument(..., help="Model file (see 'private plan')."),
+        data: Path = typer.Option(..., "--data", "-d", help="Labelled rows to run under MPC."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
+        parties: int = typer.Option(3, "--parties", help="Parties (2 or 3), each a separate OS process."),
+        port: int = typer.Option(None, "--port", help="First loopback port (default: free ports)."),
+        max_samples: int = typer.Option(200, "--max-samples", help="Run at most this many rows."),
+        timeout: float = typer.Option(300.0, "--timeout", help="Seconds before the parties are stopped."),
+        json_out: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --json file."),
+        *,
+        load: LoadFlags,
+    ) -> None:
+        """Run MODEL under mpyc secret sharing among PARTIES local processes and compare with plaintext."""
+        from modelshield.private_inference.mpc import evaluate_mpc
+
+        check_outputs({"--json": json_out}, [model, data, *load.inputs], force)
+        _, net, X, y = _read(model, data, target, load, max_samples)
+        r = evaluate_mpc(net, X, y, parties=parties, port=port, timeout=timeout)
+        acc = "n/a" if r["accuracy"] is None else f"{r['accuracy']:.4f} (plaintext {r['plaintext_accuracy']:.4f})"
+        console.print(f"MPC {parties} parties: {r['samples']} rows, accuracy {acc}, agreement {r['agreement']:.4f}, "
+                      f"{r['ms_per_sample']} ms/sample, bytes sent per party {r['bytes_sent']}", markup=False)
+        if json_out is not None:
+            write_json(json_out, r, force)
+
+    app.add_typer(private, name="private")
+
+
+def _flip_one_byte(msg: Any) -> Any:
+    from dataclasses import replace
+
+    if msg.kind != "request" or not msg.parts:
+        return msg
+    first = bytearray(msg.parts[0])
+    first[len(first) // 2] ^= 0x01
+    return replace(msg, parts=(bytes(first), *msg.parts[1:]))
