@@ -1,0 +1,142 @@
+"""Inference under secure multi-party computation (mpyc, Shamir secret sharing, semi-honest parties).
+
+Each party is a separate OS process on loopback (:mod:`._mpc_party`). Party 0 (model owner) secret-shares
+the weights, party 1 (client) the rows; they compute ``X @ W + b`` per layer on shares, ReLU by a secure
+comparison, x^2 by a secure multiplication, other activations by their polynomial, and the argmax by secure
+comparisons; only the predicted classes are opened, to the client alone. With 3 parties mpyc's threshold is
+1: any single party's view hides the other parties' secrets. With 2 parties the threshold is 0 and the
+shares hide nothing: a functional run only (said in the output).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from modelshield.errors import MissingExtraError, UserError
+from modelshield.private_inference.approx import fit_activations
+from modelshield.private_inference.network import Dense, Network
+
+__all__ = ["evaluate_mpc", "run_mpc"]
+
+PARTIES = (2, 3)
+
+
+def _free_base(m: int) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + m < 65536 and all(_port_free(base + i) for i in range(m)):
+            return base
+    raise UserError("no free block of loopback ports for the MPC parties; pass --port")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None = None, timeout: float = 300.0,
+            degree: int | None = None, bits: int = 64, frac: int = 24) -> dict[str, Any]:
+    """Predicted class indices of ``X`` under MPC, with per-party bytes sent and messages."""
+    if importlib.util.find_spec("mpyc") is None:  # the parties import it; not imported here (it logs on import)
+        raise MissingExtraError("MPC inference needs mpyc: pip install 'modelshield[private]'")
+    if parties not in PARTIES:
+        raise UserError(f"--parties {parties}: private inference runs with 2 or 3 mpyc parties "
+                        "(owner, client, helper)")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != net.n_inputs:
+        raise UserError(f"the data has {X.shape[-1]} features; the model takes {net.n_inputs}")
+    if port is not None:
+        if not 1024 <= port <= 65535 - parties:
+            raise UserError(f"--port {port}: expected 1024..{65535 - parties}")
+        busy = [port + i for i in range(parties) if not _port_free(port + i)]
+        if busy:
+            raise UserError(f"--port {port}: loopback port {busy[0]} is in use; choose another --port")
+    base = port if port is not None else _free_base(parties)
+    polys = {p.layer: p for p in fit_activations(net, X, degree)}
+    layers = []
+    weights: dict[str, np.ndarray] = {}
+    for k, layer in enumerate(net.layers):
+        if isinstance(layer, Dense):
+            layers.append({"type": "dense", "shape": list(layer.shape)})
+            weights[f"W{k}"], weights[f"b{k}"] = layer.W, layer.b
+        elif layer.kind in ("relu", "square"):
+            layers.append({"type": layer.kind})
+        else:
+            layers.append({"type": "poly", "coeffs": list(polys[k].coeffs)})
+    with tempfile.TemporaryDirectory(prefix="ms-mpc-") as d:
+        np.save(os.path.join(d, "rows.npy"), X)
+        np.savez(os.path.join(d, "w.npz"), **weights)
+        job = {"bits": bits, "frac": frac, "weights": os.path.join(d, "w.npz"), "rows": os.path.join(d, "rows.npy"),
+               "rows_shape": list(X.shape), "layers": layers, "out": os.path.join(d, "out{party}.json")}
+        with open(os.path.join(d, "job.json"), "w") as fh:
+            json.dump(job, fh)
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "modelshield.private_inference._mpc_party", os.path.join(d, "job.json"),
+             f"-M{parties}", "-I", str(i), "-B", str(base), "--no-log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(parties)]
+        errors = []
+        try:
+            for p in procs:
+                remaining = max(1.0, timeout - (time.perf_counter() - t0))
+                _, err = p.communicate(timeout=remaining)
+                if p.returncode:
+                    errors.append(err.decode(errors="replace").strip().splitlines()[-1:] or ["exit"])
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+                p.wait()
+            raise UserError(f"the MPC parties did not finish within {timeout:g} s (raise --timeout)") from None
+        wall = time.perf_counter() - t0
+        if errors:
+            raise UserError(f"an MPC party failed: {errors[0][0]}")
+        stats = []
+        for i in range(parties):
+            with open(os.path.join(d, f"out{i}.json")) as fh:
+                stats.append(json.load(fh))
+    return {"predictions": np.asarray(stats[1]["predictions"]), "parties": parties, "threshold": (parties - 1) // 2,
+            "bytes_sent": [s["bytes_sent"] for s in stats],
+            "messages_to_next_party": [s["messages_to_next_party"] for s in stats],
+            "protocol_seconds": max(s["seconds"] for s in stats), "wall_seconds": wall,
+            "fixed_point": {"bits": bits, "fractional_bits": frac}}
+
+
+def evaluate_mpc(net: Network, X: np.ndarray, y: np.ndarray | None = None, **kw: Any) -> dict[str, Any]:
+    """MPC inference of ``X`` compared with the plaintext model (same JSON fields as HE, plus bytes/rounds)."""
+    from modelshield.private_inference.network import _argmax
+
+    r = run_mpc(net, X, **kw)
+    plain = _argmax(net.forward(X))
+    enc = r.pop("predictions")
+    labels = (lambda idx: np.asarray(net.classes)[idx]) if net.classes is not None else (lambda idx: idx)
+    out: dict[str, Any] = {"agreement": float(np.mean(enc == plain)), "samples": len(X)}
+    if y is not None:
+        ys = np.asarray(y).astype(str)
+        out["accuracy"] = float(np.mean(labels(enc).astype(str) == ys))
+        out["plaintext_accuracy"] = float(np.mean(labels(plain).astype(str) == ys))
+    else:
+        out["accuracy"] = out["plaintext_accuracy"] = None
+    out["ms_per_sample"] = round(r["protocol_seconds"] / max(1, len(X)) * 1e3, 3)
+    out["rounds"] = max(r["messages_to_next_party"])
+    out["rounds_note"] = ("messages each party sent to the next one: an upper bound on the communication rounds "
+                          "(mpyc batches the messages of one round per peer)")
+    if r["parties"] == 2:
+        out["warning"] = "2 parties: mpyc's threshold is 0, the shares hide nothing; a functional run only"
+    out.update(r)
+    return out
