@@ -1,0 +1,338 @@
+"""Model backdoor checks: activation clustering, spectral signatures (white box) and STRIP (any model).
+
+Activation clustering and spectral signatures read the penultimate-layer activations of the *training*
+rows, grouped by their given label: a class that holds a poisoned sub-population (rows of other classes
+carrying a trigger, relabelled to this class) splits into two clusters in that space. STRIP needs only
+predictions: an input carrying a trigger keeps its (target) prediction when superimposed with clean
+inputs, so its prediction entropy under superimposition is abnormally low.
+
+References
+----------
+.. [1] B. Chen et al., "Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering",
+   AAAI SafeAI workshop, 2019 (arXiv:1811.03728).
+.. [2] B. Tran, J. Li, A. Madry, "Spectral Signatures in Backdoor Attacks", NeurIPS 2018.
+.. [3] Y. Gao et al., "STRIP: A Defence Against Trojan Attacks on Deep Neural Networks", ACSAC 2019.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelshield.errors import DataError
+from modelshield.poisoning._common import check_fraction, flat_features, label_codes
+
+__all__ = [
+    "ClassClusters",
+    "ClusteringReport",
+    "SpectralReport",
+    "StripReport",
+    "activation_clustering",
+    "spectral_signatures",
+    "strip_entropy",
+    "strip_test",
+]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _reduce(A: np.ndarray, dims: int) -> np.ndarray:
+    """Centre and project onto the top ``dims`` principal components (thin SVD)."""
+    C = A - A.mean(axis=0)
+    dims = max(1, min(dims, C.shape[0] - 1, C.shape[1]))
+    vt = np.linalg.svd(C, full_matrices=False)[2]
+    return C @ vt[:dims].T
+
+
+def _two_means(Z: np.ndarray, seed: int, n_init: int = 4, iters: int = 50) -> np.ndarray:
+    """Labels 0/1 of a 2-means clustering (Lloyd, k-means++ starts, best inertia of ``n_init``)."""
+    rng = np.random.default_rng(seed)
+    best, best_inertia = np.zeros(len(Z), dtype=np.int64), np.inf
+    sq = np.einsum("ij,ij->i", Z, Z)
+    for _ in range(n_init):
+        c0 = Z[rng.integers(len(Z))]
+        d0 = np.maximum(sq - 2 * Z @ c0 + c0 @ c0, 0)
+        p = d0 / d0.sum() if d0.sum() > 0 else None
+        c1 = Z[rng.choice(len(Z), p=p)]
+        centres = np.stack([c0, c1])
+        lab = np.zeros(len(Z), dtype=np.int64)
+        for _ in range(iters):
+            d = sq[:, None] - 2 * Z @ centres.T + np.einsum("ij,ij->i", centres, centres)[None, :]
+            new = d.argmin(axis=1)
+            if np.array_equal(new, lab) and _ > 0:
+                break
+            lab = new
+            for k in (0, 1):
+                if np.any(lab == k):
+                    centres[k] = Z[lab == k].mean(axis=0)
+        inertia = float(np.sum(np.min(d, axis=1)))
+        if inertia < best_inertia and 0 < lab.sum() < len(lab):
+            best, best_inertia = lab.copy(), inertia
+    return best
+
+
+def _silhouette(Z: np.ndarray, lab: np.ndarray, rng: np.random.Generator, max_rows: int = 1500) -> float:
+    """Mean silhouette of a two-cluster labelling (on at most ``max_rows`` sampled rows, vectorised)."""
+    if lab.min() == lab.max():
+        return 0.0
+    if len(Z) > max_rows:
+        idx = rng.choice(len(Z), max_rows, replace=False)
+        Z, lab = Z[idx], lab[idx]
+    sq = np.einsum("ij,ij->i", Z, Z)
+    D = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * Z @ Z.T, 0))
+    n1 = lab.sum()
+    n0 = len(lab) - n1
+    s1 = D[:, lab == 1].sum(axis=1)
+    s0 = D[:, lab == 0].sum(axis=1)
+    own_n = np.where(lab == 1, n1, n0)
+    a = np.where(lab == 1, s1, s0) / np.maximum(own_n - 1, 1)
+    b = np.where(lab == 1, s0 / max(n0, 1), s1 / max(n1, 1))
+    s = np.where(own_n > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float(np.mean(s))
+
+
+# -- activation clustering --------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ClassClusters:
+    """One class's 2-means split: the smaller cluster's share, the silhouette, the verdict, and the
+    training-row indices of the smaller cluster. ``projection``: the rows' first two reduced
+    coordinates (for the cluster plot)."""
+
+    label: Any
+    n_rows: int
+    smaller_share: float
+    silhouette: float
+    poisoned: bool
+    smaller_rows: np.ndarray
+    projection: np.ndarray
+
+
+@dataclass(kw_only=True)
+class ClusteringReport:
+    """Activation clustering over all classes; ``flagged_rows``: the smaller clusters of poisoned classes."""
+
+    classes: list[ClassClusters]
+    silhouette_threshold: float
+    max_share: float
+    dims: int
+
+    @property
+    def poisoned(self) -> bool:
+        return any(c.poisoned for c in self.classes)
+
+    @property
+    def score(self) -> float:
+        """The highest silhouette among classes whose smaller cluster is small enough to be a poison."""
+        vals = [c.silhouette for c in self.classes if c.smaller_share <= self.max_share]
+        return max(vals, default=0.0)
+
+    @property
+    def flagged_rows(self) -> np.ndarray:
+        parts = [c.smaller_rows for c in self.classes if c.poisoned]
+        return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
+
+def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_share: float = 0.35,
+                          silhouette_threshold: float = 0.65, min_rows: int = 20, seed: int = 0,
+                          ) -> ClusteringReport:
+    """Activation clustering (Chen et al.): per class, reduce the activations to ``dims`` principal
+    components, split them in two with 2-means, and call the class poisoned when the smaller cluster
+    holds at most ``max_share`` of its rows and the split is clean (silhouette at or above
+    ``silhouette_threshold``). Classes with fewer than ``min_rows`` rows are not judged.
+
+    Unlike the paper (ICA to 10 dims, then size or silhouette analysis), the reduction is a PCA by one
+    thin SVD per class and both criteria must hold, which keeps clean classes (whose 2-means split is
+    arbitrary and loose) from being flagged.
+    """
+    A = flat_features(activations, "activations")
+    codes, classes = label_codes(labels, "activations' labels")
+    if len(codes) != len(A):
+        raise DataError(f"{len(A)} activation rows but {len(codes)} labels")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, lab_value in enumerate(classes):
+        idx = np.flatnonzero(codes == k)
+        if len(idx) < min_rows:
+            out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=0.0, silhouette=0.0,
+                                     poisoned=False, smaller_rows=np.empty(0, dtype=np.int64),
+                                     projection=np.zeros((len(idx), 2))))
+            continue
+        Z = _reduce(A[idx], dims)
+        lab = _two_means(Z, seed=seed + k)
+        small = 1 if lab.sum() <= len(lab) / 2 else 0
+        share = float(np.mean(lab == small))
+        sil = _silhouette(Z, lab, rng)
+        poisoned = bool(share <= max_share and sil >= silhouette_threshold)
+        proj = Z[:, :2] if Z.shape[1] >= 2 else np.hstack([Z, np.zeros((len(Z), 1))])
+        out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=share, silhouette=sil,
+                                 poisoned=poisoned, smaller_rows=idx[lab == small], projection=proj))
+    return ClusteringReport(classes=out, silhouette_threshold=silhouette_threshold, max_share=max_share, dims=dims)
+
+
+# -- spectral signatures ----------------------------------------------------------------------
+@dataclass(kw_only=True)
+class SpectralReport:
+    """Spectral signatures per class. ``scores``: every training row's outlier score (squared
+    projection on its class's top singular vector, divided by the class median); ``class_stat``: per
+    class, the mean score of its top ``fraction`` rows over the mean score of the rest; classes at or
+    above ``ratio_threshold`` are poisoned and their top ``1.5 * fraction`` rows are flagged."""
+
+    scores: np.ndarray
+    class_stat: dict[Any, float]
+    poisoned_classes: list[Any]
+    flagged_rows: np.ndarray
+    fraction: float
+    ratio_threshold: float
+
+    @property
+    def poisoned(self) -> bool:
+        return bool(self.poisoned_classes)
+
+    @property
+    def score(self) -> float:
+        return max(self.class_stat.values(), default=0.0)
+
+
+def spectral_signatures(activations: Any, labels: Any, *, fraction: float = 0.1, ratio_threshold: float = 40.0,
+                        min_rows: int = 20) -> SpectralReport:
+    """Spectral signatures (Tran et al.): centre each class's activations, score every row by its squared
+    projection on the top right singular vector, and flag the top ``1.5 * fraction`` rows of classes
+    whose top rows stand out (the poisoned fraction ``fraction`` must be in (0, 0.5)).
+
+    The paper removes the top rows of every class; a verdict per class is added here (``class_stat``
+    against ``ratio_threshold``) so that a clean model is not reported as poisoned.
+    """
+    fraction = check_fraction(fraction)
+    A = flat_features(activations, "activations")
+    codes, classes = label_codes(labels, "activations' labels")
+    if len(codes) != len(A):
+        raise DataError(f"{len(A)} activation rows but {len(codes)} labels")
+    scores = np.zeros(len(A))
+    stat: dict[Any, float] = {}
+    poisoned: list[Any] = []
+    flagged: list[np.ndarray] = []
+    for k, lab_value in enumerate(classes):
+        idx = np.flatnonzero(codes == k)
+        if len(idx) < min_rows:
+            continue
+        C = A[idx] - A[idx].mean(axis=0)
+        _, _, vt = np.linalg.svd(C, full_matrices=False)
+        s = (C @ vt[0]) ** 2
+        med = float(np.median(s))
+        s = s / (med if med > 1e-12 else (float(np.mean(s)) or 1.0))
+        scores[idx] = s
+        order = np.argsort(-s, kind="stable")
+        top = max(1, int(np.ceil(fraction * len(idx))))
+        rest = s[order[top:]]
+        ratio = float(np.mean(s[order[:top]]) / max(float(np.mean(rest)) if len(rest) else 1.0, 1e-12))
+        key = lab_value.item() if isinstance(lab_value, np.generic) else lab_value
+        stat[key] = ratio
+        if ratio >= ratio_threshold:
+            poisoned.append(key)
+            flagged.append(idx[order[: int(np.ceil(1.5 * fraction * len(idx)))]])
+    rows = np.sort(np.concatenate(flagged)).astype(np.int64) if flagged else np.empty(0, dtype=np.int64)
+    return SpectralReport(scores=scores, class_stat=stat, poisoned_classes=poisoned, flagged_rows=rows,
+                          fraction=fraction, ratio_threshold=ratio_threshold)
+
+
+# -- STRIP ------------------------------------------------------------------------------------
+ProbaFn = Callable[[np.ndarray], np.ndarray]
+
+
+def strip_entropy(predict_proba: ProbaFn, X: Any, overlay: Any, *, n_overlays: int = 16, mode: str = "auto",
+                  alpha: float = 0.5, seed: int = 0) -> np.ndarray:
+    """Mean prediction entropy (nats) of each row of ``X`` superimposed with ``n_overlays`` random rows of
+    ``overlay`` (clean, held-out inputs).
+
+    ``mode``: ``"blend"`` (``alpha * x + (1 - alpha) * o``, Gao et al.'s image superimposition),
+    ``"swap"`` (each feature taken from the overlay row with probability ``1 - alpha``: tabular data,
+    where blending makes rows no real input looks like), or ``"auto"`` (blend for images, swap for
+    rows of a table). One batched call of ``predict_proba`` per overlay round.
+    """
+    if mode not in ("auto", "blend", "swap"):
+        raise DataError(f"unknown STRIP mode {mode!r}; choose auto, blend or swap")
+    Xa = np.asarray(X, dtype=np.float64)
+    pool = np.asarray(overlay, dtype=np.float64)
+    if len(pool) == 0 or len(Xa) == 0:
+        raise DataError("STRIP needs rows to test and held-out rows to superimpose")
+    if pool.shape[1:] != Xa.shape[1:]:
+        raise DataError(f"STRIP overlay rows have shape {pool.shape[1:]}, the tested rows {Xa.shape[1:]}")
+    if mode == "auto":
+        mode = "blend" if Xa.ndim > 2 or Xa.reshape(len(Xa), -1).shape[1] >= 64 else "swap"
+    rng = np.random.default_rng(seed)
+    total = np.zeros(len(Xa))
+    for _ in range(int(n_overlays)):
+        o = pool[rng.integers(0, len(pool), len(Xa))]
+        if mode == "blend":
+            mixed = alpha * Xa + (1 - alpha) * o
+        else:
+            keep = rng.random(Xa.shape) < alpha
+            mixed = np.where(keep, Xa, o)
+        p = np.clip(np.asarray(predict_proba(mixed), dtype=np.float64), 1e-12, 1.0)
+        total += -np.sum(p * np.log(p), axis=1)
+    return total / int(n_overlays)
+
+
+@dataclass(kw_only=True)
+class StripReport:
+    """STRIP: the entropy threshold set on held-out rows (their ``fpr`` quantile), the tested rows below
+    it (``flagged_rows``, indices into the tested rows), their share against the ``fpr`` expected of
+    clean rows, and a one-sided binomial p-value for the excess."""
+
+    threshold: float
+    fpr: float
+    heldout_entropy: np.ndarray
+    tested_entropy: np.ndarray
+    flagged_rows: np.ndarray
+    p_value: float
+    min_excess: float
+    alpha_level: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flagged_share(self) -> float:
+        return len(self.flagged_rows) / len(self.tested_entropy) if len(self.tested_entropy) else 0.0
+
+    @property
+    def poisoned(self) -> bool:
+        return bool(self.p_value < self.alpha_level and self.flagged_share >= self.fpr + self.min_excess)
+
+
+def _binom_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
+
+
+def strip_test(predict_proba: ProbaFn, X_test: Any, X_heldout: Any, *, fpr: float = 0.01, n_overlays: int = 16,
+               mode: str = "auto", alpha: float = 0.5, min_excess: float = 0.02, alpha_level: float = 1e-3,
+               seed: int = 0) -> StripReport:
+    """STRIP on ``X_test`` (for the audit: the training rows, which carry any trigger that was planted)
+    calibrated on clean held-out rows ``X_heldout``.
+
+    Half of the held-out rows set the entropy threshold (their ``fpr`` quantile), the other half are the
+    superimposition pool, so the threshold is not measured on the rows it overlays. The model is called
+    poisoned when the share of tested rows below the threshold exceeds ``fpr`` by at least
+    ``min_excess`` with a binomial p-value below ``alpha_level``.
+    """
+    if not (0 < fpr < 0.5):
+        raise DataError(f"STRIP fpr must be above 0 and below 0.5, got {fpr}")
+    H = np.asarray(X_heldout, dtype=np.float64)
+    if len(H) < 20:
+        raise DataError(f"STRIP needs at least 20 held-out rows to set its threshold, got {len(H)}")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(H))
+    calib, pool = H[perm[: len(H) // 2]], H[perm[len(H) // 2 :]]
+    h_ent = strip_entropy(predict_proba, calib, pool, n_overlays=n_overlays, mode=mode, alpha=alpha, seed=seed)
+    thr = float(np.quantile(h_ent, fpr))
+    t_ent = strip_entropy(predict_proba, X_test, pool, n_overlays=n_overlays, mode=mode, alpha=alpha, seed=seed + 1)
+    flagged = np.flatnonzero(t_ent < thr)
+    p = _binom_sf(len(flagged), len(t_ent), fpr) if len(flagged) else 1.0
+    notes = []
+    if len(calib) * fpr < 5:
+        notes.append(f"the threshold rests on {len(calib)} held-out rows: fewer than 5 lie below it")
+    return StripReport(threshold=thr, fpr=fpr, heldout_entropy=h_ent, tested_entropy=t_ent, flagged_rows=flagged,
+                       p_value=p, min_excess=min_excess, alpha_level=alpha_level, notes=notes)
