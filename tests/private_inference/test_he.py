@@ -1,0 +1,82 @@
+"""Encrypted inference agrees with plaintext; the server never holds the secret key; tampering is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+ts = pytest.importorskip("tenseal")
+
+from modelshield.errors import IntegrityError, SecurityError  # noqa: E402
+from modelshield.private_inference import _seal, evaluate_he, extract  # noqa: E402
+from modelshield.private_inference.params import choose_params  # noqa: E402
+from modelshield.protect.loader import load_model  # noqa: E402
+
+
+def test_lr_pipeline_batched_agrees(raw_cancer):
+    pipe, Xtr, Xte, _, yte = raw_cancer
+    net = extract(load_model(pipe))
+    r = evaluate_he(net, Xte[:60], yte[:60], fit_rows=Xtr)
+    assert r["agreement"] == 1.0 and r["agreement_with_original_model"] == 1.0
+    assert r["accuracy"] == r["plaintext_accuracy"] > 0.9
+    assert r["max_logit_error"] < 0.05
+    assert r["parameters"]["security_bits"] == 128 and r["parameters"]["poly_modulus_degree"] == 4096
+
+
+def test_square_mlp_batched_agrees(sq_mlp, breast_cancer):
+    Xtr, Xte, _, yte = breast_cancer
+    net = extract(load_model(sq_mlp))
+    r = evaluate_he(net, Xte[:80], yte[:80], fit_rows=Xtr)
+    assert r["agreement"] == 1.0 and r["accuracy"] == r["plaintext_accuracy"]
+    assert r["max_logit_error"] < 0.05
+    assert r["parameters"]["depth"] == 3 and r["parameters"]["total_bits"] <= 218
+
+
+def test_relu_mlp_polynomial_costs_reported(torch_mlp, breast_cancer):
+    Xtr, Xte, _, yte = breast_cancer
+    net = extract(load_model(torch_mlp))
+    r = evaluate_he(net, Xte[:40], yte[:40], fit_rows=Xtr)
+    # the encryption reproduces the polynomial network exactly (argmax); the polynomial's own cost is reported
+    assert r["agreement"] == 1.0
+    assert 0.0 <= r["agreement_with_original_model"] <= 1.0
+    assert r["activations"][0]["activation"] == "relu" and r["activations"][0]["max_abs_error"] > 0
+
+
+def test_server_context_has_no_secret_key():
+    p = choose_params(1, 10.0)
+    client = _seal.Client.create(p)
+    blob = client.public_context_bytes()
+    received = ts.context_from(blob)
+    assert not received.has_secret_key() and not received.is_private()
+    assert client.ctx.has_secret_key()  # the client does hold it
+    ev = _seal.Evaluator(blob)
+    assert not ev.ctx.has_secret_key()
+    # and the server refuses a context that carries the secret key (fail closed)
+    with pytest.raises(SecurityError, match="secret key"):
+        _seal.Evaluator(client.ctx.serialize(save_secret_key=True))
+
+
+@pytest.mark.parametrize("where", ["request", "response"])
+def test_tampered_ciphertext_refused(raw_cancer, where):
+    from dataclasses import replace
+
+    pipe, Xtr, Xte, _, yte = raw_cancer
+    net = extract(load_model(pipe))
+
+    def flip(msg):
+        if msg.kind != where:
+            return msg
+        b = bytearray(msg.parts[-1])
+        b[len(b) // 3] ^= 0x10
+        return replace(msg, parts=(*msg.parts[:-1], bytes(b)))
+
+    with pytest.raises(IntegrityError) as e:
+        evaluate_he(net, Xte[:10], yte[:10], fit_rows=Xtr, transit=flip)
+    assert e.value.exit_code == 3
+
+
+@pytest.mark.slow
+def test_square_mlp_per_sample_agrees(sq_mlp, breast_cancer):
+    Xtr, Xte, _, yte = breast_cancer
+    net = extract(load_model(sq_mlp))
+    r = evaluate_he(net, Xte[:5], yte[:5], fit_rows=Xtr, mode="per-sample")
+    assert r["agreement"] == 1.0 and r["max_logit_error"] < 0.1
