@@ -66,3 +66,31 @@ def test_a_failed_batch_leaves_nothing_half_written(tmp_path):
 
 def test_fsync_dir_tolerates_a_folder_it_cannot_open(tmp_path):
     _io.fsync_dir(tmp_path / "missing")  # no error: nothing to make durable
+
+
+def test_one_number_formatter_reads_the_same_everywhere():
+    import numpy as np
+    from modelshield._format import MISSING, fmt_value
+
+    assert [fmt_value(x) for x in (None, float("nan"), float("inf"), np.float32("nan"))] == [MISSING] * 4
+    assert fmt_value(True) == "yes" and fmt_value(np.int64(7)) == "7" and fmt_value(3) == "3"
+    assert fmt_value(0.1234567) == "0.123" and fmt_value(0.5, 4, trim=True) == "0.5" and fmt_value(0.5) == "0.500"
+    assert fmt_value(1e-5) == "1.00e-05" and fmt_value(2.5e7) == "2.50e+07" and fmt_value(12345.678) == "12,345.7"
+    assert fmt_value([0.5, None], trim=True) == "0.5, n/a" and fmt_value({"a": 1.0}, trim=True) == "a: 1"
+    assert fmt_value(list(range(13))).endswith(" …")
+
+
+@pytest.mark.parametrize("text, shape", [("30", (30,)), ("1,8,8", (1, 8, 8)), ("1x8x8", (1, 8, 8)), ("", None)])
+def test_one_shape_parser(text, shape):
+    from modelshield.cli._common import parse_shape
+
+    assert parse_shape(text) == shape
+
+
+@pytest.mark.parametrize("text", ["a,b", "0,8", "-1", ","])
+def test_a_bad_shape_is_one_usage_error(text):
+    from modelshield.cli._common import parse_shape
+    from modelshield.errors import UserError
+
+    with pytest.raises(UserError, match="bad --input-shape"):
+        parse_shape(text)

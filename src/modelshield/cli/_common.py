@@ -19,6 +19,7 @@ __all__ = [
     "err_console",
     "check_output_path",
     "parse_options",
+    "parse_shape",
     "split_list",
     "write_bytes_safely",
     "write_json",
@@ -65,3 +66,16 @@ def parse_options(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
             raise UserError(f"bad value in --option {item!r}") from None
         out.setdefault(check.strip(), {})[opt.strip()] = value
     return out
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``--input-shape``: the shape of one sample, ``30`` or ``1,8,8`` (or ``1x8x8``); ``None`` when not given."""
+    if not text:
+        return None
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise UserError(f"bad --input-shape {text!r}: expected integers like 30 or 1,8,8") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise UserError(f"bad --input-shape {text!r}: expected positive integers like 30 or 1,8,8")
+    return shape

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
+from modelshield._format import fmt_value
 from modelshield._io import check_outputs
-from modelshield.cli._common import console, err_console, split_list, write_bytes_safely, write_json
+from modelshield.cli._common import console, err_console, parse_shape, split_list, write_bytes_safely, write_json
 from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import ModelShieldError, UserError
 
@@ -21,22 +21,12 @@ _ATTACK_NAMES = ("fgsm", "pgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t", "square
 _AUTO = "auto"
 
 
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError:
-        raise UserError(f"bad --input-shape {text!r}: expected integers like 1,8,8") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise UserError(f"bad --input-shape {text!r}: expected positive integers like 1,8,8")
-    return shape
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if not math.isfinite(v) else f"{v:.4g}"
-    return str(v)
+
+
+def _fmt4(v: Any) -> str:
+    return fmt_value(v, 4)
 
 
 def _load(model: str, data: Path, *, target: str | None, features: list[str] | None,
@@ -47,7 +37,7 @@ def _load(model: str, data: Path, *, target: str | None, features: list[str] | N
                       immutable=split_list(immutable))
     if ds.y is None:
         raise UserError(f"{data}: no labels; name the label column with --target")
-    m = load.load(model, input_shape=_shape(input_shape))
+    m = load.load(model, input_shape=parse_shape(input_shape))
     check_model_width(ds, m)  # and labels outside the classes, missing values the model cannot take
     try:  # one row first: a model that cannot run on these rows is a usage error, not a crash mid-attack
         m.predict_proba(np.asarray(ds.X[:1]))
@@ -150,7 +140,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             err_console.print(f"warning: {msg}", highlight=False, markup=False, soft_wrap=True)
         for k in ("clean_accuracy", "robust_accuracy", "attack_success_rate", "median_perturbation",
                   "queries_total", "queries_mean", "seconds"):
-            console.print(f"  {k:22s} {_fmt(summary[k])}")
+            console.print(f"  {k:22s} {_fmt4(summary[k])}")
         if json_out is not None:
             write_json(json_out, summary, force)
             console.print(f"wrote {json_out}")

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from modelshield._io import check_outputs
-from modelshield.cli._common import console, err_console, parse_options, split_list
+from modelshield.cli._common import console, err_console, parse_options, parse_shape, split_list
 from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, OutputError, UserError
 
@@ -32,13 +32,6 @@ def _headers(items: list[str] | None) -> dict[str, str] | None:
     return out or None
 
 
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
-    except ValueError:
-        raise UserError(f"bad --input-shape {text!r}: expected e.g. 30 or 1,8,8") from None
 
 
 class _Progress:
@@ -213,7 +206,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 report = _run_user(model, data=data, train=train, target=target, sensitive=split_list(sensitive),
                                    features=split_list(features) or None, immutable=split_list(immutable),
                                    checks=check_names, policy=pol, seed=seed, opts=opts,
-                                   input_shape=_shape(input_shape), quick=quick, prog=prog, load=load,
+                                   input_shape=parse_shape(input_shape), quick=quick, prog=prog, load=load,
                                    headers=_headers(header))
         print_summary(report, console)
         replace = check_report_outputs(outputs, defaults, inputs, force)  # again: the audit took a while

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from modelshield._format import fmt_value
 from modelshield.cli._common import (
     check_output_path,
     console,
@@ -45,10 +46,6 @@ def _methods(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "-" if v != v else f"{v:.3f}"
-    return str(v)
 
 
 _SHORT = {
@@ -67,7 +64,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> 
         table.add_column(_SHORT.get(c, c), justify="left" if c in ("method", "group", "attribute", "metric", "feature",
                                                     "note") else "right")
     for r in rows:
-        table.add_row(*[_fmt(r.get(c, "")) for c in columns])
+        table.add_row(*[fmt_value(r.get(c, "")) for c in columns])
     console.print(table)
 
 

@@ -11,10 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 
+from modelshield._format import fmt_value
 from modelshield._io import check_outputs
 from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
 from modelshield.cli._loading import LoadFlags, load_options
@@ -278,7 +278,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                       f"(target {epsilon}), delta {r.delta:g}, noise {r.noise_multiplier:.3f}, "
                       f"{r.steps} steps at q={r.sample_rate:.4f} ({r.accountant} accountant)")
         for row in result.comparison:
-            console.print(f"  {row['metric']}: before {_fmt(row['before'])} -> after {_fmt(row['after'])}")
+            console.print(f"  {row['metric']}: before {fmt_value(row['before'])} -> after {fmt_value(row['after'])}")
         for note in result.notes:  # what the DP guarantee does not cover
             console.print(f"[yellow]note:[/] {escape(note)}")
         if json_out is not None:
@@ -286,5 +286,3 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         return 0
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{float(v):.3f}" if isinstance(v, (int, float, np.floating)) else str(v)

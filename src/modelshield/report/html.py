@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from modelshield._format import fmt_value
 from modelshield._version import __version__
 from modelshield.findings import Severity
 from modelshield.runner import AuditReport
@@ -13,21 +13,7 @@ __all__ = ["render_html"]
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "—"
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-            return f"{v:.3e}"
-        return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_fmt(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {_fmt(x)}" for k, x in list(v.items())[:12])
-    return str(v)
+    return fmt_value(v, 4, trim=True)
 
 
 def _isnum(v: Any) -> bool:
