@@ -39,6 +39,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "privacy": "modelshield.checks.privacy:PrivacyCheck",
     "fairness": "modelshield.checks.fairness:FairnessCheck",
     "theft": "modelshield.checks.theft:TheftCheck",
+    "poisoning": "modelshield.checks.poisoning:PoisoningCheck",
 }
 
 #: What each built-in check puts in ``CheckResult.metrics`` (the names a policy limit may use), for the
