@@ -31,28 +31,6 @@ def _one_error(capfd, code: int, rc: int) -> str:
     return errors[0]
 
 
-@pytest.fixture(scope="module")
-def setups(zk_models):
-    """Setup folders of models a and b (default visibility, insecure test SRS), built with the CLI."""
-    d = zk_models["dir"]
-    for name in ("a", "b"):
-        rc = main(["proof", "setup", str(d / f"{name}.onnx"), "--data", str(d / "calib.npz"), "--out",
-                   str(d / f"setup-{name}")])
-        assert rc == 0
-    return {name: d / f"setup-{name}" for name in ("a", "b")}
-
-
-@pytest.fixture(scope="module")
-def proofs(zk_models, setups):
-    """One proof per model, on a test row, made with the CLI."""
-    d, X = zk_models["dir"], zk_models["X"]
-    np.save(d / "x.npy", X[1500])
-    for name in ("a", "b"):
-        assert main(["proof", "prove", str(setups[name]), "--input", str(d / "x.npy"), "--out",
-                     str(d / f"proof-{name}.json")]) == 0
-    return {name: d / f"proof-{name}.json" for name in ("a", "b")}
-
-
 # ------------------------------------------------------------------------------------------- round trip
 def test_round_trip_output_matches_torch(zk_models, setups, tmp_path, capfd):
     """Rows of several classes: each proof verifies, carries torch's output (to fixed-point error) and its
