@@ -123,6 +123,19 @@ def installed_distributions() -> list[tuple[str, str]]:
     return sorted(seen.items())
 
 
+def _versions(names: Iterable[str]) -> dict[str, str]:
+    """Installed versions of ``names`` (normalised), those not installed left out."""
+    from importlib import metadata
+
+    out = {}
+    for n in names:
+        try:
+            out[_normalise(n)] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def _purl(name: str, version: str) -> str:
     from urllib.parse import quote
 
@@ -149,6 +162,8 @@ class _Audit:
 def _load_report(report: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
     if isinstance(report, Mapping):
         return dict(report), None
+    if not isinstance(report, (str, Path)):
+        raise FormatError(f"audit report must be a path or a parsed report (dict), not {type(report).__name__}")
     p = _input_file(report, "audit report")
     try:
         obj = json.loads(p.read_bytes())
@@ -352,8 +367,9 @@ def build_bom(
     sha256 = digests["SHA-256"]
     audit = _audit(audit_report_json, sha256) if audit_report_json is not None else None
 
-    installed = dict(installed_distributions())
     frameworks = [*FRAMEWORKS.get(fmt, ()), *(audit.frameworks if audit else ())]
+    installed = (dict(installed_distributions()) if dependencies == "environment"
+                 else _versions([*frameworks, "modelshield"]))
     framework_refs: list[str] = []
     props = [_prop("model:format", fmt), _prop("model:size", size), _prop("model:file", model.name)]
     for fw in dict.fromkeys(_normalise(f) for f in frameworks):
