@@ -89,7 +89,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         target: str = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet)."),
         degree: int = typer.Option(None, "--degree", help="Degree of the activation polynomials (1-4)."),
         parties: int = typer.Option(3, "--parties", help="MPC parties (2 or 3)."),
-        calibrate: bool = typer.Option(False, "--calibrate", help="Measure the HE operation costs here first."),
+        calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
+                                       help="Time the HE operations here first (a few seconds; default) or use "
+                                            "the fixed cost table."),
         max_samples: int = typer.Option(2000, "--max-samples", help="Use at most this many rows."),
         json_out: Path = typer.Option(None, "--json", help="Write the plan as JSON here."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --json file."),

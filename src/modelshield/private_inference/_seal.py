@@ -77,6 +77,10 @@ class Client:
         self._seal = ctx.seal_context().data
         self._enc = ts.sealapi.CKKSEncoder(self._seal)
         self._dec = ts.sealapi.Decryptor(self._seal, ctx.secret_key().data)
+        # symmetric (secret-key) encryption: only the client encrypts; SEAL then sends a seed in place of
+        # one of the two polynomials, halving the request, and encrypting takes half the time
+        self._encryptor = ts.sealapi.Encryptor(self._seal, ctx.secret_key().data)
+        self._scale = 2.0 ** params.scale_bits
         self._io = _Bytes()
 
     @classmethod
@@ -95,9 +99,12 @@ class Client:
         pub.make_context_public()
         return pub.serialize()
 
-    def encrypt(self, values: np.ndarray) -> Any:
+    def encrypt_bytes(self, values: np.ndarray) -> bytes:
+        """A fresh ciphertext of ``values`` (at most N/2), serialized (seeded, compressed)."""
         ts = import_tenseal()
-        return ts.ckks_vector(self.ctx, np.asarray(values, dtype=np.float64).tolist()).ciphertext()[0]
+        pt = ts.sealapi.Plaintext()
+        self._enc.encode(np.asarray(values, dtype=np.float64).tolist(), self._scale, pt)
+        return self._io.dump(self._encryptor.encrypt_symmetric(pt))
 
     def decrypt(self, ct: Any, n: int) -> np.ndarray:
         ts = import_tenseal()

@@ -152,7 +152,7 @@ class HEClient:
         return self._c.public_context_bytes()
 
     def request(self, X: np.ndarray) -> Sealed:
-        return seal(self.session_key, "request", 0, [self._c.dump(self._c.encrypt(X[:, j])) for j in range(X.shape[1])])
+        return seal(self.session_key, "request", 0, [self._c.encrypt_bytes(X[:, j]) for j in range(X.shape[1])])
 
     def read(self, response: Sealed, n: int) -> np.ndarray:
         parts = open_sealed(self.session_key, response, kind="response", seq=1)

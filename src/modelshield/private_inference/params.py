@@ -95,56 +95,94 @@ def choose_params(depth: int, max_abs: float, *, min_degree: int = 4096) -> CKKS
 
 @dataclass(frozen=True)
 class OpCosts:
-    """Milliseconds per operation at ``ref_degree`` with ``ref_primes`` primes; scaled by N log N x primes."""
+    """Milliseconds per operation at ``ref_degree`` with ``ref_primes`` primes; scaled by N log N x primes.
 
-    mul_plain: float = 0.8
-    add: float = 0.15
-    rescale: float = 3.0
-    mul_ct: float = 12.0  # multiply + relinearize
-    encrypt: float = 12.0
-    decrypt: float = 2.5
-    rotate: float = 10.0
+    ``keygen``: the client's context and public-context serialization; ``encrypt``: encode + encrypt +
+    serialize one ciphertext; ``load``: the server parsing one; ``mul_ct``: multiply, relinearise, rescale."""
+
+    keygen: float = 700.0
+    encrypt: float = 35.0
+    load: float = 8.0
+    mul_plain: float = 1.5
+    add: float = 0.4
+    rescale: float = 5.0
+    mul_ct: float = 40.0
+    decrypt: float = 6.0
     ref_degree: int = 8192
     ref_primes: int = 4
     calibrated: bool = False
+    per_sample_ms: float | None = None  # measured per-sample latency (TenSEAL mm path), when calibrated
 
     def at(self, op: str, n: int, primes: int) -> float:
         f = (n * math.log2(n)) / (self.ref_degree * math.log2(self.ref_degree)) * primes / self.ref_primes
         return float(getattr(self, op)) * f
 
 
-#: measured on the project's shared 2-core box with TenSEAL 0.3.18 (see benchmarks/private_inference)
+#: measured on the project's shared, loaded 2-core box with TenSEAL 0.3.18 (N=8192, 4 primes)
 DEFAULT_COSTS = OpCosts()
 
 
-def calibrate(params: CKKSParams, repeats: int = 5) -> OpCosts:
-    """Measure the per-operation costs here at ``params`` (about a second); needs TenSEAL."""
+def calibrate(params: CKKSParams, repeats: int = 3, per_sample: tuple[list[tuple[int, int]], CKKSParams] | None = None
+              ) -> OpCosts:
+    """Measure the per-operation costs here at ``params`` (a second or two); needs TenSEAL. With
+    ``per_sample`` (the dense shapes and the per-sample parameters) also time one encrypted sample through
+    TenSEAL's ``mm`` path on random weights."""
     import time
 
     import numpy as np
 
     from modelshield.private_inference import _seal
 
+    t: dict[str, float] = {}
+    start = time.perf_counter()
     client = _seal.Client.create(params, galois=False)
-    server = _seal.Evaluator(client.public_context_bytes())
+    blob = client.public_context_bytes()
+    t["keygen"] = (time.perf_counter() - start) * 1e3
+    server = _seal.Evaluator(blob)
     x = np.linspace(-1, 1, params.slots)
-    t = {}
 
-    def timed(name: str, fn) -> None:  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
+    def timed(name: str, fn) -> object:  # type: ignore[no-untyped-def]
+        begin = time.perf_counter()
         for _ in range(repeats):
-            fn()
-        t[name] = (time.perf_counter() - start) / repeats * 1e3
+            out = fn()
+        t[name] = (time.perf_counter() - begin) / repeats * 1e3
+        return out
 
-    cts: list = []
-    timed("encrypt", lambda: cts.append(client.encrypt(x)))
-    ct = cts[0]
-    timed("mul_plain", lambda: server.mul_scalar(ct, 0.37, server.q_next(ct)))
-    prod = server.mul_scalar(ct, 0.37, server.q_next(ct))
-    timed("add", lambda: server.add_inplace(server.copy(prod), prod))
-    timed("rescale", lambda: server.rescale(prod))
-    timed("mul_ct", lambda: server.square(ct))
-    timed("decrypt", lambda: client.decrypt(ct, 8))
+    data = timed("encrypt", lambda: client.encrypt_bytes(x))
+    ct = timed("load", lambda: server.load(data))
+    prod = timed("mul_plain", lambda: server.mul_scalar(ct, 0.37, server.q_next(ct)))
+    timed("add", lambda: server.add_inplace(prod, prod))
+    timed("rescale", lambda: server.rescale(server.mul_scalar(ct, 0.37, server.q_next(ct))))
+    t["rescale"] -= t["mul_plain"]
+    sq = timed("mul_ct", lambda: server.square(ct))
+    timed("decrypt", lambda: client.decrypt(sq, 8))
+    ps = None
+    if per_sample is not None:
+        ps = _time_per_sample(*per_sample)
     primes = len(params.coeff_mod_bit_sizes) - 1
-    return OpCosts(ref_degree=params.poly_modulus_degree, ref_primes=primes, calibrated=True,
-                   **{k: round(v, 4) for k, v in t.items()})
+    return OpCosts(ref_degree=params.poly_modulus_degree, ref_primes=primes, calibrated=True, per_sample_ms=ps,
+                   **{k: round(max(v, 0.0), 4) for k, v in t.items()})
+
+
+def _time_per_sample(shapes: list[tuple[int, int]], params: CKKSParams) -> float:
+    import time
+
+    import numpy as np
+
+    from modelshield.private_inference._seal import import_tenseal
+
+    ts = import_tenseal()
+    ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
+                     coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
+    ctx.global_scale = 2.0 ** params.scale_bits
+    ctx.generate_galois_keys()
+    rng = np.random.default_rng(0)
+    begin = time.perf_counter()
+    v = ts.ckks_vector(ctx, rng.normal(size=shapes[0][0] + 1).tolist())
+    for k, (n_in, n_out) in enumerate(shapes):
+        last = k == len(shapes) - 1
+        v = v.mm(rng.normal(size=(n_in + 1, n_out + (0 if last else 1))).tolist())
+        if k < len(shapes) - 1:
+            v = v.square()
+    v.decrypt()
+    return (time.perf_counter() - begin) * 1e3
