@@ -292,8 +292,9 @@ class PoisoningCheck(Check):
             detectors += [{"detector": d, "score": None, "verdict": "not run", "rows": 0, "note": why}
                           for d in ("activation clustering", "spectral signatures")]
         else:
+            held = ctx.data.y if ctx.data.y is not None and len(np.intersect1d(ctx.data.y, y)) else None
             ac = activation_clustering(A, y, max_share=self.ac_max_share, silhouette_threshold=self.ac_silhouette,
-                                       seed=ctx.seed)
+                                       heldout_labels=held, seed=ctx.seed)
             ss = spectral_signatures(A, y, fraction=self.poisoned_fraction, ratio_threshold=self.ss_ratio)
             result.metrics.update({"activation_clustering_score": ac.score,
                                    "activation_clustering_poisoned": ac.poisoned,
@@ -302,16 +303,19 @@ class PoisoningCheck(Check):
             detectors += [
                 {"detector": "activation clustering", "score": round(ac.score, 4),
                  "verdict": "poisoned" if ac.poisoned else "clean", "rows": len(ac.flagged_rows),
-                 "note": f"silhouette >= {ac.silhouette_threshold:g} and smaller cluster <= {ac.max_share:.0%}"},
+                 "note": "; ".join(f"class {_key(c.label)}: {c.reason}" for c in ac.classes if c.poisoned)
+                 or (f"silhouette >= {ac.silhouette_threshold:g} with smaller cluster <= {ac.max_share:.0%}, or a "
+                     "class larger than its held-out prior with a matching cluster")},
                 {"detector": "spectral signatures", "score": round(ss.score, 3),
                  "verdict": "poisoned" if ss.poisoned else "clean", "rows": len(ss.flagged_rows),
                  "note": f"top/rest score ratio >= {ss.ratio_threshold:g}"},
             ]
             result.tables["activation_clusters"] = [
                 {"class": _key(c.label), "rows": c.n_rows, "smaller_cluster_share": round(c.smaller_share, 4),
-                 "silhouette": round(c.silhouette, 4),
+                 "silhouette": round(c.silhouette, 4), "excess_share": round(c.excess_share, 4),
+                 "excess_p": c.excess_p,
                  "spectral_ratio": round(ss.class_stat.get(_key(c.label), 0.0), 3),
-                 "verdict": "poisoned" if c.poisoned else "clean"} for c in ac.classes
+                 "verdict": "poisoned" if c.poisoned else "clean", "reason": c.reason} for c in ac.classes
             ]
             labels = [str(_key(c.label)) for c in ac.classes]
             result.figures.append(Figure(
@@ -322,9 +326,9 @@ class PoisoningCheck(Check):
             ))
             worst = max(ac.classes, key=lambda c: (c.poisoned, c.silhouette))
             if worst.n_rows and len(worst.projection):
-                small = np.isin(np.flatnonzero(y == worst.label), worst.smaller_rows)
+                small = np.isin(np.flatnonzero(y == worst.label), worst.suspect_rows)
                 series = []
-                for name, mask in (("larger cluster", ~small), ("smaller cluster", small)):
+                for name, mask in (("other rows", ~small), ("suspect cluster", small)):
                     vals = np.sort(worst.projection[mask, 0])
                     series.append(Series(name=name, x=list(range(len(vals))), y=vals.tolist()))
                 result.figures.append(Figure(
@@ -362,7 +366,7 @@ class PoisoningCheck(Check):
                                "strip_poisoned": st.poisoned, "backdoor_suspected": any(verdicts)})
         detectors.append({"detector": "STRIP", "score": round(st.flagged_share, 4),
                           "verdict": "poisoned" if st.poisoned else "clean", "rows": len(st.flagged_rows),
-                          "note": f"p={st.p_value:.2g}; threshold at {st.fpr:.0%} FPR on held-out rows"})
+                          "note": f"p={st.p_value:.2g}; threshold at {st.fpr:.1%} FPR on held-out rows"})
         result.tables["backdoor_detectors"] = detectors
         edges = np.linspace(0, max(float(st.heldout_entropy.max(initial=0)), float(st.tested_entropy.max(initial=0)),
                                    1e-6), 21)
@@ -382,8 +386,8 @@ class PoisoningCheck(Check):
                 check=self.name, severity=Severity.HIGH, rule_id="poisoning.strip",
                 title="Backdoor suspected: STRIP",
                 detail=(f"{st.flagged_share:.1%} of training rows keep a confident prediction when superimposed "
-                        f"with clean held-out rows (threshold set so that {st.fpr:.0%} of held-out rows fall below "
-                        f"it; binomial p = {st.p_value:.2g}). Inputs that carry a trigger behave like this."),
+                        f"with clean held-out rows (threshold set so that {st.fpr:.1%} of held-out rows fall below "
+                        f"it; beta-binomial p = {st.p_value:.2g}). Inputs that carry a trigger behave like this."),
                 evidence={"train_rows": [int(i) for i in idx[st.flagged_rows][: self.top_k]],
                           "count": len(st.flagged_rows), "p_value": st.p_value},
                 remediation="Inspect the flagged rows for a shared pattern; drop them and retrain, or fine-prune.",

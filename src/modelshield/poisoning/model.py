@@ -38,12 +38,19 @@ __all__ = [
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _reduce(A: np.ndarray, dims: int) -> np.ndarray:
-    """Centre and project onto the top ``dims`` principal components (thin SVD)."""
+def _reduce(A: np.ndarray, dims: int, whiten: bool = False) -> np.ndarray:
+    """Centre and project onto the top ``dims`` principal components (thin SVD); with ``whiten``, scale
+    each component to unit variance, so that 2-means splits along the most bimodal direction rather than
+    the widest one."""
     C = A - A.mean(axis=0)
     dims = max(1, min(dims, C.shape[0] - 1, C.shape[1]))
-    vt = np.linalg.svd(C, full_matrices=False)[2]
-    return C @ vt[:dims].T
+    _, s, vt = np.linalg.svd(C, full_matrices=False)
+    Z = C @ vt[:dims].T
+    if not whiten:
+        return Z
+    scale = s[:dims] / np.sqrt(len(C))
+    keep = scale > 1e-9 * max(float(scale[0]), 1e-300)
+    return Z[:, keep] / scale[keep]
 
 
 def _two_means(Z: np.ndarray, seed: int, n_init: int = 4, iters: int = 50) -> np.ndarray:
@@ -96,22 +103,31 @@ def _silhouette(Z: np.ndarray, lab: np.ndarray, rng: np.random.Generator, max_ro
 # -- activation clustering --------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class ClassClusters:
-    """One class's 2-means split: the smaller cluster's share, the silhouette, the verdict, and the
-    training-row indices of the smaller cluster. ``projection``: the rows' first two reduced
-    coordinates (for the cluster plot)."""
+    """One class's 2-means split.
+
+    ``smaller_share`` / ``silhouette``: the smaller cluster's share of the class and the split's
+    silhouette (principal components, the paper's criteria); ``excess_share``: the share of the class's
+    training rows beyond what the held-out class prior predicts (``1 - q / p``), with its two-proportion
+    p-value ``excess_p``; ``suspect_rows``: training-row indices of the suspect cluster (the smaller
+    one, or for the prior test the whitened split's cluster whose share matches the excess);
+    ``reason``: why the class is poisoned (empty when clean). ``projection``: two reduced coordinates
+    per row of the class (for plots)."""
 
     label: Any
     n_rows: int
     smaller_share: float
     silhouette: float
+    excess_share: float
+    excess_p: float
     poisoned: bool
-    smaller_rows: np.ndarray
+    reason: str
+    suspect_rows: np.ndarray
     projection: np.ndarray
 
 
 @dataclass(kw_only=True)
 class ClusteringReport:
-    """Activation clustering over all classes; ``flagged_rows``: the smaller clusters of poisoned classes."""
+    """Activation clustering over all classes; ``flagged_rows``: the suspect clusters of poisoned classes."""
 
     classes: list[ClassClusters]
     silhouette_threshold: float
@@ -130,44 +146,81 @@ class ClusteringReport:
 
     @property
     def flagged_rows(self) -> np.ndarray:
-        parts = [c.smaller_rows for c in self.classes if c.poisoned]
+        parts = [c.suspect_rows for c in self.classes if c.poisoned]
         return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
 
 
-def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_share: float = 0.35,
-                          silhouette_threshold: float = 0.65, min_rows: int = 20, seed: int = 0,
-                          ) -> ClusteringReport:
-    """Activation clustering (Chen et al.): per class, reduce the activations to ``dims`` principal
-    components, split them in two with 2-means, and call the class poisoned when the smaller cluster
-    holds at most ``max_share`` of its rows and the split is clean (silhouette at or above
-    ``silhouette_threshold``). Classes with fewer than ``min_rows`` rows are not judged.
+def _excess(n_k: int, n: int, m_k: int, m: int) -> tuple[float, float]:
+    """Share of class rows beyond the held-out prior (``1 - q/p``) and the one-sided two-proportion
+    z-test p-value that the training share ``p = n_k/n`` exceeds the held-out share ``q = m_k/m``."""
+    from scipy.stats import norm
 
-    Unlike the paper (ICA to 10 dims, then size or silhouette analysis), the reduction is a PCA by one
-    thin SVD per class and both criteria must hold, which keeps clean classes (whose 2-means split is
-    arbitrary and loose) from being flagged.
+    p, q = n_k / n, m_k / m
+    if p <= 0:
+        return 0.0, 1.0
+    pooled = (n_k + m_k) / (n + m)
+    se = np.sqrt(max(pooled * (1 - pooled) * (1 / n + 1 / m), 1e-300))
+    return float(1 - q / p), float(norm.sf((p - q) / se))
+
+
+def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_share: float = 0.35,
+                          silhouette_threshold: float = 0.65, heldout_labels: Any = None,
+                          prior_alpha: float = 0.01, min_excess: float = 0.05, min_rows: int = 20,
+                          seed: int = 0) -> ClusteringReport:
+    """Activation clustering (Chen et al.): split each class's penultimate activations in two with 2-means
+    and call the class poisoned when the split isolates a sub-population.
+
+    Two criteria, either suffices:
+
+    * **split quality** (the paper's): on ``dims`` principal components, the smaller cluster holds at most
+      ``max_share`` of the class and the silhouette is at least ``silhouette_threshold``;
+    * **size calibrated on held-out priors** (with ``heldout_labels``): the class holds significantly more
+      training rows than the held-out class prior predicts (one-sided two-proportion test, p below
+      ``prior_alpha``, excess share at least ``min_excess``) and a 2-means split on the two whitened top
+      principal components has a cluster whose share matches that excess (within ``max(0.1, 0.35 x
+      excess)``). A dirty-label poison adds rows to its target class; a clean class keeps its prior. This
+      assumes the held-out rows come from the distribution the clean training rows came from.
+
+    Classes with fewer than ``min_rows`` rows are not judged.
     """
     A = flat_features(activations, "activations")
     codes, classes = label_codes(labels, "activations' labels")
     if len(codes) != len(A):
         raise DataError(f"{len(A)} activation rows but {len(codes)} labels")
+    held = None if heldout_labels is None else np.asarray(heldout_labels)
     rng = np.random.default_rng(seed)
     out = []
     for k, lab_value in enumerate(classes):
         idx = np.flatnonzero(codes == k)
+        excess, p_ex = (0.0, 1.0)
+        if held is not None and len(held):
+            excess, p_ex = _excess(len(idx), len(codes), int(np.sum(held == lab_value)), len(held))
         if len(idx) < min_rows:
             out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=0.0, silhouette=0.0,
-                                     poisoned=False, smaller_rows=np.empty(0, dtype=np.int64),
-                                     projection=np.zeros((len(idx), 2))))
+                                     excess_share=excess, excess_p=p_ex, poisoned=False, reason="",
+                                     suspect_rows=np.empty(0, dtype=np.int64), projection=np.zeros((len(idx), 2))))
             continue
         Z = _reduce(A[idx], dims)
         lab = _two_means(Z, seed=seed + k)
         small = 1 if lab.sum() <= len(lab) / 2 else 0
         share = float(np.mean(lab == small))
         sil = _silhouette(Z, lab, rng)
-        poisoned = bool(share <= max_share and sil >= silhouette_threshold)
         proj = Z[:, :2] if Z.shape[1] >= 2 else np.hstack([Z, np.zeros((len(Z), 1))])
+        reason, suspect = "", idx[lab == small]
+        if share <= max_share and sil >= silhouette_threshold:
+            reason = f"clean split: silhouette {sil:.2f}, smaller cluster {share:.0%}"
+        elif p_ex < prior_alpha and excess >= min_excess:
+            W = _reduce(A[idx], 2, whiten=True)
+            wl = _two_means(W, seed=seed + k).astype(bool)
+            c = wl if abs(wl.mean() - excess) <= abs((~wl).mean() - excess) else ~wl
+            if abs(c.mean() - excess) <= max(0.1, 0.35 * excess):
+                reason = (f"{excess:.0%} more rows than the held-out prior (p={p_ex:.1g}) and a cluster of "
+                          f"{c.mean():.0%}")
+                suspect = idx[c]
+                proj = W
         out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=share, silhouette=sil,
-                                 poisoned=poisoned, smaller_rows=idx[lab == small], projection=proj))
+                                 excess_share=excess, excess_p=p_ex, poisoned=bool(reason), reason=reason,
+                                 suspect_rows=suspect, projection=proj))
     return ClusteringReport(classes=out, silhouette_threshold=silhouette_threshold, max_share=max_share, dims=dims)
 
 
@@ -277,9 +330,9 @@ def strip_entropy(predict_proba: ProbaFn, X: Any, overlay: Any, *, n_overlays: i
 
 @dataclass(kw_only=True)
 class StripReport:
-    """STRIP: the entropy threshold set on held-out rows (their ``fpr`` quantile), the tested rows below
-    it (``flagged_rows``, indices into the tested rows), their share against the ``fpr`` expected of
-    clean rows, and a one-sided binomial p-value for the excess."""
+    """STRIP: the entropy threshold set on held-out rows, the tested rows below it (``flagged_rows``,
+    indices into the tested rows), their share against the share ``fpr`` expected of clean rows, and a
+    one-sided beta-binomial p-value for the excess."""
 
     threshold: float
     fpr: float
@@ -300,23 +353,17 @@ class StripReport:
         return bool(self.p_value < self.alpha_level and self.flagged_share >= self.fpr + self.min_excess)
 
 
-def _binom_sf(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    from scipy.stats import binom
-
-    return float(binom.sf(k - 1, n, p))
-
-
 def strip_test(predict_proba: ProbaFn, X_test: Any, X_heldout: Any, *, fpr: float = 0.01, n_overlays: int = 16,
                mode: str = "auto", alpha: float = 0.5, min_excess: float = 0.02, alpha_level: float = 1e-3,
                seed: int = 0) -> StripReport:
     """STRIP on ``X_test`` (for the audit: the training rows, which carry any trigger that was planted)
     calibrated on clean held-out rows ``X_heldout``.
 
-    Half of the held-out rows set the entropy threshold (their ``fpr`` quantile), the other half are the
-    superimposition pool, so the threshold is not measured on the rows it overlays. The model is called
-    poisoned when the share of tested rows below the threshold exceeds ``fpr`` by at least
-    ``min_excess`` with a binomial p-value below ``alpha_level``.
+    Half of the held-out rows set the entropy threshold (the ``j``-th smallest of their ``m`` entropies,
+    ``j = max(1, floor(fpr * m))``), the other half are the superimposition pool, so the threshold is not
+    measured on the rows it overlays. The model is called poisoned when the share of tested rows below
+    the threshold exceeds the expected ``j / (m + 1)`` by at least ``min_excess`` with a beta-binomial
+    p-value (which includes the threshold's own sampling noise) below ``alpha_level``.
     """
     if not (0 < fpr < 0.5):
         raise DataError(f"STRIP fpr must be above 0 and below 0.5, got {fpr}")
@@ -327,12 +374,19 @@ def strip_test(predict_proba: ProbaFn, X_test: Any, X_heldout: Any, *, fpr: floa
     perm = rng.permutation(len(H))
     calib, pool = H[perm[: len(H) // 2]], H[perm[len(H) // 2 :]]
     h_ent = strip_entropy(predict_proba, calib, pool, n_overlays=n_overlays, mode=mode, alpha=alpha, seed=seed)
-    thr = float(np.quantile(h_ent, fpr))
+    m = len(h_ent)
+    j = max(1, int(np.floor(fpr * m)))
+    thr = float(np.sort(h_ent)[j - 1])
     t_ent = strip_entropy(predict_proba, X_test, pool, n_overlays=n_overlays, mode=mode, alpha=alpha, seed=seed + 1)
     flagged = np.flatnonzero(t_ent < thr)
-    p = _binom_sf(len(flagged), len(t_ent), fpr) if len(flagged) else 1.0
+    # under "the tested rows are clean", the chance of a row falling below the j-th smallest of m held-out
+    # entropies is Beta(j, m - j + 1): the count is beta-binomial (the threshold's own noise included)
+    from scipy.stats import betabinom
+
+    p = float(betabinom.sf(len(flagged) - 1, len(t_ent), j, m - j + 1)) if len(flagged) else 1.0
     notes = []
-    if len(calib) * fpr < 5:
-        notes.append(f"the threshold rests on {len(calib)} held-out rows: fewer than 5 lie below it")
-    return StripReport(threshold=thr, fpr=fpr, heldout_entropy=h_ent, tested_entropy=t_ent, flagged_rows=flagged,
+    if j / m > 1.5 * fpr:
+        notes.append(f"{m} held-out rows cannot resolve a {fpr:.1%} threshold: it sits at {j / m:.1%}")
+    return StripReport(threshold=thr, fpr=j / (m + 1), heldout_entropy=h_ent, tested_entropy=t_ent,
+                       flagged_rows=flagged,
                        p_value=p, min_excess=min_excess, alpha_level=alpha_level, notes=notes)
