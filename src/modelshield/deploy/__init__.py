@@ -7,6 +7,6 @@ key's name) and never holds one.
 
 from __future__ import annotations
 
-from modelshield.deploy.export import TARGETS, DeploySpec, Export, export, render
+from modelshield.deploy.exporter import TARGETS, DeploySpec, Export, export, render
 
 __all__ = ["TARGETS", "DeploySpec", "Export", "export", "render"]

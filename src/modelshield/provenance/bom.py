@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from modelshield._version import __version__
 from modelshield.errors import DataError, FormatError, InputNotFoundError, IntegrityError, UserError
-from modelshield.formats import detect_format_bytes
+from modelshield.formats import ENCRYPTED, detect_format_bytes, is_encrypted_head
 
 __all__ = ["BOM_PROPERTY_PREFIX", "SPEC_VERSION", "BomCheck", "HashCheck", "build_bom", "load_bom", "verify_bom"]
 
@@ -363,7 +363,9 @@ def build_bom(
     data_paths = [_input_file(d, "data set") for d in data]
     digests, size = _hash_file(model)
     with model.open("rb") as fh:  # the loader's format, from the content
-        fmt = detect_format_bytes(fh.read())
+        raw = fh.read()
+    fmt = ENCRYPTED if is_encrypted_head(raw[:64]) else detect_format_bytes(raw)
+    del raw
     sha256 = digests["SHA-256"]
     audit = _audit(audit_report_json, sha256) if audit_report_json is not None else None
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from modelshield._io import file_sha256, write_files_safely
 from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
-from modelshield.formats import ENCRYPTED, detect_file_format
+from modelshield.formats import is_encrypted_head
 
 __all__ = ["TARGETS", "DeploySpec", "Export", "export", "render"]
 
@@ -100,7 +100,8 @@ class DeploySpec:
         return Path(self.model).name
 
     def encrypted(self) -> bool:
-        return detect_file_format(self.model) == ENCRYPTED
+        with Path(self.model).open("rb") as fh:
+            return is_encrypted_head(fh.read(64))
 
     def serve_args(self, *, key_file: str | None = None) -> list[str]:
         """``modelshield serve`` arguments inside the container/enclave (key material by reference)."""
@@ -141,9 +142,13 @@ def render(spec: DeploySpec) -> tuple[dict[str, bytes], dict[str, Path]]:
     """The generated files (relative name -> content) and the files to copy (relative name -> source)
     for ``spec.target``; pure apart from reading the model (its hash and format)."""
     spec.check()
+    return _render(spec, file_sha256(Path(spec.model)))
+
+
+def _render(spec: DeploySpec, sha: str) -> tuple[dict[str, bytes], dict[str, Path]]:
+    """:func:`render` for a model whose SHA-256 is ``sha`` (computed once, by the caller)."""
     from modelshield.deploy import docker, gramine, k8s
 
-    sha = file_sha256(Path(spec.model))
     if spec.target == "docker":
         return docker.render(spec, sha), _copies(spec)
     if spec.target == "k8s":
@@ -183,8 +188,8 @@ def export(spec: DeploySpec, out: str | Path, *, force: bool = False) -> Export:
         raise OutputError(f"output folder {dest} already exists; pass --force to write into it")
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"output {dest} exists and is not a folder")
-    files, copies = render(spec)
-    sha = file_sha256(Path(spec.model))
+    sha = file_sha256(Path(spec.model))  # pinned in the generated files; the copy must match it
+    files, copies = _render(spec, sha)
     pinned = _pinned_hashes(files)
     try:
         dest.mkdir(parents=True, exist_ok=True)
