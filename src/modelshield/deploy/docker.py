@@ -18,7 +18,7 @@ from modelshield._version import __version__
 from modelshield.deploy._requirements import pinned_requirements
 
 if TYPE_CHECKING:
-    from modelshield.deploy.exporter import DeploySpec
+    from modelshield.deploy.spec import DeploySpec
 
 __all__ = ["BUILDER_IMAGE", "RUNTIME_IMAGE", "UID", "render"]
 
@@ -34,7 +34,7 @@ def _exec_form(args: list[str]) -> str:
 
 
 def dockerfile(spec: DeploySpec, sha256: str) -> str:
-    from modelshield.deploy.exporter import MODEL_DIR, MODEL_KEY_ENV, STATE_DIR
+    from modelshield.deploy.spec import MODEL_DIR, MODEL_KEY_ENV, STATE_DIR
 
     name = spec.model_name()
     entry = ["/usr/bin/python3", "-m", "modelshield", *spec.serve_args()]

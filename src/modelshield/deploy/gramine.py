@@ -27,7 +27,7 @@ from modelshield._io import file_sha256
 from modelshield._version import __version__
 
 if TYPE_CHECKING:
-    from modelshield.deploy.exporter import DeploySpec
+    from modelshield.deploy.spec import DeploySpec
 
 __all__ = ["TEMPLATE_NAME", "code_files", "render"]
 
@@ -54,7 +54,7 @@ def _toml_str(s: str) -> str:
 
 
 def render(spec: DeploySpec, sha256: str) -> tuple[dict[str, bytes], dict[str, Path]]:
-    from modelshield.deploy.exporter import APP_DIR, MODEL_DIR, STATE_DIR
+    from modelshield.deploy.spec import APP_DIR, MODEL_DIR, STATE_DIR
 
     code = code_files()
     key_file = f"{STATE_DIR}/secrets/model.key" if spec.encrypted() else None

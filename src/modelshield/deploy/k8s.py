@@ -23,7 +23,7 @@ import yaml
 from modelshield._version import __version__
 
 if TYPE_CHECKING:
-    from modelshield.deploy.exporter import DeploySpec
+    from modelshield.deploy.spec import DeploySpec
 
 __all__ = ["render"]
 
@@ -59,7 +59,7 @@ def _security_context() -> dict[str, Any]:
 
 
 def deployment(spec: DeploySpec, sha256: str) -> dict[str, Any]:
-    from modelshield.deploy.exporter import API_KEYS_SECRET, MODEL_KEY_ENV, MODEL_KEY_SECRET, STATE_DIR
+    from modelshield.deploy.spec import API_KEYS_SECRET, MODEL_KEY_ENV, MODEL_KEY_SECRET, STATE_DIR
 
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "timeoutSeconds": 5}
     container: dict[str, Any] = {
