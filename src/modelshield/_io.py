@@ -12,12 +12,12 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from modelshield.errors import OutputError, UserError
 
-__all__ = ["check_output_path", "check_outputs", "file_sha256", "fsync_dir", "private_dir", "replace_private_file",
-           "write_bytes_safely", "write_files_safely", "write_json", "write_text_safely"]
+__all__ = ["AtomicOutput", "check_output_path", "check_outputs", "file_sha256", "fsync_dir", "private_dir",
+           "replace_private_file", "write_bytes_safely", "write_files_safely", "write_json", "write_text_safely"]
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -159,6 +159,48 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class AtomicOutput:
+    """The streaming form of the atomic write (large outputs written chunk by chunk): ``with
+    AtomicOutput(path, force) as fh: fh.write(...)`` writes a hidden ``.part`` temp file in the destination's
+    folder, fsyncs it, renames it onto the destination and fsyncs the folder on success; deletes it on failure."""
+
+    def __init__(self, path: str | Path, force: bool) -> None:
+        self.path = Path(path)
+        self.force = force
+        if self.path.is_dir():
+            raise OutputError(f"output {self.path} is a directory; give a file name")
+        if self.path.exists() and not force:
+            raise OutputError.exists(self.path)
+        parent = self.path.parent  # "." for a bare file name: never empty
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {self.path}: folder {parent} does not exist")
+        self._parent = parent
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self._parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write in {self._parent}: {exc.strerror}") from None
+        self.tmp = Path(tmp)
+        self.fh = os.fdopen(fd, "wb")
+        return self.fh  # type: ignore[return-value]
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+            self.fh.close()
+            if exc_type is None:
+                if not self.force and self.path.exists():
+                    raise OutputError.exists(self.path)
+                os.replace(self.tmp, self.path)
+                fsync_dir(self._parent)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
 
 
 def write_text_safely(path: str | Path, text: str, force: bool = False) -> Path:

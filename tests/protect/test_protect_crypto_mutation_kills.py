@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from modelshield import _io
 from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
 from modelshield.protect import crypto
 from modelshield.protect.crypto import (
@@ -66,10 +67,14 @@ def _chunk_msg(i: int) -> str:
 
 
 def _raises(exc_type: type[Exception], message: str, fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """``fn`` raises exactly ``exc_type``, and the line the CLI prints is ``message`` (the library's own
+    message is neutral; a CLI hint such as '; pass --force to overwrite it' is added only there)."""
     with pytest.raises(exc_type) as exc:
         fn(*args, **kwargs)
     assert type(exc.value) is exc_type
-    assert str(exc.value) == message
+    assert exc.value.cli_message() == message  # type: ignore[attr-defined]
+    if exc.value.cli_hint:  # type: ignore[attr-defined]
+        assert str(exc.value) == message.removesuffix("; " + exc.value.cli_hint)  # type: ignore[attr-defined]
 
 
 class _Parts(io.RawIOBase):
@@ -473,7 +478,7 @@ def test_the_temp_file_is_a_hidden_part_file_beside_the_output_and_is_synced(
     seen: list[list[str]] = []
     real_fsync = os.fsync
 
-    def fsync(fd: int) -> None:  # called on the temp file just before it is renamed onto the output
+    def fsync(fd: int) -> None:  # the temp file just before it is renamed onto the output, then the folder
         seen.append(sorted(p.name for p in out_dir.iterdir()))
         real_fsync(fd)
 
@@ -484,9 +489,10 @@ def test_the_temp_file_is_a_hidden_part_file_beside_the_output_and_is_synced(
         decrypt_file(enc, dst, key=KEY)
     else:
         rotate_file(enc, dst, old_key=KEY, new_key=OTHER_KEY, rewrap_only=op == "rotate-rewrap")
-    assert len(seen) == 1 and len(seen[0]) == 1, seen
+    assert len(seen) == 2 and len(seen[0]) == 1, seen
     name = seen[0][0]
     assert name.startswith(f".{dst.name}.") and name.endswith(".part") and len(name) > len(dst.name) + 7
+    assert seen[1] == [dst.name]  # the folder is synced after the rename
     assert sorted(p.name for p in out_dir.iterdir()) == [dst.name]
 
 
@@ -514,7 +520,7 @@ def test_an_output_folder_that_refuses_temp_files_is_an_output_error(tmp_path: P
     def mkstemp(**kwargs: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(crypto.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(_io.tempfile, "mkstemp", mkstemp)  # the atomic writer lives in modelshield._io
     _raises(OutputError, f"cannot write in {tmp_path}: Permission denied", encrypt_file, src, tmp_path / "m.enc",
             key=KEY)
 

@@ -234,7 +234,8 @@ def test_write_key_file_force_overwrites_and_without_force_refuses(tmp_path: Pat
     first = write_key_file(p)
     with pytest.raises(OutputError) as exc:
         write_key_file(p)
-    assert str(exc.value) == f"{p} already exists; pass --force to overwrite it"
+    assert str(exc.value) == f"output {p} already exists"
+    assert exc.value.cli_message() == f"output {p} already exists; pass --force to overwrite it"
     assert load_key_file(p) == first
     second = write_key_file(p, force=True)
     assert second != first and load_key_file(p) == second
@@ -265,7 +266,7 @@ def test_a_failed_write_keeps_its_own_error_even_when_the_temp_file_is_gone(
         raise PermissionError(13, "denied by the test")
 
     monkeypatch.setattr(keys.os, "replace", failing_replace)
-    with pytest.raises(PermissionError, match="denied by the test"):
+    with pytest.raises(OutputError, match=r"cannot write .*k\.key: denied by the test"):
         write_key_file(tmp_path / "k.key")
     assert sorted(x.name for x in tmp_path.iterdir()) == []
 
@@ -302,7 +303,8 @@ def test_signing_keypair_refuses_to_overwrite_without_force(tmp_path: Path, exis
     target.write_bytes(b"keep me")
     with pytest.raises(OutputError) as exc:
         write_signing_keypair(priv, pub)
-    assert str(exc.value) == f"{target} already exists; pass --force to overwrite it"
+    assert str(exc.value) == f"output {target} already exists"
+    assert exc.value.cli_message() == f"output {target} already exists; pass --force to overwrite it"
     assert target.read_bytes() == b"keep me"
     assert sorted(x.name for x in tmp_path.iterdir()) == [target.name]  # the other half was not written
 

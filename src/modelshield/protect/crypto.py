@@ -45,7 +45,6 @@ import io
 import os
 import shutil
 import struct
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
+from modelshield._io import AtomicOutput
+from modelshield.errors import InputNotFoundError, IntegrityError, UserError
 from modelshield.protect.keys import KEY_LEN
 
 __all__ = [
@@ -350,7 +350,7 @@ def encrypt_file(src: str | Path, dst: str | Path, *, key: bytes | None = None,
                  scrypt: ScryptParams | None = None, force: bool = False) -> ContainerHeader:
     """Encrypt file ``src`` to ``dst`` atomically (temp file in ``dst``'s folder, then rename)."""
     src_p = _existing_file(src)
-    with src_p.open("rb") as fin, _AtomicOutput(dst, force) as fout:
+    with src_p.open("rb") as fin, AtomicOutput(dst, force) as fout:
         return encrypt_stream(fin, fout, key=key, passphrase=passphrase, chunk_size=chunk_size, scrypt=scrypt)
 
 
@@ -469,7 +469,7 @@ def decrypt_file(src: str | Path, dst: str | Path, *, key: bytes | None = None,
     """Decrypt ``src`` to ``dst``: a temp file in ``dst``'s folder is renamed into place only after the
     last chunk authenticates, and deleted on any failure. Returns the plaintext size."""
     src_p = _existing_file(src)
-    with src_p.open("rb") as fin, _AtomicOutput(dst, force) as fout:
+    with src_p.open("rb") as fin, AtomicOutput(dst, force) as fout:
         return decrypt_stream(fin, fout, key=key, passphrase=passphrase)
 
 
@@ -565,7 +565,7 @@ def rotate_file(src: str | Path, dst: str | Path | None = None, *, old_key: byte
     with src_p.open("rb") as fin:
         header = _read_header(fin)
         fin.seek(0)
-        with _AtomicOutput(out, force=in_place or force) as fout:
+        with AtomicOutput(out, force=in_place or force) as fout:
             chunks = iter_decrypt(fin, key=old_key, passphrase=old_passphrase)
             new = encrypt_stream(_PlainReader(chunks), fout, key=new_key, passphrase=new_passphrase,
                                  chunk_size=header.chunk_size, scrypt=scrypt)
@@ -585,7 +585,7 @@ def _rewrap_file(src_p: Path, out: Path, force: bool, *, old_key: bytes | None, 
         new = rewrap_header(header, old_key=old_key, old_passphrase=old_passphrase, new_key=new_key,
                             new_passphrase=new_passphrase, scrypt=scrypt)
         _unwrap(new, new_key, new_passphrase)  # the new header must open with the new key before we commit
-        with _AtomicOutput(out, force=force) as fout:
+        with AtomicOutput(out, force=force) as fout:
             fout.write(new.to_bytes())
             shutil.copyfileobj(fin, fout, 1 << 22)
     return new
@@ -603,40 +603,3 @@ def _existing_file(path: str | Path) -> Path:
     return p
 
 
-class _AtomicOutput:
-    """A temp file in the destination's folder, renamed onto it on success and deleted on failure."""
-
-    def __init__(self, path: str | Path, force: bool) -> None:
-        self.path = Path(path)
-        self.force = force
-        if self.path.is_dir():
-            raise OutputError(f"output {self.path} is a directory; give a file name")
-        if self.path.exists() and not force:
-            raise OutputError(f"output {self.path} already exists; pass --force to overwrite it")
-        parent = self.path.parent  # "." for a bare file name: never empty
-        if not parent.is_dir():
-            raise OutputError(f"cannot write {self.path}: folder {parent} does not exist")
-        self._parent = parent
-
-    def __enter__(self) -> BinaryIO:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self._parent)
-        except OSError as exc:
-            raise OutputError(f"cannot write in {self._parent}: {exc.strerror}") from None
-        self.tmp = Path(tmp)
-        self.fh = os.fdopen(fd, "wb")
-        return self.fh  # type: ignore[return-value]
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                self.fh.flush()
-                os.fsync(self.fh.fileno())
-            self.fh.close()
-            if exc_type is None:
-                if not self.force and self.path.exists():
-                    raise OutputError(f"output {self.path} already exists; pass --force to overwrite it")
-                os.replace(self.tmp, self.path)
-        finally:
-            if self.tmp.exists():
-                self.tmp.unlink()

@@ -26,6 +26,7 @@ from typing import Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from modelshield._io import write_bytes_safely
 from modelshield.errors import FormatError, InputNotFoundError, OutputError, SecurityError, UserError
 
 __all__ = [
@@ -169,20 +170,8 @@ def passphrase_from_env(var: str) -> bytes:
 
 
 def _write_private(path: Path, data: bytes, force: bool) -> None:
-    if path.exists() and not force:
-        raise OutputError(f"{path} already exists; pass --force to overwrite it")
-    parent = path.parent  # "." for a bare file name: never empty
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
-    tmp = parent / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """A secret: mode 0600, through the project's one atomic, durable write."""
+    write_bytes_safely(path, data, force, private=True)
 
 
 def write_key_file(path: str | Path, key: bytes | None = None, *, force: bool = False) -> bytes:
@@ -218,7 +207,7 @@ def write_signing_keypair(
     )
     pub_p = Path(public_path)
     if pub_p.exists() and not force:
-        raise OutputError(f"{pub_p} already exists; pass --force to overwrite it")
+        raise OutputError.exists(pub_p)
     _write_private(Path(private_path), priv, force)
     _write_private(pub_p, public_pem(key), True)
     os.chmod(pub_p, 0o644)

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from modelshield._io import AtomicOutput
 from modelshield.errors import InputNotFoundError, IntegrityError, OutputError, UserError
 from modelshield.protect._hashing import (
     Job,
@@ -530,9 +531,7 @@ def sign(path: str | Path, key: PrivateKey | Callable[[], PrivateKey], *, signat
         bundle = sign_manifest(manifest, pending.result())
     else:
         bundle = sign_manifest(plan.hash(workers), key)
-    from modelshield.protect.crypto import _AtomicOutput
-
-    with _AtomicOutput(sig_path, force) as fh:
+    with AtomicOutput(sig_path, force) as fh:
         fh.write((json.dumps(bundle, indent=2) + "\n").encode("utf-8"))
     return sig_path
 
