@@ -75,3 +75,29 @@ def test_encrypted_model_key_is_a_sealed_file_not_an_environment_value(exported)
     assert not [k for k, v in m["loader"]["env"].items() if isinstance(v, dict)]  # no host passthrough
     _, _, plain = exported["plain"]
     assert "--key-file" not in plain["loader"]["argv"]
+
+
+def test_template_renders_like_gramine_manifest_does(exported):
+    """``gramine-manifest`` renders the template with Jinja2 (globals ``gramine.libos``,
+    ``gramine.runtimedir()`` and ``-D`` variables); the rendered manifest must still be TOML, with every
+    placeholder filled."""
+    jinja2 = pytest.importorskip("jinja2")
+
+    class Gramine:
+        libos = "/usr/lib/x86_64-linux-gnu/gramine/libsysdb.so"
+
+        @staticmethod
+        def runtimedir() -> str:
+            return "/usr/lib/x86_64-linux-gnu/gramine/runtime/glibc"
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    for _, d, _ in exported.values():
+        text = env.from_string((d / TEMPLATE_NAME).read_text()).render(
+            gramine=Gramine, arch_libdir="/lib/x86_64-linux-gnu", log_level="error")
+        assert "{{" not in text
+        m = tomllib.loads(text)
+        assert m["loader"]["entrypoint"]["uri"] == f"file:{Gramine.libos}"
+        assert m["loader"]["log_level"] == "error"
+        assert f"file:{Gramine.runtimedir()}/" in m["sgx"]["trusted_files"]
+    with pytest.raises(jinja2.UndefinedError):  # a variable left out is an error, not an empty string
+        env.from_string((d / TEMPLATE_NAME).read_text()).render(gramine=Gramine, log_level="error")

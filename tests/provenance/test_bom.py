@@ -348,3 +348,18 @@ def test_verify_refuses_what_it_cannot_check(files, tmp_path):
         verify_bom(tmp_path / "x.json", files / "model.onnx")
     with pytest.raises(InputNotFoundError):
         verify_bom(bom, files / "gone.onnx")
+
+
+def test_encrypted_model_is_described_as_such(files, tmp_path, cdx_validator):
+    import secrets
+
+    from modelshield.protect.crypto import encrypt_file
+
+    enc = tmp_path / "model.onnx.enc"
+    encrypt_file(files / "model.onnx", enc, key=secrets.token_bytes(32))
+    bom = build_bom(enc, dependencies="none")
+    comp = bom["metadata"]["component"]
+    assert prop(comp, "model:format") == "modelshield-encrypted"
+    assert prop(comp, "framework:cryptography") == metadata.version("cryptography")
+    assert cdx_validator.is_valid(bom)
+    assert verify_bom(bom, enc).ok and not verify_bom(bom, files / "model.onnx").ok
