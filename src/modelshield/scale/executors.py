@@ -138,6 +138,13 @@ def _warm_worker() -> None:
     """Pool initializer: import the heavy modules once per worker, before any item's clock starts."""
     import modelshield.protect.loader
     import modelshield.runner  # noqa: F401
+    from modelshield.checks.registry import available_checks
+
+    available_checks()  # imports every check module
+    import sklearn.base  # noqa: F401  (every model adapter)
+
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401  (Check.run seeds torch's generator: 4 s on a first import)
 
 
 def _ping(_: Any = None) -> int:

@@ -124,6 +124,7 @@ def unit_key(unit: WorkUnit, digests: Mapping[str, str]) -> str:
         "v": __version__,
         "check": unit.check,
         "files": [digests[p] for p in (unit.model_path, *unit.artifacts)],
+        "paths": [unit.model_path, *unit.artifacts],  # results name their file: a moved model is new work
         "data": None if unit.data is None else {**unit.data.to_dict(), "data": digests[unit.data.data],
                                                 "train": digests.get(unit.data.train or "")},
         "options": dict(unit.options.get(unit.check, {})),
@@ -368,10 +369,11 @@ def write_outputs(result: RegistryAudit, out: str | Path, *, force: bool = False
     folder, replace = check_out_dir(out, force)
     (folder / "models").mkdir(parents=True, exist_ok=True)
     for i, (row, report) in enumerate(zip(result.rows, result.reports)):
-        base = folder / "models" / _slug(row.name, i)
-        write_reports(report, html=base.with_suffix(".html"), json_path=base.with_suffix(".json"),
-                      sarif=base.with_suffix(".sarif"), force=replace)
-        row.report = f"models/{base.name}.html"
+        stem = _slug(row.name, i)
+        base = folder / "models"
+        write_reports(report, html=base / f"{stem}.html", json_path=base / f"{stem}.json",
+                      sarif=base / f"{stem}.sarif", force=replace)
+        row.report = f"models/{stem}.html"
     combined = AuditReport(runs=[r.runs[0] for r in result.reports], policy=result.policy,
                            environment=result.reports[0].environment if result.reports else {},
                            title="modelshield registry audit")

@@ -198,6 +198,9 @@ def _mlflow_models(uri: str) -> list[RegistryModel]:
         from mlflow.tracking import MlflowClient
     except ImportError as exc:
         raise MissingExtraError("mlflow", "scale", "mlflow:// registries") from exc
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines ("Creating initial tables") are noise
     if "://" not in uri:  # a plain path: a file store
         if not Path(uri).is_dir():
             raise InputNotFoundError(f"MLflow tracking store not found: {uri}")
@@ -220,7 +223,13 @@ def _mlflow_models(uri: str) -> list[RegistryModel]:
     out: list[RegistryModel] = []
     for v in versions:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=v.source, tracking_uri=uri))
+            where = str(client.get_model_version_download_uri(v.name, v.version))
+            if where.startswith("file://"):
+                where = where[len("file://"):]
+            local = Path(where) if "://" not in where else Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=where, tracking_uri=uri))
+            if not local.exists():
+                raise FileNotFoundError(where)
         except Exception as exc:
             out.append(RegistryModel(name=f"{v.name}/{v.version}", path=str(v.source),
                                      error=f"cannot fetch the model's files: {type(exc).__name__}"))
