@@ -49,7 +49,8 @@ class PoisoningCheck(Check):
     -------
     poisoned_fraction : the share of poisoned rows to look for (spectral signatures flag
         ``1.5 x`` it per poisoned class); in (0, 0.5).
-    label_method : ``prune_by_noise_rate`` (default) or ``confident_learning``.
+    label_method : ``predicted_neq_given`` (default, most recall), ``prune_by_noise_rate`` or
+        ``confident_learning`` (most precision).
     n_folds : folds for the out-of-fold probabilities.
     near : near-duplicate distance, as a share of the median nearest-neighbour distance.
     outlier_z : robust z-score at which a row is an outlier.
@@ -99,7 +100,7 @@ class PoisoningCheck(Check):
     declared_thresholds: ClassVar[dict[str, str]] = {}
 
     poisoned_fraction: float = 0.1
-    label_method: str = "prune_by_noise_rate"
+    label_method: str = "predicted_neq_given"
     n_folds: int = 5
     near: float = 0.05
     outlier_z: float = 4.0
