@@ -179,3 +179,50 @@ def test_image_builds_and_serves(models, tmp_path):
         assert user.returncode != 0  # no shell in the image
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+@pytest.mark.slow  # starts the gateway in a subprocess: ~45 s on a loaded 2-core machine
+def test_entrypoint_and_healthcheck_run_the_real_gateway(models, tmp_path):
+    """Without a container: the Dockerfile's ENTRYPOINT, with the image's paths mapped to the exported
+    folder (the model folder made read-only) and a free loopback port, starts the gateway, which verifies
+    the signed model; the HEALTHCHECK command then succeeds, and fails once the gateway is gone."""
+    pytest.importorskip("uvicorn")
+    import os
+    import socket
+    import time
+
+    out = tmp_path / "ctx"
+    export(DeploySpec(model=models["signed"], target="docker", signature=models["signature"],
+                      public_key=models["public_key"]), out)
+    final = stages((out / "Dockerfile").read_text())[-1]
+    argv = json.loads(next(ln for ln in final if ln.startswith("ENTRYPOINT ")).split(" ", 1)[1])
+    hc = json.loads(next(ln for ln in final if ln.startswith("HEALTHCHECK")).split(" CMD ", 1)[1])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    mapping = {"/models/": f"{out / 'model'}/", "/var/lib/modelshield": str(state), "0.0.0.0": "127.0.0.1",
+               "8000": str(port)}
+
+    def local(arg: str) -> str:
+        for a, b in mapping.items():
+            arg = arg.replace(a, b)
+        return arg
+
+    cmd = [sys.executable, *[local(a) for a in argv[1:]]]
+    assert "--signature" in cmd
+    os.chmod(out / "model", 0o555)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check = [sys.executable, *[local(a) for a in hc[1:]]]
+    try:
+        deadline = time.time() + 90
+        while subprocess.run(check, capture_output=True, timeout=30).returncode != 0:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.time() < deadline, "gateway did not become healthy"
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        os.chmod(out / "model", 0o755)
+    assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0
