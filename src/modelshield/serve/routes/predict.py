@@ -15,12 +15,8 @@ from modelshield.serve.routes.common import ERR, client_of, refusal_response, re
 
 def register(app: FastAPI, pipeline: PredictPipeline) -> None:
     """Serve ``POST /v1/predict`` with one plain Starlette route, matched before every other route (no
-    FastAPI dependency solving, no body model), and describe it in the OpenAPI spec.
-
-    The description needs a FastAPI route; it is registered after the serving one and its endpoint is a
-    stub that is never reached (the serving route matches every request to the path first, including the
-    405 for other methods). Should it ever be reached, it fails closed with a 500.
-    """
+    FastAPI dependency solving, no body model): registered once. Its OpenAPI description is added to the
+    generated spec (a plain route has none of its own)."""
 
     async def predict(request: Request) -> Response:
         # the body stream is pulled only after authentication and the request-rate check
@@ -30,14 +26,19 @@ def register(app: FastAPI, pipeline: PredictPipeline) -> None:
         return refusal_response(out)
 
     app.router.routes.insert(0, Route(ENDPOINT, predict, methods=["POST"], include_in_schema=False))
-    app.add_api_route(ENDPOINT, _documentation_only, methods=["POST"], name="predict",  # operationId as before
-                      summary="Predict a batch", tags=["predict"],
-                      openapi_extra={"requestBody": _request_body(pipeline.gw.config.limits.max_batch)},
-                      responses=_RESPONSES)
+    generated = app.openapi
+    operation = {"summary": "Predict a batch", "operationId": "predict_v1_predict_post", "tags": ["predict"],
+                 "requestBody": _request_body(pipeline.gw.config.limits.max_batch),
+                 "responses": {str(code): {"description": r["description"], **{k: v for k, v in r.items()
+                                                                               if k != "description"}}
+                               for code, r in _RESPONSES.items()}}
 
+    def openapi() -> dict[str, Any]:
+        spec = generated()  # FastAPI's, cached in app.openapi_schema
+        spec.setdefault("paths", {}).setdefault(ENDPOINT, {})["post"] = operation
+        return spec
 
-async def _documentation_only(request: Request) -> Response:
-    return reply(500, {"detail": "internal error"})
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _request_body(max_batch: int) -> dict[str, Any]:
