@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 ts = pytest.importorskip("tenseal")
@@ -47,12 +48,17 @@ def test_server_context_has_no_secret_key():
     blob = client.public_context_bytes()
     received = ts.context_from(blob)
     assert not received.has_secret_key() and not received.is_private()
-    assert client.ctx.has_secret_key()  # the client does hold it
     ev = _seal.Evaluator(blob)
     assert not ev.ctx.has_secret_key()
-    # and the server refuses a context that carries the secret key (fail closed)
+    # the client still decrypts what the server computed (it keeps the key, the server never had it)
+    x = np.linspace(-2, 2, 16)
+    ct = ev.load(client.encrypt_bytes(x))
+    y = ev.rescale(ev.mul_scalar(ct, 3.0, ev.q_next(ct)))
+    assert np.allclose(client.decrypt(client.load(ev.dump(y)), 16), 3 * x, atol=1e-3)
+    # and the server refuses a context that carries a secret key (fail closed)
+    private = ts.context(ts.SCHEME_TYPE.CKKS, p.poly_modulus_degree, coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes))
     with pytest.raises(SecurityError, match="secret key"):
-        _seal.Evaluator(client.ctx.serialize(save_secret_key=True))
+        _seal.Evaluator(private.serialize(save_secret_key=True))
 
 
 @pytest.mark.parametrize("where", ["request", "response"])

@@ -40,6 +40,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "fairness": "modelshield.checks.fairness:FairnessCheck",
     "theft": "modelshield.checks.theft:TheftCheck",
     "poisoning": "modelshield.checks.poisoning:PoisoningCheck",
+    "private_inference": "modelshield.checks.private_inference:PrivateInferenceCheck",
 }
 
 #: What each built-in check puts in ``CheckResult.metrics`` (the names a policy limit may use), for the
@@ -52,6 +53,19 @@ _ROBUSTNESS_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "apgd", "
 _MEMBERSHIP_ATTACKS = ("loss", "lira_offline", "lira_online", "rmia")
 _API_OUTPUTS = ("probabilities", "top1", "rounded")
 BUILTIN_METRICS: dict[str, dict[str, str]] = {
+    "private_inference": {
+        "feasible": "1 when the model runs under HE at 128-bit security, else 0",
+        "depth": "multiplicative depth of the batched circuit",
+        "poly_modulus_degree": "CKKS ring degree chosen", "coeff_modulus_bits": "total coefficient-modulus bits",
+        "security_bits": "security level of the chosen parameters (HE standard table)",
+        "approximation_agreement": "argmax agreement of the polynomial network with the model (plaintext)",
+        "estimated_ms_per_sample": "planner's batched latency estimate (fixed cost table)",
+        "agreement": "argmax agreement, encrypted vs plaintext (measure)",
+        "accuracy": "accuracy of the encrypted predictions (measure)",
+        "plaintext_accuracy": "accuracy of the model in plaintext on the same rows (measure)",
+        "max_logit_error": "largest logit difference, encrypted vs plaintext (measure)",
+        "ms_per_sample": "measured batched latency per sample (measure)",
+    },
     "baseline": {
         "accuracy": "held-out accuracy", "balanced_accuracy": "mean per-class recall",
         "f1_macro": "macro-averaged F1", "majority_class_accuracy": "accuracy of always guessing the majority",
@@ -124,6 +138,7 @@ BUILTIN_METRICS: dict[str, dict[str, str]] = {
 #: The policy thresholds each built-in check reads (keys without the ``<check>.`` prefix), for checks whose
 #: class does not declare :attr:`Check.declared_thresholds` itself.
 BUILTIN_THRESHOLDS: dict[str, dict[str, str]] = {
+    "private_inference": {},
     "baseline": {"ece.low": "calibration error graded low above this"},
     "artifact": {},
     "robustness": {f"robust_accuracy.{lvl}": f"robust accuracy below this is {lvl}"

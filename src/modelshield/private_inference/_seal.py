@@ -71,17 +71,24 @@ class Client:
     """Holds the secret key: encrypts inputs, decrypts results."""
 
     def __init__(self, ctx: Any, params: Any) -> None:
-        self.ctx = ctx
         self.params = params
         ts = import_tenseal()
         self._seal = ctx.seal_context().data
+        secret = ctx.secret_key().data
         self._enc = ts.sealapi.CKKSEncoder(self._seal)
-        self._dec = ts.sealapi.Decryptor(self._seal, ctx.secret_key().data)
+        self._dec = ts.sealapi.Decryptor(self._seal, secret)
         # symmetric (secret-key) encryption: only the client encrypts; SEAL then sends a seed in place of
         # one of the two polynomials, halving the request, and encrypting takes half the time
-        self._encryptor = ts.sealapi.Encryptor(self._seal, ctx.secret_key().data)
+        self._encryptor = ts.sealapi.Encryptor(self._seal, secret)
         self._scale = 2.0 ** params.scale_bits
         self._io = _Bytes()
+        # the evaluation context for the server: the same context made public (drops the secret key;
+        # the client keeps it in its SEAL decryptor and encryptor only)
+        ctx.make_context_public()
+        if ctx.has_secret_key():  # pragma: no cover - TenSEAL contract
+            raise SecurityError("TenSEAL kept the secret key in a public context")
+        self._public = ctx.serialize()
+        self.public_ctx = ctx
 
     @classmethod
     def create(cls, params: Any, *, galois: bool = False) -> Client:
@@ -95,9 +102,7 @@ class Client:
 
     def public_context_bytes(self) -> bytes:
         """The evaluation context for the server: no secret key (``make_context_public``)."""
-        pub = self.ctx.copy()
-        pub.make_context_public()
-        return pub.serialize()
+        return self._public
 
     def encrypt_bytes(self, values: np.ndarray) -> bytes:
         """A fresh ciphertext of ``values`` (at most N/2), serialized (seeded, compressed)."""
@@ -181,6 +186,21 @@ class Evaluator:
 
     def add_inplace(self, acc: Any, ct: Any) -> Any:
         self._ev.add_inplace(acc, ct)
+        return acc
+
+    def mul_vector(self, ct: Any, w: np.ndarray, q: float) -> Any:
+        """``ct * w`` slot-wise (``w`` padded with zeros), product scale ``q * delta`` as :meth:`mul_scalar`."""
+        pt = self._ts.sealapi.Plaintext()
+        self._enc.encode(np.asarray(w, dtype=np.float64).tolist(), ct.parms_id(), q * self.delta / ct.scale, pt)
+        out = self._ts.sealapi.Ciphertext()
+        self._ev.multiply_plain(ct, pt, out)
+        out.scale = q * self.delta
+        return out
+
+    def add_vector_inplace(self, acc: Any, b: np.ndarray) -> Any:
+        pt = self._ts.sealapi.Plaintext()
+        self._enc.encode(np.asarray(b, dtype=np.float64).tolist(), acc.parms_id(), acc.scale, pt)
+        self._ev.add_plain_inplace(acc, pt)
         return acc
 
     def add_scalar_inplace(self, acc: Any, b: float) -> Any:

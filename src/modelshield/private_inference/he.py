@@ -24,7 +24,7 @@ from modelshield.errors import DataError, SecurityError
 from modelshield.private_inference import _seal
 from modelshield.private_inference.approx import PolyAct, approx_forward, poly_depth
 from modelshield.private_inference.channel import Sealed, new_session_key, open_sealed, seal
-from modelshield.private_inference.network import Dense, Network
+from modelshield.private_inference.network import Act, Dense, Network
 from modelshield.private_inference.params import CKKSParams, check_params, choose_params
 
 __all__ = ["HEClient", "HEServer", "HEResult", "batched_depth", "per_sample_depth", "run_he"]
@@ -82,6 +82,55 @@ class HEServer:
             (coef, ct), = terms
             assert coef == 1.0 and const == 0.0
             outs.append(ev.dump(ct))
+        return seal(session_key, "response", 1, outs)
+
+    def evaluate_packed(self, public_context: bytes, session_key: bytes, request: Sealed, batch: int,
+                        rng: np.random.Generator) -> Sealed:
+        """One hidden layer, hidden units packed in blocks: the request holds, per feature, the batch tiled
+        once per hidden unit. The hidden layer is one slot-wise multiply-add per feature; the output layer
+        one slot-wise product per class, whose per-unit blocks the client sums after decryption. Blocks
+        are masked with random values that sum to zero, so the client learns the logits and nothing of
+        the per-unit contributions beyond them (statistically: masks are 2^10 x the contributions)."""
+        ev = _seal.Evaluator(public_context)
+        parts = open_sealed(session_key, request, kind="request", seq=0)
+        d1, _, d2 = self.net.layers
+        assert isinstance(d1, Dense) and isinstance(d2, Dense)
+        if len(parts) != d1.shape[0]:
+            raise DataError(f"the request holds {len(parts)} feature ciphertexts; the model takes {d1.shape[0]}")
+        h = d1.shape[1]
+        cts = [ev.load(p) for p in parts]
+        q = ev.q_next(cts[0])
+        acc = None
+        for j, ct in enumerate(cts):
+            prod = ev.mul_vector(ct, np.repeat(d1.W[j], batch), q)
+            acc = prod if acc is None else ev.add_inplace(acc, prod)
+        ev.add_vector_inplace(acc, np.repeat(d1.b, batch))
+        z = ev.rescale(acc)
+        poly = self.polys[1]
+        c = poly.coeffs
+        powers = {1: z}
+        if poly.degree >= 2:
+            powers[2] = ev.square(z)
+        if poly.degree >= 3:
+            powers[3] = ev.multiply(powers[2], z)
+        if poly.degree >= 4:
+            powers[4] = ev.square(powers[2])
+        terms = [(c[p], ct) for p, ct in powers.items() if c[p] != 0.0]
+        low = min((ct for _, ct in terms), key=ev.level)
+        q2 = ev.q_next(low)
+        outs = []
+        for k in range(d2.shape[1]):
+            out = None
+            for coef, ct in terms:
+                prod = ev.mul_vector(ev.mod_switch_to(ct, low), np.repeat(coef * d2.W[:, k], batch), q2)
+                out = prod if out is None else ev.add_inplace(out, prod)
+            const = np.zeros((h, batch))
+            const[0] = d2.b[k] + c[0] * float(d2.W[:, k].sum())
+            scale = 1024.0 * max(1.0, float(np.max(np.abs(d2.W[:, k]))) * float(np.max(np.abs(c))))
+            mask = rng.normal(0.0, scale, size=(h, batch))
+            mask -= mask.mean(axis=0, keepdims=True)  # blocks sum to zero per sample
+            ev.add_vector_inplace(out, (const + mask).reshape(-1))
+            outs.append(ev.dump(ev.rescale(out)))
         return seal(session_key, "response", 1, outs)
 
     @staticmethod
@@ -154,15 +203,36 @@ class HEClient:
     def request(self, X: np.ndarray) -> Sealed:
         return seal(self.session_key, "request", 0, [self._c.encrypt_bytes(X[:, j]) for j in range(X.shape[1])])
 
+    def request_packed(self, X: np.ndarray, tiles: int) -> Sealed:
+        return seal(self.session_key, "request", 0,
+                    [self._c.encrypt_bytes(np.tile(X[:, j], tiles)) for j in range(X.shape[1])])
+
+    def read_packed(self, response: Sealed, n: int, tiles: int) -> np.ndarray:
+        parts = open_sealed(self.session_key, response, kind="response", seq=1)
+        return np.stack([self._c.decrypt(self._c.load(p), n * tiles).reshape(tiles, n).sum(axis=0) for p in parts],
+                        axis=1)
+
     def read(self, response: Sealed, n: int) -> np.ndarray:
         parts = open_sealed(self.session_key, response, kind="response", seq=1)
         return np.stack([self._c.decrypt(self._c.load(p), n) for p in parts], axis=1)
 
 
+def packable(net: Network) -> bool:
+    """One hidden layer (Dense, activation, Dense): the packed layout applies."""
+    return len(net.layers) == 3 and isinstance(net.layers[1], Act)
+
+
 def run_batched(net: Network, polys: list[PolyAct], X: np.ndarray, params: CKKSParams, *,
-                transit: Transit | None = None) -> HEResult:
-    """Client and server in one process (evaluation); ``transit`` may alter messages on the way."""
+                transit: Transit | None = None, layout: str = "auto", seed: int = 0) -> HEResult:
+    """Client and server in one process (evaluation); ``transit`` may alter messages on the way.
+    ``layout``: ``per-feature`` (one ciphertext per feature), ``packed`` (one hidden layer, units in
+    blocks) or ``auto`` (packed when it applies)."""
     X = np.asarray(X, dtype=np.float64)
+    h = net.dense[0].shape[1]
+    if layout == "auto":
+        layout = "packed" if packable(net) and h <= params.slots else "per-feature"
+    if layout == "packed":
+        return _run_packed(net, polys, X, params, transit=transit, seed=seed)
     t0 = time.perf_counter()
     client = HEClient(params)
     server = HEServer(net, polys)
@@ -188,7 +258,42 @@ def run_batched(net: Network, polys: list[PolyAct], X: np.ndarray, params: CKKSP
         logits.append(client.read(resp, len(chunk)))
         tc += time.perf_counter() - t
     total = time.perf_counter() - t0
-    return HEResult(np.concatenate(logits), params, "batched", total, tc, ts_, req_b, resp_b, len(ctx))
+    return HEResult(np.concatenate(logits), params, "batched", total, tc, ts_, req_b, resp_b, len(ctx),
+                    extra={"layout": "per-feature", "batch_per_request": params.slots})
+
+
+def _run_packed(net: Network, polys: list[PolyAct], X: np.ndarray, params: CKKSParams, *,
+                transit: Transit | None, seed: int) -> HEResult:
+    h = net.dense[0].shape[1]
+    per_batch = params.slots // h
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    client = HEClient(params)
+    server = HEServer(net, polys)
+    ctx = client.public_context()
+    tc = time.perf_counter() - t0
+    tsv = 0.0
+    logits, req_b, resp_b = [], 0, 0
+    for start in range(0, len(X), per_batch):
+        chunk = X[start:start + per_batch]
+        t = time.perf_counter()
+        req = client.request_packed(chunk, h)
+        tc += time.perf_counter() - t
+        req_b += sum(map(len, req.parts))
+        if transit is not None:
+            req = transit(req)
+        t = time.perf_counter()
+        resp = server.evaluate_packed(ctx, client.session_key, req, len(chunk), rng)
+        tsv += time.perf_counter() - t
+        resp_b += sum(map(len, resp.parts))
+        if transit is not None:
+            resp = transit(resp)
+        t = time.perf_counter()
+        logits.append(client.read_packed(resp, len(chunk), h))
+        tc += time.perf_counter() - t
+    total = time.perf_counter() - t0
+    return HEResult(np.concatenate(logits), params, "batched", total, tc, tsv, req_b, resp_b, len(ctx),
+                    extra={"layout": "packed", "batch_per_request": per_batch})
 
 
 def _augment(net: Network, polys: list[PolyAct]) -> list[tuple[str, Any]]:
