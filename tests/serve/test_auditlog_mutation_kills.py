@@ -1,0 +1,458 @@
+"""Exact behaviour of the audit log that operators and ``modelshield audit-log`` rely on.
+
+Written against the mutants of ``scripts/mutation.sh auditlog`` that the other audit-log tests let survive:
+the exact results of :meth:`AuditLog.verify` (counts, heads, reasons) including the ``expect_head`` check,
+what is stored for each field, the anchor file's rules, the constructor's refusals, and the reading API
+(chunks, limits, order, filters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+
+import pytest
+import sqlalchemy as sa
+
+import modelshield.serve.auditlog as al
+from modelshield.errors import DataError, UserError
+from modelshield.serve.auditlog import (
+    GENESIS,
+    Anchor,
+    AuditLog,
+    AuditRecord,
+    VerifyResult,
+    compact_json,
+    input_hash,
+    load_or_create_key,
+    read_anchor,
+    write_anchor,
+)
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def make_log(tmp_path):
+    logs = []
+
+    def make(name="audit.db", key=KEY, **kw):
+        log = AuditLog(f"sqlite:///{tmp_path / name}", key, **kw)
+        logs.append(log)
+        return log
+
+    yield make
+    for log in logs:
+        log.close()
+
+
+def _fill(log, n):
+    return [log.append(AuditRecord(kind="request", endpoint="/v1/predict", status=200, decision="ok",
+                                   key_id="abc", request_id=f"r{i}", n_rows=1, ts_us=1000 + i,
+                                   output={"predictions": [i % 2]})) for i in range(n)]
+
+
+def _exec(log, sql, **params):
+    with log.engine.begin() as c:
+        c.execute(sa.text(sql.replace("{t}", f'"{log.table.name}"')), params)
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def test_input_hash_and_compact_json():
+    assert input_hash(b"abc") == hashlib.sha256(b"abc").hexdigest()
+    assert compact_json({"z": [1, 2.5], "a": "\u00e9"}) == json.dumps({"z": [1, 2.5], "a": "\u00e9"},
+                                                                      separators=(",", ":"))
+
+
+def test_is_busy_recognises_sqlite_lock_errors_only():
+    assert al._is_busy(sqlite3.OperationalError("database is locked"))
+    assert al._is_busy(sqlite3.OperationalError("database table is busy"))
+    assert not al._is_busy(sqlite3.OperationalError("no such table: x"))
+    assert not al._is_busy(ValueError("database is locked"))
+    coded = sqlite3.OperationalError("some text")
+    coded.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    assert al._is_busy(coded)
+    coded.sqlite_errorcode = sqlite3.SQLITE_LOCKED
+    assert al._is_busy(coded)
+    coded.sqlite_errorcode = sqlite3.SQLITE_IOERR
+    assert not al._is_busy(coded)
+
+
+def test_result_and_anchor_dicts():
+    assert VerifyResult(False, 3, 2, "h", first_bad=3, reason="r").as_dict() == {
+        "ok": False, "n_records": 3, "head_seq": 2, "head_hash": "h", "first_bad": 3, "reason": "r"}
+    assert VerifyResult(True, 0, 0, GENESIS).as_dict()["first_bad"] is None
+    assert Anchor(4, "a" * 64, 1.5, "t").as_dict() == {"seq": 4, "hash": "a" * 64, "time": 1.5, "table": "t"}
+
+
+# -- the key ----------------------------------------------------------------------------------------
+
+
+def test_the_key_is_32_private_random_bytes_in_a_new_private_folder(tmp_path):
+    p = tmp_path / "new" / "audit.key"
+    k = load_or_create_key(p)
+    assert len(k) == 32 and p.read_bytes() == k
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(p.parent).st_mode) == 0o700
+    assert load_or_create_key(tmp_path / "new2" / "audit.key") != k
+
+
+def test_a_key_file_shorter_than_16_bytes_is_refused(tmp_path):
+    p = tmp_path / "audit.key"
+    p.write_bytes(b"x" * 15)
+    with pytest.raises(DataError) as info:
+        load_or_create_key(p)
+    assert str(info.value) == f"{p}: audit key is too short"
+    p.write_bytes(b"x" * 16)
+    assert load_or_create_key(p, create=False) == b"x" * 16
+    with pytest.raises(UserError) as missing:
+        load_or_create_key(tmp_path / "none.key", create=False)
+    assert str(missing.value) == f"audit-log key not found: {tmp_path / 'none.key'} (pass --state-dir or --key-file)"
+
+
+# -- anchors ----------------------------------------------------------------------------------------
+
+
+def test_anchor_file_contents_and_rules(tmp_path):
+    p = tmp_path / "sub" / "audit.anchor"
+    assert read_anchor(p) is None  # no file yet
+    assert write_anchor(p, 3, "a" * 64, now=100.5)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    assert json.loads(p.read_text(encoding="utf-8")) == {
+        "version": 1, "anchors": {"modelshield_audit": {"seq": 3, "hash": "a" * 64, "time": 100.5}}}
+    assert read_anchor(p) == Anchor(3, "a" * 64, 100.5, "modelshield_audit")
+    assert not write_anchor(p, 3, "b" * 64, now=200.0)  # the same seq does not move it
+    assert write_anchor(p, 4, "c" * 64, table="other", now=300.0)
+    assert write_anchor(p, 5, "d" * 64, now=400.0)
+    assert read_anchor(p) == Anchor(5, "d" * 64, 400.0, "modelshield_audit")
+    assert read_anchor(p, "other") == Anchor(4, "c" * 64, 300.0, "other")
+    assert sorted(f.name for f in p.parent.iterdir()) == ["audit.anchor"]  # no temp file left
+
+
+def test_an_anchor_without_a_time_gets_the_current_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(al.time, "time", lambda: 1234.0)
+    p = tmp_path / "audit.anchor"
+    assert write_anchor(p, 1, "a" * 64)
+    assert read_anchor(p).time == 1234.0
+
+
+def test_an_anchor_entry_without_a_seq_counts_as_seq_0(tmp_path):
+    p = tmp_path / "audit.anchor"
+    p.write_text(json.dumps({"version": 1, "anchors": {"modelshield_audit": {"hash": "a" * 64}}}))
+    assert write_anchor(p, 1, "b" * 64, now=1.0)
+    assert read_anchor(p).seq == 1
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"{not json", "unreadable audit anchor file (JSONDecodeError)"),
+    (b"\xff\xfe", "unreadable audit anchor file (UnicodeDecodeError)"),
+    (b"[1]", "not an audit anchor file"),
+    (b'{"anchors": [1]}', "not an audit anchor file"),
+    (b'{"anchors": {"modelshield_audit": {"seq": 1, "hash": "' + b"a" * 64 + b'"}}}',
+     "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": {"seq": "x", "hash": "' + b"a" * 64 + b'", "time": 0}}}',
+     "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": [1, 2]}}', "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": {"seq": -1, "hash": "' + b"a" * 64 + b'", "time": 0}}}',
+     "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": {"seq": 1, "hash": "' + b"a" * 63 + b'", "time": 0}}}',
+     "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": {"seq": 1, "hash": "' + b"a" * 65 + b'", "time": 0}}}',
+     "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": {"seq": 1, "hash": "' + b"A" * 64 + b'", "time": 0}}}',
+     "malformed anchor for table 'modelshield_audit'"),
+])
+def test_bad_anchor_files_are_data_errors(tmp_path, body, message):
+    p = tmp_path / "audit.anchor"
+    p.write_bytes(body)
+    with pytest.raises(DataError) as info:
+        read_anchor(p)
+    assert str(info.value) == f"{p}: {message}"
+
+
+def test_good_anchor_edge_values(tmp_path):
+    p = tmp_path / "audit.anchor"
+    h = "0123456789abcdef" * 4
+    p.write_text(json.dumps({"anchors": {"t": {"seq": 0, "hash": h, "time": "2.5"}}}))
+    assert read_anchor(p, "t") == Anchor(0, h, 2.5, "t")
+    assert read_anchor(p) is None  # another table
+
+
+def test_an_anchor_path_that_is_a_directory_is_an_error_not_no_anchor(tmp_path):
+    with pytest.raises(DataError, match="unreadable audit anchor file"):
+        read_anchor(tmp_path)
+
+
+# -- the constructor ------------------------------------------------------------------------------
+
+
+def test_constructor_refusals(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with pytest.raises(UserError) as short:
+        AuditLog(url, b"k" * 15)
+    assert str(short.value) == "audit key must be at least 16 bytes"
+    with pytest.raises(UserError) as commit:
+        AuditLog(url, KEY, commit="later")
+    assert str(commit.value) == "audit commit must be auto, loop or thread, not 'later'"
+    for bad in ("1abc", "a-b", "a" * 64, "", "t;drop"):
+        with pytest.raises(UserError) as name:
+            AuditLog(url, KEY, table=bad)
+        assert str(name.value) == f"bad audit table name {bad!r}"
+    for mem in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true",
+                "sqlite:///file:mode=memory"):
+        with pytest.raises(UserError, match="cannot be an in-memory SQLite database"):
+            AuditLog(mem, KEY)
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(UserError) as isdir:
+        AuditLog(f"sqlite:///{tmp_path / 'dir.db'}", KEY)
+    assert str(isdir.value) == f"cannot open the audit log {tmp_path / 'dir.db'}: Is a directory"
+    with pytest.raises(UserError) as loop:
+        AuditLog(f"sqlite:///{tmp_path / 'q.db'}?timeout=5", KEY, commit="loop")
+    assert str(loop.value).startswith("audit commit 'loop' needs a plain SQLite file URL")
+
+
+def test_table_names_up_to_63_characters(make_log):
+    log = make_log(table="_" + "a" * 62)
+    log.append(AuditRecord(kind="request"))
+    assert log.verify().ok and log.table.name == "_" + "a" * 62
+
+
+@pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])
+def test_durability_sets_the_sqlite_synchronous_level(make_log, durability, level):
+    log = make_log(durability=durability)
+    log.append(AuditRecord(kind="request"))
+    assert log._raw.execute("PRAGMA synchronous").fetchone() == (level,)
+    assert log._raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    with log.engine.connect() as c:  # the SQLAlchemy connections too
+        assert c.exec_driver_sql("PRAGMA synchronous").fetchone() == (level,)
+        assert c.exec_driver_sql("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_commit_modes(make_log, tmp_path):
+    assert make_log("a.db").commit_on_loop is True
+    assert make_log("b.db", commit="loop").commit_on_loop is True
+    assert make_log("c.db", commit="thread").commit_on_loop is False
+    via_sa = AuditLog(f"sqlite:///{tmp_path / 'd.db'}?timeout=5", KEY)
+    try:
+        assert via_sa.commit_on_loop is False and via_sa._sqlite_path is None
+        assert via_sa.append(AuditRecord(kind="request", client="1.2.3.4")) == 1
+        assert via_sa.append(AuditRecord(kind="request")) == 2
+        assert via_sa.verify().ok and via_sa.recent(1)[0]["seq"] == 2
+        with via_sa.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA synchronous").fetchone() == (2,)
+    finally:
+        via_sa.close()
+
+
+# -- what is stored ---------------------------------------------------------------------------------
+
+
+def test_every_field_is_stored_as_given_within_its_length(make_log):
+    log = make_log()
+    seq = log.append(AuditRecord(kind="request", endpoint="/e" * 50, status=201, decision="d" * 50, key_id="kid",
+                                 client="10.1.2.3", request_id="r" * 100, input_hash="f" * 64, n_rows=7,
+                                 output={"z": 1, "a": [1, 2]}, scores={"b": 1.5, "a": 2}, ts_us=123456))
+    assert seq == 1
+    row = log.recent(1)[0]
+    assert row == {"seq": 1, "ts_us": 123456, "kind": "request", "request_id": "r" * 64, "key_id": "kid",
+                   "client": "10.1.2.3", "endpoint": ("/e" * 50)[:80], "status": 201, "decision": "d" * 40,
+                   "input_hash": "f" * 64, "n_rows": 7, "output": '{"z":1,"a":[1,2]}',
+                   "scores": '{"a":2,"b":1.5}', "prev_hash": GENESIS, "hash": row["hash"]}
+    assert row["hash"] == al._chain_hash(KEY, row)
+    assert log.verify() == VerifyResult(True, 1, 1, row["hash"])
+
+
+def test_output_json_wins_and_none_stays_null(make_log):
+    log = make_log()
+    log.append(AuditRecord(kind="request", output={"a": 1}, output_json='{"exact": "bytes"}'))
+    log.append(AuditRecord(kind="auth"))
+    first, second = sorted(log.recent(2), key=lambda r: r["seq"])
+    assert first["output"] == '{"exact": "bytes"}'
+    assert (second["output"], second["scores"], second["client"], second["key_id"]) == (None, None, None, None)
+    assert second["prev_hash"] == first["hash"]
+
+
+def test_the_default_timestamp_is_now_in_microseconds(monkeypatch):
+    monkeypatch.setattr(al.time, "time_ns", lambda: 1_700_000_000_123_456_789)
+    assert AuditRecord(kind="request").ts_us == 1_700_000_000_123_456
+
+
+# -- verify -----------------------------------------------------------------------------------------
+
+
+def test_verify_results_are_exact(make_log):
+    log = make_log()
+    _fill(log, 20)
+    hashes = {r["seq"]: r["hash"] for r in log.iter_records()}
+    assert log.verify() == VerifyResult(True, 20, 20, hashes[20])
+    _exec(log, "UPDATE {t} SET decision = 'flagged' WHERE seq = 7")
+    assert log.verify() == VerifyResult(False, 6, 6, hashes[6], first_bad=7,
+                                        reason="record 7: content does not match its hash (edited)")
+
+
+def test_a_bad_first_record_may_mean_the_wrong_key(make_log):
+    log = make_log()
+    _fill(log, 3)
+    assert make_log(key=b"x" * 32).verify() == VerifyResult(
+        False, 0, 0, GENESIS, first_bad=1,
+        reason="record 1: content does not match its hash (edited) -- or this is not the key the log was written with")
+
+
+def test_verify_names_deleted_records(make_log):
+    log = make_log()
+    _fill(log, 20)
+    hashes = {r["seq"]: r["hash"] for r in log.iter_records()}
+    _exec(log, "DELETE FROM {t} WHERE seq IN (11, 12, 13)")
+    assert log.verify() == VerifyResult(False, 10, 10, hashes[10], first_bad=14,
+                                        reason="record 14: records 11..13 are missing (deleted)")
+    _exec(log, "DELETE FROM {t} WHERE seq <= 2")
+    assert log.verify() == VerifyResult(False, 0, 0, GENESIS, first_bad=3,
+                                        reason="record 3: records 1..2 are missing (deleted)")
+
+
+def test_verify_names_a_broken_link(make_log):
+    log = make_log()
+    _fill(log, 20)
+    hashes = {r["seq"]: r["hash"] for r in log.iter_records()}
+    _exec(log, "DELETE FROM {t} WHERE seq = 11")
+    _exec(log, "UPDATE {t} SET seq = seq - 1 WHERE seq > 11")
+    assert log.verify() == VerifyResult(False, 10, 10, hashes[10], first_bad=11,
+                                        reason="record 11: does not link to record 10 (deleted, inserted or reordered)")
+
+
+def test_a_value_that_cannot_be_hashed_is_an_edit_not_a_crash(make_log):
+    log = make_log()
+    _fill(log, 3)
+    h1 = log.recent(3)[-1]["hash"]
+    _exec(log, "UPDATE {t} SET n_rows = 1e999 WHERE seq = 2")  # +inf: not canonical JSON
+    assert log.verify() == VerifyResult(False, 1, 1, h1, first_bad=2,
+                                        reason="record 2: content does not match its hash (edited)")
+
+
+def test_expect_head(make_log):
+    log = make_log()
+    assert log.verify(expect_head=(0, GENESIS)) == VerifyResult(True, 0, 0, GENESIS)
+    assert log.verify(expect_head=(1, "a" * 64)) == VerifyResult(
+        False, 0, 0, GENESIS, first_bad=1, reason="records after 0 are missing (the saved head is 1)")
+    _fill(log, 10)
+    hashes = {r["seq"]: r["hash"] for r in log.iter_records()}
+    ok = VerifyResult(True, 10, 10, hashes[10])
+    assert log.verify(expect_head=(10, hashes[10])) == ok
+    assert log.verify(expect_head=(1, hashes[1])) == ok
+    assert log.verify(expect_head=(0, "not even a hash")) == ok  # seq 0: nothing to compare
+    assert log.verify(expect_head=(10, hashes[9])) == VerifyResult(
+        False, 10, 10, hashes[10], first_bad=10, reason="record 10: does not match the saved head")
+    assert log.verify(expect_head=(1, hashes[2])) == VerifyResult(
+        False, 10, 10, hashes[10], first_bad=1, reason="record 1: does not match the saved head")
+    assert log.verify(expect_head=(11, hashes[10])) == VerifyResult(
+        False, 10, 10, hashes[10], first_bad=11, reason="records after 10 are missing (the saved head is 11)")
+    _exec(log, "DELETE FROM {t} WHERE seq > 7")
+    assert log.verify(expect_head=(10, hashes[10])) == VerifyResult(
+        False, 7, 7, hashes[7], first_bad=8, reason="records after 7 are missing (the saved head is 10)")
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def test_head_recent_and_request_ids(make_log):
+    log = make_log()
+    assert log.head() == (0, GENESIS) and log.recent() == [] and log.request_ids() == set()
+    _fill(log, 5)
+    log.append(AuditRecord(kind="auth", request_id="a1"))
+    assert log.head() == (6, log._hash_at(6))
+    assert [r["seq"] for r in log.recent(3)] == [6, 5, 4]
+    assert len(log.recent()) == 6
+    assert log.request_ids() == {f"r{i}" for i in range(5)}
+    assert log._hash_at(7) is None
+
+
+def test_the_default_recent_count_is_50(make_log):
+    log = make_log()
+    for _ in range(51):
+        log.submit(AuditRecord(kind="request"))
+    log.append(AuditRecord(kind="request"))
+    assert [r["seq"] for r in log.recent()] == list(range(52, 2, -1))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 10, 2000])
+def test_iter_records_walks_every_record_once_in_order(make_log, chunk):
+    log = make_log()
+    _fill(log, 7)
+    assert [r["seq"] for r in log.iter_records(chunk=chunk)] == list(range(1, 8))
+    assert [r["seq"] for r in log.iter_records(chunk=chunk, after=4)] == [5, 6, 7]
+    assert list(log.iter_records(chunk=chunk, after=7)) == []
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 2000])
+def test_query_limits_order_and_chunks(make_log, chunk):
+    log = make_log()
+    _fill(log, 7)
+    seqs = lambda **kw: [r["seq"] for r in log.query(chunk=chunk, **kw)]  # noqa: E731
+    assert seqs() == list(range(1, 8))
+    assert seqs(newest_first=True) == list(range(7, 0, -1))
+    assert seqs(limit=5) == [1, 2, 3, 4, 5]
+    assert seqs(limit=5, newest_first=True) == [7, 6, 5, 4, 3]
+    assert seqs(limit=0) == []
+    assert seqs(limit=100) == list(range(1, 8))
+    assert seqs(since_us=1002, until_us=1005) == [3, 4, 5]  # ts_us 1000 + i: inclusive, exclusive
+    assert seqs(since_us=1002, until_us=1005, newest_first=True, limit=2) == [5, 4]
+
+
+def test_query_filters_escape_like_wildcards(make_log):
+    log = make_log()
+    for d in ("a%b", "axb", "a_b", "a\\b", "ok", "ok:x", "okay", "rejected:rate", "rejected"):
+        log.append(AuditRecord(kind="request", decision=d, key_id="k" if d.startswith("a") else None))
+    dec = lambda v: [r["decision"] for r in log.query(decision=v)]  # noqa: E731
+    assert dec("a%b") == ["a%b"]
+    assert dec("a_b") == ["a_b"]
+    assert dec("a\\b") == ["a\\b"]
+    assert dec("ok") == ["ok", "ok:x"]
+    assert dec("rejected") == ["rejected:rate", "rejected"]
+    assert dec("a%*") == ["a%b"]
+    assert dec("ok*") == ["ok", "ok:x", "okay"]
+    assert [r["seq"] for r in log.query(key_id="k")] == [1, 2, 3, 4]
+    assert [r["seq"] for r in log.query(kind="request", key_id="k", decision="a_b")] == [3]
+    assert list(log.query(kind="auth")) == []
+
+
+# -- statistics and closing ---------------------------------------------------------------------------
+
+
+def test_counts_and_batch_sizes(make_log):
+    log = make_log(commit="thread")
+    futs = [log.submit(AuditRecord(kind="request")) for _ in range(3)]
+    assert sorted(f.result(30) for f in futs) == [1, 2, 3]
+    assert log.n_written == 3 and log.n_failed == 0
+    assert sum(n * c for n, c in log.batch_sizes().items()) == 3
+    assert list(log.batch_sizes()) == sorted(log.batch_sizes())
+
+
+def test_loop_commits_are_counted_one_record_per_transaction(make_log):
+    log = make_log()
+
+    async def go():
+        return [await log.append_async(AuditRecord(kind="request")) for _ in range(3)]
+
+    assert asyncio.run(go()) == [1, 2, 3]
+    assert log.batch_sizes() == {1: 3} and log.n_written == 3 and log.n_handed_over == 0
+
+
+def test_a_closed_log_refuses_records_and_keeps_its_last_head(make_log):
+    log = make_log()
+    _fill(log, 2)
+    log.close()
+    assert log.last_head == log.head() == (2, log._hash_at(2))
+    log.close()  # again: nothing happens
+    with pytest.raises(RuntimeError, match=r"^audit log is closed$"):
+        log.submit(AuditRecord(kind="request"))
+    with pytest.raises(RuntimeError, match=r"^audit log is closed$"):
+        asyncio.run(log.append_async(AuditRecord(kind="request")))
+    with pytest.raises(RuntimeError, match=r"^audit log is closed$"):
+        log._commit([AuditRecord(kind="request")])
+    assert log._raw is None
