@@ -160,15 +160,20 @@ def test_secrets_are_references(specs, models):
         (dep,) = d["deployment.yaml"]
         pod = dep["spec"]["template"]["spec"]
         (c,) = pod["containers"]
-        secret_vols = [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v]
-        assert secret_vols == ["modelshield-api-keys"]
-        env = c.get("env", [])
-        assert all("value" not in e for e in env)  # values only ever come from secretKeyRef
+        secret_vols = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+        assert "env" not in c  # no secret (nor anything else) through the environment
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
         if kind == "encrypted":
-            (e,) = env
-            assert e["name"] == "MODELSHIELD_MODEL_KEY"
-            assert e["valueFrom"]["secretKeyRef"] == {"name": "modelshield-model-key", "key": "key", "optional": False}
+            assert set(secret_vols) == {"api-keys", "model-key"}
+            assert secret_vols["model-key"]["secretName"] == "modelshield-model-key"
+            (item,) = secret_vols["model-key"]["items"]
+            key_file = f"{mounts['model-key']['mountPath']}/{item['path']}"
+            assert mounts["model-key"]["readOnly"] is True
+            assert c["command"][c["command"].index("--key-file") + 1] == key_file
+            assert c["command"][:4] == ["/usr/bin/python3", "-m", "modelshield", "serve"]
         else:
-            assert env == []
+            assert set(secret_vols) == {"api-keys"} and "command" not in c
+        assert secret_vols["api-keys"]["secretName"] == "modelshield-api-keys"
+        assert mounts["api-keys"]["readOnly"] is True
     assert docs(specs["encrypted"])["deployment.yaml"][0]["spec"]["template"]["spec"]["containers"][0]["image"] \
         == specs["encrypted"].image

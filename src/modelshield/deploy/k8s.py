@@ -6,7 +6,8 @@
   privilege escalation, read-only root file system, no service-account token; resource requests and
   limits; liveness and readiness probes on ``/healthz``. Secrets by reference only: the API-key store
   (Secret ``modelshield-api-keys``, key ``keys.json``) and, for an encrypted model, the model key
-  (Secret ``modelshield-model-key``, key ``key``, as the environment variable the gateway reads).
+  (Secret ``modelshield-model-key``, key ``key``, mounted as a file -- not an environment variable, which
+  child processes inherit and ``/proc/<pid>/environ`` shows -- and passed with ``--key-file``).
 * ``service.yaml``: a ClusterIP Service on the gateway port.
 * ``networkpolicy.yaml``: deny all ingress and egress in the namespace, then allow ingress to the
   gateway port only.
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["render"]
 
 UID = 65532
+MODEL_KEY_FILE = "/run/secrets/modelshield/model.key"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -59,13 +62,13 @@ def _security_context() -> dict[str, Any]:
 
 
 def deployment(spec: DeploySpec, sha256: str) -> dict[str, Any]:
-    from modelshield.deploy.spec import API_KEYS_SECRET, MODEL_KEY_ENV, MODEL_KEY_SECRET, STATE_DIR
+    from modelshield.deploy.spec import API_KEYS_SECRET, MODEL_KEY_SECRET, STATE_DIR
 
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "timeoutSeconds": 5}
     container: dict[str, Any] = {
         "name": "gateway",
         "image": spec.image or f"{spec.name}:{sha256[:12]}",
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",  # a cached private image is not reused without the pull credentials
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
         "securityContext": _security_context(),
         "resources": {
@@ -80,9 +83,20 @@ def deployment(spec: DeploySpec, sha256: str) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private in-memory emptyDir
         ],
     }
+    volumes: list[dict[str, Any]] = [
+        {"name": "state", "persistentVolumeClaim": {"claimName": f"{spec.name}-state"}},
+        {"name": "api-keys", "secret": {"secretName": API_KEYS_SECRET, "defaultMode": 0o440, "optional": False}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+    ]
     if spec.encrypted():
-        container["env"] = [{"name": MODEL_KEY_ENV, "valueFrom": {
-            "secretKeyRef": {"name": MODEL_KEY_SECRET, "key": "key", "optional": False}}}]
+        # the image's entry point reads the key from an environment variable; here it is a file instead
+        container["command"] = ["/usr/bin/python3", "-m", "modelshield", *spec.serve_args(key_file=MODEL_KEY_FILE)]
+        container["volumeMounts"].append({"name": "model-key", "mountPath": str(Path(MODEL_KEY_FILE).parent),
+                                          "readOnly": True})
+        volumes.append({"name": "model-key", "secret": {
+            "secretName": MODEL_KEY_SECRET, "optional": False,
+            # group-readable: the file belongs to root, the gateway reads it through fsGroup
+            "items": [{"key": "key", "path": Path(MODEL_KEY_FILE).name, "mode": 0o440}]}})
     pod_spec = {
         "serviceAccountName": spec.name,
         "automountServiceAccountToken": False,
@@ -92,12 +106,7 @@ def deployment(spec: DeploySpec, sha256: str) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [
-            {"name": "state", "persistentVolumeClaim": {"claimName": f"{spec.name}-state"}},
-            {"name": "api-keys", "secret": {"secretName": API_KEYS_SECRET, "defaultMode": 0o440,
-                                            "optional": False}},
-            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-        ],
+        "volumes": volumes,
     }
     return {
         "apiVersion": "apps/v1",
