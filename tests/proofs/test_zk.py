@@ -229,22 +229,33 @@ def test_existing_output_folder_needs_force(zk_models, setups, tmp_path, capfd):
     assert (other / "keep.txt").read_text() == "mine"
 
 
-def test_force_replaces_a_setup_folder(digits, onnx_mlp, tmp_path, capfd):
-    """A second model's setup replaces the first with --force; the old proof is then refused."""
+def test_force_replaces_a_setup_folder_and_setup_is_reproducible(digits, onnx_mlp, tmp_path, capfd):
+    """A second model's setup replaces the first with --force (the old proof is then refused); the same
+    model, data and SRS give the same verifying key again (a verifier holding the model can rebuild it)."""
+    import ezkl
+
     X, y = digits
     d = tmp_path
     for name, seed in (("one", 0), ("two", 1)):
         onnx_mlp(X[:300], y[:300], 4, seed, d / f"{name}.onnx", steps=30)
     np.savez(d / "c.npz", X=X[:16], y=y[:16])
     np.save(d / "x.npy", X[0])
-    s = d / "setup"
-    assert main(["proof", "setup", str(d / "one.onnx"), "--data", str(d / "c.npz"), "--out", str(s)]) == 0
+    ezkl.gen_srs(str(d / "k.srs"), 11)
+    s, again = d / "setup", d / "again"
+    common = ["--data", str(d / "c.npz"), "--srs", str(d / "k.srs")]
+    assert main(["proof", "setup", str(d / "one.onnx"), *common, "--out", str(s)]) == 0
+    first = load_manifest(s)
     assert main(["proof", "prove", str(s), "--input", str(d / "x.npy"), "--out", str(d / "p.json")]) == 0
-    assert main(["proof", "setup", str(d / "two.onnx"), "--data", str(d / "c.npz"), "--out", str(s), "--force"]) == 0
+    assert main(["proof", "setup", str(d / "two.onnx"), *common, "--out", str(s), "--force"]) == 0
     assert load_manifest(s).model_sha256 == hashlib.sha256((d / "two.onnx").read_bytes()).hexdigest()
+    assert load_manifest(s).vk_sha256 != first.vk_sha256
     capfd.readouterr()
     rc = main(["proof", "verify", str(d / "p.json"), "--setup", str(s)])
     assert "bound to another model" in _one_error(capfd, 3, rc)
+    assert main(["proof", "setup", str(d / "one.onnx"), *common, "--out", str(again)]) == 0
+    assert load_manifest(again).vk_sha256 == first.vk_sha256
+    assert load_manifest(again).settings_sha256 == first.settings_sha256
+    assert main(["proof", "verify", str(d / "p.json"), "--setup", str(again)]) == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -343,6 +343,18 @@ def _input_json(rows: np.ndarray, path: Path) -> None:
     path.write_text(json.dumps({"input_data": [[float(v) for v in rows.reshape(-1)]]}))
 
 
+def _canonical_settings(path: Path) -> None:
+    """Make ezkl's settings a function of the model, data and options alone: ezkl stamps them with the time
+    and writes its set-like lists in hash-map order, and the verifying key depends on the file, so without
+    this the same inputs give another verifying key on every run (a verifier could not rebuild it)."""
+    s = json.loads(path.read_text())
+    s["timestamp"] = 0
+    for key in ("required_range_checks", "required_lookups"):
+        if isinstance(s.get(key), list):
+            s[key] = sorted(s[key], key=lambda v: json.dumps(v, sort_keys=True))
+    path.write_text(json.dumps(s, sort_keys=True))
+
+
 def _files_sha256(folder: Path, roles: tuple[str, ...] = tuple(FILES)) -> dict[str, str]:
     return {r: file_sha256(folder / FILES[r]) for r in roles}
 
@@ -433,6 +445,7 @@ def setup(model: str | Path, data: str | Path | np.ndarray, out: str | Path, *, 
         _call(FormatError, f"calibration of {model_p.name} failed", ezkl.calibrate_settings, str(cal),
               str(model_p), f["settings"], "resources", scales=list(CALIBRATION_SCALES))
         timings["calibrate_s"] = time.perf_counter() - t
+        _canonical_settings(Path(f["settings"]))
         t = time.perf_counter()
         _call(FormatError, what, ezkl.compile_circuit, str(model_p), f["compiled"], f["settings"])
         timings["compile_s"] = time.perf_counter() - t
