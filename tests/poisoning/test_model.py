@@ -15,7 +15,8 @@ from modelshield.poisoning.model import activation_clustering, spectral_signatur
 
 def detect(sc):
     A = penultimate_activations(sc.model, sc.Xtr)
-    ac = activation_clustering(A, sc.ytr, heldout_labels=sc.yte, seed=0)
+    HA = penultimate_activations(sc.model, sc.Xte)
+    ac = activation_clustering(A, sc.ytr, heldout_labels=sc.yte, heldout_activations=HA, seed=0)
     ss = spectral_signatures(A, sc.ytr, fraction=0.1)
     st = strip_test(sc.model.predict_proba, sc.Xtr, sc.Xte, seed=0)
     return ac, ss, st

@@ -294,8 +294,9 @@ class PoisoningCheck(Check):
                           for d in ("activation clustering", "spectral signatures")]
         else:
             held = ctx.data.y if ctx.data.y is not None and len(np.intersect1d(ctx.data.y, y)) else None
+            HA = penultimate_activations(model, ctx.data.X, layer=self.layer) if held is not None else None
             ac = activation_clustering(A, y, max_share=self.ac_max_share, silhouette_threshold=self.ac_silhouette,
-                                       heldout_labels=held, seed=ctx.seed)
+                                       heldout_labels=held, heldout_activations=HA, seed=ctx.seed)
             ss = spectral_signatures(A, y, fraction=self.poisoned_fraction, ratio_threshold=self.ss_ratio)
             result.metrics.update({"activation_clustering_score": ac.score,
                                    "activation_clustering_poisoned": ac.poisoned,

@@ -38,19 +38,23 @@ __all__ = [
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _reduce(A: np.ndarray, dims: int, whiten: bool = False) -> np.ndarray:
+def _reduce(A: np.ndarray, dims: int, whiten: bool = False, also: np.ndarray | None = None,
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """Centre and project onto the top ``dims`` principal components (thin SVD); with ``whiten``, scale
     each component to unit variance, so that 2-means splits along the most bimodal direction rather than
-    the widest one."""
-    C = A - A.mean(axis=0)
+    the widest one. ``also`` (other rows) goes through the same map (second value)."""
+    mu = A.mean(axis=0)
+    C = A - mu
     dims = max(1, min(dims, C.shape[0] - 1, C.shape[1]))
     _, s, vt = np.linalg.svd(C, full_matrices=False)
-    Z = C @ vt[:dims].T
-    if not whiten:
-        return Z
-    scale = s[:dims] / np.sqrt(len(C))
-    keep = scale > 1e-9 * max(float(scale[0]), 1e-300)
-    return Z[:, keep] / scale[keep]
+    proj = vt[:dims].T
+    scale = np.ones(dims)
+    if whiten:
+        scale = s[:dims] / np.sqrt(len(C))
+        keep = scale > 1e-9 * max(float(scale[0]), 1e-300)
+        proj, scale = proj[:, keep], scale[keep]
+    other = None if also is None or len(also) == 0 else ((also - mu) @ proj) / scale
+    return (C @ proj) / scale, other
 
 
 def _two_means(Z: np.ndarray, seed: int, n_init: int = 4, iters: int = 50) -> np.ndarray:
@@ -165,8 +169,8 @@ def _excess(n_k: int, n: int, m_k: int, m: int) -> tuple[float, float]:
 
 def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_share: float = 0.35,
                           silhouette_threshold: float = 0.65, heldout_labels: Any = None,
-                          prior_alpha: float = 0.01, min_excess: float = 0.05, min_rows: int = 20,
-                          seed: int = 0) -> ClusteringReport:
+                          heldout_activations: Any = None, prior_alpha: float = 0.01, min_excess: float = 0.05,
+                          min_rows: int = 20, seed: int = 0) -> ClusteringReport:
     """Activation clustering (Chen et al.): split each class's penultimate activations in two with 2-means
     and call the class poisoned when the split isolates a sub-population.
 
@@ -179,7 +183,10 @@ def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_
       ``prior_alpha``, excess share at least ``min_excess``) and a 2-means split on the two whitened top
       principal components has a cluster whose share matches that excess (within ``max(0.1, 0.35 x
       excess)``). A dirty-label poison adds rows to its target class; a clean class keeps its prior. This
-      assumes the held-out rows come from the distribution the clean training rows came from.
+      assumes the held-out rows come from the distribution the clean training rows came from. With
+      ``heldout_activations`` (the held-out rows' activations), the suspect cluster is the one whose
+      centre lies farther from the held-out rows of the class (they are clean); else the one whose share
+      is closer to the excess.
 
     Classes with fewer than ``min_rows`` rows are not judged.
     """
@@ -188,6 +195,10 @@ def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_
     if len(codes) != len(A):
         raise DataError(f"{len(A)} activation rows but {len(codes)} labels")
     held = None if heldout_labels is None else np.asarray(heldout_labels)
+    HA = None if heldout_activations is None or held is None else flat_features(heldout_activations,
+                                                                                "held-out activations")
+    if HA is not None and (len(HA) != len(held) or HA.shape[1] != A.shape[1]):
+        raise DataError("held-out activations must have one row per held-out label and the training width")
     rng = np.random.default_rng(seed)
     out = []
     for k, lab_value in enumerate(classes):
@@ -200,7 +211,7 @@ def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_
                                      excess_share=excess, excess_p=p_ex, poisoned=False, reason="",
                                      suspect_rows=np.empty(0, dtype=np.int64), projection=np.zeros((len(idx), 2))))
             continue
-        Z = _reduce(A[idx], dims)
+        Z = _reduce(A[idx], dims)[0]
         lab = _two_means(Z, seed=seed + k)
         small = 1 if lab.sum() <= len(lab) / 2 else 0
         share = float(np.mean(lab == small))
@@ -210,9 +221,14 @@ def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_
         if share <= max_share and sil >= silhouette_threshold:
             reason = f"clean split: silhouette {sil:.2f}, smaller cluster {share:.0%}"
         elif p_ex < prior_alpha and excess >= min_excess:
-            W = _reduce(A[idx], 2, whiten=True)
+            W, HW = _reduce(A[idx], 2, whiten=True, also=None if HA is None else HA[held == lab_value])
             wl = _two_means(W, seed=seed + k).astype(bool)
-            c = wl if abs(wl.mean() - excess) <= abs((~wl).mean() - excess) else ~wl
+            if HW is not None and wl.any() and (~wl).any():
+                ref = HW.mean(axis=0)
+                far1 = np.linalg.norm(W[wl].mean(axis=0) - ref) >= np.linalg.norm(W[~wl].mean(axis=0) - ref)
+                c = wl if far1 else ~wl
+            else:
+                c = wl if abs(wl.mean() - excess) <= abs((~wl).mean() - excess) else ~wl
             if abs(c.mean() - excess) <= max(0.1, 0.35 * excess):
                 reason = (f"{excess:.0%} more rows than the held-out prior (p={p_ex:.1g}) and a cluster of "
                           f"{c.mean():.0%}")
