@@ -86,3 +86,45 @@ def test_square_mlp_per_sample_agrees(sq_mlp, breast_cancer):
     net = extract(load_model(sq_mlp))
     r = evaluate_he(net, Xte[:5], yte[:5], fit_rows=Xtr, mode="per-sample")
     assert r["agreement"] == 1.0 and r["max_logit_error"] < 0.1
+
+
+@pytest.mark.parametrize("layout", ["packed", pytest.param("per-feature", marks=pytest.mark.slow)])
+def test_layouts_agree(sq_mlp, breast_cancer, layout):
+    from modelshield.private_inference import fit_activations
+    from modelshield.private_inference.approx import approx_forward
+    from modelshield.private_inference.he import batched_depth, run_batched, value_bound
+
+    Xtr, Xte, _, _ = breast_cancer
+    net = extract(load_model(sq_mlp))
+    polys = fit_activations(net, Xtr)
+    p = choose_params(batched_depth(net, polys), value_bound(net, polys, Xtr))
+    X = np.asarray(Xte[:50], dtype=np.float64)
+    r = run_batched(net, polys, X, p, layout=layout)
+    ref = approx_forward(net, polys, X)
+    assert r.extra["layout"] == layout
+    assert np.array_equal(r.logits.argmax(1), ref.argmax(1)) and np.max(np.abs(r.logits - ref)) < 0.05
+
+
+def test_packed_blocks_are_masked(sq_mlp, breast_cancer):
+    """The client sees per-unit blocks only masked: each block is far from the unit's contribution, the
+    blocks' sum is the logit."""
+    from modelshield.private_inference import fit_activations
+    from modelshield.private_inference.channel import open_sealed
+    from modelshield.private_inference.he import HEClient, HEServer, batched_depth, value_bound
+
+    Xtr, Xte, _, _ = breast_cancer
+    net = extract(load_model(sq_mlp))
+    polys = fit_activations(net, Xtr)
+    p = choose_params(batched_depth(net, polys), value_bound(net, polys, Xtr))
+    X = np.asarray(Xte[:20], dtype=np.float64)
+    h = net.dense[0].shape[1]
+    client, server = HEClient(p), HEServer(net, polys)
+    resp = server.evaluate_packed(client.public_context(), client.session_key, client.request_packed(X, h), len(X),
+                                  np.random.default_rng(1))
+    part = open_sealed(client.session_key, resp, kind="response", seq=1)[0]
+    blocks = client._c.decrypt(client._c.load(part), len(X) * h).reshape(h, len(X))
+    d1, _, d2 = net.layers
+    contrib = ((X @ d1.W + d1.b) ** 2 * d2.W[:, 0]).T  # (h, n): what each unit adds to logit 0
+    contrib[0] += d2.b[0]
+    assert np.allclose(blocks.sum(0), contrib.sum(0), atol=0.05)
+    assert np.median(np.abs(blocks - contrib)) > 10 * np.median(np.abs(contrib))

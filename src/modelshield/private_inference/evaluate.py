@@ -56,7 +56,7 @@ def evaluate_he(net: Network, X: np.ndarray, y: np.ndarray | None = None, *, mod
         "client_ms_per_sample": round(res.client_seconds / max(1, len(X)) * 1e3, 3),
         "request_bytes": res.request_bytes, "response_bytes": res.response_bytes,
         "public_context_bytes": res.context_bytes,
-        "parameters": res.params.to_dict(),
+        "parameters": res.params.to_dict(), **res.extra,
         "activations": [p.to_dict() for p in polys],
         "server_holds_secret_key": False,
     })

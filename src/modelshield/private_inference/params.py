@@ -104,6 +104,7 @@ class OpCosts:
     encrypt: float = 35.0
     load: float = 8.0
     mul_plain: float = 1.5
+    mul_vector: float = 4.0  # slot-wise product with a freshly encoded vector (the packed layout)
     add: float = 0.4
     rescale: float = 5.0
     mul_ct: float = 40.0
@@ -151,6 +152,7 @@ def calibrate(params: CKKSParams, repeats: int = 3, per_sample: tuple[list[tuple
     data = timed("encrypt", lambda: client.encrypt_bytes(x))
     ct = timed("load", lambda: server.load(data))
     prod = timed("mul_plain", lambda: server.mul_scalar(ct, 0.37, server.q_next(ct)))
+    timed("mul_vector", lambda: server.mul_vector(ct, x, server.q_next(ct)))
     timed("add", lambda: server.add_inplace(prod, prod))
     timed("rescale", lambda: server.rescale(server.mul_scalar(ct, 0.37, server.q_next(ct))))
     t["rescale"] -= t["mul_plain"]

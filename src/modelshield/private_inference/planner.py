@@ -15,7 +15,7 @@ import numpy as np
 
 from modelshield.errors import UserError
 from modelshield.private_inference.approx import PolyAct, approx_forward, fit_activations, poly_depth
-from modelshield.private_inference.he import batched_depth, per_sample_depth, value_bound
+from modelshield.private_inference.he import batched_depth, packable, per_sample_depth, value_bound
 from modelshield.private_inference.network import Act, Dense, Network, _argmax
 from modelshield.private_inference.params import DEFAULT_COSTS, CKKSParams, OpCosts, calibrate, choose_params
 
@@ -42,8 +42,15 @@ def _layers(net: Network, polys: list[PolyAct], technique: str) -> list[dict[str
 
 
 def _counts(net: Network, polys: list[PolyAct]) -> dict[str, int]:
-    """Homomorphic operations of one batched evaluation (one ciphertext per feature)."""
+    """Homomorphic operations of one batched evaluation (packed layout for one hidden layer, else one
+    ciphertext per feature)."""
     pol = {p.layer: p for p in polys}
+    if packable(net):
+        d1, d2 = net.dense
+        p = pol[1]
+        terms = max(1, sum(1 for k in range(1, p.degree + 1) if p.coeffs[k] != 0.0))
+        return {"mul_vector": d1.shape[0] + terms * d2.shape[1], "add": d1.shape[0] + terms * d2.shape[1],
+                "rescale": 1 + d2.shape[1], "mul_ct": {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}[p.degree]}
     terms = net.n_inputs
     c = {"mul_plain": 0, "add": 0, "rescale": 0, "mul_ct": 0}
     for i, layer in enumerate(net.layers):
@@ -67,7 +74,8 @@ def he_estimate(net: Network, polys: list[PolyAct], params: CKKSParams, n_sample
     k = len(params.coeff_mod_bit_sizes) - 1
     c = _counts(net, polys)
     server_ms = sum(costs.at(op, n, k) * cnt for op, cnt in c.items()) + net.n_inputs * costs.at("load", n, k)
-    batches = max(1, math.ceil(n_samples / params.slots))
+    per_request = params.slots // net.dense[0].shape[1] if packable(net) else params.slots
+    batches = max(1, math.ceil(n_samples / per_request))
     client_ms = (net.n_inputs * costs.at("encrypt", n, k) + net.n_outputs * costs.at("decrypt", n, 1))
     setup_ms = costs.at("keygen", n, k)
     total = setup_ms + batches * (server_ms + client_ms)
@@ -84,9 +92,9 @@ def he_estimate(net: Network, polys: list[PolyAct], params: CKKSParams, n_sample
             "ciphertext_bytes_in": ct_in // 2, "ciphertext_bytes_out": ct_out,
             "request_bytes": net.n_inputs * ct_in // 2 * batches, "response_bytes": net.n_outputs * ct_out * batches,
             "operations": c, "setup_ms": round(setup_ms, 1), "ms_per_batch": round(server_ms + client_ms, 1),
-            "batch_size": min(n_samples, params.slots),
+            "batch_size": min(n_samples, per_request), "layout": "packed" if packable(net) else "per-feature",
             "ms_per_sample": round(total / max(1, n_samples), 3),
-            "ms_per_sample_full_slots": round((server_ms + client_ms) / params.slots, 4),
+            "ms_per_sample_full_slots": round((server_ms + client_ms) / per_request, 4),
             "server_memory_bytes": int(ct_in * (net.n_inputs + 2 * widest * 4)),
         },
         "per_sample": {"ciphertext_bytes_in": ct_in, "galois_keys": True, "ms_per_sample": round(ps_ms, 1)},
