@@ -333,8 +333,13 @@ class RayExecutor(Executor):
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="modelshield-ray-")
             # a short path: Ray's socket paths must fit in 107 bytes
-            ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
-                     _temp_dir=self._tmp.name, ignore_reinit_error=True)
+            try:
+                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                         _temp_dir=self._tmp.name, ignore_reinit_error=True)
+            except Exception as exc:  # Ray's "node timed out during startup" on an overloaded machine
+                self._tmp.cleanup()
+                self._tmp = None
+                raise UserError(f"a local Ray did not start: {_one_line(exc)}") from None
             self._started = True
             self._capacity = self.workers
         return ray
