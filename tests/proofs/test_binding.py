@@ -141,3 +141,39 @@ def test_hashed_weights_forgery_refused(tmp_path, capfd):
     capfd.readouterr()
     rc = main(["proof", "verify", str(tmp_path / "f.json"), "--setup", str(s)])
     assert "other weights" in _one_error(capfd, 3, rc)
+
+
+@pytest.mark.parametrize("visibility", ["public", "hashed"])
+def test_input_visibility_round_trip(visibility, tmp_path, capfd):
+    """A public input is in the proof (and altering it is refused); a hashed one is one public value."""
+    rng = np.random.default_rng(1)
+    X = rng.random((16, 6)).astype(np.float32)
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 6), str(tmp_path / "m.onnx"), opset_version=13, input_names=["x"],
+                          output_names=["y"], dynamo=False)
+    np.savez(tmp_path / "c.npz", X=X, y=np.zeros(16))
+    np.save(tmp_path / "x.npy", X[5])
+    s = tmp_path / "setup"
+    assert main(["proof", "setup", str(tmp_path / "m.onnx"), "--data", str(tmp_path / "c.npz"), "--out", str(s),
+                 "--input-visibility", visibility]) == 0
+    assert main(["proof", "prove", str(s), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.json")]) == 0
+    assert main(["proof", "verify", str(tmp_path / "p.json"), "--setup", str(s)]) == 0
+    p = json.loads((tmp_path / "p.json").read_text())
+    inst = p["ezkl"]["instances"][0]
+    assert len(inst) == (6 if visibility == "public" else 1) + 3
+    with torch.no_grad():
+        ref = net(torch.as_tensor(X[5:6]))[0].numpy()
+    assert p["predicted_class"] == int(np.argmax(ref))
+    if visibility == "public":
+        scale = json.loads((s / "settings.json").read_text())["model_input_scales"][0]
+        shown = [float(ezkl.felt_to_float(v, scale)) for v in inst[:6]]
+        assert np.max(np.abs(np.asarray(shown) - X[5])) < 2.0 ** -scale
+        assert inst[0] != inst[1]
+        inst[0], inst[1] = inst[1], inst[0]  # another input, same output: ezkl must refuse
+        (tmp_path / "t.json").write_text(json.dumps(p))
+        capfd.readouterr()
+        rc = main(["proof", "verify", str(tmp_path / "t.json"), "--setup", str(s)])
+        assert "does not verify" in _one_error(capfd, 3, rc)
