@@ -231,3 +231,58 @@ def test_embed_respects_max_extra_epochs_exactly(breast_cancer):
     assert res.epochs == 11  # steps of 2 (8 // 4), the last one cut short: never past epochs + max_extra_epochs
     res = embed_watermark(net, Xtr[:100], ytr[:100], n_triggers=50, epochs=1, lr=1e-5, max_extra_epochs=0)
     assert res.epochs == 1
+
+
+# --- the recipe behind 'harden watermark': load-free and write-free ------------------------------------------
+
+def test_harden_watermark_recipe_verifies_the_bytes_it_returns(breast_cancer):
+    import io
+
+    from modelshield.data.dataset import Dataset
+    from modelshield.harden.watermark import WatermarkConfig, harden_watermark
+    from modelshield.protect.keys import generate_signing_key
+
+    Xtr, _, ytr, _ = breast_cancer
+    sk = generate_signing_key()
+    model = TorchModel(torch.jit.script(train_classifier(_mlp(30, 2, seed=3), Xtr, ytr, epochs=10, seed=3)))
+    cfg = WatermarkConfig(n_triggers=30, epochs=15, lr=1e-2, max_extra_epochs=30, seed=1)
+    res = harden_watermark(model, Dataset(X=Xtr, y=ytr), signing_key=sk, key=_key(5), config=cfg)
+    assert res.owned and res.key == _key(5) and res.model_format == "torchscript" and res.robustness is None
+    assert res.extra_epochs == res.embed.epochs - 15 >= 0
+    assert _key(5).hex() not in repr(res) and repr(_key(5)) not in repr(res)  # the secret key never shows
+    # the returned bytes are what the commitment pins, and they verify independently
+    import hashlib
+
+    assert res.commitment.fields["model_sha256"] == hashlib.sha256(res.model_bytes).hexdigest()
+    loaded = TorchModel(torch.jit.load(io.BytesIO(res.model_bytes)))
+    v = verify_watermark(loaded, commitment=res.commitment, public_key=sk.public_key(), key=_key(5))
+    assert v.owned and v.p_value == pytest.approx(res.verdict.p_value) and len(res.triggers) == 30
+
+
+@pytest.mark.parametrize("bad", [{"n_triggers": 5}, {"epochs": 0}, {"lr": 0.0}, {"trigger_batch": 0},
+                                 {"trigger_jitter": float("nan")}, {"alpha": 1.0}, {"max_extra_epochs": -1}])
+def test_watermark_config_refuses_out_of_range_values(bad):
+    from modelshield.errors import UserError
+    from modelshield.harden.watermark import WatermarkConfig
+
+    with pytest.raises(UserError) as exc:
+        WatermarkConfig(**bad).validate()
+    assert "--" not in str(exc.value) and exc.value.cli_hint and "--" in exc.value.cli_hint  # neutral + CLI hint
+    WatermarkConfig().validate()  # the defaults are valid
+
+
+def test_harden_watermark_needs_a_labelled_pytorch_model(breast_cancer):
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.data.dataset import Dataset
+    from modelshield.errors import UserError
+    from modelshield.harden.watermark import harden_watermark
+    from modelshield.models.wrap import wrap_object
+    from modelshield.protect.keys import generate_signing_key
+
+    Xtr, _, ytr, _ = breast_cancer
+    sk = generate_signing_key()
+    with pytest.raises(UserError, match="PyTorch"):
+        harden_watermark(wrap_object(LogisticRegression().fit(Xtr, ytr)), Dataset(X=Xtr, y=ytr), signing_key=sk)
+    with pytest.raises(DataError, match="labels"):
+        harden_watermark(TorchModel(_mlp(30, 2, seed=0)), Dataset(X=Xtr), signing_key=sk)

@@ -8,7 +8,6 @@ proof that is refused (bad signature, wrong key, trigger set not the committed o
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,20 @@ def _parse_budgets(text: str | None) -> list[int] | None:
     if not out or min(out) < 1:
         raise UserError("--budgets must be positive integers")
     return out
+
+
+def _print_robustness(rob: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Watermark robustness (25% of the data held out for testing)")
+    for col in ("attack", "test accuracy", "trigger agreement", "p-value", "verified"):
+        table.add_column(col)
+    for r in rob.rows:
+        table.add_row(r.attack, f"{r.test_accuracy:.1%}", f"{r.trigger_agreement:.1%}", f"{r.p_value:.3g}",
+                      "yes" if r.owned else "NO")
+    console.print(table)
+    console.print(f"  false-claim rate on {len(rob.independent_agreement)} independent models: "
+                  f"{rob.false_claim_rate:.0%}")
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -312,12 +325,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         load: LoadFlags,
     ) -> None:
         """Embed a trigger-set watermark into a PyTorch classifier while fine-tuning (or training) it."""
-        import numpy as np
-
-        from modelshield.data.loaders import check_model_width
-        from modelshield.harden.watermark import embed_watermark, reinitialised, watermark_robustness
+        from modelshield.harden.watermark import WatermarkConfig, harden_watermark
         from modelshield.protect.keys import key_to_text, load_key_file, load_private_key
-        from modelshield.theft.watermark import Commitment, new_watermark_key, verify_watermark
 
         if (key_out is None) == (watermark_key is None):
             raise UserError("give exactly one of --key-out (make a fresh watermark key) or --watermark-key")
@@ -325,78 +334,35 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if key_out is not None:
             outs["--key-out"] = key_out
         check_outputs(outs, [model, data, signing_key, *([watermark_key] if watermark_key else [])], force)
-        if n_triggers < 10 or epochs < 1 or lr <= 0 or max_extra_epochs < 0:
-            raise UserError("need --n-triggers >= 10, --epochs >= 1, --max-extra-epochs >= 0 and --lr > 0")
-        if trigger_batch < 1 or not 0.0 <= trigger_jitter < 10.0:
-            raise UserError("need --trigger-batch >= 1 and 0 <= --trigger-jitter < 10")
-        if not 0.0 < alpha < 1.0:
-            raise UserError("--alpha must lie strictly between 0 and 1")
+        config = WatermarkConfig(n_triggers=n_triggers, trigger_batch=trigger_batch, trigger_jitter=trigger_jitter,
+                                 epochs=epochs, max_extra_epochs=max_extra_epochs, alpha=alpha, lr=lr, reinit=reinit,
+                                 robustness=robustness, seed=seed)
+        config.validate()  # bad values: exit 2 before any loading
         sk = load_private_key(signing_key)
-        wm_key = load_key_file(watermark_key) if watermark_key is not None else new_watermark_key()
+        wm_key = load_key_file(watermark_key) if watermark_key is not None else None
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, load, ds.X.shape[1:])
-        if getattr(m, "framework", "") != "pytorch":
-            raise UserError(f"harden watermark needs a PyTorch model; {model} is {m.framework}")
-        check_model_width(ds, m)
-        if ds.y is None:
-            raise DataError("the training data needs labels: pass --target")
-        y = m.label_index(ds.y)
-        X = np.asarray(ds.X, dtype=np.float32)
-        module = reinitialised(m.module, seed) if reinit else m.module
-        if robustness:
-            from sklearn.model_selection import train_test_split
-
-            X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
-        res = embed_watermark(module, X, y, key=wm_key, n_triggers=n_triggers, epochs=epochs, lr=lr, seed=seed,
-                              max_extra_epochs=max_extra_epochs, lower=ds.lower, upper=ds.upper,
-                              trigger_batch=trigger_batch, trigger_jitter=trigger_jitter)
-        buf = io.BytesIO()
-        import torch
-
-        if m.format == "torchscript":
-            torch.jit.save(res.module, buf)
-        else:
-            torch.save(res.module, buf)
-        # verify what will be written, exactly as 'theft verify-watermark' will
-        import hashlib
-
-        from modelshield.protect.loader import load_model
-
-        com = Commitment.create(res.triggers, wm_key, sk, params=res.params,
-                                model_sha256=hashlib.sha256(buf.getvalue()).hexdigest())
-        buf.seek(0)
-        saved = torch.jit.load(buf) if m.format == "torchscript" else res.module
-        v = verify_watermark(load_model(saved, input_shape=tuple(X.shape[1:])), commitment=com,
-                             public_key=sk.public_key(), key=wm_key, triggers=res.triggers, alpha=alpha)
-        trained = (f"{res.epochs} epochs" if res.epochs == epochs else
-                   f"{res.epochs} epochs (--epochs {epochs}, then {res.epochs - epochs} more until the trigger "
+        res = harden_watermark(m, ds, signing_key=sk, key=wm_key, config=config)
+        v, extra = res.verdict, res.extra_epochs
+        trained = (f"{res.embed.epochs} epochs" if not extra else
+                   f"{res.embed.epochs} epochs (--epochs {epochs}, then {extra} more until the trigger "
                    f"labels were learned, at most --max-extra-epochs {max_extra_epochs})")
         console.print(f"trigger agreement {v.agreement:.1%} (p = {v.p_value:.3g}, alpha = {alpha:g}); "
-                      f"training accuracy {res.train_accuracy:.1%} after {trained}")
-        if not v.owned:
+                      f"training accuracy {res.embed.train_accuracy:.1%} after {trained}")
+        if not res.owned:
             typer.echo(
                 f"error: the watermark did not embed: {v.matches}/{v.n} trigger labels reproduced "
                 f"(p = {v.p_value:.3g} is not below --alpha {alpha:g}); nothing was written. "
                 "Train longer (--epochs, --max-extra-epochs), use a larger --lr or more --n-triggers.", err=True)
             raise typer.Exit(1)
-        write_bytes_safely(out, buf.getvalue(), force)
+        write_bytes_safely(out, res.model_bytes, force)
         write_bytes_safely(triggers_out, res.triggers.to_bytes(), force, private=True)  # the trigger set is a secret
         if key_out is not None:
-            write_bytes_safely(key_out, (key_to_text(wm_key) + "\n").encode("ascii"), force, private=True)
-        write_bytes_safely(commitment_out, com.to_bytes(), force)
+            write_bytes_safely(key_out, (key_to_text(res.key) + "\n").encode("ascii"), force, private=True)
+        write_bytes_safely(commitment_out, res.commitment.to_bytes(), force)
         secret = f"{triggers_out}" + (f" and {key_out}" if key_out is not None else "")
         console.print(f"wrote {out}, {secret} (secret: keep them with your signing key) and {commitment_out} "
-                      f"(publish it now: its signed timestamp {com.created} dates your claim); watermark verified")
-        if robustness:
-            rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=5,
-                                       epochs=epochs, seed=seed, alpha=alpha)
-            from rich.table import Table
-
-            table = Table(title="Watermark robustness (25% of the data held out for testing)")
-            for col in ("attack", "test accuracy", "trigger agreement", "p-value", "verified"):
-                table.add_column(col)
-            for r in rob.rows:
-                table.add_row(r.attack, f"{r.test_accuracy:.1%}", f"{r.trigger_agreement:.1%}", f"{r.p_value:.3g}",
-                              "yes" if r.owned else "NO")
-            console.print(table)
-            console.print(f"  false-claim rate on 5 independent models: {rob.false_claim_rate:.0%}")
+                      f"(publish it now: its signed timestamp {res.commitment.created} dates your claim); "
+                      "watermark verified")
+        if res.robustness is not None:
+            _print_robustness(res.robustness)

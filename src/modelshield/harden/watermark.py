@@ -36,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from modelshield.errors import DataError
+from modelshield.data.dataset import Dataset
+from modelshield.data.loaders import check_model_width
+from modelshield.errors import DataError, UserError
 from modelshield.protect.keys import PrivateKey
 from modelshield.theft.training import (
     accuracy,
@@ -53,11 +55,13 @@ from modelshield.theft.watermark import (
     DEFAULT_ALPHA,
     Commitment,
     TriggerSet,
+    WatermarkVerdict,
     derivation_params,
     derive_trigger_set,
     false_claim_rate,
     new_watermark_key,
     trigger_agreement,
+    verify_watermark,
 )
 
 __all__ = [
@@ -65,10 +69,13 @@ __all__ = [
     "accuracy",
     "copy_module",
     "RobustnessRow",
+    "WatermarkConfig",
+    "WatermarkHardening",
     "WatermarkRobustness",
     "distill",
     "embed_watermark",
     "fine_tune",
+    "harden_watermark",
     "make_trigger_set",
     "prune_magnitude",
     "reinitialised",
@@ -282,3 +289,139 @@ def watermark_robustness(
     fcr = false_claim_rate(independents, triggers, alpha=alpha) if independents else float("nan")
     agree = [trigger_agreement(m, triggers, alpha=alpha).agreement for m in independents]
     return WatermarkRobustness(rows=rows, false_claim_rate=fcr, independent_agreement=agree, alpha=alpha)
+
+
+# --- the recipe: load-free, write-free; the CLI (``harden watermark``) loads, calls it and writes the files
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatermarkConfig:
+    """How :func:`harden_watermark` embeds and checks the watermark (plain, serialisable data).
+
+    ``epochs`` passes over the data, then up to ``max_extra_epochs`` more until every trigger label is
+    learned; ``trigger_batch`` trigger samples join every clean batch, jittered by Gaussian noise of
+    std ``trigger_jitter``; the result must pass the binomial test at ``alpha`` (as the verifier will
+    run it). ``reinit`` trains from freshly initialised weights; ``robustness`` holds out 25% of the
+    data and measures fine-tuning, pruning and distillation (:func:`watermark_robustness`)."""
+
+    n_triggers: int = 100
+    trigger_batch: int = 16
+    trigger_jitter: float = 0.0
+    epochs: int = 20
+    max_extra_epochs: int = 40
+    alpha: float = 1e-6
+    lr: float = 1e-3
+    reinit: bool = False
+    robustness: bool = False
+    n_independent: int = 5
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Out-of-range values raise a one-line :class:`~modelshield.errors.UserError` (exit 2)."""
+        if self.n_triggers < 10 or self.epochs < 1 or not self.lr > 0 or self.max_extra_epochs < 0:
+            raise UserError("watermark options out of range: need n_triggers >= 10, epochs >= 1, "
+                            "max_extra_epochs >= 0 and lr > 0",
+                            cli_hint="need --n-triggers >= 10, --epochs >= 1, --max-extra-epochs >= 0 and --lr > 0")
+        if self.trigger_batch < 1 or not 0.0 <= self.trigger_jitter < 10.0:
+            raise UserError("watermark options out of range: need trigger_batch >= 1 and 0 <= trigger_jitter < 10",
+                            cli_hint="need --trigger-batch >= 1 and 0 <= --trigger-jitter < 10")
+        if not 0.0 < self.alpha < 1.0:
+            raise UserError("alpha must lie strictly between 0 and 1", cli_hint="fix --alpha")
+
+
+@dataclass(kw_only=True)
+class WatermarkHardening:
+    """What :func:`harden_watermark` produced: the serialised watermarked model (same format as the
+    input), its secret trigger set and key, the signed commitment to publish, the verification of
+    exactly those bytes, and the robustness measurements when asked for. Nothing is written: when
+    ``owned`` is false the watermark did not embed and the outputs should not be used."""
+
+    model_bytes: bytes
+    model_format: str
+    embed: EmbedResult
+    commitment: Commitment
+    verdict: WatermarkVerdict
+    config: WatermarkConfig
+    robustness: WatermarkRobustness | None = None
+
+    @property
+    def owned(self) -> bool:
+        return bool(self.verdict.owned)
+
+    @property
+    def triggers(self) -> TriggerSet:
+        return self.embed.triggers
+
+    @property
+    def key(self) -> bytes:
+        return self.embed.key
+
+    @property
+    def extra_epochs(self) -> int:
+        """Epochs trained beyond ``config.epochs`` until the trigger labels were learned."""
+        return self.embed.epochs - self.config.epochs
+
+    def __repr__(self) -> str:  # never show the secret key
+        return (f"WatermarkHardening(format={self.model_format!r}, owned={self.owned}, "
+                f"epochs={self.embed.epochs}, agreement={self.verdict.agreement:.3f})")
+
+
+def harden_watermark(
+    model: Any,
+    data: Dataset,
+    *,
+    signing_key: PrivateKey,
+    key: bytes | None = None,
+    config: WatermarkConfig | None = None,
+) -> WatermarkHardening:
+    """Embed a trigger-set watermark into a PyTorch classifier (an adapter from
+    :func:`modelshield.load_model`) while fine-tuning it (or training it, ``config.reinit``) on ``data``.
+
+    The model is serialised in its own format (TorchScript stays TorchScript), committed to with
+    ``signing_key`` (the commitment pins the SHA-256 of those bytes), then the serialised model is
+    verified exactly as :func:`~modelshield.theft.watermark.verify_watermark` will verify it later.
+    ``key`` is the secret watermark key (a fresh one by default: ``result.key``).
+    """
+    import hashlib
+    import io
+
+    import torch  # lazy: the optional heavy dependency
+
+    from modelshield.protect.loader import load_model
+
+    config = config or WatermarkConfig()
+    config.validate()
+    if getattr(model, "framework", "") != "pytorch":
+        raise UserError(f"watermark embedding needs a PyTorch model, not a {getattr(model, 'framework', '?')} model")
+    check_model_width(data, model)
+    if data.y is None:
+        raise DataError("the training data needs labels", cli_hint="pass --target")
+    key = new_watermark_key() if key is None else key
+    y = model.label_index(data.y)
+    X = np.asarray(data.X, dtype=np.float32)
+    seed = config.seed
+    module = reinitialised(model.module, seed) if config.reinit else model.module
+    if config.robustness:
+        from sklearn.model_selection import train_test_split
+
+        X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
+    res = embed_watermark(module, X, y, key=key, n_triggers=config.n_triggers, epochs=config.epochs, lr=config.lr,
+                          seed=seed, max_extra_epochs=config.max_extra_epochs, lower=data.lower, upper=data.upper,
+                          trigger_batch=config.trigger_batch, trigger_jitter=config.trigger_jitter)
+    script = model.format == "torchscript" or isinstance(res.module, torch.jit.ScriptModule)
+    buf = io.BytesIO()
+    (torch.jit.save if script else torch.save)(res.module, buf)
+    com = Commitment.create(res.triggers, key, signing_key, params=res.params,
+                            model_sha256=hashlib.sha256(buf.getvalue()).hexdigest())
+    buf.seek(0)
+    saved = torch.jit.load(buf) if script else res.module
+    verdict = verify_watermark(load_model(saved, input_shape=tuple(X.shape[1:])), commitment=com,
+                               public_key=signing_key.public_key(), key=key, triggers=res.triggers,
+                               alpha=config.alpha)
+    rob = None
+    if config.robustness and verdict.owned:
+        rob = watermark_robustness(res.module, res.triggers, X, y, X_test, y_test, n_independent=config.n_independent,
+                                   epochs=config.epochs, seed=seed, alpha=config.alpha)
+    res.commitment = com
+    return WatermarkHardening(model_bytes=buf.getvalue(), model_format="torchscript" if script else "pytorch",
+                              embed=res, commitment=com, verdict=verdict, config=config, robustness=rob)
