@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelshield.errors import OutputError, UserError
+from modelshield.errors import FormatError, InputNotFoundError, OutputError, UserError
 
-__all__ = ["AtomicOutput", "check_output_path", "check_outputs", "file_sha256", "fsync_dir", "private_dir",
-           "replace_private_file", "write_bytes_safely", "write_files_safely", "write_json", "write_text_safely"]
+__all__ = ["AtomicOutput", "check_output_path", "check_outputs", "file_sha256", "fsync_dir", "input_file",
+           "private_dir", "replace_private_file", "write_bytes_safely", "write_files_safely", "write_json",
+           "write_text_safely"]
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -69,6 +70,20 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Sequence[obj
                 same = False
             if same:
                 raise UserError(f"{flag} {src} is also an input: the report would replace it; choose another path")
+
+
+def input_file(path: str | Path, what: str, on_folder: str) -> Path:
+    """An input that must be a regular file: missing -> :class:`InputNotFoundError` ("<what> file not found");
+    a folder -> :class:`FormatError` (``on_folder`` says what to do); a pipe, device or socket ->
+    :class:`FormatError` (it would block or cannot be read twice)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"{what} file not found: {p}")
+    if p.is_dir():
+        raise FormatError(f"{p} is a directory{on_folder}")
+    if not p.is_file():
+        raise FormatError(f"{p} is not a regular file (a pipe, device or socket); save the {what} to a file")
+    return p
 
 
 def private_dir(path: str | Path, what: str = "state directory") -> Path:

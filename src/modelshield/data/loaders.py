@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from modelshield._io import input_file
 from modelshield.data.dataset import Dataset
-from modelshield.errors import DataError, FormatError, InputNotFoundError
+from modelshield.errors import DataError, FormatError
 
 __all__ = ["check_model_width", "first_non_finite", "from_frame", "load_dataset", "read_table", "require_numeric",
            "unknown_column"]
@@ -55,13 +56,7 @@ def read_table(path: str | Path, *, as_text: bool = False) -> Any:
     """
     import pandas as pd
 
-    p = Path(path)
-    if not p.exists():
-        raise InputNotFoundError(f"data file not found: {p}")
-    if p.is_dir():
-        raise FormatError(f"{p} is a directory, not a data file")
-    if not p.is_file():  # a pipe or device would block or cannot be read twice
-        raise FormatError(f"{p} is not a regular file (a pipe, device or socket); save the data to a file")
+    p = input_file(path, "data", ", not a data file")
     with p.open("rb") as fh:
         head = fh.read(4)
     if head == b"PAR1":
