@@ -58,6 +58,10 @@ def train(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 30, lr: fl
                 opt.zero_grad()
                 torch.nn.functional.cross_entropy(module(Xt[idx]), yt[idx]).backward()
                 opt.step()
+    if isinstance(module, torch.jit.ScriptModule):
+        # a trained TorchScript module can keep gradient-recording plans that ignore no_grad(); a
+        # serialisation round trip gives a clean module with the trained weights
+        return copy_module(module).eval()
     return module.eval()
 
 
@@ -68,7 +72,7 @@ def logits(module: Any, X: np.ndarray, batch: int = 4096) -> np.ndarray:
     outs = []
     with few_threads(), torch.no_grad():
         for s in range(0, len(X), batch):
-            outs.append(module(torch.as_tensor(np.asarray(X[s : s + batch], dtype=np.float32))).numpy())
+            outs.append(module(torch.as_tensor(np.asarray(X[s : s + batch], dtype=np.float32))).detach().numpy())
     return np.concatenate(outs) if outs else np.empty((0, 0))
 
 

@@ -62,7 +62,7 @@ def penultimate_activations(model: Any, X: Any, *, layer: str | None = None, bat
     with torch.no_grad():
         for s in range(0, len(Xn), batch):
             a = run(torch.as_tensor(Xn[s : s + batch]))
-            outs.append(a.reshape(a.shape[0], -1).double().numpy())
+            outs.append(a.reshape(a.shape[0], -1).detach().double().numpy())
     return np.concatenate(outs) if outs else np.empty((0, 0))
 
 

@@ -1,0 +1,109 @@
+"""``harden backdoor``: find the poisoned training rows and remove their effect, with a before/after table.
+
+A recipe over :mod:`modelshield.poisoning`: the training rows flagged by the label-issue filter, by
+activation clustering (white-box models) and by STRIP are dropped and the model retrained (scikit-learn
+and PyTorch), or a PyTorch model is fine-pruned on clean held-out rows (Liu et al. 2018).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelshield.data.dataset import Dataset
+from modelshield.errors import DataError, UserError
+
+__all__ = ["METHODS", "BackdoorRemoval", "remove_backdoor"]
+
+METHODS = ("retrain", "fine-prune")
+
+
+@dataclass(kw_only=True)
+class BackdoorRemoval:
+    """The outcome: the new model (estimator or torch module), the dropped training rows (indices), which
+    detector flagged how many, and the before/after rows (clean accuracy, attack success when
+    triggered rows were given)."""
+
+    method: str
+    model: Any
+    dropped_rows: list[int]
+    flagged_by: dict[str, int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "dropped_rows": self.dropped_rows, "flagged_by": self.flagged_by,
+                "table": self.rows, "notes": self.notes}
+
+
+def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    from modelshield.poisoning.activations import NoActivations, penultimate_activations
+    from modelshield.poisoning.data import audit_training_data
+    from modelshield.poisoning.model import activation_clustering, strip_test
+
+    est = model.clone_unfitted() if getattr(model, "framework", "") == "sklearn" else None
+    rep = audit_training_data(train.X.reshape(len(train), -1), train.y, estimator=est, seed=seed)
+    parts = {"label issues": rep.flagged_rows}
+    try:
+        A = penultimate_activations(model, train.X)
+        HA = penultimate_activations(model, held.X)
+        ac = activation_clustering(A, train.y, heldout_labels=held.y, heldout_activations=HA, seed=seed)
+        parts["activation clustering"] = ac.flagged_rows
+    except NoActivations as exc:
+        notes.append(f"activation clustering not run: {exc}")
+    st = strip_test(model.predict_proba, train.X, held.X, seed=seed)
+    parts["STRIP"] = st.flagged_rows if st.poisoned else np.empty(0, dtype=np.int64)
+    flagged = np.unique(np.concatenate([np.asarray(v, dtype=np.int64) for v in parts.values()]))
+    return flagged, {k: len(v) for k, v in parts.items()}
+
+
+def _accuracy(predict: Any, ds: Dataset) -> float:
+    return float(np.mean(np.asarray(predict(ds.X)) == np.asarray(ds.y)))
+
+
+def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str | None = None,
+                    triggered: Dataset | None = None, epochs: int = 40, lr: float = 3e-3, seed: int = 0,
+                    ) -> BackdoorRemoval:
+    """Remove a backdoor from ``model`` trained on ``train``; ``heldout`` is clean labelled data (the STRIP
+    calibration, the fine-pruning data and the accuracy column). ``triggered``: rows carrying the
+    suspected trigger, labelled with the attacker's target (for the attack-success column).
+    ``method``: ``retrain`` (default for scikit-learn) or ``fine-prune`` (PyTorch only)."""
+    from modelshield.models.sklearn import SklearnModel
+    from modelshield.models.torch import TorchModel
+    from modelshield.poisoning.removal import fine_prune, retrain_without
+
+    fw = getattr(model, "framework", "")
+    method = method or "retrain"
+    if method not in METHODS:
+        raise UserError(f"unknown --method {method!r}; choose {' or '.join(METHODS)}")
+    if fw not in ("sklearn", "pytorch"):
+        raise UserError(f"harden backdoor retrains scikit-learn and PyTorch models; this is a {fw or 'unknown'} model")
+    if method == "fine-prune" and fw != "pytorch":
+        raise UserError("fine-pruning needs a PyTorch model; use --method retrain for scikit-learn")
+    for name, ds in (("--train", train), ("--data", heldout)):
+        if ds.y is None:
+            raise DataError(f"{name} has no labels; give the label column with --target")
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    flagged, by = _flag(model, train, heldout, seed, notes)
+    if method == "retrain":
+        new = retrain_without(model, train.X, train.y, flagged, epochs=epochs, lr=lr, seed=seed)
+    else:
+        res = fine_prune(model, heldout.X, heldout.y, seed=seed)
+        new = res.module
+        notes.append(f"fine-pruning pruned {len(res.pruned_units)} penultimate units; the same held-out rows "
+                     "were used to fine-tune and to measure accuracy, so the 'after' accuracy is optimistic")
+    wrapped = SklearnModel(new) if fw == "sklearn" else TorchModel(new, input_shape=model.input_spec.shape,
+                                                                    classes=model.classes)
+    rows = []
+    for label, m in (("before", model), ("after", wrapped)):
+        row: dict[str, Any] = {"model": label, "clean_accuracy": round(_accuracy(m.predict, heldout), 4)}
+        if triggered is not None:
+            row["attack_success_rate"] = round(_accuracy(m.predict, triggered), 4)
+        rows.append(row)
+    notes.append(f"took {time.perf_counter() - t0:.1f}s")
+    return BackdoorRemoval(method=method, model=new, dropped_rows=[int(i) for i in flagged] if method == "retrain"
+                           else [], flagged_by=by, rows=rows, notes=notes)
