@@ -24,13 +24,14 @@ AREAS: dict[str, tuple[str, ...]] = {
     "privacy": ("privacy",),
     "fairness": ("fairness",),
     "theft": ("theft",),
+    "poisoning": (),
     "serve": ("serve", "keys", "audit-log"),
     "registry": ("audit-registry",),
     "proof": ("proof",),
     "provenance": ("bom", "deploy"),
     "private": ("private",),
 }
-HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft")
+HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft", "poisoning")
 HELP_OPTION_NAMES: tuple[str, ...] = ("-h", "--help")
 
 
