@@ -178,3 +178,18 @@ def test_output_folder_rules(tmp_path):
         write_outputs(res, other)
     with pytest.raises(OutputError, match="does not exist"):
         write_outputs(res, tmp_path / "no" / "out")
+
+
+def test_hugging_face_cache_audit_scans_weights_and_audits_loadable_models(tmp_path):
+    from .test_sources import _hf_cache, _safetensors
+
+    reg = make_registry(tmp_path / "reg", 1)
+    hub = _hf_cache(tmp_path / "hub", {"acme/tab": {"model.joblib": (reg / "team0" / "model00.joblib").read_bytes()},
+                                       "acme/w": {"model.safetensors": _safetensors()}})
+    res = audit_registry(hub, executor=LocalExecutor(), checks=["baseline"])
+    rows = {r.name: r for r in res.rows}
+    tab, w = rows["acme/tab@a1b2c3d4a1b2"], rows["acme/w@a1b2c3d4a1b2"]
+    assert tab.status == "pass" and w.status == "pass" and "scanned, not loaded" in w.note
+    results = {r.check: r for r in res.reports[[r.name for r in res.rows].index(w.name)].runs[0].results}
+    assert results["artifact"].status.value == "passed"  # the weights file was scanned (through its symlink)
+    assert results["baseline"].status.value == "skipped" and "safetensors" in results["baseline"].skip_reason
