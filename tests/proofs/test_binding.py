@@ -143,6 +143,7 @@ def test_hashed_weights_forgery_refused(tmp_path, capfd):
     assert "other weights" in _one_error(capfd, 3, rc)
 
 
+@pytest.mark.slow  # two more setups; the default visibility's round trip runs in the default run
 @pytest.mark.parametrize("visibility", ["public", "hashed"])
 def test_input_visibility_round_trip(visibility, tmp_path, capfd):
     """A public input is in the proof (and altering it is refused); a hashed one is one public value."""
