@@ -81,6 +81,11 @@ def run_scenario(name: str, poisoned: bool, rounds: int) -> dict:
         return activation_clustering(A, ytr, heldout_labels=yte, heldout_activations=HA).flagged_rows
 
     def ours_ss():
+        HA = penultimate_activations(model, Xte)
+        return spectral_signatures(penultimate_activations(model, Xtr), ytr, fraction=0.1, heldout_activations=HA,
+                                   heldout_labels=yte).flagged_rows
+
+    def ours_ss_uncalibrated():
         return spectral_signatures(penultimate_activations(model, Xtr), ytr, fraction=0.1).flagged_rows
 
     def art_ac():
@@ -93,7 +98,8 @@ def run_scenario(name: str, poisoned: bool, rounds: int) -> dict:
         _, clean = d.detect_poison()
         return np.flatnonzero(np.asarray(clean) == 0)
 
-    cases = {"art_ac": art_ac, "ours_ac": ours_ac, "art_ss": art_ss, "ours_ss": ours_ss}
+    cases = {"art_ac": art_ac, "ours_ac": ours_ac, "art_ss": art_ss, "ours_ss": ours_ss,
+             "ours_ss_uncalibrated": ours_ss_uncalibrated}
     detection = {k: score(f(), rows) for k, f in cases.items()}
     t_ac = paired({"art_ac": art_ac, "ours_ac": ours_ac}, baseline="art_ac", rounds=rounds)
     t_ss = paired({"art_ss": art_ss, "ours_ss": ours_ss}, baseline="art_ss", rounds=rounds)

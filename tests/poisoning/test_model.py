@@ -17,7 +17,7 @@ def detect(sc):
     A = penultimate_activations(sc.model, sc.Xtr)
     HA = penultimate_activations(sc.model, sc.Xte)
     ac = activation_clustering(A, sc.ytr, heldout_labels=sc.yte, heldout_activations=HA, seed=0)
-    ss = spectral_signatures(A, sc.ytr, fraction=0.1)
+    ss = spectral_signatures(A, sc.ytr, fraction=0.1, heldout_activations=HA, heldout_labels=sc.yte)
     st = strip_test(sc.model.predict_proba, sc.Xtr, sc.Xte, seed=0)
     return ac, ss, st
 
@@ -56,6 +56,16 @@ def test_activation_clustering_names_the_poisoned_rows(get_scenario):
     assert len(flagged & truth) / len(truth) >= 0.8 and len(flagged & truth) / len(flagged) >= 0.8
     poisoned_classes = [c.label for c in ac.classes if c.poisoned]
     assert poisoned_classes == [sc.trigger.target]
+
+
+def test_calibrated_spectral_signatures_find_the_pixel_trigger(get_scenario):
+    sc = get_scenario("digits", 0, True)
+    _, ss, _ = detect(sc)
+    assert ss.calibrated and ss.poisoned_classes == [sc.trigger.target]
+    truth = set(sc.poisoned_rows.tolist())
+    assert len(set(ss.flagged_rows.tolist()) & truth) / len(ss.flagged_rows) >= 0.8
+    _, clean, _ = detect(get_scenario("digits", 0, False))
+    assert not clean.poisoned
 
 
 def test_strip_flags_triggered_inputs_of_a_black_box_sklearn_model(get_scenario):

@@ -57,7 +57,9 @@ class PoisoningCheck(Check):
     layer : the layer whose input is used as activations (default: the last Linear layer).
     ac_silhouette, ac_max_share : activation clustering verdict: silhouette at least this and the smaller
         cluster at most this share of its class.
-    ss_ratio : spectral signatures verdict: top-rows / other-rows score ratio at least this.
+    ss_ratio : spectral signatures verdict without held-out labels: top-rows / other-rows score ratio at
+        least this (with held-out labels the verdict is a calibrated test, see
+        :func:`~modelshield.poisoning.model.spectral_signatures`).
     strip_fpr : the share of clean held-out rows STRIP may flag (sets its threshold).
     strip_overlays : superimpositions per row; strip_mode : ``auto``, ``blend`` or ``swap``.
     max_rows : training rows used (a seeded sample above it).
@@ -91,7 +93,7 @@ class PoisoningCheck(Check):
         "conflicting duplicates)",
         "activation_clustering_score": "highest per-class silhouette of a small cluster",
         "activation_clustering_poisoned": "activation clustering verdict",
-        "spectral_score": "highest per-class spectral-signature ratio",
+        "spectral_score": "highest per-class spectral-signature statistic (share beyond held-out, or ratio)",
         "spectral_poisoned": "spectral signatures verdict",
         "strip_flagged_share": "share of training rows STRIP flags", "strip_p_value": "binomial p-value of "
         "the STRIP excess", "strip_poisoned": "STRIP verdict", "backdoor_suspected": "any model check says poisoned",
@@ -297,7 +299,8 @@ class PoisoningCheck(Check):
             HA = penultimate_activations(model, ctx.data.X, layer=self.layer) if held is not None else None
             ac = activation_clustering(A, y, max_share=self.ac_max_share, silhouette_threshold=self.ac_silhouette,
                                        heldout_labels=held, heldout_activations=HA, seed=ctx.seed)
-            ss = spectral_signatures(A, y, fraction=self.poisoned_fraction, ratio_threshold=self.ss_ratio)
+            ss = spectral_signatures(A, y, fraction=self.poisoned_fraction, ratio_threshold=self.ss_ratio,
+                                     heldout_activations=HA, heldout_labels=held)
             result.metrics.update({"activation_clustering_score": ac.score,
                                    "activation_clustering_poisoned": ac.poisoned,
                                    "spectral_score": ss.score, "spectral_poisoned": ss.poisoned})
@@ -310,13 +313,14 @@ class PoisoningCheck(Check):
                      "class larger than its held-out prior with a matching cluster")},
                 {"detector": "spectral signatures", "score": round(ss.score, 3),
                  "verdict": "poisoned" if ss.poisoned else "clean", "rows": len(ss.flagged_rows),
-                 "note": f"top/rest score ratio >= {ss.ratio_threshold:g}"},
+                 "note": ("share of training rows beyond the held-out scores, beta-binomial test" if ss.calibrated
+                          else f"top/rest score ratio >= {ss.ratio_threshold:g}")},
             ]
             result.tables["activation_clusters"] = [
                 {"class": _key(c.label), "rows": c.n_rows, "smaller_cluster_share": round(c.smaller_share, 4),
                  "silhouette": round(c.silhouette, 4), "excess_share": round(c.excess_share, 4),
                  "excess_p": c.excess_p,
-                 "spectral_ratio": round(ss.class_stat.get(_key(c.label), 0.0), 3),
+                 "spectral_statistic": round(ss.class_stat.get(_key(c.label), 0.0), 4),
                  "verdict": "poisoned" if c.poisoned else "clean", "reason": c.reason} for c in ac.classes
             ]
             labels = [str(_key(c.label)) for c in ac.classes]
@@ -338,9 +342,11 @@ class PoisoningCheck(Check):
                     kind="line", series=series, x_label="row (sorted)", y_label="PC1 coordinate",
                 ))
             result.figures.append(Figure(
-                title="Spectral signatures: top/rest outlier-score ratio per class", kind="bar",
-                series=(Series(name="ratio", x=list(map(str, ss.class_stat)), y=list(ss.class_stat.values())),),
-                x_label="class", y_label="ratio",
+                title=("Spectral signatures: share of training rows beyond the held-out scores per class"
+                       if ss.calibrated else "Spectral signatures: top/rest outlier-score ratio per class"),
+                kind="bar", series=(Series(name="statistic", x=list(map(str, ss.class_stat)),
+                                           y=list(ss.class_stat.values())),),
+                x_label="class", y_label="share" if ss.calibrated else "ratio",
             ))
             ac_classes = ", ".join(str(_key(c.label)) for c in ac.classes if c.poisoned)
             ss_classes = ", ".join(map(str, ss.poisoned_classes))

@@ -1,8 +1,9 @@
 """``harden backdoor``: find the poisoned training rows and remove their effect, with a before/after table.
 
 A recipe over :mod:`modelshield.poisoning`: the training rows flagged by the label-issue filter, by
-activation clustering (white-box models) and by STRIP are dropped and the model retrained (scikit-learn
-and PyTorch), or a PyTorch model is fine-pruned on clean held-out rows (Liu et al. 2018).
+activation clustering and spectral signatures (white-box models) and by STRIP are dropped and the model
+retrained (scikit-learn and PyTorch), or a PyTorch model is fine-pruned on clean held-out rows (Liu et
+al. 2018).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class BackdoorRemoval:
 def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
     from modelshield.poisoning.activations import NoActivations, penultimate_activations
     from modelshield.poisoning.data import audit_training_data
-    from modelshield.poisoning.model import activation_clustering, strip_test
+    from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
 
     est = model.clone_unfitted() if getattr(model, "framework", "") == "sklearn" else None
     rep = audit_training_data(train.X.reshape(len(train), -1), train.y, estimator=est, seed=seed)
@@ -52,6 +53,8 @@ def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]
         HA = penultimate_activations(model, held.X)
         ac = activation_clustering(A, train.y, heldout_labels=held.y, heldout_activations=HA, seed=seed)
         parts["activation clustering"] = ac.flagged_rows
+        ss = spectral_signatures(A, train.y, heldout_activations=HA, heldout_labels=held.y)
+        parts["spectral signatures"] = ss.flagged_rows
     except NoActivations as exc:
         notes.append(f"activation clustering not run: {exc}")
     st = strip_test(model.predict_proba, train.X, held.X, seed=seed)

@@ -243,10 +243,12 @@ def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_
 # -- spectral signatures ----------------------------------------------------------------------
 @dataclass(kw_only=True)
 class SpectralReport:
-    """Spectral signatures per class. ``scores``: every training row's outlier score (squared
-    projection on its class's top singular vector, divided by the class median); ``class_stat``: per
-    class, the mean score of its top ``fraction`` rows over the mean score of the rest; classes at or
-    above ``ratio_threshold`` are poisoned and their top ``1.5 * fraction`` rows are flagged."""
+    """Spectral signatures per class. ``scores``: every training row's outlier score (its squared
+    projection on its class's top singular vector, over the class median; with held-out rows, measured
+    from the held-out centre); ``class_stat``: per class, the verdict statistic (uncalibrated: mean score
+    of the top ``fraction`` rows over the rest; calibrated: the share of training rows beyond the largest
+    held-out scores); ``class_p``: the calibrated test's p-value per class; ``flagged_rows``: the rows
+    flagged in poisoned classes."""
 
     scores: np.ndarray
     class_stat: dict[Any, float]
@@ -254,6 +256,8 @@ class SpectralReport:
     flagged_rows: np.ndarray
     fraction: float
     ratio_threshold: float
+    calibrated: bool = False
+    class_p: dict[Any, float] = field(default_factory=dict)
 
     @property
     def poisoned(self) -> bool:
@@ -265,30 +269,66 @@ class SpectralReport:
 
 
 def spectral_signatures(activations: Any, labels: Any, *, fraction: float = 0.1, ratio_threshold: float = 40.0,
-                        min_rows: int = 20) -> SpectralReport:
-    """Spectral signatures (Tran et al.): centre each class's activations, score every row by its squared
-    projection on the top right singular vector, and flag the top ``1.5 * fraction`` rows of classes
-    whose top rows stand out (the poisoned fraction ``fraction`` must be in (0, 0.5)).
+                        heldout_activations: Any = None, heldout_labels: Any = None, fpr: float = 0.01,
+                        min_excess: float = 0.02, alpha_level: float = 1e-3, min_rows: int = 20) -> SpectralReport:
+    """Spectral signatures (Tran et al.): per class, the top right singular vector of the centred training
+    activations; a row's score is its squared projection on it.
 
-    The paper removes the top rows of every class; a verdict per class is added here (``class_stat``
-    against ``ratio_threshold``) so that a clean model is not reported as poisoned.
+    Uncalibrated (no held-out rows): the top ``1.5 * fraction`` rows of classes whose top ``fraction``
+    rows stand out (mean score ratio at least ``ratio_threshold``) are flagged; ``fraction`` (the poisoned
+    share looked for) must be in (0, 0.5). This follows the paper and is blind when the poison is a large
+    share of its class (then the signature spreads over both halves).
+
+    Calibrated (``heldout_activations`` and ``heldout_labels``, clean rows): projections are measured from
+    the held-out rows' centre, the threshold is the ``j``-th largest held-out score (``j = max(1,
+    floor(fpr * m))``), and a class is poisoned when its training rows beyond it exceed the expected
+    ``j / (m + 1)`` by ``min_excess`` with a beta-binomial p-value below ``alpha_level``; the rows beyond
+    it are flagged.
     """
     fraction = check_fraction(fraction)
     A = flat_features(activations, "activations")
     codes, classes = label_codes(labels, "activations' labels")
     if len(codes) != len(A):
         raise DataError(f"{len(A)} activation rows but {len(codes)} labels")
+    calibrated = heldout_activations is not None and heldout_labels is not None
+    if calibrated:
+        HA = flat_features(heldout_activations, "held-out activations")
+        hy = np.asarray(heldout_labels)
+        if len(HA) != len(hy) or HA.shape[1] != A.shape[1]:
+            raise DataError("held-out activations must have one row per held-out label and the training width")
     scores = np.zeros(len(A))
     stat: dict[Any, float] = {}
+    pvals: dict[Any, float] = {}
     poisoned: list[Any] = []
     flagged: list[np.ndarray] = []
     for k, lab_value in enumerate(classes):
         idx = np.flatnonzero(codes == k)
         if len(idx) < min_rows:
             continue
+        key = lab_value.item() if isinstance(lab_value, np.generic) else lab_value
         C = A[idx] - A[idx].mean(axis=0)
-        _, _, vt = np.linalg.svd(C, full_matrices=False)
-        s = (C @ vt[0]) ** 2
+        v = np.linalg.svd(C, full_matrices=False)[2][0]
+        H = HA[hy == lab_value] if calibrated else None
+        if H is not None and len(H) >= min_rows:
+            from scipy.stats import betabinom
+
+            centre = H.mean(axis=0)
+            s = ((A[idx] - centre) @ v) ** 2
+            h = np.sort(((H - centre) @ v) ** 2)[::-1]
+            m = len(h)
+            j = max(1, int(np.floor(fpr * m)))
+            above = s > h[j - 1]
+            n_above = int(above.sum())
+            p = float(betabinom.sf(n_above - 1, len(s), j, m - j + 1)) if n_above else 1.0
+            share = n_above / len(s)
+            med = float(np.median(h)) or 1.0
+            scores[idx] = s / med
+            stat[key], pvals[key] = share, p
+            if p < alpha_level and share >= j / (m + 1) + min_excess:
+                poisoned.append(key)
+                flagged.append(idx[above])
+            continue
+        s = (C @ v) ** 2
         med = float(np.median(s))
         s = s / (med if med > 1e-12 else (float(np.mean(s)) or 1.0))
         scores[idx] = s
@@ -296,14 +336,13 @@ def spectral_signatures(activations: Any, labels: Any, *, fraction: float = 0.1,
         top = max(1, int(np.ceil(fraction * len(idx))))
         rest = s[order[top:]]
         ratio = float(np.mean(s[order[:top]]) / max(float(np.mean(rest)) if len(rest) else 1.0, 1e-12))
-        key = lab_value.item() if isinstance(lab_value, np.generic) else lab_value
         stat[key] = ratio
         if ratio >= ratio_threshold:
             poisoned.append(key)
             flagged.append(idx[order[: int(np.ceil(1.5 * fraction * len(idx)))]])
     rows = np.sort(np.concatenate(flagged)).astype(np.int64) if flagged else np.empty(0, dtype=np.int64)
     return SpectralReport(scores=scores, class_stat=stat, poisoned_classes=poisoned, flagged_rows=rows,
-                          fraction=fraction, ratio_threshold=ratio_threshold)
+                          fraction=fraction, ratio_threshold=ratio_threshold, calibrated=bool(pvals), class_p=pvals)
 
 
 # -- STRIP ------------------------------------------------------------------------------------
