@@ -192,3 +192,119 @@ def test_policy_validate_builds_each_checks_options(tmp_path, capsys):
     assert "max_samples must be >= 2" in capsys.readouterr().err
     bad.write_text("checks:\n  robustness: {max_samples: 50}\n")
     assert main(["policy", "validate", str(bad)]) == 0
+
+
+# --- the recipes the CLI calls: AuditOptions, audit_sources, audit_targets -----------------------------------
+
+def test_audit_takes_an_options_object_or_the_keywords_not_both(sk_logreg, breast_cancer):
+    from modelshield.runner import AuditOptions
+
+    _, Xte, _, yte = breast_cancer
+    ds = ms.Dataset(X=Xte, y=yte)
+    strict = ms.Policy.from_mapping({"limits": ["baseline.accuracy >= 0.999"]})
+    by_kw = ms.audit(sk_logreg, ds, checks=["baseline"], policy=strict, seed=3)
+    by_cfg = ms.audit(sk_logreg, ds, config=AuditOptions(checks=["baseline"], policy=strict, seed=3))
+    assert not by_kw.passed and not by_cfg.passed  # the config's policy is the one applied
+    assert by_cfg.runs[0].seed == 3 and [r.check for r in by_cfg.runs[0].results] == ["baseline"]
+    assert by_cfg.runs[0].result("baseline").metrics == by_kw.runs[0].result("baseline").metrics
+    with pytest.raises(UserError, match="not both"):
+        ms.audit(sk_logreg, ds, seed=4, config=AuditOptions(checks=["baseline"]))
+
+
+def test_audit_sources_reads_files_and_loads_through_the_given_loader(tmp_path, sk_logreg, breast_cancer):
+    import joblib
+
+    from modelshield.runner import AuditOptions, audit_sources
+
+    _, Xte, _, yte = breast_cancer
+    np.savez(tmp_path / "test.npz", X=Xte, y=yte)
+    joblib.dump(sk_logreg, tmp_path / "m.joblib")
+    loaded, notes, labels = [], [], []
+
+    def loader(src, **kw):
+        loaded.append((src, kw))
+        return ms.load_model(src, trust=True, **kw)
+
+    rep = audit_sources(str(tmp_path / "m.joblib"), tmp_path / "test.npz",
+                        config=AuditOptions(checks=["baseline"], seed=2), load=loader, note=notes.append,
+                        on_run=labels.append)
+    run = rep.runs[0]
+    assert loaded == [(str(tmp_path / "m.joblib"), {"input_shape": None})]
+    assert labels == ["m.joblib"] == [run.label] and notes == [f"loading {tmp_path / 'm.joblib'}"]
+    assert run.model["path"] == str(tmp_path / "m.joblib") and len(run.model["sha256"]) == 64
+    assert run.data["sha256"] == ms.load_dataset(tmp_path / "test.npz").sha256() and run.seed == 2
+    # the default loader is the secure one: a pickle that calls os.system is refused before it is unpickled
+    import os
+    import pickle
+
+    from modelshield.errors import SecurityError
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(Planted()))
+    with pytest.raises(SecurityError):
+        audit_sources(str(tmp_path / "evil.pkl"), tmp_path / "test.npz", config=AuditOptions(checks=["baseline"]))
+
+
+def test_audit_sources_refuses_columns_without_data_and_headers_for_files(sk_logreg):
+    from modelshield.runner import AuditOptions, audit_sources
+
+    with pytest.raises(UserError) as exc:
+        audit_sources(sk_logreg, None, config=AuditOptions(target="y"))
+    assert "--" not in str(exc.value) and "--data" in exc.value.cli_message()
+    with pytest.raises(UserError, match="endpoints only"):
+        audit_sources("model.joblib", None, config=AuditOptions(headers={"Authorization": "Bearer x"}))
+
+
+def test_audit_targets_narrows_each_targets_checks(sk_logreg, breast_cancer):
+    from types import SimpleNamespace
+
+    from modelshield.runner import AuditOptions, audit_targets
+
+    _, Xte, _, yte = breast_cancer
+    ds = ms.Dataset(X=Xte, y=yte)
+
+    def target(label, checks):
+        return SimpleNamespace(model=sk_logreg, data=ds, train=None, checks=checks, model_path=None, artifacts=(),
+                               label=label)
+
+    targets = [target("a", ["baseline"]), target("b", ["fairness"]), target("c", None)]
+    labels: list[str] = []
+    rep = audit_targets(targets, config=AuditOptions(checks=["baseline"]), title="t", on_run=labels.append)
+    assert labels == ["a", "c"] and [r.label for r in rep.runs] == ["a", "c"] and rep.title == "t"
+    assert all([r.check for r in run.results] == ["baseline"] for run in rep.runs)
+    rep = audit_targets(targets[:2])
+    assert [[r.check for r in run.results] for run in rep.runs] == [["baseline"], ["fairness"]]
+
+
+def test_audit_check_returns_the_one_result_and_raises_when_it_did_not_run(sk_logreg, breast_cancer):
+    from modelshield.runner import audit_check
+
+    _, Xte, _, yte = breast_cancer
+    rep = audit_check(sk_logreg, ms.Dataset(X=Xte, y=yte), "baseline", seed=1)
+    assert [r.check for r in rep.runs[0].results] == ["baseline"] and rep.runs[0].seed == 1
+    assert rep.runs[0].results[0].status in (CheckStatus.PASSED, CheckStatus.FINDINGS)
+    with pytest.raises(DataError, match=r"^membership inference does not apply: "):  # privacy needs train data
+        audit_check(sk_logreg, ms.Dataset(X=Xte, y=yte), "privacy", what="membership inference")
+
+
+def test_audit_check_raises_a_failed_checks_own_message(monkeypatch, sk_logreg):
+    from modelshield.runner import audit_check
+
+    @dataclass(kw_only=True)
+    class BadData(Check):
+        name: ClassVar[str] = "baddata"
+        needs_data: ClassVar[bool] = False
+
+        def _run(self, ctx):
+            raise DataError("column x has no values")
+
+    monkeypatch.setattr("modelshield.runner.available_checks", lambda: {"baddata": BadData, "boom": Boom})
+    with pytest.raises(DataError) as exc:  # a modelshield error: its message, without the class name
+        audit_check(sk_logreg, None, "baddata")
+    assert str(exc.value) == "column x has no values"
+    with pytest.raises(DataError) as exc:  # anything else keeps its type name: it says what broke
+        audit_check(sk_logreg, None, "boom")
+    assert str(exc.value) == "RuntimeError: kaboom"

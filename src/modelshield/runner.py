@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,14 @@ from modelshield._version import __version__
 from modelshield.checks.base import AuditContext, Check, EventFn
 from modelshield.checks.registry import available_checks, declarations, load_errors
 from modelshield.data.dataset import Dataset
-from modelshield.errors import UserError
+from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel
 from modelshield.policy import GateResult, Policy
+from modelshield.protect.loader import load_model
 
-__all__ = ["AuditReport", "AuditRun", "audit", "run_check", "select_checks", "validate_policy"]
+__all__ = ["AuditOptions", "AuditReport", "AuditRun", "audit", "audit_check", "audit_sources", "audit_targets",
+           "run_check", "select_checks", "validate_policy"]
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -103,6 +105,46 @@ class AuditReport:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditOptions:
+    """How to run an audit, as plain data (the CLI's flags, a service's JSON, a Python caller's keywords).
+
+    ``checks`` (names; ``None``: every applicable one), ``policy`` (``None``: the built-in one), ``seed``,
+    ``quick`` and ``options`` (per-check options, ``{"robustness": {"eps": [0.1]}}``, merged over the
+    policy's) steer the run. ``target``, ``sensitive``, ``features`` and ``immutable`` say how
+    :func:`audit_sources` reads data files; ``input_shape`` and ``headers`` how it loads a model file or
+    an http(s) endpoint. ``on_event`` receives the checks' progress events."""
+
+    checks: Sequence[str] | None = None
+    policy: Policy | None = None
+    seed: int = 0
+    quick: bool = False
+    options: Mapping[str, Mapping[str, Any]] | None = None
+    target: str | None = None
+    sensitive: Sequence[str] = ()
+    features: Sequence[str] | None = None
+    immutable: Sequence[str] = ()
+    input_shape: tuple[int, ...] | None = None
+    headers: Mapping[str, str] | None = None
+    on_event: EventFn | None = None
+
+    def with_(self, **changes: Any) -> AuditOptions:
+        return replace(self, **changes)
+
+
+def _merge_config(config: AuditOptions | None, keywords: dict[str, Any]) -> AuditOptions:
+    """``config`` or the old keywords, never both (a keyword differing from its default next to ``config``
+    would otherwise be silently ignored)."""
+    defaults = {f.name: f.default for f in fields(AuditOptions)}
+    given = {k: v for k, v in keywords.items() if v is not defaults[k] and v != defaults[k]}
+    if config is None:
+        return AuditOptions(**given)
+    if given:
+        raise UserError(f"give either config=AuditOptions(...) or the keyword arguments ({', '.join(given)}), "
+                        "not both")
+    return config
+
+
 def environment() -> dict[str, Any]:
     import sklearn
 
@@ -168,14 +210,142 @@ def audit(
     artifacts: Sequence[str | Path] = (),
     label: str | None = None,
     on_event: EventFn | None = None,
+    config: AuditOptions | None = None,
 ) -> AuditReport:
     """Audit one model: run every applicable check (or those named) and gate with ``policy``.
 
-    ``model`` may be an adapter or any object :func:`modelshield.load_model` wraps.
+    ``model`` may be an adapter or any object :func:`modelshield.load_model` wraps. The run's settings come
+    from the keywords or from one :class:`AuditOptions` (``config=``), not both.
     """
-    run = audit_run(model, data, train=train, checks=checks, policy=policy, seed=seed, quick=quick,
-                    options=options, model_path=model_path, artifacts=artifacts, label=label, on_event=on_event)
-    return AuditReport(runs=[run], policy=policy or Policy.default(), environment=environment())
+    cfg = _merge_config(config, {"checks": checks, "policy": policy, "seed": seed, "quick": quick,
+                                 "options": options, "on_event": on_event})
+    run = _run(model, data, train=train, config=cfg, model_path=model_path, artifacts=artifacts, label=label)
+    return AuditReport(runs=[run], policy=cfg.policy or Policy.default(), environment=environment())
+
+
+def _is_url(source: Any) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def audit_sources(
+    model: str | Path | BaseModel | Any | None,
+    data: str | Path | Dataset | None = None,
+    *,
+    train: str | Path | Dataset | None = None,
+    config: AuditOptions | None = None,
+    load: Callable[..., BaseModel] | None = None,
+    note: Callable[[str], None] | None = None,
+    on_run: Callable[[str], None] | None = None,
+) -> AuditReport:
+    """Audit a model given by path, http(s) URL or object, on data given by path or :class:`Dataset`.
+
+    Data files are read with ``config``'s ``target``/``sensitive``/``features``/``immutable`` columns; a
+    model file or endpoint is loaded with ``load`` (default :func:`modelshield.load_model`: verify ->
+    decrypt -> scan -> load; the CLI passes its loading flags' loader), with ``config.input_shape`` and,
+    for an endpoint, ``config.headers``; an endpoint is probed once on the data so that a wrong URL or
+    missing credentials fail before any check. ``note`` receives one-line progress messages, ``on_run``
+    the run's label before the checks start.
+    """
+    from modelshield.data.loaders import load_dataset
+
+    cfg = config or AuditOptions()
+    if data is None and (cfg.target or cfg.sensitive or cfg.features):
+        raise UserError("label, sensitive and feature columns need a data set",
+                        cli_hint="--target/--sensitive/--features need --data")
+
+    def read(src: str | Path | Dataset | None) -> Dataset | None:
+        if src is None or isinstance(src, Dataset):
+            return src
+        return load_dataset(Path(src), target=cfg.target, sensitive=list(cfg.sensitive),
+                            features=list(cfg.features) if cfg.features else None, immutable=list(cfg.immutable))
+
+    ds, tr = read(data), read(train)
+    remote = _is_url(model)
+    if cfg.headers and not remote:
+        raise UserError("HTTP headers apply to http(s):// endpoints only",
+                        cli_hint="--header applies to http(s):// endpoints only")
+    path: Path | None = None
+    if isinstance(model, (str, Path)):
+        if note is not None:
+            note(f"loading {model}")
+        loader = load or load_model
+        if remote:
+            width = ds.n_features if ds is not None else None
+            m = loader(model, headers=dict(cfg.headers or {}) or None,
+                     input_shape=cfg.input_shape or ((width,) if width else None))
+            if ds is not None:
+                m.predict_proba(ds.X[:1])  # fail fast on a wrong URL or missing credentials
+        else:
+            path = Path(model)
+            m = loader(model, input_shape=cfg.input_shape)
+        label = path.name if path is not None else str(model)
+    else:
+        m, label = model, None
+    if on_run is not None and label is not None:
+        on_run(label)
+    run = _run(m, ds, train=tr, config=cfg, model_path=path, label=label)
+    return AuditReport(runs=[run], policy=cfg.policy or Policy.default(), environment=environment())
+
+
+def audit_targets(
+    targets: Iterable[Any],
+    *,
+    config: AuditOptions | None = None,
+    title: str = "modelshield audit",
+    on_run: Callable[[str], None] | None = None,
+) -> AuditReport:
+    """Audit several prepared targets (e.g. :func:`modelshield.demo.build_demo`'s) into one report.
+
+    Each target has ``model``, ``data``, ``train``, ``checks`` (its own selection; ``None``: all),
+    ``model_path``, ``artifacts`` and ``label``. ``config.checks`` narrows every target's selection; a
+    target none of whose checks is named is left out."""
+    cfg = config or AuditOptions()
+    runs = []
+    for t in targets:
+        wanted = t.checks if cfg.checks is None else [c for c in cfg.checks if t.checks is None or c in t.checks]
+        if wanted is not None and not wanted:
+            continue  # the selection names none of this target's checks
+        if on_run is not None:
+            on_run(t.label)
+        runs.append(_run(t.model, t.data, train=t.train, config=cfg.with_(checks=wanted), model_path=t.model_path,
+                         artifacts=t.artifacts, label=t.label))
+    return AuditReport(runs=runs, policy=cfg.policy or Policy.default(), environment=environment(), title=title)
+
+
+def audit_check(
+    model: BaseModel | Any,
+    data: Dataset | None,
+    check: str,
+    *,
+    train: Dataset | None = None,
+    options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    model_path: str | Path | None = None,
+    what: str | None = None,
+) -> AuditReport:
+    """Run the one check named ``check`` (with ``options``) as an audit would (default policy), for a command
+    that shows the check's tables itself: ``report.runs[0].results[0]``. A check that failed raises its
+    error's message as a one-line :class:`~modelshield.errors.DataError`; one that does not apply raises
+    ``"<what> does not apply: <reason>"`` (``what`` defaults to the check's name)."""
+    run = audit_run(model, data, train=train, checks=[check], seed=seed, quick=quick,
+                    options={check: dict(options or {})}, model_path=model_path)
+    res = run.result(check)
+    assert res is not None  # audit_run returns one result per selected check
+    if res.status is CheckStatus.ERROR:
+        detail = res.findings[0].detail if res.findings else res.summary
+        raise DataError(detail.split(": ", 1)[1] if detail.startswith(("DataError", "UserError")) else detail)
+    if res.status is CheckStatus.SKIPPED:
+        raise DataError(f"{what or check} does not apply: {res.skip_reason}")
+    return AuditReport(runs=[run], policy=Policy.default(), environment=environment())
+
+
+def _run(model: Any, data: Dataset | None, *, train: Dataset | None, config: AuditOptions,
+         model_path: str | Path | None = None, artifacts: Sequence[str | Path] = (),
+         label: str | None = None) -> AuditRun:
+    return audit_run(model, data, train=train, checks=config.checks, policy=config.policy, seed=config.seed,
+                     quick=config.quick, options=config.options, model_path=model_path, artifacts=artifacts,
+                     label=label, on_event=config.on_event)
 
 
 def audit_run(

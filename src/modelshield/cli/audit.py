@@ -171,6 +171,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.policy import load_policy
         from modelshield.report.terminal import print_summary
         from modelshield.report.write import write_reports
+        from modelshield.runner import AuditOptions, select_checks, validate_policy
 
         html = out or Path(DEFAULT_HTML)
         defaults = {html} if out is None else set()  # outputs the user did not name
@@ -185,29 +186,24 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         inputs = [model, data, train, policy, *load.inputs]
         check_report_outputs(outputs, defaults, inputs, force)
         pol = load_policy(policy)
-        from modelshield.runner import validate_policy
-
         validate_policy(pol)  # a misspelled metric or threshold fails now (exit 2); warnings go in the gate
         opts = parse_options(option)
         check_names = split_list([checks]) if checks else None
         if check_names is not None:
-            from modelshield.runner import select_checks
-
             select_checks(check_names, {})  # unknown names fail now, not after loading
         show = not no_progress and err_console.is_terminal
         t0 = time.perf_counter()
         with _Progress(show) as prog:
+            config = AuditOptions(checks=check_names, policy=pol, seed=seed, quick=quick, options=opts,
+                                  target=target, sensitive=split_list(sensitive), features=split_list(features) or None,
+                                  immutable=split_list(immutable), input_shape=parse_shape(input_shape),
+                                  headers=_headers(header), on_event=prog.on_event)
             if demo:
                 if model is not None or data is not None:
                     raise UserError("--demo takes no MODEL or --data")
-                report = _run_demo(pol, seed=seed, opts=opts, checks=check_names, prog=prog,
-                                   quick=True)
+                report = _run_demo(pol, config=config, prog=prog)
             else:
-                report = _run_user(model, data=data, train=train, target=target, sensitive=split_list(sensitive),
-                                   features=split_list(features) or None, immutable=split_list(immutable),
-                                   checks=check_names, policy=pol, seed=seed, opts=opts,
-                                   input_shape=parse_shape(input_shape), quick=quick, prog=prog, load=load,
-                                   headers=_headers(header))
+                report = _run_user(model, data=data, train=train, config=config, prog=prog, load=load)
         print_summary(report, console)
         replace = check_report_outputs(outputs, defaults, inputs, force)  # again: the audit took a while
         written = write_reports(report, html=html, json_path=json_out, sarif=sarif_out, force=replace)
@@ -287,55 +283,27 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             err_console.print(f"[red]plug-in {name} failed to load:[/] {err}")
 
 
-def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, target: str | None,
-              sensitive: list[str], features: list[str] | None, immutable: list[str], checks: list[str] | None,
-              policy: Any, seed: int, opts: dict[str, dict[str, Any]], input_shape: tuple[int, ...] | None,
-              quick: bool, prog: _Progress, load: LoadFlags | None = None,
-              headers: dict[str, str] | None = None) -> Any:
-    from modelshield.data.loaders import load_dataset
-    from modelshield.runner import AuditReport, audit_run, environment
+def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, config: Any, prog: _Progress,
+              load: LoadFlags) -> Any:
+    from modelshield.runner import audit_sources
 
     if model_src is None:
         raise UserError("give a MODEL to audit (or --demo)")
-    if data is None and (target or sensitive or features):
-        raise UserError("--target/--sensitive/--features need --data")
-    ds = load_dataset(data, target=target, sensitive=sensitive, features=features, immutable=immutable) \
-        if data is not None else None
-    tr = load_dataset(train, target=target, sensitive=sensitive, features=features, immutable=immutable) \
-        if train is not None else None
-    prog.note(f"loading {model_src}")
-    load = load or LoadFlags()
-    remote = str(model_src).startswith(("http://", "https://"))
-    if headers and not remote:
-        raise UserError("--header applies to http(s):// endpoints only")
-    if remote:
-        width = ds.n_features if ds is not None else None
-        m = load.load(model_src, headers=headers, input_shape=input_shape or ((width,) if width else None))
-        if ds is not None:
-            m.predict_proba(ds.X[:1])  # fail fast (exit 2) on a wrong URL or missing credentials
-    else:
-        m = load.load(model_src, input_shape=input_shape)
-    path = Path(model_src) if not str(model_src).startswith(("http://", "https://")) else None
-    prog.label = path.name if path else str(model_src)
-    run = audit_run(m, ds, train=tr, checks=checks, policy=policy, seed=seed, quick=quick, options=opts,
-                    model_path=path, label=prog.label, on_event=prog.on_event)
-    return AuditReport(runs=[run], policy=policy, environment=environment())
+
+    def on_run(label: str) -> None:
+        prog.label = label
+
+    return audit_sources(model_src, data, train=train, config=config, load=load.load, note=prog.note, on_run=on_run)
 
 
-def _run_demo(policy: Any, *, seed: int, opts: dict[str, dict[str, Any]], checks: list[str] | None,
-              prog: _Progress, quick: bool) -> Any:
+def _run_demo(policy: Any, *, config: Any, prog: _Progress) -> Any:
     from modelshield.demo import build_demo
-    from modelshield.runner import AuditReport, audit_run, environment
+    from modelshield.runner import audit_targets
 
-    runs = []
+    def on_run(label: str) -> None:
+        prog.label = label
+
     with tempfile.TemporaryDirectory(prefix="modelshield-demo-") as tmp:
-        targets = build_demo(Path(tmp), seed=seed, progress=prog.note)
-        for t in targets:
-            prog.label = t.label
-            wanted = t.checks if checks is None else [c for c in checks if t.checks is None or c in t.checks]
-            if wanted is not None and not wanted:
-                continue  # --checks named none of this target's checks
-            runs.append(audit_run(t.model, t.data, train=t.train, checks=wanted, policy=policy, seed=seed,
-                                  quick=quick, options=opts, model_path=t.model_path, artifacts=t.artifacts,
-                                  label=t.label, on_event=prog.on_event))
-    return AuditReport(runs=runs, policy=policy, environment=environment(), title="modelshield demo audit")
+        targets = build_demo(Path(tmp), seed=config.seed, progress=prog.note)
+        return audit_targets(targets, config=config.with_(policy=policy, quick=True), title="modelshield demo audit",
+                             on_run=on_run)
