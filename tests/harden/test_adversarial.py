@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -91,3 +93,26 @@ def test_threat_to_dict_writes_numbers_not_placeholders():
     d = json.loads(json.dumps(tm.to_dict(), allow_nan=False))
     assert d["lower"] == [0.0, None] and d["upper"] == [1.0, 2.5] and d["scale"] == [0.5, 2.0]
     assert d["mutable"] == 1  # boolean masks are counted
+
+
+def test_a_config_object_and_the_keywords_train_the_same_model(torch_mlp, cancer):
+    from modelshield.harden.adversarial import AdversarialTrainingConfig, torchscript_bytes
+
+    train, test = cancer
+    cfg = AdversarialTrainingConfig(method="trades", eps=0.2, epochs=2, lr=3e-3, seed=4, max_eval=50)
+    mod_cfg, rep_cfg = harden_adversarial(TorchModel(torch_mlp), train, test, config=cfg)
+    mod_kw, rep_kw = harden_adversarial(TorchModel(torch_mlp), train, test, method="trades", eps=0.2, epochs=2,
+                                        lr=3e-3, seed=4, max_eval=50)
+    for a, b in zip(mod_cfg.parameters(), mod_kw.parameters()):
+        assert torch.equal(a, b)
+    assert rep_cfg.method == "trades" and rep_cfg.after == rep_kw.after and rep_cfg.samples == 50
+    # a keyword overrides the config's field; an unknown keyword is a TypeError, never silently ignored
+    _, rep = harden_adversarial(TorchModel(torch_mlp), train, test, config=cfg, method="pgd", epochs=1)
+    assert rep.method == "pgd" and rep.epochs == 1
+    with pytest.raises(TypeError):
+        harden_adversarial(TorchModel(torch_mlp), train, test, config=cfg, epoch=1)
+    # the hardened module serialises as TorchScript that predicts as it does
+    loaded = torch.jit.load(io.BytesIO(torchscript_bytes(mod_cfg, train.X)))
+    with torch.no_grad():
+        x = torch.as_tensor(test.X[:8])
+        assert torch.allclose(loaded(x), mod_cfg(x))

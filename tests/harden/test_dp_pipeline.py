@@ -162,3 +162,20 @@ def test_pipeline_before_after_report_includes_membership_leakage(raw_cancer):
         else:
             assert row["before"] is not None and row["after"] is not None
     assert 0.0 <= rows["mia_auc"]["after"] <= 1.0 and res.dp.epsilon <= 1.0 + 1e-9
+
+
+def test_a_dp_config_and_the_keywords_give_the_same_model(breast_cancer, sk_logreg):
+    from modelshield.harden.dp import DPConfig
+
+    Xtr, Xte, ytr, _ = breast_cancer
+    cfg = DPConfig(epsilon=2.0, epochs=2, membership=False, seed=3)
+    by_cfg = harden_dp(wrap_object(sk_logreg), Dataset(X=Xtr, y=ytr), config=cfg)
+    by_kw = harden_dp(wrap_object(sk_logreg), Dataset(X=Xtr, y=ytr), epsilon=2.0, epochs=2, membership=False, seed=3)
+    np.testing.assert_array_equal(by_cfg.model.predict_proba(Xte), by_kw.model.predict_proba(Xte))
+    assert by_cfg.dp.epsilon == by_kw.dp.epsilon <= 2.0 + 1e-9
+    looser = harden_dp(wrap_object(sk_logreg), Dataset(X=Xtr, y=ytr), config=cfg, epsilon=8.0)  # keyword wins
+    assert looser.dp.noise_multiplier < by_cfg.dp.noise_multiplier
+    with pytest.raises(TypeError, match="epsilon"):
+        harden_dp(wrap_object(sk_logreg), Dataset(X=Xtr, y=ytr), epochs=2)
+    with pytest.raises(TypeError):
+        harden_dp(wrap_object(sk_logreg), Dataset(X=Xtr, y=ytr), config=cfg, epsilons=1.0)

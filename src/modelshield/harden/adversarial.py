@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelshield.data.dataset import Dataset
     from modelshield.models.base import BaseModel
 
-__all__ = ["METHODS", "AdversarialTrainingReport", "adversarial_train", "harden_adversarial"]
+__all__ = ["METHODS", "AdversarialTrainingConfig", "AdversarialTrainingReport", "adversarial_train",
+           "harden_adversarial", "torchscript_bytes"]
 
 METHODS = ("pgd", "trades")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdversarialTrainingConfig:
+    """How :func:`harden_adversarial` trains (plain data: CLI flags, JSON and keywords alike).
+
+    ``method`` pgd (Madry) or trades (Zhang, weight ``beta``); ``eps``/``norm``/``units`` the training
+    budget (units as the audit's threat model: auto, std or raw); ``attack_steps`` PGD steps per batch;
+    ``from_scratch`` re-initialises instead of fine-tuning; ``max_eval`` rows for the before/after PGD-20
+    evaluation; ``bounds`` (one box ``"lo,hi"``) over ``bounds_file`` (per-feature schema) over inferred
+    bounds."""
+
+    method: str = "pgd"
+    eps: float = 0.1
+    norm: str = "inf"
+    units: str = "auto"
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 6.0
+    attack_steps: int = 7
+    from_scratch: bool = False
+    max_eval: int = 500
+    seed: int = 0
+    bounds: Any = None
+    bounds_file: str | Path | None = None
 
 
 @dataclass
@@ -181,24 +208,16 @@ def harden_adversarial(
     train: Dataset,
     test: Dataset | None = None,
     *,
-    method: str = "pgd",
-    eps: float = 0.1,
-    norm: str = "inf",
-    units: str = "auto",
-    epochs: int = 20,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    beta: float = 6.0,
-    attack_steps: int = 7,
-    from_scratch: bool = False,
-    max_eval: int = 500,
-    seed: int = 0,
-    bounds: Any = None,
-    bounds_file: str | Path | None = None,
+    config: AdversarialTrainingConfig | None = None,
     progress: Callable[[float, str], None] | None = None,
+    **settings: Any,
 ) -> tuple[Any, AdversarialTrainingReport]:
     """Adversarially train a PyTorch model; return ``(module, report)`` with clean and robust
     accuracy (PGD-20 at the same eps) before and after, on ``test`` (or ``train`` if none).
+
+    The training settings come from ``config`` (an :class:`AdversarialTrainingConfig`) and/or keywords
+    naming its fields (``method="trades", eps=0.25``), which override the config's values; an unknown
+    keyword is a ``TypeError``.
 
     ``from_scratch`` re-initialises the weights (needs a retrainable, non-TorchScript module);
     otherwise the existing weights are fine-tuned. The input model is never modified.
@@ -214,17 +233,19 @@ def harden_adversarial(
     from modelshield.models.base import Capability
     from modelshield.models.torch import TorchModel
 
+    cfg = replace(config or AdversarialTrainingConfig(), **settings)
+    method, eps, epochs, seed, from_scratch = cfg.method, cfg.eps, cfg.epochs, cfg.seed, cfg.from_scratch
     if Capability.GRADIENTS not in model.capabilities:
         raise UserError("adversarial training needs a PyTorch model (TorchScript or nn.Module); "
                         f"got a {model.framework} model")
     if train.y is None:
         raise DataError("adversarial training needs labels (--target)")
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
-    threat = ThreatModel.for_dataset(train, units=units, eps=eps, norm=norm, steps=20, bounds=bounds,
-                                     bounds_file=bounds_file, train=test)
+    threat = ThreatModel.for_dataset(train, units=cfg.units, eps=eps, norm=cfg.norm, steps=20, bounds=cfg.bounds,
+                                     bounds_file=cfg.bounds_file, train=test)
     threat.check_eps(int(np.prod(train.X.shape[1:])), what="--eps")
     on_test = test is not None and test.y is not None
-    ev = (test if on_test else train).sample(max_eval, seed=seed)  # type: ignore[union-attr]
+    ev = (test if on_test else train).sample(cfg.max_eval, seed=seed)  # type: ignore[union-attr]
     assert ev.y is not None
     before = _evaluate(model, ev.X, ev.y, threat, seed)
     base = model.as_torch()
@@ -238,7 +259,8 @@ def harden_adversarial(
     y_idx = label_indices(model, train.y, probe.shape[1])
     t0 = time.perf_counter()
     module = adversarial_train(module, train.X, y_idx, threat=threat, method=method, epochs=epochs,
-                               batch_size=batch_size, lr=lr, beta=beta, attack_steps=attack_steps, seed=seed,
+                               batch_size=cfg.batch_size, lr=cfg.lr, beta=cfg.beta, attack_steps=cfg.attack_steps,
+                               seed=seed,
                                progress=progress)
     seconds = time.perf_counter() - t0
     if isinstance(module, torch.jit.ScriptModule):  # a trained TorchScript graph keeps grad mode; reload it
@@ -252,3 +274,21 @@ def harden_adversarial(
                                        train_seconds=seconds, evaluated_on="test" if on_test else "train",
                                        samples=len(ev))
     return module, report
+
+
+def torchscript_bytes(module: Any, X: np.ndarray, input_shape: Sequence[int] | None = None) -> bytes:
+    """Serialise a trained module as TorchScript (``torch.jit.save``: no pickle): scripted when it scripts,
+    else traced on two rows of ``X`` (reshaped to ``input_shape``, one sample's shape)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    try:
+        scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+    except Exception:  # modules that do not script are traced on a real input
+        shape = tuple(input_shape or X.shape[1:])
+        example = torch.as_tensor(np.asarray(X[:2], dtype=np.float32).reshape((2, *shape)))
+        scripted = torch.jit.trace(module, example)
+    torch.jit.save(scripted, buf)
+    return buf.getvalue()

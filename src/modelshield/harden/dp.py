@@ -42,7 +42,7 @@ import copy
 import io
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ from modelshield.errors import DataError
 from modelshield.privacy.accounting import calibrate_noise, compute_epsilon
 
 __all__ = [
+    "DPConfig",
     "DPLogisticRegression",
     "DPReport",
     "HardenDPResult",
@@ -624,23 +625,37 @@ def _accuracy(model: Any, ds: Any) -> float:
     return float(np.mean(model.predict(ds.X) == ds.y))
 
 
+@dataclass(frozen=True, kw_only=True)
+class DPConfig:
+    """How :func:`harden_dp` retrains (plain data: CLI flags, JSON and keywords alike).
+
+    ``epsilon`` (required) and ``delta`` (default ``min(1e-5, 0.1 / n)``) the target guarantee;
+    ``epochs``, ``batch_size``, ``lr`` and ``max_grad_norm`` (per-example clipping) the DP-SGD run;
+    ``mode`` one of :data:`MODES` (PyTorch), ``accountant`` ``rdp`` or ``pld``; ``membership`` runs the
+    before/after membership-inference comparison with ``n_shadows`` reference models when test data is
+    given; ``output_format`` ``native`` or ``onnx``."""
+
+    epsilon: float
+    delta: float | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.01
+    max_grad_norm: float = 1.0
+    mode: str = "auto"
+    accountant: str = "rdp"
+    seed: int = 0
+    membership: bool = True
+    n_shadows: int = 4
+    output_format: str = "native"
+
+
 def harden_dp(
     model: Any,
     train: Any,
     test: Any | None = None,
     *,
-    epsilon: float,
-    delta: float | None = None,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    max_grad_norm: float = 1.0,
-    mode: str = "auto",
-    accountant: str = "rdp",
-    seed: int = 0,
-    membership: bool = True,
-    n_shadows: int = 4,
-    output_format: str = "native",
+    config: DPConfig | None = None,
+    **settings: Any,
 ) -> HardenDPResult:
     """Retrain ``model`` (an adapter) from scratch with DP-SGD on ``train``; compare with the original.
 
@@ -652,7 +667,9 @@ def harden_dp(
     classifier (e.g. ``StandardScaler`` + ``LogisticRegression``) the final step is replaced and the
     preprocessing steps are kept as fitted (copies, not refitted), so the DP classifier sees the features
     the original saw. The DP guarantee then covers the classifier only (``notes`` says so: the steps'
-    statistics came from the data without DP). The comparison reports accuracy
+    statistics came from the data without DP). The settings come from ``config`` (a :class:`DPConfig`)
+    and/or keywords naming its fields (``epsilon=3.0, epochs=20``), which override the config's values
+    (``epsilon`` is required one way or the other). The comparison reports accuracy
     on ``train`` and ``test`` and, when ``test`` is given, membership-inference AUC and TPR at 1 % /
     0.1 % FPR (loss + RMIA attacks with ``n_shadows`` reference models) before and after.
     """
@@ -660,6 +677,12 @@ def harden_dp(
 
     from modelshield.models.wrap import wrap_object
 
+    if config is None and "epsilon" not in settings:
+        raise TypeError("harden_dp() needs epsilon= (or config=DPConfig(epsilon=...))")
+    cfg = replace(config, **settings) if config is not None else DPConfig(**settings)
+    epsilon, delta, epochs, batch_size, lr = cfg.epsilon, cfg.delta, cfg.epochs, cfg.batch_size, cfg.lr
+    max_grad_norm, mode, accountant, seed, output_format = (cfg.max_grad_norm, cfg.mode, cfg.accountant, cfg.seed,
+                                                            cfg.output_format)
     if output_format not in ("native", "onnx"):
         raise DataError(f"unknown output format {output_format!r}; expected 'native' or 'onnx'")
     if mode not in MODES:  # checked here too: the scikit-learn path would otherwise ignore a typo
@@ -724,11 +747,11 @@ def harden_dp(
                                    "after": _accuracy(new, train)}]
     if test is not None:
         rows.append({"metric": "test_accuracy", "before": _accuracy(model, test), "after": _accuracy(new, test)})
-        if membership:
+        if cfg.membership:
             from modelshield.privacy.membership import membership_inference
 
             for label, m in (("before", model), ("after", new)):
-                mi = membership_inference(m, train, test, attacks=("loss", "rmia"), n_shadows=n_shadows,
+                mi = membership_inference(m, train, test, attacks=("loss", "rmia"), n_shadows=cfg.n_shadows,
                                           max_rows=2000, seed=seed, shadow_budget_s=60.0)
                 best = mi.best
                 # a TPR at an FPR the non-members cannot resolve (fewer than 1/FPR) is not a figure: None
