@@ -193,3 +193,20 @@ def test_hugging_face_cache_audit_scans_weights_and_audits_loadable_models(tmp_p
     results = {r.check: r for r in res.reports[[r.name for r in res.rows].index(w.name)].runs[0].results}
     assert results["artifact"].status.value == "passed"  # the weights file was scanned (through its symlink)
     assert results["baseline"].status.value == "skipped" and "safetensors" in results["baseline"].skip_reason
+
+
+def test_an_unchanged_report_is_kept_and_a_changed_one_rewritten(tmp_path):
+    reg = make_registry(tmp_path / "reg", 1)
+    out = tmp_path / "out"
+    kw = {"executor": LocalExecutor(), "checks": ["baseline"]}
+    write_outputs(audit_registry(reg, **kw), out)
+    page = out / "models" / "0000-team0_model00.joblib.json"
+    page.write_text(page.read_text().replace('"created"', '"created" ', 1))  # same content, marked
+    write_outputs(audit_registry(reg, **kw), out)
+    assert '"created" ' in page.read_text()  # the same report: not rendered again
+    strict = Policy.from_mapping({"limits": ["baseline.accuracy >= 0.999"]})
+    res = audit_registry(reg, policy=strict, **kw)
+    write_outputs(res, out)
+    doc = json.loads(page.read_text())
+    assert '"created" ' not in page.read_text() and doc["passed"] is False  # the gate changed: rewritten
+    assert json.loads((out / "summary.json").read_text())["models"][0]["status"] == "fail"

@@ -371,9 +371,11 @@ def write_outputs(result: RegistryAudit, out: str | Path, *, force: bool = False
     for i, (row, report) in enumerate(zip(result.rows, result.reports)):
         stem = _slug(row.name, i)
         base = folder / "models"
+        row.report = f"models/{stem}.html"
+        if replace and _unchanged(base, stem, report.to_dict()):
+            continue  # an earlier run wrote this very report (a cached model): rendering HTML costs ~0.3 s each
         write_reports(report, html=base / f"{stem}.html", json_path=base / f"{stem}.json",
                       sarif=base / f"{stem}.sarif", force=replace)
-        row.report = f"models/{stem}.html"
     combined = AuditReport(runs=[r.runs[0] for r in result.reports], policy=result.policy,
                            environment=result.reports[0].environment if result.reports else {},
                            title="modelshield registry audit")
@@ -383,6 +385,28 @@ def write_outputs(result: RegistryAudit, out: str | Path, *, force: bool = False
         (folder / "summary.sarif", (json.dumps(report_sarif(combined), indent=2) + "\n").encode()),
     ]
     return write_files_safely(files, replace)
+
+
+def _unchanged(base: Path, stem: str, doc: dict[str, Any]) -> bool:
+    """Whether the reports ``base/stem.{html,json,sarif}`` exist and the JSON one says what ``doc`` (a report's
+    ``to_dict()``) says, apart from when it was written (``created``) and how long it took (``duration_s``,
+    ``seconds``)."""
+    if not all((base / f"{stem}.{ext}").is_file() for ext in ("html", "json", "sarif")):
+        return False
+    try:
+        old = json.loads((base / f"{stem}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    # compact dumps use the C encoder (the report writer's indented JSON does not: 4x slower)
+    return _untimed(old) == _untimed(json.loads(json.dumps(doc, default=str)))
+
+
+def _untimed(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items() if k not in ("created", "duration_s", "seconds")}
+    if isinstance(obj, list):
+        return [_untimed(v) for v in obj]
+    return obj
 
 
 _STATUS_STYLE = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#9a6700"}
