@@ -175,7 +175,100 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if json_out is not None:
             write_json(json_out, r, force)
 
+    @private.command("session-key")
+    def session_key(
+        out: Path = typer.Argument(..., help="Where to write a new 32-byte session key (mode 0600)."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
+    ) -> None:
+        """Make the session key he-serve and he-client authenticate their messages with."""
+        from modelshield._io import write_bytes_safely
+        from modelshield.private_inference.channel import new_session_key
+
+        write_bytes_safely(out, new_session_key(), force, private=True)
+        console.print(f"wrote {out} (give it to the client and the server over a trusted channel)")
+
+    @private.command("he-serve")
+    @load_options
+    def he_serve(
+        model: str = typer.Argument(..., help="Model file (see 'private plan')."),
+        session_key_file: Path = typer.Option(..., "--session-key-file", help="Shared session key "
+                                                                               "('private session-key')."),
+        port: int = typer.Option(..., "--port", help="Loopback port to listen on."),
+        data: Path = typer.Option(None, "--data", "-d", help="Rows to fit activation polynomials and bound values."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column of --data."),
+        degree: int = typer.Option(None, "--degree", help="Degree of the activation polynomials (1-4)."),
+        forever: bool = typer.Option(False, "--forever", help="Keep serving (default: answer one client)."),
+        *,
+        load: LoadFlags,
+    ) -> None:
+        """Serve MODEL on encrypted inputs (CKKS) on 127.0.0.1:PORT; never receives a secret key."""
+        from modelshield.private_inference import fit_activations
+        from modelshield.private_inference.he import batched_depth, value_bound
+        from modelshield.private_inference.params import choose_params
+        from modelshield.private_inference.transport import listen, serve
+
+        key = _session_key(session_key_file)
+        _, net, X, _ = _read(model, data, target, load, 10_000)
+        rows = X if X is not None else np.zeros((0, net.n_inputs))
+        polys = fit_activations(net, rows, degree)
+        if any(not p.exact for p in polys) and X is None:
+            raise UserError("the model has non-polynomial activations: pass --data to fit their polynomials")
+        params = choose_params(batched_depth(net, polys), value_bound(net, polys, rows) if len(rows) else 1e3)
+        sock = listen(port)
+        with sock:
+            console.print(f"serving on 127.0.0.1:{port} (N={params.poly_modulus_degree}, "
+                          f"coeff {list(params.coeff_mod_bit_sizes)})", markup=False)
+            n = serve(sock, net, polys, params, key, once=not forever)
+        console.print(f"served {n} client(s)")
+
+    @private.command("he-client")
+    def he_client(
+        server: str = typer.Option(..., "--server", help="HOST:PORT of 'private he-serve'."),
+        session_key_file: Path = typer.Option(..., "--session-key-file", help="Shared session key."),
+        data: Path = typer.Option(..., "--data", "-d", help="Rows to classify (stay encrypted in transit)."),
+        target: str = typer.Option(None, "--target", "-t", help="Label column (for accuracy)."),
+        max_samples: int = typer.Option(200, "--max-samples", help="Send at most this many rows."),
+        json_out: Path = typer.Option(None, "--json", help="Write predictions and figures as JSON here."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --json file."),
+    ) -> None:
+        """Encrypt rows, have he-serve classify them, decrypt (the secret key stays here)."""
+        import time
+
+        from modelshield.data.loaders import load_dataset
+        from modelshield.private_inference.transport import client_run
+
+        check_outputs({"--json": json_out}, [data, session_key_file], force)
+        key = _session_key(session_key_file)
+        host, _, port_s = server.rpartition(":")
+        if not host or not port_s.isdigit():
+            raise UserError(f"--server {server!r}: expected HOST:PORT")
+        ds = load_dataset(data, target=target)
+        X = np.asarray(ds.X, dtype=np.float64)[:max_samples]
+        t0 = time.perf_counter()
+        logits, hello = client_run(host, int(port_s), key, X)
+        ms = (time.perf_counter() - t0) / max(1, len(X)) * 1e3
+        pred = (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else logits.argmax(1)
+        out: dict[str, Any] = {"samples": len(X), "predicted_index": pred.tolist(), "ms_per_sample": round(ms, 3),
+                               "layout": hello["layout"], "parameters": hello["params"]}
+        if ds.y is not None:
+            y = np.asarray(ds.y)[:max_samples]
+            out["accuracy_if_labels_are_class_indices"] = float(np.mean(pred.astype(str) == y.astype(str)))
+        console.print(f"HE client: {len(X)} rows classified, {out['ms_per_sample']} ms/sample", markup=False)
+        if json_out is not None:
+            write_json(json_out, out, force)
+
     app.add_typer(private, name="private")
+
+
+def _session_key(path: Path) -> bytes:
+    from modelshield.private_inference.transport import MIN_KEY_BYTES
+
+    if not path.is_file():
+        raise UserError(f"--session-key-file {path}: file not found")
+    key = path.read_bytes()
+    if len(key) < MIN_KEY_BYTES:
+        raise UserError(f"--session-key-file {path}: at least {MIN_KEY_BYTES} bytes of key expected")
+    return key
 
 
 def _flip_one_byte(msg: Any) -> Any:
