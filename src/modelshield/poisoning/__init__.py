@@ -16,4 +16,35 @@ The engine imports only models, data and the base modules (``docs/architecture.m
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from modelshield.poisoning.activations import NoActivations, penultimate_activations
+from modelshield.poisoning.data import (
+    LABEL_METHODS,
+    audit_training_data,
+    find_duplicates,
+    find_label_issues,
+    find_outliers,
+    out_of_fold_probabilities,
+)
+from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_entropy, strip_test
+from modelshield.poisoning.planted import Trigger, flip_labels, plant_trigger
+from modelshield.poisoning.removal import fine_prune, retrain_without
+
+__all__ = [
+    "LABEL_METHODS",
+    "NoActivations",
+    "Trigger",
+    "activation_clustering",
+    "audit_training_data",
+    "find_duplicates",
+    "find_label_issues",
+    "find_outliers",
+    "fine_prune",
+    "flip_labels",
+    "out_of_fold_probabilities",
+    "penultimate_activations",
+    "plant_trigger",
+    "retrain_without",
+    "spectral_signatures",
+    "strip_entropy",
+    "strip_test",
+]
