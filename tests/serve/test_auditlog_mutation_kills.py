@@ -167,6 +167,8 @@ def test_an_anchor_entry_without_a_seq_counts_as_seq_0(tmp_path):
      "malformed anchor for table 'modelshield_audit'"),
     (b'{"anchors": {"modelshield_audit": {"seq": 1, "hash": "' + b"A" * 64 + b'", "time": 0}}}',
      "malformed anchor for table 'modelshield_audit'"),
+    (b'{"anchors": {"modelshield_audit": {"seq": 1, "hash": "' + b"X" * 64 + b'", "time": 0}}}',
+     "malformed anchor for table 'modelshield_audit'"),
 ])
 def test_bad_anchor_files_are_data_errors(tmp_path, body, message):
     p = tmp_path / "audit.anchor"
@@ -456,3 +458,17 @@ def test_a_closed_log_refuses_records_and_keeps_its_last_head(make_log):
     with pytest.raises(RuntimeError, match=r"^audit log is closed$"):
         log._commit([AuditRecord(kind="request")])
     assert log._raw is None
+
+
+@pytest.mark.parametrize("value", ["1e999", "x'00ff'"])  # +inf (not JSON), a BLOB (not JSON either)
+def test_an_unhashable_edit_with_an_empty_hash_is_still_an_edit(make_log, value):
+    """Fail closed: content that cannot be hashed was never written by the log, whatever hash it carries.
+    (An empty stored hash used to equal the empty digest given to such content, so the edited tail of
+    the log verified.)"""
+    log = make_log()
+    _fill(log, 4)
+    h2 = log._hash_at(2)
+    _exec(log, "UPDATE {t} SET decision = 'ok', n_rows = " + value + ", hash = '' WHERE seq = 3")
+    _exec(log, "UPDATE {t} SET n_rows = " + value + ", prev_hash = '', hash = '' WHERE seq = 4")
+    assert log.verify() == VerifyResult(False, 2, 2, h2, first_bad=3,
+                                        reason="record 3: content does not match its hash (edited)")

@@ -706,10 +706,10 @@ class AuditLog:
                                            "(deleted, inserted or reordered)")
             body = {f: row[f] for f in _FIELDS}
             try:
-                want = _chain_hash(self._key, body)
-            except (TypeError, ValueError):
-                want = ""
-            if not hmac.compare_digest(want, str(row["hash"])):
+                want: str | None = _chain_hash(self._key, body)
+            except (TypeError, ValueError):  # the log never writes content it cannot hash: edited, whatever the hash
+                want = None
+            if want is None or not hmac.compare_digest(want, str(row["hash"])):
                 hint = " -- or this is not the key the log was written with" if n == 0 else ""
                 return VerifyResult(False, n, seq - 1, prev, first_bad=seq,
                                     reason=f"record {seq}: content does not match its hash (edited){hint}")
