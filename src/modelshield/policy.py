@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.errors import InputNotFoundError, PolicyError
-from modelshield.findings import Severity
+from modelshield.findings import CheckStatus, Severity
 
 __all__ = ["DEFAULT_POLICY_YAML", "GateResult", "Limit", "LimitOutcome", "Policy", "did_you_mean", "load_policy",
            "matches_declared"]
@@ -223,7 +223,6 @@ class Policy:
 
     def evaluate(self, results: list[Any]) -> GateResult:
         """Decide pass/fail from a list of :class:`~modelshield.findings.CheckResult`."""
-        from modelshield.findings import CheckStatus
 
         gate = GateResult(passed=True)
         for r in results:

@@ -295,23 +295,28 @@ class _FileScan:
                 "the nullifAI 7z-compressed PyTorch files) could not be analysed.",
             )], member or None)
         elif fmt == "safetensors":
+            # lazy: a format's parser loads with its first file (scan start-up)
             from modelshield.artifacts.safetensors_scan import scan_safetensors
 
             self.add(scan_safetensors(fh, size), member or None)
         elif fmt == "gguf":
+            # lazy: a format's parser loads with its first file (scan start-up)
             from modelshield.artifacts.gguf_scan import scan_gguf
 
             self.add(scan_gguf(self._reader(fh, size)), member or None)
         elif fmt == "onnx":
+            # lazy: a format's parser loads with its first file (scan start-up)
             from modelshield.artifacts.onnx_scan import scan_onnx
 
             base = self.path.parent if (self.path is not None and not member) else None
             self.add(scan_onnx(fh, size, base, self.budget), member or None)
         elif fmt == "savedmodel":
+            # lazy: a format's parser loads with its first file (scan start-up)
             from modelshield.artifacts.savedmodel_scan import scan_savedmodel
 
             self.add(scan_savedmodel(fh, size, self.budget), member or None)
         elif fmt == "hdf5":
+            # lazy: a format's parser loads with its first file (scan start-up)
             from modelshield.artifacts.keras_scan import scan_h5
 
             self.add(scan_h5(fh), member or None)
@@ -419,6 +424,7 @@ class _FileScan:
         ``self_test_data`` (4), ``denormalizer_spec`` (5), all length-delimited, spanning the file exactly;
         the first field is a piece whose own first field is its string.
         """
+        # lazy: a format's parser loads with its first file (scan start-up)
         from modelshield.artifacts.protobuf import Walker
 
         head = fh.read(16)
@@ -490,6 +496,7 @@ class _FileScan:
                 base_name = lname.rsplit("/", 1)[-1]
                 if base_name == "config.json":
                     # Keras reads config.json at the root; any member so named gets the Keras rules
+                    # lazy: a format's parser loads with its first file (scan start-up)
                     from modelshield.artifacts.keras_scan import scan_keras_config
 
                     data = self._member_bytes(sub, e, 64 << 20, label)

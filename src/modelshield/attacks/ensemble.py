@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from modelshield.attacks.apgd import APGD, APGDTargeted
 from modelshield.attacks.base import Attack, AttackContext, AttackResult, RawAttack
+from modelshield.attacks.threat import ThreatModel
 from modelshield.models.base import BaseModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,8 +115,6 @@ class Ensemble(Attack):
 def default_ensemble(threat: object, *, seed: int = 0) -> list[Attack]:
     """APGD-CE, APGD-DLR, then APGD-T on ``threat`` (the parameter-free white-box core of AutoAttack;
     APGD-T only acts on three or more classes). Targeted threat models get APGD-CE and APGD-DLR."""
-    from modelshield.attacks.apgd import APGD, APGDTargeted
-    from modelshield.attacks.threat import ThreatModel
 
     assert isinstance(threat, ThreatModel)
     members: list[Attack] = [APGD(threat=threat, loss="ce", seed=seed),

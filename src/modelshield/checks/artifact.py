@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from modelshield.artifacts.report import FileReport, FileStatus, ScanReport
-from modelshield.artifacts.scanner import DEFAULT_TIMEOUT, scan_file
+from modelshield.artifacts.scanner import DEFAULT_TIMEOUT, _iter_files, scan_file
 from modelshield.checks.base import Applies, AuditContext, Check
+from modelshield.errors import InputNotFoundError
 from modelshield.findings import CheckResult, CheckStatus
 from modelshield.protect._provenance import PayloadScan, payload_scan
 
@@ -66,8 +67,6 @@ class ArtifactCheck(Check):
         return Applies()
 
     def _run(self, ctx: AuditContext) -> CheckResult:
-        from modelshield.artifacts.scanner import _iter_files
-        from modelshield.errors import InputNotFoundError
 
         files: list[Path] = []
         for p in self._paths(ctx):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from modelshield.errors import OptionError
+from modelshield.errors import OptionError, UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel, Capability
 
@@ -239,7 +239,6 @@ class Check(ABC):
         Unknown keys and values of the wrong type are a clear :class:`UserError`; ints are accepted
         where floats are expected and single values where lists are expected.
         """
-        from modelshield.errors import UserError
 
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - set(fields))

@@ -46,7 +46,9 @@ from modelshield.fairness.metrics import (
     fairness_metrics,
     regression_metrics,
 )
+from modelshield.fairness.proxies import find_proxies
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
+from modelshield.models.base import Capability
 
 __all__ = ["FairnessCheck"]
 
@@ -201,7 +203,6 @@ class FairnessCheck(Check):
         return out
 
     def _predictions(self, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any]:
-        from modelshield.models.base import Capability
 
         assert ctx.model is not None and ctx.data is not None and ctx.data.y is not None
         model, data = ctx.model, ctx.data
@@ -341,7 +342,6 @@ class FairnessCheck(Check):
         ))
 
     def _proxies(self, ctx: AuditContext, out: CheckResult, attrs: list[str]) -> None:
-        from modelshield.fairness.proxies import find_proxies
 
         data = ctx.data
         assert data is not None

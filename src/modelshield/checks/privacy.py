@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from modelshield.checks.base import Applies, AuditContext, Check
+from modelshield.data.numeric import non_numeric_columns
 from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 from modelshield.models.base import Capability
@@ -211,7 +212,6 @@ class PrivacyCheck(Check):
         if ctx.model is not None and ctx.train is not None and numeric:
             self._membership(ctx, result, summary)
         elif ctx.train is not None and not numeric:
-            from modelshield.data.numeric import non_numeric_columns
 
             bad = sorted({c.column for ds in (ctx.train, ctx.data) if ds is not None
                           for c in non_numeric_columns(ds.X, ds.feature_names)})
@@ -367,7 +367,9 @@ class PrivacyCheck(Check):
 
     # ------------------------------------------------------------------------------------------
     def _pii(self, ds: Any, label: str, result: CheckResult, summary: list[str]) -> None:
-        from modelshield.privacy.pii import scan_dataset
+        from modelshield.privacy.pii import (
+            scan_dataset,  # lazy: pulls in pandas, phonenumbers, rich, scipy, sklearn only when used
+        )
 
         rep = scan_dataset(ds)
         result.metrics[f"pii_{label}_cells"] = rep.total_cells

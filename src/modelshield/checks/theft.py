@@ -146,7 +146,7 @@ class TheftCheck(Check):
     def from_serve_config(self) -> TheftCheck:
         """This check with the exposure, query budget and API outputs a serve config gives."""
         # imported here, not for a cycle: the serve config pulls in pydantic (~0.3 s), needed by this option only
-        from modelshield.serve.config import load_config
+        from modelshield.serve.config import load_config  # lazy: pulls in pydantic, yaml only when used
 
         assert self.serve_config is not None
         cfg = load_config(self.serve_config)

@@ -12,6 +12,7 @@ import numpy as np
 
 from modelshield._io import input_file
 from modelshield.data.dataset import Dataset
+from modelshield.data.numeric import require_numeric as _require
 from modelshield.errors import DataError, FormatError
 
 __all__ = ["check_model_width", "first_non_finite", "from_frame", "load_dataset", "read_table", "require_numeric",
@@ -256,6 +257,5 @@ def _takes_raw_columns(model: Any) -> bool:
 
 def require_numeric(data: Dataset) -> None:
     """Raise a :class:`DataError` naming the first column with a non-numeric value (no-op when numeric)."""
-    from modelshield.data.numeric import require_numeric as _require
 
     _require(data, "data", hint="clean the data or choose numeric columns with --features")

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from modelshield.errors import DataError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -118,7 +120,6 @@ class BaseModel(ABC):
                 if int(np.prod(X.shape[1:])) == int(np.prod(want)):
                     X = X.reshape((X.shape[0], *want))
                 else:
-                    from modelshield.errors import DataError
 
                     raise DataError(
                         f"input has shape {X.shape[1:]} per row but the model expects {want}"
@@ -146,7 +147,6 @@ class BaseModel(ABC):
 
     def label_index(self, y: np.ndarray) -> np.ndarray:
         """Map labels to class indices; raises :class:`DataError` for unknown labels."""
-        from modelshield.errors import DataError
 
         y = np.asarray(y)
         classes = self.classes

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from modelshield.errors import DataError
 from modelshield.models.base import BaseModel, Capability, InputSpec
 
 __all__ = ["TorchModel"]
@@ -63,7 +64,6 @@ class TorchModel(BaseModel):
                 with torch.no_grad():
                     out = module(torch.zeros((1, *shape), dtype=torch.float32))
             except Exception as exc:  # TorchScript errors span many lines: name the cause, not the trace
-                from modelshield.errors import DataError
 
                 raise DataError(f"the model cannot run on inputs of shape {shape} ({type(exc).__name__}); "
                                 "check the input shape (--input-shape)") from None

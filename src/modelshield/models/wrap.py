@@ -13,6 +13,8 @@ import numpy as np
 
 from modelshield.errors import FormatError
 from modelshield.models.base import BaseModel
+from modelshield.models.sklearn import SklearnModel
+from modelshield.models.torch import TorchModel
 
 __all__ = ["wrap_loaded", "wrap_object"]
 
@@ -25,13 +27,11 @@ def wrap_object(obj: Any, **kwargs: Any) -> BaseModel:
         import torch
 
         if isinstance(obj, torch.nn.Module):
-            from modelshield.models.torch import TorchModel
 
             return TorchModel(obj, **kwargs)
     except ImportError:  # pragma: no cover - torch is a core dependency
         pass
     if hasattr(obj, "fit") and (hasattr(obj, "predict") or hasattr(obj, "predict_proba")):
-        from modelshield.models.sklearn import SklearnModel
 
         return SklearnModel(obj, **kwargs)
     raise FormatError(f"don't know how to wrap a {type(obj).__module__}.{type(obj).__name__}")

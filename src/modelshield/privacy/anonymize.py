@@ -250,7 +250,9 @@ def _bucket(s: Any, width: float | None, edges: Sequence[float] | None) -> Any:
 
 
 def _redact(s: Any) -> Any:
-    from modelshield.privacy.pii import find_pii
+    from modelshield.privacy.pii import (
+        find_pii,  # lazy: pulls in pandas, phonenumbers, rich, scipy, sklearn only when used
+    )
 
     def one(v: str) -> str:
         if not v:

@@ -67,6 +67,7 @@ import stdnum.iban
 import stdnum.us.ssn
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from modelshield.data.loaders import read_table as _read
 from modelshield.errors import DataError
 
 __all__ = [
@@ -714,7 +715,6 @@ def scan_frame(frame: Any, *, quasi: bool = True, max_rows: int | None = None, s
 
 def read_table(path: str | Path) -> Any:
     """Read a CSV or Parquet file with every column as text (leading zeros and IDs intact)."""
-    from modelshield.data.loaders import read_table as _read
 
     return _read(path, as_text=True)
 

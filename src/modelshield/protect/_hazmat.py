@@ -15,6 +15,8 @@ import numpy as np
 
 from modelshield.errors import FormatError
 from modelshield.models.base import BaseModel
+from modelshield.models.onnx import OnnxModel
+from modelshield.models.torch import TorchModel
 from modelshield.models.wrap import wrap_loaded
 
 __all__ = ["load_file_unrestricted"]
@@ -37,14 +39,12 @@ def load_file_unrestricted(
 
     src: Any = io.BytesIO(data) if data is not None else str(path)
     if fmt == "onnx":
-        from modelshield.models.onnx import OnnxModel
 
         raw = data if data is not None else path.read_bytes()
         return OnnxModel(raw, classes=classes, source=str(path))
     if fmt == "torchscript":
         import torch
 
-        from modelshield.models.torch import TorchModel
 
         module = torch.jit.load(src, map_location="cpu")
         return TorchModel(module, input_shape=input_shape, classes=classes, format="torchscript", source=str(path))

@@ -426,7 +426,7 @@ def sign_manifest(manifest: Manifest, key: PrivateKey) -> dict[str, Any]:
     """The Sigstore bundle (as a JSON-ready dict) signing ``manifest`` with ``key``."""
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-    from modelshield.protect.keys import public_pem
+    from modelshield.protect.keys import public_pem  # lazy: pulls in cryptography only when used
 
     payload = json.dumps(_statement(manifest), indent=2).encode("utf-8")
     if isinstance(key, ed25519.Ed25519PrivateKey):
@@ -595,7 +595,7 @@ def _check_signature(key: PublicKey, payload: bytes, sig: bytes, sig_path: Path,
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-    from modelshield.protect.keys import public_pem
+    from modelshield.protect.keys import public_pem  # lazy: pulls in cryptography only when used
 
     hint = (bundle.get("verificationMaterial") or {}).get("publicKey", {}).get("hint")
     try:

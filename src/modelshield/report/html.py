@@ -6,7 +6,9 @@ from typing import Any
 
 from modelshield._format import fmt_value
 from modelshield._version import __version__
+from modelshield.checks.registry import available_checks
 from modelshield.findings import Severity
+from modelshield.report.svg import render_svg
 from modelshield.runner import AuditReport
 
 __all__ = ["render_html"]
@@ -33,8 +35,6 @@ def render_html(report: AuditReport) -> str:
     """Render the report as one HTML page."""
     import jinja2
 
-    from modelshield.checks.registry import available_checks
-    from modelshield.report.svg import render_svg
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("modelshield.report", "templates"),

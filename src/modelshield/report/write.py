@@ -6,6 +6,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+from modelshield._io import check_output_path, write_files_safely
+from modelshield.report.html import render_html
+from modelshield.report.json import to_json
+from modelshield.report.sarif import sarif_log
 from modelshield.runner import AuditReport
 
 __all__ = ["report_sarif", "write_reports"]
@@ -13,7 +17,6 @@ __all__ = ["report_sarif", "write_reports"]
 
 def report_sarif(report: AuditReport) -> dict:
     """SARIF 2.1.0 for every finding of every run; findings without a file point at the run's model."""
-    from modelshield.report.sarif import sarif_log
 
     findings = []
     for run in report.runs:
@@ -33,9 +36,6 @@ def write_reports(
     force: bool = False,
 ) -> list[Path]:
     """Render and write each requested report; returns the paths written."""
-    from modelshield._io import check_output_path, write_files_safely
-    from modelshield.report.html import render_html
-    from modelshield.report.json import to_json
 
     targets = [(p, kind) for p, kind in ((html, "html"), (json_path, "json"), (sarif, "sarif")) if p]
     for p, _ in targets:  # validate every path before rendering any

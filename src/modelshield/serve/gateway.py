@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from modelshield._io import private_dir
-from modelshield.data.loaders import first_non_finite
+from modelshield.data.loaders import first_non_finite, load_dataset, require_numeric
 from modelshield.errors import DataError, ModelShieldError
 from modelshield.models.base import BaseModel
 from modelshield.serve.auditlog import AuditLog, AuditRecord, load_or_create_key, write_anchor
@@ -106,7 +106,6 @@ class Gateway:
         state = private_dir(config.state_dir)
         self.state_dir = state
         if reference is None and config.reference:
-            from modelshield.data.loaders import load_dataset, require_numeric
 
             ds = load_dataset(config.reference)
             require_numeric(ds)  # the gateway takes numeric rows; a text column is a clear error, not a crash

@@ -54,6 +54,8 @@ from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, InputNotFoundError
 from modelshield.models.base import BaseModel
 from modelshield.theft._records import read_record, record_bytes
+from modelshield.theft.extraction import knockoff_queries, query_victim, train_surrogate
+from modelshield.theft.torchutil import as_model
 from modelshield.theft.training import fine_tune, prune_magnitude, reinitialised, train_classifier
 
 __all__ = [
@@ -81,7 +83,6 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 def _as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> BaseModel:
-    from modelshield.theft.torchutil import as_model
 
     return as_model(model, input_shape)
 
@@ -241,7 +242,6 @@ def extracted_references(
 ) -> list[Predictor]:
     """``n`` surrogates extracted from ``model`` through its API (Knockoff queries around ``X``):
     the owner's stand-ins for derived copies. Returns ``predict_index`` functions."""
-    from modelshield.theft.extraction import knockoff_queries, query_victim, train_surrogate
 
     flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     pool = Dataset(X=flat, feature_types=["continuous"] * flat.shape[1])

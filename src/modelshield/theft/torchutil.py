@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from modelshield.models.base import BaseModel
+from modelshield.models.wrap import wrap_object
+
 __all__ = ["as_model", "few_threads", "make_mlp", "train_soft"]
 
 
@@ -81,8 +84,6 @@ def train_soft(
 def as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     """Wrap ``model`` in its adapter; ``input_shape`` helps torch modules whose shape cannot be
     inferred (TorchScript, convolutional nets) find their classes."""
-    from modelshield.models.base import BaseModel
-    from modelshield.models.wrap import wrap_object
 
     if isinstance(model, BaseModel):
         return model

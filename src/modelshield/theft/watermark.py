@@ -72,6 +72,7 @@ from modelshield.errors import DataError, FormatError, InputNotFoundError, Integ
 from modelshield.models.base import BaseModel
 from modelshield.protect.keys import KEY_LEN, PrivateKey, PublicKey, public_pem
 from modelshield.theft._records import read_record, record_bytes
+from modelshield.theft.torchutil import as_model
 
 __all__ = [
     "COMMITMENT_FORMAT",
@@ -196,7 +197,6 @@ def binomial_p_value(matches: int, n: int, chance: float) -> float:
 
 
 def _as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> BaseModel:
-    from modelshield.theft.torchutil import as_model
 
     return as_model(model, input_shape)
 

@@ -86,7 +86,7 @@ def default_detectors(*, adversarial: bool = True) -> dict[str, tuple[Detector, 
     out: dict[str, tuple[Detector, str]] = {"ood": (MahalanobisDetector(), "mahalanobis")}
     if adversarial:
         try:
-            from modelshield.attacks.detect import NoiseConsistencyDetector
+            from modelshield.attacks.detect import NoiseConsistencyDetector  # lazy: pulls in yaml only when used
         except ImportError:
             pass
         else:
