@@ -79,3 +79,31 @@ def test_channel_detects_any_flipped_byte_and_replay(rng):
         open_sealed(key, msg, kind="request", seq=1)  # replayed later
     with pytest.raises(IntegrityError):
         open_sealed(new_session_key(), msg, kind="request", seq=0)
+
+
+@pytest.mark.parametrize("layers", [17, 20])  # depth 33, 39: beyond 881 bits at N=32768
+def test_planner_refuses_a_depth_no_secure_parameters_allow(layers, rng):
+    from modelshield.private_inference.planner import plan
+
+    chain = []
+    for k in range(layers):
+        chain.append(Dense(np.eye(4) * 0.5, np.zeros(4)))
+        if k < layers - 1:
+            chain.append(Act("square"))
+    net = Network(chain, "deep")
+    with pytest.raises(InfeasibleError, match="128-bit") as e:
+        plan(net, "he", rng.normal(size=(20, 4)))
+    assert e.value.exit_code == 2
+
+
+def test_planner_accepts_the_deepest_that_fits(rng):
+    from modelshield.private_inference.planner import plan
+
+    chain = []
+    for k in range(8):  # depth 15 at scale 2^25..30: fits N=16384/32768
+        chain.append(Dense(np.eye(4) * 0.5, np.zeros(4)))
+        if k < 7:
+            chain.append(Act("square"))
+    p = plan(Network(chain, "deep"), "he", rng.normal(size=(20, 4)))
+    q = p["parameters"]["batched"]
+    assert q["depth"] == 15 and q["total_bits"] <= q["max_bits_128"] and q["poly_modulus_degree"] >= 16384
