@@ -57,12 +57,14 @@ def test_same_seed_same_reports_local_and_processes(tmp_path, start):
 
 def test_faults_are_error_rows_and_the_rest_is_audited_local(tmp_path):
     reg = make_registry(tmp_path / "reg", 3, faults=("garbage",))
-    faults = FaultyUnits({"team0/model00.joblib": "raise", "team1/model01.joblib": "hang"}, hang_s=600)
+    faults = FaultyUnits({"team0/model00.joblib": "raise", "team1/model01.joblib:baseline": "hang"}, hang_s=600)
     res = audit_registry(reg, executor=LocalExecutor(timeout=5), checks=["baseline"], unit_fn=faults)
     rows = {r.name: r for r in res.rows}
     assert [rows[n].status for n in sorted(rows)] == ["error", "error", "pass", "error"]
     assert "injected fault" in rows["team0/model00.joblib"].error
     assert "timeout" in rows["team1/model01.joblib"].error
+    hung = {r.check: r for r in res.reports[[r.name for r in res.rows].index("team1/model01.joblib")].runs[0].results}
+    assert hung["artifact"].status.value == "passed" and hung["baseline"].status.value == "error"
     assert "FormatError" in rows["broken/garbage.pkl"].error
     assert not res.passed
 

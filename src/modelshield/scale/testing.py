@@ -36,7 +36,8 @@ def misbehave(kind: str, hang_s: float = 3600.0) -> None:
 
 @dataclass(frozen=True)
 class FaultyUnits:
-    """A unit function that misbehaves for the models (labels) in ``faults``, else runs the unit."""
+    """A unit function that misbehaves for the models in ``faults`` (keys: a model's label, or
+    ``label:check`` for one of its units), else runs the unit."""
 
     faults: Mapping[str, str] = field(default_factory=dict)
     hang_s: float = 3600.0
@@ -44,7 +45,7 @@ class FaultyUnits:
     def __call__(self, unit: Any) -> Any:
         from modelshield.scale.units import run_unit
 
-        kind = self.faults.get(unit.label)
+        kind = self.faults.get(f"{unit.label}:{unit.check}") or self.faults.get(unit.label)
         if kind:
             misbehave(kind, self.hang_s)
         return run_unit(unit)
