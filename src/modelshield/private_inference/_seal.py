@@ -161,6 +161,11 @@ class Evaluator:
         data = self._seal.get_context_data(ct.parms_id())
         return float(data.parms().coeff_modulus()[-1].value())
 
+    def headroom(self, ct: Any) -> float:
+        """The largest magnitude a value may reach once ``ct`` is rescaled to the last prime (at scale delta)."""
+        q0 = float(self._seal.get_context_data(ct.parms_id()).parms().coeff_modulus()[0].value())
+        return q0 / self.delta / 2.0
+
     def mod_switch_to(self, ct: Any, target: Any) -> Any:
         if self.level(ct) == self.level(target):
             return ct

@@ -89,8 +89,9 @@ class HEServer:
         """One hidden layer, hidden units packed in blocks: the request holds, per feature, the batch tiled
         once per hidden unit. The hidden layer is one slot-wise multiply-add per feature; the output layer
         one slot-wise product per class, whose per-unit blocks the client sums after decryption. Blocks
-        are masked with random values that sum to zero, so the client learns the logits and nothing of
-        the per-unit contributions beyond them (statistically: masks are 2^10 x the contributions)."""
+        are masked with Gaussian values that sum to zero per sample, as large as the last prime leaves
+        room for (sigma = headroom / 128 / sqrt(units)), so the client learns the logits and, statistically,
+        not the per-unit contributions."""
         ev = _seal.Evaluator(public_context)
         parts = open_sealed(session_key, request, kind="request", seq=0)
         d1, _, d2 = self.net.layers
@@ -126,8 +127,8 @@ class HEServer:
                 out = prod if out is None else ev.add_inplace(out, prod)
             const = np.zeros((h, batch))
             const[0] = d2.b[k] + c[0] * float(d2.W[:, k].sum())
-            scale = 1024.0 * max(1.0, float(np.max(np.abs(d2.W[:, k]))) * float(np.max(np.abs(c))))
-            mask = rng.normal(0.0, scale, size=(h, batch))
+            sigma = ev.headroom(out) / 128.0 / np.sqrt(h)
+            mask = rng.normal(0.0, sigma, size=(h, batch))
             mask -= mask.mean(axis=0, keepdims=True)  # blocks sum to zero per sample
             ev.add_vector_inplace(out, (const + mask).reshape(-1))
             outs.append(ev.dump(ev.rescale(out)))
