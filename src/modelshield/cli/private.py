@@ -203,8 +203,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Serve MODEL on encrypted inputs (CKKS) on 127.0.0.1:PORT; never receives a secret key."""
         from modelshield.private_inference import fit_activations
-        from modelshield.private_inference.he import batched_depth, value_bound
-        from modelshield.private_inference.params import choose_params
+        from modelshield.private_inference.he import batched_depth, packable, value_bound
+        from modelshield.private_inference.params import choose_params, widen_last_prime
         from modelshield.private_inference.transport import listen, serve
 
         key = _session_key(session_key_file)
@@ -214,6 +214,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if any(not p.exact for p in polys) and X is None:
             raise UserError("the model has non-polynomial activations: pass --data to fit their polynomials")
         params = choose_params(batched_depth(net, polys), value_bound(net, polys, rows) if len(rows) else 1e3)
+        if packable(net):
+            params = widen_last_prime(params)  # room for the packed layout's masks
         sock = listen(port)
         with sock:
             console.print(f"serving on 127.0.0.1:{port} (N={params.poly_modulus_degree}, "

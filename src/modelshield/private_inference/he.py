@@ -25,7 +25,7 @@ from modelshield.private_inference import _seal
 from modelshield.private_inference.approx import PolyAct, approx_forward, poly_depth
 from modelshield.private_inference.channel import Sealed, new_session_key, open_sealed, seal
 from modelshield.private_inference.network import Act, Dense, Network
-from modelshield.private_inference.params import CKKSParams, check_params, choose_params
+from modelshield.private_inference.params import CKKSParams, check_params, choose_params, widen_last_prime
 
 __all__ = ["HEClient", "HEServer", "HEResult", "batched_depth", "per_sample_depth", "run_he"]
 
@@ -128,6 +128,7 @@ class HEServer:
             const = np.zeros((h, batch))
             const[0] = d2.b[k] + c[0] * float(d2.W[:, k].sum())
             sigma = ev.headroom(out) / 128.0 / np.sqrt(h)
+            self.mask_sigma = sigma
             mask = rng.normal(0.0, sigma, size=(h, batch))
             mask -= mask.mean(axis=0, keepdims=True)  # blocks sum to zero per sample
             ev.add_vector_inplace(out, (const + mask).reshape(-1))
@@ -294,7 +295,8 @@ def _run_packed(net: Network, polys: list[PolyAct], X: np.ndarray, params: CKKSP
         tc += time.perf_counter() - t
     total = time.perf_counter() - t0
     return HEResult(np.concatenate(logits), params, "batched", total, tc, tsv, req_b, resp_b, len(ctx),
-                    extra={"layout": "packed", "batch_per_request": per_batch})
+                    extra={"layout": "packed", "batch_per_request": per_batch,
+                           "mask_sigma": round(float(getattr(server, "mask_sigma", 0.0)), 3)})
 
 
 def _augment(net: Network, polys: list[PolyAct]) -> list[tuple[str, Any]]:
@@ -372,6 +374,8 @@ def run_he(net: Network, polys: list[PolyAct], X: np.ndarray, *, mode: str = "ba
         ref = X if bound_rows is None else bound_rows
         depth = batched_depth(net, polys) if mode == "batched" else per_sample_depth(net, polys)
         params = choose_params(depth, value_bound(net, polys, ref), min_degree=4096 if mode == "batched" else 8192)
+        if mode == "batched" and packable(net):
+            params = widen_last_prime(params)
     if mode == "batched":
         return run_batched(net, polys, X, params, transit=transit)
     return run_per_sample(net, polys, X, params)

@@ -93,6 +93,18 @@ def choose_params(depth: int, max_abs: float, *, min_degree: int = 4096) -> CKKS
                           "use fewer layers or lower-degree activations")
 
 
+def widen_last_prime(p: CKKSParams) -> CKKSParams:
+    """The same ring degree with the first (and special) prime raised as far as the 128-bit table allows
+    (at most 60 bits): more room above the logits, which the packed layout fills with masks."""
+    limit = MAX_COEFF_BITS_128[p.poly_modulus_degree]
+    middle = p.coeff_mod_bit_sizes[1:-1]
+    for p0 in range(MAX_PRIME_BITS, p.coeff_mod_bit_sizes[0], -1):
+        chain = (p0, *middle, p0)
+        if sum(chain) <= limit:
+            return CKKSParams(p.poly_modulus_degree, chain, p.scale_bits, p.depth)
+    return p
+
+
 @dataclass(frozen=True)
 class OpCosts:
     """Milliseconds per operation at ``ref_degree`` with ``ref_primes`` primes; scaled by N log N x primes.

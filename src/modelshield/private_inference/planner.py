@@ -17,7 +17,14 @@ from modelshield.errors import UserError
 from modelshield.private_inference.approx import PolyAct, approx_forward, fit_activations, poly_depth
 from modelshield.private_inference.he import batched_depth, packable, per_sample_depth, value_bound
 from modelshield.private_inference.network import Act, Dense, Network, _argmax
-from modelshield.private_inference.params import DEFAULT_COSTS, CKKSParams, OpCosts, calibrate, choose_params
+from modelshield.private_inference.params import (
+    DEFAULT_COSTS,
+    CKKSParams,
+    OpCosts,
+    calibrate,
+    choose_params,
+    widen_last_prime,
+)
 
 __all__ = ["TECHNIQUES", "plan", "he_estimate", "mpc_estimate"]
 
@@ -165,6 +172,8 @@ def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarra
         out["activations"] = [p.to_dict() for p in polys]
         bound = value_bound(net, polys, rows) if len(rows) else 1e3
         b_params = choose_params(batched_depth(net, polys), bound)
+        if packable(net):
+            b_params = widen_last_prime(b_params)  # room for the packed layout's masks
         s_params = choose_params(per_sample_depth(net, polys), bound, min_degree=8192)
         costs = DEFAULT_COSTS
         if calibrate_costs:
