@@ -107,7 +107,12 @@ def test_unreadable_file_is_an_error_row(tmp_path):
 def test_limits_fail_a_weak_model(tmp_path):
     reg = make_registry(tmp_path / "reg", 1, faults=("weak",))
     pol = Policy.from_mapping({"limits": ["baseline.accuracy >= 0.7"]})
-    res = audit_registry(reg, executor=LocalExecutor(), checks=["baseline"], policy=pol)
+    seen: list[tuple[int, int, str]] = []
+    res = audit_registry(reg, executor=LocalExecutor(), checks=["baseline"], policy=pol,
+                         on_progress=lambda done, total, name: seen.append((done, total, name)))
+    # the progress bar's feed: once per model, counting up to the registry's size
+    assert [d for d, _, _ in seen] == [1, 2] and {t for _, t, _ in seen} == {2}
+    assert sorted(n for _, _, n in seen) == ["team0/model00.joblib", "weak.joblib"]
     rows = {r.name: r for r in res.rows}
     assert rows["weak.joblib"].status == "fail" and "baseline.accuracy" in rows["weak.joblib"].reasons[0]
     assert rows["team0/model00.joblib"].status == "pass"

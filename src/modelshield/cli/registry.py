@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -124,6 +123,3 @@ class _Bar:
 
     def update(self, done: int, total: int, name: str) -> None:
         self.progress.update(self.task, completed=done, total=max(total, 1), last=name[-40:])
-
-    def __call__(self, *args: Any) -> None:  # pragma: no cover - alias
-        self.update(*args)
