@@ -217,3 +217,12 @@ def test_an_unchanged_report_is_kept_and_a_changed_one_rewritten(tmp_path):
     doc = json.loads(page.read_text())
     assert '"created" ' not in page.read_text() and doc["passed"] is False  # the gate changed: rewritten
     assert json.loads((out / "summary.json").read_text())["models"][0]["status"] == "fail"
+
+
+def test_missing_registered_data_is_an_error_row_not_a_crash(tmp_path):
+    reg = make_registry(tmp_path / "reg", 2)
+    (reg / "team1" / "registry.yaml").write_text("defaults: {data: gone.csv, target: label}\n")
+    res = audit_registry(reg, executor=LocalExecutor(), checks=["baseline"])
+    rows = {r.name: r for r in res.rows}
+    assert rows["team1/model01.joblib"].status == "error" and "gone.csv" in rows["team1/model01.joblib"].error
+    assert rows["team0/model00.joblib"].status == "pass"
