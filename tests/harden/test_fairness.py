@@ -152,3 +152,19 @@ def test_bad_exponentiated_gradient_settings_are_refused_up_front(planted_setup,
     train, test, clf = planted_setup
     with pytest.raises(UserError, match=msg):
         mitigate(clf, train, sensitive=["group"], eval_data=test, **kw)
+
+
+def test_parse_methods_and_resolve_pos_label():
+    from types import SimpleNamespace
+
+    from modelshield.errors import UserError
+    from modelshield.harden.fairness import METHODS, parse_methods, resolve_pos_label
+
+    assert parse_methods([]) == parse_methods(["all"]) == list(METHODS)
+    assert parse_methods(["EG", "reweigh", "exponentiated-gradient"]) == ["exponentiated_gradient", "reweighing"]
+    with pytest.raises(UserError, match=r"^unknown --method 'magic'; choose from: "):
+        parse_methods(["magic"], what="--method")
+    model = SimpleNamespace(classes=np.array([0, 1]))
+    assert resolve_pos_label(model, None) is None and resolve_pos_label(model, "1") == 1
+    with pytest.raises(UserError, match=r"positive label 'yes' is not one of the model's classes \[0, 1\]"):
+        resolve_pos_label(model, "yes")

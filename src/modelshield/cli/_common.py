@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 import yaml
 from rich.console import Console
 
 from modelshield._io import check_output_path, write_bytes_safely, write_json, write_text_safely
-from modelshield.errors import UserError
+from modelshield.errors import OutputError, UserError
 
 __all__ = [
     "PIPED_WIDTH",
+    "check_output_folder",
     "console",
     "err_console",
     "check_output_path",
     "parse_options",
     "parse_shape",
+    "print_table",
     "split_list",
     "write_bytes_safely",
     "write_json",
@@ -79,3 +81,27 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(s <= 0 for s in shape):
         raise UserError(f"bad --input-shape {text!r}: expected positive integers like 30 or 1,8,8")
     return shape
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                right: Sequence[str] = ()) -> None:
+    """Print one rich table: ``columns`` (those in ``right`` right-aligned), each row's cells as text."""
+    from rich.table import Table  # lazy: start-up time of the fast paths
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="right" if c in right else "left")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+def check_output_folder(path: Any, force: bool, flag: str = "--output") -> None:
+    """An output folder to create: not a file, not there yet unless ``force`` (then written into), and its
+    parent exists; otherwise one line, exit 2."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path} is a file; give a folder to create")
+    if path.exists() and not force:
+        raise OutputError(f"output folder {path} already exists; pass --force to write into it")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot create {path}: folder {path.parent} does not exist")

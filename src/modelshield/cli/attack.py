@@ -21,10 +21,6 @@ _ATTACK_NAMES = ("fgsm", "pgd", "apgd", "apgd-ce", "apgd-dlr", "apgd-t", "square
 _AUTO = "auto"
 
 
-
-
-
-
 def _fmt4(v: Any) -> str:
     return fmt_value(v, 4)
 
@@ -50,7 +46,6 @@ def _load(model: str, data: Path, *, target: str | None, features: list[str] | N
     return m, ds
 
 
-
 def _check_bounds_flag(bounds: str | None) -> None:
     """``--bounds LO,HI`` must parse before any work (one line, exit 2)."""
     if bounds is None:
@@ -61,6 +56,7 @@ def _check_bounds_flag(bounds: str | None) -> None:
         parse_box(bounds)
     except UserError as exc:
         raise UserError(f"--bounds: {exc}") from None
+
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     @app.command("attack")
@@ -124,15 +120,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
         res = make_attack(chosen, threat, seed=seed).generate(m, sample.X, sample.y)
-        summary = res.summary()
-        summary["attack"] = chosen
-        if attack_name == _AUTO:
-            summary["attack_chosen_by"] = "auto"
-        summary["model"] = model
-        summary["data"] = str(data)
-        summary["seed"] = seed
-        summary["threat_model"] = threat.describe()
-        summary["warnings"] = [msg for _, msg in threat.warnings]
+        summary = res.summary() | {"attack": chosen, **({"attack_chosen_by": "auto"} if attack_name == _AUTO else {}),
+                                   "model": model, "data": str(data), "seed": seed,
+                                   "threat_model": threat.describe(), "warnings": [m for _, m in threat.warnings]}
         auto = " (auto)" if attack_name == _AUTO else ""
         console.print(f"[bold]{chosen}[/]{auto} on {summary['samples']} samples", highlight=False)
         console.print(f"  threat model: {summary['threat_model']}", highlight=False, markup=False, soft_wrap=True)
@@ -185,35 +175,30 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         load: LoadFlags,
     ) -> None:
         """Adversarially train a PyTorch model (PGD or TRADES); write it and a before/after report."""
-        import torch
-
         from modelshield.data.loaders import check_model_width, load_dataset
-        from modelshield.harden.adversarial import METHODS, harden_adversarial
+        from modelshield.harden.adversarial import (
+            METHODS,
+            AdversarialTrainingConfig,
+            harden_adversarial,
+            torchscript_bytes,
+        )
 
         if method not in METHODS:
             raise UserError(f"unknown --method {method!r}; expected pgd or trades")
         _check_bounds_flag(bounds)
         check_outputs({"--out": out, "--report": report}, [model, data, test, bounds_file], force)
         m, train = _load(model, data, target=target, features=features, immutable=immutable, load=load,
-                      input_shape=input_shape)
+                         input_shape=input_shape)
         test_ds = None
         if test is not None:
             test_ds = load_dataset(test, target=target, features=split_list(features) or None,
                                    immutable=split_list(immutable))
             check_model_width(test_ds, m)
-        module, rep = harden_adversarial(m, train, test_ds, method=method, eps=eps, norm=norm, units=units,
-                                         epochs=epochs, batch_size=batch_size, lr=lr, beta=beta,
-                                         attack_steps=attack_steps, from_scratch=from_scratch, seed=seed,
-                                         bounds=bounds, bounds_file=bounds_file)
-        buf = io.BytesIO()
-        try:
-            scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
-        except Exception:  # modules that do not script are traced on a real input
-            shape = m.input_spec.shape or tuple(train.X.shape[1:])
-            example = torch.as_tensor(np.asarray(train.X[:2], dtype=np.float32).reshape((2, *shape)))
-            scripted = torch.jit.trace(module, example)
-        torch.jit.save(scripted, buf)
-        write_bytes_safely(out, buf.getvalue(), force)
+        config = AdversarialTrainingConfig(method=method, eps=eps, norm=norm, units=units, epochs=epochs,
+                                           batch_size=batch_size, lr=lr, beta=beta, attack_steps=attack_steps,
+                                           from_scratch=from_scratch, seed=seed, bounds=bounds, bounds_file=bounds_file)
+        module, rep = harden_adversarial(m, train, test_ds, config=config)
+        write_bytes_safely(out, torchscript_bytes(module, train.X, m.input_spec.shape), force)
         b, a = rep.before, rep.after
         console.print(f"[bold]harden adversarial[/] ({method}, eps={eps:g}, {epochs} epochs, "
                       f"{rep.train_seconds:.1f} s) evaluated with PGD-20 on {rep.samples} {rep.evaluated_on} rows")

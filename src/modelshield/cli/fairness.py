@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,43 +11,19 @@ import typer
 
 from modelshield._format import fmt_value
 from modelshield.cli._common import (
+    check_output_folder,
     check_output_path,
     console,
     err_console,
+    print_table,
     split_list,
     write_bytes_safely,
     write_json,
 )
 from modelshield.cli._loading import LoadFlags, load_options
-from modelshield.errors import EXIT_OK, OutputError, UserError
+from modelshield.errors import EXIT_OK, UserError
 
 __all__ = ["register"]
-
-_METHOD_ALIASES = {
-    "reweighing": "reweighing", "reweigh": "reweighing",
-    "exponentiated_gradient": "exponentiated_gradient", "exponentiated-gradient": "exponentiated_gradient",
-    "eg": "exponentiated_gradient",
-    "threshold_optimizer": "threshold_optimizer", "threshold-optimizer": "threshold_optimizer",
-    "thresholds": "threshold_optimizer",
-}
-
-
-def _methods(values: list[str] | None) -> list[str]:
-    from modelshield.harden.fairness import METHODS
-
-    names = split_list(values)
-    if not names or names == ["all"]:
-        return list(METHODS)
-    out = []
-    for n in names:
-        key = n.lower()
-        if key not in _METHOD_ALIASES:
-            raise UserError(f"unknown --method {n!r}; choose from: {', '.join(METHODS)} (or all)")
-        out.append(_METHOD_ALIASES[key])
-    return list(dict.fromkeys(out))
-
-
-
 
 _SHORT = {
     "demographic_parity_difference": "DP diff", "demographic_parity_ratio": "DP ratio",
@@ -56,16 +33,12 @@ _SHORT = {
 }
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    from rich.table import Table
+_LEFT = ("method", "group", "attribute", "metric", "feature", "note")
 
-    table = Table(title=title, show_lines=False)
-    for c in columns:
-        table.add_column(_SHORT.get(c, c), justify="left" if c in ("method", "group", "attribute", "metric", "feature",
-                                                    "note") else "right")
-    for r in rows:
-        table.add_row(*[fmt_value(r.get(c, "")) for c in columns])
-    console.print(table)
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    print_table(title, [_SHORT.get(c, c) for c in columns], ([fmt_value(r.get(c, "")) for c in columns] for r in rows),
+                right=[_SHORT.get(c, c) for c in columns if c not in _LEFT])
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -100,21 +73,16 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Train bias-mitigated versions of MODEL and compare them (fairness and accuracy) with it."""
         import joblib
 
-        from modelshield.data.loaders import load_dataset
-        from modelshield.harden.fairness import mitigate
+        from modelshield.data.loaders import check_model_width, load_dataset
+        from modelshield.harden.fairness import CONSTRAINTS, mitigate, parse_methods, resolve_pos_label
 
         sens = split_list(sensitive)
         if not sens:
             raise UserError("give at least one --sensitive column")
-        if constraint not in ("demographic_parity", "equalized_odds"):
+        if constraint not in CONSTRAINTS:
             raise UserError(f"unknown --constraint {constraint!r}; choose demographic_parity or equalized_odds")
-        methods = _methods(method)
-        if output.exists() and not output.is_dir():
-            raise OutputError(f"--output {output} is a file; give a folder to create")
-        if output.exists() and not force:
-            raise OutputError(f"output folder {output} already exists; pass --force to write into it")
-        if not output.parent.is_dir():
-            raise OutputError(f"cannot create {output}: folder {output.parent} does not exist")
+        methods = parse_methods(split_list(method), what="--method")
+        check_output_folder(output, force)
         feats = split_list(features) or None
         train = load_dataset(data, target=target, sensitive=sens, features=feats)
         if train.y is None:
@@ -123,17 +91,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         m = load.load(model)
         if getattr(m, "framework", "") != "sklearn":
             raise UserError(f"harden fairness needs a scikit-learn classifier; {model} is a {m.framework} model")
-        from modelshield.data.loaders import check_model_width
-
         for ds in (train, held):
             if ds is not None:
                 check_model_width(ds, m)
-        pos: Any = pos_label
-        if pos is not None:
-            classes = [c for c in m.classes.tolist() if str(c) == pos_label]
-            if not classes:
-                raise UserError(f"--pos-label {pos_label!r} is not one of the model's classes {m.classes.tolist()}")
-            pos = classes[0]
+        pos = resolve_pos_label(m, pos_label, what="--pos-label")
         err_console.print(f"[dim]mitigating for {' & '.join(sens)} under {constraint}: {', '.join(methods)}[/]")
         report = mitigate(m, train, sensitive=sens, constraint=constraint, methods=methods, eval_data=held,
                           pos_label=pos, eps=eps, max_iter=max_iter, seed=seed)
@@ -142,8 +103,6 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         for o in report.outcomes:
             if o.model is None:
                 continue
-            import io
-
             buf = io.BytesIO()
             joblib.dump(o.model, buf)
             p = write_bytes_safely(output / f"{o.method}.joblib", buf.getvalue(), force=force)

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from modelshield._format import fmt_value
 from modelshield._io import check_outputs
-from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
+from modelshield.cli._common import console, print_table, split_list, write_bytes_safely, write_json
 from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import DataError, OutputError, UserError
 
@@ -30,24 +30,16 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _load_xy(path: Path, target: str, features: list[str] | None) -> Any:
+def _load_xy(path: Path, target: str, features: list[str] | None, flag: str) -> Any:
+    """Labelled, numeric rows (DP training and membership inference need both)."""
     from modelshield.data.loaders import load_dataset
+    from modelshield.data.numeric import require_numeric
 
     ds = load_dataset(path, target=target, features=split_list(features) or None)
     if ds.y is None:
         raise DataError(f"{path}: no labels; pass --target COLUMN")
+    require_numeric(ds, f"{flag} {path.name}")
     return ds
-
-
-def _require_numeric(ds: Any, what: str) -> None:
-    from modelshield.data.numeric import require_numeric as check
-
-    check(ds, what)
-
-
-def _load_model(path: str, load: LoadFlags) -> Any:
-
-    return load.load(path)
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -162,53 +154,29 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         load: LoadFlags,
     ) -> int:
         """Membership-inference audit: ROC AUC and TPR at 0.1 % / 1 % FPR, most exposed rows by index."""
-        from modelshield.runner import audit
+        from modelshield.runner import audit_check
 
         check_outputs({"--json": json_out}, [model, train, test], force)
         if _same_file(train, test):
             raise DataError("--train and --test are the same file; membership inference needs held-out data")
-        m = _load_model(model, load)
-        tr = _load_xy(train, target, features)
-        te = _load_xy(test, target, features)
-        _require_numeric(tr, f"--train {train.name}")
-        _require_numeric(te, f"--test {test.name}")
-        opts: dict[str, Any] = {}
-        if attacks:
-            opts["attacks"] = list(attacks)
-        if shadows is not None:
-            opts["n_shadows"] = shadows
-        if budget is not None:
-            opts["shadow_budget_s"] = budget
-        if shadow_epochs is not None:
-            opts["shadow_epochs"] = shadow_epochs
-        if shadow_lr is not None:
-            opts["shadow_lr"] = shadow_lr
-        if show_rows:
-            opts["show_rows"] = True
-        report = audit(m, te, train=tr, checks=["privacy"], quick=quick, seed=seed,
-                       options={"privacy": opts}, model_path=model)
+        m = load.load(model)
+        tr, te = _load_xy(train, target, features, "--train"), _load_xy(test, target, features, "--test")
+        opts = {k: v for k, v in {"attacks": list(attacks or []) or None, "n_shadows": shadows,
+                                  "shadow_budget_s": budget, "shadow_epochs": shadow_epochs, "shadow_lr": shadow_lr,
+                                  "show_rows": show_rows or None}.items() if v is not None}
+        report = audit_check(m, te, "privacy", train=tr, options=opts, quick=quick, seed=seed, model_path=model,
+                             what="membership inference")
         res = report.runs[0].results[0]
-        if res.status.value == "error":
-            detail = res.findings[0].detail if res.findings else res.summary
-            raise DataError(detail.split(": ", 1)[1] if detail.startswith(("DataError", "UserError")) else detail)
-        if res.status.value == "skipped":
-            raise DataError(f"membership inference did not run: {res.skip_reason}")
-        from rich.table import Table
-
-        resolution = {r["fpr"]: r for r in res.tables.get("membership_resolution", [])}
 
         def tpr_cell(value: Any) -> str:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return "n/r"  # not resolved: fewer non-members than 1/FPR (explained below the table)
             return f"{value:.3f}"
 
-        table = Table(title="Membership inference")
-        for col in ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR", "chosen"):
-            table.add_column(col)
-        for row in res.tables.get("membership_attacks", []):
-            table.add_row(row["attack"], f"{row['auc']:.3f}", tpr_cell(row["tpr_at_0.1%_fpr"]),
-                          tpr_cell(row["tpr_at_1%_fpr"]), f"{row.get('chosen_in_replicates', 0):.0%}")
-        console.print(table)
+        print_table("Membership inference", ("attack", "AUC", "TPR@0.1%FPR", "TPR@1%FPR", "chosen"),
+                    ((r["attack"], f"{r['auc']:.3f}", tpr_cell(r["tpr_at_0.1%_fpr"]), tpr_cell(r["tpr_at_1%_fpr"]),
+                      f"{r.get('chosen_in_replicates', 0):.0%}") for r in res.tables.get("membership_attacks", [])))
+        resolution = {r["fpr"]: r for r in res.tables.get("membership_resolution", [])}
         for level, r in sorted(resolution.items(), reverse=True):
             if not r["resolvable"]:
                 console.print(f"TPR@{level:.1%}FPR: not resolved (n/r) — {r['nonmembers']} non-members resolve FPRs "
@@ -260,18 +228,17 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> int:
         """Retrain a model with DP-SGD at a target (epsilon, delta); report epsilon and before/after
         accuracy and membership-inference TPR at low FPR."""
+        from modelshield.harden.dp import DPConfig
         from modelshield.harden.dp import harden_dp as run
 
         check_outputs({"--out": out, "--json": json_out}, [model, train, test], force)
-        m = _load_model(model, load)
-        tr = _load_xy(train, target, features)
-        te = _load_xy(test, target, features) if test is not None else None
-        _require_numeric(tr, f"--train {train.name}")
-        if te is not None and test is not None:
-            _require_numeric(te, f"--test {test.name}")
-        result = run(m, tr, te, epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
-                     max_grad_norm=max_grad_norm, mode=mode, accountant=accountant, seed=seed,
-                     output_format="onnx" if out.suffix.lower() == ".onnx" else "native")
+        m = load.load(model)
+        tr = _load_xy(train, target, features, "--train")
+        te = _load_xy(test, target, features, "--test") if test is not None else None
+        config = DPConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, lr=lr,
+                          max_grad_norm=max_grad_norm, mode=mode, accountant=accountant, seed=seed,
+                          output_format="onnx" if out.suffix.lower() == ".onnx" else "native")
+        result = run(m, tr, te, config=config)
         write_bytes_safely(out, result.model_bytes, force)
         r = result.dp
         console.print(f"wrote {out} ({result.model_format}); DP-SGD {r.mode}: epsilon {r.epsilon:.3f} "

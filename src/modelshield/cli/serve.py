@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from modelshield._io import AtomicOutput
 from modelshield.cli._common import console
 from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import IntegrityError, UserError
@@ -92,24 +93,18 @@ def _open_log(cfg: Any, url: str | None, key_file: Path | None, *, need_key: boo
     return AuditLog(db, key, table=cfg.audit.table)
 
 
-def _emit(lines: Iterator[str], output: Path | None) -> int:
+def _emit(lines: Iterator[str], output: Path | None, force: bool) -> int:
+    """Echo ``lines`` or write them to ``output`` atomically (:class:`~modelshield._io.AtomicOutput`)."""
     n = 0
     if output is None:
         for line in lines:
             typer.echo(line, nl=False)
             n += 1
         return n
-    tmp = output.with_name(f".{output.name}.part")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line)
-                n += 1
-            fh.flush()
-        tmp.replace(output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicOutput(output, force) as fh:
+        for line in lines:
+            fh.write(line.encode("utf-8"))
+            n += 1
     return n
 
 
@@ -357,7 +352,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         try:
             lines = (json.dumps(_public(r)) + "\n" for r in log.query(
                 key_id=key, since_us=s_us, until_us=u_us, decision=decision, kind=kind))
-            n = _emit(lines, output)
+            n = _emit(lines, output, force)
         finally:
             log.close()
         if output is not None:

@@ -14,9 +14,9 @@ from typing import Any
 import typer
 
 from modelshield._io import check_outputs
-from modelshield.cli._common import console, split_list, write_bytes_safely, write_json
+from modelshield.cli._common import console, print_table, split_list, write_bytes_safely, write_json
 from modelshield.cli._loading import LoadFlags, load_options
-from modelshield.errors import DataError, UserError
+from modelshield.errors import UserError
 
 __all__ = ["register"]
 
@@ -56,15 +56,10 @@ def _parse_budgets(text: str | None) -> list[int] | None:
 
 
 def _print_robustness(rob: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title="Watermark robustness (25% of the data held out for testing)")
-    for col in ("attack", "test accuracy", "trigger agreement", "p-value", "verified"):
-        table.add_column(col)
-    for r in rob.rows:
-        table.add_row(r.attack, f"{r.test_accuracy:.1%}", f"{r.trigger_agreement:.1%}", f"{r.p_value:.3g}",
-                      "yes" if r.owned else "NO")
-    console.print(table)
+    print_table("Watermark robustness (25% of the data held out for testing)",
+                ("attack", "test accuracy", "trigger agreement", "p-value", "verified"),
+                ((r.attack, f"{r.test_accuracy:.1%}", f"{r.trigger_agreement:.1%}", f"{r.p_value:.3g}",
+                  "yes" if r.owned else "NO") for r in rob.rows))
     console.print(f"  false-claim rate on {len(rob.independent_agreement)} independent models: "
                   f"{rob.false_claim_rate:.0%}")
 
@@ -142,34 +137,22 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         load: LoadFlags,
     ) -> None:
         """Simulate extraction attacks through the model's API; print fidelity vs. query budget."""
-        from modelshield.checks.base import AuditContext
         from modelshield.checks.theft import TheftCheck
-        from modelshield.data.loaders import check_model_width
-        from modelshield.findings import CheckStatus
-        from modelshield.runner import run_check
+        from modelshield.runner import audit_check
 
         check_outputs({"--json": json_out}, [model, data, *([serve_config] if serve_config else [])], force)
-        opts: dict[str, Any] = {"budgets": _parse_budgets(budgets), "exposure": exposure, "query_budget": query_budget,
-                                "serve_config": str(serve_config) if serve_config else None,
-                                "api_outputs": api_outputs}
-        check = TheftCheck.from_options({k: v for k, v in opts.items() if v is not None})  # bad values: exit 2 now
+        opts = {k: v for k, v in {"budgets": _parse_budgets(budgets), "exposure": exposure,
+                                  "query_budget": query_budget, "serve_config": str(serve_config) if serve_config
+                                  else None, "api_outputs": api_outputs}.items() if v is not None}
+        TheftCheck.from_options(opts)  # bad values: exit 2 now, before any loading
         ds = _load_data(data, target, split_list(features))
-        m = _load_model(model, load, ds.X.shape[1:])
-        check_model_width(ds, m)
-        res = run_check(check, AuditContext(model=m, data=ds, seed=seed, quick=quick))
-        if res.status is CheckStatus.ERROR:
-            raise UserError(res.summary)
-        if res.status is CheckStatus.SKIPPED:
-            raise UserError(f"extraction does not apply: {res.skip_reason}")
-        from rich.table import Table
-
-        table = Table(title="Surrogate fidelity (agreement with the model on held-out rows)")
-        for col in ("strategy", "outputs", "queries", "fidelity", "accuracy"):
-            table.add_column(col, justify="right" if col in ("queries", "fidelity", "accuracy") else "left")
-        for row in res.tables["extraction"]:
-            acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
-            table.add_row(row["strategy"], row["output"], f"{row['queries']:,}", f"{row['fidelity']:.1%}", acc)
-        console.print(table)
+        res = audit_check(_load_model(model, load, ds.X.shape[1:]), ds, "theft", options=opts, seed=seed, quick=quick,
+                          what="extraction").runs[0].results[0]
+        print_table("Surrogate fidelity (agreement with the model on held-out rows)",
+                    ("strategy", "outputs", "queries", "fidelity", "accuracy"),
+                    ((r["strategy"], r["output"], f"{r['queries']:,}", f"{r['fidelity']:.1%}",
+                      "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}") for r in res.tables["extraction"]),
+                    right=("queries", "fidelity", "accuracy"))
         for f in res.findings:
             console.print(f"[bold]{f.severity.value.upper()}[/] {f.title}")
         console.print(res.summary)
@@ -203,45 +186,20 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Create a boundary fingerprint of MODEL (query-only), calibrated on independently trained
         reference models (trained here for scikit-learn and PyTorch with --target, or given with --independent)."""
-        from modelshield.data.loaders import check_model_width
-        from modelshield.theft.fingerprint import (
-            MIN_REFERENCES,
-            create_fingerprint,
-            extracted_references,
-            modified_references,
-            retrained_references,
-        )
+        from modelshield.harden.watermark import FingerprintConfig, fingerprint_model
 
         check_outputs({"--out": out}, [model, data, *independent_models], force)
-        if points < 10:
-            raise UserError("--points must be at least 10")
         if target is None and not independent_models:
             raise UserError("fingerprint create needs --target (labelled rows train the independent reference models "
                             "that calibrate the threshold) or --independent models; without them any independent "
                             "model may match")
-        if target is not None and references < MIN_REFERENCES:
-            raise UserError(f"--references must be at least {MIN_REFERENCES}: the independent references set the "
-                            "threshold and its false-match rate")
-        if not 0.0 < false_match_rate < 1.0:
-            raise UserError("--false-match-rate must lie strictly between 0 and 1")
+        config = FingerprintConfig(points=points, references=references if target is not None else 0,
+                                   false_match_rate=false_match_rate, seed=seed)
+        config.validate()  # bad values: exit 2 before any loading
         ds = _load_data(data, target, split_list(features))
         m = _load_model(model, load, ds.X.shape[1:])
-        check_model_width(ds, m)
-        indep: list[Any] = [_load_model(p, load, ds.X.shape[1:]) for p in independent_models]
-        derived = extracted_references(m, ds.X, seed=seed)
-        if target is not None:
-            if ds.y is None:
-                raise DataError("the data needs labels: pass --target")
-            trainable = getattr(m, "framework", "") in ("sklearn", "pytorch")
-            if trainable or not indep:
-                console.print(f"training {references} independent reference models ...")
-                indep += retrained_references(m, ds.X, ds.y, n=references, seed=seed)
-            derived += modified_references(m, ds.X, ds.y, seed=seed)
-        if len(indep) < MIN_REFERENCES:
-            raise UserError(f"a fingerprint needs at least {MIN_REFERENCES} independent references; got {len(indep)} "
-                            "(add --independent models or --target)")
-        fp = create_fingerprint(m, ds.X, n_points=points, independent=indep, derived=derived, seed=seed,
-                                false_match_rate=false_match_rate)
+        indep = [_load_model(p, load, ds.X.shape[1:]) for p in independent_models]
+        fp = fingerprint_model(m, ds, independent=indep, config=config, progress=console.print)
         write_bytes_safely(out, fp.to_bytes(), force)
         cal = fp.meta["calibration"]
         ind, der = cal["independent_scores"], cal["derived_scores"]

@@ -41,6 +41,8 @@ __all__ = [
     "MitigationOutcome",
     "MitigationReport",
     "mitigate",
+    "parse_methods",
+    "resolve_pos_label",
     "reweighing_weights",
 ]
 
@@ -48,6 +50,42 @@ METHODS = ("reweighing", "exponentiated_gradient", "threshold_optimizer")
 CONSTRAINTS = ("demographic_parity", "equalized_odds")
 _REPORTED = ("accuracy", "demographic_parity_difference", "demographic_parity_ratio",
              "equalized_odds_difference", "equal_opportunity_difference")
+
+
+#: the spellings :func:`parse_methods` accepts for each method
+METHOD_ALIASES = {
+    "reweighing": "reweighing", "reweigh": "reweighing",
+    "exponentiated_gradient": "exponentiated_gradient", "exponentiated-gradient": "exponentiated_gradient",
+    "eg": "exponentiated_gradient",
+    "threshold_optimizer": "threshold_optimizer", "threshold-optimizer": "threshold_optimizer",
+    "thresholds": "threshold_optimizer",
+}
+
+
+def parse_methods(names: Sequence[str], what: str = "mitigation method") -> list[str]:
+    """Method names (any spelling in :data:`METHOD_ALIASES`, case-insensitive) -> canonical names, in order,
+    without repeats; none or ``["all"]``: every method. ``what`` names the input in the error (a CLI flag)."""
+    if not names or list(names) == ["all"]:
+        return list(METHODS)
+    out = []
+    for n in names:
+        key = n.lower()
+        if key not in METHOD_ALIASES:
+            raise UserError(f"unknown {what} {n!r}; choose from: {', '.join(METHODS)} (or all)")
+        out.append(METHOD_ALIASES[key])
+    return list(dict.fromkeys(out))
+
+
+def resolve_pos_label(model: Any, text: str | None, what: str = "positive label") -> Any:
+    """The model's class whose text is ``text`` (the favourable outcome given on a command line), ``None``
+    for none; a value that is not a class is a :class:`~modelshield.errors.UserError` naming ``what``."""
+    if text is None:
+        return None
+    classes = np.asarray(model.classes).tolist()
+    match = [c for c in classes if str(c) == text]
+    if not match:
+        raise UserError(f"{what} {text!r} is not one of the model's classes {classes}")
+    return match[0]
 
 
 def _require_fairlearn(feature: str) -> None:

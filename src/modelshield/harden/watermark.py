@@ -40,6 +40,14 @@ from modelshield.data.dataset import Dataset
 from modelshield.data.loaders import check_model_width
 from modelshield.errors import DataError, UserError
 from modelshield.protect.keys import PrivateKey
+from modelshield.theft.fingerprint import (
+    MIN_REFERENCES,
+    Fingerprint,
+    create_fingerprint,
+    extracted_references,
+    modified_references,
+    retrained_references,
+)
 from modelshield.theft.training import (
     accuracy,
     check_labels,
@@ -66,6 +74,7 @@ from modelshield.theft.watermark import (
 
 __all__ = [
     "EmbedResult",
+    "FingerprintConfig",
     "accuracy",
     "copy_module",
     "RobustnessRow",
@@ -75,6 +84,7 @@ __all__ = [
     "distill",
     "embed_watermark",
     "fine_tune",
+    "fingerprint_model",
     "harden_watermark",
     "make_trigger_set",
     "prune_magnitude",
@@ -425,3 +435,62 @@ def harden_watermark(
     res.commitment = com
     return WatermarkHardening(model_bytes=buf.getvalue(), model_format="torchscript" if script else "pytorch",
                               embed=res, commitment=com, verdict=verdict, config=config, robustness=rob)
+
+
+# --- the other ownership evidence: a boundary fingerprint, for models you cannot retrain ---------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class FingerprintConfig:
+    """How :func:`fingerprint_model` calibrates (plain data). ``references``: independent reference models
+    to train here on labelled rows (scikit-learn and PyTorch; half on the same rows, half on a random
+    half), ``0`` for none (then give independent models); ``points`` fingerprint points;
+    ``false_match_rate`` the threshold's target (at 95% confidence)."""
+
+    points: int = 200
+    references: int = 8
+    false_match_rate: float = 0.01
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.points < 10:
+            raise UserError("a fingerprint needs at least 10 points", cli_hint="raise --points")
+        if self.references and self.references < MIN_REFERENCES:
+            raise UserError(f"at least {MIN_REFERENCES} reference models must be trained: the independent "
+                            "references set the threshold and its false-match rate",
+                            cli_hint=f"--references must be at least {MIN_REFERENCES}")
+        if not 0.0 < self.false_match_rate < 1.0:
+            raise UserError("the false-match rate must lie strictly between 0 and 1", cli_hint="fix --false-match-rate")
+
+
+def fingerprint_model(
+    model: Any,
+    data: Dataset,
+    *,
+    independent: Sequence[Any] = (),
+    config: FingerprintConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Fingerprint:
+    """Create a boundary fingerprint of ``model`` (query-only), calibrated on independent references:
+    ``independent`` models you give plus, with ``config.references``, models trained here on ``data``'s
+    labels (for scikit-learn and PyTorch models, or when none are given). Derived references are two
+    surrogates extracted through the API, plus fine-tuned and pruned copies when ``data`` has labels.
+    ``progress`` receives a line before the references are trained."""
+    cfg = config or FingerprintConfig()
+    cfg.validate()
+    check_model_width(data, model)
+    indep = list(independent)
+    derived = extracted_references(model, data.X, seed=cfg.seed)
+    if cfg.references:
+        if data.y is None:
+            raise DataError("the data needs labels to train the reference models", cli_hint="pass --target")
+        if getattr(model, "framework", "") in ("sklearn", "pytorch") or not indep:
+            if progress is not None:
+                progress(f"training {cfg.references} independent reference models ...")
+            indep += retrained_references(model, data.X, data.y, n=cfg.references, seed=cfg.seed)
+        derived += modified_references(model, data.X, data.y, seed=cfg.seed)
+    if len(indep) < MIN_REFERENCES:
+        raise UserError(f"a fingerprint needs at least {MIN_REFERENCES} independent references; got {len(indep)}",
+                        cli_hint="add --independent models or --target")
+    return create_fingerprint(model, data.X, n_points=cfg.points, independent=indep, derived=derived, seed=cfg.seed,
+                              false_match_rate=cfg.false_match_rate)

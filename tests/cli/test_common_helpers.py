@@ -1,0 +1,36 @@
+"""Rendering and output-path helpers shared by the CLI commands (cli/_common.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelshield.cli import _common
+from modelshield.errors import OutputError
+
+
+def test_print_table_renders_every_cell_and_aligns_the_named_columns(monkeypatch):
+    from rich.console import Console
+
+    rec = Console(record=True, width=100, highlight=False)
+    monkeypatch.setattr(_common, "console", rec)
+    _common.print_table("T", ("name", "value"), [("alpha", 1), ("b", 12345)], right=("value",))
+    lines = rec.export_text().splitlines()
+    assert lines[0].strip() == "T"
+    row1 = next(line for line in lines if "alpha" in line)
+    row2 = next(line for line in lines if " b " in line)
+    # right-aligned numbers end in the same column; left-aligned names start in the same column
+    assert row1.index("1") + 1 == row2.index("12345") + 5
+    assert row1.index("alpha") == row2.index("b")
+
+
+def test_check_output_folder(tmp_path):
+    _common.check_output_folder(tmp_path / "new", force=False)  # a folder to create: fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        _common.check_output_folder(tmp_path / "file", force=True)
+    (tmp_path / "there").mkdir()
+    with pytest.raises(OutputError, match="already exists; pass --force"):
+        _common.check_output_folder(tmp_path / "there", force=False)
+    _common.check_output_folder(tmp_path / "there", force=True)
+    with pytest.raises(OutputError, match="does not exist"):
+        _common.check_output_folder(tmp_path / "missing" / "out", force=False, flag="--out")
