@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from modelshield._format import fmt_value
@@ -31,10 +32,10 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return cols
 
 
-def render_html(report: AuditReport) -> str:
-    """Render the report as one HTML page."""
-    import jinja2
-
+@functools.lru_cache(maxsize=1)
+def _template() -> Any:
+    """The compiled page template, built once per process (a registry audit renders hundreds of reports)."""
+    import jinja2  # lazy: only rendering HTML needs it
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("modelshield.report", "templates"),
@@ -42,6 +43,11 @@ def render_html(report: AuditReport) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    return env.get_template("report.html.j2")
+
+
+def render_html(report: AuditReport) -> str:
+    """Render the report as one HTML page."""
     titles = {name: cls.title or name for name, cls in available_checks().items()}
     all_findings = sorted(
         ((run.label, f) for run in report.runs for f in run.findings),
@@ -50,7 +56,7 @@ def render_html(report: AuditReport) -> str:
     counts = {s.value: 0 for s in sorted(Severity, reverse=True)}
     for _, f in all_findings:
         counts[f.severity.value] += 1
-    return env.get_template("report.html.j2").render(
+    return _template().render(
         report=report,
         tool_version=__version__,
         counts=counts,
