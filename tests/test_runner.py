@@ -192,6 +192,13 @@ def test_policy_validate_builds_each_checks_options(tmp_path, capsys):
     assert "max_samples must be >= 2" in capsys.readouterr().err
     bad.write_text("checks:\n  robustness: {max_samples: 50}\n")
     assert main(["policy", "validate", str(bad)]) == 0
+    # the library call: option values are only built on request (an audit builds them when it runs)
+    from modelshield.runner import validate_policy
+
+    pol = ms.Policy.from_mapping({"checks": {"robustness": {"max_samples": -5}}})
+    assert validate_policy(pol) == []
+    with pytest.raises(UserError, match="max_samples must be >= 2"):
+        validate_policy(pol, build_options=True)
 
 
 # --- the recipes the CLI calls: AuditOptions, audit_sources, audit_targets -----------------------------------

@@ -177,15 +177,21 @@ def select_checks(
     return checks
 
 
-def validate_policy(policy: Policy, registry: Mapping[str, type[Check]] | None = None) -> list[str]:
+def validate_policy(policy: Policy, registry: Mapping[str, type[Check]] | None = None, *,
+                    build_options: bool = False) -> list[str]:
     """Check a policy against the checks there are (default: :func:`available_checks`): every check it
     names exists, every limit's metric and every threshold key is one the check declares
     (:func:`modelshield.checks.registry.declarations`). Raises :class:`~modelshield.errors.PolicyError`
     (exit 2, one line, did-you-mean); returns warnings for names that cannot be checked (plug-ins that
-    declare nothing)."""
+    declare nothing). ``build_options``: also build each check the policy configures from its options, as
+    an audit would (a bad option name or value raises now)."""
     found = available_checks() if registry is None else registry
     policy.check_names(set(found))
-    return policy.check_declared(*declarations(found))
+    warnings = policy.check_declared(*declarations(found))
+    if build_options:
+        for name, opts in policy.checks.items():
+            found[name].from_options(opts)
+    return warnings
 
 
 def run_check(check: Check, ctx: AuditContext, on_event: EventFn | None = None) -> CheckResult:

@@ -64,6 +64,9 @@ class _Progress:
         elif kind == "end" and key in self.tasks:
             self.progress.update(self.tasks[key], completed=1.0, visible=False)
 
+    def set_label(self, label: str) -> None:
+        self.label = label
+
     def note(self, message: str) -> None:
         if self.enabled:
             err_console.print(f"[dim]{message}[/]")
@@ -235,15 +238,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     def policy_validate(policy: Path = typer.Argument(..., help="Policy file.")) -> None:
         """Check a policy file: check names, option names and values, and every limit metric and threshold
         key against what the checks declare (did-you-mean for a typo). Exit 0 if valid, 2 with the reason."""
-        from modelshield.checks.registry import available_checks
         from modelshield.policy import load_policy
         from modelshield.runner import validate_policy
 
         p = load_policy(policy)
-        registry = available_checks()
-        warnings = validate_policy(p, registry)
-        for name, opts in p.checks.items():  # option names and values, as the audit would build them
-            registry[name].from_options(opts)
+        warnings = validate_policy(p, build_options=True)  # option names and values, as the audit builds them
         for w in warnings:
             err_console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
         typer.echo(f"{policy}: valid (fail_on {p.fail_on.value}, {len(p.limits)} limits, "
@@ -289,21 +288,15 @@ def _run_user(model_src: str | None, *, data: Path | None, train: Path | None, c
 
     if model_src is None:
         raise UserError("give a MODEL to audit (or --demo)")
-
-    def on_run(label: str) -> None:
-        prog.label = label
-
-    return audit_sources(model_src, data, train=train, config=config, load=load.load, note=prog.note, on_run=on_run)
+    return audit_sources(model_src, data, train=train, config=config, load=load.load, note=prog.note,
+                         on_run=prog.set_label)
 
 
 def _run_demo(policy: Any, *, config: Any, prog: _Progress) -> Any:
     from modelshield.demo import build_demo
     from modelshield.runner import audit_targets
 
-    def on_run(label: str) -> None:
-        prog.label = label
-
     with tempfile.TemporaryDirectory(prefix="modelshield-demo-") as tmp:
         targets = build_demo(Path(tmp), seed=config.seed, progress=prog.note)
         return audit_targets(targets, config=config.with_(policy=policy, quick=True), title="modelshield demo audit",
-                             on_run=on_run)
+                             on_run=prog.set_label)

@@ -189,12 +189,9 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         from modelshield.serve.auth import KeyStore
 
         cfg = _config(config, state_dir)
-        if rate is not None and rate <= 0:
-            raise UserError("--rate must be positive")
-        if daily_rows is not None and daily_rows <= 0:
-            raise UserError("--daily-rows must be positive")
-        if rows_per_s is not None and rows_per_s <= 0:
-            raise UserError("--rows-per-s must be positive")
+        for flag, value in (("--rate", rate), ("--daily-rows", daily_rows), ("--rows-per-s", rows_per_s)):
+            if value is not None and value <= 0:
+                raise UserError(f"{flag} must be positive")
         rec, token = KeyStore(cfg.state_dir).create(name, scope, rate_per_s=rate, daily_rows=daily_rows,
                                                     rows_per_s=rows_per_s, owner=owner)
         if as_json:
