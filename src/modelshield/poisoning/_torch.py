@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-
-@contextlib.contextmanager
-def few_threads(n: int = 1) -> Iterator[None]:
-    """Run tiny torch workloads on ``n`` threads, then restore the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    if before > n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+from modelshield.models.torchutil import few_threads
+from modelshield.models.torchutil import make_mlp as _make_mlp
 
 
 def make_mlp(n_in: int, n_out: int, hidden: tuple[int, ...] = (64, 32), seed: int = 0) -> Any:
-    """A ReLU MLP whose initial weights depend only on ``seed``."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        layers: list[Any] = []
-        width = n_in
-        for h in hidden:
-            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
-            width = h
-        layers.append(torch.nn.Linear(width, n_out))
-        return torch.nn.Sequential(*layers)
+    """A ReLU MLP whose initial weights depend only on ``seed`` (the engine's default widths)."""
+    return _make_mlp(n_in, n_out, hidden, seed)
 
 
 def train(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 30, lr: float = 1e-2,

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from modelshield.models.base import BaseModel
+from modelshield.models.torchutil import few_threads, make_mlp
 from modelshield.models.wrap import wrap_object
 
 __all__ = ["as_model", "few_threads", "make_mlp", "train_soft"]
-
-
-@contextlib.contextmanager
-def few_threads(n: int = 1) -> Iterator[None]:
-    """Run tiny torch workloads on ``n`` threads (faster than the default pool), then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    if before > n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
-def make_mlp(n_in: int, n_out: int, hidden: tuple[int, ...] = (64, 64), seed: int = 0) -> Any:
-    """A fresh ReLU MLP whose initial weights depend only on ``seed`` (global RNG untouched)."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        layers: list[Any] = []
-        width = n_in
-        for h in hidden:
-            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
-            width = h
-        layers.append(torch.nn.Linear(width, n_out))
-        return torch.nn.Sequential(*layers)
 
 
 def train_soft(
