@@ -472,3 +472,14 @@ def test_an_unhashable_edit_with_an_empty_hash_is_still_an_edit(make_log, value)
     _exec(log, "UPDATE {t} SET n_rows = " + value + ", prev_hash = '', hash = '' WHERE seq = 4")
     assert log.verify() == VerifyResult(False, 2, 2, h2, first_bad=3,
                                         reason="record 3: content does not match its hash (edited)")
+
+
+def test_like_wildcards_are_escaped_in_prefix_and_reason_filters(make_log):
+    log = make_log()
+    for d in ("a_b", "axb", "a_b:1", "axb:1", "a\\b", "a\\\\b", "ok", "okX"):
+        log.append(AuditRecord(kind="request", decision=d))
+    dec = lambda v: [r["decision"] for r in log.query(decision=v)]  # noqa: E731
+    assert dec("a_*") == ["a_b", "a_b:1"]
+    assert dec("a\\*") == ["a\\b", "a\\\\b"]
+    assert dec("a_b") == ["a_b", "a_b:1"]
+    assert dec("okX*") == ["okX"]
