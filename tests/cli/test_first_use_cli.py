@@ -27,6 +27,7 @@ from modelshield.errors import DataError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.policy import Policy
 from modelshield.report.terminal import print_summary
+from modelshield.report.write import is_previous_report
 from modelshield.runner import AuditReport, AuditRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -298,10 +299,10 @@ def test_is_previous_report_recognises_each_kind_and_nothing_else(files, capsys,
            "sarif": ["-o", tmp / "y.html", "--sarif", tmp / "r.sarif"]}[kind]
     assert run(_audit(model, data, *out), capsys)[0] == 0
     mine = tmp / f"r.{kind}"
-    assert audit_cli.is_previous_report(mine, kind)
+    assert is_previous_report(mine, kind)
     for other in ("html", "json", "sarif"):
         if other != kind:
-            assert not audit_cli.is_previous_report(mine, other)
+            assert not is_previous_report(mine, other)
     if kind != "html":  # a JSON document from another tool
         doc = json.loads(mine.read_text())
         if kind == "json":
@@ -309,9 +310,9 @@ def test_is_previous_report_recognises_each_kind_and_nothing_else(files, capsys,
         else:
             doc["runs"][0]["tool"]["driver"]["name"] = "other"
         mine.write_text(json.dumps(doc))
-        assert not audit_cli.is_previous_report(mine, kind)
-    assert not audit_cli.is_previous_report(tmp, kind)          # a folder
-    assert not audit_cli.is_previous_report(tmp / "none", kind)  # missing
+        assert not is_previous_report(mine, kind)
+    assert not is_previous_report(tmp, kind)          # a folder
+    assert not is_previous_report(tmp / "none", kind)  # missing
 
 
 # --- D.5 (part): the demo says its exit code ignores the gate ------------------------------------------------

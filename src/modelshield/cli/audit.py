@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -12,12 +10,12 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from modelshield._io import check_outputs
 from modelshield.cli._common import console, err_console, parse_options, parse_shape, split_list
 from modelshield.cli._loading import LoadFlags, load_options
-from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, OutputError, UserError
+from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, UserError
+from modelshield.report.write import check_report_outputs
 
-__all__ = ["check_report_outputs", "demo_note", "is_previous_report", "register"]
+__all__ = ["demo_note", "register"]
 
 DEFAULT_HTML = "modelshield-report.html"
 
@@ -73,39 +71,6 @@ class _Progress:
 
 
 #: how much of an existing file is read to recognise an earlier modelshield report
-_SNIFF_BYTES = 64 * 1024
-_MAX_JSON_REPORT = 256 * 1024 * 1024
-_GENERATOR_RE = re.compile(r'<meta\s+name="generator"\s+content="modelshield[ "]', re.IGNORECASE)
-
-
-def is_previous_report(path: Path, kind: str) -> bool:
-    """Whether ``path`` is a report modelshield wrote (``kind``: html, json or sarif), judged by content:
-    the HTML report's ``<meta name="generator" content="modelshield …">`` in its head, the JSON report's
-    ``tool.name``, the SARIF log's ``runs[].tool.driver.name``. A symbolic link, a folder, an unreadable file
-    or anything else is not (so it is never replaced without ``--force``)."""
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        if kind == "html":
-            with path.open("rb") as fh:
-                head = fh.read(_SNIFF_BYTES).decode("utf-8", "replace")
-            start = head.lstrip().lower()
-            return start.startswith("<!doctype html") and _GENERATOR_RE.search(head.split("</head>")[0]) is not None
-        if path.stat().st_size > _MAX_JSON_REPORT:
-            return False
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(doc, dict):
-        return False
-    if kind == "json":
-        tool = doc.get("tool")
-        return isinstance(tool, dict) and tool.get("name") == "modelshield" and "schema_version" in doc
-    runs = doc.get("runs")
-    return (isinstance(runs, list) and bool(runs) and str(doc.get("version")) == "2.1.0"
-            and all(isinstance(r, dict) and isinstance(r.get("tool"), dict)
-                    and isinstance(r["tool"].get("driver"), dict) and r["tool"]["driver"].get("name") == "modelshield"
-                    for r in runs))
 
 
 def demo_note(report: Any) -> str:
@@ -117,27 +82,6 @@ def demo_note(report: Any) -> str:
                else f"all {len(report.runs)} demo audits passed the gate")
     return (f"demo: {verdict}. The demo's exit code ignores the gate: 0 means the reports were written. "
             "'modelshield audit MODEL' exits 1 when its gate fails.")
-
-
-def check_report_outputs(outputs: dict[str, tuple[Path | None, str]], defaults: set[Path], inputs: list[Any],
-                         force: bool) -> bool:
-    """Validate the audit's report paths (``flag -> (path, kind)``): writable, distinct, never an input
-    (:func:`modelshield._io.check_outputs`). An existing file is replaced only with ``force``, or when the
-    path is a default (in ``defaults``: not named on the command line) and the file is a report modelshield
-    wrote (:func:`is_previous_report`); otherwise one line and exit 2. Returns whether writing must replace
-    files (the ``force`` to write with)."""
-    replace = force
-    for flag, (p, kind) in outputs.items():
-        if p is None:
-            continue
-        earlier = not force and p in defaults and p.exists() and is_previous_report(p, kind)
-        if not force and p in defaults and p.exists() and not earlier:
-            raise OutputError(f"output {p} already exists and is not a modelshield report; pass --force to "
-                              f"overwrite it, or choose another path with {flag}")
-        check_outputs({flag: p}, inputs, force or earlier)
-        replace = replace or earlier
-    check_outputs({f: p for f, (p, _) in outputs.items()}, [], force=True)  # no two the same file
-    return replace
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
-from modelshield._io import check_output_path, write_files_safely
+from modelshield._io import check_output_path, check_outputs, write_files_safely
+from modelshield.errors import OutputError
 from modelshield.report.html import render_html
 from modelshield.report.json import to_json
 from modelshield.report.sarif import sarif_log
 from modelshield.runner import AuditReport
 
-__all__ = ["report_sarif", "write_reports"]
+__all__ = ["check_report_outputs", "is_previous_report", "report_sarif", "write_reports"]
+
+_SNIFF_BYTES = 64 * 1024
+_MAX_JSON_REPORT = 256 * 1024 * 1024
+_GENERATOR_RE = re.compile(r'<meta\s+name="generator"\s+content="modelshield[ "]', re.IGNORECASE)
 
 
 def report_sarif(report: AuditReport) -> dict:
@@ -50,3 +56,54 @@ def write_reports(
             text = json.dumps(report_sarif(report), indent=2) + "\n"
         files.append((p, text.encode("utf-8")))
     return write_files_safely(files, force)  # all or nothing
+
+
+def is_previous_report(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a report modelshield wrote (``kind``: html, json or sarif), judged by content:
+    the HTML report's ``<meta name="generator" content="modelshield …">`` in its head, the JSON report's
+    ``tool.name``, the SARIF log's ``runs[].tool.driver.name``. A symbolic link, a folder, an unreadable file
+    or anything else is not (so it is never replaced without ``--force``)."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        if kind == "html":
+            with path.open("rb") as fh:
+                head = fh.read(_SNIFF_BYTES).decode("utf-8", "replace")
+            start = head.lstrip().lower()
+            return start.startswith("<!doctype html") and _GENERATOR_RE.search(head.split("</head>")[0]) is not None
+        if path.stat().st_size > _MAX_JSON_REPORT:
+            return False
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    if kind == "json":
+        tool = doc.get("tool")
+        return isinstance(tool, dict) and tool.get("name") == "modelshield" and "schema_version" in doc
+    runs = doc.get("runs")
+    return (isinstance(runs, list) and bool(runs) and str(doc.get("version")) == "2.1.0"
+            and all(isinstance(r, dict) and isinstance(r.get("tool"), dict)
+                    and isinstance(r["tool"].get("driver"), dict) and r["tool"]["driver"].get("name") == "modelshield"
+                    for r in runs))
+
+
+def check_report_outputs(outputs: dict[str, tuple[Path | None, str]], defaults: set[Path], inputs: list[object],
+                         force: bool) -> bool:
+    """Validate the audit's report paths (``flag -> (path, kind)``): writable, distinct, never an input
+    (:func:`modelshield._io.check_outputs`). An existing file is replaced only with ``force``, or when the
+    path is a default (in ``defaults``: not named on the command line) and the file is a report modelshield
+    wrote (:func:`is_previous_report`); otherwise one line and exit 2. Returns whether writing must replace
+    files (the ``force`` to write with)."""
+    replace = force
+    for flag, (p, kind) in outputs.items():
+        if p is None:
+            continue
+        earlier = not force and p in defaults and p.exists() and is_previous_report(p, kind)
+        if not force and p in defaults and p.exists() and not earlier:
+            raise OutputError(f"output {p} already exists and is not a modelshield report",
+                              cli_hint=f"pass --force to overwrite it, or choose another path with {flag}")
+        check_outputs({flag: p}, inputs, force or earlier)
+        replace = replace or earlier
+    check_outputs({f: p for f, (p, _) in outputs.items()}, [], force=True)  # no two the same file
+    return replace
