@@ -65,10 +65,10 @@ if cmd == "modules":
     print("\n".join(mods))
 elif cmd == "marks":
     print(cp.get("settings", "marks", fallback=""))
-elif cmd in ("source", "tests"):
+elif cmd in ("source", "tests", "deselect"):
     if args[0] not in mods:
         sys.exit(f"mutation.sh: unknown module {args[0]!r}; known: {', '.join(mods)}")
-    print("\n".join(x for x in cp.get(args[0], cmd).split() if x))
+    print("\n".join(x for x in cp.get(args[0], cmd, fallback="").split() if x))
 PYEOF
 }
 
@@ -155,7 +155,27 @@ mkdir -p "$WORKDIR"
 for m in "${MODULES[@]}"; do
   SRC="$(cfg source "$m")"
   mapfile -t TESTS < <(cfg tests "$m")
+  mapfile -t DESELECT < <(cfg deselect "$m")
   WD="$WORKDIR/$m"
+  NEWCFG="$(
+    echo "[mutmut]"
+    echo "source_paths = src/modelshield"
+    echo "only_mutate = $SRC"
+    echo "use_git_change_detection = false"
+    echo "pytest_add_cli_args_test_selection ="
+    for t in "${TESTS[@]}"; do echo "    $t"; done
+    echo "pytest_add_cli_args ="
+    echo "    -pno:cacheprovider"
+    echo "    -m"
+    echo "    $MARKS"
+    for d in "${DESELECT[@]}"; do echo "    --deselect"; echo "    $d"; done
+  )"
+  if [ "$RERUN" = 1 ] && [ -f "$WD/setup.cfg" ] && [ "$(cat "$WD/setup.cfg")" != "$NEWCFG" ]; then
+    # mutmut drops every stored result when its configuration changes: a rerun would report the earlier
+    # kills as "not checked", so the module runs in full instead
+    echo "== $m: the test list changed since the last run: a full run instead of --rerun"
+    rm -f "$WD/mutants/$SRC.meta"
+  fi
   for t in "${TESTS[@]}"; do [ -e "$t" ] || die "$m: test file $t (scripts/mutation.cfg) does not exist"; done
   [ -f "$SRC" ] || die "$m: source $SRC (scripts/mutation.cfg) does not exist"
   if [ "$RERUN" = 1 ] && [ -f "$WD/mutants/$SRC.meta" ]; then
@@ -186,18 +206,7 @@ print('\n'.join(k for k, v in codes.items() if v not in (1, 3, 36, 37, 24, -24, 
   fi
   grep -q '^\[tool\.mutmut\]' "$WD/pyproject.toml" 2>/dev/null \
     && die "pyproject.toml has a [tool.mutmut] section, which would override the per-module setup.cfg"
-  {
-    echo "[mutmut]"
-    echo "source_paths = src/modelshield"
-    echo "only_mutate = $SRC"
-    echo "use_git_change_detection = false"
-    echo "pytest_add_cli_args_test_selection ="
-    for t in "${TESTS[@]}"; do echo "    $t"; done
-    echo "pytest_add_cli_args ="
-    echo "    -pno:cacheprovider"
-    echo "    -m"
-    echo "    $MARKS"
-  } > "$WD/setup.cfg"
+  printf '%s\n' "$NEWCFG" > "$WD/setup.cfg"
   # mutants/src must exist before Python starts: a sys.path entry that is missing at start-up is
   # cached as "no importer" and the tests would silently import the unmutated checkout instead.
   mkdir -p "$WD/mutants/src"

@@ -378,7 +378,9 @@ def test_a_busy_log_never_blocks_the_loop(tmp_path):
         return ticks, await asyncio.wait_for(task, 30)
 
     ticks, seq = asyncio.run(run())
-    assert ticks >= 20 and seq == 2
+    # a blocked loop ticks at most once in the window; on a loaded machine a 10 ms sleep can take far longer,
+    # so the bound is loose (it flaked at 17 of 50 ticks under load average 18)
+    assert ticks >= 5 and seq == 2
     assert log.n_handed_over == 1 and "late" in log.request_ids() and log.verify().ok
     other.close()
     log.close()
