@@ -18,7 +18,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from modelshield.artifacts._io import LimitExceeded, Truncated
 from modelshield.artifacts.joblib_scan import open_compressed
+from modelshield.artifacts.pickle_scan import _Malformed
 from modelshield.artifacts.policy import classify_global, compat_name, identity_verdict
 from modelshield.errors import FormatError, UnsafeModelError
 from modelshield.formats import COMPRESSED_MAGIC, TORCH_LEGACY_MAGIC
@@ -200,7 +202,7 @@ def safe_load(source: bytes | str | Path, fmt: str | None = None) -> Any:
     except (UnsafeModelError, FormatError):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, OSError, zipfile.BadZipFile) as exc:
+            KeyError, OSError, zipfile.BadZipFile, _Malformed, Truncated, LimitExceeded) as exc:
         raise FormatError(f"cannot load the file safely: {type(exc).__name__}: {exc}") from None
     raise FormatError(f"the safe loader does not read {fmt} files")
 
