@@ -12,7 +12,15 @@ from typing import ClassVar
 import pytest
 
 from modelshield.checks.base import AuditContext, Check
-from modelshield.checks.registry import BUILTIN_METRICS, BUILTIN_THRESHOLDS, available_checks, declarations
+from modelshield.checks.registry import (
+    BUILTIN_CHECKS,
+    BUILTIN_METRICS,
+    BUILTIN_THRESHOLDS,
+    available_checks,
+    declarations,
+    declared_metrics,
+    declared_thresholds,
+)
 from modelshield.cli import main
 from modelshield.errors import PolicyError
 from modelshield.findings import CheckResult
@@ -219,8 +227,10 @@ def test_checks_metrics_lists_every_name_and_each_one_validates(tmp_path, capsys
     assert rc == 0
     limits = [_instance(ln.split()[1]) for ln in out.splitlines() if ln.strip().startswith("limit ")]
     thresholds = [ln.split()[1] for ln in out.splitlines() if ln.strip().startswith("threshold ")]
-    assert len(limits) == sum(len(v) for v in BUILTIN_METRICS.values())
-    assert len(thresholds) == sum(len(v) for v in BUILTIN_THRESHOLDS.values())
+    builtin = {n: c for n, c in available_checks().items() if n in BUILTIN_CHECKS}
+    # a built-in check's names come from its class when it declares them, else from the registry's tables
+    assert len(limits) == sum(len(declared_metrics(n, c) or {}) for n, c in builtin.items())
+    assert len(thresholds) == sum(len(declared_thresholds(n, c) or {}) for n, c in builtin.items())
     p = tmp_path / "all.yaml"
     p.write_text("limits:\n" + "".join(f"  - {m} >= 0\n" for m in limits)
                  + "thresholds:\n" + "".join(f"  {k}: 0.5\n" for k in thresholds))

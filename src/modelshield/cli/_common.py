@@ -42,8 +42,8 @@ def _width(stream: TextIO) -> int | None:
     return PIPED_WIDTH
 
 
-console = Console(highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+console = Console(highlight=False, width=_width(sys.stdout), soft_wrap=True)  # a line never splits a path
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr), soft_wrap=True)
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:
