@@ -80,6 +80,8 @@ def test_encrypted_model_reports_the_loaders_scan_of_its_payload(tmp_path, sk_lo
     opaque = ArtifactCheck().run(AuditContext(model_path=enc))
     assert opaque.metrics["files_inconclusive"] == 1
     # the file changed after loading: the loader's scan no longer describes it, the disk is scanned
-    enc.write_bytes(enc.read_bytes()[:-1] + b"\x00")
+    data = bytearray(enc.read_bytes())
+    data[-1] ^= 0xFF  # always a change (writing a fixed byte left the file as it was 1 time in 256)
+    enc.write_bytes(bytes(data))
     changed = ArtifactCheck().run(AuditContext(model=model, model_path=enc))
     assert changed.metrics["files_clean"] == 0 and changed.tables["files"][0]["format"] == "modelshield-encrypted"

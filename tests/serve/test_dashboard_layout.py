@@ -94,6 +94,9 @@ def live_gateway(tmp_path_factory):
             r = c.post(f"{url}/v1/predict", json={"inputs": Xq.tolist()},
                        headers={"Authorization": f"Bearer {users[i % len(users)]}"})
             assert r.status_code == 200, r.text
+            # one batch at a time through the monitors, in order: on a loaded machine the monitor thread would
+            # otherwise take several batches at once, merged per key, and the drifted stretches would blur
+            gw.wait_monitors()
         for i in range(20):  # more keys than the chart has rows for
             extra = gw.keys.create(f"batch-job-{i}", ["predict"])[1]
             assert c.post(f"{url}/v1/predict", json={"inputs": rng.normal(size=(1, N_FEATURES)).tolist()},
