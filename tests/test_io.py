@@ -7,6 +7,7 @@ import os
 import stat
 
 import pytest
+
 from modelshield import _io
 from modelshield.errors import OutputError
 
@@ -70,6 +71,7 @@ def test_fsync_dir_tolerates_a_folder_it_cannot_open(tmp_path):
 
 def test_one_number_formatter_reads_the_same_everywhere():
     import numpy as np
+
     from modelshield._format import MISSING, fmt_value
 
     assert [fmt_value(x) for x in (None, float("nan"), float("inf"), np.float32("nan"))] == [MISSING] * 4
