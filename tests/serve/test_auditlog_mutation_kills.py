@@ -113,7 +113,8 @@ def test_a_key_file_shorter_than_16_bytes_is_refused(tmp_path):
     assert load_or_create_key(p, create=False) == b"x" * 16
     with pytest.raises(UserError) as missing:
         load_or_create_key(tmp_path / "none.key", create=False)
-    assert str(missing.value) == f"audit-log key not found: {tmp_path / 'none.key'} (pass --state-dir or --key-file)"
+    assert str(missing.value) == f"audit-log key not found: {tmp_path / 'none.key'}"
+    assert missing.value.cli_hint == "pass --state-dir or --key-file"
 
 
 # -- anchors ----------------------------------------------------------------------------------------

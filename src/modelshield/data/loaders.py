@@ -124,7 +124,7 @@ def from_frame(
         if target in features:
             raise DataError(f"--features includes the target column {target!r}")
     if not features:
-        raise DataError("no feature columns left; pass --features")
+        raise DataError("no feature columns left", cli_hint="pass --features")
     for s in immutable:
         if s not in features:
             raise unknown_column(s, features, "--immutable")

@@ -89,7 +89,7 @@ def export(spec: DeploySpec, out: str | Path, *, force: bool = False) -> Export:
     spec.check()
     dest = Path(out)
     if dest.exists() and not force:
-        raise OutputError(f"output folder {dest} already exists; pass --force to write into it")
+        raise OutputError.exists(dest, what="output folder", hint="pass --force to write into it")
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"output {dest} exists and is not a folder")
     sha = file_sha256(Path(spec.model))  # pinned in the generated files; the copy must match it

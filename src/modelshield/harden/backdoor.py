@@ -88,7 +88,7 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
         raise UserError("fine-pruning needs a PyTorch model; use --method retrain for scikit-learn")
     for name, ds in (("--train", train), ("--data", heldout)):
         if ds.y is None:
-            raise DataError(f"{name} has no labels; give the label column with --target")
+            raise DataError(f"{name} has no labels", cli_hint="give the label column with --target")
     notes: list[str] = []
     t0 = time.perf_counter()
     flagged, by = _flag(model, train, heldout, seed, notes)

@@ -411,7 +411,7 @@ def train_dp_classifier(
     if not max_grad_norm > 0:
         raise DataError("max_grad_norm must be positive")
     if not (lr > 0 and np.isfinite(lr)):
-        raise DataError(f"the learning rate (--lr) must be a positive number, got {lr}")
+        raise DataError(f"the learning rate must be a positive number, got {lr}", cli_hint="--lr")
     if accountant not in ("rdp", "pld"):
         raise DataError(f"unknown accountant {accountant!r}; expected rdp or pld")
     batch_size = min(batch_size, n)
@@ -688,7 +688,7 @@ def harden_dp(
     if mode not in MODES:  # checked here too: the scikit-learn path would otherwise ignore a typo
         raise DataError(f"unknown DP mode {mode!r}; expected one of {', '.join(MODES)}")
     if train is None or train.y is None:
-        raise DataError("DP training needs labelled training data (--train with --target)")
+        raise DataError("DP training needs labelled training data", cli_hint="--train with --target")
     X = numeric_features(train, "training data")
     if test is not None:
         require_numeric(test, "test data")

@@ -293,14 +293,14 @@ def mitigate(
     if bad:
         raise UserError(f"unknown mitigation method {bad[0]!r}; choose from: {', '.join(METHODS)}")
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise UserError(f"eps (--eps) must be a positive number, got {eps}")
+        raise UserError(f"eps must be a positive number, got {eps}", cli_hint="--eps")
     if int(max_iter) < 1:
-        raise UserError(f"max_iter (--max-iter) must be at least 1, got {max_iter}")
+        raise UserError(f"max_iter must be at least 1, got {max_iter}", cli_hint="--max-iter")
     if train.y is None:
-        raise DataError("mitigation needs labels (--target)")
+        raise DataError("mitigation needs labels", cli_hint="name the label column with --target")
     attrs = list(sensitive) if sensitive else list(train.sensitive)
     if not attrs:
-        raise DataError("mitigation needs a sensitive column (--sensitive)")
+        raise DataError("mitigation needs a sensitive column", cli_hint="name it with --sensitive")
     for a in attrs:
         if a not in train.sensitive:
             raise DataError(f"sensitive column {a!r} is not in the data; available: "

@@ -183,7 +183,7 @@ def resolve_key(policy: AnonymizationPolicy, key: bytes | None = None) -> bytes 
         env = os.environ.get(policy.key_env)
         key = env.encode("utf-8") if env else None
     if key is None:
-        raise DataError(f"pseudonymization needs a secret key: set {policy.key_env} or pass --key-file")
+        raise DataError(f"pseudonymization needs a secret key: set {policy.key_env}", cli_hint="or pass --key-file")
     if len(key) < MIN_KEY_BYTES:
         raise DataError(f"the pseudonymization key is too short: use at least {MIN_KEY_BYTES} random bytes")
     return key

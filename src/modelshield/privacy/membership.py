@@ -744,7 +744,7 @@ def _as_xy(data: Dataset | tuple[np.ndarray, np.ndarray] | None, what: str) -> t
     else:
         X, y = data
     if y is None:
-        raise DataError(f"membership inference needs labels for the {what} (pass --target)")
+        raise DataError(f"membership inference needs labels for the {what}", cli_hint="pass --target")
     X = np.asarray(X)
     y = np.asarray(y)
     if len(X) != len(y):

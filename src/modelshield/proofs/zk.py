@@ -371,7 +371,7 @@ def _now() -> str:
 def _prepare_out(out: Path, force: bool, inputs: list[Path]) -> None:
     if out.exists() or out.is_symlink():
         if not force:
-            raise OutputError(f"output folder {out} already exists; pass --force to replace it")
+            raise OutputError.exists(out, what="output folder", hint="pass --force to replace it")
         if not out.is_dir() or out.is_symlink():
             raise OutputError(f"output {out} is not a folder")
         if any(out.iterdir()) and not (out / MANIFEST).is_file():

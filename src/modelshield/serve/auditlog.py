@@ -102,7 +102,7 @@ def load_or_create_key(path: str | Path, *, create: bool = True) -> bytes:
             raise DataError(f"{p}: audit key is too short")
         return key
     if not create:
-        raise UserError(f"audit-log key not found: {p} (pass --state-dir or --key-file)")
+        raise UserError(f"audit-log key not found: {p}", cli_hint="pass --state-dir or --key-file")
     private_dir(p.parent)
     key = secrets.token_bytes(32)
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
