@@ -168,7 +168,9 @@ for m in "${MODULES[@]}"; do
     echo "    -pno:cacheprovider"
     echo "    -m"
     echo "    $MARKS"
-    for d in "${DESELECT[@]}"; do [ -n "$d" ] && { echo "    --deselect"; echo "    $d"; }; done
+    for d in "${DESELECT[@]}"; do
+      if [ -n "$d" ]; then echo "    --deselect"; echo "    $d"; fi
+    done
   )"
   if [ "$RERUN" = 1 ] && [ -f "$WD/setup.cfg" ] && [ "$(cat "$WD/setup.cfg")" != "$NEWCFG" ]; then
     # mutmut drops every stored result when its configuration changes: a rerun would report the earlier
