@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,148 @@ def test_a_bad_shape_is_one_usage_error(text):
 
     with pytest.raises(UserError, match="bad --input-shape"):
         parse_shape(text)
+
+
+# -- the writer's contract, pinned (mutation testing of _io: scripts/mutation.sh io) -------------------------
+
+
+def _capture_replace(monkeypatch) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    real = os.replace
+
+    def replace(a, b) -> None:
+        seen.append((str(a), str(b)))
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return seen
+
+
+@pytest.mark.parametrize("how", ["bytes", "files", "private_file", "stream"])
+def test_the_temp_file_is_hidden_beside_its_target_and_named_after_it(tmp_path, monkeypatch, how):
+    target = tmp_path / "sub" / "report.json"
+    target.parent.mkdir()
+    seen = _capture_replace(monkeypatch)
+    if how == "bytes":
+        _io.write_bytes_safely(target, b"x")
+    elif how == "files":
+        _io.write_files_safely([(target, b"x")])
+    elif how == "private_file":
+        _io.replace_private_file(target, b"x", prefix=".report.json.")
+    else:
+        with _io.AtomicOutput(target, force=False) as fh:
+            fh.write(b"x")
+    ((tmp, dst),) = seen
+    assert dst == str(target) and os.path.dirname(tmp) == str(target.parent)  # same folder: an atomic rename
+    assert os.path.basename(tmp).startswith(".report.json.")
+    assert target.read_bytes() == b"x" and sorted(p.name for p in target.parent.iterdir()) == ["report.json"]
+
+
+def test_a_very_long_name_still_gets_a_temp_file(tmp_path):
+    target = tmp_path / ("r" * 240 + ".json")
+    _io.write_bytes_safely(target, b"x")
+    assert target.read_bytes() == b"x"
+
+
+def test_a_bare_file_name_is_written_in_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _io.check_output_path("out.json") == Path("out.json")
+    _io.write_bytes_safely("out.json", b"x")
+    _io.replace_private_file(Path("state.json"), b"s")
+    assert (tmp_path / "out.json").read_bytes() == b"x" and (tmp_path / "state.json").read_bytes() == b"s"
+
+
+def test_defaults_never_overwrite_and_are_not_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        (p,) = _io.write_files_safely([(tmp_path / "a.txt", b"a")])
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
+        for write in (lambda: _io.write_files_safely([(p, b"b")]), lambda: _io.write_bytes_safely(p, b"b"),
+                      lambda: _io.write_text_safely(p, "b"), lambda: _io.check_output_path(p)):
+            with pytest.raises(OutputError, match="already exists"):
+                write()
+        assert p.read_bytes() == b"a"
+    finally:
+        os.umask(old)
+
+
+def test_output_errors_name_the_path(tmp_path):
+    with pytest.raises(OutputError, match=f"output {tmp_path} is a directory; give a file name"):
+        _io.check_output_path(tmp_path)
+    with pytest.raises(OutputError, match=f"output {tmp_path} is a directory; give a file name"):
+        _io.AtomicOutput(tmp_path, force=True)
+    missing = tmp_path / "nope" / "x.json"
+    with pytest.raises(OutputError, match=r"folder .*nope does not exist"):
+        _io.check_output_path(missing)
+
+
+def test_an_os_error_during_the_write_is_one_output_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def failing_replace(a, b) -> None:
+        os.unlink(a)  # e.g. a cleaner removed the temp file first: the cleanup must still not fail
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OutputError, match=r"cannot write .*a\.txt: Permission denied"):
+        _io.write_bytes_safely(tmp_path / "a.txt", b"a")
+    with pytest.raises(PermissionError):
+        _io.replace_private_file(tmp_path / "s.json", b"s")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_without_strerror_names_its_type(tmp_path, monkeypatch):
+    def failing_replace(a, b) -> None:
+        raise OSError()
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OutputError, match=r"cannot write .*a\.txt: OSError$"):
+        _io.write_bytes_safely(tmp_path / "a.txt", b"a")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_is_indented_ordered_and_takes_paths(tmp_path):
+    p = _io.write_json(tmp_path / "r.json", {"b": 1, "a": [1, 2], "p": Path("x/y")})
+    assert p.read_text() == '{\n  "b": 1,\n  "a": [\n    1,\n    2\n  ],\n  "p": "x/y"\n}\n'
+    t = _io.write_text_safely(tmp_path / "t.txt", "é")
+    assert t.read_bytes() == "é".encode()
+
+
+def test_file_sha256_streams_any_size(tmp_path):
+    import hashlib
+
+    for n in (0, 1, (1 << 20) + 3):
+        f = tmp_path / f"f{n}"
+        f.write_bytes(os.urandom(n))
+        assert _io.file_sha256(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+        assert _io.file_sha256(f, chunk=7) == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_check_outputs_refuses_an_input_and_two_flags_on_one_file(tmp_path):
+    from modelshield.errors import UserError
+
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"m")
+    with pytest.raises(UserError, match=r"--out .*model\.pkl is also an input"):
+        _io.check_outputs({"--out": model}, [model], force=True)
+    with pytest.raises(UserError, match="--json and --sarif must name different files"):
+        _io.check_outputs({"--json": tmp_path / "r", "--sarif": tmp_path / "r"}, [])
+    _io.check_outputs({"--out": tmp_path / "new.html", "--json": None}, [None, "http://x/model", model])
+
+
+def test_input_file_and_private_dir(tmp_path):
+    from modelshield.errors import FormatError, InputNotFoundError
+
+    with pytest.raises(InputNotFoundError, match=r"^model file not found: "):
+        _io.input_file(tmp_path / "none", "model", "; pass the model file inside it")
+    with pytest.raises(FormatError, match=r"is a directory; pass the model file inside it$"):
+        _io.input_file(tmp_path, "model", "; pass the model file inside it")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match=r"not a regular file \(a pipe, device or socket\); save the data to a file"):
+        _io.input_file(fifo, "data", "")
+    f = tmp_path / "ok.csv"
+    f.write_text("a\n")
+    assert _io.input_file(str(f), "data", "") == f
+    d = _io.private_dir(tmp_path / "a" / "b")
+    assert d.is_dir() and stat.S_IMODE(d.stat().st_mode) == 0o700
+    with pytest.raises(OutputError, match=r"cannot create the state directory .*ok\.csv"):
+        _io.private_dir(f / "sub")
