@@ -242,3 +242,35 @@ def test_input_file_and_private_dir(tmp_path):
     assert d.is_dir() and stat.S_IMODE(d.stat().st_mode) == 0o700
     with pytest.raises(OutputError, match=r"cannot create the state directory .*ok\.csv"):
         _io.private_dir(f / "sub")
+
+
+def test_check_outputs_sees_links_skips_urls_and_missing_inputs(tmp_path):
+    from modelshield.errors import UserError
+
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"m")
+    link = tmp_path / "same.pkl"
+    os.link(model, link)
+    with pytest.raises(UserError, match="is also an input"):  # another name of the same file
+        _io.check_outputs({"--out": link}, [None, "https://host/model", tmp_path / "missing.csv", model], force=True)
+    # inputs that are URLs or missing files come first and do not stop the check of the ones after them
+    with pytest.raises(UserError, match="is also an input"):
+        _io.check_outputs({"--json": tmp_path / "r.json", "--out": link}, [None, "s3://b/k", model], force=True)
+    _io.check_outputs({"--out": tmp_path / "new.html"}, [model, tmp_path / "missing.csv"])
+
+
+def test_private_dir_accepts_an_existing_folder_and_names_an_os_error(tmp_path, monkeypatch):
+    d = _io.private_dir(tmp_path / "s")
+    assert _io.private_dir(d) == d  # already there: fine
+
+    def mkdir(self, *a, **k) -> None:
+        raise OSError()
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(OutputError, match=r"cannot create the key folder .*x: OSError$"):
+        _io.private_dir(tmp_path / "x", what="key folder")
+
+
+def test_an_empty_batch_writes_nothing(tmp_path):
+    assert _io.write_files_safely([]) == []
+    assert list(tmp_path.iterdir()) == []

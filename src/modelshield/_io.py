@@ -38,7 +38,7 @@ def check_output_path(path: str | Path, force: bool = False) -> Path:
         raise OutputError(f"output {p} is a directory; give a file name")
     if p.exists() and not force:
         raise OutputError.exists(p)
-    parent = p.parent if str(p.parent) else Path(".")
+    parent = p.parent  # "." for a bare file name: never empty
     if not parent.is_dir():
         raise OutputError(f"cannot write {p}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
@@ -115,11 +115,13 @@ def write_files_safely(files: Sequence[tuple[str | Path, bytes]], force: bool = 
     when all of them are written are they renamed into place (a report set is never left half written).
     ``private``: mode 0600 (keys); otherwise the umask's (reports are ordinary files)."""
     targets = [check_output_path(p, force) for p, _ in files]
+    if not targets:
+        return []
     temps: list[str] = []
-    p = targets[0] if targets else Path(".")
+    p = targets[0]
     try:
         for p, (_, data) in zip(targets, files):
-            fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent or ".")
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", dir=p.parent)
             temps.append(tmp)
             os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())  # mkstemp makes 0600
             with os.fdopen(fd, "wb") as fh:
@@ -165,7 +167,7 @@ def replace_private_file(path: Path, data: bytes, *, prefix: str = ".tmp.") -> N
 def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened (Windows)."""
     try:
-        fd = os.open(folder if str(folder) else ".", os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
