@@ -274,3 +274,66 @@ def test_private_dir_accepts_an_existing_folder_and_names_an_os_error(tmp_path, 
 def test_an_empty_batch_writes_nothing(tmp_path):
     assert _io.write_files_safely([]) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_file_sha256_reads_in_chunks_never_the_whole_file(tmp_path, monkeypatch):
+    f = tmp_path / "big"
+    f.write_bytes(os.urandom(50))
+    sizes: list[object] = []
+    real_open = Path.open
+
+    def spy_open(self, *a, **k):
+        fh = real_open(self, *a, **k)
+        real_read = fh.read
+
+        class Spy:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                fh.close()
+
+            def read(self, n=-1):
+                sizes.append(n)
+                return real_read(n)
+
+        return Spy()
+
+    monkeypatch.setattr(Path, "open", spy_open)
+    _io.file_sha256(f, chunk=16)
+    assert sizes and all(n == 16 for n in sizes)
+
+
+def test_an_output_created_while_the_batch_is_written_is_kept(tmp_path, monkeypatch):
+    import tempfile
+
+    target = tmp_path / "r.json"
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, **k):
+        target.write_text("someone else's")  # another process creates the output meanwhile
+        return real(*a, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    with pytest.raises(OutputError) as err:
+        _io.write_bytes_safely(target, b"ours")
+    assert str(err.value) == f"output {target} already exists"
+    assert target.read_text() == "someone else's" and sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_the_private_file_temp_prefix_and_an_unwritable_folder(tmp_path, monkeypatch):
+    seen = _capture_replace(monkeypatch)
+    _io.replace_private_file(tmp_path / "state.json", b"s")
+    assert os.path.basename(seen[0][0]).startswith(".tmp.")
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # root can write anywhere: pretend otherwise
+    with pytest.raises(OutputError, match=r"cannot write .*r\.json: folder .* is not writable"):
+        _io.check_output_path(tmp_path / "r.json")
+
+
+def test_a_none_output_does_not_end_the_check(tmp_path):
+    from modelshield.errors import UserError
+
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"m")
+    with pytest.raises(UserError, match="is also an input"):
+        _io.check_outputs({"--json": None, "--out": model}, [model], force=True)
