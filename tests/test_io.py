@@ -337,3 +337,24 @@ def test_a_none_output_does_not_end_the_check(tmp_path):
     model.write_bytes(b"m")
     with pytest.raises(UserError, match="is also an input"):
         _io.check_outputs({"--json": None, "--out": model}, [model], force=True)
+
+
+def test_check_outputs_defaults_and_what_is_not_the_same_file(tmp_path, monkeypatch):
+    from modelshield.errors import UserError
+
+    old = tmp_path / "report.html"
+    old.write_text("an earlier report")
+    with pytest.raises(OutputError, match="already exists"):  # no force by default
+        _io.check_outputs({"--out": old}, [])
+    # an existing output and a missing input are not the same file
+    _io.check_outputs({"--out": old}, [tmp_path / "missing.csv"], force=True)
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"m")
+
+    def samefile(a, b) -> bool:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os.path, "samefile", samefile)  # cannot tell: not the same (the paths differ)
+    _io.check_outputs({"--out": old}, [model], force=True)
+    with pytest.raises(UserError, match="is also an input"):  # equal paths need no samefile
+        _io.check_outputs({"--out": model}, [model], force=True)
