@@ -11,10 +11,9 @@ import platform
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from modelshield._io import file_sha256
 from modelshield._version import __version__
@@ -146,16 +145,14 @@ def _merge_config(config: AuditOptions | None, keywords: dict[str, Any]) -> Audi
 
 
 def environment() -> dict[str, Any]:
-    import sklearn
-
-    env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
-           "scikit-learn": sklearn.__version__}
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    """Python, platform and the numeric libraries' versions, from package metadata (nothing is imported:
+    a cached re-audit never pays for torch or scikit-learn)."""
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for key in ("numpy", "scikit-learn", "torch"):
+        try:
+            env[key] = version(key)
+        except PackageNotFoundError:  # pragma: no cover - torch and scikit-learn are core dependencies
+            pass
     return env
 
 

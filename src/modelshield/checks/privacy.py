@@ -212,7 +212,6 @@ class PrivacyCheck(Check):
         if ctx.model is not None and ctx.train is not None and numeric:
             self._membership(ctx, result, summary)
         elif ctx.train is not None and not numeric:
-
             bad = sorted({c.column for ds in (ctx.train, ctx.data) if ds is not None
                           for c in non_numeric_columns(ds.X, ds.feature_names)})
             summary.append("membership inference skipped: features are not numeric"

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from modelshield._io import AtomicOutput
+from modelshield._io import AtomicOutput, check_output_path
 from modelshield.cli._common import console
 from modelshield.cli.serve import CONFIG_OPT, STATE_OPT, gateway_config
 from modelshield.errors import IntegrityError, UserError
@@ -269,8 +269,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         """Every matching record as JSON lines (oldest first), with its chain fields."""
         cfg = gateway_config(config, state_dir)
         s_us, u_us = _time_us(since, "--since"), _time_us(until, "--until")
-        if output is not None and output.exists() and not force:
-            raise UserError(f"{output} exists (pass --force to replace it)")
+        if output is not None:
+            check_output_path(output, force)  # before the database is opened: nothing is read for nothing
         log = _open_log(cfg, url, None, need_key=False)
         try:
             lines = (json.dumps(_public(r)) + "\n" for r in log.query(

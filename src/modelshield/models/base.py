@@ -120,7 +120,6 @@ class BaseModel(ABC):
                 if int(np.prod(X.shape[1:])) == int(np.prod(want)):
                     X = X.reshape((X.shape[0], *want))
                 else:
-
                     raise DataError(
                         f"input has shape {X.shape[1:]} per row but the model expects {want}"
                     )

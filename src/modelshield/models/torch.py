@@ -64,7 +64,6 @@ class TorchModel(BaseModel):
                 with torch.no_grad():
                     out = module(torch.zeros((1, *shape), dtype=torch.float32))
             except Exception as exc:  # TorchScript errors span many lines: name the cause, not the trace
-
                 raise DataError(f"the model cannot run on inputs of shape {shape} ({type(exc).__name__}); "
                                 "check the input shape (--input-shape)") from None
             classes = np.arange(out.shape[-1])

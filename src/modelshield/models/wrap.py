@@ -27,12 +27,10 @@ def wrap_object(obj: Any, **kwargs: Any) -> BaseModel:
         import torch
 
         if isinstance(obj, torch.nn.Module):
-
             return TorchModel(obj, **kwargs)
     except ImportError:  # pragma: no cover - torch is a core dependency
         pass
     if hasattr(obj, "fit") and (hasattr(obj, "predict") or hasattr(obj, "predict_proba")):
-
         return SklearnModel(obj, **kwargs)
     raise FormatError(f"don't know how to wrap a {type(obj).__module__}.{type(obj).__name__}")
 

@@ -39,12 +39,10 @@ def load_file_unrestricted(
 
     src: Any = io.BytesIO(data) if data is not None else str(path)
     if fmt == "onnx":
-
         raw = data if data is not None else path.read_bytes()
         return OnnxModel(raw, classes=classes, source=str(path))
     if fmt == "torchscript":
         import torch
-
 
         module = torch.jit.load(src, map_location="cpu")
         return TorchModel(module, input_shape=input_shape, classes=classes, format="torchscript", source=str(path))

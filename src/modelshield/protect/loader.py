@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from modelshield._io import input_file
 from modelshield.errors import (
     FormatError,
-    InputNotFoundError,
     IntegrityError,
     UnsafeModelError,
     UntrustedModelError,
@@ -319,11 +319,5 @@ def load_model(
         if classes is not None:
             kw["classes"] = classes
         return wrap_object(source, **kw)
-    path = Path(source)
-    if not path.exists():
-        raise InputNotFoundError(f"model file not found: {path}")
-    if path.is_dir():
-        raise FormatError(f"{path} is a directory; pass the model file inside it")
-    if not path.is_file():  # a pipe or device would block or cannot be read twice
-        raise FormatError(f"{path} is not a regular file (a pipe, device or socket); save the model to a file")
+    path = input_file(source, "model", "; pass the model file inside it")
     return secure_load(path, trust=trust, input_shape=input_shape, classes=classes, **loader_options)

@@ -28,7 +28,7 @@ from modelshield._version import __version__
 from modelshield.errors import OutputError, UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.policy import Policy
-from modelshield.runner import AuditReport, AuditRun, select_checks, validate_policy
+from modelshield.runner import AuditReport, AuditRun, environment, select_checks, validate_policy
 from modelshield.scale.cache import ResultCache
 from modelshield.scale.executors import Executor, LocalExecutor, Outcome
 from modelshield.scale.sources import RegistryModel, discover
@@ -252,7 +252,7 @@ def audit_registry(
     if todo:
         executor.run(unit_fn, [units[u] for u in todo], on_done)
 
-    env = environment()  # after the work: versions only, nothing heavy imported here
+    env = environment()  # after the work: versions from package metadata, nothing heavy imported
     rows: list[ModelRow] = []
     reports: list[AuditReport] = []
     for plan in plans:
@@ -264,21 +264,6 @@ def audit_registry(
         source=str(source), rows=rows, reports=reports, policy=policy, executor=executor.describe(), checks=names,
         seed=seed, wall_s=time.perf_counter() - t0,
         cache=None if cache is None else {"url": cache.safe_url, "hits": len(hits), "computed": len(todo)})
-
-
-def environment() -> dict[str, Any]:
-    """The keys of :func:`modelshield.runner.environment`, from package metadata: a re-audit answered from the
-    cache then imports neither torch nor scikit-learn (about 9 s of a cached run on a loaded 2-core box)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    for key, dist in (("numpy", "numpy"), ("scikit-learn", "scikit-learn"), ("torch", "torch")):
-        try:
-            env[key] = version(dist)
-        except PackageNotFoundError:  # pragma: no cover
-            pass
-    return env
 
 
 def _unit_outcome(unit: WorkUnit, o: Outcome) -> UnitOutcome:

@@ -106,7 +106,6 @@ class Gateway:
         state = private_dir(config.state_dir)
         self.state_dir = state
         if reference is None and config.reference:
-
             ds = load_dataset(config.reference)
             require_numeric(ds)  # the gateway takes numeric rows; a text column is a clear error, not a crash
             reference = np.asarray(ds.X, dtype=np.float64)
