@@ -21,7 +21,7 @@ import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -214,9 +214,13 @@ def write_signing_keypair(
     return key
 
 
-def _check_curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, where: str) -> None:
-    if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
-        raise FormatError(f"{where}: unsupported curve {key.curve.name}; use Ed25519 or ECDSA P-256")
+def _check_key_type(key: object, p: Path) -> None:
+    """Refuse (:class:`FormatError`) a key, private or public, other than Ed25519 or ECDSA on P-256/384/521."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+            raise FormatError(f"{p}: unsupported curve {key.curve.name}; use Ed25519 or ECDSA P-256")
+    elif not isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        raise FormatError(f"{p}: unsupported key type {type(key).__name__}; use Ed25519 or ECDSA P-256")
 
 
 def load_private_key(path: str | Path, password: bytes | None = None, *, strict: bool = False,
@@ -237,12 +241,8 @@ def _parse_private_key(p: Path, password: bytes | None) -> PrivateKey:
         raise UserError(f"{p}: {exc} (the key is encrypted: give its password)") from None
     except ValueError as exc:
         raise FormatError(f"{p} is not a PEM private key (or the password is wrong)") from exc
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        _check_curve(key, str(p))
-        return key
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key
-    raise FormatError(f"{p}: unsupported key type {type(key).__name__}; use Ed25519 or ECDSA P-256")
+    _check_key_type(key, p)
+    return cast(PrivateKey, key)  # load_pem_private_key returns private keys only
 
 
 def load_public_key(path: str | Path) -> PublicKey:
@@ -259,9 +259,5 @@ def load_public_key(path: str | Path) -> PublicKey:
             raise FormatError(f"{p} is not a PEM public key") from None
         check_key_permissions(p)  # it is a secret after all: warn when others can read it
         return private.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        _check_curve(key, str(p))
-        return key
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return key
-    raise FormatError(f"{p}: unsupported key type {type(key).__name__}; use Ed25519 or ECDSA P-256")
+    _check_key_type(key, p)
+    return cast(PublicKey, key)  # load_pem_public_key returns public keys only
