@@ -22,6 +22,7 @@ import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from modelshield.artifacts._io import Budget, LimitExceeded, Reader, Truncated
@@ -830,14 +831,6 @@ def _op_unicode(s, off, push):
         raise _Malformed("bad UNICODE literal") from None
 
 
-def _op_binstring(s, off, push):
-    push(_as_str(s._text("bytes", _I4(s.r.read(4)), off)))
-
-
-def _op_short_binstring(s, off, push):
-    push(_as_str(s._text("bytes", s.r.read1(), off)))
-
-
 def _as_str(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("latin-1")
@@ -846,32 +839,12 @@ def _as_str(v: Any) -> Any:
     return v
 
 
-def _op_binunicode(s, off, push):
-    push(s._text("str", _U4(s.r.read(4)), off))
-
-
-def _op_short_binunicode(s, off, push):
-    push(s._text("str", s.r.read1(), off))
-
-
-def _op_binunicode8(s, off, push):
-    push(s._text("str", _U8(s.r.read(8)), off))
-
-
-def _op_binbytes(s, off, push):
-    push(s._text("bytes", _U4(s.r.read(4)), off))
-
-
-def _op_short_binbytes(s, off, push):
-    push(s._text("bytes", s.r.read1(), off))
-
-
-def _op_binbytes8(s, off, push):
-    push(s._text("bytes", _U8(s.r.read(8)), off))
-
-
-def _op_bytearray8(s, off, push):
-    push(s._text("bytes", _U8(s.r.read(8)), off))
+def _op_text(kind: str, width: int, s, off, push, *, signed: bool = False, latin1: bool = False) -> None:
+    """A length-prefixed str/bytes opcode: the length is a ``width``-byte little-endian integer;
+    ``latin1`` for the protocol 0-2 ``*BINSTRING`` opcodes, whose bytes load as a latin-1 ``str``."""
+    n = s.r.read1() if width == 1 else int.from_bytes(s.r.read(width), "little", signed=signed)
+    v = s._text(kind, n, off)
+    push(_as_str(v) if latin1 else v)
 
 
 def _op_next_buffer(s, off, push):
@@ -944,62 +917,41 @@ def _mutate_target(s, target: Any, off: int, what: str) -> None:
                target=_short(target))
 
 
-def _op_append(s, off, push):
-    v = s._pop()
+def _add_to_top(s, values: list, off: int, what: str) -> None:
+    """APPEND(S)/SETITEM(S)/ADDITEMS: add to the container under the values, or flag the call of an
+    object's methods when the target is not a plain container."""
     if not s.stack:
-        raise _Malformed("APPEND without a target")
+        raise _Malformed(f"{what} without a target")
     t = s.stack[-1]
     if isinstance(t, Seq):
-        t.add([v])
+        t.add(values)
     else:
-        _mutate_target(s, t, off, "APPEND")
+        _mutate_target(s, t, off, what)
+
+
+def _op_append(s, off, push):
+    _add_to_top(s, [s._pop()], off, "APPEND")
 
 
 def _op_appends(s, off, push):
-    items = s._pop_mark()
-    if not s.stack:
-        raise _Malformed("APPENDS without a target")
-    t = s.stack[-1]
-    if isinstance(t, Seq):
-        t.add(items)
-    else:
-        _mutate_target(s, t, off, "APPENDS")
+    _add_to_top(s, s._pop_mark(), off, "APPENDS")
 
 
 def _op_setitem(s, off, push):
     v = s._pop()
     k = s._pop()
-    if not s.stack:
-        raise _Malformed("SETITEM without a target")
-    t = s.stack[-1]
-    if isinstance(t, Seq):
-        t.add([(k, v)])
-    else:
-        _mutate_target(s, t, off, "SETITEM")
+    _add_to_top(s, [(k, v)], off, "SETITEM")
 
 
 def _op_setitems(s, off, push):
     items = s._pop_mark()
     if len(items) % 2:
         raise _Malformed("SETITEMS with an odd number of items")
-    if not s.stack:
-        raise _Malformed("SETITEMS without a target")
-    t = s.stack[-1]
-    if isinstance(t, Seq):
-        t.add(list(zip(items[::2], items[1::2])))
-    else:
-        _mutate_target(s, t, off, "SETITEMS")
+    _add_to_top(s, list(zip(items[::2], items[1::2])), off, "SETITEMS")
 
 
 def _op_additems(s, off, push):
-    items = s._pop_mark()
-    if not s.stack:
-        raise _Malformed("ADDITEMS without a target")
-    t = s.stack[-1]
-    if isinstance(t, Seq):
-        t.add(items)
-    else:
-        _mutate_target(s, t, off, "ADDITEMS")
+    _add_to_top(s, s._pop_mark(), off, "ADDITEMS")
 
 
 def _memo_index(s, what: str) -> int:
@@ -1014,11 +966,7 @@ def _memo_index(s, what: str) -> int:
 
 
 def _op_get(s, off, push):
-    try:
-        idx = _memo_index(s, "GET")
-    except ValueError:
-        raise _Malformed("bad GET index") from None
-    push(s._memo_get(idx))
+    push(s._memo_get(_memo_index(s, "GET")))
 
 
 def _op_binget(s, off, push):
@@ -1029,34 +977,26 @@ def _op_long_binget(s, off, push):
     push(s._memo_get(_U4(s.r.read(4))))
 
 
-def _op_put(s, off, push):
-    try:
-        idx = _memo_index(s, "PUT")
-    except ValueError:
-        raise _Malformed("bad PUT index") from None
+def _put_top(s, idx: int, what: str) -> None:
     if not s.stack:
-        raise _Malformed("PUT on an empty stack")
+        raise _Malformed(f"{what} on an empty stack")
     s._memo_put(idx, s.stack[-1])
+
+
+def _op_put(s, off, push):
+    _put_top(s, _memo_index(s, "PUT"), "PUT")
 
 
 def _op_binput(s, off, push):
-    idx = s.r.read1()
-    if not s.stack:
-        raise _Malformed("BINPUT on an empty stack")
-    s._memo_put(idx, s.stack[-1])
+    _put_top(s, s.r.read1(), "BINPUT")
 
 
 def _op_long_binput(s, off, push):
-    idx = _U4(s.r.read(4))
-    if not s.stack:
-        raise _Malformed("LONG_BINPUT on an empty stack")
-    s._memo_put(idx, s.stack[-1])
+    _put_top(s, _U4(s.r.read(4)), "LONG_BINPUT")
 
 
 def _op_memoize(s, off, push):
-    if not s.stack:
-        raise _Malformed("MEMOIZE on an empty stack")
-    s._memo_put(len(s.memo), s.stack[-1])
+    _put_top(s, len(s.memo), "MEMOIZE")
 
 
 def _readline_str(s) -> Any:
@@ -1097,27 +1037,20 @@ def _op_obj(s, off, push):
     push(s._call(items[0], tuple(items[1:]), off, "OBJ"))
 
 
-def _op_ext(n):
-    def h(s, off, push):
-        code = int.from_bytes(s.r.read(n), "little")
-        s._add(Severity.CRITICAL, "artifact.pickle.unresolvable-global",
-               f"extension-registry global (EXT{n} code {code})", off,
-               "EXT opcodes name a global through copyreg's extension registry of the *loading* "
-               "process; it cannot be resolved statically, so the scanner fails closed.", code=code)
-        push(Opaque("extension global"))
-    return h
+def _op_ext(n: int, s, off, push):
+    code = int.from_bytes(s.r.read(n), "little")
+    s._add(Severity.CRITICAL, "artifact.pickle.unresolvable-global",
+           f"extension-registry global (EXT{n} code {code})", off,
+           "EXT opcodes name a global through copyreg's extension registry of the *loading* "
+           "process; it cannot be resolved statically, so the scanner fails closed.", code=code)
+    push(Opaque("extension global"))
 
 
-def _op_reduce(s, off, push):
+def _op_call(how: str, s, off, push):
+    """REDUCE (``func(*args)``) and NEWOBJ (``cls.__new__(cls, *args)``)."""
     args = s._pop()
     func = s._pop()
-    push(s._call(func, args, off, "REDUCE"))
-
-
-def _op_newobj(s, off, push):
-    args = s._pop()
-    cls = s._pop()
-    push(s._call(cls, args, off, "NEWOBJ"))
+    push(s._call(func, args, off, how))
 
 
 def _op_newobj_ex(s, off, push):
@@ -1168,9 +1101,12 @@ _DISPATCH: dict[int, Callable] = {
     ord("F"): _op_float, ord("G"): _op_binfloat, ord("I"): _line_int, ord("L"): _line_int,
     ord("J"): _op_binint, ord("K"): _op_binint1, ord("M"): _op_binint2,
     0x8A: _op_long1, 0x8B: _op_long4, ord("N"): _op_none, 0x88: _op_true, 0x89: _op_false,
-    ord("S"): _op_string, ord("V"): _op_unicode, ord("T"): _op_binstring, ord("U"): _op_short_binstring,
-    ord("X"): _op_binunicode, 0x8C: _op_short_binunicode, 0x8D: _op_binunicode8,
-    ord("B"): _op_binbytes, ord("C"): _op_short_binbytes, 0x8E: _op_binbytes8, 0x96: _op_bytearray8,
+    ord("S"): _op_string, ord("V"): _op_unicode,
+    ord("T"): partial(_op_text, "bytes", 4, signed=True, latin1=True),
+    ord("U"): partial(_op_text, "bytes", 1, latin1=True),
+    ord("X"): partial(_op_text, "str", 4), 0x8C: partial(_op_text, "str", 1), 0x8D: partial(_op_text, "str", 8),
+    ord("B"): partial(_op_text, "bytes", 4), ord("C"): partial(_op_text, "bytes", 1),
+    0x8E: partial(_op_text, "bytes", 8), 0x96: partial(_op_text, "bytes", 8),  # BINBYTES8, BYTEARRAY8
     0x97: _op_next_buffer, 0x98: _op_readonly_buffer,
     ord("]"): _op_empty_list, ord("}"): _op_empty_dict, 0x8F: _op_empty_set, ord(")"): _op_empty_tuple,
     ord("l"): _op_list, ord("t"): _op_tuple, ord("d"): _op_dict, 0x91: _op_frozenset,
@@ -1180,8 +1116,8 @@ _DISPATCH: dict[int, Callable] = {
     ord("g"): _op_get, ord("h"): _op_binget, ord("j"): _op_long_binget,
     ord("p"): _op_put, ord("q"): _op_binput, ord("r"): _op_long_binput, 0x94: _op_memoize,
     ord("c"): _op_global, 0x93: _op_stack_global, ord("i"): _op_inst, ord("o"): _op_obj,
-    0x82: _op_ext(1), 0x83: _op_ext(2), 0x84: _op_ext(4),
-    ord("R"): _op_reduce, 0x81: _op_newobj, 0x92: _op_newobj_ex, ord("b"): _op_build,
+    0x82: partial(_op_ext, 1), 0x83: partial(_op_ext, 2), 0x84: partial(_op_ext, 4),
+    ord("R"): partial(_op_call, "REDUCE"), 0x81: partial(_op_call, "NEWOBJ"), 0x92: _op_newobj_ex, ord("b"): _op_build,
     ord("P"): _op_persid, ord("Q"): _op_binpersid,
 }
 
