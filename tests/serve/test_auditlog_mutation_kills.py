@@ -9,11 +9,15 @@ what is stored for each field, the anchor file's rules, the constructor's refusa
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
 import stat
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -484,3 +488,292 @@ def test_like_wildcards_are_escaped_in_prefix_and_reason_filters(make_log):
     assert dec("a\\*") == ["a\\b", "a\\\\b"]
     assert dec("a_b") == ["a_b", "a_b:1"]
     assert dec("okX*") == ["okX"]
+
+
+# -- the schema -------------------------------------------------------------------------------------
+
+
+def test_the_table_schema(make_log):
+    """The columns, types, lengths and keys every deployment's table has (PostgreSQL enforces the lengths the
+    log truncates to; an older table must keep matching what the log writes)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    t = make_log(table="t_schema").table
+    ddl = {name: " ".join(str(CreateTable(t).compile(dialect=d)).split())
+           for name, d in (("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect()))}
+    cols = ("ts_us BIGINT NOT NULL, kind VARCHAR(16) NOT NULL, request_id VARCHAR(64) NOT NULL, key_id VARCHAR(80), "
+            "client VARCHAR(80), endpoint VARCHAR(80) NOT NULL, status INTEGER NOT NULL, "
+            "decision VARCHAR(40) NOT NULL, input_hash VARCHAR(64) NOT NULL, n_rows INTEGER NOT NULL, output TEXT, "
+            "scores TEXT, prev_hash VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL, PRIMARY KEY (seq) )")
+    assert ddl == {"sqlite": "CREATE TABLE t_schema ( seq INTEGER NOT NULL, " + cols,
+                   "postgresql": "CREATE TABLE t_schema ( seq BIGINT NOT NULL, " + cols}
+    assert [str(CreateIndex(ix).compile(dialect=postgresql.dialect())) for ix in t.indexes] == [
+        "CREATE INDEX ix_t_schema_request_id ON t_schema (request_id)"]
+    assert make_log("d.db").table.name == "modelshield_audit"  # the default table
+
+
+# -- the writer thread ------------------------------------------------------------------------------
+
+
+def _chain(rows):
+    """The chain recomputed from the stored rows by the documented formula (not the module's own helper)."""
+    fields = ("seq", "ts_us", "kind", "request_id", "key_id", "client", "endpoint", "status", "decision",
+              "input_hash", "n_rows", "output", "scores", "prev_hash")
+    prev = GENESIS
+    for r in rows:
+        assert r["prev_hash"] == prev
+        body = json.dumps([r[f] for f in fields], separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        prev = hmac.new(KEY, body.encode("ascii"), hashlib.sha256).hexdigest()
+        assert r["hash"] == prev, r["seq"]
+    return prev
+
+
+def test_the_writer_commits_in_order_as_one_hash_chain(make_log):
+    log = make_log(commit="thread")
+    futs = [log.submit(AuditRecord(kind="request", request_id=f"r{i}", client=f"10.0.0.{i}", ts_us=i,
+                                   output={"i": i}, scores={"z": i, "a": -i})) for i in range(60)]
+    assert [f.result(30) for f in futs] == list(range(1, 61))  # each future gets its own record's seq
+    rows = list(log.iter_records())
+    assert [(r["seq"], r["request_id"], r["client"]) for r in rows] == [
+        (i + 1, f"r{i}", f"10.0.0.{i}") for i in range(60)]
+    assert rows[5]["scores"] == '{"a":-5,"z":5}' and rows[5]["output"] == '{"i":5}'
+    assert log.head() == (60, _chain(rows))
+    assert log._thread.name == "audit-writer" and log._thread.daemon  # never keeps a process alive
+    assert log.n_written == 60 and sum(n * c for n, c in log.batch_sizes().items()) == 60
+
+
+def test_appends_continue_the_chain_of_an_existing_log(make_log):
+    make_log("a.db", commit="thread").append(AuditRecord(kind="request", request_id="first"))
+    log = make_log("a.db", commit="thread")  # a second process on the same file
+    assert log.append(AuditRecord(kind="request", request_id="second")) == 2
+    _chain(list(log.iter_records()))
+
+
+@pytest.mark.parametrize("client", ["", None, "c" * 81])
+def test_the_client_address_is_stored_or_null(make_log, client):
+    log = make_log()
+    log.append(AuditRecord(kind="request", client=client))
+    assert log.recent(1)[0]["client"] == (client[:80] if client else None)
+    assert log.verify().ok
+
+
+def _gate(log, monkeypatch):
+    """Hold the writer's first transaction until ``go`` is set; ``inside`` is set once it is held."""
+    inside, go = threading.Event(), threading.Event()
+    real = log._write_batch
+    calls = []
+
+    def held(records, busy_ms=al._THREAD_BUSY_MS):
+        calls.append(len(records))
+        if len(calls) == 1:
+            inside.set()
+            assert go.wait(30)
+        return real(records, busy_ms)
+
+    monkeypatch.setattr(log, "_write_batch", held)
+    return inside, go, calls
+
+
+def _wait_for(cond, timeout=30.0):
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.005)
+
+
+def test_close_commits_every_queued_record_and_stops_the_writer(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    inside, go, calls = _gate(log, monkeypatch)
+    first = log.submit(AuditRecord(kind="request", request_id="a"))
+    assert inside.wait(30)  # the writer is inside the first transaction
+    rest = [log.submit(AuditRecord(kind="request", request_id=f"b{i}")) for i in range(3)]
+    closer = threading.Thread(target=log.close)
+    closer.start()
+    _wait_for(lambda: log._queue.qsize() == 4)  # three records and close()'s stop mark
+    go.set()
+    closer.join(30)
+    assert not closer.is_alive() and not log._thread.is_alive()
+    assert first.result(0) == 1 and [f.result(0) for f in rest] == [2, 3, 4]
+    assert calls == [1, 3]  # the records queued before the stop mark: one transaction
+    assert log.batch_sizes() == {1: 1, 3: 1}
+    assert log.last_head == (4, _chain(list(log.iter_records())))
+    with pytest.raises(RuntimeError, match=r"^audit log is closed$"):
+        log.submit(AuditRecord(kind="request"))
+
+
+def test_a_transaction_holds_at_most_max_batch_records(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    assert log.max_batch == 512 and log.max_batch_wait_s == 0.0  # the defaults
+    inside, go, _ = _gate(log, monkeypatch)
+    log.submit(AuditRecord(kind="request"))
+    assert inside.wait(30)
+    futs = [log.submit(AuditRecord(kind="request")) for _ in range(1100)]
+    go.set()
+    assert futs[-1].result(60) == 1101
+    assert log.batch_sizes() == {1: 1, 512: 2, 76: 1}
+    small = make_log("small.db", commit="thread", max_batch=2)
+    inside, go, _ = _gate(small, monkeypatch)
+    small.submit(AuditRecord(kind="request"))
+    assert inside.wait(30)
+    futs = [small.submit(AuditRecord(kind="request")) for _ in range(5)]
+    go.set()
+    assert [f.result(30) for f in futs] == [2, 3, 4, 5, 6]
+    assert small.batch_sizes() == {1: 2, 2: 2}
+
+
+def test_the_writer_waits_max_batch_wait_s_to_gather_records(make_log, monkeypatch):
+    log = make_log(commit="thread", max_batch_wait_s=0.25)
+    sleeps = []
+    late = []
+
+    def sleep(s):  # while the writer "waits", another record arrives: it joins the same transaction
+        sleeps.append(s)
+        if not late:
+            late.append(log.submit(AuditRecord(kind="request", request_id="late")))
+
+    monkeypatch.setattr(al.time, "sleep", sleep)
+    assert log.append(AuditRecord(kind="request", request_id="first")) == 1
+    assert late[0].result(30) == 2
+    assert sleeps == [0.25] and log.batch_sizes() == {2: 1}
+    sleeps.clear()
+    nowait = make_log("b.db", commit="thread")  # the default: no waiting
+    nowait.append(AuditRecord(kind="request"))
+    assert sleeps == []
+
+
+def test_append_waits_30_seconds_by_default_then_gives_up(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    waits = []
+
+    class Fut:
+        def result(self, timeout=None):
+            waits.append(timeout)
+            return 7
+
+    monkeypatch.setattr(log, "submit", lambda record: Fut())
+    assert log.append(AuditRecord(kind="request")) == 7
+    assert log.append(AuditRecord(kind="request"), timeout=2.5) == 7
+    assert waits == [30.0, 2.5]
+    monkeypatch.undo()
+    inside, go, _ = _gate(log, monkeypatch)
+    log.submit(AuditRecord(kind="request"))
+    assert inside.wait(30)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        log.append(AuditRecord(kind="request"), timeout=0.05)
+    go.set()
+
+
+def test_a_failed_transaction_fails_every_waiter_and_writes_nothing(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    inside, go, _ = _gate(log, monkeypatch)
+    log.submit(AuditRecord(kind="request", request_id="ok"))
+    assert inside.wait(30)
+    real = log._write_batch  # the gate
+    boom = sqlite3.OperationalError("database is locked")
+
+    def failing(records, busy_ms=al._THREAD_BUSY_MS):
+        if any(r.request_id.startswith("x") for r in records):
+            raise boom
+        return real(records, busy_ms)
+
+    monkeypatch.setattr(log, "_write_batch", failing)
+    bad = [log.submit(AuditRecord(kind="request", request_id=f"x{i}")) for i in range(3)]
+    go.set()
+    for f in bad:  # the error itself (not a "busy" hand-over: only loop commits hand over)
+        assert f.exception(30) is boom
+    assert log.append(AuditRecord(kind="request", request_id="after")) == 2  # the writer goes on
+    assert log.n_failed == 3 and log.n_written == 2
+    assert [r["request_id"] for r in log.iter_records()] == ["ok", "after"] and log.verify().ok
+
+
+def test_failed_loop_records_fail_closed_on_their_loop(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    err = OSError("disk full")
+
+    def failing(records, busy_ms=al._THREAD_BUSY_MS):
+        raise err
+
+    monkeypatch.setattr(log, "_write_batch", failing)
+
+    async def go():
+        return await asyncio.gather(*(log.append_async(AuditRecord(kind="request")) for _ in range(3)),
+                                    return_exceptions=True)
+
+    assert asyncio.run(go()) == [err, err, err]
+    assert log.n_failed == 3 and log.n_written == 0 and log.head() == (0, GENESIS)
+
+
+def test_a_cancelled_waiter_does_not_keep_the_others_from_their_answer(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    inside, go, _ = _gate(log, monkeypatch)
+    log.submit(AuditRecord(kind="request", request_id="first"))
+    assert inside.wait(30)
+
+    async def run():
+        tasks = [asyncio.ensure_future(log.append_async(AuditRecord(kind="request", request_id=f"t{i}")))
+                 for i in range(3)]
+        await asyncio.sleep(0)  # the three are appended ...
+        await asyncio.sleep(0)  # ... and handed to the writer as one group
+        tasks[0].cancel()  # that client went away
+        go.set()
+        return await asyncio.wait_for(asyncio.gather(*tasks[1:]), 30)
+
+    assert asyncio.run(run()) == [3, 4]
+    assert [r["request_id"] for r in log.iter_records()] == ["first", "t0", "t1", "t2"]  # logged anyway
+
+
+def test_a_record_of_a_closed_loop_is_logged_and_the_writer_goes_on(make_log, monkeypatch):
+    log = make_log(commit="thread")
+    inside, go, _ = _gate(log, monkeypatch)
+    log.submit(AuditRecord(kind="request", request_id="first"))
+    assert inside.wait(30)
+    loop = asyncio.new_event_loop()
+    fut = loop.create_future()
+    log._queue.put([(AuditRecord(kind="request", request_id="orphan"), fut, loop)])
+    loop.close()  # its waiter is gone: nobody can be told
+    go.set()
+    assert log.append(AuditRecord(kind="request", request_id="next")) == 3
+    assert [r["request_id"] for r in log.iter_records()] == ["first", "orphan", "next"]
+
+
+def test_records_handed_over_after_close_fail_closed(make_log):
+    log = make_log(commit="thread")
+    log.close()
+    loop = asyncio.new_event_loop()
+    try:
+        futs = [loop.create_future() for _ in range(2)]
+        log._pending[loop] = [(AuditRecord(kind="request"), f, loop) for f in futs]
+        log._flush_pending(loop)
+        assert all(isinstance(f.exception(), RuntimeError) and str(f.exception()) == "audit log is closed"
+                   for f in futs)
+        assert log.n_failed == 2 and log._queue.qsize() == 0 and loop not in log._pending
+        log._flush_pending(loop)  # nothing pending: nothing happens
+        assert log.n_failed == 2
+    finally:
+        loop.close()
+
+
+def test_close_waits_for_a_commit_in_progress_at_most_its_timeout(make_log):
+    log = make_log()
+    log.append(AuditRecord(kind="request"))
+    raw = log._raw
+    assert log._write_lock.acquire()  # a commit in progress on another thread
+    try:
+        t0 = time.monotonic()
+        log.close(timeout=0.2)
+        assert 0.15 < time.monotonic() - t0 < 10
+        assert log._raw is raw  # not closed under a running commit
+    finally:
+        log._write_lock.release()
+        raw.close()
+    with pytest.raises(RuntimeError, match=r"^audit log is closed$"):  # and no commit starts after close
+        log._commit([AuditRecord(kind="request")])
+
+
+def test_close_without_a_readable_head_leaves_last_head_unset(make_log):
+    log = make_log()
+    log.append(AuditRecord(kind="request"))
+    _exec(log, "DROP TABLE {t}")
+    log.close()
+    assert log.last_head is None and log._raw is None
