@@ -83,9 +83,19 @@ def read_table(path: str | Path, *, as_text: bool = False) -> Any:
 MAX_COLUMNS_SHOWN = 40
 
 
-def unknown_column(col: str, available: Sequence[str], flag: str) -> DataError:
-    """One line: the unknown column, the closest names (did you mean), and the columns there are, all
-    of them up to :data:`MAX_COLUMNS_SHOWN` and the number left out beyond that."""
+#: role of a column -> what the command line does about it (the ``cli_hint`` of an unknown-column error)
+COLUMN_HINTS = {
+    "target": "name the label column with --target",
+    "sensitive": "name sensitive columns with --sensitive",
+    "feature": "choose feature columns with --features",
+    "immutable": "--immutable names feature columns",
+}
+
+
+def unknown_column(col: str, available: Sequence[str], what: str, *, cli_hint: str | None = None) -> DataError:
+    """One line: the unknown column (``what``: its role, e.g. ``target``), the closest names (did you mean),
+    and the columns there are, all of them up to :data:`MAX_COLUMNS_SHOWN` and the number left out beyond
+    that. ``cli_hint`` defaults to the role's entry in :data:`COLUMN_HINTS`."""
     names = [str(c) for c in available]
     by_lower = {n.lower(): n for n in names}
     close = difflib.get_close_matches(col.lower(), list(by_lower), n=3, cutoff=0.6)
@@ -93,7 +103,8 @@ def unknown_column(col: str, available: Sequence[str], flag: str) -> DataError:
     shown = ", ".join(names[:MAX_COLUMNS_SHOWN])
     more = len(names) - MAX_COLUMNS_SHOWN
     rest = f", … and {more} more" if more > 0 else ""
-    return DataError(f"{flag} column {col!r} is not in the data{hint}; the {len(names)} columns are: {shown}{rest}")
+    return DataError(f"{what} column {col!r} is not in the data{hint}; the {len(names)} columns are: {shown}{rest}",
+                     cli_hint=cli_hint if cli_hint is not None else COLUMN_HINTS.get(what))
 
 
 def from_frame(
@@ -110,24 +121,25 @@ def from_frame(
     cols = [str(c) for c in frame.columns]
     frame = frame.set_axis(cols, axis=1)
     if target is not None and target not in cols:
-        raise unknown_column(target, cols, "--target")
+        raise unknown_column(target, cols, "target")
     for s in sensitive:
         if s not in cols:
-            raise unknown_column(s, cols, "--sensitive")
+            raise unknown_column(s, cols, "sensitive")
     if features is None:
         excluded = {target, *sensitive}
         features = [c for c in cols if c not in excluded]
     else:
         for f in features:
             if f not in cols:
-                raise unknown_column(f, cols, "--features")
+                raise unknown_column(f, cols, "feature")
         if target in features:
-            raise DataError(f"--features includes the target column {target!r}")
+            raise DataError(f"the feature columns include the target column {target!r}",
+                            cli_hint="leave it out of --features")
     if not features:
-        raise DataError("no feature columns left", cli_hint="pass --features")
+        raise DataError("no feature columns left", cli_hint="choose them with --features")
     for s in immutable:
         if s not in features:
-            raise unknown_column(s, features, "--immutable")
+            raise unknown_column(s, features, "immutable")
     feat = frame[list(features)]
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -137,7 +149,7 @@ def from_frame(
     if y is not None:
         missing = int(frame[target].isna().sum())
         if missing:
-            raise DataError(f"--target column {target!r} has {missing} missing value(s); drop those rows first")
+            raise DataError(f"target column {target!r} has {missing} missing value(s); drop those rows first")
         if not np.issubdtype(y.dtype, np.number):
             y = y.astype(str)
     sens = {s: frame[s].to_numpy() for s in sensitive}
@@ -158,7 +170,7 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
             raise DataError(f"{p}: no feature array; expected one named X (arrays: {', '.join(keys)})")
         ykey = target or next((k for k in ("y", "labels", "target") if k in keys), None)
         if target is not None and target not in keys:
-            raise unknown_column(target, keys, "--target")
+            raise unknown_column(target, keys, "target")
         X = arch[xkey]
         y = arch[ykey] if ykey else None
         names = [str(n) for n in arch["feature_names"]] if "feature_names" in keys else None
@@ -170,20 +182,22 @@ def _load_npz(p: Path, *, target: str | None, sensitive: Sequence[str], features
             elif names and s in names:
                 sens[s] = X[:, names.index(s)]
             else:
-                raise unknown_column(s, keys + (names or []), "--sensitive")
+                raise unknown_column(s, keys + (names or []), "sensitive")
     if features is not None:
         if names is None:
-            raise DataError(f"{p}: --features needs a feature_names array in the NPZ file")
+            raise DataError(f"{p}: choosing features by name needs a feature_names array in the NPZ file",
+                            cli_hint="--features names entries of feature_names")
         for f in features:
             if f not in names:
-                raise unknown_column(f, names, "--features")
+                raise unknown_column(f, names, "feature")
         X = X[:, [names.index(f) for f in features]]
         names = list(features)
     for s in immutable:  # as for tables: an unknown name is an error, never silently ignored
         if names is None:
-            raise DataError(f"{p}: --immutable needs a feature_names array in the NPZ file")
+            raise DataError(f"{p}: immutable features by name need a feature_names array in the NPZ file",
+                            cli_hint="--immutable names entries of feature_names")
         if s not in names:
-            raise unknown_column(s, names, "--immutable")
+            raise unknown_column(s, names, "immutable")
     return Dataset(X=X.astype(np.float64) if np.issubdtype(X.dtype, np.number) else X, y=y,
                    feature_names=names, sensitive=sens, immutable=frozenset(immutable), name=p.name,
                    source=str(p))
@@ -229,8 +243,8 @@ def _check_model_data(data: Dataset, model: Any) -> None:
 def check_model_width(data: Dataset, model: Any) -> None:
     """Check that ``data`` fits ``model`` before any check runs; raise a one-line :class:`DataError`.
 
-    The width must match the model's input (the message names ``--features``, and ``--target`` when the
-    one extra column is probably the label), a model that takes numbers must get numbers (the
+    The width must match the model's input (the hint says how to choose the features, and to name the
+    label column when the one extra column is probably the label), a model that takes numbers must get numbers (the
     message names the first non-numeric column and value), a classifier's labels must be among its
     classes, and rows with missing values only pass when the model can predict them.
     """
@@ -240,11 +254,12 @@ def check_model_width(data: Dataset, model: Any) -> None:
         if have != want:
             names = data.feature_names or []
             shown = (" (" + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "") + ")") if names else ""
-            hint = " (is the label column among them? name it with --target)" \
-                if data.y is None and have == want + 1 else ""
-            fix = ("choose the model's columns with --features" if names
-                   else "keep only the model's columns (or name them and use --features)")
-            raise DataError(f"the model expects {want} features but the data has {have}{shown}{hint}; {fix}")
+            label = data.y is None and have == want + 1
+            hint = " (is the label column among them?)" if label else ""
+            fix = "choose the model's columns" if names else "keep only the model's columns"
+            raise DataError(f"the model expects {want} features but the data has {have}{shown}{hint}; {fix}",
+                            cli_hint=("name the label column with --target; " if label else "")
+                            + ("--features chooses columns" if names else "or name them and use --features"))
     if not data.is_numeric and not _takes_raw_columns(model):
         require_numeric(data)
     _check_model_data(data, model)
@@ -258,4 +273,4 @@ def _takes_raw_columns(model: Any) -> bool:
 def require_numeric(data: Dataset) -> None:
     """Raise a :class:`DataError` naming the first column with a non-numeric value (no-op when numeric)."""
 
-    _require(data, "data", hint="clean the data or choose numeric columns with --features")
+    _require(data, "data", hint="or clean the data or choose numeric columns with --features")
