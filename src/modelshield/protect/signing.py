@@ -237,7 +237,8 @@ def _is_ignored(rel: PurePosixPath, ignore: Iterable[str]) -> bool:
 
 def _rel_ignores(root: Path, paths: Iterable[str | Path], *, model_relative: bool = True) -> list[str]:
     """Ignore paths relative to ``root``. A path is taken as given from the working directory when that
-    lands inside ``root``; otherwise (``model_relative``) as a path inside the model, else dropped."""
+    lands inside ``root``; otherwise (``model_relative``) as a path inside the model unless it has a ``..``
+    component (it would climb out), else dropped."""
     out: list[str] = []
     root_abs = root.resolve()
     for p in paths:
@@ -248,7 +249,7 @@ def _rel_ignores(root: Path, paths: Iterable[str | Path], *, model_relative: boo
             continue
         except ValueError:
             pass
-        if model_relative and not pp.is_absolute() and not str(pp).startswith(".."):
+        if model_relative and not pp.is_absolute() and ".." not in pp.parts:
             out.append(PurePosixPath(pp.as_posix()).as_posix())  # already relative to the model
     return sorted(set(out))
 
