@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 import modelshield.serve.auditlog as al
-from modelshield.errors import DataError, UserError
+from modelshield.errors import DataError, MissingExtraError, UserError
 from modelshield.serve.auditlog import (
     GENESIS,
     Anchor,
@@ -777,3 +777,41 @@ def test_close_without_a_readable_head_leaves_last_head_unset(make_log):
     _exec(log, "DROP TABLE {t}")
     log.close()
     assert log.last_head is None and log._raw is None
+
+
+# -- database servers (no server needed: what is configured before the first connection) ---------------
+
+
+def test_a_server_log_pings_pooled_connections_and_reads_through_its_one_engine(tmp_path, monkeypatch):
+    real = sa.create_engine
+    calls = []
+
+    def create_engine(url, **kw):  # a server URL, served by a SQLite file so that the constructor completes
+        calls.append((str(url), kw))
+        return real(f"sqlite:///{tmp_path / 'stand-in.db'}")
+
+    monkeypatch.setattr(sa, "create_engine", create_engine)
+    log = AuditLog("postgresql+psycopg://u@db.invalid/audit", KEY)
+    try:
+        assert calls == [("postgresql+psycopg://u@db.invalid/audit", {"pool_pre_ping": True})]
+        assert log._reader is log.engine and not log.is_sqlite and log._sqlite_path is None
+        assert log.commit_on_loop is False
+    finally:
+        log.close()
+
+
+def test_server_log_errors_name_the_url_without_its_password(tmp_path, monkeypatch):
+    with pytest.raises(UserError) as loop:
+        AuditLog("postgresql+psycopg://u:s3cret@127.0.0.1:1/audit", KEY, commit="loop")
+    assert str(loop.value).startswith("audit commit 'loop' needs a plain SQLite file URL")
+    with pytest.raises(UserError) as down:  # nothing listens on port 1: refused at once
+        AuditLog("postgresql+psycopg://u:s3cret@127.0.0.1:1/audit", KEY)
+    assert str(down.value) == "cannot open the audit log at postgresql+psycopg://u:***@127.0.0.1:1/audit: OperationalError"
+
+    def no_driver(url, **kw):
+        raise ModuleNotFoundError("No module named 'psycopg'")
+
+    monkeypatch.setattr(sa, "create_engine", no_driver)  # the driver is not installed
+    with pytest.raises(MissingExtraError) as missing:
+        AuditLog("postgresql+psycopg://u@127.0.0.1:1/audit", KEY)
+    assert str(missing.value) == "psycopg is needed for PostgreSQL audit logs: pip install 'modelshield[serve]'"
