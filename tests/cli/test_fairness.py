@@ -63,9 +63,12 @@ def test_harden_fairness_writes_models_and_before_after(files, tmp_path, capsys)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--constraint", "parity"], "unknown --constraint"),
-    (["--method", "magic"], "unknown --method"),
+    (["--constraint", "parity"], "unknown constraint 'parity'; choose demographic_parity or equalized_odds; "
+                                 "check --constraint"),
+    (["--method", "magic"], "unknown mitigation method 'magic'"),
+    (["--method", "magic"], "check --method"),
     (["--sensitive", "ethnicity"], "'ethnicity' is not in the data"),
+    (["--pos-label", "yes"], "favourable class 'yes' is not one of the model's classes [0, 1]; check --pos-label"),
 ])
 def test_harden_fairness_bad_input_is_one_line_exit_2(files, tmp_path, capsys, extra, message):
     d, _, _ = files
@@ -128,4 +131,4 @@ def test_metrics_unknown_prediction_column_names_the_flag(tmp_path, capsys):
     pd.DataFrame({"y": [0, 1, 1, 0], "pred": [0, 1, 0, 0], "sex": ["F", "M", "F", "M"]}).to_csv(p, index=False)
     rc = main(["fairness", "metrics", str(p), "--target", "y", "--prediction", "nope", "--sensitive", "sex"])
     err = capsys.readouterr().err
-    assert rc == 2 and "--prediction column 'nope'" in err
+    assert rc == 2 and "prediction column 'nope' is not in the data" in err and "--prediction" in err

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 
 import joblib
 import numpy as np
 import pytest
 
-from modelshield.errors import DataError, MissingExtraError, UserError
+from modelshield.errors import DataError, MissingExtraError, OutputError, UserError
 from modelshield.harden.fairness import MitigatedClassifier, mitigate, reweighing_weights
 
 pytest.importorskip("fairlearn")
@@ -168,3 +169,73 @@ def test_parse_methods_and_resolve_pos_label():
     assert resolve_pos_label(model, None) is None and resolve_pos_label(model, "1") == 1
     with pytest.raises(UserError, match=r"positive label 'yes' is not one of the model's classes \[0, 1\]"):
         resolve_pos_label(model, "yes")
+
+
+# --- mitigate_to_folder: the workflow of `harden fairness`, without the CLI ------------------------------------
+
+@pytest.fixture(scope="module")
+def planted_files(tmp_path_factory):
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from modelshield.data.real import make_planted_bias
+
+    d = tmp_path_factory.mktemp("mitigate")
+    ds = make_planted_bias(1500, bias=0.5, seed=1)
+    df = pd.DataFrame(ds.X, columns=ds.feature_names)
+    df["label"], df["grp"] = ds.y, ds.sensitive["group"]
+    df.to_csv(d / "train.csv", index=False)
+    joblib.dump(LogisticRegression(max_iter=500).fit(ds.X, ds.y), d / "model.joblib")
+    return d, list(ds.feature_names)
+
+
+def test_mitigate_to_folder_writes_models_and_report(planted_files, tmp_path):
+    from modelshield.harden.fairness import mitigate_to_folder
+    from modelshield.protect.loader import load_model
+
+    d, feats = planted_files
+    lines: list[str] = []
+    saved = mitigate_to_folder(d / "model.joblib", d / "train.csv", tmp_path / "out", sensitive=["grp"], target="label",
+                               features=feats, methods=["reweigh", "thresholds"], max_iter=5,
+                               load=lambda src: load_model(src, trust=True), note=lines.append)
+    assert lines == ["mitigating for grp under demographic_parity: reweighing, threshold_optimizer"]
+    assert [o.method for o in saved.report.outcomes] == ["reweighing", "threshold_optimizer"]
+    assert set(saved.files) == {"reweighing"}  # grp is not a model input: the threshold optimizer is not saved
+    assert saved.files["reweighing"] == tmp_path / "out" / "reweighing.joblib" and saved.files["reweighing"].is_file()
+    on_disk = json.loads(saved.report_path.read_text())
+    assert on_disk == json.loads(json.dumps(saved.document, default=str))
+    assert on_disk["files"] == {"reweighing": str(tmp_path / "out" / "reweighing.joblib")}
+    assert [r["method"] for r in on_disk["table"]] == ["original", "reweighing", "threshold_optimizer"]
+    with pytest.raises(OutputError, match="already exists"):  # never into an existing folder without force
+        mitigate_to_folder(d / "model.joblib", d / "train.csv", tmp_path / "out", sensitive=["grp"], target="label")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message", "hint"), [
+    ({"sensitive": []}, DataError, "at least one sensitive column", "--sensitive"),
+    ({"constraint": "parity"}, UserError, "unknown constraint 'parity'", "--constraint"),
+    ({"methods": ["magic"]}, UserError, "unknown mitigation method 'magic'", "--method"),
+    ({"target": None}, DataError, "mitigation needs labels", "--target"),
+    ({"pos_label": "yes"}, UserError, r"favourable class 'yes' is not one of the model's classes \[0, 1\]",
+     "--pos-label"),
+])
+def test_mitigate_to_folder_refuses_bad_input_before_writing(planted_files, tmp_path, kwargs, error, message, hint):
+    from modelshield.harden.fairness import mitigate_to_folder
+    from modelshield.protect.loader import load_model
+
+    d, feats = planted_files
+    args = {"sensitive": ["grp"], "target": "label", "features": feats} | kwargs
+    with pytest.raises(error, match=message) as ei:
+        mitigate_to_folder(d / "model.joblib", d / "train.csv", tmp_path / "out", **args,
+                           load=lambda src: load_model(src, trust=True))
+    assert "--" not in str(ei.value) and hint in (ei.value.cli_hint or "")
+    assert not (tmp_path / "out").exists()
+
+
+def test_mitigate_to_folder_checks_the_output_folder_before_reading(planted_files, tmp_path):
+    from modelshield.harden.fairness import mitigate_to_folder
+
+    d, _ = planted_files
+    (tmp_path / "file").write_text("x")
+    for out, message in ((tmp_path / "file", "is a file"), (tmp_path / "no" / "out", "does not exist")):
+        with pytest.raises(OutputError, match=message):  # no model or data is read: missing ones are not reported
+            mitigate_to_folder(d / "missing.joblib", d / "missing.csv", out, sensitive=["grp"])

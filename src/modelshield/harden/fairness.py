@@ -21,18 +21,24 @@ Hardt, M., Price, E., Srebro, N. (2016). Equality of Opportunity in Supervised L
 
 from __future__ import annotations
 
+import io
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from modelshield._io import write_bytes_safely, write_json
 from modelshield.data.dataset import Dataset
-from modelshield.errors import DataError, MissingExtraError, UserError
+from modelshield.data.loaders import check_model_width, load_dataset
+from modelshield.errors import DataError, MissingExtraError, OutputError, UserError
 from modelshield.fairness.metrics import encode_groups, fairness_metrics
+from modelshield.protect.loader import load_model
 
 __all__ = [
     "CONSTRAINTS",
@@ -40,7 +46,9 @@ __all__ = [
     "MitigatedClassifier",
     "MitigationOutcome",
     "MitigationReport",
+    "SavedMitigation",
     "mitigate",
+    "mitigate_to_folder",
     "parse_methods",
     "resolve_pos_label",
     "reweighing_weights",
@@ -62,29 +70,31 @@ METHOD_ALIASES = {
 }
 
 
-def parse_methods(names: Sequence[str], what: str = "mitigation method") -> list[str]:
+def parse_methods(names: Sequence[str], what: str = "mitigation method", *, cli_hint: str | None = None) -> list[str]:
     """Method names (any spelling in :data:`METHOD_ALIASES`, case-insensitive) -> canonical names, in order,
-    without repeats; none or ``["all"]``: every method. ``what`` names the input in the error (a CLI flag)."""
+    without repeats; none or ``["all"]``: every method. ``what`` names the input in the error, ``cli_hint``
+    is the error's hint for the command line."""
     if not names or list(names) == ["all"]:
         return list(METHODS)
     out = []
     for n in names:
         key = n.lower()
         if key not in METHOD_ALIASES:
-            raise UserError(f"unknown {what} {n!r}; choose from: {', '.join(METHODS)} (or all)")
+            raise UserError(f"unknown {what} {n!r}; choose from: {', '.join(METHODS)} (or all)", cli_hint=cli_hint)
         out.append(METHOD_ALIASES[key])
     return list(dict.fromkeys(out))
 
 
-def resolve_pos_label(model: Any, text: str | None, what: str = "positive label") -> Any:
-    """The model's class whose text is ``text`` (the favourable outcome given on a command line), ``None``
-    for none; a value that is not a class is a :class:`~modelshield.errors.UserError` naming ``what``."""
+def resolve_pos_label(model: Any, text: str | None, what: str = "positive label", *,
+                      cli_hint: str | None = None) -> Any:
+    """The model's class whose text is ``text`` (the favourable outcome given as text), ``None`` for none;
+    a value that is not a class is a :class:`~modelshield.errors.UserError` naming ``what``."""
     if text is None:
         return None
     classes = np.asarray(model.classes).tolist()
     match = [c for c in classes if str(c) == text]
     if not match:
-        raise UserError(f"{what} {text!r} is not one of the model's classes {classes}")
+        raise UserError(f"{what} {text!r} is not one of the model's classes {classes}", cli_hint=cli_hint)
     return match[0]
 
 
@@ -458,3 +468,87 @@ class _PositiveScore(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+@dataclass
+class SavedMitigation:
+    """What :func:`mitigate_to_folder` wrote: the report, each saved model's file and ``report.json``."""
+
+    report: MitigationReport
+    files: dict[str, Path]
+    report_path: Path
+    document: dict[str, Any]
+
+
+def _check_new_folder(path: Path, force: bool) -> None:
+    """An output folder to create: not a file, not there yet unless ``force``, in an existing folder."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output {path} is a file; give a folder to create")
+    if path.exists() and not force:
+        raise OutputError.exists(path, what="output folder", hint="pass --force to write into it")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot create {path}: folder {path.parent} does not exist")
+
+
+def mitigate_to_folder(
+    model: str | Path,
+    data: str | Path,
+    output: str | Path,
+    *,
+    sensitive: Sequence[str],
+    target: str | None = None,
+    features: Sequence[str] | None = None,
+    constraint: str = "demographic_parity",
+    methods: Sequence[str] = (),
+    eval_data: str | Path | None = None,
+    pos_label: str | None = None,
+    eps: float = 0.01,
+    max_iter: int = 50,
+    seed: int = 0,
+    force: bool = False,
+    load: Callable[[Any], Any] | None = None,
+    note: Callable[[str], None] | None = None,
+) -> SavedMitigation:
+    """Bias mitigation from files: read the labelled ``data`` (and ``eval_data``, default 30 % of ``data``)
+    with the ``target``/``sensitive``/``features`` columns, load the scikit-learn classifier ``model`` with
+    ``load`` (default :func:`modelshield.load_model`), :func:`mitigate` it with ``methods`` (any spelling,
+    default all) under ``constraint``, and write one ``<method>.joblib`` per model that stands alone and
+    ``report.json`` into the new folder ``output`` (an existing one only with ``force``).
+
+    Everything is checked before any work: the sensitive columns, constraint and methods, then the output
+    folder, the columns, the model's kind and width and ``pos_label`` (a class's text). ``note`` receives
+    one line when the mitigation starts."""
+    sens = list(sensitive)
+    if not sens:
+        raise DataError("bias mitigation needs at least one sensitive column", cli_hint="give --sensitive")
+    if constraint not in CONSTRAINTS:
+        raise UserError(f"unknown constraint {constraint!r}; choose demographic_parity or equalized_odds",
+                        cli_hint="check --constraint")
+    chosen = parse_methods(methods, cli_hint="check --method")
+    out = Path(output)
+    _check_new_folder(out, force)
+    feats = list(features) if features else None
+    train = load_dataset(data, target=target, sensitive=sens, features=feats)
+    if train.y is None:
+        raise DataError("mitigation needs labels", cli_hint="name the label column with --target")
+    held = load_dataset(eval_data, target=target, sensitive=sens, features=feats) if eval_data else None
+    m = (load or load_model)(model)
+    if getattr(m, "framework", "") != "sklearn":
+        raise UserError(f"bias mitigation needs a scikit-learn classifier; {model} is a {m.framework} model")
+    for ds in (train, held):
+        if ds is not None:
+            check_model_width(ds, m)
+    pos = resolve_pos_label(m, pos_label, "favourable class", cli_hint="check --pos-label")
+    if note is not None:
+        note(f"mitigating for {' & '.join(sens)} under {constraint}: {', '.join(chosen)}")
+    report = mitigate(m, train, sensitive=sens, constraint=constraint, methods=chosen, eval_data=held,
+                      pos_label=pos, eps=eps, max_iter=max_iter, seed=seed)
+    out.mkdir(parents=False, exist_ok=True)
+    files: dict[str, Path] = {}
+    for o in report.outcomes:
+        if o.model is not None:
+            buf = io.BytesIO()
+            joblib.dump(o.model, buf)
+            files[o.method] = write_bytes_safely(out / f"{o.method}.joblib", buf.getvalue(), force=force)
+    doc = report.to_dict() | {"model": str(model), "data": str(data), "files": {k: str(p) for k, p in files.items()}}
+    return SavedMitigation(report, files, write_json(out / "report.json", doc, force=force), doc)
