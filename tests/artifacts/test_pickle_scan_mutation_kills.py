@@ -16,6 +16,7 @@ import pytest
 
 from modelshield.artifacts._io import Budget, Reader
 from modelshield.artifacts.pickle_scan import PickleScan, RawFinding, StreamResult, scan_pickle_stream
+from modelshield.artifacts.policy import classify_global
 from modelshield.findings import Severity
 
 from .corpus import s8, sglob
@@ -23,6 +24,17 @@ from .corpus import s8, sglob
 P2 = b"\x80\x02"
 P4 = b"\x80\x04"
 OD = sglob("collections", "OrderedDict")
+
+
+def X(text: str) -> bytes:
+    """BINUNICODE (any length that fits four bytes)."""
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def bb(data: bytes) -> bytes:
+    """BINBYTES."""
+    return b"B" + struct.pack("<I", len(data)) + data
 
 
 @pytest.fixture(params=[False, True], ids=["fast path", "reference path"])
@@ -65,3 +77,242 @@ def test_ext_opcode_is_one_critical_unresolvable_global(general, op, arg, code):
 def test_calling_an_ext_global_is_not_an_indirect_call(general):
     res = scan(P2 + b"\x82\x01)R.")
     assert rows(res) == [(Severity.CRITICAL, "artifact.pickle.unresolvable-global", 2)]
+
+
+# ------------------------------------------------------------------ every finding, exactly
+#: the fixed explanation of each rule (the policy's rules explain with the policy's own reason)
+DETAILS = {
+    "artifact.pickle.indirect-call": "Calling an object that is not an imported global (a call result, a persistent "
+                                     "object or a constant) is an indirection that model files never need.",
+    "artifact.pickle.unresolvable-global": "The module/name operands are not plain strings (type confusion or a "
+                                           "computed name); the scanner cannot tell what would be imported, so it "
+                                           "fails closed.",
+    "artifact.pickle.nested-uninspectable": "Bytes are handed to a deserialiser but are not available statically "
+                                            "(computed, too large, or nesting too deep).",
+    "artifact.pickle.global-mutation": "The pickle mutates an imported class/module or an unresolved object, which "
+                                       "calls its methods (append/extend/__setitem__/__setstate__) with attacker data.",
+    "artifact.malformed": "The stream fails to parse. Loaders execute every opcode before the failing one, so "
+                          "findings above still apply (the 'broken pickle' technique), and the remainder was not "
+                          "analysed.",
+    "artifact.limit-exceeded": "The scan stopped at a safety bound; the rest of the file was not analysed.",
+    "artifact.torch.tensor-bounds": "A tensor's offset/size/stride address memory beyond its storage: a heap "
+                                    "read/write gadget against torch.load(weights_only=True) (CVE-2026-24747 class).",
+}
+EXT_DETAIL = ("EXT opcodes name a global through copyreg's extension registry of the *loading* process; it cannot "
+              "be resolved statically, so the scanner fails closed.")
+
+
+def check_detail(f: RawFinding) -> None:
+    if f.rule in ("artifact.pickle.dangerous-global", "artifact.pickle.unknown-global"):
+        assert f.detail == classify_global(f.evidence["module"], f.evidence["name"]).reason
+    elif f.rule == "artifact.pickle.trailing-data":
+        assert f.detail.startswith("Bytes follow the pickle stream and do not parse as a pickle (")
+        assert f.detail.endswith("); they were probe-parsed and reach no global.")
+    elif "extension-registry" in f.title:
+        assert f.detail == EXT_DETAIL
+    else:
+        assert f.detail == DETAILS[f.rule], f.rule
+    assert f.references == (("CVE-2025-32434", "CVE-2026-24747") if f.rule == "artifact.torch.tensor-bounds" else ())
+
+
+#: name: (stream, [(severity, rule, title, offset, evidence)], (globals, pickles, opcodes, protocol, complete, end))
+GOLDEN = {
+    "dangerous": (
+        P4 + sglob("os","system") + s8("echo hi") + b"\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global os.system', 14, {'module': 'os', 'name': 'system', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'os', 'calls': [{'offset': 25, 'opcode': 'REDUCE', 'args': "('echo hi')"}]})],
+        ({'os.system': 'deny'}, 1, 8, 4, True, 27),
+    ),
+    "unknown called 9 times": (
+        P4 + sglob("somepkg","Thing") + b"\x940" + b"h\x00)R0"*9 + b"N.",
+        [(Severity.HIGH, 'artifact.pickle.unknown-global', 'global not on the allowlist: somepkg.Thing', 18, {'module': 'somepkg', 'name': 'Thing', 'opcode': 'STACK_GLOBAL', 'calls': [{'offset': 24, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 29, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 34, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 39, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 44, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 49, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 54, 'opcode': 'REDUCE', 'args': '()'}, {'offset': 59, 'opcode': 'REDUCE', 'args': '()'}]})],
+        ({'somepkg.Thing': 'unknown'}, 1, 44, 4, True, 68),
+    ),
+    "INST": (
+        b"(isomepkg\nThing\n.",
+        [(Severity.HIGH, 'artifact.pickle.unknown-global', 'global not on the allowlist: somepkg.Thing', 1, {'module': 'somepkg', 'name': 'Thing', 'opcode': 'INST', 'calls': [{'offset': 1, 'opcode': 'INST', 'args': '()'}]})],
+        ({'somepkg.Thing': 'unknown'}, 1, 3, 0, True, 17),
+    ),
+    "GLOBAL then OBJ": (
+        b"(csomepkg\nThing\nK\x01o.",
+        [(Severity.HIGH, 'artifact.pickle.unknown-global', 'global not on the allowlist: somepkg.Thing', 1, {'module': 'somepkg', 'name': 'Thing', 'opcode': 'GLOBAL', 'calls': [{'offset': 18, 'opcode': 'OBJ', 'args': '(1)'}]})],
+        ({'somepkg.Thing': 'unknown'}, 1, 5, 0, True, 20),
+    ),
+    "NEWOBJ_EX": (
+        P4 + sglob("somepkg","Thing") + b")}\x92.",
+        [(Severity.HIGH, 'artifact.pickle.unknown-global', 'global not on the allowlist: somepkg.Thing', 18, {'module': 'somepkg', 'name': 'Thing', 'opcode': 'STACK_GLOBAL', 'calls': [{'offset': 21, 'opcode': 'NEWOBJ_EX', 'args': '((), <dict of 0>)'}]})],
+        ({'somepkg.Thing': 'unknown'}, 1, 8, 4, True, 23),
+    ),
+    "int module": (
+        P4 + b"K\x01" + s8("x") + b"\x93.",
+        [(Severity.CRITICAL, 'artifact.pickle.unresolvable-global', 'unresolvable global via STACK_GLOBAL: operands are not strings', 7, {'module': '1', 'name': "'x'"})],
+        ({}, 1, 5, 4, True, 9),
+    ),
+    "int name": (
+        P4 + s8("x") + b"K\x01\x93.",
+        [(Severity.CRITICAL, 'artifact.pickle.unresolvable-global', 'unresolvable global via STACK_GLOBAL: operands are not strings', 7, {'module': "'x'", 'name': '1'})],
+        ({}, 1, 5, 4, True, 9),
+    ),
+    "call unresolved twice": (
+        P4 + b"K\x01" + s8("x") + b"\x93)R)R.",
+        [(Severity.CRITICAL, 'artifact.pickle.unresolvable-global', 'unresolvable global via STACK_GLOBAL: operands are not strings', 7, {'module': '1', 'name': "'x'"}), (Severity.HIGH, 'artifact.pickle.indirect-call', 'REDUCE calls <call result>, not a resolved global', 11, {'callable': '<call result>'})],
+        ({}, 1, 9, 4, True, 13),
+    ),
+    "call EXT twice": (
+        P2 + b"\x82\x05)R)\x81.",
+        [(Severity.CRITICAL, 'artifact.pickle.unresolvable-global', 'extension-registry global (EXT1 code 5)', 2, {'code': 5}), (Severity.HIGH, 'artifact.pickle.indirect-call', 'NEWOBJ calls <call result>, not a resolved global', 7, {'callable': '<call result>'})],
+        ({}, 1, 7, 2, True, 9),
+    ),
+    "PERSID called": (
+        b"Pabc\n)R.",
+        [(Severity.HIGH, 'artifact.pickle.indirect-call', 'REDUCE calls <persistent object>, not a resolved global', 6, {'callable': '<persistent object>'})],
+        ({}, 1, 4, 0, True, 8),
+    ),
+    "BINPERSID called": (
+        P4 + s8("k") + b"Q)\x81.",
+        [(Severity.HIGH, 'artifact.pickle.indirect-call', 'NEWOBJ calls <persistent object>, not a resolved global', 7, {'callable': '<persistent object>'})],
+        ({}, 1, 6, 4, True, 9),
+    ),
+    "constant called": (
+        P4 + b"K\x05)R.",
+        [(Severity.HIGH, 'artifact.pickle.indirect-call', 'REDUCE calls 5, not a resolved global', 5, {'callable': '5'})],
+        ({}, 1, 5, 4, True, 7),
+    ),
+    "call result called": (
+        P4 + OD + b")R)R.",
+        [(Severity.HIGH, 'artifact.pickle.indirect-call', 'REDUCE calls collections.OrderedDict(), not a resolved global', 32, {'callable': 'collections.OrderedDict()'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 9, 4, True, 34),
+    ),
+    "pickle.loads(bytes)": (
+        P4 + sglob("pickle","loads") + bb(P4 + sglob("os","system") + s8("x") + b"\x85R.") + b"\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global pickle.loads', 17, {'module': 'pickle', 'name': 'loads', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'pickle', 'calls': [{'offset': 45, 'opcode': 'REDUCE', 'args': "(b'\\x80\\x04\\x8c\\x02os\\x8c\\x06system\\x93\\x8c\\x01x\\x85R.')"}]}), (Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'nested in pickle.loads@45: dangerous global os.system', 45, {'module': 'os', 'name': 'system', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'os', 'calls': [{'offset': 19, 'opcode': 'REDUCE', 'args': "('x')"}], 'nested_offset': 14, 'outer_offset': 45})],
+        ({'pickle.loads': 'deny'}, 1, 8, 4, True, 47),
+    ),
+    "pickle.loads(None)": (
+        P4 + sglob("pickle","loads") + b"N\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global pickle.loads', 17, {'module': 'pickle', 'name': 'loads', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'pickle', 'calls': [{'offset': 20, 'opcode': 'REDUCE', 'args': '(None)'}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to pickle.loads could not be inspected', 20, {'loader': 'pickle.loads', 'argument': 'None'})],
+        ({'pickle.loads': 'deny'}, 1, 8, 4, True, 22),
+    ),
+    "pickle.loads()": (
+        P4 + sglob("pickle","loads") + b")R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global pickle.loads', 17, {'module': 'pickle', 'name': 'loads', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'pickle', 'calls': [{'offset': 19, 'opcode': 'REDUCE', 'args': '()'}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to pickle.loads could not be inspected', 19, {'loader': 'pickle.loads', 'argument': 'None'})],
+        ({'pickle.loads': 'deny'}, 1, 7, 4, True, 21),
+    ),
+    "pickle.loads(list)": (
+        P4 + sglob("pickle","loads") + b"]\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global pickle.loads', 17, {'module': 'pickle', 'name': 'loads', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'pickle', 'calls': [{'offset': 20, 'opcode': 'REDUCE', 'args': '(<list of 0>)'}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to pickle.loads could not be inspected', 20, {'loader': 'pickle.loads', 'argument': '<list of 0>'})],
+        ({'pickle.loads': 'deny'}, 1, 8, 4, True, 22),
+    ),
+    "codecs latin1 into loads": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X(P2.decode('latin-1') + "c" + "os\nsystem\n" + "N\x85R.") + X("latin1") + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 71, 'opcode': 'REDUCE', 'args': "(b'\\x80\\x02cos\\nsystem\\nN\\x85R.')"}]}), (Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'nested in _pickle.loads@71: dangerous global os.system', 71, {'module': 'os', 'name': 'system', 'opcode': 'GLOBAL', 'policy_rule': 'os', 'calls': [{'offset': 15, 'opcode': 'REDUCE', 'args': '(None)'}], 'nested_offset': 2, 'outer_offset': 71})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 73),
+    ),
+    "codecs latin-1 upper": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X("\x80\x02N.") + X("LATIN-1") + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 58, 'opcode': 'REDUCE', 'args': "(b'\\x80\\x02N.')"}]})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 60),
+    ),
+    "codecs iso-8859-1": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X("\x80\x02N.") + X("iso-8859-1") + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 61, 'opcode': 'REDUCE', 'args': "(b'\\x80\\x02N.')"}]})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 63),
+    ),
+    "codecs utf-8": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X("\x80\x02N.") + X("utf-8") + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 56, 'opcode': 'REDUCE', 'args': "(_codecs.encode('\\x80\\x02N.', 'utf-8'))"}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to _pickle.loads could not be inspected', 56, {'loader': '_pickle.loads', 'argument': "_codecs.encode('\\x80\\x02N.', 'utf-8')"})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 58),
+    ),
+    "codecs no encoding": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X("\x80\x02N.") + b"\x85R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 46, 'opcode': 'REDUCE', 'args': "(_codecs.encode('\\x80\\x02N.'))"}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to _pickle.loads could not be inspected', 46, {'loader': '_pickle.loads', 'argument': "_codecs.encode('\\x80\\x02N.')"})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 9, 2, True, 48),
+    ),
+    "codecs non-latin1 text": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X("\u0100") + X("latin1") + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 54, 'opcode': 'REDUCE', 'args': '(<bytes>)'}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to _pickle.loads could not be inspected', 54, {'loader': '_pickle.loads', 'argument': '<bytes>'})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 56),
+    ),
+    "codecs int text": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + b"K\x01" + X("latin1") + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 49, 'opcode': 'REDUCE', 'args': "(_codecs.encode(1, 'latin1'))"}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to _pickle.loads could not be inspected', 49, {'loader': '_pickle.loads', 'argument': "_codecs.encode(1, 'latin1')"})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 51),
+    ),
+    "codecs int encoding": (
+        P2 + b"c_pickle\nloads\n" + b"c_codecs\nencode\n" + X("ab") + b"K\x01" + b"\x86R\x85R.",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global _pickle.loads', 2, {'module': '_pickle', 'name': 'loads', 'opcode': 'GLOBAL', 'policy_rule': '_pickle', 'calls': [{'offset': 45, 'opcode': 'REDUCE', 'args': "(_codecs.encode('ab', 1))"}]}), (Severity.HIGH, 'artifact.pickle.nested-uninspectable', 'payload passed to _pickle.loads could not be inspected', 45, {'loader': '_pickle.loads', 'argument': "_codecs.encode('ab', 1)"})],
+        ({'_pickle.loads': 'deny', '_codecs.encode': 'allow'}, 1, 10, 2, True, 47),
+    ),
+    "APPEND to a global": (
+        P4 + OD + b"K\x01a.",
+        [(Severity.HIGH, 'artifact.pickle.global-mutation', 'APPEND on collections.OrderedDict', 31, {'target': 'collections.OrderedDict'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 7, 4, True, 33),
+    ),
+    "APPENDS to a global": (
+        P4 + OD + b"(K\x01e.",
+        [(Severity.HIGH, 'artifact.pickle.global-mutation', 'APPENDS on collections.OrderedDict', 32, {'target': 'collections.OrderedDict'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 8, 4, True, 34),
+    ),
+    "SETITEM on a persistent object": (
+        P4 + s8("k") + b"QK\x01K\x02s.",
+        [(Severity.HIGH, 'artifact.pickle.global-mutation', 'SETITEM on <persistent object>', 10, {'target': '<persistent object>'})],
+        ({}, 1, 7, 4, True, 12),
+    ),
+    "SETITEMS on a global": (
+        P4 + OD + b"(K\x01K\x02u.",
+        [(Severity.HIGH, 'artifact.pickle.global-mutation', 'SETITEMS on collections.OrderedDict', 34, {'target': 'collections.OrderedDict'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 9, 4, True, 36),
+    ),
+    "ADDITEMS on a global": (
+        P4 + OD + b"(K\x01\x90.",
+        [(Severity.HIGH, 'artifact.pickle.global-mutation', 'ADDITEMS on collections.OrderedDict', 32, {'target': 'collections.OrderedDict'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 8, 4, True, 34),
+    ),
+    "BUILD on a global": (
+        P4 + OD + b"}b.",
+        [(Severity.HIGH, 'artifact.pickle.global-mutation', 'BUILD on collections.OrderedDict', 30, {'target': 'collections.OrderedDict'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 7, 4, True, 32),
+    ),
+    "BUILD on a call of a call result": (
+        P4 + OD + b")R)R}b.",
+        [(Severity.HIGH, 'artifact.pickle.indirect-call', 'REDUCE calls collections.OrderedDict(), not a resolved global', 32, {'callable': 'collections.OrderedDict()'}), (Severity.HIGH, 'artifact.pickle.global-mutation', 'BUILD on collections.OrderedDict()()', 34, {'target': 'collections.OrderedDict()()'})],
+        ({'collections.OrderedDict': 'allow'}, 1, 11, 4, True, 36),
+    ),
+    "BUILD on a plain call": (
+        P4 + OD + b")R}b.",
+        [],
+        ({'collections.OrderedDict': 'allow'}, 1, 9, 4, True, 34),
+    ),
+    "BUILD on a list": (
+        P4 + b"]}b.",
+        [],
+        ({}, 1, 5, 4, True, 6),
+    ),
+    "trailing data": (
+        P4 + b"N." + b"\xff\xff",
+        [(Severity.LOW, 'artifact.pickle.trailing-data', 'non-pickle data after the last pickle', 4, {})],
+        ({}, 2, 4, 4, True, 5),
+    ),
+    "invalid opcode": (
+        P4 + b"N\xff",
+        [(Severity.HIGH, 'artifact.malformed', 'pickle stream is malformed: invalid opcode 0xff', 3, {'pickle_index': 0, 'pickle_start': 0})],
+        ({}, 1, 3, 4, False, 4),
+    ),
+    "two pickles": (
+        P4 + b"N." + P4 + sglob("os","system") + b".",
+        [(Severity.CRITICAL, 'artifact.pickle.dangerous-global', 'dangerous global os.system', 18, {'module': 'os', 'name': 'system', 'opcode': 'STACK_GLOBAL', 'policy_rule': 'os'})],
+        ({'os.system': 'deny'}, 2, 8, 4, True, 20),
+    ),
+
+}
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_every_finding_and_the_stream_summary_exactly(general, name):
+    data, findings, (globs, pickles, ops, protocol, complete, end) = GOLDEN[name]
+    res = scan(data)
+    assert [(f.severity, f.rule, f.title, f.offset, f.evidence) for f in res.findings] == findings
+    for f in res.findings:
+        check_detail(f)
+    assert (res.globals, res.pickles, res.ops, res.protocol, res.complete, res.end_offset) == (
+        globs, pickles, ops, protocol, complete, end)
+    assert res.is_pickle and not res.joblib
