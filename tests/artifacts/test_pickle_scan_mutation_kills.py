@@ -14,8 +14,24 @@ import struct
 
 import pytest
 
+from modelshield.artifacts import pickle_scan
 from modelshield.artifacts._io import Budget, Reader
-from modelshield.artifacts.pickle_scan import PickleScan, RawFinding, StreamResult, scan_pickle_stream
+from modelshield.artifacts.pickle_scan import (
+    MAX_ITEMS,
+    MAX_KEEP_BYTES,
+    MAX_KEEP_STR,
+    Blob,
+    Call,
+    G,
+    Opaque,
+    PickleScan,
+    RawFinding,
+    Seq,
+    StreamResult,
+    _short,
+    looks_like_pickle_start,
+    scan_pickle_stream,
+)
 from modelshield.artifacts.policy import classify_global
 from modelshield.findings import Severity
 
@@ -316,3 +332,106 @@ def test_every_finding_and_the_stream_summary_exactly(general, name):
     assert (res.globals, res.pickles, res.ops, res.protocol, res.complete, res.end_offset) == (
         globs, pickles, ops, protocol, complete, end)
     assert res.is_pickle and not res.joblib
+
+
+# ------------------------------------------------------------------ evidence rendering
+def test_short_renders_values_bounded():
+    assert _short("a" * 80) == repr("a" * 80)
+    assert _short("a" * 81) == repr("a" * 77 + "...")
+    assert _short(b"b" * 40) == repr(b"b" * 40)
+    assert _short(b"b" * 41) == repr(b"b" * 40) + "..."
+    assert _short(tuple(range(6))) == "(0, 1, 2, 3, 4, 5)"
+    assert _short(tuple(range(7))) == "(0, 1, 2, 3, 4, 5, ...)"
+    assert _short(((("x",),),)) == "((('x')))"  # the value at depth 3 is still rendered
+    assert _short((((("x",),),),)) == "((((...))))"  # the one at depth 4 is cut
+    assert _short(Opaque("x" * 200)) == "<" + "x" * 119
+    assert _short(Blob("bytes", 5000, 3)) == "<bytes of 5000 bytes>"
+    assert _short(Seq("dict")) == "<dict of 0>"
+
+
+def test_short_renders_calls_with_their_arguments():
+    g = G("somepkg", "f", 0, None)
+    assert _short(Call(g, (1, "a"), 0)) == "somepkg.f(1, 'a')"
+    assert _short(Call(g, Seq("list"), 0)) == "somepkg.f(...)"
+    assert _short(Call(Call(g, (), 0), (((("x",),),),), 0)) == "somepkg.f()(((...)))"  # arguments at depth 1
+    assert repr(Call(g, (), 0)) == "somepkg.f(...)"
+    assert repr(g) == "somepkg.f" and g.key == "somepkg.f"
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    (b"\x80\x00", True), (b"\x80\x05", True), (b"\x80\x06", False), (b"\x80", False), (b"", False),
+    (b"(", True), (b"c", True), (b"}", True), (b"x", False), (b"\x95", False),
+])
+def test_looks_like_pickle_start(head, expected):
+    assert looks_like_pickle_start(head) is expected
+
+
+def test_seq_keeps_a_bounded_prefix_and_counts_everything():
+    s = Seq("list", list(range(100)))
+    assert (s.items, s.n) == (list(range(MAX_ITEMS)), 100)
+    s.add([1, 2])
+    assert (len(s.items), s.n) == (MAX_ITEMS, 102)
+    t = Seq("list", list(range(MAX_ITEMS - 1)))
+    t.add(["a", "b"])
+    assert (t.items[-1], len(t.items), t.n) == ("a", MAX_ITEMS, MAX_ITEMS + 1)
+    assert (Seq("set").items, Seq("set").n, Seq("set", []).n) == ([], 0, 0)
+    d = Seq("dict", [("k", 1), ("j", 2)])
+    assert (d.get("j"), d.get("k"), d.get("z")) == (2, 1, None)
+    assert repr(d) == "<dict of 2>"
+
+
+# ------------------------------------------------------------------ values kept, values skipped
+def top(data: bytes, **kw) -> tuple[PickleScan, object]:
+    """Run one PickleScan to its STOP; the scan and the value it leaves."""
+    r = Reader(io.BytesIO(data), Budget(30), size=len(data))
+    ps = PickleScan(r, Budget(30), **kw)
+    ps.run()
+    assert ps.complete and len(ps.stack) == 1
+    return ps, ps.stack[0]
+
+
+@pytest.mark.parametrize("op", ["X", "\x8d"], ids=["BINUNICODE", "BINUNICODE8"])
+def test_strings_up_to_max_keep_str_are_kept_longer_ones_skipped(general, op):
+    def unicode(n: int) -> bytes:
+        head = b"X" + struct.pack("<I", n) if op == "X" else b"\x8d" + struct.pack("<Q", n)
+        return P4 + head + b"s" * n + b"."
+    assert top(unicode(MAX_KEEP_STR))[1] == "s" * MAX_KEEP_STR
+    ps, v = top(unicode(MAX_KEEP_STR + 1))
+    assert isinstance(v, Blob) and (v.kind, v.length, v.start) == ("str", MAX_KEEP_STR + 1, len(unicode(0)) - 1)
+    assert ps.retained == 0
+
+
+def test_bytes_are_kept_up_to_max_keep_bytes_and_max_retained(general, monkeypatch):
+    ps, v = top(P4 + bb(b"x" * MAX_KEEP_STR) + b".")
+    assert (v, ps.retained) == (b"x" * MAX_KEEP_STR, 0)  # short values are not counted
+    ps, v = top(P4 + bb(b"x" * (MAX_KEEP_STR + 1)) + b".")
+    assert (v, ps.retained) == (b"x" * (MAX_KEEP_STR + 1), MAX_KEEP_STR + 1)
+    ps, v = top(P4 + b"\x8e" + struct.pack("<Q", MAX_KEEP_BYTES) + b"y" * MAX_KEEP_BYTES + b".")
+    assert (v, ps.retained) == (b"y" * MAX_KEEP_BYTES, MAX_KEEP_BYTES)
+    ps, v = top(P4 + bb(b"y" * (MAX_KEEP_BYTES + 1)) + b".")
+    assert isinstance(v, Blob) and (v.kind, v.length, v.start, ps.retained) == ("bytes", MAX_KEEP_BYTES + 1, 7, 0)
+    monkeypatch.setattr(pickle_scan, "MAX_RETAINED", 3000)
+    ps, v = top(P4 + b"(" + bb(b"a" * 1500) + bb(b"b" * 1500) + bb(b"c" * 1025) + b"t.")
+    assert v[:2] == (b"a" * 1500, b"b" * 1500) and isinstance(v[2], Blob) and ps.retained == 3000
+
+
+def test_binstrings_load_as_latin1_text(general):
+    assert top(b"T" + struct.pack("<i", 3) + b"a\xe9b.")[1] == "a\xe9b"
+    assert top(b"U\x02\xff\x00.")[1] == "\xff\x00"
+    assert top(b"T" + struct.pack("<i", MAX_KEEP_STR + 1) + b"\xe9" * (MAX_KEEP_STR + 1) + b".")[1] == "\xe9" * 1025
+    _, v = top(b"T" + struct.pack("<i", MAX_KEEP_BYTES + 1) + b"z" * (MAX_KEEP_BYTES + 1) + b".")
+    assert isinstance(v, Blob) and (v.kind, v.length, v.start) == ("str", MAX_KEEP_BYTES + 1, 5)
+    assert top(P4 + b"C\x02\xff\x00.")[1] == b"\xff\x00"
+    assert top(P4 + b"\x96" + struct.pack("<Q", 2) + b"ab.")[1] == b"ab"
+    assert top(P4 + b"\x8c\x03\xed\xa0\x80.")[1] == "\ud800"  # surrogatepass, as pickle
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"T" + struct.pack("<i", -1) + b".", "negative length"),
+    (P4 + b"X\x02\x00\x00\x00\xff\xfe.", "invalid UTF-8 in a string opcode"),
+    (P4 + b"\x8c\x02\xff\xfe.", "invalid UTF-8 in a string opcode"),
+])
+def test_bad_string_operands_are_malformed(general, data, message):
+    res = scan(data)
+    assert [(f.rule, f.title) for f in res.findings] == [("artifact.malformed", f"pickle stream is malformed: {message}")]
+    assert not res.complete
