@@ -10,24 +10,57 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from modelshield.checks.base import AuditContext, Check
 from modelshield.errors import IntegrityError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
-from modelshield.protect.keys import load_key_file, load_public_key
 from modelshield.theft.extraction import (
     OUTPUT_LABELS,
     ExtractionResult,
     simulate_extraction,
 )
 from modelshield.theft.fingerprint import Fingerprint
-from modelshield.theft.watermark import Commitment, TriggerSet, verify_watermark
+from modelshield.theft.watermark import open_claim
 
-__all__ = ["TheftCheck"]
+__all__ = ["TheftCheck", "extraction_options", "parse_budgets"]
 
 QUICK_BUDGETS = (50, 200, 1000)
 FULL_BUDGETS = (100, 1000, 10000)
+
+
+def parse_budgets(text: str | None) -> list[int] | None:
+    """Query budgets written ``100,1000,10_000``: positive integers; ``None`` when ``text`` is empty.
+    A malformed list raises a one-line :class:`~modelshield.errors.UserError`."""
+    if not text:
+        return None
+    try:
+        out = [int(t.replace("_", "")) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"bad query budgets {text!r}: expected integers like 100,1000,10000",
+                        cli_hint="fix --budgets") from None
+    if not out or min(out) < 1:
+        raise UserError("query budgets must be positive integers", cli_hint="fix --budgets")
+    return out
+
+
+def extraction_options(
+    *,
+    budgets: str | list[int] | None = None,
+    exposure: str = "unspecified",
+    query_budget: int | None = None,
+    serve_config: str | Path | None = None,
+    api_outputs: str | None = None,
+) -> dict[str, Any]:
+    """The theft check's options for an extraction-risk run (only those given), validated by
+    :meth:`TheftCheck.from_options` so that a bad value fails before any model or data is loaded."""
+    opts = {k: v for k, v in {
+        "budgets": parse_budgets(budgets) if isinstance(budgets, str) else budgets, "exposure": exposure,
+        "query_budget": query_budget, "serve_config": None if serve_config is None else str(serve_config),
+        "api_outputs": api_outputs}.items() if v is not None}
+    TheftCheck.from_options(opts)
+    return opts
 
 #: What a deployment exposes to a would-be thief (option ``theft.exposure``).
 EXPOSURES = ("unspecified", "public-unlimited", "rate-limited", "internal")
@@ -374,13 +407,10 @@ class TheftCheck(Check):
     def _report_watermark(self, ctx: AuditContext, result: CheckResult) -> None:
         assert ctx.model is not None and self.watermark_commitment and self.watermark_public_key
         assert self.watermark_key
-        commitment = Commitment.load(self.watermark_commitment)
-        public_key = load_public_key(self.watermark_public_key)
-        key = load_key_file(self.watermark_key)
-        triggers = TriggerSet.load(self.watermark_triggers) if self.watermark_triggers else None
-        try:
-            v = verify_watermark(ctx.model, commitment=commitment, public_key=public_key, key=key,
-                                 triggers=triggers, alpha=self.watermark_alpha)
+        try:  # a missing or unreadable file still stops the check (raised before the proof is opened)
+            claim = open_claim(self.watermark_commitment, self.watermark_public_key, self.watermark_key,
+                               self.watermark_triggers or None)
+            v = claim.verify(ctx.model, alpha=self.watermark_alpha)
         except IntegrityError as exc:
             result.metrics["watermark_owned"] = False
             result.add(Finding(

@@ -30,16 +30,21 @@ References
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modelshield._io import write_bytes_safely
 from modelshield.data.dataset import Dataset
 from modelshield.data.loaders import check_model_width
 from modelshield.errors import DataError, UserError
-from modelshield.protect.keys import PrivateKey
+from modelshield.protect.keys import PrivateKey, key_to_text, load_key_file, load_private_key
+from modelshield.protect.loader import load_model
 from modelshield.theft.fingerprint import (
     MIN_REFERENCES,
     Fingerprint,
@@ -371,6 +376,24 @@ class WatermarkHardening:
         """Epochs trained beyond ``config.epochs`` until the trigger labels were learned."""
         return self.embed.epochs - self.config.epochs
 
+    def save(self, out: str | Path, triggers: str | Path, commitment: str | Path, key: str | Path | None = None,
+             *, force: bool = False) -> list[Path]:
+        """Write the watermarked model to ``out``, the secret trigger set to ``triggers`` (private file),
+        the watermark key to ``key`` when given (private file; keep it with your signing key) and the
+        signed commitment to ``commitment`` (publish it); the paths written, in that order. Existing
+        files are replaced only with ``force``. A watermark that did not embed (``owned`` false) is
+        refused: its files would prove nothing."""
+        if not self.owned:
+            raise UserError(f"the watermark did not embed ({self.verdict.matches}/{self.verdict.n} trigger labels "
+                            "reproduced); nothing to save")
+        written = [write_bytes_safely(out, self.model_bytes, force),
+                   write_bytes_safely(triggers, self.triggers.to_bytes(), force, private=True)]
+        if key is not None:
+            written.append(write_bytes_safely(key, (key_to_text(self.key) + "\n").encode("ascii"), force,
+                                              private=True))
+        written.append(write_bytes_safely(commitment, self.commitment.to_bytes(), force))
+        return written
+
     def __repr__(self) -> str:  # never show the secret key
         return (f"WatermarkHardening(format={self.model_format!r}, owned={self.owned}, "
                 f"epochs={self.embed.epochs}, agreement={self.verdict.agreement:.3f})")
@@ -380,8 +403,8 @@ def harden_watermark(
     model: Any,
     data: Dataset,
     *,
-    signing_key: PrivateKey,
-    key: bytes | None = None,
+    signing_key: PrivateKey | str | Path,
+    key: bytes | str | Path | None = None,
     config: WatermarkConfig | None = None,
 ) -> WatermarkHardening:
     """Embed a trigger-set watermark into a PyTorch classifier (an adapter from
@@ -390,17 +413,18 @@ def harden_watermark(
     The model is serialised in its own format (TorchScript stays TorchScript), committed to with
     ``signing_key`` (the commitment pins the SHA-256 of those bytes), then the serialised model is
     verified exactly as :func:`~modelshield.theft.watermark.verify_watermark` will verify it later.
-    ``key`` is the secret watermark key (a fresh one by default: ``result.key``).
+    ``signing_key`` is a private key or the path of its PEM file; ``key`` is the secret watermark key, its
+    bytes or the path of its key file (a fresh one by default: ``result.key``). Nothing is written:
+    :meth:`WatermarkHardening.save` writes the files.
     """
-    import hashlib
-    import io
-
-    import torch  # lazy: the optional heavy dependency
-
-    from modelshield.protect.loader import load_model
+    import torch  # lazy: keeps importing the recipes free of torch (and sklearn below)
 
     config = config or WatermarkConfig()
     config.validate()
+    if isinstance(signing_key, (str, Path)):
+        signing_key = load_private_key(signing_key)
+    if isinstance(key, (str, Path)):
+        key = load_key_file(key)
     if getattr(model, "framework", "") != "pytorch":
         raise UserError(f"watermark embedding needs a PyTorch model, not a {getattr(model, 'framework', '?')} model")
     check_model_width(data, model)
@@ -413,7 +437,6 @@ def harden_watermark(
     module = reinitialised(model.module, seed) if config.reinit else model.module
     if config.robustness:
         from sklearn.model_selection import train_test_split
-
         X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
     res = embed_watermark(module, X, y, key=key, n_triggers=config.n_triggers, epochs=config.epochs, lr=config.lr,
                           seed=seed, max_extra_epochs=config.max_extra_epochs, lower=data.lower, upper=data.upper,

@@ -6,11 +6,21 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelshield.errors import FormatError
+from modelshield.errors import FormatError, InputNotFoundError
+
+
+def read_input(path: str | Path, what: str) -> tuple[bytes, str]:
+    """The bytes of the input file ``path`` and its name for messages; :class:`InputNotFoundError`
+    ("<what> not found: <path>") when it is not a file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"{what} not found: {p}")
+    return p.read_bytes(), str(p)
 
 
 def record_bytes(X: np.ndarray, labels: np.ndarray, header: dict[str, Any]) -> bytes:

@@ -51,9 +51,9 @@ import numpy as np
 
 from modelshield._io import write_bytes_safely
 from modelshield.data.dataset import Dataset
-from modelshield.errors import DataError, InputNotFoundError
+from modelshield.errors import DataError
 from modelshield.models.base import BaseModel
-from modelshield.theft._records import read_record, record_bytes
+from modelshield.theft._records import read_input, read_record, record_bytes
 from modelshield.theft.extraction import knockoff_queries, query_victim, train_surrogate
 from modelshield.theft.torchutil import as_model
 from modelshield.theft.training import fine_tune, prune_magnitude, reinitialised, train_classifier
@@ -80,11 +80,6 @@ MIN_REFERENCES = 5
 DEFAULT_FALSE_MATCH_RATE = 0.01
 DEFAULT_CONFIDENCE = 0.95
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-def _as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> BaseModel:
-
-    return as_model(model, input_shape)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +148,26 @@ class Fingerprint:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def undetected_derived(self) -> int:
+        """Derived reference copies (extracted, fine-tuned, pruned) that score below the threshold: copies
+        modified that much may go undetected (``0`` without calibration)."""
+        cal = self.meta.get("calibration") or {}
+        detected = cal.get("derived_detected")
+        return 0 if detected is None else max(0, len(cal.get("derived_scores") or []) - int(detected))
+
+    def describe(self) -> str:
+        """One line: the points, the threshold, the reference scores and the stated false-match rate."""
+        cal = self.meta.get("calibration") or {}
+        ind, der = cal.get("independent_scores") or [], cal.get("derived_scores") or []
+        if not ind:
+            return f"{len(self)} boundary points, threshold {self.threshold:.2f} (no reference calibration)"
+        der_txt = (f"{len(der)} derived copies (extracted through the API, fine-tuned, pruned) "
+                   f"{min(der):.2f}-{max(der):.2f}; " if der else "")
+        return (f"{len(self)} boundary points, threshold {self.threshold:.2f}; {len(ind)} independent references "
+                f"scored {min(ind):.2f}-{max(ind):.2f}, {der_txt}false-match rate <= {cal['false_match_rate']:.1e} "
+                f"at {cal['confidence']:.0%} confidence (normal model of the references' scores)")
+
     def score(self, model: Any) -> float:
         """Agreement of ``model`` with the owner on the fingerprint points."""
         return self.compare(model).score
@@ -161,9 +176,9 @@ class Fingerprint:
         """Query ``model`` on the fingerprint points; ``derived`` when the agreement reaches the threshold."""
         if threshold is None and not (self.meta.get("calibration") or {}).get("independent_scores"):
             raise DataError("this fingerprint has no calibration on independent reference models, so a match "
-                            "would prove nothing; re-create it (theft fingerprint create --target ...) or give a "
-                            "threshold explicitly")
-        m = _as_model(model, self.X.shape[1:])
+                            "would prove nothing; re-create it with labelled data or give a threshold explicitly",
+                            cli_hint="re-create it with 'theft fingerprint create --target ...' or pass --threshold")
+        m = as_model(model, self.X.shape[1:])
         if m.n_classes != self.n_classes:
             raise DataError(f"the model has {m.n_classes} classes but the fingerprint was made for {self.n_classes}")
         agree = m.predict_index(self.X) == self.labels
@@ -189,10 +204,8 @@ class Fingerprint:
 
     @classmethod
     def load(cls, path: str | Path) -> Fingerprint:
-        p = Path(path)
-        if not p.is_file():
-            raise InputNotFoundError(f"fingerprint not found: {p}")
-        return cls.from_bytes(p.read_bytes(), source=str(p))
+        data, source = read_input(path, "fingerprint")
+        return cls.from_bytes(data, source=source)
 
 
 def boundary_candidates(
@@ -281,12 +294,12 @@ def retrained_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, n: i
             if "random_state" in est.get_params():
                 est.set_params(random_state=ref_seed)
             est.fit(Xa[rows], ya[rows])
-            out.append(_as_model(est).predict_index)
+            out.append(as_model(est).predict_index)
         elif framework == "pytorch" and hasattr(model, "module"):
             labels = model.label_index(ya)
             net = train_classifier(reinitialised(model.module, ref_seed), Xa[rows].astype(np.float32), labels[rows],
                                    epochs=epochs, lr=lr, seed=ref_seed)
-            out.append(_as_model(net, Xa.shape[1:]).predict_index)
+            out.append(as_model(net, Xa.shape[1:]).predict_index)
         else:
             raise DataError(f"retrained references are trained for scikit-learn and PyTorch models; for a "
                             f"{framework or type(model).__name__} model pass independent models you trained")
@@ -311,13 +324,13 @@ def modified_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, seed:
         Xs = Xa[idx].astype(np.float32)
         for lr, epochs in ((1e-3, 10), (1e-2, 5)):
             tuned = fine_tune(model.module, Xs, labels[idx], epochs=epochs, lr=lr, seed=seed + 1)
-            out.append(_as_model(tuned, Xa.shape[1:]).predict_index)
-        out.append(_as_model(prune_magnitude(model.module, 0.5), Xa.shape[1:]).predict_index)
+            out.append(as_model(tuned, Xa.shape[1:]).predict_index)
+        out.append(as_model(prune_magnitude(model.module, 0.5), Xa.shape[1:]).predict_index)
     elif framework == "sklearn" and hasattr(getattr(model, "estimator", None), "partial_fit"):
         est = copy.deepcopy(model.estimator)
         for _ in range(10):
             est.partial_fit(Xa[idx], ya[idx])
-        out.append(_as_model(est).predict_index)
+        out.append(as_model(est).predict_index)
     return out
 
 
@@ -413,11 +426,12 @@ def create_fingerprint(
         raise DataError(
             f"a fingerprint needs at least {MIN_REFERENCES} independent reference models (got {len(independent)}): "
             "independent trainings set its threshold and false-match rate; train them with "
-            "retrained_references(model, X, y) (CLI: --target) or pass models trained without yours")
+            "retrained_references(model, X, y) or pass models trained without yours",
+            cli_hint="give labelled data (--target) or --independent models")
     if not 0.0 < false_match_rate < 1.0 or not 0.5 <= confidence < 1.0:
         raise DataError("false_match_rate must lie in (0, 1) and confidence in [0.5, 1)")
     Xa = X.X if isinstance(X, Dataset) else np.asarray(X)
-    m = _as_model(model, Xa.shape[1:])
+    m = as_model(model, Xa.shape[1:])
     P, labels = boundary_candidates(m, Xa, n_pairs=n_pairs or max(4 * n_points, 200),
                                     bisection_steps=bisection_steps, offsets=offsets, seed=seed)
     refs_d: list[Predictor] = [_predictor(r, Xa.shape[1:]) for r in derived] if derived is not None else \
@@ -448,8 +462,9 @@ def create_fingerprint(
         raise DataError(
             f"independent trainings of this model agree with it too often for a {false_match_rate:g} false-match "
             f"rate: references scored {min(i_loo):.2f}-{max(i_loo):.2f}, so even a threshold of 1.00 admits "
-            f"{cal['false_match_rate']:.2g} (at {confidence:.0%} confidence); use more --points or --references, or "
-            "accept a higher --false-match-rate")
+            f"{cal['false_match_rate']:.2g} (at {confidence:.0%} confidence); use more points or references, or "
+            "accept a higher false-match rate",
+            cli_hint="use more --points or --references, or accept a higher --false-match-rate")
     if threshold is not None:
         cal["threshold_override"] = float(threshold)
         cal["false_match_rate"] = _tail(float(threshold), cal["mean_upper"], cal["sd_upper"])
@@ -464,4 +479,4 @@ def create_fingerprint(
 def _predictor(ref: Any, input_shape: tuple[int, ...] | None = None) -> Predictor:
     if callable(ref) and not hasattr(ref, "predict_proba") and not hasattr(ref, "forward"):
         return ref
-    return _as_model(ref, input_shape).predict_index
+    return as_model(ref, input_shape).predict_index

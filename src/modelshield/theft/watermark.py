@@ -68,10 +68,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from modelshield._io import write_bytes_safely
-from modelshield.errors import DataError, FormatError, InputNotFoundError, IntegrityError
-from modelshield.models.base import BaseModel
-from modelshield.protect.keys import KEY_LEN, PrivateKey, PublicKey, public_pem
-from modelshield.theft._records import read_record, record_bytes
+from modelshield.errors import DataError, FormatError, IntegrityError
+from modelshield.protect.keys import KEY_LEN, PrivateKey, PublicKey, load_key_file, load_public_key, public_pem
+from modelshield.theft._records import read_input, read_record, record_bytes
 from modelshield.theft.torchutil import as_model
 
 __all__ = [
@@ -79,6 +78,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "TRIGGER_FORMAT",
     "Commitment",
+    "OwnershipClaim",
     "TriggerSet",
     "WatermarkVerdict",
     "binomial_p_value",
@@ -88,6 +88,7 @@ __all__ = [
     "new_watermark_key",
     "false_claim_rate",
     "measured_chance",
+    "open_claim",
     "trigger_agreement",
     "trigger_digest",
     "verify_watermark",
@@ -157,10 +158,8 @@ class TriggerSet:
 
     @classmethod
     def load(cls, path: str | Path) -> TriggerSet:
-        p = Path(path)
-        if not p.is_file():
-            raise InputNotFoundError(f"trigger set not found: {p}")
-        return cls.from_bytes(p.read_bytes(), source=str(p))
+        data, source = read_input(path, "trigger set")
+        return cls.from_bytes(data, source=source)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,13 +195,8 @@ def binomial_p_value(matches: int, n: int, chance: float) -> float:
     return float(binom.sf(int(matches) - 1, int(n), float(chance)))
 
 
-def _as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> BaseModel:
-
-    return as_model(model, input_shape)
-
-
 def _agreement(model: Any, triggers: TriggerSet) -> np.ndarray:
-    m = _as_model(model, triggers.X.shape[1:])
+    m = as_model(model, triggers.X.shape[1:])
     pred = m.predict_index(triggers.X)
     if m.n_classes != triggers.n_classes:
         raise DataError(f"the model has {m.n_classes} classes but the trigger set was made for "
@@ -466,10 +460,8 @@ class Commitment:
 
     @classmethod
     def load(cls, path: str | Path) -> Commitment:
-        p = Path(path)
-        if not p.is_file():
-            raise InputNotFoundError(f"watermark commitment not found: {p}")
-        return cls.from_bytes(p.read_bytes(), source=str(p))
+        data, source = read_input(path, "watermark commitment")
+        return cls.from_bytes(data, source=source)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write atomically; an existing file is replaced only with ``overwrite`` (else :class:`OutputError`)."""
@@ -527,3 +519,48 @@ def _parse_payload(payload: bytes, source: str) -> dict[str, Any]:
 def new_watermark_key() -> bytes:
     """A fresh random 256-bit watermark key (OS CSPRNG)."""
     return os.urandom(KEY_LEN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnershipClaim:
+    """An owner's watermark evidence, read from its files and already checked (:func:`open_claim`): the
+    signed commitment, the owner's public key, the revealed watermark key and the committed trigger set
+    it re-derives. :meth:`verify` tests a suspect model against it."""
+
+    commitment: Commitment
+    public_key: PublicKey
+    key: bytes
+    triggers: TriggerSet
+    presented: TriggerSet | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one trigger input (the width a suspect model must take)."""
+        return tuple(self.triggers.X.shape[1:])
+
+    def verify(self, model: Any, *, alpha: float = DEFAULT_ALPHA) -> WatermarkVerdict:
+        """:func:`verify_watermark` of ``model`` with this evidence (the proof is checked again)."""
+        return verify_watermark(model, commitment=self.commitment, public_key=self.public_key, key=self.key,
+                                triggers=self.presented, alpha=alpha)
+
+    def __repr__(self) -> str:  # never show the secret key
+        return f"OwnershipClaim(created={self.commitment.created!r}, triggers={len(self.triggers)})"
+
+
+def open_claim(
+    commitment: str | Path,
+    public_key: str | Path,
+    watermark_key: str | Path,
+    triggers: str | Path | None = None,
+) -> OwnershipClaim:
+    """Read an ownership claim from its files (the commitment JSON, the owner's public key PEM, the
+    watermark key file and, optionally, the trigger-set NPZ) and open it (:meth:`Commitment.open`), so a
+    refused proof raises :class:`~modelshield.errors.IntegrityError` before any suspect is loaded.
+    A missing file raises :class:`~modelshield.errors.InputNotFoundError`, an unreadable one
+    :class:`~modelshield.errors.FormatError`."""
+    com = Commitment.load(commitment)
+    pub = load_public_key(public_key)
+    key = load_key_file(watermark_key)
+    presented = TriggerSet.load(triggers) if triggers is not None else None
+    derived = com.open(pub, key, presented)
+    return OwnershipClaim(commitment=com, public_key=pub, key=key, triggers=derived, presented=presented)
