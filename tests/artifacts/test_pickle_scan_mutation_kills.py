@@ -435,3 +435,96 @@ def test_bad_string_operands_are_malformed(general, data, message):
     res = scan(data)
     assert [(f.rule, f.title) for f in res.findings] == [("artifact.malformed", f"pickle stream is malformed: {message}")]
     assert not res.complete
+
+
+# ------------------------------------------------------------------ tensor views against their storage
+def _int(v: int) -> bytes:
+    return b"J" + struct.pack("<i", v)
+
+
+def _ints(vs) -> bytes:
+    return b"(" + b"".join(_int(v) for v in vs) + b"t"
+
+
+def tensor(numel, offset, size, stride, *, rebuild: str = "_rebuild_tensor_v2", pid_extra: bytes = b"") -> bytes:
+    """torch._utils.<rebuild>(storage, offset, size, stride, False, OrderedDict()) over a persistent storage
+    whose pid is ("storage", FloatStorage, "0", "cpu", numel)."""
+    numel_op = _int(numel) if isinstance(numel, int) else s8(numel)
+    pid = b"(" + s8("storage") + sglob("torch", "FloatStorage") + s8("0") + s8("cpu") + numel_op + pid_extra + b"tQ"
+    off = _int(offset) if isinstance(offset, int) else s8(offset)
+    return (P2 + sglob("torch._utils", rebuild) + b"(" + pid + off + _ints(size) + _ints(stride) + b"\x89" + OD
+            + b")RtR.")
+
+
+def bounds_findings(data: bytes) -> list[RawFinding]:
+    res = scan(data)
+    assert res.complete
+    return [f for f in res.findings if f.rule == "artifact.torch.tensor-bounds"]
+
+
+@pytest.mark.parametrize(("numel", "offset", "size", "stride", "bad"), [
+    (6, 0, (2, 3), (3, 1), False),       # extent 6 = numel
+    (5, 0, (2, 3), (3, 1), True),        # extent 6 > 5
+    (7, 1, (2, 3), (3, 1), False),       # the offset counts
+    (6, 1, (2, 3), (3, 1), True),
+    (4, 0, (2, 3), (1, 1), False),       # overlapping strides: extent 1 + 1 + 2 = 4
+    (3, 0, (2, 3), (1, 1), True),
+    (0, 0, (0, 3), (3, 1), False),       # an empty view addresses nothing, wherever it starts
+    (0, 100, (3, 0), (1, 1), False),
+    (100, -1, (2,), (1,), True),         # negative offset, size or stride: always out of bounds
+    (100, 0, (-1,), (1,), True),
+    (100, 0, (2, 2), (1, -1), True),
+    (1, 0, (), (), False),               # a scalar: extent 1
+    (0, 0, (), (), True),
+])
+def test_tensor_view_bounds(general, numel, offset, size, stride, bad):
+    found = bounds_findings(tensor(numel, offset, size, stride))
+    if not bad:
+        assert found == []
+        return
+    assert len(found) == 1
+    f = found[0]
+    assert (f.severity, f.title, f.references) == (Severity.HIGH, "tensor view reaches outside its storage",
+                                                   ("CVE-2025-32434", "CVE-2026-24747"))
+    assert f.evidence == {"storage_numel": numel, "storage_offset": offset, "size": list(size), "stride": list(stride)}
+    check_detail(f)
+    assert f.offset == len(tensor(numel, offset, size, stride)) - 2  # the REDUCE of the rebuild call
+
+
+def test_tensor_bounds_hook_covers_every_rebuild_function(general):
+    for rebuild in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3"):
+        assert len(bounds_findings(tensor(5, 0, (2, 3), (3, 1), rebuild=rebuild))) == 1, rebuild
+    # _rebuild_parameter(data, requires_grad, backward_hooks): its data is checked where it was rebuilt
+    assert bounds_findings(P2 + sglob("torch._utils", "_rebuild_parameter") + b"(K\x01\x89" + OD + b")RtR.") == []
+
+
+@pytest.mark.parametrize(("numel", "offset", "size", "stride", "pid_extra"), [
+    ("6", 0, (2, 3), (3, 1), b""),             # numel not an int: unknown, only signs are checked
+    (5, "0", (2, 3), (3, 1), b""),             # offset not an int: not judged
+    (5, 0, (2, 3), (3,), b""),                 # size and stride of different lengths: not judged
+])
+def test_tensor_views_that_cannot_be_judged_are_not_flagged(general, numel, offset, size, stride, pid_extra):
+    assert bounds_findings(tensor(numel, offset, size, stride, pid_extra=pid_extra)) == []
+
+
+def test_tensor_sign_checks_apply_without_a_known_storage_size(general):
+    found = bounds_findings(tensor("6", -1, (2,), (1,)))
+    assert [f.evidence["storage_numel"] for f in found] == ["6"]
+    # a short pid (no numel slot): the size is unknown, the signs are still checked
+    short_pid = tensor(6, 0, (2, 3), (3, 1)).replace(s8("cpu") + _int(6), s8("cpu"))
+    assert bounds_findings(short_pid) == []
+    neg = tensor(6, 0, (-2, 3), (3, 1)).replace(s8("cpu") + _int(6), s8("cpu"))
+    assert [f.evidence["storage_numel"] for f in bounds_findings(neg)] == [None]
+
+
+def test_tensor_rebuild_with_fewer_than_four_arguments_is_not_judged(general):
+    data = P2 + sglob("torch._utils", "_rebuild_tensor_v2") + b"(K\x01K\x02J\xff\xff\xff\xfftR."
+    assert bounds_findings(data) == []
+
+
+def test_tensor_sizes_must_be_plain_ints(general):
+    # True is an int subclass: pickle would pass it, but the scanner only judges plain ints
+    data = tensor(1, 0, (2,), (1,)).replace(_ints((2,)), b"(\x88t")
+    assert bounds_findings(data) == []
+    data = tensor(1, 0, (2,), (1,)).replace(_ints((1,)), b"(\x88t")
+    assert bounds_findings(data) == []

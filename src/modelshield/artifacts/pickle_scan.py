@@ -209,8 +209,8 @@ class PickleScan:
 
     # ------------------------------------------------------------ helpers
     def _add(self, sev: Severity, rule: str, title: str, offset: int | None, detail: str = "",
-             **evidence: Any) -> RawFinding:
-        f = RawFinding(sev, rule, title, offset, detail, evidence)
+             references: tuple[str, ...] = (), **evidence: Any) -> RawFinding:
+        f = RawFinding(sev, rule, title, offset, detail, evidence, references)
         self.findings.append(f)
         return f
 
