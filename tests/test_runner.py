@@ -315,3 +315,16 @@ def test_audit_check_raises_a_failed_checks_own_message(monkeypatch, sk_logreg):
     with pytest.raises(DataError) as exc:  # anything else keeps its type name: it says what broke
         audit_check(sk_logreg, None, "boom")
     assert str(exc.value) == "RuntimeError: kaboom"
+
+
+def test_audit_options_validate_fails_before_any_work():
+    from modelshield.errors import PolicyError
+    from modelshield.policy import Policy
+    from modelshield.runner import AuditOptions
+
+    ok = AuditOptions(checks=["baseline"], policy=Policy.default())
+    assert ok.validate() is ok and AuditOptions().validate() == AuditOptions()
+    with pytest.raises(UserError, match="unknown check 'bogus'"):
+        AuditOptions(checks=["bogus"]).validate()
+    with pytest.raises(PolicyError, match=r"baseline\.acuracy"):
+        AuditOptions(policy=Policy.from_mapping({"limits": ["baseline.acuracy >= 0.9"]})).validate()

@@ -130,6 +130,15 @@ class AuditOptions:
     def with_(self, **changes: Any) -> AuditOptions:
         return replace(self, **changes)
 
+    def validate(self) -> AuditOptions:
+        """Fail now, before any work, where an audit with these options would: a policy naming an unknown
+        check, metric or threshold (:func:`validate_policy`), an unknown check in ``checks``. Returns self."""
+        if self.policy is not None:
+            validate_policy(self.policy)
+        if self.checks is not None:
+            select_checks(self.checks, {})
+        return self
+
 
 def _merge_config(config: AuditOptions | None, keywords: dict[str, Any]) -> AuditOptions:
     """``config`` or the old keywords, never both (a keyword differing from its default next to ``config``

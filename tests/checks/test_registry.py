@@ -102,3 +102,31 @@ def test_a_plugin_overriding_run_is_a_one_line_load_error(plugin_dist, sk_logreg
     _, Xte, _, yte = breast_cancer
     with pytest.raises(UserError, match=r"unknown check 'oldstyle' \(it failed to load: TypeError: .*_run"):
         ms.audit(sk_logreg, ms.Dataset(X=Xte, y=yte), checks=["oldstyle"])
+
+
+
+def test_check_needs_lists_capabilities_then_inputs():
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from modelshield.checks.base import Check
+    from modelshield.checks.registry import available_checks, check_needs
+    from modelshield.models.base import Capability
+
+    @dataclass(kw_only=True)
+    class Needy(Check):
+        name: ClassVar[str] = "needy"
+        requires: ClassVar[frozenset] = frozenset({Capability.PROBABILITIES, Capability.GRADIENTS})
+        needs_labels: ClassVar[bool] = False
+        needs_train: ClassVar[bool] = True
+        needs_sensitive: ClassVar[bool] = True
+
+        def _run(self, ctx):
+            return self.result()
+
+    assert check_needs(Needy) == ["gradients", "probabilities", "data", "train", "sensitive"]
+    for name, cls in available_checks().items():
+        needs = check_needs(cls)
+        assert needs[: len(cls.requires)] == sorted(c.value for c in cls.requires), name
+        assert needs[len(cls.requires):] == [w for w, f in (("data", cls.needs_data), ("labels", cls.needs_labels),
+                                             ("train", cls.needs_train), ("sensitive", cls.needs_sensitive)) if f]

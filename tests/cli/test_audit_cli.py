@@ -66,7 +66,7 @@ def test_policy_failure_exits_1(files, capsys):
 @pytest.mark.parametrize(("mutate", "needle"), [
     (lambda t, m, d: ["audit", t / "nope.joblib", "-d", d, "-t", "label", "--trust"], "model file not found"),
     (lambda t, m, d: ["audit", m, "-d", t / "nope.csv", "-t", "label", "--trust"], "data file not found"),
-    (lambda t, m, d: ["audit", m, "-d", d, "-t", "nolabel", "--trust"], "--target column 'nolabel'"),
+    (lambda t, m, d: ["audit", m, "-d", d, "-t", "nolabel", "--trust"], "target column 'nolabel' is not in the data"),
     (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "--trust"], "--features"),  # 'group' is not a model feature
     (lambda t, m, d: ["audit", m, "-d", d, "-t", "label", "-s", "group", "--trust", "--policy", t / "bad.yaml"],
      "not valid YAML"),

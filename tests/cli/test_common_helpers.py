@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelshield.cli import _common
-from modelshield.errors import OutputError
+from modelshield.errors import OutputError, UserError
 
 
 def test_print_table_renders_every_cell_and_aligns_the_named_columns(monkeypatch):
@@ -34,3 +34,13 @@ def test_check_output_folder(tmp_path):
     _common.check_output_folder(tmp_path / "there", force=True)
     with pytest.raises(OutputError, match="does not exist"):
         _common.check_output_folder(tmp_path / "missing" / "out", force=False, flag="--out")
+
+
+def test_parse_headers():
+    assert _common.parse_headers(None) is None and _common.parse_headers([]) is None
+    assert _common.parse_headers(["Authorization: Bearer a:b", " X-Y :  z "]) == {"Authorization": "Bearer a:b",
+                                                                                  "X-Y": "z"}
+    assert _common.parse_headers(["Empty:"]) == {"Empty": ""}
+    for bad in ("no colon", ": value"):
+        with pytest.raises(UserError, match=r"bad --header .*expected 'Name: value'"):
+            _common.parse_headers([bad])

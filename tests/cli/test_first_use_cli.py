@@ -26,7 +26,7 @@ from modelshield.data.loaders import MAX_COLUMNS_SHOWN, from_frame
 from modelshield.errors import DataError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.policy import Policy
-from modelshield.report.terminal import print_summary
+from modelshield.report.terminal import demo_note, print_summary
 from modelshield.report.write import is_previous_report
 from modelshield.runner import AuditReport, AuditRun
 
@@ -213,7 +213,9 @@ def test_unknown_column_lists_all_columns_or_counts_the_rest(n_cols, flag):
     with pytest.raises(DataError) as exc:
         from_frame(frame, **kwargs)
     msg = str(exc.value)
-    assert "\n" not in msg and f"--{flag} column {typo!r}" in msg and f"did you mean {meant!r}" in msg
+    role = {"features": "feature"}.get(flag, flag)
+    assert "\n" not in msg and msg.startswith(f"{role} column {typo!r}") and f"did you mean {meant!r}" in msg
+    assert f"--{flag}" in (exc.value.cli_hint or "") and f"--{flag}" in exc.value.cli_message()
     shown = [n for n in names if re.search(rf"\b{n}\b", msg.split("columns are:")[1])]
     if n_cols <= MAX_COLUMNS_SHOWN:
         assert shown == names and "more" not in msg
@@ -321,7 +323,8 @@ def test_is_previous_report_recognises_each_kind_and_nothing_else(files, capsys,
 def test_demo_says_its_exit_code_ignores_the_gate(tmp_path, capsys, monkeypatch, failed):
     reports = []
 
-    def fake_demo(policy, **_kw):
+    def fake_demo(config, _prog):
+        policy = config.policy
         runs = []
         for i in range(4):
             res = CheckResult(check="artifact", status=CheckStatus.FINDINGS, summary="s")
@@ -342,7 +345,7 @@ def test_demo_says_its_exit_code_ignores_the_gate(tmp_path, capsys, monkeypatch,
         assert f"{failed} of 4 demo audits failed the gate ({', '.join(f'm{i}' for i in range(failed))})" in note
     else:
         assert "all 4 demo audits passed the gate" in note
-    assert note == audit_cli.demo_note(reports[0])
+    assert note == demo_note(reports[0])
 
 
 def test_readme_documents_the_demo_exit_code_and_report_replacement():

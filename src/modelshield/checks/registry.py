@@ -22,6 +22,7 @@ __all__ = [
     "BUILTIN_THRESHOLDS",
     "ENTRY_POINT_GROUP",
     "available_checks",
+    "check_needs",
     "declarations",
     "declared_metrics",
     "declared_thresholds",
@@ -212,6 +213,14 @@ def declarations(checks: Mapping[str, type[Check]] | None = None) -> tuple[
     found = available_checks() if checks is None else checks
     return ({n: declared_metrics(n, c) for n, c in found.items()},
             {n: declared_thresholds(n, c) for n, c in found.items()})
+
+
+def check_needs(cls: type[Check]) -> list[str]:
+    """What a check needs to run, for a listing: the model's capabilities (sorted), then ``data``,
+    ``labels``, ``train`` and ``sensitive`` as the class declares them."""
+    needs = [c.value for c in sorted(cls.requires, key=lambda c: c.value)]
+    return needs + [what for what, flag in (("data", cls.needs_data), ("labels", cls.needs_labels),
+                                            ("train", cls.needs_train), ("sensitive", cls.needs_sensitive)) if flag]
 
 
 def load_errors() -> dict[str, str]:

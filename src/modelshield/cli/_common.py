@@ -19,6 +19,7 @@ __all__ = [
     "console",
     "err_console",
     "check_output_path",
+    "parse_headers",
     "parse_options",
     "parse_shape",
     "print_table",
@@ -68,6 +69,17 @@ def parse_options(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
             raise UserError(f"bad value in --option {item!r}") from None
         out.setdefault(check.strip(), {})[opt.strip()] = value
     return out
+
+
+def parse_headers(items: Sequence[str] | None) -> dict[str, str] | None:
+    """``--header 'Name: value'`` pairs -> ``{Name: value}``; ``None`` when none are given."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UserError(f"bad --header {item.split(':')[0]!r}...: expected 'Name: value'")
+        out[name.strip()] = value.strip()
+    return out or None
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:

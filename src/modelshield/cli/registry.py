@@ -10,6 +10,7 @@ import typer
 
 from modelshield.cli._common import console, err_console, parse_options, split_list
 from modelshield.cli._loading import LoadFlags, load_options
+from modelshield.cli._progress import ModelProgress
 from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, UserError
 
 __all__ = ["default_cache_path", "register"]
@@ -83,7 +84,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         models = discover(source)  # a missing path or an MLflow URI that does not open: exit 2, before work
         loader = {k: v for k, v in load.loader_kwargs().items() if k != "trust"}
         show = not no_progress and err_console.is_terminal
-        with ex, _Bar(show, len(models)) as bar:
+        with ex, ModelProgress(show, len(models)) as bar:
             result = audit_registry(source, policy=pol, checks=names, options=opts, seed=seed, quick=quick,
                                     trust=load.trust, loader_options=loader, executor=ex, cache=store,
                                     models=models, on_progress=bar.update)
@@ -102,24 +103,3 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             console.print(f"wrote {p}", markup=False)
         return EXIT_OK if result.passed else EXIT_POLICY_FAILED
 
-
-class _Bar:
-    """One rich progress bar over the models of the registry."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err_console,
-                                 transient=True, disable=not enabled)
-        self.task = self.progress.add_task("registry", total=max(total, 1), last="")
-
-    def __enter__(self) -> _Bar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)  # type: ignore[arg-type]
-
-    def update(self, done: int, total: int, name: str) -> None:
-        self.progress.update(self.task, completed=done, total=max(total, 1), last=name[-40:])

@@ -11,7 +11,7 @@ from rich.table import Table
 from modelshield.findings import CheckStatus
 from modelshield.runner import AuditReport
 
-__all__ = ["print_summary"]
+__all__ = ["demo_note", "print_summary"]
 
 _UNBOUNDED = 10_000  # columns: measure a table's natural width
 
@@ -19,6 +19,17 @@ _SEV_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "ye
               "info": "dim"}
 _STATUS_STYLE = {CheckStatus.PASSED: "green", CheckStatus.FINDINGS: "yellow", CheckStatus.SKIPPED: "dim",
                  CheckStatus.ERROR: "bold red"}
+
+
+def demo_note(report: AuditReport) -> str:
+    """The line a demo audit ends with: how many of its audits failed the gate, and that the demo's exit
+    code ignores the gate (0 when the reports were written) while an audit of your own model exits 1."""
+    failed = [run.label for run in report.runs if not run.passed]
+    verdict = (f"{len(failed)} of {len(report.runs)} demo audits failed the gate ({', '.join(failed)}); the demo "
+               "plants findings on purpose (a malicious pickle, a model that memorises its training data)" if failed
+               else f"all {len(report.runs)} demo audits passed the gate")
+    return (f"demo: {verdict}. The demo's exit code ignores the gate: 0 means the reports were written. "
+            "'modelshield audit MODEL' exits 1 when its gate fails.")
 
 
 def _longest_word(texts: list[str]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from modelshield._io import check_output_path, check_outputs, write_files_safely
@@ -14,7 +15,7 @@ from modelshield.report.json import to_json
 from modelshield.report.sarif import sarif_log
 from modelshield.runner import AuditReport
 
-__all__ = ["check_report_outputs", "is_previous_report", "report_sarif", "write_reports"]
+__all__ = ["ReportTargets", "check_report_outputs", "is_previous_report", "report_sarif", "write_reports"]
 
 _SNIFF_BYTES = 64 * 1024
 _MAX_JSON_REPORT = 256 * 1024 * 1024
@@ -107,3 +108,39 @@ def check_report_outputs(outputs: dict[str, tuple[Path | None, str]], defaults: 
         replace = replace or earlier
     check_outputs({f: p for f, (p, _) in outputs.items()}, [], force=True)  # no two the same file
     return replace
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportTargets:
+    """Where an audit's reports go: ``paths`` maps each output's label (the CLI uses its flags) to ``(path,
+    kind)`` for the HTML report, the JSON report and the SARIF log, in that order; ``defaults`` are the paths
+    nobody named (an earlier modelshield report there may be replaced, see :func:`check_report_outputs`)."""
+
+    paths: dict[str, tuple[Path | None, str]]
+    defaults: frozenset[Path]
+
+    @classmethod
+    def plan(cls, html: Path | None, json_path: Path | None, sarif: Path | None, *, default_html: Path,
+             every_format: bool = False, labels: Sequence[str] = ("html", "json", "sarif")) -> ReportTargets:
+        """The HTML report at ``html`` or ``default_html``; ``every_format``: also the JSON report and the
+        SARIF log, by default beside the HTML report (``.json``, ``.sarif``)."""
+        page = html or default_html
+        defaults = {page} if html is None else set()
+        if every_format:
+            beside = (page.with_suffix(".json"), page.with_suffix(".sarif"))
+            defaults |= {p for p in beside if p not in (json_path, sarif)}
+            json_path = json_path or page.with_suffix(".json")
+            sarif = sarif or page.with_suffix(".sarif")
+        kinds = dict(zip(labels, ((page, "html"), (json_path, "json"), (sarif, "sarif")), strict=True))
+        return cls(kinds, frozenset(defaults))
+
+    def check(self, inputs: list[object], force: bool) -> bool:
+        """:func:`check_report_outputs` on these paths: fails before any work; returns the ``force`` to write
+        with."""
+        return check_report_outputs(self.paths, set(self.defaults), inputs, force)
+
+    def write(self, report: AuditReport, inputs: list[object], force: bool) -> list[Path]:
+        """Check again (an audit takes a while: a file may have appeared) and write every report."""
+        replace = self.check(inputs, force)
+        (html, _), (json_path, _), (sarif, _) = self.paths.values()
+        return write_reports(report, html=html, json_path=json_path, sarif=sarif, force=replace)
