@@ -58,6 +58,18 @@ def value_bound(net: Network, polys: list[PolyAct], X: np.ndarray) -> float:
     return 2.0 * big
 
 
+def _powers(ev: Any, z: Any, degree: int) -> dict[int, Any]:
+    """``{k: z**k}`` for k = 1..``degree`` (at most 4) in the fewest multiplicative levels (log2 of the degree)."""
+    powers = {1: z}
+    if degree >= 2:
+        powers[2] = ev.square(z)
+    if degree >= 3:
+        powers[3] = ev.multiply(powers[2], z)
+    if degree >= 4:
+        powers[4] = ev.square(powers[2])
+    return powers
+
+
 class HEServer:
     """Holds the model; computes on ciphertexts under a public context it is given per session."""
 
@@ -109,13 +121,7 @@ class HEServer:
         z = ev.rescale(acc)
         poly = self.polys[1]
         c = poly.coeffs
-        powers = {1: z}
-        if poly.degree >= 2:
-            powers[2] = ev.square(z)
-        if poly.degree >= 3:
-            powers[3] = ev.multiply(powers[2], z)
-        if poly.degree >= 4:
-            powers[4] = ev.square(powers[2])
+        powers = _powers(ev, z, poly.degree)
         terms = [(c[p], ct) for p, ct in powers.items() if c[p] != 0.0]
         low = min((ct for _, ct in terms), key=ev.level)
         q2 = ev.q_next(low)
@@ -166,13 +172,7 @@ class HEServer:
         for terms, const in feats:
             (coef, z), = terms
             assert coef == 1.0 and const == 0.0
-            powers = {1: z}
-            if poly.degree >= 2:
-                powers[2] = ev.square(z)
-            if poly.degree >= 3:
-                powers[3] = ev.multiply(powers[2], z)
-            if poly.degree >= 4:
-                powers[4] = ev.square(powers[2])
+            powers = _powers(ev, z, poly.degree)
             out.append(([(float(c[k]), powers[k]) for k in powers if c[k] != 0.0], float(c[0])))
         return out
 

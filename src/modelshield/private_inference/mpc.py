@@ -24,7 +24,7 @@ import numpy as np
 
 from modelshield.errors import MissingExtraError, UserError
 from modelshield.private_inference.approx import fit_activations
-from modelshield.private_inference.network import Dense, Network
+from modelshield.private_inference.network import Dense, Network, _argmax
 
 __all__ = ["evaluate_mpc", "run_mpc"]
 
@@ -38,7 +38,7 @@ def _free_base(m: int) -> int:
             base = s.getsockname()[1]
         if base + m < 65536 and all(_port_free(base + i) for i in range(m)):
             return base
-    raise UserError("no free block of loopback ports for the MPC parties; pass --port")
+    raise UserError("no free block of loopback ports for the MPC parties", cli_hint="pass --port")
 
 
 def _port_free(port: int) -> bool:
@@ -54,19 +54,20 @@ def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None =
             degree: int | None = None, bits: int = 64, frac: int = 24) -> dict[str, Any]:
     """Predicted class indices of ``X`` under MPC, with per-party bytes sent and messages."""
     if importlib.util.find_spec("mpyc") is None:  # the parties import it; not imported here (it logs on import)
-        raise MissingExtraError("MPC inference needs mpyc: pip install 'modelshield[private]'")
+        raise MissingExtraError("mpyc", "private", "MPC inference")
     if parties not in PARTIES:
-        raise UserError(f"--parties {parties}: private inference runs with 2 or 3 mpyc parties "
-                        "(owner, client, helper)")
+        raise UserError(f"{parties} parties: private inference runs with 2 or 3 mpyc parties "
+                        "(owner, client, helper)", cli_hint="--parties")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != net.n_inputs:
         raise UserError(f"the data has {X.shape[-1]} features; the model takes {net.n_inputs}")
     if port is not None:
         if not 1024 <= port <= 65535 - parties:
-            raise UserError(f"--port {port}: expected 1024..{65535 - parties}")
+            raise UserError(f"first port {port}: expected 1024..{65535 - parties}", cli_hint="--port")
         busy = [port + i for i in range(parties) if not _port_free(port + i)]
         if busy:
-            raise UserError(f"--port {port}: loopback port {busy[0]} is in use; choose another --port")
+            raise UserError(f"first port {port}: loopback port {busy[0]} is in use",
+                            cli_hint="choose another --port")
     base = port if port is not None else _free_base(parties)
     polys = {p.layer: p for p in fit_activations(net, X, degree)}
     layers = []
@@ -102,7 +103,8 @@ def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None =
             for p in procs:
                 p.kill()
                 p.wait()
-            raise UserError(f"the MPC parties did not finish within {timeout:g} s (raise --timeout)") from None
+            raise UserError(f"the MPC parties did not finish within {timeout:g} s",
+                            cli_hint="raise --timeout") from None
         wall = time.perf_counter() - t0
         if errors:
             raise UserError(f"an MPC party failed: {errors[0][0]}")
@@ -119,8 +121,6 @@ def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None =
 
 def evaluate_mpc(net: Network, X: np.ndarray, y: np.ndarray | None = None, **kw: Any) -> dict[str, Any]:
     """MPC inference of ``X`` compared with the plaintext model (same JSON fields as HE, plus bytes/rounds)."""
-    from modelshield.private_inference.network import _argmax
-
     r = run_mpc(net, X, **kw)
     plain = _argmax(net.forward(X))
     enc = r.pop("predictions")

@@ -26,7 +26,7 @@ from modelshield.private_inference.params import (
     widen_last_prime,
 )
 
-__all__ = ["TECHNIQUES", "plan", "he_estimate", "mpc_estimate"]
+__all__ = ["TECHNIQUES", "batched_params", "he_estimate", "mpc_estimate", "plan"]
 
 TECHNIQUES = ("he", "mpc")
 
@@ -141,11 +141,19 @@ def mpc_estimate(net: Network, parties: int, n_samples: int, bits: int = 32) -> 
     }
 
 
+def batched_params(net: Network, polys: list[PolyAct], rows: np.ndarray) -> CKKSParams:
+    """The CKKS parameters of the batched layout for ``net`` with ``polys``: depth from the circuit, scale from
+    the values ``rows`` take (a default bound without rows), the last prime widened for the packed masks."""
+    bound = value_bound(net, polys, rows) if len(rows) else 1e3
+    params = choose_params(batched_depth(net, polys), bound)
+    return widen_last_prime(params) if packable(net) else params  # room for the packed layout's masks
+
+
 def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarray | None = None, *,
          degree: int | None = None, parties: int = 3, calibrate_costs: bool = False) -> dict[str, Any]:
     """The plan (a JSON-ready dict) for running ``net`` privately; raises when it cannot be done."""
     if technique not in TECHNIQUES:
-        raise UserError(f"unknown --technique {technique!r}; expected he or mpc")
+        raise UserError(f"unknown technique {technique!r}; expected he or mpc", cli_hint="--technique")
     if X is not None and np.asarray(X).shape[1] != net.n_inputs:
         raise UserError(f"the data has {np.asarray(X).shape[1]} features; the model takes {net.n_inputs}")
     rows = np.asarray(X, dtype=np.float64) if X is not None else np.zeros((0, net.n_inputs))
@@ -156,8 +164,8 @@ def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarra
     need_fit = [p for p in polys if not p.exact]
     if need_fit and not len(rows) and technique == "he":
         raise UserError("the model has non-polynomial activations "
-                        f"({', '.join(sorted({p.kind for p in need_fit}))}): pass --data so the polynomial can be "
-                        "fitted on the range the inputs take")
+                        f"({', '.join(sorted({p.kind for p in need_fit}))}): their polynomials are fitted on the "
+                        "range the inputs take, which needs rows", cli_hint="pass --data")
     if len(rows):
         plain = net.forward(rows)
         approx = approx_forward(net, polys, rows)
@@ -171,9 +179,7 @@ def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarra
     if technique == "he":
         out["activations"] = [p.to_dict() for p in polys]
         bound = value_bound(net, polys, rows) if len(rows) else 1e3
-        b_params = choose_params(batched_depth(net, polys), bound)
-        if packable(net):
-            b_params = widen_last_prime(b_params)  # room for the packed layout's masks
+        b_params = batched_params(net, polys, rows)
         s_params = choose_params(per_sample_depth(net, polys), bound, min_degree=8192)
         costs = DEFAULT_COSTS
         if calibrate_costs:
@@ -191,7 +197,7 @@ def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarra
         out["estimate"] = est
     else:
         if parties not in (2, 3):
-            raise UserError(f"--parties {parties}: mpyc inference here runs with 2 or 3 parties")
+            raise UserError(f"{parties} parties: mpyc inference here runs with 2 or 3 parties", cli_hint="--parties")
         out["estimate"] = mpc_estimate(net, parties, len(rows) or 1)
         out["activations"] = [p.to_dict() for p in polys if not p.exact and p.kind != "relu"]
     return out

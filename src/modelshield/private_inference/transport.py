@@ -66,13 +66,13 @@ def _recv(sock: socket.socket) -> Sealed:
 def listen(port: int) -> socket.socket:
     """A loopback listening socket; a port in use is a one-line UserError (exit 2)."""
     if not 1 <= port <= 65535:
-        raise UserError(f"--port {port}: expected 1..65535")
+        raise UserError(f"port {port}: expected 1..65535", cli_hint="--port")
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
     except OSError:
         s.close()
-        raise UserError(f"--port {port}: loopback port in use; choose another --port") from None
+        raise UserError(f"port {port}: loopback port in use", cli_hint="choose another --port") from None
     s.listen(1)
     return s
 
@@ -140,7 +140,8 @@ def client_run(host: str, port: int, key: bytes, X: np.ndarray, timeout: float =
         tiles = int(hello["tiles"])
         per = params.slots // tiles
         if len(X) > per:
-            raise DataError(f"at most {per} rows per request with these parameters; pass --max-samples {per}")
+            raise DataError(f"at most {per} rows per request with these parameters",
+                            cli_hint=f"pass --max-samples {per}")
         client = HEClient(params)
         client.session_key = key
         _send(conn, seal(key, "context", 0, [client.public_context()]))
