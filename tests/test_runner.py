@@ -132,8 +132,9 @@ def test_baseline_flags_useless_model(breast_cancer):
 
 def test_audit_rejects_width_mismatch_and_unknown_checks(sk_logreg, breast_cancer):
     _, Xte, _, yte = breast_cancer
-    with pytest.raises(DataError, match="--features"):
+    with pytest.raises(DataError, match="the model expects 30 features but the data has 5") as ei:
         ms.audit(sk_logreg, ms.Dataset(X=Xte[:, :5], y=yte))
+    assert "--" not in str(ei.value) and "--features" in (ei.value.cli_hint or "")
     with pytest.raises(UserError, match="unknown check"):
         ms.audit(sk_logreg, ms.Dataset(X=Xte, y=yte), checks=["nope"])
 

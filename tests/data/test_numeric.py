@@ -23,8 +23,7 @@ def test_require_numeric_raises_a_data_error_with_a_hint():
     ds = Dataset(X=np.array([[1.0, "?"], [2.0, "3"]], dtype=object), y=np.array([0, 1]),
                  feature_names=["a", "b"])
     with pytest.raises(DataError, match=r"train: non-numeric values in column\(s\) 'b' \(1 cells\).*"
-                                        r"row 1 of 'b' is '\?'. Encode them as numbers$") as ei:
+                                        r"row 1 of 'b' is '\?'.*--features"):
         require_numeric(ds, "train")
-    assert "--features" in (ei.value.cli_hint or "") and ei.value.cli_message().endswith(ei.value.cli_hint or "")
     ok = Dataset(X=np.array([[1, "2"], [3, "4.5"]], dtype=object), y=np.array([0, 1]))
     assert numeric_features(ok, "train").dtype == np.float32

@@ -273,4 +273,4 @@ def _takes_raw_columns(model: Any) -> bool:
 def require_numeric(data: Dataset) -> None:
     """Raise a :class:`DataError` naming the first column with a non-numeric value (no-op when numeric)."""
 
-    _require(data, "data", hint="or clean the data or choose numeric columns with --features")
+    _require(data, "data", hint="clean the data or choose numeric columns with --features")

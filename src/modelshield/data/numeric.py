@@ -52,10 +52,9 @@ def non_numeric_columns(X: Any, names: Sequence[str] | None = None) -> list[NonN
     return out
 
 
-def require_numeric(ds: Any, what: str, *, hint: str = "or pass --features with numeric columns only") -> None:
+def require_numeric(ds: Any, what: str, *, hint: str = "pass --features with numeric columns only") -> None:
     """Raise :class:`~modelshield.errors.DataError` naming the columns of ``ds.X`` that hold
-    non-numeric values (with the first such cell), or do nothing when the features are numeric.
-    ``hint`` (what to do on the command line) is the error's ``cli_hint``."""
+    non-numeric values (with the first such cell), or do nothing when the features are numeric."""
     if ds is None or getattr(ds, "X", None) is None:
         return
     bad = non_numeric_columns(ds.X, getattr(ds, "feature_names", None))
@@ -64,14 +63,14 @@ def require_numeric(ds: Any, what: str, *, hint: str = "or pass --features with 
     first = bad[0]
     cols = ", ".join(f"{b.column!r} ({b.count} cells)" for b in bad[:6]) + (" ..." if len(bad) > 6 else "")
     raise DataError(f"{what}: non-numeric values in column(s) {cols}; e.g. row {first.first_row + 1} of "
-                    f"{first.column!r} is {first.first_value!r}. Encode them as numbers", cli_hint=hint)
+                    f"{first.column!r} is {first.first_value!r}. Encode them as numbers, or {hint}")
 
 
-def numeric_features(ds: Any, what: str, *, hint: str = "or pass --features with numeric columns only"
+def numeric_features(ds: Any, what: str, *, hint: str = "pass --features with numeric columns only"
                      ) -> np.ndarray:
     """``ds.X`` as float32, after :func:`require_numeric`."""
     require_numeric(ds, what, hint=hint)
     try:
         return np.asarray(ds.X, dtype=np.float32)
     except (TypeError, ValueError) as exc:  # e.g. missing cells that cannot be floats
-        raise DataError(f"{what}: features cannot be read as numbers ({exc})", cli_hint=hint) from None
+        raise DataError(f"{what}: features cannot be read as numbers ({exc}); {hint}") from None
