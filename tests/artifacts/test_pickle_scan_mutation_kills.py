@@ -20,6 +20,7 @@ from modelshield.artifacts.pickle_scan import (
     MAX_ITEMS,
     MAX_KEEP_BYTES,
     MAX_KEEP_STR,
+    MAX_NEST,
     Blob,
     Call,
     G,
@@ -528,3 +529,81 @@ def test_tensor_sizes_must_be_plain_ints(general):
     assert bounds_findings(data) == []
     data = tensor(1, 0, (2,), (1,)).replace(_ints((1,)), b"(\x88t")
     assert bounds_findings(data) == []
+
+
+# ------------------------------------------------------------------ nested loads
+def loads_of(arg: bytes, loader: tuple[str, str] = ("pickle", "loads")) -> bytes:
+    return P4 + sglob(*loader) + arg + b"\x85R."
+
+
+INNER = P4 + sglob("os", "system") + s8("x") + b"\x85R."
+
+
+def test_nested_findings_are_rebased_on_the_outer_call(general):
+    res = scan(loads_of(bb(INNER)))
+    outer, inner = res.findings
+    assert (outer.rule, outer.title) == ("artifact.pickle.dangerous-global", "dangerous global pickle.loads")
+    call_at = len(loads_of(bb(INNER))) - 2
+    assert (inner.severity, inner.rule, inner.offset) == (Severity.CRITICAL, "artifact.pickle.dangerous-global", call_at)
+    assert inner.title == f"nested in pickle.loads@{call_at}: dangerous global os.system"
+    assert (inner.evidence["nested_offset"], inner.evidence["outer_offset"]) == (14, call_at)
+    assert res.globals == {"pickle.loads": "deny"}  # the inner globals are reported through its findings
+
+
+def test_nested_loads_needs_a_nested_scanner(general):
+    res = scan(loads_of(bb(INNER)), nested=False)
+    assert [(f.severity, f.rule) for f in res.findings] == [
+        (Severity.CRITICAL, "artifact.pickle.dangerous-global"),
+        (Severity.HIGH, "artifact.pickle.nested-uninspectable")]
+    assert res.findings[1].evidence == {"loader": "pickle.loads", "argument": _short(INNER)}
+
+
+def test_a_skipped_payload_is_fetched_for_the_nested_scan(general):
+    pad = INNER + b"\x00" * (MAX_KEEP_BYTES + 1 - len(INNER))  # too large to keep: a Blob
+    data = loads_of(bb(pad))
+    seen = []
+
+    def fetch(blob: Blob) -> bytes:
+        seen.append((blob.kind, blob.length, blob.start))
+        return pad[:len(INNER)]
+
+    budget = Budget(30)
+
+    def nested_scan(inner: bytes, depth: int) -> list[RawFinding]:
+        r = Reader(io.BytesIO(inner), budget, size=len(inner))
+        return scan_pickle_stream(r, budget, depth=depth, nested=nested_scan).findings
+
+    r = Reader(io.BytesIO(data), budget, size=len(data))
+    res = scan_pickle_stream(r, budget, nested=nested_scan, fetch_blob=fetch)
+    assert seen == [("bytes", MAX_KEEP_BYTES + 1, 23)]  # 2 + 16 (the global) + 5 (the BINBYTES header)
+    assert [f.title.split(": ", 1)[-1] for f in res.findings] == ["dangerous global pickle.loads",
+                                                                   "dangerous global os.system"]
+    # without a fetcher, or when it cannot return the bytes, the payload is uninspectable
+    for fetch_blob in (None, lambda blob: None):
+        r = Reader(io.BytesIO(data), budget, size=len(data))
+        res = scan_pickle_stream(r, budget, nested=nested_scan, fetch_blob=fetch_blob)
+        assert [f.rule for f in res.findings] == ["artifact.pickle.dangerous-global",
+                                                  "artifact.pickle.nested-uninspectable"]
+        assert res.findings[1].evidence["argument"] == f"<bytes of {MAX_KEEP_BYTES + 1} bytes>"
+
+
+def test_nested_depth_is_passed_down_and_bounded(general):
+    depths = []
+
+    def nested(inner: bytes, depth: int) -> list[RawFinding]:
+        depths.append(depth)
+        return []
+
+    for depth, expect in ((0, [1]), (MAX_NEST - 1, [MAX_NEST]), (MAX_NEST, [])):
+        depths.clear()
+        r = Reader(io.BytesIO(loads_of(bb(INNER))), Budget(30))
+        res = scan_pickle_stream(r, Budget(30), depth=depth, nested=nested)
+        assert depths == expect
+        assert ("artifact.pickle.nested-uninspectable" in [f.rule for f in res.findings]) is (not expect)
+
+
+@pytest.mark.parametrize("loader", [("torch", "load"), ("joblib", "load"), ("dill", "loads"), ("numpy", "loads")])
+def test_every_nested_loader_is_followed(general, loader):
+    res = scan(loads_of(bb(INNER), loader))
+    assert [f.title for f in res.findings][-1] == (
+        f"nested in {'.'.join(loader)}@{len(loads_of(bb(INNER), loader)) - 2}: dangerous global os.system")
