@@ -233,70 +233,54 @@ def run_batched(net: Network, polys: list[PolyAct], X: np.ndarray, params: CKKSP
     h = net.dense[0].shape[1]
     if layout == "auto":
         layout = "packed" if packable(net) and h <= params.slots else "per-feature"
-    if layout == "packed":
-        return _run_packed(net, polys, X, params, transit=transit, seed=seed)
     t0 = time.perf_counter()
     client = HEClient(params)
     server = HEServer(net, polys)
     ctx = client.public_context()
-    tc = time.perf_counter() - t0
-    ts_ = 0.0
+    setup = time.perf_counter() - t0
+    if layout == "packed":
+        rng = np.random.default_rng(seed)
+        per_batch = params.slots // h
+        logits, tc, ts_, req_b, resp_b = _round_trips(
+            X, per_batch, transit, request=lambda chunk: client.request_packed(chunk, h),
+            evaluate=lambda req, n: server.evaluate_packed(ctx, client.session_key, req, n, rng),
+            read=lambda resp, n: client.read_packed(resp, n, h))
+        extra: dict[str, Any] = {"layout": "packed", "batch_per_request": per_batch,
+                                 "mask_sigma": round(float(getattr(server, "mask_sigma", 0.0)), 3)}
+    else:
+        logits, tc, ts_, req_b, resp_b = _round_trips(
+            X, params.slots, transit, request=client.request,
+            evaluate=lambda req, n: server.evaluate(ctx, client.session_key, req), read=client.read)
+        extra = {"layout": "per-feature", "batch_per_request": params.slots}
+    return HEResult(logits, params, "batched", time.perf_counter() - t0, setup + tc, ts_, req_b, resp_b, len(ctx),
+                    extra=extra)
+
+
+def _round_trips(X: np.ndarray, batch: int, transit: Transit | None, *, request: Callable[[np.ndarray], Sealed],
+                 evaluate: Callable[[Sealed, int], Sealed], read: Callable[[Sealed, int], np.ndarray]
+                 ) -> tuple[np.ndarray, float, float, int, int]:
+    """``X`` in batches of ``batch`` rows: client ``request`` -> ``transit`` -> server ``evaluate`` -> ``transit``
+    -> client ``read``. Returns the logits, client and server seconds, request and response bytes."""
+    tc = ts_ = 0.0
     logits, req_b, resp_b = [], 0, 0
-    for start in range(0, len(X), params.slots):
-        chunk = X[start:start + params.slots]
+    for start in range(0, len(X), batch):
+        chunk = X[start:start + batch]
         t = time.perf_counter()
-        req = client.request(chunk)
+        req = request(chunk)
         tc += time.perf_counter() - t
         req_b += sum(map(len, req.parts))
         if transit is not None:
             req = transit(req)
         t = time.perf_counter()
-        resp = server.evaluate(ctx, client.session_key, req)
+        resp = evaluate(req, len(chunk))
         ts_ += time.perf_counter() - t
         resp_b += sum(map(len, resp.parts))
         if transit is not None:
             resp = transit(resp)
         t = time.perf_counter()
-        logits.append(client.read(resp, len(chunk)))
+        logits.append(read(resp, len(chunk)))
         tc += time.perf_counter() - t
-    total = time.perf_counter() - t0
-    return HEResult(np.concatenate(logits), params, "batched", total, tc, ts_, req_b, resp_b, len(ctx),
-                    extra={"layout": "per-feature", "batch_per_request": params.slots})
-
-
-def _run_packed(net: Network, polys: list[PolyAct], X: np.ndarray, params: CKKSParams, *,
-                transit: Transit | None, seed: int) -> HEResult:
-    h = net.dense[0].shape[1]
-    per_batch = params.slots // h
-    rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
-    client = HEClient(params)
-    server = HEServer(net, polys)
-    ctx = client.public_context()
-    tc = time.perf_counter() - t0
-    tsv = 0.0
-    logits, req_b, resp_b = [], 0, 0
-    for start in range(0, len(X), per_batch):
-        chunk = X[start:start + per_batch]
-        t = time.perf_counter()
-        req = client.request_packed(chunk, h)
-        tc += time.perf_counter() - t
-        req_b += sum(map(len, req.parts))
-        if transit is not None:
-            req = transit(req)
-        t = time.perf_counter()
-        resp = server.evaluate_packed(ctx, client.session_key, req, len(chunk), rng)
-        tsv += time.perf_counter() - t
-        resp_b += sum(map(len, resp.parts))
-        if transit is not None:
-            resp = transit(resp)
-        t = time.perf_counter()
-        logits.append(client.read_packed(resp, len(chunk), h))
-        tc += time.perf_counter() - t
-    total = time.perf_counter() - t0
-    return HEResult(np.concatenate(logits), params, "batched", total, tc, tsv, req_b, resp_b, len(ctx),
-                    extra={"layout": "packed", "batch_per_request": per_batch,
-                           "mask_sigma": round(float(getattr(server, "mask_sigma", 0.0)), 3)})
+    return np.concatenate(logits), tc, ts_, req_b, resp_b
 
 
 def _augment(net: Network, polys: list[PolyAct]) -> list[tuple[str, Any]]:
