@@ -176,7 +176,7 @@ class PrivacyCheck(Check):
 
     def check_options(self) -> None:
         if self.n_shadows is not None and self.n_shadows < 2:  # LiRA and RMIA need shadows in and out
-            raise UserError(f"privacy.n_shadows (--shadows) must be at least 2, got {self.n_shadows}")
+            raise UserError(f"privacy.n_shadows must be at least 2, got {self.n_shadows}", cli_hint="--shadows")
         for name in ("shadow_budget_s", "shadow_lr"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and math.isfinite(v)):

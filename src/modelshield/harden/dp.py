@@ -739,7 +739,7 @@ def harden_dp(
 
         buf = io.BytesIO()
         joblib.dump(fitted, buf)
-        data, fmt = buf.getvalue(), "joblib (pickle-based: load with --trust)"
+        data, fmt = buf.getvalue(), "joblib (pickle-based: loading it needs trust)"
     else:
         raise DataError(f"DP training needs a PyTorch or scikit-learn model, not {model.framework}")
 
