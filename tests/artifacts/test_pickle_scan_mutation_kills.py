@@ -9,6 +9,7 @@ interpreter (``run_general``) alike.
 
 from __future__ import annotations
 
+import gc
 import io
 import struct
 
@@ -607,3 +608,146 @@ def test_every_nested_loader_is_followed(general, loader):
     res = scan(loads_of(bb(INNER), loader))
     assert [f.title for f in res.findings][-1] == (
         f"nested in {'.'.join(loader)}@{len(loads_of(bb(INNER), loader)) - 2}: dangerous global os.system")
+
+
+# ------------------------------------------------------------------ the stream loop
+def stream(data: bytes, **kw) -> StreamResult:
+    budget = Budget(30)
+    return scan_pickle_stream(Reader(io.BytesIO(data), budget, size=len(data)), budget, **kw)
+
+
+NOT_A_PICKLE = dict(findings=[], globals={}, pickles=0, complete=False, is_pickle=False, joblib=False, end_offset=0)
+
+
+def test_defaults_scan_at_depth_zero_without_probing(general):
+    depths = []
+
+    def nested(inner: bytes, depth: int) -> list[RawFinding]:
+        depths.append(depth)
+        return []
+
+    stream(loads_of(bb(INNER)), nested=nested)
+    assert depths == [1]
+    res = stream(P4 + b"\xff")  # fails before anything could run, but no probe was asked for
+    assert (res.is_pickle, res.pickles, [f.rule for f in res.findings]) == (True, 1, ["artifact.malformed"])
+    res = stream(P4 + b"N.")  # no named global, but no probe_named either
+    assert (res.is_pickle, res.pickles, res.findings, res.complete) == (True, 1, [], True)
+
+
+def test_probe_reports_not_a_pickle_only_before_anything_ran(general):
+    assert stream(P4 + b"\xff", probe=True) == StreamResult(ops=2, protocol=4, **NOT_A_PICKLE)
+    res = stream(P4 + sglob("os", "system") + b"\xff", probe=True)
+    assert [f.rule for f in res.findings] == ["artifact.pickle.dangerous-global", "artifact.malformed"]
+    assert (res.is_pickle, res.complete) == (True, False)
+    res = stream(P2 + b"\x82\x01\xff", probe=True)  # a finding but no global: it counts as code that ran
+    assert [f.rule for f in res.findings] == ["artifact.pickle.unresolvable-global", "artifact.malformed"]
+
+
+def test_probe_named_needs_a_named_global_or_a_bound(general, monkeypatch):
+    assert stream(P2 + b"\x82\x01)R.", probe_named=True) == StreamResult(ops=5, protocol=2, **NOT_A_PICKLE)
+    assert stream(P2 + b"\x82\x01\xff", probe_named=True) == StreamResult(ops=3, protocol=2, **NOT_A_PICKLE)
+    res = stream(P4 + sglob("os", "system") + b".", probe_named=True)
+    assert (res.is_pickle, res.globals) == (True, {"os.system": "deny"})
+    monkeypatch.setattr(pickle_scan, "MAX_STACK", 3)
+    res = stream(P2 + b"NNNN.", probe_named=True)
+    assert res.is_pickle and [f.rule for f in res.findings] == ["artifact.limit-exceeded"]
+
+
+def test_a_bound_hit_is_never_not_a_pickle(general, monkeypatch):
+    monkeypatch.setattr(pickle_scan, "MAX_STACK", 3)
+    res = stream(P2 + b"NNNN.", probe=True)
+    assert [(f.severity, f.rule, f.title, f.offset, f.evidence) for f in res.findings] == [
+        (Severity.HIGH, "artifact.limit-exceeded", "scan bound hit: pickle stack deeper than 3 items (stack-depth bomb)",
+         6, {})]
+    check_detail(res.findings[0])
+    assert (res.is_pickle, res.complete, res.pickles) == (True, False, 1)
+    res = stream(P2 + b"N." + P2 + b"NNNN.")  # in a later pickle too: not trailing data
+    assert [(f.rule, f.offset) for f in res.findings] == [("artifact.limit-exceeded", 10)]
+    assert (res.complete, res.pickles) == (False, 2)
+
+
+def test_later_pickles_are_scanned_up_to_max_pickles(general):
+    three = P4 + b"N." + P2 + b"K\x01." + b"\x80\x03" + sglob("os", "system") + b"."
+    res = stream(three)
+    assert (res.pickles, res.protocol, res.ops, res.end_offset, res.complete) == (3, 4, 3 + 3 + 5, len(three), True)
+    assert res.globals == {"os.system": "deny"}
+    res = stream(three, max_pickles=2)
+    assert (res.pickles, res.end_offset, res.protocol, res.globals) == (2, 9, 4, {})
+    many = P2 + b"N." * (pickle_scan.MAX_PICKLES + 1)
+    assert stream(many).pickles == pickle_scan.MAX_PICKLES
+
+
+def test_globals_keep_their_first_verdict_across_pickles(general):
+    res = stream(P4 + OD + b"." + P4 + OD + b"." + P4 + sglob("os", "system") + b".")
+    assert res.globals == {"collections.OrderedDict": "allow", "os.system": "deny"}
+    assert list(res.globals) == ["collections.OrderedDict", "os.system"]
+
+
+def test_a_later_pickle_that_fails_after_running_code_is_malformed(general):
+    first = P4 + b"N."
+    res = stream(first + P2 + b"\x82\x01" + b"\xff")
+    assert [(f.rule, f.offset, f.evidence) for f in res.findings] == [
+        ("artifact.pickle.unresolvable-global", 6, {"code": 1}),
+        ("artifact.malformed", 8, {"pickle_index": 1, "pickle_start": 4})]
+    assert (res.complete, res.pickles) == (False, 2)
+    # with probe_named only named globals count: trailing data, and no named global anywhere: not a pickle
+    assert stream(first + P2 + b"\x82\x01" + b"\xff", probe_named=True) == StreamResult(ops=6, protocol=4,
+                                                                                       **NOT_A_PICKLE)
+    res = stream(first + P2 + b"\x82\x01" + b"\xff" + P4 + OD + b".", probe_named=True)
+    assert res.is_pickle is False
+
+
+def test_trailing_data_is_low_and_names_the_error(general):
+    res = stream(P4 + b"N." + b"\x80\x04\xff")
+    (f,) = res.findings
+    assert (f.severity, f.rule, f.title, f.offset, f.evidence) == (
+        Severity.LOW, "artifact.pickle.trailing-data", "non-pickle data after the last pickle", 4, {})
+    assert f.detail == ("Bytes follow the pickle stream and do not parse as a pickle (invalid opcode 0xff); they "
+                        "were probe-parsed and reach no global.")
+    assert (res.complete, res.pickles, res.is_pickle) == (True, 2, True)
+
+
+def test_truncation_is_reported_where_the_reader_stopped(general):
+    res = stream(P4 + b"X\x10\x00\x00\x00abc")
+    assert [(f.rule, f.title, f.offset) for f in res.findings] == [
+        ("artifact.malformed", "pickle stream is malformed: stream ends before 16 declared bytes", 10)]
+
+
+def test_on_build_sees_the_call_its_state_and_the_offset_and_can_flag_joblib(general):
+    seen = []
+
+    def on_build(ps: PickleScan, call: Call, state, off: int) -> None:
+        seen.append((call.func.key, state, off))
+        ps.flags.add("joblib")
+
+    data = P4 + OD + b")RK\x07b."
+    res = stream(data + P2 + b"N.", on_build=on_build)
+    assert seen == [("collections.OrderedDict", 7, len(data) - 2)]
+    assert res.joblib is True and res.pickles == 2
+    assert stream(data).joblib is False
+    # a BUILD on a call of something that is not a global is not handed to the hook
+    seen.clear()
+    stream(P4 + OD + b")R)RK\x07b.", on_build=on_build)
+    assert seen == []
+
+
+def test_recursion_in_a_hook_is_a_bound(general):
+    def on_build(ps, call, state, off):
+        raise RecursionError
+
+    res = stream(P4 + OD + b")RK\x07b.", on_build=on_build)
+    assert [(f.rule, f.title) for f in res.findings] == [("artifact.limit-exceeded", "scan bound hit: recursion bound")]
+
+
+def test_the_collector_is_restored(general):
+    assert gc.isenabled()
+    stream(P4 + OD + b")R.")
+    assert gc.isenabled()
+    stream(P4 + b"\xff")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        stream(P4 + OD + b")R.")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
