@@ -27,6 +27,7 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,9 +79,7 @@ def rdp_epsilon(
     orders: Sequence[float] = DEFAULT_ORDERS,
 ) -> tuple[float, float]:
     """(ε, best order) for ``steps`` compositions of the subsampled Gaussian, by RDP."""
-    import warnings
-
-    from opacus.accountants.analysis import rdp as _rdp
+    from opacus.accountants.analysis import rdp as _rdp  # lazy: optional extra (opacus pulls in torch)
 
     _validate(noise_multiplier, sample_rate, steps, delta)
     rdp = _rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=int(steps),
@@ -92,7 +91,7 @@ def rdp_epsilon(
 
 
 def _pld_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
-    try:
+    try:  # lazy: optional extra 'privacy'
         import dp_accounting
         from dp_accounting.pld import pld_privacy_accountant
     except ImportError as exc:  # pragma: no cover - the privacy extra is installed in CI

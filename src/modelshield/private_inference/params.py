@@ -8,9 +8,13 @@ ring degree. SEAL refuses anything above it (``sec_level_type::tc128``); we refu
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from modelshield.errors import UserError
+from modelshield.private_inference import _seal
 
 __all__ = ["MAX_COEFF_BITS_128", "CKKSParams", "choose_params", "OpCosts", "DEFAULT_COSTS"]
 
@@ -140,12 +144,6 @@ def calibrate(params: CKKSParams, repeats: int = 3, per_sample: tuple[list[tuple
     """Measure the per-operation costs here at ``params`` (a second or two); needs TenSEAL. With
     ``per_sample`` (the dense shapes and the per-sample parameters) also time one encrypted sample through
     TenSEAL's ``mm`` path on random weights."""
-    import time
-
-    import numpy as np
-
-    from modelshield.private_inference import _seal
-
     t: dict[str, float] = {}
     start = time.perf_counter()
     client = _seal.Client.create(params, galois=False)
@@ -179,13 +177,7 @@ def calibrate(params: CKKSParams, repeats: int = 3, per_sample: tuple[list[tuple
 
 
 def _time_per_sample(shapes: list[tuple[int, int]], params: CKKSParams) -> float:
-    import time
-
-    import numpy as np
-
-    from modelshield.private_inference._seal import import_tenseal
-
-    ts = import_tenseal()
+    ts = _seal.import_tenseal()
     ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
                      coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
     ctx.global_scale = 2.0 ** params.scale_bits

@@ -8,6 +8,7 @@ per-sample modes; for MPC the rounds and communication of the mpyc protocol.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
@@ -183,8 +184,6 @@ def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarra
         s_params = choose_params(per_sample_depth(net, polys), bound, min_degree=8192)
         costs = DEFAULT_COSTS
         if calibrate_costs:
-            import importlib.util
-
             if importlib.util.find_spec("tenseal") is not None:
                 costs = calibrate(b_params, per_sample=([d.shape for d in net.dense], s_params))
             else:
