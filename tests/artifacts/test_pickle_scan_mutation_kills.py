@@ -751,3 +751,125 @@ def test_the_collector_is_restored(general):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# ------------------------------------------------------------------ opcode by opcode
+_L = b"\n."
+VALUES = [  # (stream, the value it leaves: type and value exactly)
+    (b"I00" + _L, False), (b"I01" + _L, True), (b"I 42 " + _L, 42), (b"L123L" + _L, 123), (b"I-7" + _L, -7),
+    (b"I" + b"1" * 4096 + _L, int("1" * 4096)),
+    (b"F1.5" + _L, 1.5), (b"F-2e3" + _L, -2000.0),
+    (b"S'abc'" + _L, "abc"), (b'S"a\\x41"' + _L, "aA"), (b"S''" + _L, ""), (b"S'\\xe9'" + _L, "\xe9"),
+    (b"S'" + b"a" * 65534 + b"'" + _L, "a" * 65534),
+    (b"Vabc\\u0041" + _L, "abcA"), (b"V" + b"a" * 65536 + _L, "a" * 65536),
+    (b"\x8a\x00.", 0), (b"\x8a\x02\xff\x7f.", 0x7FFF), (b"\x8a\x01\xff.", -1),
+    (b"\x8b" + struct.pack("<i", 0) + b".", 0), (b"\x8b" + struct.pack("<i", 1) + b"\x80.", -128),
+    (b"\x8b" + struct.pack("<i", 4096) + b"\x01" * 4096 + b".", int.from_bytes(b"\x01" * 4096, "little")),
+    (b"\x80\x05N.", None), (b"\x80\x04\x80\x02N.", None), (b"\x95" + struct.pack("<Q", 2) + b"N.", None),
+    (b"Np0\n0g0\n.", None), (b"K\x07p" + b"0" * 63 + b"1\n0g1\n.", 7), (b"K\x07r\x05\x00\x00\x000j\x05\x00\x00\x00.", 7),
+    (b"K\x07q\x03\x94" + b"0h\x01.", 7),  # MEMOIZE stores at len(memo), here 1
+    (b"N(K\x01K\x021.", None), (b"K\x01(0.", 1), (b"K\x01K\x020.", 1), (b"K\x032\x86.", (3, 3)),
+    (b"(K\x01K\x02t.", (1, 2)), (b")\x85.", ((),)), (b"K\x01K\x02\x86.", (1, 2)), (b"K\x01K\x02K\x03\x87.", (1, 2, 3)),
+    (b"N\x98.", None), (b"G" + struct.pack(">d", 2.5) + b".", 2.5), (b"J\xff\xff\xff\xff.", -1),
+    (b"M\x01\x02.", 0x0201), (b"K\xff.", 255), (b"\x88.", True), (b"\x89.", False), (b").", ()),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), VALUES, ids=[repr(d[:12]) for d, _ in VALUES])
+def test_opcode_values(general, data, expected):
+    v = top(data)[1]
+    assert type(v) is type(expected) and v == expected
+
+
+SEQS = [  # (stream, kind, kept items, count)
+    (b"].", "list", [], 0), (b"}.", "dict", [], 0), (b"\x8f.", "set", [], 0),
+    (b"(K\x01K\x02d.", "dict", [(1, 2)], 1), (b"(K\x01l.", "list", [1], 1), (b"(K\x01\x91.", "frozenset", [1], 1),
+    (b"\x8f(K\x01K\x02\x90.", "set", [1, 2], 2), (b"](K\x01K\x02e.", "list", [1, 2], 2), (b"]K\x01a.", "list", [1], 1),
+    (b"}K\x01K\x02s.", "dict", [(1, 2)], 1), (b"}(K\x01K\x02K\x03K\x04u.", "dict", [(1, 2), (3, 4)], 2),
+]
+
+
+@pytest.mark.parametrize(("data", "kind", "items", "n"), SEQS, ids=[repr(d) for d, *_ in SEQS])
+def test_container_values(general, data, kind, items, n):
+    v = top(P4 + data)[1]
+    assert isinstance(v, Seq) and (v.kind, v.items, v.n) == (kind, items, n)
+
+
+OPAQUE = [  # (stream, what the scanner could not know, persistent id)
+    (b"I" + b"1" * 4097 + _L, "integer", None), (b"F" + b"1" * 4097 + _L, "float", None),
+    (b"S'" + b"a" * 65536 + _L, "str", None), (b'S"' + b"a" * 65536 + _L, "str", None),
+    (b"V" + b"a" * 65537 + _L, "str", None),
+    (b"\x8b" + struct.pack("<i", 4097) + b"\x01" * 4097 + b".", "huge int", None),
+    (b"\x97.", "out-of-band buffer", None), (b"Pabc\n.", "persistent object", b"abc"),
+    (b"K\x01Q.", "persistent object", 1),
+    (b"c" + b"m" * 1025 + b"\nx\n.", "unresolved global", None), (b"cm\n" + b"x" * 1025 + b"\n.", "unresolved global", None),
+]
+
+
+@pytest.mark.parametrize(("data", "what", "pid"), OPAQUE, ids=[repr(d[:12]) for d, *_ in OPAQUE])
+def test_opaque_values(general, data, what, pid):
+    v = top(data)[1]
+    assert isinstance(v, Opaque) and (v.what, v.pid) == (what, pid)
+
+
+def test_over_long_global_lines_are_unresolvable_critical(general):
+    res = scan(b"c" + b"m" * 1025 + b"\nx\n.")
+    assert [(f.severity, f.rule, f.title, f.evidence) for f in res.findings] == [
+        (Severity.CRITICAL, "artifact.pickle.unresolvable-global",
+         "unresolvable global via GLOBAL: operands are not strings",
+         {"module": "<name longer than 1024 bytes>", "name": "'x'"})]
+
+
+MALFORMED = [  # (stream, message, offset where the load fails)
+    (b"L" + _L, "bad INT/LONG literal", 2), (b"IL" + _L, "bad INT/LONG literal", 3),
+    (b"I" + b"x" * 4097 + _L, "INT/LONG argument is not valid (the load fails here)", 4099),
+    (b"Fabc" + _L, "bad FLOAT literal", 5),
+    (b"F" + b"x" * 4097 + _L, "FLOAT argument is not valid (the load fails here)", 4099),
+    (b"Sabc" + _L, "STRING opcode argument must be quoted", 5), (b"S'" + _L, "STRING opcode argument must be quoted", 3),
+    (b"S'abc\"" + _L, "STRING opcode argument must be quoted", 7),
+    (b"S'" + b"a" * 65535 + _L, "STRING opcode argument must be quoted", 65538),
+    (b"Sa" + b"a" * 65536 + _L, "STRING opcode argument must be quoted", 65539),
+    (b"S'\\x4'" + _L, "bad STRING escape", 7), (b"V\\u00" + _L, "bad UNICODE literal", 6),
+    (b"\x8b\xff\xff\xff\xff.", "negative LONG4 length", 5), (b"\x80\x06N.", "unsupported pickle protocol 6", 2),
+    (b"Npx\n.", "bad PUT index", 4), (b"Np" + b"x" * 65 + _L, "PUT argument is not valid (the load fails here)", 68),
+    (b"Ngx\n.", "bad GET index", 4), (b"\x80\x04\x94.", "MEMOIZE on an empty stack", 3),
+    (b"p0\n.", "PUT on an empty stack", 3), (b"q\x00.", "BINPUT on an empty stack", 2),
+    (b"r\x00\x00\x00\x00.", "LONG_BINPUT on an empty stack", 5), (b"g5\n.", "memo key 5 was never stored", 3),
+    (b"Np-1\n.", "negative memo index", 5), (b"Nh\x01.", "memo key 1 was never stored", 3),
+    (b"Nj\x01\x00\x00\x00.", "memo key 1 was never stored", 6),
+    (b"c" + b"m" * 1024 + b"\nx\n.", f"invalid global name {'m' * 40!r}.'x' (the load fails here)", 1028),
+    (b"c\xff\nx\n.", "non-UTF-8 global name", 3),
+    (b"c" + b"-" * 1025 + b"\nx\n.", "GLOBAL/INST argument is not valid (the load fails here)", 1027),
+    (b"(K\x01a.", "APPEND without a target", 4), (b"(K\x01K\x02s.", "SETITEM without a target", 6),
+    (b"(e.", "APPENDS without a target", 2), (b"(K\x01K\x02u.", "SETITEMS without a target", 6),
+    (b"}(K\x01u.", "SETITEMS with an odd number of items", 5), (b"(\x90.", "ADDITEMS without a target", 2),
+    (b"(K\x01d.", "DICT with an odd number of items", 4),
+    (b"\x85.", "stack underflow", 1), (b"K\x01\x86.", "stack underflow", 3), (b"K\x01K\x02\x87.", "stack underflow", 5),
+    (b"a.", "stack underflow", 1), (b"K\x01s.", "stack underflow", 3), (b"R.", "stack underflow", 1),
+    (b"N0.", "STOP with a stack that does not hold exactly one value", 3),
+    (b"1.", "pop of a MARK that was never pushed", 1), (b"e.", "pop of a MARK that was never pushed", 1),
+    (b"u.", "pop of a MARK that was never pushed", 1), (b"2.", "DUP on an empty stack", 1),
+    (b"N(.", "STOP with a stack that does not hold exactly one value", 3),
+    (b"\x98.", "READONLY_BUFFER on an empty stack", 1), (b"b.", "stack underflow", 1),
+    (b"Nb.", "BUILD without a target", 2), (b"N\x81.", "stack underflow", 2),
+    (b"o.", "pop of a MARK that was never pushed", 1), (b"(o.", "OBJ without a class", 2),
+    (b"(i\n\n.", "invalid global name ''.'' (the load fails here)", 4),
+]
+
+
+@pytest.mark.parametrize(("data", "message", "offset"), MALFORMED, ids=[repr(d[:12]) for d, *_ in MALFORMED])
+def test_malformed_streams(general, data, message, offset):
+    res = stream(data)
+    assert [(f.severity, f.rule, f.title, f.offset) for f in res.findings] == [
+        (Severity.HIGH, "artifact.malformed", f"pickle stream is malformed: {message}", offset)]
+    assert (res.complete, res.pickles, res.is_pickle) == (False, 1, True)
+
+
+@pytest.mark.parametrize(("data", "message", "offset"), [
+    (b"Np" + b"0" * 64 + b"1\n.", "PUT memo index longer than 64 bytes", 68),
+    (b"Ng" + b"0" * 65 + b"\n.", "GET memo index longer than 64 bytes", 68),
+])
+def test_over_long_memo_indexes_are_a_bound(general, data, message, offset):
+    res = stream(data)
+    assert [(f.severity, f.rule, f.title, f.offset) for f in res.findings] == [
+        (Severity.HIGH, "artifact.limit-exceeded", f"scan bound hit: {message}", offset)]
