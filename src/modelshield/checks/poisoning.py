@@ -21,6 +21,7 @@ _REFS_MODEL = (
     "https://arxiv.org/abs/1811.03728",  # activation clustering
     "https://arxiv.org/abs/1811.00636",  # spectral signatures
     "https://arxiv.org/abs/1902.06531",  # STRIP
+    "https://doi.org/10.1109/SP.2019.00031",  # Neural Cleanse
 )
 _STRIP_MODES = ("auto", "blend", "swap")
 
@@ -42,7 +43,8 @@ class PoisoningCheck(Check):
     logistic regression is used), exact and near duplicates (and duplicates with conflicting labels),
     train/test leakage, and in-class outliers. **Model**: activation clustering and spectral
     signatures over the training rows' penultimate-layer activations (PyTorch and TorchScript
-    ``Sequential`` models; other models fall back to STRIP, and the result says why), and STRIP on the
+    ``Sequential`` models; other models fall back to STRIP, and the result says why), Neural Cleanse
+    trigger reverse-engineering on the held-out rows (differentiable models, 3 or more classes), and STRIP on the
     training rows, calibrated on the held-out ``--data``. Findings name training rows by index only.
 
     Options
@@ -62,6 +64,8 @@ class PoisoningCheck(Check):
         :func:`~modelshield.poisoning.model.spectral_signatures`).
     strip_fpr : the share of clean held-out rows STRIP may flag (sets its threshold).
     strip_overlays : superimpositions per row; strip_mode : ``auto``, ``blend`` or ``swap``.
+    nc_steps : Adam steps of Neural Cleanse (quick mode at most 100); nc_threshold : anomaly index above
+        which a class (whose reversed trigger is smaller than the median) is the backdoor target.
     max_rows : training rows used (a seeded sample above it; quick mode at most 4,000, and 3 folds).
     top_k : how many flagged row indices each finding lists.
 
@@ -77,7 +81,7 @@ class PoisoningCheck(Check):
     title: ClassVar[str] = "Poisoning: poisoned training rows and backdoors"
     description: ClassVar[str] = (
         "Finds mislabelled, duplicated, leaked and outlying training rows and tests the model for backdoors "
-        "(activation clustering, spectral signatures, STRIP)."
+        "(activation clustering, spectral signatures, Neural Cleanse, STRIP)."
     )
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PROBABILITIES})
     needs_train: ClassVar[bool] = True
@@ -98,6 +102,9 @@ class PoisoningCheck(Check):
         "strip_flagged_share": "share of training rows STRIP flags", "strip_p_value": "binomial p-value of "
         "the STRIP excess", "strip_poisoned": "STRIP verdict", "backdoor_suspected": "any model check says poisoned",
         "white_box": "activations were available (else STRIP only)",
+        "neural_cleanse_anomaly_index": "largest Neural Cleanse anomaly index on the small-mask side",
+        "neural_cleanse_poisoned": "Neural Cleanse verdict (a class's reversed trigger is anomalously small)",
+        "neural_cleanse_target": "the class Neural Cleanse names as the backdoor target (null: none)",
     }
     declared_thresholds: ClassVar[dict[str, str]] = {}
 
@@ -115,6 +122,8 @@ class PoisoningCheck(Check):
     strip_mode: str = "auto"
     max_rows: int = 20000
     top_k: int = 20
+    nc_steps: int = 300
+    nc_threshold: float = 2.0
 
     def check_options(self) -> None:
         from modelshield.poisoning._common import check_fraction
@@ -131,9 +140,11 @@ class PoisoningCheck(Check):
         for name in ("n_folds",):
             if getattr(self, name) < 2:
                 raise UserError(f"poisoning.{name} must be at least 2, got {getattr(self, name)}")
-        for name in ("strip_overlays", "max_rows", "top_k"):
+        for name in ("strip_overlays", "max_rows", "top_k", "nc_steps"):
             if getattr(self, name) < 1:
                 raise UserError(f"poisoning.{name} must be at least 1, got {getattr(self, name)}")
+        if not self.nc_threshold > 0:
+            raise UserError(f"poisoning.nc_threshold must be above 0, got {self.nc_threshold}")
         if not (0 < self.ac_max_share <= 0.5):
             raise UserError(f"poisoning.ac_max_share must be above 0 and at most 0.5, got {self.ac_max_share}")
 
@@ -372,6 +383,8 @@ class PoisoningCheck(Check):
                                     "retrain, or fine-prune (modelshield harden backdoor).",
                         references=_REFS_MODEL,
                     ))
+        ctx.progress(0.65, "Neural Cleanse")
+        verdicts.append(self._neural_cleanse(ctx, detectors, result, summary))
         ctx.progress(0.75, "STRIP")
         st = strip_test(model.predict_proba, X, ctx.data.X, fpr=self.strip_fpr, n_overlays=self.strip_overlays,
                         mode=self.strip_mode, seed=ctx.seed)
@@ -408,3 +421,72 @@ class PoisoningCheck(Check):
                 references=_REFS_MODEL,
             ))
         summary.append("Backdoor checks: " + ", ".join(f"{d['detector']} {d['verdict']}" for d in detectors) + ".")
+
+    def _neural_cleanse(self, ctx: AuditContext, detectors: list[dict[str, Any]], result: CheckResult,
+                        summary: list[str]) -> bool:
+        """Neural Cleanse on the held-out rows (differentiable models with 3 or more classes); its
+        detector row, metrics, anomaly-index figure and finding. Returns its verdict."""
+        from modelshield.poisoning.neural_cleanse import NoGradients, neural_cleanse
+
+        assert ctx.model is not None and ctx.data is not None
+        n_classes = len(ctx.model.classes)
+        why = ""
+        if Capability.GRADIENTS not in ctx.capabilities:
+            why = "the model gives no input gradients (only PyTorch and TorchScript models do)"
+        elif n_classes < 3:
+            why = f"its anomaly index needs at least 3 classes, the model has {n_classes}"
+        rep = None
+        if not why:
+            steps = min(self.nc_steps, 100) if ctx.quick else self.nc_steps
+            try:
+                rep = neural_cleanse(ctx.model, ctx.data.X, steps=steps, threshold=self.nc_threshold, seed=ctx.seed)
+            except NoGradients as exc:
+                why = str(exc)
+        if rep is None:
+            summary.append(f"Neural Cleanse not run: {why}.")
+            detectors.append({"detector": "neural cleanse", "score": None, "verdict": "not run", "rows": 0,
+                              "note": why})
+            return False
+        labels = [str(c) for c in rep.classes]
+        result.metrics.update({"neural_cleanse_anomaly_index": rep.score, "neural_cleanse_poisoned": rep.poisoned,
+                               "neural_cleanse_target": rep.target})
+        detectors.append({
+            "detector": "neural cleanse", "score": round(rep.score, 4),
+            "verdict": "poisoned" if rep.poisoned else "clean", "rows": 0,
+            "note": (f"target class {rep.target}: reversed-trigger mask norm {rep.trigger.mask_norm:.3g} against a "
+                     f"median of {float(np.median(rep.mask_norms)):.3g}" if rep.trigger is not None else
+                     f"anomaly index > {rep.threshold:g} on the small-mask side ({rep.steps} Adam steps)"),
+        })
+        result.tables["neural_cleanse"] = [
+            {"class": c, "mask_norm": round(float(n), 4), "anomaly_index": round(float(a), 4),
+             "attack_success": round(float(s), 4), "reached_success": bool(r),
+             "verdict": "target" if c in rep.flagged else "clean"}
+            for c, n, a, s, r in zip(rep.classes, rep.mask_norms, rep.anomaly_index, rep.attack_success, rep.reached,
+                                     strict=True)
+        ]
+        result.figures.append(Figure(
+            title=f"Neural Cleanse: anomaly index of each class's reversed-trigger mask norm (flag > "
+                  f"{rep.threshold:g}, small side)", kind="bar",
+            series=(Series(name="anomaly index", x=labels, y=rep.anomaly_index.tolist()),),
+            x_label="class", y_label="anomaly index (MAD units)",
+        ))
+        summary.extend(rep.notes)
+        trig = rep.trigger
+        if trig is not None:
+            others = [c for c in rep.flagged if c != rep.target]
+            result.add(Finding(
+                check=self.name, severity=Severity.HIGH, rule_id="poisoning.neural-cleanse",
+                title=f"Backdoor suspected: Neural Cleanse names class {rep.target} as the target",
+                detail=(f"A trigger covering a mask of L1 norm {trig.mask_norm:.3g} sends "
+                        f"{trig.attack_success:.0%} of clean held-out rows to class {rep.target}; the other classes "
+                        f"need a median of {float(np.median(rep.mask_norms)):.3g} (anomaly index {rep.score:.2f} "
+                        f"> {rep.threshold:g}). A planted backdoor is such a shortcut."
+                        + (f" Also below the bar: class(es) {', '.join(map(str, others))}." if others else "")),
+                evidence={"target_class": rep.target, "anomaly_index": round(rep.score, 4),
+                          "mask_norm": round(trig.mask_norm, 4), "attack_success": round(trig.attack_success, 4),
+                          "trigger_features": [int(i) for i in np.argsort(-trig.mask.reshape(-1))[: self.top_k]]},
+                remediation="Stamp the reversed trigger on clean rows to confirm; look for training rows carrying "
+                            "it; retrain without them or fine-prune (modelshield harden backdoor).",
+                references=_REFS_MODEL,
+            ))
+        return rep.poisoned

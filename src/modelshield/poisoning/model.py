@@ -31,8 +31,11 @@ __all__ = [
     "SpectralReport",
     "StripReport",
     "activation_clustering",
+    "prediction_entropy",
     "spectral_signatures",
     "strip_entropy",
+    "strip_mix",
+    "strip_mode",
     "strip_test",
 ]
 
@@ -349,37 +352,70 @@ def spectral_signatures(activations: Any, labels: Any, *, fraction: float = 0.1,
 ProbaFn = Callable[[np.ndarray], np.ndarray]
 
 
+def strip_mode(X: np.ndarray, mode: str, *, wide: str = "blend") -> str:
+    """``mode`` resolved: ``"auto"`` is ``wide`` for images and wide rows (64 features or more), else
+    ``"swap"``; a :class:`DataError` for an unknown mode."""
+    if mode not in ("auto", "add", "blend", "swap"):
+        raise DataError(f"unknown STRIP mode {mode!r}; choose auto, add, blend or swap")
+    if mode == "auto":
+        return wide if X.ndim > 2 or X.reshape(len(X), -1).shape[1] >= 64 else "swap"
+    return mode
+
+
+def strip_mix(X: np.ndarray, pool: np.ndarray, *, n_overlays: int, mode: str, alpha: float,
+              rng: np.random.Generator, bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """All ``n_overlays`` superimpositions of every row of ``X`` with random rows of ``pool`` at once:
+    shape ``(n_overlays * len(X), *X.shape[1:])``, overlay round first (vectorised, no Python loop per
+    row or round). ``mode`` must be resolved (``"add"``, ``"blend"`` or ``"swap"``, see
+    :func:`strip_mode`); ``"add"`` (``x + o`` clipped to ``bounds``, default the pool's min and max) is
+    the superimposition of Gao et al.'s code (two images added with weight 1, saturating)."""
+    o = pool[rng.integers(0, len(pool), (int(n_overlays), len(X)))]  # (R, n, ...)
+    if mode == "add":
+        lo, hi = (float(pool.min()), float(pool.max())) if bounds is None else bounds
+        mixed = np.clip(X[None] + o, lo, hi)
+    elif mode == "blend":
+        mixed = alpha * X[None] + (1 - alpha) * o
+    else:
+        mixed = np.where(rng.random(o.shape) < alpha, X[None], o)
+    return mixed.reshape(-1, *X.shape[1:])
+
+
+def prediction_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each row of probabilities (clipped at 1e-12)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+    return -np.sum(q * np.log(q), axis=1)
+
+
 def strip_entropy(predict_proba: ProbaFn, X: Any, overlay: Any, *, n_overlays: int = 16, mode: str = "auto",
                   alpha: float = 0.5, seed: int = 0) -> np.ndarray:
     """Mean prediction entropy (nats) of each row of ``X`` superimposed with ``n_overlays`` random rows of
     ``overlay`` (clean, held-out inputs).
 
-    ``mode``: ``"blend"`` (``alpha * x + (1 - alpha) * o``, Gao et al.'s image superimposition),
+    ``mode``: ``"blend"`` (``alpha * x + (1 - alpha) * o``), ``"add"`` (``x + o`` clipped to the
+    overlay rows' range: the superimposition of Gao et al.'s code),
     ``"swap"`` (each feature taken from the overlay row with probability ``1 - alpha``: tabular data,
     where blending makes rows no real input looks like), or ``"auto"`` (blend for images, swap for
     rows of a table). One batched call of ``predict_proba`` per overlay round.
     """
-    if mode not in ("auto", "blend", "swap"):
-        raise DataError(f"unknown STRIP mode {mode!r}; choose auto, blend or swap")
     Xa = np.asarray(X, dtype=np.float64)
     pool = np.asarray(overlay, dtype=np.float64)
     if len(pool) == 0 or len(Xa) == 0:
         raise DataError("STRIP needs rows to test and held-out rows to superimpose")
     if pool.shape[1:] != Xa.shape[1:]:
         raise DataError(f"STRIP overlay rows have shape {pool.shape[1:]}, the tested rows {Xa.shape[1:]}")
-    if mode == "auto":
-        mode = "blend" if Xa.ndim > 2 or Xa.reshape(len(Xa), -1).shape[1] >= 64 else "swap"
+    mode = strip_mode(Xa, mode)
     rng = np.random.default_rng(seed)
     total = np.zeros(len(Xa))
     for _ in range(int(n_overlays)):
         o = pool[rng.integers(0, len(pool), len(Xa))]
-        if mode == "blend":
+        if mode == "add":
+            mixed = np.clip(Xa + o, float(pool.min()), float(pool.max()))
+        elif mode == "blend":
             mixed = alpha * Xa + (1 - alpha) * o
         else:
             keep = rng.random(Xa.shape) < alpha
             mixed = np.where(keep, Xa, o)
-        p = np.clip(np.asarray(predict_proba(mixed), dtype=np.float64), 1e-12, 1.0)
-        total += -np.sum(p * np.log(p), axis=1)
+        total += prediction_entropy(predict_proba(mixed))
     return total / int(n_overlays)
 
 

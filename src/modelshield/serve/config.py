@@ -36,6 +36,11 @@ Example ``serve.yaml``::
       policy: flag                # log | flag | reject
       adversarial: true           # also the robustness module's adversarial-input score
       ood_quantile: 0.999
+      strip:                      # STRIP backdoor-trigger score (optional, off by default; needs reference)
+        enabled: false
+        policy: null              # log | flag | reject (null: input.policy)
+        fpr: 0.01                 # share of clean reference rows flagged (sets the threshold)
+        overlays: 16              # superimpositions per row: each request costs (overlays + 1) x rows
     outputs: {top_k: null, decimals: 4, noise: 0.0}
     drift: {window: 500, every: 100, psi_threshold: 0.2, ks_alpha: 0.001, mmd_alpha: 0.001}
     extraction: {prada_delta: 0.9, min_queries: 100, coverage_factor: 1.6, action: throttle, prada_action: alert,
@@ -65,6 +70,7 @@ __all__ = [
     "DriftConfig",
     "ExtractionConfig",
     "InputConfig",
+    "StripConfig",
     "JWTConfig",
     "LimitsConfig",
     "OutputConfig",
@@ -149,12 +155,26 @@ class AuditConfig(_Section):
     anchor_every_s: float = Field(5.0, ge=0)
 
 
+class StripConfig(_Section):
+    """STRIP scoring of live inputs (backdoor triggers). Its clean inputs are the gateway's reference data
+    (``reference``): half of the rows are blended with each request, the other half set the threshold."""
+
+    enabled: bool = False
+    policy: Literal["log", "flag", "reject"] | None = None  # None: input.policy
+    fpr: float = Field(0.01, gt=0, lt=0.5)
+    overlays: int = Field(16, ge=1, le=256)
+    alpha: float = Field(0.5, gt=0, lt=1)  # the input's weight in a blend (the kept share in a swap)
+    mode: Literal["auto", "add", "blend", "swap"] = "auto"  # auto: add for images / wide rows, swap for tables
+    seed: int | None = None  # overlays and the reference split; None: a random secret per start
+
+
 class InputConfig(_Section):
     policy: Literal["log", "flag", "reject"] = "flag"
     adversarial: bool = True  # also score with the robustness issue's adversarial-input detector
     ood_quantile: float = Field(0.999, gt=0.5, lt=1.0)
     range_margin: float = Field(0.1, ge=0)  # fraction of the reference range allowed beyond it
     max_categories: int = Field(20, ge=1)  # integer features with at most this many values are categorical
+    strip: StripConfig = Field(default_factory=StripConfig)
 
 
 class OutputConfig(_Section):

@@ -41,6 +41,7 @@ from modelshield.serve.monitors.extraction import CoverageMonitor, PradaMonitor
 from modelshield.serve.monitors.extraction_aggregate import GLOBAL as ALL_TRAFFIC
 from modelshield.serve.monitors.extraction_aggregate import SignalMonitor
 from modelshield.serve.monitors.inputs import InputDefense, InputSchema, default_detectors
+from modelshield.serve.monitors.strip import StripDetector
 from modelshield.serve.outputs import OutputHardening
 from modelshield.serve.pipeline import Refusal, parse_inputs
 
@@ -187,9 +188,15 @@ class Gateway:
         schema = InputSchema(X, margin=cfg.input.range_margin, max_categories=cfg.input.max_categories,
                              feature_names=feature_names)
         dets = default_detectors(adversarial=cfg.input.adversarial)
+        policies: dict[str, str] = {}
+        sc = cfg.input.strip
+        if sc.enabled:  # its clean overlays and threshold come from the reference data
+            dets["strip"] = (StripDetector(n_overlays=sc.overlays, alpha=sc.alpha, mode=sc.mode, fpr=sc.fpr,
+                                           seed=sc.seed), "poisoning.STRIP on the reference data")
+            policies["strip"] = sc.policy or cfg.input.policy
         self.detector_name = ", ".join(f"{k}: {v[1]}" for k, v in dets.items())
         self.defense = InputDefense(schema, {k: v[0] for k, v in dets.items()}, model=self.model, X_ref=X,
-                                    policy=cfg.input.policy, quantile=cfg.input.ood_quantile)
+                                    policy=cfg.input.policy, quantile=cfg.input.ood_quantile, policies=policies)
         if cfg.drift.enabled:
             proba = self.model.predict_proba(X[:5000])
             d = cfg.drift

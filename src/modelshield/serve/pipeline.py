@@ -13,7 +13,8 @@ or a :class:`Refusal`; the first refusal ends the request. The steps, in order (
     read_body     body size -> 413, daily bytes -> 429 (the body is hashed for the audit log)
     parse         not JSON / .npy, not finite, wrong width -> 422, batch size -> 413
     limit         rows/s, daily rows, the owner's daily rows -> 429
-    screen        input schema + OOD policy -> 422     (one model call screens and predicts)
+    screen        input schema, OOD, adversarial and STRIP scores, per policy -> 422 (one model call
+                  screens and predicts)
     predict       the model's probabilities are the answer; non-finite -> 500
     harden        output hardening; the answer is serialised once (response and audit log)
     record        audit log commit (fail closed: 503), then monitors, counters, latency
@@ -62,6 +63,9 @@ _CHECKED = STEPS[:7]
 #: the error code of the fail-closed 503 (a record could not be committed)
 AUDIT_UNAVAILABLE = "audit_unavailable"
 _NPY_TYPES = ("application/x-npy", "application/octet-stream")
+#: what a rejected request is told, per screening source that flagged it (no scores, no thresholds)
+_REJECTED_BY = {"schema": "fail the input schema", "ood": "look out of distribution",
+                "adversarial": "look adversarial", "strip": "look like they carry a backdoor trigger (STRIP)"}
 
 _log = logging.getLogger("modelshield.serve")
 
@@ -248,7 +252,9 @@ class PredictPipeline:
 
             st.scores, st.decision, st.proba = await run_in_threadpool(gw.screen_and_predict, X)
         if st.proba is None:
-            return Refusal(422, "input_rejected", "inputs fail the input schema or look out of distribution")
+            by = [_REJECTED_BY[n] for n in (st.scores or {}).get("flagged_by", ()) if n in _REJECTED_BY]
+            return Refusal(422, "input_rejected", "inputs " + (" and ".join(by) if by else
+                                                                "fail the input schema or look out of distribution"))
         return st
 
     async def predict(self, st: PredictState) -> PredictState | Refusal:

@@ -4,8 +4,10 @@
 categories (integer-valued features with few distinct values). :class:`MahalanobisDetector` is the
 built-in OOD score (Mahalanobis distance to the reference mean, Ledoit-Wolf covariance); the
 adversarial-input score comes from the robustness detector
-(``modelshield.attacks.detect.NoiseConsistencyDetector``) when it is importable.
-:class:`InputDefense` combines them and applies the policy ``log`` / ``flag`` / ``reject``.
+(``modelshield.attacks.detect.NoiseConsistencyDetector``) when it is importable; the backdoor-trigger
+score is STRIP (:mod:`modelshield.serve.monitors.strip`, optional).
+:class:`InputDefense` combines them and applies the policy ``log`` / ``flag`` / ``reject`` (one policy for
+all, or a detector's own).
 
 References
 ----------
@@ -103,9 +105,12 @@ class Screening:
     flagged: np.ndarray  # per row: schema violation or any score above its threshold
     decision: str  # "ok" | "flagged" | "rejected"
     proba: np.ndarray | None = None  # the model's probabilities for X when a detector already computed them
+    flagged_by: tuple[str, ...] = ()  # "schema" and the names of the detectors that flagged a row
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema_violations": int(self.violations.sum()), "flagged_rows": int(self.flagged.sum())}
+        if self.flagged_by:
+            out["flagged_by"] = list(self.flagged_by)
         for name, sc in self.scores.items():
             out[f"{name}_max"] = round(float(sc.max(initial=0.0)), 6)
         return out
@@ -149,22 +154,40 @@ class _SharedPrediction:
         return getattr(self._model, name)
 
 
+#: the decision a policy gives a flagged request, in rising order of strength
+_POLICY_RANK = {"log": 0, "flag": 1, "reject": 2}
+_DECISIONS = ("ok", "flagged", "rejected")
+
+
 class InputDefense:
-    """Schema + detectors + policy. Each detector's threshold is the ``quantile`` of its reference scores.
+    """Schema + detectors + policy. Each detector's threshold is the ``quantile`` of its reference scores,
+    unless the detector sets its own ``calibrated_threshold`` (a float) when fitted (STRIP: an order
+    statistic on reference rows it does not overlay). ``policies`` gives a detector a policy of its own
+    (the others and the schema use ``policy``); a request gets the strongest decision of the policies of
+    whatever flagged it.
 
     When a detector's model batch begins with the screened rows themselves, :meth:`screen` returns
     their probabilities in ``Screening.proba`` (one model call per request instead of two).
     """
 
     def __init__(self, schema: InputSchema, detectors: dict[str, Detector] | None, *, model: Any,
-                 X_ref: np.ndarray, policy: str = "flag", quantile: float = 0.999) -> None:
+                 X_ref: np.ndarray, policy: str = "flag", quantile: float = 0.999,
+                 policies: dict[str, str] | None = None) -> None:
         self.schema = schema
         self.detectors = dict(detectors or {})
         self.policy = policy
+        self.policies = {n: policies.get(n, policy) if policies else policy for n in self.detectors}
+        for n, pol in self.policies.items():
+            if pol not in _POLICY_RANK:
+                raise ValueError(f"unknown input policy {pol!r} for {n}; choose log, flag or reject")
         self.thresholds: dict[str, float] = {}
         self._shared = _SharedPrediction(model)
         for name, det in self.detectors.items():
             det.fit(self._shared, X_ref)
+            own = getattr(det, "calibrated_threshold", None)
+            if isinstance(own, float):
+                self.thresholds[name] = float(own)
+                continue
             ref = np.asarray(det.score(X_ref), dtype=np.float64)
             self.thresholds[name] = float(np.quantile(ref, quantile)) if len(ref) else float("inf")
 
@@ -175,12 +198,13 @@ class InputDefense:
         scores = {n: np.asarray(d.score(safe), dtype=np.float64).reshape(-1) for n, d in self.detectors.items()}
         proba = self._shared.take(X)
         flagged = v > 0
+        level = _POLICY_RANK[self.policy] if flagged.any() else 0
+        by = ["schema"] if flagged.any() else []
         for n, sc in scores.items():
-            flagged = flagged | (sc > self.thresholds[n])
-        if not flagged.any() or self.policy == "log":
-            decision = "ok"
-        elif self.policy == "reject":
-            decision = "rejected"
-        else:
-            decision = "flagged"
-        return Screening(violations=v, scores=scores, flagged=flagged, decision=decision, proba=proba)
+            hit = sc > self.thresholds[n]
+            if hit.any():
+                flagged = flagged | hit
+                level = max(level, _POLICY_RANK[self.policies[n]])
+                by.append(n)
+        return Screening(violations=v, scores=scores, flagged=flagged, decision=_DECISIONS[level], proba=proba,
+                         flagged_by=tuple(by))
