@@ -873,3 +873,72 @@ def test_over_long_memo_indexes_are_a_bound(general, data, message, offset):
     res = stream(data)
     assert [(f.severity, f.rule, f.title, f.offset) for f in res.findings] == [
         (Severity.HIGH, "artifact.limit-exceeded", f"scan bound hit: {message}", offset)]
+
+
+# ------------------------------------------------------------------ bounds, opcode by opcode
+PUSHES = {  # one opcode that pushes one value (after its set-up)
+    "BINGET": (b"N\x94", b"h\x00"), "LONG_BINGET": (b"N\x94", b"j\x00\x00\x00\x00"), "GET": (b"N\x94", b"g0\n"),
+    "BININT1": (b"", b"K\x01"), "BININT2": (b"", b"M\x01\x02"), "BININT": (b"", b"J\x01\x02\x03\x04"),
+    "NONE": (b"", b"N"), "NEWTRUE": (b"", b"\x88"), "NEWFALSE": (b"", b"\x89"), "EMPTY_TUPLE": (b"", b")"),
+    "EMPTY_DICT": (b"", b"}"), "EMPTY_LIST": (b"", b"]"), "EMPTY_SET": (b"", b"\x8f"),
+    "BINFLOAT": (b"", b"G" + struct.pack(">d", 1.0)), "SHORT_BINUNICODE": (b"", b"\x8c\x01a"),
+    "SHORT_BINBYTES": (b"", b"C\x01a"), "BINUNICODE": (b"", b"X\x01\x00\x00\x00a"), "DUP": (b"N", b"2"),
+    "INT": (b"", b"I5\n"), "BINSTRING": (b"", b"T\x01\x00\x00\x00a"), "BINBYTES8": (b"", b"\x8e" + struct.pack("<Q", 1) + b"a"),
+}
+
+
+@pytest.mark.parametrize("name", PUSHES)
+def test_the_stack_bound_hits_at_the_push_past_it(general, monkeypatch, name):
+    monkeypatch.setattr(pickle_scan, "MAX_STACK", 3)
+    setup, op = PUSHES[name]
+    data = P4 + setup + op * (4 - len(setup and b"x")) + b"."
+    res = stream(data)
+    assert [(f.rule, f.title, f.offset) for f in res.findings] == [
+        ("artifact.limit-exceeded", "scan bound hit: pickle stack deeper than 3 items (stack-depth bomb)", len(data) - 1)]
+    at_bound = P4 + setup + op * (3 - len(setup and b"x")) + b"0" * 2 + b"."
+    assert stream(at_bound).complete
+
+
+def test_the_mark_bound_hits_at_the_mark_past_it(general, monkeypatch):
+    monkeypatch.setattr(pickle_scan, "MAX_STACK", 3)
+    res = stream(P4 + b"((((.")
+    assert [(f.rule, f.title, f.offset) for f in res.findings] == [
+        ("artifact.limit-exceeded", "scan bound hit: MARK nesting deeper than the bound (stack-depth bomb)", 6)]
+    assert stream(P4 + b"(((111N.").complete
+
+
+@pytest.mark.parametrize("store", [b"\x94", b"q\x09", b"r\x09\x00\x00\x00", b"p9\n"], ids=["MEMOIZE", "BINPUT",
+                                                                                          "LONG_BINPUT", "PUT"])
+def test_the_memo_bound_counts_new_entries_only(general, monkeypatch, store):
+    monkeypatch.setattr(pickle_scan, "MAX_MEMO", 3)
+    fill = b"N\x940" * 3  # entries 0, 1, 2
+    res = stream(P4 + fill + b"N" + store + b".")
+    if store == b"\x94":
+        assert [(f.rule, f.title) for f in res.findings] == [
+            ("artifact.limit-exceeded", "scan bound hit: more than 3 memo entries")]
+    else:
+        assert [(f.rule, f.title) for f in res.findings] == [
+            ("artifact.limit-exceeded", "scan bound hit: more than 3 memo entries")]
+        rebind = store.replace(b"\x09", b"\x01").replace(b"9", b"1")
+        assert stream(P4 + fill + b"N" + rebind + b".").complete
+    assert stream(P4 + b"N\x940" * 2 + b"N" + store + b".").complete
+
+
+def test_the_time_bound_is_checked_every_4096_opcodes(general):
+    calls = []
+
+    def clock() -> float:
+        calls.append(1)
+        return 0.0 if len(calls) == 1 else 1e9
+
+    budget = Budget(30, clock=clock)
+    data = P4 + b"N0" * 2047 + b"N."  # 4097 opcodes
+    res = scan_pickle_stream(Reader(io.BytesIO(data), budget, size=len(data)), budget)
+    assert [(f.rule, f.title) for f in res.findings] == [
+        ("artifact.limit-exceeded", "scan bound hit: scan exceeded its 30 s time bound")]
+    assert res.ops == 4096
+    calls.clear()
+    short = P4 + b"N0" * 2046 + b"N."  # 4095 opcodes: the clock is not read past the deadline
+    budget = Budget(30, clock=clock)
+    res = scan_pickle_stream(Reader(io.BytesIO(short), budget, size=len(short)), budget)
+    assert res.complete and res.findings == [] and len(calls) == 1
