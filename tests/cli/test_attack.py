@@ -62,7 +62,8 @@ def test_attack_sklearn_csv_with_hsj(files, capsys):
 
 
 @pytest.mark.parametrize("args,msg", [
-    (["--attack", "deepfool"], "unknown --attack"),
+    (["--attack", "deepfool"], "unknown attack 'deepfool'; expected auto or one of: fgsm, pgd, apgd, apgd-ce, "
+                               "apgd-dlr, apgd-t, square, hsj; fix --attack"),
     (["--attack", "pgd", "--trust"], "white-box"),
     (["--norm", "3", "--attack", "square", "--trust"], "norm"),
     (["--eps", "-1", "--attack", "square", "--trust"], "eps"),

@@ -43,8 +43,9 @@ def test_torchscript_models_can_be_fine_tuned(torch_mlp, cancer):
     with torch.no_grad():
         out = module(torch.as_tensor(test.X[:4]))
     assert out.shape == (4, 2) and not out.requires_grad
-    with pytest.raises(UserError, match="from-scratch"):
+    with pytest.raises(UserError, match="from scratch needs a retrainable") as info:
         harden_adversarial(model, train, test, from_scratch=True, epochs=1)
+    assert "--" not in str(info.value) and info.value.cli_hint == "drop --from-scratch"
 
 
 def test_from_scratch_trains_a_fresh_model(torch_mlp, cancer):

@@ -36,8 +36,7 @@ class Ensemble(Attack):
 
     References
     ----------
-    Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
-    parameter-free attacks", ICML 2020. https://arxiv.org/abs/2003.01690
+    The AutoAttack paper (Croce & Hein, ICML 2020), cited in :class:`~modelshield.attacks.apgd.APGD`.
 
     Examples
     --------

@@ -359,16 +359,17 @@ class ThreatModel:
             return math.inf
         return float(z.max()) if self.norm == "inf" else float(np.sqrt(np.sum(z**2)))
 
-    def check_eps(self, d: int, eps: float | None = None, what: str = "eps") -> None:
+    def check_eps(self, d: int, eps: float | None = None, what: str = "eps", cli_hint: str | None = None) -> None:
         """Refuse an ``eps`` that cannot be meaningful: at least :meth:`eps_limit` (any input in the
-        box is then reachable, so "robust accuracy" measures nothing)."""
+        box is then reachable, so "robust accuracy" measures nothing). ``what`` names the value in the
+        message, ``cli_hint`` is the error's advice on the command line."""
         e = self.eps if eps is None else float(eps)
         lim = self.eps_limit(d)
         if e > 0 and e >= lim * (1 - 1e-12):
             units = {"raw": "raw units", "std": "standard deviations"}.get(self.units, "scale units")
             raise OptionError(f"{what}={e:g} cannot be meaningful: it covers the whole box ({lim:.4g} {units} "
                             f"reaches every bound of every feature, so any input is reachable); "
-                            f"choose an eps below {lim:.4g}")
+                            f"choose an eps below {lim:.4g}", cli_hint=cli_hint)
 
     def projector(self, n_features: int, dtype: Any = None) -> Projector:
         """The torch-side projection operator for inputs with ``n_features`` (flattened) features."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelshield.attacks.threat import Projector, ThreatModel
+from modelshield.attacks.threat import Projector, ThreatModel, parse_box
 from modelshield.errors import DataError, UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +55,19 @@ class AdversarialTrainingConfig:
     seed: int = 0
     bounds: Any = None
     bounds_file: str | Path | None = None
+
+    def validate(self) -> AdversarialTrainingConfig:
+        """What can be checked before any loading: the method and the one-box ``bounds`` (one-line
+        :class:`UserError`); returns the config."""
+        if self.method not in METHODS:
+            raise UserError(f"unknown adversarial-training method {self.method!r}; expected pgd or trades",
+                            cli_hint="fix --method")
+        if self.bounds is not None:
+            try:
+                parse_box(self.bounds)
+            except UserError as exc:
+                raise UserError(str(exc), cli_hint="fix --bounds") from None
+        return self
 
 
 @dataclass
@@ -134,7 +147,7 @@ def adversarial_train(
     if epochs < 1 or batch_size < 1 or not lr > 0 or attack_steps < 1:
         raise UserError("epochs, batch size and attack steps must be >= 1 and the learning rate > 0")
     if not (beta >= 0 and np.isfinite(beta)):  # a negative weight would train *against* robustness
-        raise UserError(f"the TRADES weight (--beta) must be >= 0, got {beta}")
+        raise UserError(f"the TRADES weight beta must be >= 0, got {beta}", cli_hint="fix --beta")
     n = len(X)
     shape = tuple(X.shape[1:])
     d = int(np.prod(shape))
@@ -239,11 +252,11 @@ def harden_adversarial(
         raise UserError("adversarial training needs a PyTorch model (TorchScript or nn.Module); "
                         f"got a {model.framework} model")
     if train.y is None:
-        raise DataError("adversarial training needs labels (--target)")
+        raise DataError("adversarial training needs labels", cli_hint="pass --target")
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     threat = ThreatModel.for_dataset(train, units=cfg.units, eps=eps, norm=cfg.norm, steps=20, bounds=cfg.bounds,
                                      bounds_file=cfg.bounds_file, train=test)
-    threat.check_eps(int(np.prod(train.X.shape[1:])), what="--eps")
+    threat.check_eps(int(np.prod(train.X.shape[1:])), cli_hint="fix --eps")
     on_test = test is not None and test.y is not None
     ev = (test if on_test else train).sample(cfg.max_eval, seed=seed)  # type: ignore[union-attr]
     assert ev.y is not None
@@ -251,7 +264,8 @@ def harden_adversarial(
     base = model.as_torch()
     if from_scratch:
         if Capability.RETRAINABLE not in model.capabilities:
-            raise UserError("--from-scratch needs a retrainable nn.Module (not TorchScript); fine-tune instead")
+            raise UserError("training from scratch needs a retrainable nn.Module (not TorchScript); fine-tune "
+                            "instead", cli_hint="drop --from-scratch")
         module = model.clone_unfitted()  # type: ignore[attr-defined]
     else:
         module = _copy_module(base)
