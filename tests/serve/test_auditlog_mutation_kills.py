@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import stat
+import sys
 import threading
 import time
 
@@ -23,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 import modelshield.serve.auditlog as al
-from modelshield.errors import DataError, MissingExtraError, UserError
+from modelshield.errors import DataError, MissingExtraError, OutputError, UserError
 from modelshield.serve.auditlog import (
     GENESIS,
     Anchor,
@@ -683,7 +684,8 @@ def test_a_failed_transaction_fails_every_waiter_and_writes_nothing(make_log, mo
     for f in bad:  # the error itself (not a "busy" hand-over: only loop commits hand over)
         assert f.exception(30) is boom
     assert log.append(AuditRecord(kind="request", request_id="after")) == 2  # the writer goes on
-    assert log.n_failed == 3 and log.n_written == 2
+    assert log.submit(AuditRecord(kind="request", request_id="x-again")).exception(30) is boom
+    assert log.n_failed == 4 and log.n_written == 2  # counted per record, over every failed transaction
     assert [r["request_id"] for r in log.iter_records()] == ["ok", "after"] and log.verify().ok
 
 
@@ -750,6 +752,9 @@ def test_records_handed_over_after_close_fail_closed(make_log):
         assert log.n_failed == 2 and log._queue.qsize() == 0 and loop not in log._pending
         log._flush_pending(loop)  # nothing pending: nothing happens
         assert log.n_failed == 2
+        log._pending[loop] = [(AuditRecord(kind="request"), loop.create_future(), loop)]
+        log._flush_pending(loop)
+        assert log.n_failed == 3  # counted, not reset
     finally:
         loop.close()
 
@@ -815,3 +820,181 @@ def test_server_log_errors_name_the_url_without_its_password(tmp_path, monkeypat
     with pytest.raises(MissingExtraError) as missing:
         AuditLog("postgresql+psycopg://u@127.0.0.1:1/audit", KEY)
     assert str(missing.value) == "psycopg is needed for PostgreSQL audit logs: pip install 'modelshield[serve]'"
+
+
+def test_a_server_log_takes_the_advisory_lock_in_every_transaction(tmp_path, monkeypatch):
+    """On PostgreSQL each transaction first takes one advisory lock (several processes share the chain),
+    then reads the tail; a SQLite stand-in with a recording ``pg_advisory_xact_lock`` shows the calls."""
+    real = sa.create_engine
+    locks = []
+
+    def create_engine(url, **kw):
+        engine = real(f"sqlite:///{tmp_path / 'stand-in.db'}")
+
+        @sa.event.listens_for(engine, "connect")
+        def _fn(dbapi_conn, _rec):
+            dbapi_conn.create_function("pg_advisory_xact_lock", 1, lambda k: locks.append(k) or 0)
+
+        return engine
+
+    monkeypatch.setattr(sa, "create_engine", create_engine)
+    log = AuditLog("postgresql+psycopg://u@db.invalid/audit", KEY)
+    try:
+        assert [log.append(AuditRecord(kind="request", request_id=f"r{i}")) for i in range(3)] == [1, 2, 3]
+        assert locks == [al._PG_LOCK_ID] * 3
+        _chain(list(log.iter_records()))
+    finally:
+        log.close()
+
+
+# -- more of the constructor and the connection ---------------------------------------------------------
+
+
+def test_without_sqlalchemy_the_log_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # as if not installed
+    with pytest.raises(MissingExtraError) as info:
+        AuditLog(f"sqlite:///{tmp_path / 'a.db'}", KEY)
+    assert str(info.value) == "sqlalchemy is needed for the audit log: pip install 'modelshield[serve]'"
+
+
+def test_constructor_edge_values(make_log, tmp_path):
+    log = make_log("a.db", key=b"k" * 16, table="Audit_T1")  # the shortest key; upper-case names
+    assert log.last_head is None  # set by close() only
+    log.append(AuditRecord(kind="request"))
+    assert log.verify().ok and log._raw.execute("PRAGMA synchronous").fetchone() == (2,)  # default: full
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError) as info:  # a file where the log's folder should be
+        AuditLog(f"sqlite:///{tmp_path / 'file' / 'audit.db'}", KEY)
+    assert str(info.value) == f"cannot create the audit log directory {tmp_path / 'file'}: File exists"
+
+
+def test_the_busy_timeout_follows_the_commit_path(make_log):
+    log = make_log()
+    log.append(AuditRecord(kind="request"))  # the writer thread: waits up to 30 s for another process
+    assert log._raw.execute("PRAGMA busy_timeout").fetchone() == (30_000,)
+
+    async def on_loop():
+        return await log.append_async(AuditRecord(kind="request"))
+
+    assert asyncio.run(on_loop()) == 2  # the loop: gives up after 20 ms
+    assert log._raw.execute("PRAGMA busy_timeout").fetchone() == (20,)
+    log.append(AuditRecord(kind="request"))
+    assert log._raw.execute("PRAGMA busy_timeout").fetchone() == (30_000,)
+    fresh = make_log("b.db")
+    assert asyncio.run(fresh.append_async(AuditRecord(kind="request"))) == 1  # a connection opened on the loop
+    assert fresh._raw.execute("PRAGMA busy_timeout").fetchone() == (20,)
+
+
+def test_a_connection_left_in_a_transaction_is_replaced(make_log):
+    log = make_log(commit="thread")
+    log.append(AuditRecord(kind="request"))
+    real = log._raw
+    closed = []
+
+    class Stuck:  # neither COMMIT nor ROLLBACK goes through
+        in_transaction = True
+
+        def execute(self, sql, *a):
+            if sql in ("COMMIT", "ROLLBACK"):
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.execute(sql, *a)
+
+        def executemany(self, *a):
+            return real.executemany(*a)
+
+        def close(self):
+            closed.append(True)
+            real.close()
+
+    log._raw = Stuck()
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        log.append(AuditRecord(kind="request"))
+    assert closed == [True] and log._raw is None
+    assert log.append(AuditRecord(kind="request")) == 2 and log._raw is not None  # a new connection
+    assert log.verify().ok and log.n_failed == 1
+
+
+def test_two_loop_commits_handed_over_are_both_counted(tmp_path):
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", KEY, commit="loop")
+    log.append(AuditRecord(kind="request"))
+    other = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def run():
+        tasks = [asyncio.ensure_future(log.append_async(AuditRecord(kind="request"))) for _ in range(2)]
+        t0 = time.monotonic()
+        while log.n_handed_over < 2 and time.monotonic() - t0 < 30:
+            await asyncio.sleep(0.01)
+        other.execute("COMMIT")
+        return sorted(await asyncio.wait_for(asyncio.gather(*tasks), 30))
+
+    try:
+        assert asyncio.run(run()) == [2, 3]
+        assert log.n_handed_over == 2
+    finally:
+        other.close()
+        log.close()
+
+
+def test_close_waits_10_seconds_by_default(make_log):
+    log = make_log(commit="thread")
+    log.append(AuditRecord(kind="request"))
+    thread, lock = log._thread, log._write_lock
+    waits = []
+
+    class Recorder:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def join(self, timeout=None):
+            waits.append(("join", timeout))
+            self.inner.join(30)
+
+        def acquire(self, timeout=-1):
+            waits.append(("acquire", timeout))
+            return self.inner.acquire(timeout=30)
+
+        def release(self):
+            self.inner.release()
+
+    log._thread, log._write_lock = Recorder(thread), Recorder(lock)
+    log.close()
+    assert waits == [("join", 10.0), ("acquire", 10.0)]
+    assert not thread.is_alive() and log._raw is None
+
+
+# -- reading in chunks --------------------------------------------------------------------------------
+
+
+def _statements(log):
+    seen = []
+
+    @sa.event.listens_for(log._reader, "before_cursor_execute")
+    def _rec(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((" ".join(statement.split()), parameters))
+
+    return seen
+
+
+def test_iter_records_reads_in_ordered_chunks(make_log):
+    log = make_log()
+    _fill(log, 7)
+    seen = _statements(log)
+    assert [r["seq"] for r in log.iter_records(chunk=3)] == list(range(1, 8))
+    assert [p for _, p in seen] == [(0, 3, 0), (3, 3, 0), (6, 3, 0), (7, 3, 0)]  # (after, limit, offset)
+    assert all(s.endswith("WHERE modelshield_audit.seq > ? ORDER BY modelshield_audit.seq LIMIT ? OFFSET ?")
+               for s, _ in seen)
+
+
+def test_query_reads_in_ordered_chunks(make_log):
+    log = make_log()
+    _fill(log, 5)
+    seen = _statements(log)
+    assert [r["seq"] for r in log.query(chunk=2)] == [1, 2, 3, 4, 5]
+    assert [p for _, p in seen] == [(2, 0), (2, 2, 0), (4, 2, 0)]
+    assert all("ORDER BY modelshield_audit.seq LIMIT ?" in s for s, _ in seen)
+    seen.clear()
+    assert [r["seq"] for r in log.query(chunk=2, newest_first=True, limit=3)] == [5, 4, 3]
+    assert [p for _, p in seen] == [(2, 0), (4, 1, 0)]
+    assert all("ORDER BY modelshield_audit.seq DESC LIMIT ?" in s for s, _ in seen)
