@@ -942,3 +942,88 @@ def test_the_time_bound_is_checked_every_4096_opcodes(general):
     budget = Budget(30, clock=clock)
     res = scan_pickle_stream(Reader(io.BytesIO(short), budget, size=len(short)), budget)
     assert res.complete and res.findings == [] and len(calls) == 1
+
+
+# ------------------------------------------------------------------ global names at their bounds
+def V(text: str) -> bytes:
+    """UNICODE: a str of any length up to 65536 (BINUNICODE keeps only 1024)."""
+    return b"V" + text.encode() + b"\n"
+
+
+def global_of(module: str, name: str) -> bytes:
+    return P4 + V(module) + V(name) + b"\x93."
+
+
+def _unresolvable(module: str, name: str) -> dict:
+    return {"module": f"<{module[:60]}>", "name": f"<{name[:60]}...>"}
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("somepkg", "a." + "b" * 255),              # 257 characters with a dot: a long attribute chain
+    ("m" * 256, "a." + "b" * 255),              # the module may be as long as 256
+    ("somepkg", "a." + "b" * 65534),            # 65536: the longest name a pickle line holds
+])
+def test_long_attribute_chains_are_unresolvable_critical(general, module, name):
+    res = scan(global_of(module, name))
+    assert [(f.severity, f.rule, f.title, f.evidence) for f in res.findings] == [
+        (Severity.CRITICAL, "artifact.pickle.unresolvable-global",
+         "unresolvable global via STACK_GLOBAL: operands are not strings", _unresolvable(module, name))]
+    assert res.complete and res.globals == {}
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("somepkg", "b" * 257),                     # long but no dot: the loader's lookup fails
+    ("m" * 257, "a." + "b" * 255),              # a long module is never a chain
+    ("m" * 257, "x"),
+])
+def test_long_names_that_are_not_chains_are_malformed(general, module, name):
+    res = scan(global_of(module, name))
+    assert [(f.rule, f.title) for f in res.findings] == [
+        ("artifact.malformed",
+         f"pickle stream is malformed: invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")]
+
+
+def test_a_chain_at_256_characters_is_judged_by_the_policy(general):
+    name = "a." + "b" * 254
+    res = scan(global_of("somepkg", name))
+    verdict = classify_global("somepkg", name)
+    assert [(f.rule, f.evidence["policy_rule"]) for f in res.findings] == [
+        ("artifact.pickle.dangerous-global", verdict.rule)]
+    assert res.globals == {f"somepkg.{name}": "deny"}
+
+
+def test_persistent_ids_keep_their_first_1024_bytes(general):
+    v = top(b"P" + b"a" * 1100 + b"\n.")[1]
+    assert isinstance(v, Opaque) and v.pid == b"a" * 1024
+    assert top(b"P" + b"a" * 1024 + b"\n.")[1].pid == b"a" * 1024
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (P4 + b"\x8c", "unexpected end of stream"), (P4 + b"C", "unexpected end of stream"),
+    (P4 + b"U", "unexpected end of stream"),
+    (P4 + b"X\x01\x00", "stream ends before 4 declared bytes"),
+    (P4 + b"\x8d\x01\x00", "stream ends before 8 declared bytes"),
+    (P4 + b"\x8c\x05ab", "stream ends before 5 declared bytes"),
+    (P4 + b"\x83\x01", "stream ends before 2 declared bytes"),
+])
+def test_truncated_operands(general, data, message):
+    res = stream(data)
+    assert [(f.rule, f.title) for f in res.findings] == [("artifact.malformed", f"pickle stream is malformed: {message}")]
+
+
+def test_the_torchscript_context_reaches_the_policy(general):
+    data = P2 + sglob("__torch__", "MyModule") + b")\x81."
+    assert stream(data, context="torchscript").findings == []
+    assert [(f.severity, f.rule) for f in stream(data).findings] == [(Severity.HIGH, "artifact.pickle.unknown-global")]
+    assert stream(data, context="torchscript").globals == {"__torch__.MyModule": "allow"}
+
+
+def test_a_fresh_scan_starts_empty():
+    ps = PickleScan(Reader(io.BytesIO(b"N."), Budget(30)), Budget(30))
+    assert (ps.depth, ps.context, ps.nested, ps.on_build, ps.fetch_blob) == (0, "pickle", None, None, None)
+    assert (ps.findings, ps.globals, ps.ops, ps.retained, ps.protocol, ps.complete) == ([], {}, 0, 0, 0, False)
+    assert (ps.stack, ps.metastack, ps.memo, ps.flags) == ([], [], {}, set())
+    ps.run()
+    assert (ps.ops, ps.complete, ps.stack) == (2, True, [None])
+    ps.release()
+    assert (ps.stack, ps.metastack, ps.memo) == ([], [], {})
