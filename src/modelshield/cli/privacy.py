@@ -19,7 +19,6 @@ from modelshield.cli._loading import LoadFlags, load_options
 __all__ = ["register"]
 
 
-
 def register(app: typer.Typer, harden: typer.Typer) -> None:
     privacy = typer.Typer(help="Privacy: personal data in tables, anonymization, membership inference.",
                           no_args_is_help=True)
