@@ -660,9 +660,12 @@ def test_append_waits_30_seconds_by_default_then_gives_up(make_log, monkeypatch)
     inside, go, _ = _gate(log, monkeypatch)
     log.submit(AuditRecord(kind="request"))
     assert inside.wait(30)
+    release = threading.Timer(5.0, go.set)  # an append that ignored its timeout returns then, and fails the test
+    release.start()
     with pytest.raises(concurrent.futures.TimeoutError):
         log.append(AuditRecord(kind="request"), timeout=0.05)
     go.set()
+    release.cancel()
 
 
 def test_a_failed_transaction_fails_every_waiter_and_writes_nothing(make_log, monkeypatch):
