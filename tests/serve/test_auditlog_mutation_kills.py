@@ -988,6 +988,9 @@ def test_iter_records_reads_in_ordered_chunks(make_log):
     assert [p for _, p in seen] == [(0, 3, 0), (3, 3, 0), (6, 3, 0), (7, 3, 0)]  # (after, limit, offset)
     assert all(s.endswith("WHERE modelshield_audit.seq > ? ORDER BY modelshield_audit.seq LIMIT ? OFFSET ?")
                for s, _ in seen)
+    seen.clear()
+    assert len(list(log.iter_records())) == 7
+    assert [p for _, p in seen] == [(0, 2000, 0), (7, 2000, 0)]  # the default chunk
 
 
 def test_query_reads_in_ordered_chunks(make_log):
@@ -1001,3 +1004,6 @@ def test_query_reads_in_ordered_chunks(make_log):
     assert [r["seq"] for r in log.query(chunk=2, newest_first=True, limit=3)] == [5, 4, 3]
     assert [p for _, p in seen] == [(2, 0), (4, 1, 0)]
     assert all("ORDER BY modelshield_audit.seq DESC LIMIT ?" in s for s, _ in seen)
+    seen.clear()
+    assert len(list(log.query())) == 5
+    assert [p for _, p in seen] == [(2000, 0)]  # the default chunk: one short read ends the query
