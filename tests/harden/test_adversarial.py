@@ -79,8 +79,9 @@ def test_bad_arguments(torch_mlp, cancer):
         harden_adversarial(SklearnModel(LogisticRegression().fit(train.X, train.y)), train)
     with pytest.raises(UserError, match="method"):
         harden_adversarial(TorchModel(torch_mlp), train, method="fgsm-at", epochs=1)
-    with pytest.raises(UserError, match="--beta"):  # a negative TRADES weight would train against robustness
-        harden_adversarial(TorchModel(torch_mlp), train, method="trades", beta=-1.0, epochs=1)
+    with pytest.raises(UserError, match="TRADES weight beta must be >= 0") as info:  # it would train against
+        harden_adversarial(TorchModel(torch_mlp), train, method="trades", beta=-1.0, epochs=1)  # robustness
+    assert info.value.cli_hint == "fix --beta"
 
 
 def test_threat_to_dict_writes_numbers_not_placeholders():
