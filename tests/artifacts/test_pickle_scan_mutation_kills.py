@@ -1027,3 +1027,17 @@ def test_a_fresh_scan_starts_empty():
     assert (ps.ops, ps.complete, ps.stack) == (2, True, [None])
     ps.release()
     assert (ps.stack, ps.metastack, ps.memo) == ([], [], {})
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"N\x94h", "unexpected end of stream"), (b"K", "unexpected end of stream"), (b"q", "unexpected end of stream"),
+    (b"M\x01", "stream ends before 2 declared bytes"), (b"J\x01\x02\x03", "stream ends before 4 declared bytes"),
+    (b"G\x01\x02\x03\x04\x05\x06\x07", "stream ends before 8 declared bytes"),
+    (b"\x95\x01\x02\x03\x04\x05\x06\x07", "stream ends before 8 declared bytes"),
+    (b"X\x03\x00\x00\x00ab", "stream ends before 3 declared bytes"), (b"X\x03\x00", "stream ends before 4 declared bytes"),
+    (b"C\x03ab", "stream ends before 3 declared bytes"), (b"\x8c", "unexpected end of stream"),
+])
+def test_fast_opcodes_cut_at_the_end_of_the_data(general, data, message):
+    res = stream(P4 + data)
+    assert [(f.rule, f.title, f.offset) for f in res.findings] == [
+        ("artifact.malformed", f"pickle stream is malformed: {message}", len(P4 + data))]
