@@ -40,17 +40,15 @@ FAST_COMMANDS: dict[tuple[str, ...], str] = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("AREAS", "HARDEN_AREAS", "build_app"):
-        from modelshield.cli import _app
+    if name not in ("AREAS", "HARDEN_AREAS", "build_app", "app"):
+        raise AttributeError(f"module 'modelshield.cli' has no attribute {name!r}")
+    from modelshield.cli import _app  # lazy: typer and the areas only for these names (lean-path start-up)
 
-        return getattr(_app, name)
     if name == "app":  # the full application (docs, tests); main() builds only what it needs
-        from modelshield.cli._app import build_app
-
-        full = build_app()
+        full = _app.build_app()
         globals()["app"] = full
         return full
-    raise AttributeError(f"module 'modelshield.cli' has no attribute {name!r}")
+    return getattr(_app, name)
 
 
 def _debug_requested(argv: Sequence[str]) -> bool:
@@ -81,7 +79,7 @@ def _guarded(fn: Callable[[], int | None], debug: bool) -> int | None:
         return fn()
     except ModelShieldError as exc:
         if debug:
-            import traceback
+            import traceback  # lazy: only --debug prints a traceback (lean-path start-up)
 
             traceback.print_exc()
         print(f"error: {exc.cli_message()}", file=sys.stderr)
@@ -111,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lean is not None:
         code = _run_lean(*lean, debug)
     if code is None:
-        from modelshield.cli._app import run_typer
+        from modelshield.cli._app import run_typer  # lazy: typer, click and rich stay off the lean path
 
         code = _guarded(lambda: run_typer(args), debug)
         assert code is not None  # run_typer always returns an exit code

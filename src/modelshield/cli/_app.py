@@ -114,25 +114,16 @@ def get_command(areas: Sequence[str] | None = None) -> Any:
     return tidy_help(typer.main.get_command(build_app(areas)))
 
 
-def _click_errors() -> tuple[type[Exception], ...]:
-    """Click's usage-error base class: typer >= 0.20 vendors click as ``typer._click``."""
-    found: list[type[Exception]] = []
-    try:
-        from typer._click.exceptions import ClickException as Vendored  # type: ignore[import-not-found]
-
-        found.append(Vendored)
-    except ImportError:  # pragma: no cover - older typer
-        pass
-    try:
-        from click.exceptions import ClickException
-
-        found.append(ClickException)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(found)
-
-
-_CLICK_ERRORS = _click_errors()
+# Click's usage-error base class: typer >= 0.20 vendors click as ``typer._click``; either may be absent.
+try:
+    from typer._click.exceptions import ClickException as _Vendored  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - older typer
+    _Vendored = None
+try:
+    from click.exceptions import ClickException as _Click
+except ImportError:  # pragma: no cover
+    _Click = None
+_CLICK_ERRORS: tuple[type[Exception], ...] = tuple(c for c in (_Vendored, _Click) if c is not None)
 
 
 def run_typer(args: list[str]) -> int:

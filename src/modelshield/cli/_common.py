@@ -98,7 +98,7 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 right: Sequence[str] = ()) -> None:
     """Print one rich table: ``columns`` (those in ``right`` right-aligned), each row's cells as text."""
-    from rich.table import Table  # lazy: start-up time of the fast paths
+    from rich.table import Table  # lazy: rich.table only for commands that print a table (CLI start-up)
 
     table = Table(title=title)
     for c in columns:

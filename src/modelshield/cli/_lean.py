@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelshield import _io
+
 __all__ = ["LeanParser", "check_output_path", "clean", "colour_enabled", "parse_or_none", "say", "write_json"]
 
 _ANSI = {"green": "32", "yellow": "33", "red": "31", "bold red": "1;31", "magenta": "35"}
@@ -59,16 +61,12 @@ def say(*parts: tuple[str, str | None] | str) -> None:
 
 def check_output_path(path: str | Path, force: bool = False) -> Path:
     """Validate an output path before any work (see :func:`modelshield._io.check_output_path`)."""
-    from modelshield._io import check_output_path as check  # lazy: tempfile is not needed to scan
-
-    return check(path, force)
+    return _io.check_output_path(path, force)
 
 
 def write_json(path: str | Path, obj: object, force: bool = False) -> Path:
     """Write JSON atomically, never clobbering without ``force`` (see :mod:`modelshield._io`)."""
-    from modelshield._io import write_json as write
-
-    return write(path, obj, force)
+    return _io.write_json(path, obj, force)
 
 
 class _NotLean(Exception):

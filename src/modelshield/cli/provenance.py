@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from modelshield._io import check_outputs
 from modelshield.cli._common import console, write_json
 from modelshield.errors import EXIT_SECURITY, UserError
 
@@ -54,8 +55,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Write a CycloneDX 1.6 ML-BOM for MODEL: hashes, format, frameworks, data sets, installed
         dependencies, audit results and signature references."""
-        from modelshield._io import check_outputs
-        from modelshield.provenance import build_bom
+        from modelshield.provenance import build_bom  # lazy: the BOM engine only for bom commands (CLI start-up)
 
         check_outputs({"--out": out}, [model, audit, signature, public_key, *data], force)
         doc = build_bom(model, audit, signature, data=data, public_key=public_key,
@@ -76,8 +76,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite --json if it exists."),
     ) -> None:
         """Check that MODEL's SHA-256/SHA-512 are the BOM's: exit 0 match, 3 mismatch, 2 bad input."""
-        from modelshield._io import check_outputs
-        from modelshield.provenance import verify_bom
+        from modelshield.provenance import verify_bom  # lazy: as in bom_create
 
         check_outputs({"--json": json_out}, [bom_file, model], force)
         res = verify_bom(bom_file, model)
@@ -114,7 +113,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Write a hardened deployment of the gateway for MODEL: a Dockerfile, Kubernetes manifests or a
         Gramine-SGX manifest template. Secrets are referenced by name, never written."""
-        from modelshield.deploy import TARGETS, DeploySpec, export
+        from modelshield.deploy import TARGETS, DeploySpec, export  # lazy: the manifest writers (CLI start-up)
 
         if target not in TARGETS:
             raise UserError(f"unknown --target {target!r}; choose one of {', '.join(TARGETS)}")

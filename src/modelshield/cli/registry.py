@@ -8,10 +8,12 @@ from pathlib import Path
 
 import typer
 
+from modelshield._io import private_dir
 from modelshield.cli._common import console, err_console, parse_options, split_list
 from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.cli._progress import ModelProgress
 from modelshield.errors import EXIT_OK, EXIT_POLICY_FAILED, UserError
+from modelshield.policy import load_policy
 
 __all__ = ["default_cache_path", "register"]
 
@@ -57,7 +59,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         load: LoadFlags,
     ) -> int:
         """Audit every model of SOURCE; exit 0 all pass, 1 a model failed the policy (or errored), 2 bad input."""
-        from modelshield.policy import load_policy
+        # lazy: the scale engine (runner, numpy, executors) only for this command (CLI start-up)
         from modelshield.scale import ResultCache, audit_registry, check_out_dir, make_executor, write_outputs
         from modelshield.scale.sources import discover
 
@@ -77,8 +79,6 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         if not no_cache:
             path = cache or str(default_cache_path())
             if cache is None:
-                from modelshield._io import private_dir
-
                 private_dir(default_cache_path().parent, "cache directory")
             store = ResultCache(path)
         models = discover(source)  # a missing path or an MLflow URI that does not open: exit 2, before work

@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelshield._io import check_outputs
 from modelshield.cli._lean import say, write_json
 from modelshield.errors import UserError
+from modelshield.findings import Severity
+from modelshield.report.sarif import sarif_log
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer
@@ -37,8 +40,7 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
                  timeout: float = DEFAULT_TIMEOUT, quiet: bool = False) -> int:
     """Scan ``paths``, print one line per file (and its findings) and a summary, write the JSON /
     SARIF reports; returns the exit code (0 pass, 1 findings at or above ``fail_on``)."""
-    from modelshield.artifacts import scan
-    from modelshield.findings import Severity
+    from modelshield.artifacts import scan  # lazy: `scan --help` and usage errors (typer path) skip the scanner
 
     try:
         gate = Severity.parse(fail_on)
@@ -46,8 +48,6 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
         raise UserError(str(exc)) from None
     if not (timeout > 0 and math.isfinite(timeout)):
         raise UserError("--timeout must be a positive number of seconds")
-    from modelshield._io import check_outputs
-
     check_outputs({"--json": json_out, "--sarif": sarif_out}, list(paths), force)
     report = scan(list(paths), timeout=timeout, hash=hash_files)
     if not report.files:  # a gate that scanned nothing must not pass (a wrong or empty folder)
@@ -70,15 +70,13 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
     if json_out is not None:
         write_json(json_out, report.to_dict(), force)
     if sarif_out is not None:
-        from modelshield.report.sarif import sarif_log
-
         log = sarif_log(report.findings, artifact=str(paths[0]), notifications=report.errors)
         write_json(sarif_out, log, force)
     return 1 if blocked else 0
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
-    import typer
+    import typer  # lazy: the lean path (cli/_fast_scan.py) imports this module and never typer
 
     @app.command("scan")
     def scan_cmd(

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from modelshield.cli._loading import LoadFlags, load_options
-from modelshield.errors import UserError
+from modelshield.errors import InputNotFoundError, MissingExtraError, UserError
 
 __all__ = ["register"]
 
@@ -50,7 +50,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Serve MODEL behind authentication, limits, monitoring and an audit log (the model is loaded
         through the secure loader: verified with --public-key, decrypted with a key, scanned)."""
-        import ssl
+        import ssl  # lazy: ssl, uvicorn and FastAPI only when serving (CLI start-up)
 
         cfg = gateway_config(config, state_dir, host=host, port=port,
                       reference=str(reference) if reference else None, api_docs=True if dev else None)
@@ -60,14 +60,10 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
             raise UserError("--tls-client-ca needs --tls-cert and --tls-key")
         for p in (tls_cert, tls_key, tls_client_ca):
             if p is not None and not p.is_file():
-                from modelshield.errors import InputNotFoundError
-
                 raise InputNotFoundError(f"TLS file not found: {p}")
         try:
             import uvicorn
         except ImportError as exc:  # pragma: no cover - optional extra
-            from modelshield.errors import MissingExtraError
-
             raise MissingExtraError("uvicorn", "serve", "modelshield serve") from exc
         from modelshield.serve.app import create_app, uvicorn_options
 
@@ -90,9 +86,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     """Fail with a one-line usage error (exit 2) when the address cannot be bound, before announcing it."""
-    import socket
-
-    from modelshield.errors import UserError
+    import socket  # lazy: only `serve` binds a socket (CLI start-up)
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
