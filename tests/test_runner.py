@@ -329,3 +329,19 @@ def test_audit_options_validate_fails_before_any_work():
         AuditOptions(checks=["bogus"]).validate()
     with pytest.raises(PolicyError, match=r"baseline\.acuracy"):
         AuditOptions(policy=Policy.from_mapping({"limits": ["baseline.acuracy >= 0.9"]})).validate()
+
+
+def test_merge_options_puts_options_over_the_policy_and_refuses_unknown_checks():
+    from modelshield.checks.registry import available_checks
+    from modelshield.policy import Policy
+    from modelshield.runner import merge_options
+
+    registry = available_checks()
+    policy = Policy.from_mapping({"checks": {"robustness": {"eps": [0.1], "attacks": ["fgsm"]}}})
+    merged = merge_options(policy, {"robustness": {"eps": [0.2]}, "baseline": {}}, registry)
+    assert merged == {"robustness": {"eps": [0.2], "attacks": ["fgsm"]}, "baseline": {}}
+    assert policy.checks["robustness"]["eps"] == [0.1]  # the policy is not changed
+    assert merge_options(policy, None, registry) == {"robustness": {"eps": [0.1], "attacks": ["fgsm"]}}
+    with pytest.raises(UserError, match=r"option nosuch\.x is for an unknown check 'nosuch'; available: ") as ei:
+        merge_options(policy, {"nosuch": {"x": 1}}, registry)
+    assert "--option" in (ei.value.cli_hint or "") and "--" not in str(ei.value)

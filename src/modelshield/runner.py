@@ -27,7 +27,7 @@ from modelshield.policy import GateResult, Policy
 from modelshield.protect.loader import load_model
 
 __all__ = ["AuditOptions", "AuditReport", "AuditRun", "audit", "audit_check", "audit_sources", "audit_targets",
-           "run_check", "select_checks", "validate_policy"]
+           "merge_options", "run_check", "select_checks", "validate_policy"]
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -200,6 +200,19 @@ def validate_policy(policy: Policy, registry: Mapping[str, type[Check]] | None =
     return warnings
 
 
+def merge_options(policy: Policy, options: Mapping[str, Mapping[str, Any]] | None,
+                  registry: Mapping[str, type[Check]]) -> dict[str, dict[str, Any]]:
+    """The policy's per-check options with ``options`` over them (key by key). Options for a check that is
+    not in ``registry`` are a :class:`~modelshield.errors.UserError`: a typo is never silently ignored."""
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in policy.checks.items()}
+    for k, v in (options or {}).items():
+        if k not in registry:
+            raise UserError(f"option {k}.{next(iter(v), 'KEY')} is for an unknown check {k!r}; available: "
+                            f"{', '.join(registry)}", cli_hint="--option takes CHECK.KEY=VALUE")
+        merged.setdefault(k, {}).update(v)
+    return merged
+
+
 def run_check(check: Check, ctx: AuditContext, on_event: EventFn | None = None) -> CheckResult:
     """Run one check with timing, seeding and error capture. Never raises for a check's failure.
 
@@ -231,7 +244,7 @@ def audit(
     """
     cfg = _merge_config(config, {"checks": checks, "policy": policy, "seed": seed, "quick": quick,
                                  "options": options, "on_event": on_event})
-    run = _run(model, data, train=train, config=cfg, model_path=model_path, artifacts=artifacts, label=label)
+    run = audit_run(model, data, train=train, config=cfg, model_path=model_path, artifacts=artifacts, label=label)
     return AuditReport(runs=[run], policy=cfg.policy or Policy.default(), environment=environment())
 
 
@@ -295,7 +308,7 @@ def audit_sources(
         m, label = model, None
     if on_run is not None and label is not None:
         on_run(label)
-    run = _run(m, ds, train=tr, config=cfg, model_path=path, label=label)
+    run = audit_run(m, ds, train=tr, config=cfg, model_path=path, label=label)
     return AuditReport(runs=[run], policy=cfg.policy or Policy.default(), environment=environment())
 
 
@@ -319,8 +332,8 @@ def audit_targets(
             continue  # the selection names none of this target's checks
         if on_run is not None:
             on_run(t.label)
-        runs.append(_run(t.model, t.data, train=t.train, config=cfg.with_(checks=wanted), model_path=t.model_path,
-                         artifacts=t.artifacts, label=t.label))
+        runs.append(audit_run(t.model, t.data, train=t.train, config=cfg.with_(checks=wanted),
+                              model_path=t.model_path, artifacts=t.artifacts, label=t.label))
     return AuditReport(runs=runs, policy=cfg.policy or Policy.default(), environment=environment(), title=title)
 
 
@@ -340,8 +353,8 @@ def audit_check(
     that shows the check's tables itself: ``report.runs[0].results[0]``. A check that failed raises its
     error's message as a one-line :class:`~modelshield.errors.DataError`; one that does not apply raises
     ``"<what> does not apply: <reason>"`` (``what`` defaults to the check's name)."""
-    run = audit_run(model, data, train=train, checks=[check], seed=seed, quick=quick,
-                    options={check: dict(options or {})}, model_path=model_path)
+    run = audit_run(model, data, train=train, model_path=model_path,
+                    config=AuditOptions(checks=[check], seed=seed, quick=quick, options={check: dict(options or {})}))
     res = run.result(check)
     assert res is not None  # audit_run returns one result per selected check
     if res.status is CheckStatus.ERROR:
@@ -352,33 +365,25 @@ def audit_check(
     return AuditReport(runs=[run], policy=Policy.default(), environment=environment())
 
 
-def _run(model: Any, data: Dataset | None, *, train: Dataset | None, config: AuditOptions,
-         model_path: str | Path | None = None, artifacts: Sequence[str | Path] = (),
-         label: str | None = None) -> AuditRun:
-    return audit_run(model, data, train=train, checks=config.checks, policy=config.policy, seed=config.seed,
-                     quick=config.quick, options=config.options, model_path=model_path, artifacts=artifacts,
-                     label=label, on_event=config.on_event)
-
-
 def audit_run(
     model: BaseModel | Any | None,
     data: Dataset | None = None,
     *,
     train: Dataset | None = None,
-    checks: Sequence[str] | None = None,
-    policy: Policy | None = None,
-    seed: int = 0,
-    quick: bool = False,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
+    config: AuditOptions | None = None,
     model_path: str | Path | None = None,
     artifacts: Sequence[str | Path] = (),
     label: str | None = None,
-    on_event: EventFn | None = None,
 ) -> AuditRun:
+    """One model's run under ``config`` (checks, policy, seed, quick, options, on_event; see
+    :class:`AuditOptions`): what :func:`audit`, :func:`audit_sources`, :func:`audit_targets` and a registry
+    audit's units share. ``model_path``/``artifacts`` are the files the artifact check scans."""
     from modelshield.data.loaders import check_model_width
     from modelshield.models.wrap import wrap_object
 
-    policy = policy or Policy.default()
+    cfg = config or AuditOptions()
+    checks, seed, quick, options, on_event = cfg.checks, cfg.seed, cfg.quick, cfg.options, cfg.on_event
+    policy = cfg.policy or Policy.default()
     registry = available_checks()
     policy_warnings = validate_policy(policy, registry)
     if isinstance(checks, str):  # checks="baseline,fairness": names, not characters
@@ -395,12 +400,7 @@ def audit_run(
     for ds in (data, train):
         if ds is not None and model is not None:
             check_model_width(ds, model)
-    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in policy.checks.items()}
-    for k, v in (options or {}).items():
-        if k not in registry:  # a typo in --option CHECK.KEY=VALUE must not be silently ignored
-            raise UserError(f"--option {k}.{next(iter(v), 'KEY')}: unknown check {k!r}; available: "
-                            f"{', '.join(registry)}")
-        merged.setdefault(k, {}).update(v)
+    merged = merge_options(policy, options, registry)
     selected = select_checks(checks, merged, registry)
     path = Path(model_path) if model_path else None
     arts = [Path(a) for a in artifacts] or ([path] if path else [])

@@ -65,9 +65,9 @@ def test_put_get_round_trip_and_misses(tmp_path):
 def test_a_corrupt_cache_is_one_line_that_suggests_no_cache(tmp_path, content):
     p = tmp_path / "c.sqlite"
     p.write_bytes(content)
-    with pytest.raises(DataError, match="--no-cache") as info:
+    with pytest.raises(DataError, match=r"corrupt or not a modelshield cache; delete it$") as info:
         ResultCache(p)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and info.value.cli_hint == "or re-run with --no-cache"
 
 
 def test_a_missing_cache_folder_is_a_user_error(tmp_path):

@@ -46,16 +46,19 @@ def test_local_timeout_interrupts_python_code():
     assert [o.status for o in got] == ["ok", "timeout", "ok"]
 
 
-@pytest.mark.parametrize(("name", "kw", "msg"), [
-    ("threads", {}, "unknown executor"),
-    ("local", {"workers": 2}, "--workers needs"),
-    ("processes", {"workers": 0}, "at least 1"),
-    ("processes", {"timeout": -1.0}, "positive"),
-    ("local", {"address": "127.0.0.1:6379"}, "--ray-address needs"),
+@pytest.mark.parametrize(("name", "kw", "msg", "hint"), [
+    ("threads", {}, "unknown executor", None),
+    ("local", {"workers": 2}, "several workers need the processes or ray executor",
+     "--workers needs --executor processes or ray"),
+    ("processes", {"workers": 0}, "workers must be at least 1, not 0", "check --workers"),
+    ("processes", {"timeout": -1.0}, "time bound must be positive", "check --timeout"),
+    ("local", {"address": "127.0.0.1:6379"}, "a Ray address applies to the ray executor only",
+     "--ray-address needs --executor ray"),
 ])
-def test_bad_executor_arguments_are_user_errors(name, kw, msg):
-    with pytest.raises(UserError, match=msg):
+def test_bad_executor_arguments_are_user_errors(name, kw, msg, hint):
+    with pytest.raises(UserError, match=msg) as ei:
         make_executor(name, **kw)
+    assert "--" not in str(ei.value) and ei.value.cli_hint == hint
 
 
 def _closed_port() -> int:
@@ -78,5 +81,6 @@ def test_a_ray_address_that_does_not_answer_fails_fast(form):
 
 @pytest.mark.parametrize("bad", ["no-port", "host:port", ":x"])
 def test_a_malformed_ray_address_is_a_user_error(bad):
-    with pytest.raises(UserError, match="bad --ray-address"):
+    with pytest.raises(UserError, match="bad Ray address") as ei:
         check_ray_address(bad)
+    assert ei.value.cli_hint == "check --ray-address"

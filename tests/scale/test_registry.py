@@ -181,8 +181,9 @@ def test_output_folder_rules(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(OutputError, match="--force"):
+    with pytest.raises(OutputError, match=r"output folder .* exists and holds other files$") as ei:
         write_outputs(res, other)
+    assert "--force" in (ei.value.cli_hint or "")
     with pytest.raises(OutputError, match="does not exist"):
         write_outputs(res, tmp_path / "no" / "out")
 

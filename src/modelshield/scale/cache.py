@@ -19,8 +19,8 @@ from modelshield.errors import DataError, MissingExtraError, UserError
 __all__ = ["CACHE_TABLE", "ResultCache", "cache_url"]
 
 CACHE_TABLE = "modelshield_scale_cache"
-#: The one line a cache that cannot be read ends with.
-CORRUPT_HINT = "re-run with --no-cache, or delete it"
+#: What to do about a cache that cannot be read, on the command line (its error's ``cli_hint``).
+CORRUPT_HINT = "or re-run with --no-cache"
 
 
 def cache_url(value: str | Path) -> str:
@@ -35,13 +35,15 @@ def cache_url(value: str | Path) -> str:
 
 class ResultCache:
     """Get and put unit outcomes (JSON) by key. A database that cannot be opened or read is one
-    :class:`~modelshield.errors.DataError` line (exit 2) suggesting ``--no-cache``."""
+    :class:`~modelshield.errors.DataError` line (exit 2); its ``cli_hint`` suggests ``--no-cache``."""
 
     def __init__(self, url: str | Path) -> None:
         try:
             import sqlalchemy as sa  # optional extra (serve/scale): only when the cache is used
         except ImportError as exc:  # pragma: no cover
-            raise MissingExtraError("sqlalchemy", "scale", "the results cache (or pass --no-cache)") from exc
+            missing = MissingExtraError("sqlalchemy", "scale", "the results cache")
+            missing.cli_hint = "or pass --no-cache"
+            raise missing from exc
         self._sa = sa
         self.url = cache_url(url)
         if self.url.startswith("sqlite:///"):
@@ -84,7 +86,7 @@ class ResultCache:
             orig = getattr(exc, "orig", None) or exc
             first = (str(orig).splitlines() or [type(orig).__name__])[0]
             raise DataError(f"the results cache {self.safe_url} cannot be used ({type(orig).__name__}: {first}): "
-                            f"it is corrupt or not a modelshield cache; {CORRUPT_HINT}") from None
+                            "it is corrupt or not a modelshield cache; delete it", cli_hint=CORRUPT_HINT) from None
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The cached outcome (JSON) of each of ``keys`` present; a row that does not parse is a miss."""

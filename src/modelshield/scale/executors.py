@@ -65,9 +65,9 @@ class Executor:
 
     def __init__(self, *, workers: int = 1, timeout: float | None = None) -> None:
         if workers < 1:
-            raise UserError(f"--workers must be at least 1, not {workers}")
+            raise UserError(f"workers must be at least 1, not {workers}", cli_hint="check --workers")
         if timeout is not None and timeout <= 0:
-            raise UserError(f"--timeout must be positive, not {timeout}")
+            raise UserError(f"the time bound must be positive, not {timeout}", cli_hint="check --timeout")
         self.workers = workers
         self.timeout = timeout
 
@@ -282,7 +282,8 @@ def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> N
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
-        raise UserError(f"bad --ray-address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+        raise UserError(f"bad Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT",
+                        cli_hint="check --ray-address")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
@@ -319,7 +320,7 @@ class RayExecutor(Executor):
         try:
             import ray  # optional extra: imported only when the ray executor is used
         except ImportError as exc:
-            raise MissingExtraError("ray", "scale", "--executor ray") from exc
+            raise MissingExtraError("ray", "scale", "the ray executor") from exc
         if ray.is_initialized():
             return ray
         if self.address:
@@ -403,11 +404,12 @@ def make_executor(name: str, *, workers: int | None = None, timeout: float | Non
     if name not in EXECUTORS:
         raise UserError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
     if address and name != "ray":
-        raise UserError("--ray-address needs --executor ray")
+        raise UserError("a Ray address applies to the ray executor only", cli_hint="--ray-address needs --executor ray")
     n = workers if workers is not None else (1 if name == "local" else max(1, os.cpu_count() or 1))
     if name == "local":
         if n != 1:
-            raise UserError("--workers needs --executor processes or ray (local runs one item at a time)")
+            raise UserError("the local executor runs one item at a time; several workers need the processes or ray "
+                            "executor", cli_hint="--workers needs --executor processes or ray")
         return LocalExecutor(timeout=timeout)
     if name == "processes":
         return ProcessExecutor(workers=n, timeout=timeout)

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from modelshield._version import __version__
-from modelshield.errors import OutputError, UserError
+from modelshield.errors import OutputError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.policy import Policy
-from modelshield.runner import AuditReport, AuditRun, environment, select_checks, validate_policy
+from modelshield.runner import AuditReport, AuditRun, environment, merge_options, select_checks, validate_policy
 from modelshield.scale.cache import ResultCache
 from modelshield.scale.executors import Executor, LocalExecutor, Outcome
 from modelshield.scale.sources import RegistryModel, discover
@@ -167,12 +167,7 @@ def audit_registry(
     names = list(registry) if checks is None else list(dict.fromkeys(checks))
     if ALWAYS in registry and ALWAYS not in names:
         names.insert(0, ALWAYS)
-    merged = {k: dict(v) for k, v in policy.checks.items()}
-    for k, v in (options or {}).items():
-        if k not in registry:
-            raise UserError(f"--option {k}.{next(iter(v), 'KEY')}: unknown check {k!r}; available: "
-                            f"{', '.join(registry)}")
-        merged.setdefault(k, {}).update(v)
+    merged = merge_options(policy, options, registry)
     select_checks(names, merged, registry)  # unknown names and bad option values fail now (exit 2)
     needs_model = {n: bool(registry[n].needs_model) for n in names}
     found = list(models) if models is not None else discover(str(source))
@@ -333,16 +328,17 @@ def check_out_dir(out: str | Path, force: bool = False) -> tuple[Path, bool]:
     or anything with ``force``. Returns the folder and whether files in it may be replaced."""
     p = Path(out)
     if p.exists() and not p.is_dir():
-        raise OutputError(f"--out {p} is a file; give a folder")
+        raise OutputError(f"output folder {p} is a file; give a folder")
     if not p.exists():
         if not p.parent.is_dir():
-            raise OutputError(f"--out {p}: the folder {p.parent} does not exist")
+            raise OutputError(f"output folder {p}: the folder {p.parent} does not exist")
         return p, force
     if force or not any(p.iterdir()):
         return p, force
     if _previous_output(p):
         return p, True
-    raise OutputError(f"--out {p} exists and holds other files; pass --force or choose a new folder")
+    raise OutputError(f"output folder {p} exists and holds other files",
+                      cli_hint="pass --force or choose a new folder with --out")
 
 
 def write_outputs(result: RegistryAudit, out: str | Path, *, force: bool = False) -> list[Path]:

@@ -85,7 +85,7 @@ def error_result(check: str, message: str, *, rule: str = "error", detail: str =
     finding = Finding(check=check, severity=Severity.HIGH, rule_id=f"{check}.{rule}",
                       title=f"Check {check!r} could not complete", detail=message,
                       evidence={"traceback": detail} if detail else {},
-                      remediation="Fix the model or data file, or raise --timeout; the rest of the registry "
+                      remediation="Fix the model or data file, or allow each check more time; the rest of the registry "
                                   "was audited.")
     return CheckResult(check=check, status=CheckStatus.ERROR, summary=message, findings=[finding]).to_dict()
 
@@ -95,7 +95,7 @@ def run_unit(unit: WorkUnit) -> UnitOutcome:
     becomes an error outcome. (:class:`KeyboardInterrupt` still propagates.)"""
     from modelshield.errors import ModelShieldError, SecurityError
     from modelshield.policy import Policy
-    from modelshield.runner import audit_run
+    from modelshield.runner import AuditOptions, audit_run
 
     model = None
     refused = None
@@ -117,9 +117,10 @@ def run_unit(unit: WorkUnit) -> UnitOutcome:
             tr = load_dataset(unit.data.train, **kw) if unit.data.train else None
         policy = Policy.from_mapping({k: v for k, v in unit.policy.items() if k != "source"},
                                      source=str(unit.policy.get("source", "<mapping>")))
-        run = audit_run(model, ds, train=tr, checks=[unit.check], policy=policy, seed=unit.seed, quick=unit.quick,
-                        options={k: dict(v) for k, v in unit.options.items()}, model_path=unit.model_path,
-                        artifacts=list(unit.artifacts), label=unit.label)
+        config = AuditOptions(checks=[unit.check], policy=policy, seed=unit.seed, quick=unit.quick,
+                              options={k: dict(v) for k, v in unit.options.items()})
+        run = audit_run(model, ds, train=tr, config=config, model_path=unit.model_path, artifacts=list(unit.artifacts),
+                        label=unit.label)
     except (ModelShieldError, OSError, ValueError) as exc:  # unreadable model or data: this unit is an error row
         msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
         return UnitOutcome(result=error_result(unit.check, msg, rule="unreadable"), error=msg,
