@@ -474,8 +474,9 @@ class PoisoningCheck(Check):
         trig = rep.trigger
         if trig is not None:
             others = [c for c in rep.flagged if c != rep.target]
+            # medium, not high: the MAD bar of 2 over ~10 classes flags about 1 clean model in 10 (docs/poisoning.md)
             result.add(Finding(
-                check=self.name, severity=Severity.HIGH, rule_id="poisoning.neural-cleanse",
+                check=self.name, severity=Severity.MEDIUM, rule_id="poisoning.neural-cleanse",
                 title=f"Backdoor suspected: Neural Cleanse names class {rep.target} as the target",
                 detail=(f"A trigger covering a mask of L1 norm {trig.mask_norm:.3g} sends "
                         f"{trig.attack_success:.0%} of clean held-out rows to class {rep.target}; the other classes "
