@@ -70,7 +70,7 @@ def test_sklearn_retrain_drops_flipped_labels(get_scenario):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--method", "prune"], "unknown --method"),
+    (["--method", "prune"], "unknown backdoor-removal method 'prune'; choose retrain or fine-prune; fix --method"),
     (["--method", "fine-prune"], "needs a PyTorch model"),
 ])
 def test_harden_bad_input_is_one_line_exit_2(get_scenario, tmp_path, capsys, args, needle):

@@ -3,31 +3,16 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from modelshield.cli._common import check_output_path, console, err_console, write_bytes_safely, write_json
+from modelshield._io import check_outputs
+from modelshield.cli._common import console, err_console, print_table, write_bytes_safely, write_json
 from modelshield.cli._loading import LoadFlags, load_options
 from modelshield.errors import EXIT_OK, UserError
 
 __all__ = ["register"]
-
-
-def _model_bytes(model: Any, framework: str) -> bytes:
-    buf = io.BytesIO()
-    if framework == "sklearn":
-        import joblib
-
-        joblib.dump(model, buf)
-    else:
-        import torch
-
-        scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(model)
-        torch.jit.save(scripted, buf)
-    return buf.getvalue()
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -55,16 +40,14 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> int:
         """Find poisoned training rows (label issues, activation clustering, STRIP), drop them and retrain
         MODEL, or fine-prune it; prints a before/after table."""
+        # lazy: numpy, pandas and the detectors only when the command runs
         from modelshield.data.loaders import check_model_width, load_dataset
         from modelshield.harden.backdoor import remove_backdoor
 
-        check_output_path(output, force)
-        if json_out is not None:
-            check_output_path(json_out, force)
+        check_outputs({"--output": output, "--json": json_out}, [model, train, data, triggered], force)
         if epochs < 1 or not (lr > 0):
             raise UserError("--epochs must be at least 1 and --lr positive")
-        tr = load_dataset(train, target=target)
-        held = load_dataset(data, target=target)
+        tr, held = load_dataset(train, target=target), load_dataset(data, target=target)
         trig = load_dataset(triggered, target=target) if triggered is not None else None
         m = load.load(model)
         for ds in (tr, held, trig):
@@ -72,19 +55,12 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                 check_model_width(ds, m)
         err_console.print("[dim]looking for poisoned rows, then removing their effect[/]")
         rep = remove_backdoor(m, tr, held, method=method, triggered=trig, epochs=epochs, lr=lr, seed=seed)
-        write_bytes_safely(output, _model_bytes(rep.model, m.framework), force)
-        doc = rep.to_dict() | {"model": str(model), "output": str(output)}
+        write_bytes_safely(output, rep.model_bytes(), force)
         if json_out is not None:
-            write_json(json_out, doc, force=force)
-        from rich.table import Table
-
-        table = Table(title=f"harden backdoor ({rep.method}): before/after on {len(held)} held-out rows")
+            write_json(json_out, rep.to_dict() | {"model": str(model), "output": str(output)}, force=force)
         cols = list(rep.rows[0])
-        for c in cols:
-            table.add_column(c, justify="left" if c == "model" else "right")
-        for r in rep.rows:
-            table.add_row(*[str(r[c]) for c in cols])
-        console.print(table)
+        print_table(f"harden backdoor ({rep.method}): before/after on {len(held)} held-out rows", cols,
+                    ([r[c] for c in cols] for r in rep.rows), right=[c for c in cols if c != "model"])
         console.print("flagged: " + ", ".join(f"{k} {v}" for k, v in rep.flagged_by.items())
                       + f"; dropped {len(rep.dropped_rows)} training rows")
         for n in rep.notes:

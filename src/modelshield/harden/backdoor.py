@@ -8,6 +8,7 @@ al. 2018).
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ class BackdoorRemoval:
 
     method: str
     model: Any
+    framework: str
     dropped_rows: list[int]
     flagged_by: dict[str, int]
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -38,6 +40,20 @@ class BackdoorRemoval:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "dropped_rows": self.dropped_rows, "flagged_by": self.flagged_by,
                 "table": self.rows, "notes": self.notes}
+
+    def model_bytes(self) -> bytes:
+        """The repaired model serialised in its framework's format: joblib (scikit-learn) or TorchScript."""
+        buf = io.BytesIO()
+        if self.framework == "sklearn":  # lazy imports: each framework's serialiser only when saving
+            import joblib
+
+            joblib.dump(self.model, buf)
+        else:
+            import torch
+
+            scripted = self.model if isinstance(self.model, torch.jit.ScriptModule) else torch.jit.script(self.model)
+            torch.jit.save(scripted, buf)
+        return buf.getvalue()
 
 
 def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -81,14 +97,16 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
     fw = getattr(model, "framework", "")
     method = method or "retrain"
     if method not in METHODS:
-        raise UserError(f"unknown --method {method!r}; choose {' or '.join(METHODS)}")
+        raise UserError(f"unknown backdoor-removal method {method!r}; choose {' or '.join(METHODS)}",
+                        cli_hint="fix --method")
     if fw not in ("sklearn", "pytorch"):
         raise UserError(f"harden backdoor retrains scikit-learn and PyTorch models; this is a {fw or 'unknown'} model")
     if method == "fine-prune" and fw != "pytorch":
-        raise UserError("fine-pruning needs a PyTorch model; use --method retrain for scikit-learn")
-    for name, ds in (("--train", train), ("--data", heldout)):
+        raise UserError("fine-pruning needs a PyTorch model; retrain a scikit-learn model instead",
+                        cli_hint="use --method retrain")
+    for name, flag, ds in (("training data", "--train", train), ("held-out data", "--data", heldout)):
         if ds.y is None:
-            raise DataError(f"{name} has no labels", cli_hint="give the label column with --target")
+            raise DataError(f"the {name} has no labels", cli_hint=f"give the label column of {flag} with --target")
     notes: list[str] = []
     t0 = time.perf_counter()
     flagged, by = _flag(model, train, heldout, seed, notes)
@@ -108,5 +126,6 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
             row["attack_success_rate"] = round(_accuracy(m.predict, triggered), 4)
         rows.append(row)
     notes.append(f"took {time.perf_counter() - t0:.1f}s")
-    return BackdoorRemoval(method=method, model=new, dropped_rows=[int(i) for i in flagged] if method == "retrain"
-                           else [], flagged_by=by, rows=rows, notes=notes)
+    dropped = [int(i) for i in flagged] if method == "retrain" else []
+    return BackdoorRemoval(method=method, model=new, framework=fw, dropped_rows=dropped, flagged_by=by, rows=rows,
+                           notes=notes)

@@ -41,7 +41,7 @@ def flat_features(X: Any, what: str = "training data") -> np.ndarray:
 def label_codes(y: Any, what: str = "training data") -> tuple[np.ndarray, np.ndarray]:
     """``(codes, classes)``: labels as indices 0..K-1 into the sorted distinct labels."""
     if y is None:
-        raise DataError(f"the {what} has no labels; give the label column with --target")
+        raise DataError(f"the {what} has no labels", cli_hint="give the label column with --target")
     classes, codes = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"the {what} has a single class; label checks need at least two")
