@@ -73,6 +73,9 @@ def test_bad_input_exits_2(models, tmp_path, capsys):
         export(DeploySpec(model=tmp_path / "missing", target="k8s"), tmp_path / "x")
     with pytest.raises(UserError):
         export(DeploySpec(model=models["plain"], target="k8s", memory_limit="lots"), tmp_path / "y")
+    with pytest.raises(UserError, match="a signature and its public key go together") as ei:
+        export(DeploySpec(model=models["plain"], target="k8s", signature=models["signature"]), tmp_path / "z")
+    assert ei.value.cli_hint == "give both --signature and --public-key" and "--" not in str(ei.value)
 
 
 #: What a secret looks like in a file: PEM private keys, long hex/base64 runs assigned to key-ish names.

@@ -232,11 +232,13 @@ def test_a_report_about_another_model_is_refused(files, report):
 
 def test_bad_reports_are_format_errors(files, tmp_path):
     (tmp_path / "r.json").write_text("{not json")
-    with pytest.raises(FormatError):
+    with pytest.raises(FormatError, match=r"r\.json is not JSON$") as ei:
         build_bom(files / "model.onnx", tmp_path / "r.json")
+    assert ei.value.cli_hint == "write one with 'modelshield audit --json'"
     for bad in ({"runs": []}, {"passed": True}, [], {"passed": True, "runs": "x"}):
-        with pytest.raises(FormatError):
+        with pytest.raises(FormatError) as ei:
             build_bom(files / "model.onnx", bad)
+        assert "--json" not in str(ei.value)
     sha = hashlib.sha256((files / "model.onnx").read_bytes()).hexdigest()
     rep = _synthetic_report(np.random.default_rng(0), sha)
     rep["runs"][0]["results"] = [{"check": "c", "status": "findings", "findings": [{"severity": "urgent"}]}]

@@ -111,8 +111,8 @@ class BaselineCheck(Check):
                             title="Model is no better than predicting the majority class",
                             detail=f"accuracy {acc:.3f} vs majority-class {majority:.3f}",
                             evidence={"accuracy": acc, "majority_class_accuracy": majority},
-                            remediation="Check that --data, --target and --features match what the model was "
-                                        "trained on; security metrics of a useless model mean little."))
+                            remediation="Check that the data, its label column and its feature columns match what "
+                                        "the model was trained on; security metrics of a useless model mean little."))
         ece_hi = ctx.threshold("baseline.ece.low", 0.1)
         if ece > ece_hi:
             res.add(Finding(check=self.name, severity=Severity.LOW, rule_id="baseline.poor-calibration",

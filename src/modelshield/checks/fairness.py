@@ -131,13 +131,14 @@ class FairnessCheck(Check):
         assert ctx.data is not None
         available = list(ctx.data.sensitive)
         wanted = self.sensitive
-        if isinstance(wanted, str):  # --option fairness.sensitive=sex,race
+        if isinstance(wanted, str):  # one text option "sex,race" (CLI: --option fairness.sensitive=sex,race)
             wanted = [w.strip() for w in wanted.split(",") if w.strip()]
         chosen = list(wanted) if wanted else available
         missing = [s for s in chosen if s not in available]
         if missing:
             raise DataError(f"fairness: sensitive column {missing[0]!r} is not in the data; "
-                            f"available: {', '.join(available) or '(none: pass --sensitive)'}")
+                            f"available: {', '.join(available) or '(none: no sensitive column was named)'}",
+                            cli_hint="name sensitive columns with --sensitive")
         return chosen
 
     # -- run ------------------------------------------------------------------------------------
@@ -212,7 +213,8 @@ class FairnessCheck(Check):
             if len(classes) != 2:
                 raise DataError(
                     f"fairness: the model has {len(classes)} classes; the binary fairness metrics need the "
-                    "favourable one: --option fairness.pos_label=<class>")
+                    "favourable one: set the check's pos_label option",
+                    cli_hint="--option fairness.pos_label=<class>")
             pos = classes[1]
         if pos not in classes:
             # CLI options arrive as YAML scalars: accept "1" for 1 and 1 for "1"

@@ -70,7 +70,8 @@ class DeploySpec:
             if not Path(w).is_file() or not str(w).endswith(".whl"):
                 raise InputNotFoundError(f"wheel not found (or not a .whl file): {w}")
         if (self.signature is None) != (self.public_key is None):
-            raise UserError("give both --signature and --public-key (the gateway verifies the model with both)")
+            raise UserError("a signature and its public key go together (the gateway verifies the model with both)",
+                            cli_hint="give both --signature and --public-key")
         for what, v in (("name", self.name), ("namespace", self.namespace)):
             if not _DNS_LABEL.fullmatch(v):
                 raise UserError(f"{what} {v!r} is not a DNS label (lower-case letters, digits, '-'; at most 63)")

@@ -303,9 +303,9 @@ def mitigate(
     if bad:
         raise UserError(f"unknown mitigation method {bad[0]!r}; choose from: {', '.join(METHODS)}")
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise UserError(f"eps must be a positive number, got {eps}", cli_hint="--eps")
+        raise UserError(f"eps must be a positive number, got {eps}", cli_hint="check --eps")
     if int(max_iter) < 1:
-        raise UserError(f"max_iter must be at least 1, got {max_iter}", cli_hint="--max-iter")
+        raise UserError(f"max_iter must be at least 1, got {max_iter}", cli_hint="check --max-iter")
     if train.y is None:
         raise DataError("mitigation needs labels", cli_hint="name the label column with --target")
     attrs = list(sensitive) if sensitive else list(train.sensitive)

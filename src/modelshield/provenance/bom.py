@@ -168,7 +168,8 @@ def _load_report(report: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any]
     try:
         obj = json.loads(p.read_bytes())
     except (ValueError, UnicodeDecodeError):
-        raise FormatError(f"audit report {p} is not JSON (write one with 'modelshield audit --json')") from None
+        raise FormatError(f"audit report {p} is not JSON",
+                          cli_hint="write one with 'modelshield audit --json'") from None
     return obj, p
 
 
@@ -176,8 +177,8 @@ def _audit(report: str | Path | Mapping[str, Any], model_sha256: str) -> _Audit:
     obj, path = _load_report(report)
     runs = obj.get("runs") if isinstance(obj, dict) else None
     if not isinstance(runs, list) or not isinstance(obj.get("passed"), bool):
-        raise FormatError("audit report is not a modelshield audit report (no 'runs' / 'passed'); "
-                          "write one with 'modelshield audit --json'")
+        raise FormatError("audit report is not a modelshield audit report (no 'runs' / 'passed')",
+                          cli_hint="write one with 'modelshield audit --json'")
     named = [r for r in runs if isinstance(r, dict) and isinstance(r.get("model"), dict)
              and isinstance(r["model"].get("sha256"), str)]
     mine = [r for r in named if hmac.compare_digest(r["model"]["sha256"].lower(), model_sha256)]
