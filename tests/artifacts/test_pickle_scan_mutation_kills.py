@@ -1041,3 +1041,12 @@ def test_fast_opcodes_cut_at_the_end_of_the_data(general, data, message):
     res = stream(P4 + data)
     assert [(f.rule, f.title, f.offset) for f in res.findings] == [
         ("artifact.malformed", f"pickle stream is malformed: {message}", len(P4 + data))]
+
+
+def test_fixed_width_readers():
+    # built once at import; checked here through the builder itself (a mutation test cannot see import-time calls)
+    assert pickle_scan._u("<I")(b"\x01\x02\x03\x04") == 0x04030201
+    assert pickle_scan._u("<i")(b"\xff\xff\xff\xff") == -1
+    assert pickle_scan._u(">d")(struct.pack(">d", 2.5)) == 2.5
+    assert (pickle_scan._U4(b"\x01\x00\x00\x00"), pickle_scan._I4(b"\xfe\xff\xff\xff")) == (1, -2)
+    assert (pickle_scan._U8(b"\x01" + b"\x00" * 7), pickle_scan._U2(b"\x01\x02")) == (1, 0x0201)
