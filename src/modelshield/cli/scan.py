@@ -21,10 +21,11 @@ from modelshield._io import check_outputs
 from modelshield.cli._lean import say, write_json
 from modelshield.errors import UserError
 from modelshield.findings import Severity
-from modelshield.report.sarif import sarif_log
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer
+
+    from modelshield.artifacts.report import ScanReport
 
 __all__ = ["DEFAULT_FAIL_ON", "DEFAULT_TIMEOUT", "register", "scan_command"]
 
@@ -70,9 +71,14 @@ def scan_command(paths: Sequence[Path], *, json_out: Path | None = None, sarif_o
     if json_out is not None:
         write_json(json_out, report.to_dict(), force)
     if sarif_out is not None:
-        log = sarif_log(report.findings, artifact=str(paths[0]), notifications=report.errors)
-        write_json(sarif_out, log, force)
+        _write_sarif(report, str(paths[0]), sarif_out, force)
     return 1 if blocked else 0
+
+
+def _write_sarif(report: ScanReport, artifact: str, out: Path, force: bool) -> None:
+    from modelshield.report.sarif import sarif_log  # lazy: the SARIF writer only with --sarif (scan start-up)
+
+    write_json(out, sarif_log(report.findings, artifact=artifact, notifications=report.errors), force)
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
