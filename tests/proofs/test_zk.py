@@ -225,7 +225,7 @@ def test_existing_output_folder_needs_force(zk_models, setups, tmp_path, capfd):
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     rc = main(["proof", "setup", str(d / "a.onnx"), "--data", str(d / "calib.npz"), "--out", str(other), "--force"])
-    assert "replaces only a proof setup folder" in _one_error(capfd, 2, rc)
+    assert "only a proof setup folder (one with manifest.json) is replaced" in _one_error(capfd, 2, rc)
     assert (other / "keep.txt").read_text() == "mine"
 
 
@@ -259,9 +259,9 @@ def test_force_replaces_a_setup_folder_and_setup_is_reproducible(digits, onnx_ml
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--input-visibility", "secret"], "--input-visibility 'secret' is not one of"),
-    (["--output-visibility", "private"], "--output-visibility 'private' is not one of"),
-    (["--weights-visibility", "private"], "--weights-visibility 'private' is not one of"),
+    (["--input-visibility", "secret"], "input visibility 'secret' is not one of: private, public, hashed; fix --input-visibility"),
+    (["--output-visibility", "private"], "output visibility 'private' is not one of: public; fix --output-visibility"),
+    (["--weights-visibility", "private"], "weights visibility 'private' is not one of: fixed, hashed; fix --weights-visibility"),
 ])
 def test_bad_visibility(args, message, zk_models, tmp_path, capfd):
     d = zk_models["dir"]
@@ -281,7 +281,7 @@ def test_bad_model_data_and_hash(zk_models, setups, proofs, tmp_path, capfd):
                str(tmp_path / "s")])
     assert "rows of 10 values" in _one_error(capfd, 2, rc)
     rc = main(["proof", "verify", str(proofs["a"]), "--setup", str(setups["a"]), "--model-hash", "abc"])
-    assert "not a SHA-256 hex digest" in _one_error(capfd, 2, rc)
+    assert "not a SHA-256 hex digest (64 hex digits); fix --model-hash" in _one_error(capfd, 2, rc)
     (tmp_path / "garbage.json").write_text("{not json")
     rc = main(["proof", "verify", str(tmp_path / "garbage.json"), "--setup", str(setups["a"])])
     assert "not a proof" in _one_error(capfd, 2, rc)

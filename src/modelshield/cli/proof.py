@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from modelshield._io import check_outputs
 from modelshield.cli._common import console, err_console, write_json
 from modelshield.errors import UserError
 
@@ -18,9 +19,9 @@ __all__ = ["register"]
 
 
 def _warn_insecure() -> None:
-    from modelshield.proofs import INSECURE_SRS_WARNING
+    from modelshield.proofs import INSECURE_SRS_WARNING  # lazy: the proofs engine pulls in numpy
 
-    err_console.print(INSECURE_SRS_WARNING, highlight=False, markup=False, soft_wrap=True)
+    err_console.print(f"{INSECURE_SRS_WARNING} (--srs)", highlight=False, markup=False, soft_wrap=True)
 
 
 def _fmt(values: list[float]) -> str:
@@ -50,7 +51,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing setup folder."),
     ) -> None:
         """Build the circuit and keys of MODEL in --out, bound to the model's SHA-256 (file and weights)."""
-        from modelshield.proofs import Visibility, setup
+        from modelshield.proofs import Visibility, setup  # lazy: the proofs engine pulls in numpy
 
         vis = Visibility(input=input_visibility, output=output_visibility, weights=weights_visibility).validate()
         r = setup(model, data, out, srs=srs, visibility=vis, force=force)
@@ -69,7 +70,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     ) -> None:
         """Prove that the setup's model produced its output on --input; the proof carries the output."""
-        from modelshield.proofs import load_manifest, prove
+        from modelshield.proofs import load_manifest, prove  # lazy: the proofs engine pulls in numpy
 
         if load_manifest(setup_dir, ()).insecure_srs:
             _warn_insecure()
@@ -87,8 +88,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite --json if it exists."),
     ) -> None:
         """Verify a proof: exit 0 valid, 3 invalid or bound to another model."""
-        from modelshield._io import check_outputs
-        from modelshield.proofs import load_manifest, verify
+        from modelshield.proofs import load_manifest, verify  # lazy: the proofs engine pulls in numpy
 
         check_outputs({"--json": json_out}, [proof_path, setup_dir], force)
         if load_manifest(setup_dir, ()).insecure_srs:

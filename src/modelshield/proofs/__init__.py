@@ -10,32 +10,7 @@ See docs/proofs.md for what a proof shows and what it does not.
 
 from __future__ import annotations
 
-from modelshield.proofs.zk import (
-    INSECURE_SRS,
-    INSECURE_SRS_WARNING,
-    Manifest,
-    ProofResult,
-    SetupResult,
-    Verdict,
-    Visibility,
-    load_manifest,
-    model_hashes,
-    prove,
-    setup,
-    verify,
-)
+from modelshield.proofs import zk
+from modelshield.proofs.zk import *  # noqa: F403 - the package's API is zk's, listed once in zk.__all__
 
-__all__ = [
-    "INSECURE_SRS",
-    "INSECURE_SRS_WARNING",
-    "Manifest",
-    "ProofResult",
-    "SetupResult",
-    "Verdict",
-    "Visibility",
-    "load_manifest",
-    "model_hashes",
-    "prove",
-    "setup",
-    "verify",
-]
+__all__ = zk.__all__

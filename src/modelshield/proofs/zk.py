@@ -76,7 +76,7 @@ INSECURE_SRS = "insecure-test"
 SUPPLIED_SRS = "supplied"
 INSECURE_SRS_WARNING = (
     "WARNING: insecure test SRS (srs: insecure-test): it was generated on this machine, so whoever ran setup "
-    "knows its secret and can forge proofs; pass --srs with a file from a public ceremony for real use")
+    "knows its secret and can forge proofs; use an SRS file from a public ceremony for real use")
 
 INPUT_CHOICES = ("private", "public", "hashed")
 OUTPUT_CHOICES = ("public",)  # the proof must carry the output it vouches for
@@ -106,7 +106,8 @@ class Visibility:
         for what, value, allowed in (("input", self.input, INPUT_CHOICES), ("output", self.output, OUTPUT_CHOICES),
                                      ("weights", self.weights, WEIGHT_CHOICES)):
             if value not in allowed:
-                raise UserError(f"--{what}-visibility {value!r} is not one of: {', '.join(allowed)}")
+                raise UserError(f"{what} visibility {value!r} is not one of: {', '.join(allowed)}",
+                                cli_hint=f"fix --{what}-visibility")
         return self
 
 
@@ -174,6 +175,8 @@ class Manifest:
 
 @dataclass(frozen=True, kw_only=True)
 class SetupResult:
+    """What :func:`setup` wrote: the setup folder, its manifest, seconds per stage and file sizes."""
+
     path: Path
     manifest: Manifest
     timings: dict[str, float] = field(default_factory=dict)
@@ -182,6 +185,9 @@ class SetupResult:
 
 @dataclass(frozen=True, kw_only=True)
 class ProofResult:
+    """What :func:`prove` wrote: the proof file, the output it vouches for (and its class), the model it is
+    bound to, the SRS kind, seconds per stage and the file's size."""
+
     path: Path
     output: list[float]
     predicted_class: int
@@ -375,11 +381,11 @@ def _prepare_out(out: Path, force: bool, inputs: list[Path]) -> None:
         if not out.is_dir() or out.is_symlink():
             raise OutputError(f"output {out} is not a folder")
         if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise OutputError(f"--force replaces only a proof setup folder (one with {MANIFEST}); {out} holds "
-                              "other files")
+            raise OutputError(f"only a proof setup folder (one with {MANIFEST}) is replaced; {out} holds other files",
+                              cli_hint="choose another --out")
         for p in inputs:
             if p.resolve().is_relative_to(out.resolve()):
-                raise UserError(f"{p} is inside the output folder {out}, which --force would replace")
+                raise UserError(f"{p} is inside the output folder {out}, which replacing it would delete")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: folder {parent} does not exist")
@@ -388,7 +394,7 @@ def _prepare_out(out: Path, force: bool, inputs: list[Path]) -> None:
 
 
 def _install(work: Path, out: Path) -> None:
-    """Move the finished folder into place; an old one (``--force``) is replaced only now."""
+    """Move the finished folder into place; an old one (``force``) is replaced only now."""
     if out.exists():
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
         os.rename(out, old)
@@ -598,7 +604,8 @@ def prove(setup_dir: str | Path, x: str | Path | np.ndarray, out: str | Path, *,
 def _norm_hash(h: str) -> str:
     v = h.strip().lower().removeprefix("sha256:")
     if not _HEX64.fullmatch(v):
-        raise UserError(f"--model-hash {h!r} is not a SHA-256 hex digest (64 hex digits)")
+        raise UserError(f"expected model hash {h!r} is not a SHA-256 hex digest (64 hex digits)",
+                        cli_hint="fix --model-hash")
     return v
 
 
