@@ -119,8 +119,9 @@ def test_training_data_without_labels_in_process_is_an_option_error(get_scenario
 
     sc = get_scenario("breast_cancer", 0, False)
     ctx = AuditContext(model=sc.model, data=Dataset(X=sc.Xte, y=sc.yte), train=Dataset(X=sc.Xtr))
-    with pytest.raises(OptionError, match="labelled training data"):
+    with pytest.raises(OptionError, match=r"^the poisoning check needs labelled training data$") as info:
         PoisoningCheck().run(ctx)
+    assert info.value.cli_hint == "give the label column with --target (it must be in --train too)"
 
 
 def test_label_flipping_is_reported_by_index_in_the_check(get_scenario):

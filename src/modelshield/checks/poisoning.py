@@ -162,8 +162,8 @@ class PoisoningCheck(Check):
         self.check_options()
         train = ctx.train
         if train.y is None:
-            raise OptionError("the poisoning check needs labelled training data: give the label column with "
-                              "--target (it must be in --train too)")
+            raise OptionError("the poisoning check needs labelled training data",
+                              cli_hint="give the label column with --target (it must be in --train too)")
         max_rows = min(self.max_rows, 4000) if ctx.quick else self.max_rows  # quick: small budgets
         idx = np.arange(len(train))
         if len(train) > max_rows:
