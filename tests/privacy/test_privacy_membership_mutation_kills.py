@@ -1030,3 +1030,146 @@ def test_module_constants() -> None:
     assert mi.LEVEL_LABELS == {0.01: "1%", 0.001: "0.1%"}
     assert mi.BOOTSTRAP_METHODS == ("exact", "bayesian", "multinomial")
     assert (mi._PROB_EPS, mi._EPS) == (1e-4, 1e-12)
+
+
+# --- PyTorch shadows: the recipe, the logit function, the TorchScript rebuild ----------------------
+
+
+def _reference_fit(module: Any, X: np.ndarray, y: np.ndarray, seed: int, *, epochs: int, batch_size: int | None,
+                   lr: float, weight_decay: float, optimizer: str) -> Any:
+    """The documented recipe written out: seeded re-initialisation, seeded batch order, cross-entropy."""
+    import torch
+
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    gen = torch.Generator().manual_seed(seed)
+    params = list(module.parameters())
+    opt = (torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay) if optimizer == "sgd"
+           else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
+    Xt = torch.tensor(X, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.int64)
+    n = len(Xt)
+    bs = min(batch_size, n) if batch_size else n
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(module(Xt[idx]), yt[idx]).backward()
+            opt.step()
+    return module.eval()
+
+
+@pytest.mark.parametrize(("optimizer", "batch_size", "lr", "wd"), [("sgd", 8, 0.05, 0.01), ("adam", None, 0.02, 0.0),
+                                                                   ("adam", 16, 0.003, 0.1), ("sgd", 100, 0.2, 0.0)])
+def test_training_recipe_follows_the_documented_recipe(optimizer: str, batch_size: int | None, lr: float,
+                                                       wd: float) -> None:
+    import torch
+
+    X, y = _data(40, 4)
+    torch.manual_seed(123)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    recipe = mi.TrainingRecipe(epochs=7, batch_size=batch_size, lr=lr, weight_decay=wd, optimizer=optimizer)
+    import copy
+
+    got = recipe.fit(copy.deepcopy(net), X, y.astype(np.int32), seed=3)  # any integer label type
+    want = _reference_fit(copy.deepcopy(net), X, y, 3, epochs=7, batch_size=batch_size, lr=lr, weight_decay=wd,
+                          optimizer=optimizer)
+    for p, q in zip(got.parameters(), want.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    assert not got.training
+
+
+def test_training_recipe_defaults_and_global_rng() -> None:
+    import copy
+
+    import torch
+
+    X, y = _data(30, 2)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    rec = mi.TrainingRecipe(epochs=3)
+    torch.manual_seed(9)
+    before = torch.rand(3)
+    torch.manual_seed(9)
+    a = rec.fit(copy.deepcopy(net), X, y)  # seed 0 by default
+    after = torch.rand(3)
+    torch.testing.assert_close(before, after)  # the global generator is left as it was
+    b = rec.fit(copy.deepcopy(net), X, y, seed=0)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_torch_logit_fn_takes_any_float_input() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4))
+    fn = mi._torch_logit_fn(net)
+    X = np.random.default_rng(1).normal(size=(6, 3))  # float64 input, float32 model
+    out = fn(X)
+    with torch.no_grad():
+        want = torch.log_softmax(net(torch.as_tensor(X, dtype=torch.float32)).double(), dim=1).numpy()
+    assert out.dtype == np.float64 and out.shape == (6, 4)
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    assert fn.log_probs is True  # type: ignore[attr-defined]
+
+
+def _scripted_with_fake_relu(scale: float, shift: float, *, zero: bool = False) -> Any:
+    import torch
+
+    class ReLU(torch.nn.Module):  # named like torch's ReLU, but not the same function
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = scale
+            self.shift = shift
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x) * self.scale + self.shift
+
+    lin = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        if zero:
+            lin.weight.zero_()
+            lin.bias.zero_()
+        else:
+            lin.weight.copy_(3 * torch.eye(4))
+            lin.bias.zero_()
+    return torch.jit.script(torch.nn.Sequential(lin, ReLU()))
+
+
+def test_rebuild_checks_the_copy_against_the_scripted_module() -> None:
+    """A rebuilt copy is used only when it reproduces the scripted outputs within rtol 1e-4, atol 1e-5."""
+    assert mi.rebuild_torchscript_mlp(_scripted_with_fake_relu(1.0, 0.0)) is not None  # really a ReLU
+    assert mi.rebuild_torchscript_mlp(_scripted_with_fake_relu(1.5, 0.0)) is None  # 50 % off
+    assert mi.rebuild_torchscript_mlp(_scripted_with_fake_relu(1 + 5e-5, 0.0)) is not None  # within rtol 1e-4
+    assert mi.rebuild_torchscript_mlp(_scripted_with_fake_relu(1 + 5e-4, 0.0)) is None
+    assert mi.rebuild_torchscript_mlp(_scripted_with_fake_relu(1.0, 5e-6, zero=True)) is not None  # within atol
+    assert mi.rebuild_torchscript_mlp(_scripted_with_fake_relu(1.0, 0.5, zero=True)) is None
+
+
+def test_rebuild_leaves_the_global_rng_alone_and_needs_a_scripted_sequential() -> None:
+    import types
+
+    import torch
+
+    class Chain(torch.nn.Module):  # children are Linear layers applied in order, but not a Sequential
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(3, 4)
+            self.b = torch.nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x))
+
+    assert mi.rebuild_torchscript_mlp(torch.jit.script(Chain())) is None
+    assert mi.rebuild_torchscript_mlp(types.SimpleNamespace(original_name="Sequential")) is None
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
+    # the check's input comes from its own generator: the global one only initialises the new layers
+    torch.manual_seed(5)
+    _ = (torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    want = torch.rand(4)
+    torch.manual_seed(5)
+    assert mi.rebuild_torchscript_mlp(scripted) is not None
+    torch.testing.assert_close(torch.rand(4), want)

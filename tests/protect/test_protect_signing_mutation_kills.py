@@ -286,6 +286,8 @@ def test_sign_refusals_are_exact(tmp_path: Path, ed_key: ed25519.Ed25519PrivateK
     assert not (tmp_path / "m.bin.sig").exists()
     sign(f, ed_key, serialization="shards", shard_size=1)  # the smallest shard size is allowed
     assert _statement(tmp_path / "m.bin.sig")["predicate"]["resources"][0]["name"] == ".:0:1"
+    one = verify(f, ed_key.public_key())  # ... and verifies
+    assert one.manifest.shard_size == 1 and one.manifest.files == {".:0:1": _sha(b"w")}
     err = _err(lambda: sign(f, ed_key), OutputError)
     assert err == f"signature {tmp_path / 'm.bin.sig'} already exists"
     before = (tmp_path / "m.bin.sig").read_bytes()
@@ -1288,3 +1290,33 @@ def test_verify_with_workers_and_a_signature_given_as_text(tmp_path: Path, model
         for k in _both(key.public_key()):
             res = verify(str(model), k, signature=str(sig), workers=w)
             assert res.path == model and res.signature == sig and res.files == 4
+
+
+# --- the workers argument reaches the hashing engine -------------------------------------------------
+
+
+def test_workers_reach_the_hashing_engine(tmp_path: Path, model: Path, ed_key: ed25519.Ed25519PrivateKey,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+    real_jobs, real_buf = signing.hash_jobs, signing.hash_buffer_ranges
+
+    def jobs(*a: Any, **kw: Any) -> list[str]:
+        seen.append(("jobs", kw.get("workers", "absent")))
+        return real_jobs(*a, **kw)
+
+    def buf(*a: Any, **kw: Any) -> list[str]:
+        seen.append(("buffer", kw.get("workers", "absent")))
+        return real_buf(*a, **kw)
+
+    monkeypatch.setattr(signing, "hash_jobs", jobs)
+    monkeypatch.setattr(signing, "hash_buffer_ranges", buf)
+    build_manifest(model, workers=3)
+    sign(model, lambda: ed_key, workers=5)
+    sign(model, ed_key, workers=6, force=True)
+    verify(model, ed_key.public_key(), workers=7)
+    verify(model, lambda: ed_key.public_key(), workers=2)
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(3 * SHARD))
+    sig = sign(f, ed_key, serialization="shards", shard_size=SHARD, workers=4)
+    verify_bytes(f.read_bytes(), "f.bin", ed_key.public_key(), signature=sig, workers=9)
+    assert seen == [("jobs", 3), ("jobs", 5), ("jobs", 6), ("jobs", 7), ("jobs", 2), ("jobs", 4), ("buffer", 9)]
