@@ -144,7 +144,10 @@ def test_off_by_default_and_config_validation(gateway, tmp_path):
             load_config(cfg)
 
 
-def test_too_few_reference_rows_is_a_clear_error(backdoored):
+def test_too_few_or_no_reference_rows_is_a_clear_error(backdoored, tmp_path):
     model, ref, _, _ = backdoored
     with pytest.raises(DataError, match="at least 20 reference rows"):
         StripDetector(seed=0).fit(model, ref[:10])
+    config = ServeConfig.model_validate({"state_dir": str(tmp_path / "s"), "input": {"strip": {"enabled": True}}})
+    with pytest.raises(UserError, match=r"input\.strip needs reference data"):
+        create_app(model, config, reference=None)

@@ -29,7 +29,7 @@ import numpy as np
 
 from modelshield._io import private_dir
 from modelshield.data.loaders import first_non_finite, load_dataset, require_numeric
-from modelshield.errors import DataError, ModelShieldError
+from modelshield.errors import DataError, ModelShieldError, UserError
 from modelshield.models.base import BaseModel
 from modelshield.serve.auditlog import AuditLog, AuditRecord, load_or_create_key, write_anchor
 from modelshield.serve.auth import Authenticator, AuthError, FailureTracker, KeyStore, Principal
@@ -119,6 +119,9 @@ class Gateway:
             raise DataError(f"{config.reference or 'the reference data'}: missing or non-finite value in row "
                             f"{r + 1}, column {c + 1} ({n_rows} rows in all); the reference data must be complete "
                             "numeric rows (drop or fill them)")
+        if self.reference is None and config.input.strip.enabled:
+            raise UserError("input.strip needs reference data (the reference file): STRIP superimposes requests "
+                            "with clean reference rows and sets its threshold on them")
         self.n_features = (self.reference.shape[1] if self.reference is not None
                            else model.input_spec.n_features)
         self.keys = KeyStore(state, reload_every_s=config.auth.reload_every_s)
