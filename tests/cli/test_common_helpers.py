@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelshield.cli import _common
-from modelshield.errors import OutputError, UserError
+from modelshield.errors import UserError
 
 
 def test_print_table_renders_every_cell_and_aligns_the_named_columns(monkeypatch):
@@ -21,19 +21,6 @@ def test_print_table_renders_every_cell_and_aligns_the_named_columns(monkeypatch
     # right-aligned numbers end in the same column; left-aligned names start in the same column
     assert row1.index("1") + 1 == row2.index("12345") + 5
     assert row1.index("alpha") == row2.index("b")
-
-
-def test_check_output_folder(tmp_path):
-    _common.check_output_folder(tmp_path / "new", force=False)  # a folder to create: fine
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match="is a file"):
-        _common.check_output_folder(tmp_path / "file", force=True)
-    (tmp_path / "there").mkdir()
-    with pytest.raises(OutputError, match="already exists; pass --force"):
-        _common.check_output_folder(tmp_path / "there", force=False)
-    _common.check_output_folder(tmp_path / "there", force=True)
-    with pytest.raises(OutputError, match="does not exist"):
-        _common.check_output_folder(tmp_path / "missing" / "out", force=False, flag="--out")
 
 
 def test_parse_headers():

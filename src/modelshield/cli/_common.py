@@ -11,11 +11,10 @@ import yaml
 from rich.console import Console
 
 from modelshield._io import check_output_path, write_bytes_safely, write_json, write_text_safely
-from modelshield.errors import OutputError, UserError
+from modelshield.errors import UserError
 
 __all__ = [
     "PIPED_WIDTH",
-    "check_output_folder",
     "console",
     "err_console",
     "check_output_path",
@@ -107,13 +106,3 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_row(*(str(v) for v in row))
     console.print(table)
 
-
-def check_output_folder(path: Any, force: bool, flag: str = "--output") -> None:
-    """An output folder to create: not a file, not there yet unless ``force`` (then written into), and its
-    parent exists; otherwise one line, exit 2."""
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{flag} {path} is a file; give a folder to create")
-    if path.exists() and not force:
-        raise OutputError(f"output folder {path} already exists; pass --force to write into it")
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot create {path}: folder {path.parent} does not exist")
