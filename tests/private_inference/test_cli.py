@@ -76,3 +76,38 @@ def test_he_infer_tampered_exit_3(files, capsys):
 def test_bad_technique_and_parties_exit_2(files, capsys):
     assert main(["private", "plan", str(files / "lr.joblib"), "--trust", "--technique", "fhe"]) == 2
     assert main(["private", "plan", str(files / "lr.joblib"), "--trust", "--technique", "mpc", "--parties", "5"]) == 2
+
+
+def test_mpc_two_parties_refused_one_line_exit_2(files, capsys):
+    for cmd in (["mpc-infer", "--data", str(files / "test.csv"), "--target", "label"], ["plan", "--technique", "mpc"]):
+        rc = main(["private", cmd[0], str(files / "lr.joblib"), "--trust", *cmd[1:], "--parties", "2"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and "threshold" in err and "not hidden" in err, (cmd, err)
+        assert "--allow-no-secrecy" in err
+
+
+def test_plan_mpc_two_parties_opt_in_json(files, capsys):
+    out = files / "plan2.json"
+    rc = main(["private", "plan", str(files / "lr.joblib"), "--trust", "--technique", "mpc", "--parties", "2",
+               "--allow-no-secrecy", "--json", str(out), "--force"])
+    assert rc == 0 and "threshold: 0, inputs NOT hidden" in capsys.readouterr().out
+    p = json.loads(out.read_text())
+    assert p["threshold"] == 0 and p["threat_model"]["inputs_hidden"] is False
+
+
+@pytest.mark.parametrize("parties", [3, 2])
+def test_mpc_infer_json_threshold_and_threat_model(files, capsys, parties):
+    pytest.importorskip("mpyc")
+    out = files / f"mpc{parties}.json"
+    opt_in = ["--allow-no-secrecy"] if parties == 2 else []
+    rc = main(["private", "mpc-infer", str(files / "lr.joblib"), "--trust", "--data", str(files / "test.csv"),
+               "--target", "label", "--max-samples", "4", "--parties", str(parties), *opt_in, "--json", str(out),
+               "--force"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(out.read_text())
+    t = (parties - 1) // 2
+    assert r["threshold"] == t and r["threat_model"]["threshold"] == t
+    assert r["threat_model"]["adversary"].startswith("semi-honest")
+    assert r["threat_model"]["inputs_hidden"] is (parties == 3) and r["agreement"] == 1.0
+    assert f"threshold: {t}, " in printed and ("NOT hidden" in printed) is (parties == 2)

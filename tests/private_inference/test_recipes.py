@@ -138,9 +138,15 @@ def test_describe_runs():
                                                               "coeff_mod_bit_sizes": [60, 40, 60], "scale": 2 ** 40}})
     assert he.startswith("HE batched: 4 rows, accuracy 0.7500 (plaintext 0.5000), argmax agreement 1.0000")
     assert "N=8192 coeff [60, 40, 60]" in he and "2.5 ms/sample" in he
-    mpc = describe_mpc({**base, "parties": 3, "accuracy": None, "plaintext_accuracy": None, "bytes_sent": [1, 2, 3]})
+    mpc = describe_mpc({**base, "parties": 3, "threshold": 1, "accuracy": None, "plaintext_accuracy": None,
+                        "bytes_sent": [1, 2, 3]})
     assert mpc == ("MPC 3 parties: 4 rows, accuracy n/a, agreement 1.0000, 2.5 ms/sample, "
-                   "bytes sent per party [1, 2, 3]")
+                   "bytes sent per party [1, 2, 3]; threshold: 1, inputs hidden from any single party "
+                   "(semi-honest parties, honest majority)")
+    two = describe_mpc({**base, "parties": 2, "threshold": 0, "accuracy": None, "plaintext_accuracy": None,
+                        "bytes_sent": [1, 2], "peak_rss_bytes": [3 * 2**20, 2**21]})
+    assert two.endswith("[1, 2], peak RSS per party [3.0, 2.0] MiB; threshold: 0, inputs NOT hidden: each share "
+                        "is the secret itself (a functional run only)")
 
 
 def test_describe_plan_mpc_and_he(lr, table):
@@ -150,6 +156,7 @@ def test_describe_plan_mpc_and_he(lr, table):
     mpc = describe_plan(plan(p.net, "mpc", p.X, p.y, parties=3))
     assert mpc[0].startswith("private inference plan (mpc):") and mpc[0].endswith("30 inputs -> 1 outputs: feasible")
     assert mpc[-1].startswith("  expected: ") and "(3 parties)" in mpc[-1]
+    assert mpc[-2] == "  threshold: 1, inputs hidden from any single party (semi-honest parties, honest majority)"
     he = describe_plan(plan(p.net, "he", p.X, p.y))
     assert any(line.startswith("  batched: depth ") for line in he)
     assert any(line.startswith("  per_sample: depth ") for line in he)

@@ -25,6 +25,8 @@ __all__ = ["register"]
 _TARGET = typer.Option(None, "--target", "-t", help="Label column (CSV/Parquet).")
 _MAX_200 = typer.Option(200, "--max-samples", help="Run at most this many rows.")
 _JSON = typer.Option(None, "--json", help="Write the results as JSON here.")
+_NO_SECRECY = typer.Option(False, "--allow-no-secrecy", help="Allow --parties 2: mpyc's threshold is then 0, each "
+                                                              "share is the secret itself (a functional run only).")
 
 
 def register(app: typer.Typer, harden: typer.Typer) -> None:
@@ -46,6 +48,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                             "the fixed cost table."),
         max_samples: int = typer.Option(2000, "--max-samples", help="Use at most this many rows."),
         json_out: Path = typer.Option(None, "--json", help="Write the plan as JSON here."),
+        allow_no_secrecy: bool = _NO_SECRECY,
         force: bool = FORCE_OPTION,
         *,
         load: LoadFlags,
@@ -57,7 +60,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         check_outputs({"--json": json_out}, [model, data, *load.inputs], force)
         check_degree(degree)
         p = read_model(model, data, target, load, max_samples)
-        result = plan(p.net, technique, p.X, p.y, degree=degree, parties=parties, calibrate_costs=calibrate)
+        result = plan(p.net, technique, p.X, p.y, degree=degree, parties=parties, calibrate_costs=calibrate,
+                      allow_no_secrecy=allow_no_secrecy)
         for line in describe_plan(result):
             say_line(line)
         if json_out is not None:
@@ -102,22 +106,25 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         model: str = MODEL_ARGUMENT,
         data: Path = typer.Option(..., "--data", "-d", help="Labelled rows to run under MPC."),
         target: str = _TARGET,
-        parties: int = typer.Option(3, "--parties", help="Parties (2 or 3), each a separate OS process."),
+        parties: int = typer.Option(3, "--parties", help="Parties, each a separate OS process: 3 (2 hides nothing)."),
         port: int = typer.Option(None, "--port", help="First loopback port (default: free ports)."),
         max_samples: int = _MAX_200,
         timeout: float = typer.Option(300.0, "--timeout", help="Seconds before the parties are stopped."),
         json_out: Path = _JSON,
+        allow_no_secrecy: bool = _NO_SECRECY,
         force: bool = FORCE_OPTION,
         *,
         load: LoadFlags,
     ) -> None:
         """Run MODEL under mpyc secret sharing among PARTIES local processes and compare with plaintext."""
-        from modelshield.private_inference.mpc import evaluate_mpc  # lazy: keeps CLI start-up free of numpy
+        from modelshield.private_inference.mpc import check_parties, evaluate_mpc  # lazy: CLI start-up without numpy
         from modelshield.private_inference.recipes import describe_mpc
 
         check_outputs({"--json": json_out}, [model, data, *load.inputs], force)
+        check_parties(parties, allow_no_secrecy=allow_no_secrecy)  # before the model is loaded
         p = read_model(model, data, target, load, max_samples)
-        r = evaluate_mpc(p.net, p.X, p.y, parties=parties, port=port, timeout=timeout)
+        r = evaluate_mpc(p.net, p.X, p.y, parties=parties, port=port, timeout=timeout,
+                         allow_no_secrecy=allow_no_secrecy)
         say_line(describe_mpc(r))
         if json_out is not None:
             write_json(json_out, r, force)

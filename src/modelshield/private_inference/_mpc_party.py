@@ -10,6 +10,7 @@ values.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 
@@ -71,7 +72,8 @@ def main() -> int:
         nbytes = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != me)
         await mpc.shutdown()
         stats = {"party": me, "bytes_sent": int(nbytes), "messages_to_next_party": counter["messages"],
-                 "seconds": seconds}
+                 "seconds": seconds,  # ru_maxrss is in KiB on Linux: this process's peak resident set
+                 "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
         if me == 1:
             stats["predictions"] = [int(v) for v in np.asarray(out).reshape(-1)]
         with open(job["out"].format(party=me), "w") as fh:

@@ -3,9 +3,14 @@
 Each party is a separate OS process on loopback (:mod:`._mpc_party`). Party 0 (model owner) secret-shares
 the weights, party 1 (client) the rows; they compute ``X @ W + b`` per layer on shares, ReLU by a secure
 comparison, x^2 by a secure multiplication, other activations by their polynomial, and the argmax by secure
-comparisons; only the predicted classes are opened, to the client alone. With 3 parties mpyc's threshold is
-1: any single party's view hides the other parties' secrets. With 2 parties the threshold is 0 and the
-shares hide nothing: a functional run only (said in the output).
+comparisons; only the predicted classes are opened, to the client alone.
+
+Threat model: semi-honest (passive) parties. mpyc's Shamir threshold is ``t = (m - 1) // 2`` (its
+``runtime.setup``), and a degree-``t`` sharing hides a secret from any ``t`` parties only. With 3 parties
+``t = 1``: any single party's view hides the other parties' inputs (honest majority: at most one party
+colludes). With 2 parties ``t = 0``: the sharing polynomial is the constant secret, every share *is* the
+secret, and neither party's input is hidden from the other; such a run is refused unless the caller opts in
+(``allow_no_secrecy``), and then its result says ``threshold: 0`` and that the inputs are not hidden.
 """
 
 from __future__ import annotations
@@ -26,9 +31,35 @@ from modelshield.errors import MissingExtraError, UserError
 from modelshield.private_inference.approx import fit_activations
 from modelshield.private_inference.network import Dense, Network, _argmax
 
-__all__ = ["evaluate_mpc", "run_mpc"]
+__all__ = ["PARTIES", "check_parties", "evaluate_mpc", "run_mpc", "threat_model"]
 
 PARTIES = (2, 3)
+
+NOT_HIDDEN = ("2 parties: mpyc's Shamir threshold t = (m-1)//2 is 0, each share is the secret itself: the inputs "
+              "(weights, rows) are not hidden from the other party")
+
+
+def check_parties(parties: int, *, allow_no_secrecy: bool = False) -> None:
+    """Refuse a party count mpyc cannot run here, and 2 parties (no secrecy) unless the caller opts in."""
+    if parties not in PARTIES:
+        raise UserError(f"{parties} parties: private inference runs with 2 or 3 mpyc parties "
+                        "(owner, client, helper)", cli_hint="--parties")
+    if parties == 2 and not allow_no_secrecy:
+        raise UserError(f"{NOT_HIDDEN}; secret sharing needs 3 parties (honest majority)",
+                        cli_hint="use --parties 3, or --allow-no-secrecy for a functional run that hides nothing")
+
+
+def threat_model(parties: int) -> dict[str, Any]:
+    """What an MPC run with ``parties`` mpyc parties protects, and against whom (JSON-ready)."""
+    t = (parties - 1) // 2
+    out: dict[str, Any] = {"adversary": "semi-honest (passive): parties follow the protocol and may inspect "
+                                        "what they receive", "parties": parties, "threshold": t}
+    if t == 0:
+        return out | {"inputs_hidden": False, "honest_majority": False, "note": NOT_HIDDEN}
+    return out | {"inputs_hidden": True, "honest_majority": True,
+                  "note": f"honest majority: the inputs stay hidden while at most {t} of the {parties} parties "
+                          "collude; only the predicted classes are opened, to the client (party 1); no "
+                          "protection against a party that deviates from the protocol"}
 
 
 def _free_base(m: int) -> int:
@@ -51,13 +82,13 @@ def _port_free(port: int) -> bool:
 
 
 def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None = None, timeout: float = 300.0,
-            degree: int | None = None, bits: int = 64, frac: int = 24) -> dict[str, Any]:
-    """Predicted class indices of ``X`` under MPC, with per-party bytes sent and messages."""
+            degree: int | None = None, bits: int = 64, frac: int = 24, allow_no_secrecy: bool = False
+            ) -> dict[str, Any]:
+    """Predicted class indices of ``X`` under MPC, with per-party bytes sent, messages and peak RSS.
+    Two parties are refused unless ``allow_no_secrecy`` (see the module docstring)."""
+    check_parties(parties, allow_no_secrecy=allow_no_secrecy)
     if importlib.util.find_spec("mpyc") is None:  # the parties import it; not imported here (it logs on import)
         raise MissingExtraError("mpyc", "private", "MPC inference")
-    if parties not in PARTIES:
-        raise UserError(f"{parties} parties: private inference runs with 2 or 3 mpyc parties "
-                        "(owner, client, helper)", cli_hint="--parties")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != net.n_inputs:
         raise UserError(f"the data has {X.shape[-1]} features; the model takes {net.n_inputs}")
@@ -113,7 +144,8 @@ def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None =
             with open(os.path.join(d, f"out{i}.json")) as fh:
                 stats.append(json.load(fh))
     return {"predictions": np.asarray(stats[1]["predictions"]), "parties": parties, "threshold": (parties - 1) // 2,
-            "bytes_sent": [s["bytes_sent"] for s in stats],
+            "threat_model": threat_model(parties), "bytes_sent": [s["bytes_sent"] for s in stats],
+            "peak_rss_bytes": [s["peak_rss_bytes"] for s in stats],
             "messages_to_next_party": [s["messages_to_next_party"] for s in stats],
             "protocol_seconds": max(s["seconds"] for s in stats), "wall_seconds": wall,
             "fixed_point": {"bits": bits, "fractional_bits": frac}}
@@ -136,7 +168,7 @@ def evaluate_mpc(net: Network, X: np.ndarray, y: np.ndarray | None = None, **kw:
     out["rounds"] = max(r["messages_to_next_party"])
     out["rounds_note"] = ("messages each party sent to the next one: an upper bound on the communication rounds "
                           "(mpyc batches the messages of one round per peer)")
-    if r["parties"] == 2:
-        out["warning"] = "2 parties: mpyc's threshold is 0, the shares hide nothing; a functional run only"
+    if r["threshold"] == 0:
+        out["warning"] = f"{NOT_HIDDEN}: a functional run only"
     out.update(r)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 from modelshield.errors import UserError
 from modelshield.private_inference.approx import PolyAct, approx_forward, fit_activations, poly_depth
 from modelshield.private_inference.he import batched_depth, packable, per_sample_depth, value_bound
+from modelshield.private_inference.mpc import check_parties, threat_model
 from modelshield.private_inference.network import Act, Dense, Network, _argmax
 from modelshield.private_inference.params import (
     DEFAULT_COSTS,
@@ -151,8 +152,10 @@ def batched_params(net: Network, polys: list[PolyAct], rows: np.ndarray) -> CKKS
 
 
 def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarray | None = None, *,
-         degree: int | None = None, parties: int = 3, calibrate_costs: bool = False) -> dict[str, Any]:
-    """The plan (a JSON-ready dict) for running ``net`` privately; raises when it cannot be done."""
+         degree: int | None = None, parties: int = 3, calibrate_costs: bool = False,
+         allow_no_secrecy: bool = False) -> dict[str, Any]:
+    """The plan (a JSON-ready dict) for running ``net`` privately; raises when it cannot be done (for MPC,
+    2 parties too unless ``allow_no_secrecy``: their shares hide nothing, see :mod:`.mpc`)."""
     if technique not in TECHNIQUES:
         raise UserError(f"unknown technique {technique!r}; expected he or mpc", cli_hint="--technique")
     if X is not None and np.asarray(X).shape[1] != net.n_inputs:
@@ -195,8 +198,9 @@ def plan(net: Network, technique: str, X: np.ndarray | None = None, y: np.ndarra
         out["security"] = "128-bit classical (HE standard table: max coefficient-modulus bits per ring degree)"
         out["estimate"] = est
     else:
-        if parties not in (2, 3):
-            raise UserError(f"{parties} parties: mpyc inference here runs with 2 or 3 parties", cli_hint="--parties")
+        check_parties(parties, allow_no_secrecy=allow_no_secrecy)
+        out["threshold"] = (parties - 1) // 2
+        out["threat_model"] = threat_model(parties)
         out["estimate"] = mpc_estimate(net, parties, len(rows) or 1)
         out["activations"] = [p.to_dict() for p in polys if not p.exact and p.kind != "relu"]
     return out

@@ -168,8 +168,9 @@ def describe_plan(p: dict[str, Any]) -> list[str]:
         lines.append(f"  polynomials vs model: {json.dumps(p['approximation'])}")
     e = p["estimate"]
     if p["technique"] != "he":
-        return [*lines, f"  expected: {e['rounds']} rounds, ~{e['bytes_sent_per_party']} bytes sent per party "
-                        f"({e['parties']} parties)"]
+        return [*lines, f"  threshold: {p['threshold']}, {_secrecy(p['threshold'])}",
+                f"  expected: {e['rounds']} rounds, ~{e['bytes_sent_per_party']} bytes sent per party "
+                f"({e['parties']} parties)"]
     for mode in ("batched", "per_sample"):
         q = p["parameters"][mode]
         lines.append(f"  {mode}: depth {q['depth']}, N={q['poly_modulus_degree']}, coeff "
@@ -192,7 +193,16 @@ def describe_he(r: dict[str, Any]) -> str:
             f"N={q['poly_modulus_degree']} coeff {q['coeff_mod_bit_sizes']} scale {q['scale']}")
 
 
+def _secrecy(threshold: int) -> str:
+    if threshold >= 1:
+        return "inputs hidden from any single party (semi-honest parties, honest majority)"
+    return "inputs NOT hidden: each share is the secret itself (a functional run only)"
+
+
 def describe_mpc(r: dict[str, Any]) -> str:
     """One line on a run of :func:`~.mpc.evaluate_mpc` (what ``private mpc-infer`` prints)."""
+    rss = r.get("peak_rss_bytes")
+    peak = f", peak RSS per party {[round(b / 2**20, 1) for b in rss]} MiB" if rss else ""
     return (f"MPC {r['parties']} parties: {r['samples']} rows, accuracy {_accuracy(r)}, agreement "
-            f"{r['agreement']:.4f}, {r['ms_per_sample']} ms/sample, bytes sent per party {r['bytes_sent']}")
+            f"{r['agreement']:.4f}, {r['ms_per_sample']} ms/sample, bytes sent per party {r['bytes_sent']}{peak}; "
+            f"threshold: {r['threshold']}, {_secrecy(r['threshold'])}")
