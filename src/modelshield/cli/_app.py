@@ -114,16 +114,13 @@ def get_command(areas: Sequence[str] | None = None) -> Any:
     return tidy_help(typer.main.get_command(build_app(areas)))
 
 
-# Click's usage-error base class: typer >= 0.20 vendors click as ``typer._click``; either may be absent.
-try:
-    from typer._click.exceptions import ClickException as _Vendored  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - older typer
-    _Vendored = None
-try:
-    from click.exceptions import ClickException as _Click
-except ImportError:  # pragma: no cover
-    _Click = None
-_CLICK_ERRORS: tuple[type[Exception], ...] = tuple(c for c in (_Vendored, _Click) if c is not None)
+#: click's usage-error base classes: typer >= 0.20 vendors click as ``typer._click``; either may be absent
+_CLICK_ERRORS: tuple[type[Exception], ...] = ()
+for _module in ("typer._click.exceptions", "click.exceptions"):
+    try:
+        _CLICK_ERRORS += (importlib.import_module(_module).ClickException,)
+    except ImportError:  # pragma: no cover - older typer, or click no longer installed beside it
+        pass
 
 
 def run_typer(args: list[str]) -> int:
