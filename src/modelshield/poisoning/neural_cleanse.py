@@ -32,7 +32,7 @@ from modelshield.errors import DataError, OptionError, UserError
 from modelshield.models.torchutil import few_threads
 from modelshield.poisoning._common import flat_features
 
-__all__ = ["NeuralCleanseReport", "NoGradients", "ReversedTrigger", "neural_cleanse"]
+__all__ = ["NeuralCleanseReport", "NoGradients", "ReversedTrigger", "anomaly_index", "neural_cleanse"]
 
 #: consistency constant that makes the MAD estimate the standard deviation of normal data
 MAD_SCALE = 1.4826
@@ -173,7 +173,7 @@ def neural_cleanse(model: Any, X: Any, *, steps: int = 300, batch_size: int = 64
         raise OptionError("Neural Cleanse lr, init_cost and threshold must be positive and cost_factor above 1")
     module, prepare, labels = _module_of(model)
     Xa = prepare(np.asarray(X))
-    flat_features(Xa, "clean inputs")  # finite numbers, at least one row
+    flat_features(Xa, "held-out data")  # finite numbers, at least one row
     rng = np.random.default_rng(seed)
     if len(Xa) > max_rows:
         Xa = Xa[np.sort(rng.choice(len(Xa), max_rows, replace=False))]
