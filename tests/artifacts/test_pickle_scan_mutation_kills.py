@@ -1050,3 +1050,16 @@ def test_fixed_width_readers():
     assert pickle_scan._u(">d")(struct.pack(">d", 2.5)) == 2.5
     assert (pickle_scan._U4(b"\x01\x00\x00\x00"), pickle_scan._I4(b"\xfe\xff\xff\xff")) == (1, -2)
     assert (pickle_scan._U8(b"\x01" + b"\x00" * 7), pickle_scan._U2(b"\x01\x02")) == (1, 0x0201)
+
+
+def test_the_result_of_a_loader_call_is_a_call_of_that_loader(general):
+    # loads(b"...")() calls the result of the loader: the evidence names the loader and its argument
+    res = scan(P4 + sglob("pickle", "loads") + bb(P4 + b"N.") + b"\x85R)R.")
+    assert [(f.rule, f.evidence) for f in res.findings][-1] == (
+        "artifact.pickle.indirect-call", {"callable": "pickle.loads(b'\\x80\\x04N.')"})
+    res = scan(P2 + b"c_codecs\nencode\n" + X("ab") + X("utf-8") + b"\x86R)R.")
+    assert [(f.rule, f.evidence) for f in res.findings] == [
+        ("artifact.pickle.indirect-call", {"callable": "_codecs.encode('ab', 'utf-8')"})]
+    res = scan(P2 + sglob("torch._utils", "_rebuild_parameter") + b"(K\x01t" + b"R)R.")
+    assert [(f.rule, f.evidence) for f in res.findings] == [
+        ("artifact.pickle.indirect-call", {"callable": "torch._utils._rebuild_parameter(1)"})]
