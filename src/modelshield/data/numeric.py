@@ -2,7 +2,8 @@
 
 Membership inference and DP training work on numeric feature matrices. A CSV with a text column
 (``sex = Female``) or a stray placeholder (``?``) loads as an object array; these helpers name the
-offending columns and the first offending cell so the user can fix the data or pick ``--features``.
+offending columns and the first offending cell so the user can fix the data or pick other feature columns
+(the CLI's hint names ``--features``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def require_numeric(ds: Any, what: str, *, hint: str = "pass --features with num
     first = bad[0]
     cols = ", ".join(f"{b.column!r} ({b.count} cells)" for b in bad[:6]) + (" ..." if len(bad) > 6 else "")
     raise DataError(f"{what}: non-numeric values in column(s) {cols}; e.g. row {first.first_row + 1} of "
-                    f"{first.column!r} is {first.first_value!r}. Encode them as numbers, or {hint}")
+                    f"{first.column!r} is {first.first_value!r}. Encode them as numbers, or leave those columns out",
+                    cli_hint=hint)
 
 
 def numeric_features(ds: Any, what: str, *, hint: str = "pass --features with numeric columns only"
@@ -73,4 +75,4 @@ def numeric_features(ds: Any, what: str, *, hint: str = "pass --features with nu
     try:
         return np.asarray(ds.X, dtype=np.float32)
     except (TypeError, ValueError) as exc:  # e.g. missing cells that cannot be floats
-        raise DataError(f"{what}: features cannot be read as numbers ({exc}); {hint}") from None
+        raise DataError(f"{what}: features cannot be read as numbers ({exc})", cli_hint=hint) from None
