@@ -52,3 +52,19 @@ def test_setup_refuses_to_replace_a_folder_that_is_not_a_setup(zk_models, tmp_pa
 
 def test_the_insecure_srs_warning_names_no_flag():
     assert "--" not in INSECURE_SRS_WARNING and "public ceremony" in INSECURE_SRS_WARNING
+
+
+def test_unreadable_setup_and_proof_files(tmp_path):
+    from modelshield.errors import FormatError, InputNotFoundError
+    from modelshield.proofs import load_manifest
+
+    with pytest.raises(InputNotFoundError, match=r"is not a proof setup folder: no manifest\.json"):
+        load_manifest(tmp_path, ())
+    (tmp_path / "manifest.json").write_bytes(b"{not json")
+    with pytest.raises(FormatError, match=r"manifest\.json: not JSON \("):
+        load_manifest(tmp_path, ())
+    with pytest.raises(InputNotFoundError, match=r"^proof not found: .*p\.json$"):
+        verify(tmp_path / "p.json", tmp_path)
+    (tmp_path / "p.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(FormatError, match=r"p\.json: not a proof \(not JSON: "):
+        verify(tmp_path / "p.json", tmp_path)

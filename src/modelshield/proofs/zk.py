@@ -369,6 +369,17 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(str(a).encode(), str(b).encode())
 
 
+def _read_json(path: Path, missing: str, malformed: str) -> Any:
+    """The JSON document at ``path``: :class:`InputNotFoundError` (``missing``) when it is not a file,
+    :class:`FormatError` (``malformed``, formatted with ``path`` and ``exc``) when it does not parse."""
+    if not path.is_file():
+        raise InputNotFoundError(missing)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(malformed.format(path=path, exc=exc)) from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -497,12 +508,7 @@ def load_manifest(folder: str | Path, roles: tuple[str, ...] = VERIFY_FILES) -> 
     if not d.is_dir():
         raise InputNotFoundError(f"setup folder not found: {d}")
     mpath = d / MANIFEST
-    if not mpath.is_file():
-        raise InputNotFoundError(f"{d} is not a proof setup folder: no {MANIFEST}")
-    try:
-        raw = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{mpath}: not JSON ({exc})") from None
+    raw = _read_json(mpath, f"{d} is not a proof setup folder: no {MANIFEST}", "{path}: not JSON ({exc})")
     m = Manifest.from_dict(raw, str(mpath))
     for role in roles:
         p = d / FILES[role]
@@ -616,12 +622,7 @@ def verify(proof: str | Path, setup_dir: str | Path, *, model_hash: str | None =
     t0 = time.perf_counter()
     expected = _norm_hash(model_hash) if model_hash is not None else None
     p = Path(proof)
-    if not p.is_file():
-        raise InputNotFoundError(f"proof not found: {p}")
-    try:
-        env = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{p}: not a proof (not JSON: {exc})") from None
+    env = _read_json(p, f"proof not found: {p}", "{path}: not a proof (not JSON: {exc})")
     if not isinstance(env, dict) or env.get("format") != PROOF_FORMAT:
         raise FormatError(f"{p}: not a modelshield proof ({PROOF_FORMAT})")
     d = Path(setup_dir)
