@@ -48,8 +48,9 @@ def test_audit_reports_flagged_rows_detectors_and_figures(get_scenario, tmp_path
     c = _check(rep)
     assert c["metrics"]["backdoor_suspected"] is True and c["metrics"]["white_box"] is True
     det = {d["detector"]: d for d in c["tables"]["backdoor_detectors"]}
-    assert set(det) == {"activation clustering", "spectral signatures", "STRIP"}
-    assert all("score" in d and d["verdict"] in ("poisoned", "clean") for d in det.values())
+    assert set(det) == {"activation clustering", "spectral signatures", "neural cleanse", "STRIP"}
+    assert all("score" in d and d["verdict"] in ("poisoned", "clean") for n, d in det.items() if n != "neural cleanse")
+    assert det["neural cleanse"]["verdict"] == "not run" and "at least 3 classes" in det["neural cleanse"]["note"]
     assert det["activation clustering"]["verdict"] == "poisoned"
     ac = next(f for f in c["findings"] if f["rule_id"] == "poisoning.activation-clustering")
     named = set(ac["evidence"]["train_rows"])
