@@ -32,8 +32,7 @@ FORCE_OPT = typer.Option(False, "--force", "-f", help="Overwrite existing output
 def _inputs(model: str, data: Path, extra: Path | None, *, target: str | None, features: list[str] | None,
             immutable: list[str] | None, input_shape: str | None, load: LoadFlags,
             check_extra: bool = False) -> tuple[Any, Any, Any]:
-    """The model, the labelled rows at ``data`` (the model runs on them) and the optional ``extra`` rows
-    (``check_extra``: the model runs on them too)."""
+    """The model, the labelled rows at ``data`` and the ``extra`` rows (``check_extra``: the model runs on them)."""
     from modelshield.attacks.recipes import check_model_runs, load_attack_data  # lazy: numpy, torch, pandas
 
     cols = {"target": target, "features": split_list(features) or None, "immutable": split_list(immutable)}
@@ -88,8 +87,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                          queries=queries, units=units, bounds=bounds, bounds_file=bounds_file, train=train_ds,
                          max_samples=max_samples, seed=seed)
         summary = run.summary(model=model, data=str(data))
-        auto = " (auto)" if run.auto else ""
-        console.print(f"[bold]{run.attack}[/]{auto} on {summary['samples']} samples", highlight=False)
+        console.print(f"[bold]{run.attack}[/]{' (auto)' if run.auto else ''} on {summary['samples']} samples",
+                      highlight=False)
         console.print(f"  threat model: {summary['threat_model']}", highlight=False, markup=False, soft_wrap=True)
         for msg in summary["warnings"]:
             err_console.print(f"warning: {msg}", highlight=False, markup=False, soft_wrap=True)
@@ -145,12 +144,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
                                     input_shape=input_shape, load=load, check_extra=True)
         module, rep = adv.harden_adversarial(m, train, test_ds, config=config)
         write_bytes_safely(out, adv.torchscript_bytes(module, train.X, m.input_spec.shape), force)
-        b, a = rep.before, rep.after
         console.print(f"[bold]harden adversarial[/] ({method}, eps={eps:g}, {epochs} epochs, "
                       f"{rep.train_seconds:.1f} s) evaluated with PGD-20 on {rep.samples} {rep.evaluated_on} rows")
         console.print(f"  threat model     {rep.threat.get('description', '')}", highlight=False, markup=False)
         for k in ("clean_accuracy", "robust_accuracy"):
-            console.print(f"  {k.replace('_', ' '):17s}{b[k]:.4f} -> {a[k]:.4f}")
+            console.print(f"  {k.replace('_', ' '):17s}{rep.before[k]:.4f} -> {rep.after[k]:.4f}")
         console.print(f"wrote {out}")
         if report is not None:
             write_json(report, {**rep.to_dict(), "model": model, "output": str(out)}, force)
