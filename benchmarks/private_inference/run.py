@@ -114,6 +114,22 @@ def agree(net, logits, X):
     return float(np.mean(f(logits) == f(ref))), float(np.max(np.abs(logits - ref)))
 
 
+def build_models(only: str | None = None):
+    """name -> (model, rows the polynomials are fitted on, the 114 test rows, their labels); the same for every
+    script here (run.py, mpc_vs_plain.py, memory.py). ``only``: build just that model."""
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
+    sc = StandardScaler().fit(Xtr)
+    dX, dy = load_digits(return_X_y=True)
+    dXtr, dXte, dytr, dyte = train_test_split(dX / 16.0, dy, test_size=0.2, random_state=0)
+    makers = {
+        "breast_cancer LR (pipeline)": lambda: (make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(Xtr, ytr), Xtr, Xte[:114], yte[:114]),
+        "breast_cancer MLP 30-16-2 x^2": lambda: (mlp(sc.transform(Xtr), ytr, (30, 16, 2)), sc.transform(Xtr), sc.transform(Xte)[:114], yte[:114]),
+        "digits MLP 64-32-10 x^2": lambda: (mlp(dXtr, dytr, (64, 32, 10)), dXtr, dXte[:114], dyte[:114]),
+    }
+    return {name: make() for name, make in makers.items() if only is None or name == only}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-sample-rows", type=int, default=5)
@@ -123,16 +139,7 @@ def main():
     ap.add_argument("--estimates-only", action="store_true",
                     help="only the planner's calibrated estimate vs ours measured (3 interleaved runs)")
     a = ap.parse_args()
-    X, y = load_breast_cancer(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
-    sc = StandardScaler().fit(Xtr)
-    dX, dy = load_digits(return_X_y=True)
-    dXtr, dXte, dytr, dyte = train_test_split(dX / 16.0, dy, test_size=0.2, random_state=0)
-    models = {
-        "breast_cancer LR (pipeline)": (make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(Xtr, ytr), Xtr, Xte[:114], yte[:114]),
-        "breast_cancer MLP 30-16-2 x^2": (mlp(sc.transform(Xtr), ytr, (30, 16, 2)), sc.transform(Xtr), sc.transform(Xte)[:114], yte[:114]),
-        "digits MLP 64-32-10 x^2": (mlp(dXtr, dytr, (64, 32, 10)), dXtr, dXte[:114], dyte[:114]),
-    }
+    models = build_models()
     rows = []
     for name, (model, fit, Xe, ye) in models.items():
         net = extract(load_model(model))

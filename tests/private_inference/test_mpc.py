@@ -9,7 +9,8 @@ pytest.importorskip("mpyc")
 
 from modelshield.errors import UserError
 from modelshield.private_inference import extract
-from modelshield.private_inference.mpc import evaluate_mpc, threat_model
+from modelshield.private_inference.mpc import evaluate_mpc, fixed_point, threat_model
+from modelshield.private_inference.network import Dense, Network
 from modelshield.protect.loader import load_model
 
 
@@ -20,6 +21,7 @@ def test_lr_three_parties_equals_plaintext(raw_cancer):
     assert r["agreement"] == 1.0 and r["accuracy"] == r["plaintext_accuracy"]
     assert len(r["bytes_sent"]) == 3 and all(b > 0 for b in r["bytes_sent"]) and r["rounds"] > 0
     assert r["threshold"] == 1 and r["threat_model"]["inputs_hidden"] and "warning" not in r
+    assert r["fixed_point"] == fixed_point(net, Xte[:30]) and r["fixed_point"]["bits"] == 32
     assert len(r["peak_rss_bytes"]) == 3 and all(b > 10 * 2**20 for b in r["peak_rss_bytes"])
 
 
@@ -92,3 +94,13 @@ def test_two_parties_opt_in_says_nothing_is_hidden(raw_cancer):
     assert r["agreement"] == 1.0 and r["threshold"] == 0
     assert r["threat_model"]["inputs_hidden"] is False and "not hidden" in r["warning"]
     assert len(r["peak_rss_bytes"]) == 2 and all(b > 10 * 2**20 for b in r["peak_rss_bytes"])
+
+
+def test_fixed_point_sized_from_the_values():
+    small = Network([Dense(np.array([[0.5], [-0.25]]), np.array([0.1]))], source="test")
+    X = np.array([[3.0, -2.0], [1.0, 1.0]])
+    f = fixed_point(small, X)  # largest magnitude 3 -> 2 integer bits + 2 of headroom: the rest of 32 is fraction
+    assert f["bits"] == 32 and f["fractional_bits"] == 32 - 1 - 4 and f["largest_magnitude_on_rows"] == 3.0
+    wide = Network([Dense(np.array([[1e6], [1.0]]), np.array([0.0]))], source="test")
+    g = fixed_point(wide, X)  # 3e6 needs 22 bits + 2: a wider word, mpyc's 16 fractional bits kept
+    assert g["fractional_bits"] == 16 and g["bits"] == 1 + 24 + 16

@@ -17,6 +17,20 @@ import time
 import numpy as np
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak resident set size. ``VmHWM`` (Linux), else ``ru_maxrss``: on Linux
+    ``ru_maxrss`` survives ``exec``, so a party started from a large parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # not Linux: no /proc
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # bytes on macOS, KiB elsewhere
+
+
 def main() -> int:
     job = json.loads(open(sys.argv[1]).read())
     sys.argv = [sys.argv[0], *sys.argv[2:]]
@@ -72,8 +86,7 @@ def main() -> int:
         nbytes = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != me)
         await mpc.shutdown()
         stats = {"party": me, "bytes_sent": int(nbytes), "messages_to_next_party": counter["messages"],
-                 "seconds": seconds,  # ru_maxrss is in KiB on Linux: this process's peak resident set
-                 "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+                 "seconds": seconds, "peak_rss_bytes": peak_rss_bytes()}
         if me == 1:
             stats["predictions"] = [int(v) for v in np.asarray(out).reshape(-1)]
         with open(job["out"].format(party=me), "w") as fh:

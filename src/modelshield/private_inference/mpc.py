@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import socket
 import subprocess
@@ -31,7 +32,7 @@ from modelshield.errors import MissingExtraError, UserError
 from modelshield.private_inference.approx import fit_activations
 from modelshield.private_inference.network import Dense, Network, _argmax
 
-__all__ = ["PARTIES", "check_parties", "evaluate_mpc", "run_mpc", "threat_model"]
+__all__ = ["PARTIES", "check_parties", "evaluate_mpc", "fixed_point", "run_mpc", "threat_model"]
 
 PARTIES = (2, 3)
 
@@ -62,6 +63,30 @@ def threat_model(parties: int) -> dict[str, Any]:
                           "protection against a party that deviates from the protocol"}
 
 
+#: mpyc's default secure fixed-point word (``SecFxp()`` is 32 bits with 16 fractional bits)
+WORD, MIN_FRAC = 32, 16
+#: bits of headroom above the largest magnitude seen on the rows (4x)
+HEADROOM_BITS = 2
+
+
+def fixed_point(net: Network, X: np.ndarray) -> dict[str, Any]:
+    """mpyc ``SecFxp`` sizes for ``net`` on rows like ``X``: integer bits for the largest magnitude among the
+    rows, the weights and every layer's output on the rows, times 4; then as many fractional bits as a 32-bit
+    word leaves (at least 16), a wider word only when the range needs it. Secure comparisons cost about
+    linearly in the word, so this is mpyc's default 32/16 or better precision at the same cost when the
+    values allow, and no silent overflow when they do not."""
+    mags = [float(np.max(np.abs(X), initial=0.0))]
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Dense):
+            mags += [float(np.max(np.abs(layer.W), initial=0.0)), float(np.max(np.abs(layer.b), initial=0.0))]
+        mags.append(float(np.max(np.abs(net.forward(X, upto=i + 1)), initial=0.0)))
+    top = max(mags)
+    int_bits = max(1, math.ceil(math.log2(top)) if top > 1 else 1) + HEADROOM_BITS
+    frac = max(MIN_FRAC, WORD - 1 - int_bits)
+    return {"bits": max(WORD, int_bits + 1 + frac), "fractional_bits": frac, "largest_magnitude_on_rows": top,
+            "headroom": 2 ** HEADROOM_BITS}
+
+
 def _free_base(m: int) -> int:
     for _ in range(50):
         with socket.socket() as s:
@@ -82,10 +107,12 @@ def _port_free(port: int) -> bool:
 
 
 def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None = None, timeout: float = 300.0,
-            degree: int | None = None, bits: int = 64, frac: int = 24, allow_no_secrecy: bool = False
+            degree: int | None = None, bits: int | None = None, frac: int | None = None,
+            allow_no_secrecy: bool = False
             ) -> dict[str, Any]:
     """Predicted class indices of ``X`` under MPC, with per-party bytes sent, messages and peak RSS.
-    Two parties are refused unless ``allow_no_secrecy`` (see the module docstring)."""
+    Two parties are refused unless ``allow_no_secrecy`` (see the module docstring). ``bits``/``frac``: the
+    fixed-point word and fraction, by default sized from the values ``X`` produces (:func:`fixed_point`)."""
     check_parties(parties, allow_no_secrecy=allow_no_secrecy)
     if importlib.util.find_spec("mpyc") is None:  # the parties import it; not imported here (it logs on import)
         raise MissingExtraError("mpyc", "private", "MPC inference")
@@ -100,6 +127,9 @@ def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None =
             raise UserError(f"first port {port}: loopback port {busy[0]} is in use",
                             cli_hint="choose another --port")
     base = port if port is not None else _free_base(parties)
+    fxp = fixed_point(net, X) if bits is None or frac is None else {"bits": bits, "fractional_bits": frac}
+    bits, frac = bits or fxp["bits"], frac or fxp["fractional_bits"]
+    fxp |= {"bits": bits, "fractional_bits": frac}
     polys = {p.layer: p for p in fit_activations(net, X, degree)}
     layers = []
     weights: dict[str, np.ndarray] = {}
@@ -148,7 +178,7 @@ def run_mpc(net: Network, X: np.ndarray, *, parties: int = 3, port: int | None =
             "peak_rss_bytes": [s["peak_rss_bytes"] for s in stats],
             "messages_to_next_party": [s["messages_to_next_party"] for s in stats],
             "protocol_seconds": max(s["seconds"] for s in stats), "wall_seconds": wall,
-            "fixed_point": {"bits": bits, "fractional_bits": frac}}
+            "fixed_point": fxp}
 
 
 def evaluate_mpc(net: Network, X: np.ndarray, y: np.ndarray | None = None, **kw: Any) -> dict[str, Any]:
