@@ -8,6 +8,7 @@ measures (per-feature scale, bounds, integer and immutable features).
 from __future__ import annotations
 
 import copy
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -16,14 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelshield.attacks import PGD
+from modelshield.attacks.base import label_indices
 from modelshield.attacks.threat import Projector, ThreatModel, parse_box
+from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, UserError
+from modelshield.models.base import BaseModel, Capability
+from modelshield.models.torch import TorchModel
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - torch is imported where it runs (it is heavy)
     import torch
-
-    from modelshield.data.dataset import Dataset
-    from modelshield.models.base import BaseModel
 
 __all__ = ["METHODS", "AdversarialTrainingConfig", "AdversarialTrainingReport", "adversarial_train",
            "harden_adversarial", "torchscript_bytes"]
@@ -92,7 +95,7 @@ def _pgd_inner(module: Any, proj: Projector, x0: torch.Tensor, y: torch.Tensor, 
                gen: torch.Generator, target_p: torch.Tensor | None = None) -> torch.Tensor:
     """Full-length PGD on a training batch: CE (PGD training) or KL to the clean log-probabilities
     ``target_p`` (TRADES)."""
-    import torch
+    import torch  # lazy: heavy, imported where it runs
     import torch.nn.functional as F
 
     if target_p is None:
@@ -139,7 +142,7 @@ def adversarial_train(
     Zhang et al., "Theoretically Principled Trade-off between Robustness and Accuracy" (TRADES),
     ICML 2019. https://arxiv.org/abs/1901.08573
     """
-    import torch
+    import torch  # lazy: heavy, imported where it runs
     import torch.nn.functional as F
 
     if method not in METHODS:
@@ -192,9 +195,7 @@ def adversarial_train(
 
 def _copy_module(module: Any) -> Any:
     """An independent, trainable copy (TorchScript modules are round-tripped through bytes)."""
-    import io
-
-    import torch
+    import torch  # lazy: heavy, imported where it runs
 
     if isinstance(module, torch.jit.ScriptModule):
         buf = io.BytesIO()
@@ -210,8 +211,6 @@ def _copy_module(module: Any) -> Any:
 
 def _evaluate(model: BaseModel, X: np.ndarray, y: np.ndarray, threat: ThreatModel, seed: int) -> dict[str, float]:
     """Clean and PGD-20 robust accuracy (the same attack before and after)."""
-    from modelshield.attacks import PGD
-
     res = PGD(threat=threat.with_(steps=20, step_size=None), seed=seed).generate(model, X, y)
     return {"clean_accuracy": res.clean_accuracy, "robust_accuracy": res.robust_accuracy}
 
@@ -240,11 +239,7 @@ def harden_adversarial(
     ``"lo,hi"``) over ``bounds_file`` (per-feature schema) over bounds inferred from the training and
     test data (a pixel box for data in [0, 1] / [0, 255], else the observed domain widened by a margin).
     """
-    import torch
-
-    from modelshield.attacks.base import label_indices
-    from modelshield.models.base import Capability
-    from modelshield.models.torch import TorchModel
+    import torch  # lazy: heavy, imported where it runs
 
     cfg = replace(config or AdversarialTrainingConfig(), **settings)
     method, eps, epochs, seed, from_scratch = cfg.method, cfg.eps, cfg.epochs, cfg.seed, cfg.from_scratch
@@ -293,9 +288,7 @@ def harden_adversarial(
 def torchscript_bytes(module: Any, X: np.ndarray, input_shape: Sequence[int] | None = None) -> bytes:
     """Serialise a trained module as TorchScript (``torch.jit.save``: no pickle): scripted when it scripts,
     else traced on two rows of ``X`` (reshaped to ``input_shape``, one sample's shape)."""
-    import io
-
-    import torch
+    import torch  # lazy: heavy, imported where it runs
 
     buf = io.BytesIO()
     try:

@@ -17,6 +17,12 @@ import numpy as np
 
 from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, UserError
+from modelshield.models.sklearn import SklearnModel
+from modelshield.models.torch import TorchModel
+from modelshield.poisoning.activations import NoActivations, penultimate_activations
+from modelshield.poisoning.data import audit_training_data
+from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
+from modelshield.poisoning.removal import fine_prune, retrain_without
 
 __all__ = ["METHODS", "BackdoorRemoval", "remove_backdoor"]
 
@@ -57,10 +63,6 @@ class BackdoorRemoval:
 
 
 def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
-    from modelshield.poisoning.activations import NoActivations, penultimate_activations
-    from modelshield.poisoning.data import audit_training_data
-    from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
-
     est = model.clone_unfitted() if getattr(model, "framework", "") == "sklearn" else None
     rep = audit_training_data(train.X.reshape(len(train), -1), train.y, estimator=est, seed=seed)
     parts = {"label issues": rep.flagged_rows}
@@ -90,10 +92,6 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
     calibration, the fine-pruning data and the accuracy column). ``triggered``: rows carrying the
     suspected trigger, labelled with the attacker's target (for the attack-success column).
     ``method``: ``retrain`` (default for scikit-learn) or ``fine-prune`` (PyTorch only)."""
-    from modelshield.models.sklearn import SklearnModel
-    from modelshield.models.torch import TorchModel
-    from modelshield.poisoning.removal import fine_prune, retrain_without
-
     fw = getattr(model, "framework", "")
     method = method or "retrain"
     if method not in METHODS:
