@@ -49,8 +49,8 @@ def main() -> int:
 
     def shared(sender: int, shape: tuple[int, ...], value: np.ndarray | None) -> object:
         if me == sender:
-            x = secfxp.array(np.asarray(value, dtype=float))
-        else:
+            x = secfxp.array(np.asarray(value, dtype=float), integral=False)  # as the placeholders say: all
+        else:  # parties must agree, or integer-valued inputs (pixels, a zero bias) make them run different steps
             x = secfxp.array(np.zeros(shape), integral=False)  # the trap: integral=False on placeholders
         return mpc.input(x, senders=sender)
 
