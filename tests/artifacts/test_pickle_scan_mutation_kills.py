@@ -1060,6 +1060,12 @@ def test_the_result_of_a_loader_call_is_a_call_of_that_loader(general):
     res = scan(P2 + b"c_codecs\nencode\n" + X("ab") + X("utf-8") + b"\x86R)R.")
     assert [(f.rule, f.evidence) for f in res.findings] == [
         ("artifact.pickle.indirect-call", {"callable": "_codecs.encode('ab', 'utf-8')"})]
+    res = scan(P4 + sglob("somepkg", "Thing") + b"K\x01\x85R)R.")  # a global with a finding, no hook
+    assert [(f.rule, f.evidence.get("callable")) for f in res.findings] == [
+        ("artifact.pickle.unknown-global", None), ("artifact.pickle.indirect-call", "somepkg.Thing(1)")]
+    res = scan(P4 + OD + b"K\x01\x85R)R.")  # a plain allowlisted global
+    assert [(f.rule, f.evidence) for f in res.findings] == [
+        ("artifact.pickle.indirect-call", {"callable": "collections.OrderedDict(1)"})]
     res = scan(P2 + sglob("torch._utils", "_rebuild_parameter") + b"(K\x01t" + b"R)R.")
     assert [(f.rule, f.evidence) for f in res.findings] == [
         ("artifact.pickle.indirect-call", {"callable": "torch._utils._rebuild_parameter(1)"})]
