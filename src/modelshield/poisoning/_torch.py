@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 import numpy as np
@@ -54,8 +55,6 @@ def logits(module: Any, X: np.ndarray, batch: int = 4096) -> np.ndarray:
 
 def copy_module(module: Any) -> Any:
     """An independent copy (TorchScript through a serialisation round trip)."""
-    import io
-
     import torch
 
     if isinstance(module, torch.jit.ScriptModule):

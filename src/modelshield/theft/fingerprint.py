@@ -42,6 +42,7 @@ References
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,8 +313,6 @@ def modified_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, seed:
     and 50% magnitude-pruned; scikit-learn estimators with ``partial_fit`` - 10 more passes over 10% of
     the rows. Points these copies keep agreeing on are preferred, so fine-tuned and pruned copies keep
     matching. Other models: no references (the extracted ones remain)."""
-    import copy
-
     Xa, ya = np.asarray(X), np.asarray(y)
     rng = np.random.default_rng([seed, 13])
     idx = rng.choice(len(Xa), size=max(2, len(Xa) // 10), replace=False)

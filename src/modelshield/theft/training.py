@@ -9,6 +9,8 @@ it is an optional dependency, and ``import modelshield.theft`` must not pay for 
 from __future__ import annotations
 
 import copy
+import io
+import math
 from typing import Any
 
 import numpy as np
@@ -118,8 +120,6 @@ def train_classifier(
 def copy_module(module: Any) -> Any:
     """An independent copy of ``module`` (TorchScript modules are copied through serialisation,
     which keeps their parameters trainable)."""
-    import io
-
     import torch
 
     if isinstance(module, torch.jit.ScriptModule):
@@ -137,8 +137,6 @@ def reinitialised(module: Any, seed: int) -> Any:
     default Linear/Conv initialisation (Kaiming-uniform, ``a = sqrt(5)``), biases
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` and 1-D weights (normalisation layers) ones.
     """
-    import math
-
     import torch
 
     clone = copy_module(module)
