@@ -31,6 +31,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "proof": ("proof",),
     "provenance": ("bom", "deploy"),
     "private": ("private",),
+    "fl": ("fl",),
 }
 HARDEN_AREAS: tuple[str, ...] = ("attack", "privacy", "fairness", "theft", "poisoning")
 HELP_OPTION_NAMES: tuple[str, ...] = ("-h", "--help")

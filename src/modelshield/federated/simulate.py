@@ -1,10 +1,16 @@
-"""In-process federated simulation (numpy only; no Flower/Ray yet).
+"""In-process federated simulation (numpy only): the plan both backends run.
 
-A softmax-regression model is trained by local SGD on N clients; each round the participating clients'
-updates go through, in order: client clipping and distributed Gaussian noise (DP), secure aggregation
-within fixed groups of ``group_size`` clients (:mod:`.secagg`; the server sees group sums only), then the
-robust aggregator across the group means (:mod:`.aggregators`). Malicious clients are chosen once (seeded)
-and follow the attack every round; they do not clip or add noise (worst case).
+:func:`prepare` validates every option against the data before any training and returns a
+:class:`FederatedPlan`; :func:`run` drives it round by round in this process, and the Flower backend
+(:mod:`.flower`) drives the same plan from a Flower strategy and Flower clients.
+
+A softmax-regression model or a one-hidden-layer MLP (:mod:`.models`) is trained by local SGD on N clients;
+each round the participating clients' updates go through, in order: client clipping and distributed
+Gaussian noise (DP), secure aggregation within fixed groups of ``group_size`` clients (:mod:`.secagg`; the
+server sees group sums only), then the robust aggregator across the group means (:mod:`.aggregators`).
+Malicious clients are chosen once (seeded) and follow the attack every round; they do not clip or add noise
+(worst case). Every random draw of round ``r`` comes from a generator seeded by ``(seed, r)`` (and the
+client), so the result does not depend on the order clients run in.
 
 Attacks:
 
@@ -20,20 +26,67 @@ Attacks:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from modelshield.errors import SecurityError, UserError
+from modelshield.errors import OptionError, SecurityError, UserError
 
-from .aggregators import parse_aggregator
+from .aggregators import AggregatorSpec, parse_aggregator
 from .dp import client_noise_std, epsilon
 from .dp import clip as clip_update
+from .models import FlatModel, local_sgd, make_model
 from .secagg import secure_group_sum
 
-__all__ = ["RoundRecord", "SimulationResult", "simulate"]
+__all__ = [
+    "ACCOUNTANT",
+    "ConfigError",
+    "FederatedConfig",
+    "FederatedPlan",
+    "RoundRecord",
+    "SimulationResult",
+    "prepare",
+    "run",
+    "simulate",
+]
 
 _TRIGGER_VALUE = -5.0
+#: The privacy accountant behind ``epsilon`` (named in results).
+ACCOUNTANT = "dp_accounting RDP accountant: Poisson-subsampled Gaussian, composed over rounds"
+
+
+class ConfigError(OptionError):
+    """A federated option that cannot be used; ``option`` names the :class:`FederatedConfig` field."""
+
+    def __init__(self, message: str, *, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True, kw_only=True)
+class FederatedConfig:
+    clients: int = 20
+    rounds: int = 20
+    partition: str = "iid"
+    aggregator: str = "fedavg"
+    group_size: int = 1
+    dropouts: int = 0
+    fraction: float = 1.0
+    dp_noise: float = 0.0
+    clip: float | None = None
+    delta: float = 1e-5
+    malicious: float = 0.0
+    attack: str | None = None
+    byzantine: int | None = None
+    backdoor_target: int = 1
+    model: str = "logistic"
+    hidden: int = 32
+    local_epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 16
+    test_size: float = 0.2
+    seed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,9 +105,12 @@ class SimulationResult:
     final_backdoor_success: float
     epsilon: float | None
     config: dict[str, object] = field(default_factory=dict)
+    weights: list[float] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("weights")
+        return out
 
 
 def _parse_partition(text: str) -> float | None:
@@ -68,7 +124,8 @@ def _parse_partition(text: str) -> float | None:
             alpha = -1.0
         if alpha > 0 and math.isfinite(alpha):
             return alpha
-    raise UserError(f"partition must be 'iid' or 'dirichlet:ALPHA' with ALPHA > 0, got {text!r}")
+    raise ConfigError(f"partition must be 'iid' or 'dirichlet:ALPHA' with ALPHA > 0, got {text!r}",
+                      option="partition")
 
 
 def _parse_attack(text: str | None, clients: int, n_mal: int) -> tuple[str | None, float]:
@@ -78,7 +135,7 @@ def _parse_attack(text: str | None, clients: int, n_mal: int) -> tuple[str | Non
     try:
         val = float(arg) if arg else None
     except ValueError:
-        raise UserError(f"bad attack parameter in {text!r}") from None
+        raise ConfigError(f"bad attack parameter in {text!r}", option="attack") from None
     if name == "label-flip" and val is None:
         return name, 0.0
     if name == "sign-flip":
@@ -87,7 +144,8 @@ def _parse_attack(text: str | None, clients: int, n_mal: int) -> tuple[str | Non
         return name, val
     if name == "backdoor":
         return name, (clients / max(n_mal, 1)) if val is None else val
-    raise UserError(f"attack must be label-flip, sign-flip[:s], scale:λ or backdoor[:boost], got {text!r}")
+    raise ConfigError(f"attack must be label-flip, sign-flip[:s], scale:λ or backdoor[:boost], got {text!r}",
+                      option="attack")
 
 
 def _partition(y: np.ndarray, clients: int, alpha: float | None, rng: np.random.Generator) -> list[np.ndarray]:
@@ -103,205 +161,238 @@ def _partition(y: np.ndarray, clients: int, alpha: float | None, rng: np.random.
         parts = [np.array(b, dtype=int) for b in buckets]
     for c, p in enumerate(parts):
         if len(p) == 0:
-            raise UserError(
+            raise ConfigError(
                 f"the partition leaves client {c} without data ({len(y)} training rows, {clients} clients); "
-                "use fewer clients or a larger Dirichlet alpha"
+                "use fewer clients or a larger Dirichlet alpha", option="partition"
             )
     return parts
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def _check_scalars(cfg: FederatedConfig) -> None:
+    for name in ("clients", "rounds", "group_size", "local_epochs", "batch_size", "hidden"):
+        val = getattr(cfg, name)
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {val!r}", option=name)
+    if cfg.group_size > cfg.clients:
+        raise ConfigError(f"group size k={cfg.group_size} is larger than the number of clients ({cfg.clients})",
+                          option="group_size")
+    if not (isinstance(cfg.dp_noise, (int, float)) and math.isfinite(cfg.dp_noise) and cfg.dp_noise >= 0):
+        raise ConfigError(f"the DP noise multiplier sigma must be >= 0, got {cfg.dp_noise!r}", option="dp_noise")
+    if cfg.clip is not None and not (math.isfinite(cfg.clip) and cfg.clip > 0):
+        raise ConfigError(f"the clipping norm C must be > 0, got {cfg.clip!r}", option="clip")
+    if cfg.dp_noise > 0 and cfg.clip is None:
+        raise ConfigError("DP noise needs a clipping norm C (the noise is sigma*C)", option="clip")
+    if not 0.0 < cfg.delta < 1.0:
+        raise ConfigError(f"delta must be in (0, 1), got {cfg.delta!r}", option="delta")
+    if not 0.0 < cfg.fraction <= 1.0:
+        raise ConfigError(f"fraction (per-round participation probability) must be in (0, 1], got "
+                          f"{cfg.fraction!r}", option="fraction")
+    if not 0.0 <= cfg.malicious < 1.0:
+        raise ConfigError(f"malicious must be a fraction in [0, 1), got {cfg.malicious!r}", option="malicious")
+    if cfg.group_size > 1 and (not isinstance(cfg.dropouts, int) or cfg.dropouts < 0
+                               or 2 * cfg.dropouts >= cfg.group_size):
+        raise ConfigError(f"secure aggregation needs 0 <= dropouts t < k/2: t={cfg.dropouts!r}, "
+                          f"k={cfg.group_size}", option="dropouts")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"the learning rate must be > 0, got {cfg.lr!r}", option="lr")
+    if not 0.0 < cfg.test_size < 1.0:
+        raise ConfigError(f"the held-out fraction must be in (0, 1), got {cfg.test_size!r}", option="test_size")
 
 
-def _predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.argmax(x @ w[:-1] + w[-1], axis=1)
+@dataclass(kw_only=True)
+class FederatedPlan:
+    """Everything a validated run needs: data split, partition, attackers, groups, trigger, model.
+
+    A backend asks it for :meth:`participants` of a round, each participant's :meth:`client_update`,
+    the round's :meth:`aggregate`, and :meth:`evaluate` of the global weights."""
+
+    cfg: FederatedConfig
+    model: FlatModel
+    spec: AggregatorSpec
+    xtr: np.ndarray
+    ytr: np.ndarray
+    xte: np.ndarray
+    yte: np.ndarray
+    xte_bd: np.ndarray
+    parts: list[np.ndarray]
+    bad: frozenset[int]
+    attack: str | None
+    attack_arg: float
+    groups: list[list[int]]
+    byzantine: int
+    trigger: np.ndarray
+    noise_std: float
+    min_contrib: int
+    classes: list[object]
+
+    def initial_weights(self) -> np.ndarray:
+        return self.model.init(np.random.default_rng((self.cfg.seed, 0)))
+
+    def participants(self, r: int) -> list[int]:
+        """Clients taking part in round ``r`` (Poisson sampling with probability ``fraction``)."""
+        present = np.random.default_rng((self.cfg.seed, 1, r)).random(self.cfg.clients) < self.cfg.fraction
+        return np.flatnonzero(present).tolist()
+
+    def _stamp(self, x: np.ndarray) -> np.ndarray:
+        x = x.copy()
+        x[:, self.trigger] = _TRIGGER_VALUE
+        return x
+
+    def client_update(self, c: int, w: np.ndarray, r: int) -> np.ndarray:
+        """Client ``c``'s update in round ``r`` from global weights ``w`` (attack, or clip + DP noise)."""
+        rng = np.random.default_rng((self.cfg.seed, 2, r, c))
+        x_c, y_c = self.xtr[self.parts[c]], self.ytr[self.parts[c]]
+        is_bad, n_cls = c in self.bad, self.model.n_classes
+        if is_bad and self.attack in ("label-flip", "scale"):
+            y_c = n_cls - 1 - y_c
+        if is_bad and self.attack == "backdoor":
+            x_c = np.vstack([x_c, self._stamp(x_c)])
+            y_c = np.concatenate([y_c, np.full(len(self.parts[c]), self.cfg.backdoor_target)])
+        cfg = self.cfg
+        u = local_sgd(self.model, w, x_c, y_c, epochs=cfg.local_epochs, lr=cfg.lr, batch=cfg.batch_size, rng=rng)
+        if is_bad and self.attack == "sign-flip":
+            return -self.attack_arg * u
+        if is_bad and self.attack in ("scale", "backdoor"):
+            return self.attack_arg * u
+        if not is_bad:
+            if cfg.clip is not None:
+                u = clip_update(u, cfg.clip)
+            if self.noise_std > 0:
+                u = u + rng.normal(0.0, self.noise_std, size=u.shape)
+        return u
+
+    def aggregate(self, r: int, updates: Mapping[int, np.ndarray]) -> tuple[np.ndarray | None, int, int]:
+        """Secure sum within each group, then the robust aggregator across group means.
+
+        Returns ``(delta or None, failures, groups aggregated)``; a group with too few participants sits the
+        round out (fail closed), a group whose secure sum fails counts as a failure."""
+        k = self.cfg.group_size
+        means, weights, failures = [], [], 0
+        for g in self.groups:
+            cohort = [c for c in g if c in updates]
+            if len(cohort) < (max(2, self.min_contrib) if k > 1 else 1):
+                continue
+            stack = np.stack([np.asarray(updates[c], dtype=np.float64).ravel() for c in cohort])
+            if k > 1:
+                try:
+                    total = secure_group_sum(stack, dropout_threshold=self.cfg.dropouts, round_tag=f"r{r}".encode())
+                except SecurityError:
+                    failures += 1
+                    continue
+            else:
+                total = stack[0]
+            means.append(total / len(cohort))
+            weights.append(len(cohort))
+        if not means:
+            return None, failures + 1, 0
+        try:
+            delta = self.spec.fn(self.byzantine)(np.stack(means), np.asarray(weights, dtype=float))
+        except UserError:
+            return None, failures + 1, len(means)  # too few groups for the aggregator's constraint: no update
+        return delta, failures, len(means)
+
+    def evaluate(self, w: np.ndarray) -> tuple[float, float]:
+        """Accuracy on the held-out rows and backdoor success (trigger-stamped non-target rows -> target)."""
+        acc = float(np.mean(self.model.predict(w, self.xte) == self.yte))
+        if not len(self.xte_bd):
+            return acc, 0.0
+        return acc, float(np.mean(self.model.predict(w, self.xte_bd) == self.cfg.backdoor_target))
+
+    def epsilon(self) -> float | None:
+        c = self.cfg
+        if c.dp_noise <= 0:
+            return None
+        return epsilon(noise_multiplier=c.dp_noise, sample_rate=c.fraction, rounds=c.rounds, delta=c.delta)
+
+    def config_dict(self) -> dict[str, object]:
+        out: dict[str, object] = asdict(self.cfg)
+        out.update(byzantine=self.byzantine, n_malicious=len(self.bad), trigger_features=self.trigger.tolist(),
+                   secure_aggregation=self.cfg.group_size > 1, n_groups=len(self.groups),
+                   train_rows=len(self.ytr), test_rows=len(self.yte), n_params=self.model.size)
+        return out
+
+    def result(self, records: list[RoundRecord], w: np.ndarray) -> SimulationResult:
+        return SimulationResult(rounds=records, final_accuracy=records[-1].accuracy,
+                                final_backdoor_success=records[-1].backdoor_success, epsilon=self.epsilon(),
+                                config=self.config_dict(), weights=np.asarray(w, dtype=float).tolist())
 
 
-def _local_sgd(w0, x, y, n_classes, *, epochs, lr, batch, rng):
-    w = w0.copy()
-    onehot = np.eye(n_classes)[y]
-    for _ in range(epochs):
-        order = rng.permutation(len(y))
-        for s in range(0, len(y), batch):
-            b = order[s : s + batch]
-            p = _softmax(x[b] @ w[:-1] + w[-1])
-            g = p - onehot[b]
-            w[:-1] -= lr * x[b].T @ g / len(b)
-            w[-1] -= lr * g.mean(axis=0)
-    return w - w0
-
-
-def simulate(
-    X: object,
-    y: object,
-    *,
-    clients: int = 20,
-    rounds: int = 20,
-    partition: str = "iid",
-    aggregator: str = "fedavg",
-    group_size: int = 1,
-    dropouts: int = 0,
-    fraction: float = 1.0,
-    dp_noise: float = 0.0,
-    clip: float | None = None,
-    delta: float = 1e-5,
-    malicious: float = 0.0,
-    attack: str | None = None,
-    byzantine: int | None = None,
-    backdoor_target: int = 1,
-    local_epochs: int = 1,
-    lr: float = 0.1,
-    batch_size: int = 16,
-    test_size: float = 0.2,
-    seed: int = 0,
-) -> SimulationResult:
-    """Simulate federated training; see the module docstring. Every option is validated before training."""
+def prepare(X: object, y: object, cfg: FederatedConfig) -> FederatedPlan:
+    """Validate ``cfg`` against the data and build the plan; raises :class:`ConfigError` (one line) first."""
     X = np.asarray(X, dtype=np.float64)
     y_raw = np.asarray(y)
     if X.ndim != 2 or len(X) != len(y_raw) or len(X) < 10:
         raise UserError(f"X must be 2-D with one label per row (at least 10 rows), got X{X.shape}, y{y_raw.shape}")
-    for name, val in (("clients", clients), ("rounds", rounds), ("group_size", group_size)):
-        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            raise UserError(f"{name} must be an integer >= 1, got {val!r}")
-    if group_size > clients:
-        raise UserError(f"group size k={group_size} is larger than the number of clients ({clients})")
-    if not (isinstance(dp_noise, (int, float)) and math.isfinite(dp_noise) and dp_noise >= 0):
-        raise UserError(f"the DP noise multiplier sigma must be >= 0, got {dp_noise!r}")
-    if clip is not None and not (math.isfinite(clip) and clip > 0):
-        raise UserError(f"the clipping norm C must be > 0, got {clip!r}")
-    if dp_noise > 0 and clip is None:
-        raise UserError("DP noise needs a clipping norm: pass clip=C (the noise is sigma*C)")
-    if not 0.0 < fraction <= 1.0:
-        raise UserError(f"fraction (per-round participation probability) must be in (0, 1], got {fraction!r}")
-    if not 0.0 <= malicious < 1.0:
-        raise UserError(f"malicious must be a fraction in [0, 1), got {malicious!r}")
-    if group_size > 1 and (not isinstance(dropouts, int) or dropouts < 0 or 2 * dropouts >= group_size):
-        raise UserError(f"secure aggregation needs 0 <= dropouts t < k/2: t={dropouts!r}, k={group_size}")
-    alpha = _parse_partition(partition)
-    spec = parse_aggregator(aggregator)
-
-    rng = np.random.default_rng(seed)
+    _check_scalars(cfg)
+    model_name = cfg.model
+    alpha = _parse_partition(cfg.partition)
+    try:
+        spec = parse_aggregator(cfg.aggregator)
+    except UserError as exc:
+        raise ConfigError(str(exc), option="aggregator") from None
+    rng = np.random.default_rng(cfg.seed)
     classes, y_all = np.unique(y_raw, return_inverse=True)
     n_classes = len(classes)
     if n_classes < 2:
-        raise UserError("the labels have a single class")
-    if not 0 <= backdoor_target < n_classes:
-        raise UserError(f"backdoor_target must be a class index in 0..{n_classes - 1}")
+        raise ConfigError("the labels have a single class", option="target")
+    if not 0 <= cfg.backdoor_target < n_classes:
+        raise ConfigError(f"backdoor_target must be a class index in 0..{n_classes - 1}", option="backdoor_target")
+    try:
+        model = make_model(model_name, X.shape[1], n_classes, cfg.hidden)
+    except UserError as exc:
+        raise ConfigError(str(exc), option="model") from None
     perm = rng.permutation(len(y_all))
-    n_test = max(1, round(test_size * len(y_all)))
+    n_test = max(1, round(cfg.test_size * len(y_all)))
     te, tr = perm[:n_test], perm[n_test:]
     mu, sd = X[tr].mean(axis=0), X[tr].std(axis=0)
     sd[sd == 0] = 1.0
     xtr, xte = (X[tr] - mu) / sd, (X[te] - mu) / sd
     ytr, yte = y_all[tr], y_all[te]
 
-    parts = _partition(ytr, clients, alpha, rng)
-    n_mal = round(malicious * clients)
-    attack_name, attack_arg = _parse_attack(attack, clients, n_mal)
+    parts = _partition(ytr, cfg.clients, alpha, rng)
+    n_mal = round(cfg.malicious * cfg.clients)
+    attack_name, attack_arg = _parse_attack(cfg.attack, cfg.clients, n_mal)
     if attack_name is not None and n_mal == 0:
-        raise UserError(f"attack {attack!r} needs malicious > 0 (a fraction of the {clients} clients)")
-    bad = set(rng.choice(clients, size=n_mal, replace=False).tolist()) if attack_name else set()
-
-    n_groups = clients // group_size
-    groups = [g.tolist() for g in np.array_split(rng.permutation(clients), n_groups)]
-    f = min(n_mal, n_groups) if byzantine is None else byzantine
-    spec.check(n_groups, f)
-    agg = spec.fn(f)
-
-    corr = np.abs(np.nan_to_num([np.corrcoef(xtr[:, j], ytr)[0, 1] for j in range(xtr.shape[1])]))
+        raise ConfigError(f"attack {cfg.attack!r} needs malicious > 0 (a fraction of the {cfg.clients} clients)",
+                          option="malicious")
+    bad = frozenset(rng.choice(cfg.clients, size=n_mal, replace=False).tolist()) if attack_name else frozenset()
+    n_groups = cfg.clients // cfg.group_size
+    groups = [g.tolist() for g in np.array_split(rng.permutation(cfg.clients), n_groups)]
+    f = min(n_mal, n_groups) if cfg.byzantine is None else cfg.byzantine
+    try:
+        spec.check(n_groups, f)
+    except UserError as exc:
+        what = f"{n_groups} group sums of {cfg.group_size} clients" if cfg.group_size > 1 else "n clients"
+        raise ConfigError(f"{exc}; n counts {what}", option="aggregator") from None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.abs(np.nan_to_num([np.corrcoef(xtr[:, j], ytr)[0, 1] for j in range(xtr.shape[1])]))
     trigger = np.argsort(corr, kind="stable")[: min(3, xtr.shape[1])]
+    bd_rows = yte != cfg.backdoor_target
+    xte_bd = xte[bd_rows].copy()
+    xte_bd[:, trigger] = _TRIGGER_VALUE
+    min_contrib = max(1, cfg.group_size - cfg.dropouts) if cfg.group_size > 1 else 1
+    noise_std = client_noise_std(cfg.dp_noise, cfg.clip, min_contrib) if cfg.dp_noise > 0 and cfg.clip else 0.0
+    return FederatedPlan(cfg=cfg, model=model, spec=spec, xtr=xtr, ytr=ytr, xte=xte, yte=yte, xte_bd=xte_bd,
+                         parts=parts, bad=bad, attack=attack_name, attack_arg=attack_arg, groups=groups,
+                         byzantine=f, trigger=trigger, noise_std=noise_std, min_contrib=min_contrib,
+                         classes=classes.tolist())
 
-    def stamp(x: np.ndarray) -> np.ndarray:
-        x = x.copy()
-        x[:, trigger] = _TRIGGER_VALUE
-        return x
 
-    bd_rows = yte != backdoor_target
-    xte_bd = stamp(xte[bd_rows])
-    min_contrib = max(1, group_size - dropouts) if group_size > 1 else 1
-    noise_std = client_noise_std(dp_noise, clip, min_contrib) if dp_noise > 0 else 0.0
-
-    w = np.zeros((xtr.shape[1] + 1, n_classes))
+def run(plan: FederatedPlan) -> SimulationResult:
+    """Drive ``plan`` in this process, round by round."""
+    w = plan.initial_weights()
     records: list[RoundRecord] = []
-    for r in range(1, rounds + 1):
-        present = rng.random(clients) < fraction
-        group_means, weights, failures = [], [], 0
-        for g in groups:
-            cohort = [c for c in g if present[c]]
-            if len(cohort) < (max(2, min_contrib) if group_size > 1 else 1):
-                continue  # too few to aggregate securely: the group sits this round out (fail closed)
-            ups = []
-            for c in cohort:
-                x_c, y_c = xtr[parts[c]], ytr[parts[c]]
-                is_bad = c in bad
-                if is_bad and attack_name in ("label-flip", "scale"):
-                    y_c = n_classes - 1 - y_c
-                if is_bad and attack_name == "backdoor":
-                    x_c = np.vstack([x_c, stamp(x_c)])
-                    y_c = np.concatenate([y_c, np.full(len(parts[c]), backdoor_target)])
-                u = _local_sgd(w, x_c, y_c, n_classes, epochs=local_epochs, lr=lr, batch=batch_size, rng=rng)
-                if is_bad and attack_name == "sign-flip":
-                    u = -attack_arg * u
-                elif is_bad and attack_name in ("scale", "backdoor"):
-                    u = attack_arg * u
-                elif not is_bad:
-                    if clip is not None:
-                        u = clip_update(u, clip)
-                    if noise_std > 0:
-                        u = u + rng.normal(0.0, noise_std, size=u.shape)
-                ups.append(u.ravel())
-            stack = np.stack(ups)
-            if group_size > 1:
-                try:
-                    total = secure_group_sum(stack, dropout_threshold=dropouts, round_tag=f"r{r}".encode())
-                except SecurityError:
-                    failures += 1
-                    continue
-            else:
-                total = stack[0]
-            group_means.append(total / len(cohort))
-            weights.append(len(cohort))
-        if group_means:
-            try:
-                w = w + agg(np.stack(group_means), np.asarray(weights, dtype=float)).reshape(w.shape)
-            except UserError:
-                failures += 1  # too few groups this round for the aggregator's constraint: no update
-        else:
-            failures += 1
-        acc = float(np.mean(_predict(w, xte) == yte))
-        bd = float(np.mean(_predict(w, xte_bd) == backdoor_target)) if len(xte_bd) else 0.0
-        records.append(
-            RoundRecord(round=r, accuracy=acc, backdoor_success=bd, failures=failures, groups=len(group_means))
-        )
+    for r in range(1, plan.cfg.rounds + 1):
+        ups = {c: plan.client_update(c, w, r) for c in plan.participants(r)}
+        delta, failures, n_groups = plan.aggregate(r, ups)
+        if delta is not None:
+            w = w + delta
+        acc, bd = plan.evaluate(w)
+        records.append(RoundRecord(round=r, accuracy=acc, backdoor_success=bd, failures=failures, groups=n_groups))
+    return plan.result(records, w)
 
-    eps = epsilon(noise_multiplier=dp_noise, sample_rate=fraction, rounds=rounds, delta=delta) if dp_noise > 0 else None
-    config = {
-        "clients": clients,
-        "rounds": rounds,
-        "partition": partition,
-        "aggregator": aggregator,
-        "group_size": group_size,
-        "dropouts": dropouts,
-        "fraction": fraction,
-        "dp_noise": dp_noise,
-        "clip": clip,
-        "delta": delta,
-        "malicious": malicious,
-        "attack": attack,
-        "byzantine": f,
-        "n_malicious": len(bad),
-        "backdoor_target": backdoor_target,
-        "trigger_features": trigger.tolist(),
-        "seed": seed,
-        "secure_aggregation": group_size > 1,
-    }
-    return SimulationResult(
-        rounds=records,
-        final_accuracy=records[-1].accuracy,
-        final_backdoor_success=records[-1].backdoor_success,
-        epsilon=eps,
-        config=config,
-    )
+
+def simulate(X: object, y: object, **options: object) -> SimulationResult:
+    """Simulate federated training in process; ``options`` are :class:`FederatedConfig` fields, all
+    validated before training."""
+    return run(prepare(X, y, FederatedConfig(**options)))  # type: ignore[arg-type]
