@@ -1069,3 +1069,20 @@ def test_the_result_of_a_loader_call_is_a_call_of_that_loader(general):
     res = scan(P2 + sglob("torch._utils", "_rebuild_parameter") + b"(K\x01t" + b"R)R.")
     assert [(f.rule, f.evidence) for f in res.findings] == [
         ("artifact.pickle.indirect-call", {"callable": "torch._utils._rebuild_parameter(1)"})]
+
+
+@pytest.mark.parametrize(("module", "name"), [("a-" * 30, "Thing"), ("somepkg", "b c" * 20)])
+def test_non_identifier_names_are_quoted_in_the_malformed_message(general, module, name):
+    data = global_of(module, name)
+    res = scan(data)
+    assert [(f.rule, f.title, f.offset) for f in res.findings] == [
+        ("artifact.malformed",
+         f"pickle stream is malformed: invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)",
+         len(data) - 1)]
+
+
+def test_unresolvable_chains_are_reported_at_their_opcode(general):
+    data = global_of("somepkg", "a." + "b" * 255)
+    assert [f.offset for f in scan(data).findings] == [len(data) - 2]
+    data = P4 + b"K\x01" + s8("x") + b"\x93)R."
+    assert [(f.rule, f.offset) for f in scan(data).findings] == [("artifact.pickle.unresolvable-global", 7)]
