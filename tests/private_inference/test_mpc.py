@@ -99,8 +99,11 @@ def test_two_parties_opt_in_says_nothing_is_hidden(raw_cancer):
 def test_fixed_point_sized_from_the_values():
     small = Network([Dense(np.array([[0.5], [-0.25]]), np.array([0.1]))], source="test")
     X = np.array([[3.0, -2.0], [1.0, 1.0]])
-    f = fixed_point(small, X)  # largest magnitude 3 -> 2 integer bits + 2 of headroom: the rest of 32 is fraction
-    assert f["bits"] == 32 and f["fractional_bits"] == 32 - 1 - 4 and f["largest_magnitude_on_rows"] == 3.0
+    f = fixed_point(small, X)  # largest magnitude 3 -> 2 integer bits + 2 of headroom: mpyc's 32/16 suffices
+    assert (f["bits"], f["fractional_bits"], f["integer_bits_needed"]) == (32, 16, 4)
+    assert f["largest_magnitude_on_rows"] == 3.0
     wide = Network([Dense(np.array([[1e6], [1.0]]), np.array([0.0]))], source="test")
     g = fixed_point(wide, X)  # 3e6 needs 22 bits + 2: a wider word, mpyc's 16 fractional bits kept
     assert g["fractional_bits"] == 16 and g["bits"] == 1 + 24 + 16
+    edge = fixed_point(small, np.array([[2.0**13 - 1, 0.0]]))  # 13 + 2 integer bits: 1 + 15 + 16 = 32 exactly
+    assert edge["bits"] == 32 and fixed_point(small, np.array([[2.0**13 + 1, 0.0]]))["bits"] == 33

@@ -63,18 +63,17 @@ def threat_model(parties: int) -> dict[str, Any]:
                           "protection against a party that deviates from the protocol"}
 
 
-#: mpyc's default secure fixed-point word (``SecFxp()`` is 32 bits with 16 fractional bits)
-WORD, MIN_FRAC = 32, 16
+#: mpyc's default secure fixed point (``SecFxp()``): a 32-bit word with 16 fractional bits
+WORD, FRAC = 32, 16
 #: bits of headroom above the largest magnitude seen on the rows (4x)
 HEADROOM_BITS = 2
 
 
 def fixed_point(net: Network, X: np.ndarray) -> dict[str, Any]:
-    """mpyc ``SecFxp`` sizes for ``net`` on rows like ``X``: integer bits for the largest magnitude among the
-    rows, the weights and every layer's output on the rows, times 4; then as many fractional bits as a 32-bit
-    word leaves (at least 16), a wider word only when the range needs it. Secure comparisons cost about
-    linearly in the word, so this is mpyc's default 32/16 or better precision at the same cost when the
-    values allow, and no silent overflow when they do not."""
+    """mpyc ``SecFxp`` sizes for ``net`` on rows like ``X``: mpyc's 16 fractional bits, and a word of mpyc's
+    default 32 bits unless the integer part needs more: the largest magnitude among the rows, the weights and
+    every layer's output on the rows, times 4, must fit (no silent wrap-around). More fractional bits would
+    cost: mpyc's field grows with them and each truncation draws one random bit per fractional bit."""
     mags = [float(np.max(np.abs(X), initial=0.0))]
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Dense):
@@ -82,9 +81,8 @@ def fixed_point(net: Network, X: np.ndarray) -> dict[str, Any]:
         mags.append(float(np.max(np.abs(net.forward(X, upto=i + 1)), initial=0.0)))
     top = max(mags)
     int_bits = max(1, math.ceil(math.log2(top)) if top > 1 else 1) + HEADROOM_BITS
-    frac = max(MIN_FRAC, WORD - 1 - int_bits)
-    return {"bits": max(WORD, int_bits + 1 + frac), "fractional_bits": frac, "largest_magnitude_on_rows": top,
-            "headroom": 2 ** HEADROOM_BITS}
+    return {"bits": max(WORD, int_bits + 1 + FRAC), "fractional_bits": FRAC, "largest_magnitude_on_rows": top,
+            "headroom": 2 ** HEADROOM_BITS, "integer_bits_needed": int_bits}
 
 
 def _free_base(m: int) -> int:
