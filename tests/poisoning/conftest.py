@@ -49,8 +49,9 @@ def base_data(name: str, seed: int):
     return Xtr, Xte, ytr, yte, trig
 
 
-def build(name: str, seed: int, poisoned: bool, fraction: float = 0.1) -> Scenario:
+def build(name: str, seed: int, poisoned: bool, fraction: float = 0.1, trigger: Trigger | None = None) -> Scenario:
     Xtr, Xte, ytr, yte, trig = base_data(name, seed)
+    trig = trigger or trig
     rows = np.empty(0, dtype=np.int64)
     if poisoned:
         pl = plant_trigger(Xtr, ytr, trig, fraction=fraction, seed=seed)
@@ -74,3 +75,9 @@ def scenario(name: str, seed: int, poisoned: bool) -> Scenario:
 @pytest.fixture(scope="session")
 def get_scenario():
     return scenario
+
+
+@pytest.fixture(scope="session")
+def build_scenario():
+    """``build`` itself (uncached): scenarios with another poisoned fraction or trigger."""
+    return build

@@ -1,9 +1,10 @@
 """``harden backdoor``: find the poisoned training rows and remove their effect, with a before/after table.
 
 A recipe over :mod:`modelshield.poisoning`: the training rows flagged by the label-issue filter, by
-activation clustering and spectral signatures (white-box models) and by STRIP are dropped and the model
-retrained (scikit-learn and PyTorch), or a PyTorch model is fine-pruned on clean held-out rows (Liu et
-al. 2018).
+activation clustering and spectral signatures (white-box models) and by STRIP, plus the rows of the classes
+these called poisoned whose label a model trained on the held-out rows alone disagrees with, are dropped
+and the model retrained (scikit-learn and PyTorch), or a PyTorch model is fine-pruned on clean held-out
+rows (Liu et al. 2018).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from modelshield.models.torch import TorchModel
 from modelshield.poisoning.activations import NoActivations, penultimate_activations
 from modelshield.poisoning.data import audit_training_data
 from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
-from modelshield.poisoning.removal import fine_prune, retrain_without
+from modelshield.poisoning.removal import fine_prune, reference_disagreements, retrain_without
 
 __all__ = ["METHODS", "BackdoorRemoval", "remove_backdoor"]
 
@@ -62,10 +63,19 @@ class BackdoorRemoval:
         return buf.getvalue()
 
 
-def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+#: The ``flagged_by`` name of the rows that a model trained on the held-out rows alone labels differently.
+REFERENCE = "held-out reference disagrees"
+
+
+def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str], *, reference: bool = False,
+          epochs: int = 40, lr: float = 3e-3) -> tuple[np.ndarray, dict[str, int]]:
+    """The union of the detectors' flagged rows. With ``reference``, also the rows of the classes a model
+    check called poisoned whose label a model trained on the held-out rows alone disagrees with (the
+    poisoned rows the detectors missed: a few left behind re-teach the trigger)."""
     est = model.clone_unfitted() if getattr(model, "framework", "") == "sklearn" else None
     rep = audit_training_data(train.X.reshape(len(train), -1), train.y, estimator=est, seed=seed)
     parts = {"label issues": rep.flagged_rows}
+    suspect: set[Any] = set()
     try:
         A = penultimate_activations(model, train.X)
         HA = penultimate_activations(model, held.X)
@@ -73,10 +83,17 @@ def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]
         parts["activation clustering"] = ac.flagged_rows
         ss = spectral_signatures(A, train.y, heldout_activations=HA, heldout_labels=held.y)
         parts["spectral signatures"] = ss.flagged_rows
+        suspect |= {c.label for c in ac.classes if c.poisoned} | set(ss.poisoned_classes)
     except NoActivations as exc:
         notes.append(f"activation clustering not run: {exc}")
     st = strip_test(model.predict_proba, train.X, held.X, seed=seed)
     parts["STRIP"] = st.flagged_rows if st.poisoned else np.empty(0, dtype=np.int64)
+    if st.poisoned:  # the class most of STRIP's rows carry: a trigger's target
+        values, counts = np.unique(np.asarray(train.y)[st.flagged_rows], return_counts=True)
+        suspect.add(values[int(np.argmax(counts))])
+    if reference and suspect:
+        parts[REFERENCE] = reference_disagreements(model, held.X, held.y, train.X, train.y, classes=sorted(suspect),
+                                                   epochs=epochs, lr=lr, seed=seed)
     flagged = np.unique(np.concatenate([np.asarray(v, dtype=np.int64) for v in parts.values()]))
     return flagged, {k: len(v) for k, v in parts.items()}
 
@@ -107,7 +124,7 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
             raise DataError(f"the {name} has no labels", cli_hint=f"give the label column of {flag} with --target")
     notes: list[str] = []
     t0 = time.perf_counter()
-    flagged, by = _flag(model, train, heldout, seed, notes)
+    flagged, by = _flag(model, train, heldout, seed, notes, reference=method == "retrain", epochs=epochs, lr=lr)
     if method == "retrain":
         new = retrain_without(model, train.X, train.y, flagged, epochs=epochs, lr=lr, seed=seed)
     else:

@@ -16,6 +16,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,29 +62,44 @@ def _reduce(A: np.ndarray, dims: int, whiten: bool = False, also: np.ndarray | N
 
 
 def _two_means(Z: np.ndarray, seed: int, n_init: int = 4, iters: int = 50) -> np.ndarray:
-    """Labels 0/1 of a 2-means clustering (Lloyd, k-means++ starts, best inertia of ``n_init``)."""
+    """Labels 0/1 of a 2-means clustering (Lloyd, k-means++ starts, best inertia of ``n_init``).
+
+    The ``n_init`` runs advance together (one matrix product per Lloyd step for all of them; a run stops
+    moving once its labels repeat), which gives the partitions of running them one after another."""
     rng = np.random.default_rng(seed)
-    best, best_inertia = np.zeros(len(Z), dtype=np.int64), np.inf
+    n, dim = Z.shape
     sq = np.einsum("ij,ij->i", Z, Z)
-    for _ in range(n_init):
-        c0 = Z[rng.integers(len(Z))]
+    C = np.empty((n_init, 2, dim))
+    for r in range(n_init):  # k-means++ starts, drawn in the order of one run after another
+        c0 = Z[rng.integers(n)]
         d0 = np.maximum(sq - 2 * Z @ c0 + c0 @ c0, 0)
-        p = d0 / d0.sum() if d0.sum() > 0 else None
-        c1 = Z[rng.choice(len(Z), p=p)]
-        centres = np.stack([c0, c1])
-        lab = np.zeros(len(Z), dtype=np.int64)
-        for _ in range(iters):
-            d = sq[:, None] - 2 * Z @ centres.T + np.einsum("ij,ij->i", centres, centres)[None, :]
-            new = d.argmin(axis=1)
-            if np.array_equal(new, lab) and _ > 0:
-                break
-            lab = new
-            for k in (0, 1):
-                if np.any(lab == k):
-                    centres[k] = Z[lab == k].mean(axis=0)
-        inertia = float(np.sum(np.min(d, axis=1)))
-        if inertia < best_inertia and 0 < lab.sum() < len(lab):
-            best, best_inertia = lab.copy(), inertia
+        tot = d0.sum()
+        C[r, 0], C[r, 1] = c0, Z[rng.choice(n, p=d0 / tot if tot > 0 else None)]
+    lab = np.zeros((n_init, n), dtype=bool)
+    dmin = np.zeros((n_init, n))
+    live = np.arange(n_init)
+    total = Z.sum(axis=0)
+    for it in range(iters):
+        Cl = C[live]
+        cross = (Z @ Cl.reshape(-1, dim).T).reshape(n, len(live), 2).transpose(1, 0, 2)
+        d = sq[None, :, None] - 2 * cross + np.einsum("rkd,rkd->rk", Cl, Cl)[:, None, :]
+        new = d[:, :, 1] < d[:, :, 0]
+        dmin[live] = np.minimum(d[:, :, 0], d[:, :, 1])
+        moved = np.any(new != lab[live], axis=1) | (it == 0)
+        lab[live] = new
+        live = live[moved]
+        if not len(live):
+            break
+        L = lab[live].astype(Z.dtype)
+        n1 = L.sum(axis=1)[:, None]
+        s1 = L @ Z
+        C[live, 1] = np.where(n1 > 0, s1 / np.maximum(n1, 1), C[live, 1])  # an empty cluster keeps its centre
+        C[live, 0] = np.where(n - n1 > 0, (total - s1) / np.maximum(n - n1, 1), C[live, 0])
+    inertia = dmin.sum(axis=1)
+    best, best_inertia = np.zeros(n, dtype=np.int64), np.inf
+    for r in range(n_init):
+        if inertia[r] < best_inertia and 0 < lab[r].sum() < n:
+            best, best_inertia = lab[r].astype(np.int64), float(inertia[r])
     return best
 
 
@@ -160,14 +176,12 @@ class ClusteringReport:
 def _excess(n_k: int, n: int, m_k: int, m: int) -> tuple[float, float]:
     """Share of class rows beyond the held-out prior (``1 - q/p``) and the one-sided two-proportion
     z-test p-value that the training share ``p = n_k/n`` exceeds the held-out share ``q = m_k/m``."""
-    from scipy.stats import norm
-
     p, q = n_k / n, m_k / m
     if p <= 0:
         return 0.0, 1.0
     pooled = (n_k + m_k) / (n + m)
     se = np.sqrt(max(pooled * (1 - pooled) * (1 / n + 1 / m), 1e-300))
-    return float(1 - q / p), float(norm.sf((p - q) / se))
+    return float(1 - q / p), 0.5 * math.erfc((p - q) / se / math.sqrt(2))  # the normal tail
 
 
 def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_share: float = 0.35,

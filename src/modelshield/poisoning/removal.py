@@ -1,5 +1,10 @@
 """Removing a backdoor: drop the flagged rows and retrain, or fine-prune (Liu et al. 2018).
 
+A detector rarely flags every poisoned row, and a handful left in the training data re-teaches the trigger
+(4 of 126 BadNets rows on digits gave 37% attack success). :func:`reference_disagreements` finds the rest
+in the classes a detector called poisoned: a model of the same kind trained only on the clean held-out rows
+has never seen the trigger, so it gives a poisoned row its true class, not the attacker's label.
+
 References
 ----------
 .. [1] K. Liu, B. Dolan-Gavitt, S. Garg, "Fine-Pruning: Defending Against Backdooring Attacks on Deep
@@ -18,7 +23,7 @@ from modelshield.errors import DataError, UserError
 from modelshield.poisoning import _torch as T
 from modelshield.poisoning.activations import penultimate_activations, torch_module_of
 
-__all__ = ["FinePruneResult", "fine_prune", "retrain_without"]
+__all__ = ["FinePruneResult", "fine_prune", "reference_disagreements", "retrain_without"]
 
 
 def _keep_mask(n: int, rows: Any) -> np.ndarray:
@@ -75,6 +80,44 @@ def retrain_without(model: Any, X: np.ndarray, y: np.ndarray, rows: Any, *, epoc
     Xn = np.asarray(prep(np.asarray(X)) if callable(prep) else X, dtype=np.float32)
     labels = model.label_index(np.asarray(y)) if hasattr(model, "label_index") else np.asarray(y)
     return T.train(_reinit(module, seed), Xn[keep], labels[keep], epochs=epochs, lr=lr, seed=seed)
+
+
+def reference_disagreements(model: Any, X_ref: np.ndarray, y_ref: np.ndarray, X: np.ndarray, y: np.ndarray, *,
+                            classes: Any = None, epochs: int = 40, lr: float = 3e-3, seed: int = 0) -> np.ndarray:
+    """Indices of the rows of ``X`` whose label ``y`` differs from the prediction of a reference model
+    trained on the trusted clean rows ``X_ref, y_ref`` alone (the same kind as ``model``: an unfitted
+    scikit-learn clone, or the PyTorch architecture re-initialised from ``seed`` and trained as in
+    :func:`retrain_without`). ``classes``: only rows labelled one of these are returned (the classes a
+    detector called poisoned; ``None``: all rows).
+
+    A dirty-label poisoned row carries a trigger and the attacker's label; the reference model never saw
+    the trigger and predicts the row's true class. Clean rows it misclassifies are returned too (its
+    error rate within ``classes``), so callers restrict ``classes`` to the suspected ones.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) != len(y) or len(np.asarray(X_ref)) != len(np.asarray(y_ref)):
+        raise DataError("features and labels must have one row each")
+    if len(np.unique(np.asarray(y_ref))) < 2:
+        raise DataError("the reference rows need at least two classes")
+    if getattr(model, "framework", "") == "sklearn":
+        est = model.clone_unfitted()
+        est.fit(np.asarray(X_ref), np.asarray(y_ref))
+        wrong = np.asarray(est.predict(X)) != y
+    else:
+        module = torch_module_of(model)
+        prep = getattr(model, "_prepare", None)
+
+        def feats(A: np.ndarray) -> np.ndarray:
+            return np.asarray(prep(np.asarray(A)) if callable(prep) else A, dtype=np.float32)
+
+        def index(v: np.ndarray) -> np.ndarray:
+            return model.label_index(np.asarray(v)) if hasattr(model, "label_index") else np.asarray(v)
+
+        ref = T.train(_reinit(module, seed), feats(X_ref), index(y_ref), epochs=epochs, lr=lr, seed=seed)
+        wrong = T.logits(ref, feats(X)).argmax(axis=1) != index(y)
+    if classes is not None:
+        wrong &= np.isin(y, np.asarray(list(classes)))
+    return np.flatnonzero(wrong).astype(np.int64)
 
 
 @dataclass(frozen=True, kw_only=True)
