@@ -470,9 +470,10 @@ def test_bootstrap_of_a_report_uses_its_scores() -> None:
 
 def test_most_exposed_members() -> None:
     rep = _report()
-    sa = rep.attacks["a"].scores[:20]
+    assert rep.best.name == "a"
+    sa = rep.attacks["b"].scores[:20]  # not the best attack
     order = np.argsort(-sa, kind="stable")
-    assert rep.most_exposed(3, "a") == [(int(i) * 2 + 1, float(sa[i])) for i in order[:3]]
+    assert rep.most_exposed(3, "b") == [(int(i) * 2 + 1, float(sa[i])) for i in order[:3]]
     assert len(rep.most_exposed()) == 10
     best = rep.best.name
     sb = rep.attacks[best].scores[:20]
@@ -1173,3 +1174,97 @@ def test_rebuild_leaves_the_global_rng_alone_and_needs_a_scripted_sequential() -
     torch.manual_seed(5)
     assert mi.rebuild_torchscript_mlp(scripted) is not None
     torch.testing.assert_close(torch.rand(4), want)
+
+
+def test_roc_points_below_the_first_roc_point_and_with_one_nonmember() -> None:
+    coarse = AttackResult(name="c", scores=np.zeros(3), labels=np.array([1, 0, 0]), auc=0.5, tpr_at_0_1pct_fpr=0.0,
+                          tpr_at_1pct_fpr=0.0, fpr=np.array([0.1, 0.5, 1.0]), tpr=np.array([0.2, 0.8, 1.0]))
+    rep = MembershipReport(attacks={"c": coarse}, member_index=np.arange(5), nonmember_index=np.arange(100))
+    fpr, tpr = rep.roc_points("c", n_points=4)
+    # FPRs below the curve's first point take its first TPR; then the last point at or below each FPR
+    want = [0.2 if g < 0.5 else 0.8 if g < 1.0 else 1.0 for g in fpr]
+    assert fpr[0] == pytest.approx(0.01) and tpr == pytest.approx(want)
+    starts_at_zero = AttackResult(name="z", scores=np.zeros(3), labels=np.array([1, 0, 0]), auc=0.5,
+                                  tpr_at_0_1pct_fpr=0.0, tpr_at_1pct_fpr=0.0, fpr=np.array([0.0, 0.5, 1.0]),
+                                  tpr=np.array([0.3, 0.8, 1.0]))
+    rep = MembershipReport(attacks={"z": starts_at_zero}, member_index=np.arange(5), nonmember_index=np.arange(100))
+    fpr, tpr = rep.roc_points("z", n_points=4)
+    assert tpr == pytest.approx([0.3 if g < 0.5 else 0.8 if g < 1.0 else 1.0 for g in fpr])
+    one = MembershipReport(attacks={"z": starts_at_zero}, member_index=np.arange(5), nonmember_index=np.arange(1))
+    assert one.roc_points("z") == ([1.0], [1.0])
+    none = MembershipReport(attacks={"z": starts_at_zero}, member_index=np.arange(5), nonmember_index=np.arange(0))
+    assert none.roc_points("z") == ([1.0], [1.0])
+
+
+def test_most_exposed_keeps_the_member_order_among_ties() -> None:
+    rng = np.random.default_rng(4)
+    member = rng.integers(0, 3, 200).astype(np.float64)  # many ties
+    res = roc_metrics(np.r_[member, np.zeros(50)], np.r_[np.ones(200), np.zeros(50)], "t")
+    rep = MembershipReport(attacks={"t": res}, member_index=np.arange(200) + 1000, nonmember_index=np.arange(50))
+    want = sorted(range(200), key=lambda i: (-member[i], i))[:60]
+    assert rep.most_exposed(60, "t") == [(1000 + i, float(member[i])) for i in want]
+
+
+def _torch_setup() -> tuple[Any, np.ndarray, np.ndarray]:
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    X, y = _data(40, 6)
+    return net, X.astype(np.float32), y
+
+
+def _same_predictions(a: Any, b: Any, X: np.ndarray) -> None:
+    np.testing.assert_allclose(a(X), b(X), rtol=1e-6, atol=1e-7)
+
+
+def test_default_trainer_for_an_eager_pytorch_model_and_its_recipe() -> None:
+    import copy
+
+    import torch
+
+    from modelshield.models.wrap import wrap_object
+
+    net, X, y = _torch_setup()
+    m = wrap_object(copy.deepcopy(net))
+    rec = mi.TrainingRecipe(epochs=3, lr=0.05)
+    pred = mi.default_trainer(m, rec)(X, y, 5)
+    assert pred.log_probs is True  # type: ignore[attr-defined]
+    _same_predictions(pred, mi._torch_logit_fn(rec.fit(m.clone_unfitted(), X, y, 5)), X)
+    other = mi._torch_logit_fn(rec.fit(m.clone_unfitted(), X, y, 0))
+    assert not np.allclose(pred(X), other(X))  # the seed reaches the recipe
+    # the model's own recipe when none is given; the one given wins over it
+    m.extra["training_recipe"] = mi.TrainingRecipe(epochs=2, lr=0.5, optimizer="sgd")
+    _same_predictions(mi.default_trainer(m)(X, y, 1), mi._torch_logit_fn(
+        m.extra["training_recipe"].fit(m.clone_unfitted(), X, y, 1)), X)
+    _same_predictions(mi.default_trainer(m, rec)(X, y, 1), mi._torch_logit_fn(rec.fit(m.clone_unfitted(), X, y, 1)),
+                      X)
+    del m.extra["training_recipe"]
+    _same_predictions(mi.default_trainer(m)(X, y, 2), mi._torch_logit_fn(
+        mi.TrainingRecipe().fit(m.clone_unfitted(), X, y, 2)), X)
+    for p, q in zip(m.module.parameters(), net.parameters()):
+        assert torch.equal(p, q)  # the target itself is never retrained
+
+
+def test_default_trainer_rebuilds_a_torchscript_mlp() -> None:
+    import copy
+
+    import torch
+
+    from modelshield.models.wrap import wrap_object
+
+    net, X, y = _torch_setup()
+    scripted = wrap_object(torch.jit.script(copy.deepcopy(net)))
+    rec = mi.TrainingRecipe(epochs=3, lr=0.05)
+    pred = mi.default_trainer(scripted, rec)(X, y, 4)
+    rebuilt = mi.rebuild_torchscript_mlp(scripted.module)
+    _same_predictions(pred, mi._torch_logit_fn(rec.fit(copy.deepcopy(rebuilt), X, y, 4)), X)
+    odd = wrap_object(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4),
+                                                           torch.nn.Linear(4, 2))))
+    assert _err(lambda: mi.default_trainer(odd)) == (
+        "TorchModel (object) cannot be retrained, so shadow models are not available; pass a trainer or use the "
+        "'loss' attack only")
+    # only a PyTorch model is rebuilt: another adapter holding a TorchScript module is not retrainable
+    other = _model()
+    other.module = torch.jit.script(copy.deepcopy(net))  # type: ignore[attr-defined]
+    assert _err(lambda: mi.default_trainer(other)).startswith("CallableModel (object) cannot be retrained")
