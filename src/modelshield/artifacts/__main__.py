@@ -10,6 +10,10 @@ import argparse
 import json
 import sys
 
+from modelshield.artifacts import scan
+from modelshield.errors import ModelShieldError
+from modelshield.findings import Severity
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m modelshield.artifacts")
@@ -18,10 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the JSON report to stdout")
     ap.add_argument("--hash", action="store_true", help="record each file's SHA-256")
     args = ap.parse_args(argv)
-    from modelshield.artifacts import scan
-    from modelshield.errors import ModelShieldError
-    from modelshield.findings import Severity
-
     try:
         gate = Severity.parse(args.fail_on)
         report = scan(list(args.paths), hash=args.hash)

@@ -105,7 +105,7 @@ def scan_keras_config(data: bytes | str, where: str = "config.json") -> list[Raw
 
 def scan_h5(fh: BinaryIO) -> list[RawFinding]:
     try:
-        import h5py
+        import h5py  # lazy: h5py is optional; only Keras .h5 files need it
     except ImportError:  # pragma: no cover - h5py is installed with the keras extra
         return [RawFinding(Severity.HIGH, "artifact.archive.unsupported", "HDF5 file: h5py is not installed",
                            0, "Install h5py (pip install 'modelshield[keras]') to inspect Keras .h5 files.")]

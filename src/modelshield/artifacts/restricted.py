@@ -77,7 +77,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _restricted_joblib(fobj: BinaryIO) -> Any:
-    from joblib.numpy_pickle import NumpyUnpickler
+    from joblib.numpy_pickle import NumpyUnpickler  # lazy: joblib only for joblib files
 
     class _Unpickler(NumpyUnpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -87,7 +87,7 @@ def _restricted_joblib(fobj: BinaryIO) -> Any:
 
 
 def _load_torch_zip(data: BinaryIO) -> Any:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     try:
         zf = zipfile.ZipFile(data)
@@ -208,7 +208,7 @@ def safe_load(source: bytes | str | Path, fmt: str | None = None) -> Any:
 
 
 def _load_npy(fh: BinaryIO) -> Any:
-    import numpy as np
+    import numpy as np  # lazy: numpy only for .npy payloads
     from numpy.lib import format as npformat
 
     version = npformat.read_magic(fh)

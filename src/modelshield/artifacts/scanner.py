@@ -794,7 +794,7 @@ def scan_file(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, hash: bool 
     digest: list[str] = []
     worker = None
     if hash:
-        import hashlib
+        import hashlib  # lazy: only with hash=True (one-file scan start-up)
         import threading
 
         def _hash() -> None:
