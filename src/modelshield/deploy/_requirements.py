@@ -17,6 +17,7 @@ def pinned_requirements(root: str = "modelshield", extras: tuple[str, ...] = ("s
     """``name==version`` for ``root`` and every installed distribution it needs (transitively), with
     ``extras`` of ``root`` included; requirements whose environment marker is false here, or that are not
     installed, are left out. Sorted by normalised name. ``root`` itself is pinned with its extras."""
+    # lazy: packaging is not a declared dependency (it comes with pip/setuptools)
     from packaging.requirements import InvalidRequirement, Requirement
 
     out: dict[str, str] = {}

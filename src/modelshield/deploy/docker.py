@@ -14,8 +14,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelshield._io import file_sha256
 from modelshield._version import __version__
 from modelshield.deploy._requirements import pinned_requirements
+from modelshield.deploy.spec import MODEL_DIR, MODEL_KEY_ENV, STATE_DIR
 
 if TYPE_CHECKING:
     from modelshield.deploy.spec import DeploySpec
@@ -34,8 +36,6 @@ def _exec_form(args: list[str]) -> str:
 
 
 def dockerfile(spec: DeploySpec, sha256: str) -> str:
-    from modelshield.deploy.spec import MODEL_DIR, MODEL_KEY_ENV, STATE_DIR
-
     name = spec.model_name()
     entry = ["/usr/bin/python3", "-m", "modelshield", *spec.serve_args()]
     health = ["/usr/bin/python3", "-c",
@@ -96,8 +96,6 @@ def dockerfile(spec: DeploySpec, sha256: str) -> str:
 
 
 def render(spec: DeploySpec, sha256: str) -> dict[str, bytes]:
-    from modelshield._io import file_sha256
-
     sums = [f"{sha256}  {spec.model_name()}"]
     for p in (spec.signature, spec.public_key):
         if p is not None:

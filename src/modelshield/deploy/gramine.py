@@ -23,8 +23,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelshield import _version
 from modelshield._io import file_sha256
 from modelshield._version import __version__
+from modelshield.deploy.spec import APP_DIR, MODEL_DIR, STATE_DIR
 
 if TYPE_CHECKING:
     from modelshield.deploy.spec import DeploySpec
@@ -39,9 +41,7 @@ _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 def code_files() -> dict[str, Path]:
     """The modelshield package's files (``modelshield/<relative path>`` -> source), caches left out."""
-    import modelshield._version as v
-
-    root = Path(v.__file__).resolve().parent
+    root = Path(_version.__file__).resolve().parent
     out: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(_SKIP_SUFFIXES):
@@ -54,8 +54,6 @@ def _toml_str(s: str) -> str:
 
 
 def render(spec: DeploySpec, sha256: str) -> tuple[dict[str, bytes], dict[str, Path]]:
-    from modelshield.deploy.spec import APP_DIR, MODEL_DIR, STATE_DIR
-
     code = code_files()
     key_file = f"{STATE_DIR}/secrets/model.key" if spec.encrypted() else None
     argv = ["python3", "-m", "modelshield", *spec.serve_args(key_file=key_file)]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modelshield._version import __version__
+from modelshield.deploy.spec import API_KEYS_SECRET, MODEL_KEY_SECRET, STATE_DIR
 
 if TYPE_CHECKING:
     from modelshield.deploy.spec import DeploySpec
@@ -62,8 +63,6 @@ def _security_context() -> dict[str, Any]:
 
 
 def deployment(spec: DeploySpec, sha256: str) -> dict[str, Any]:
-    from modelshield.deploy.spec import API_KEYS_SECRET, MODEL_KEY_SECRET, STATE_DIR
-
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "timeoutSeconds": 5}
     container: dict[str, Any] = {
         "name": "gateway",
