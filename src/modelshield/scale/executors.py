@@ -15,7 +15,9 @@ order, whatever order they finished in (so merging is deterministic). Faults are
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import multiprocessing
 import os
 import signal
 import socket
@@ -25,6 +27,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,9 +171,6 @@ class ProcessExecutor(Executor):
         self.pools_started = 0
 
     def _new_pool(self) -> Any:
-        import concurrent.futures
-        import multiprocessing
-
         self._kill_pool()
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context(self.start_method),
@@ -199,9 +199,6 @@ class ProcessExecutor(Executor):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, fn: Callable[[Any], Any], items: Sequence[Any], on_done: DoneFn = _no_done) -> list[Outcome]:
-        import concurrent.futures
-        from concurrent.futures.process import BrokenProcessPool
-
         results: list[Outcome | None] = [None] * len(items)
         strikes = [0] * len(items)  # worker deaths while the item ran alone
         grouped = [0] * len(items)  # worker deaths while the item ran beside others
@@ -347,7 +344,7 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         if self._started:
-            import ray
+            import ray  # lazy: ray is the optional 'scale' extra
 
             ray.shutdown()
             self._started = False
@@ -357,6 +354,7 @@ class RayExecutor(Executor):
 
     def run(self, fn: Callable[[Any], Any], items: Sequence[Any], on_done: DoneFn = _no_done) -> list[Outcome]:
         ray = self._ensure()
+        # lazy: ray is the optional 'scale' extra
         from ray.exceptions import GetTimeoutError, RayTaskError, TaskCancelledError, WorkerCrashedError
 
         remote = ray.remote(num_cpus=1, max_retries=1, retry_exceptions=False)(fn)

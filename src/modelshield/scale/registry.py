@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshield._io import write_files_safely
 from modelshield._version import __version__
+from modelshield.checks.registry import available_checks
 from modelshield.errors import OutputError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.policy import Policy
+from modelshield.report.write import report_sarif, write_reports
 from modelshield.runner import AuditReport, AuditRun, environment, merge_options, select_checks, validate_policy
 from modelshield.scale.cache import ResultCache
 from modelshield.scale.executors import Executor, LocalExecutor, Outcome
@@ -158,8 +161,6 @@ def audit_registry(
     Bad input that concerns the whole run (a missing registry, an unknown check, a bad policy) raises
     :class:`~modelshield.errors.UserError` before any work.
     """
-    from modelshield.checks.registry import available_checks
-
     t0 = time.perf_counter()
     policy = policy or Policy.default()
     registry = available_checks()
@@ -344,9 +345,6 @@ def check_out_dir(out: str | Path, force: bool = False) -> tuple[Path, bool]:
 def write_outputs(result: RegistryAudit, out: str | Path, *, force: bool = False) -> list[Path]:
     """Write ``summary.json``, ``summary.html``, ``summary.sarif`` and one report per model (HTML, JSON,
     SARIF under ``models/``) into ``out``; returns the summary paths."""
-    from modelshield._io import write_files_safely
-    from modelshield.report.write import report_sarif, write_reports
-
     folder, replace = check_out_dir(out, force)
     (folder / "models").mkdir(parents=True, exist_ok=True)
     for i, (row, report) in enumerate(zip(result.rows, result.reports)):

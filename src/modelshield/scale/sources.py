@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from modelshield.errors import DataError, InputNotFoundError, MissingExtraError, UserError
+from modelshield.formats import detect_format_bytes
 from modelshield.scale.units import DataSpec
 
 __all__ = ["MODEL_SUFFIXES", "RegistryModel", "discover", "source_kind"]
@@ -85,8 +88,6 @@ def discover(source: str) -> list[RegistryModel]:
 
 
 def _sniff(path: Path) -> str:
-    from modelshield.formats import detect_format_bytes
-
     try:
         with path.open("rb") as fh:
             head = fh.read(1 << 16)
@@ -108,8 +109,6 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _read_registry_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

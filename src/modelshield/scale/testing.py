@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelshield.scale.units import run_unit
+
 __all__ = ["FAULTS", "FaultyUnits", "square", "misbehave"]
 
 FAULTS = ("raise", "hang", "exit")
@@ -43,8 +45,6 @@ class FaultyUnits:
     hang_s: float = 3600.0
 
     def __call__(self, unit: Any) -> Any:
-        from modelshield.scale.units import run_unit
-
         kind = self.faults.get(f"{unit.label}:{unit.check}") or self.faults.get(unit.label)
         if kind:
             misbehave(kind, self.hang_s)

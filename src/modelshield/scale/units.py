@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshield._io import file_sha256
+from modelshield.data.loaders import load_dataset
+from modelshield.errors import ModelShieldError, SecurityError
 from modelshield.findings import CheckResult, CheckStatus, Figure, Finding, Series, Severity
+from modelshield.policy import Policy
+from modelshield.protect.loader import load_model
+from modelshield.runner import AuditOptions, audit_run
 
 __all__ = ["DataSpec", "UnitOutcome", "WorkUnit", "error_result", "result_from_dict", "run_unit"]
 
@@ -93,24 +99,16 @@ def error_result(check: str, message: str, *, rule: str = "error", detail: str =
 def run_unit(unit: WorkUnit) -> UnitOutcome:
     """Run ``unit`` in this process. Never raises for a fault of the model, the data or the check: each
     becomes an error outcome. (:class:`KeyboardInterrupt` still propagates.)"""
-    from modelshield.errors import ModelShieldError, SecurityError
-    from modelshield.policy import Policy
-    from modelshield.runner import AuditOptions, audit_run
-
     model = None
     refused = None
     try:
         if unit.load_model:
-            from modelshield.protect.loader import load_model
-
             try:
                 model = load_model(unit.model_path, **{**dict(unit.loader), "trust": unit.trust})
             except SecurityError as exc:  # fail closed: the model is not loaded; the refusal fails its gate
                 refused = f"{type(exc).__name__}: {exc}"
         ds = tr = None
         if unit.data is not None:
-            from modelshield.data.loaders import load_dataset
-
             kw = {"target": unit.data.target, "sensitive": list(unit.data.sensitive),
                   "features": list(unit.data.features) if unit.data.features is not None else None}
             ds = load_dataset(unit.data.data, **kw)
@@ -160,6 +158,4 @@ def content_key(parts: Mapping[str, Any]) -> str:
 
 
 def file_digest(path: str | Path) -> str:
-    from modelshield._io import file_sha256
-
     return file_sha256(Path(path))
