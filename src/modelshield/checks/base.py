@@ -276,7 +276,7 @@ def _no_event(_kind: str, _name: str, _payload: Any) -> None:
 def _seed_global_generators(seed: int) -> None:
     """Seed torch's and numpy's global generators (for libraries that still read them)."""
     try:
-        import torch
+        import torch  # lazy: torch is heavy; the CLI imports this module
 
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover

@@ -57,7 +57,7 @@ class BaselineCheck(Check):
     max_samples: int | None = 100_000
 
     def _run(self, ctx: AuditContext) -> CheckResult:
-        from sklearn import metrics as skm
+        from sklearn import metrics as skm  # lazy: scikit-learn is slow to import; only this path needs it
 
         assert ctx.model is not None and ctx.data is not None and ctx.data.y is not None
         data = ctx.data.sample(self.max_samples, seed=ctx.seed) if self.max_samples else ctx.data

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from modelshield.checks.base import AuditContext, Check
 from modelshield.errors import DataError, UserError
@@ -147,8 +148,6 @@ class FairnessCheck(Check):
         # Small batches gain nothing from OpenMP/BLAS threads, and on a busy machine those threads
         # make a 20 ms prediction take seconds: run single-threaded in quick mode and on small data.
         if ctx.quick or len(ctx.data) <= 50_000:
-            from threadpoolctl import threadpool_limits
-
             with threadpool_limits(limits=1):
                 return self._evaluate(ctx)
         return self._evaluate(ctx)
@@ -350,8 +349,6 @@ class FairnessCheck(Check):
         if not data.is_numeric or data.X.ndim != 2:
             return
         rows = min(int(self.proxy_rows), 2000) if ctx.quick else int(self.proxy_rows)
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(limits=1):  # our own small classifier: threads only add overhead
             rep = find_proxies(data.X, {a: data.sensitive[a] for a in attrs}, feature_names=data.feature_names,
                                feature_types=data.feature_types, max_rows=rows, seed=ctx.seed)

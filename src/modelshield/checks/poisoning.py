@@ -13,6 +13,11 @@ from modelshield.checks.base import Applies, AuditContext, Check
 from modelshield.errors import OptionError, UserError
 from modelshield.findings import CheckResult, Figure, Finding, Series, Severity
 from modelshield.models.base import Capability
+from modelshield.poisoning._common import check_fraction
+from modelshield.poisoning.activations import NoActivations, penultimate_activations
+from modelshield.poisoning.data import LABEL_METHODS, audit_training_data
+from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
+from modelshield.poisoning.neural_cleanse import NoGradients, neural_cleanse
 
 __all__ = ["PoisoningCheck"]
 
@@ -126,9 +131,6 @@ class PoisoningCheck(Check):
     nc_threshold: float = 2.0
 
     def check_options(self) -> None:
-        from modelshield.poisoning._common import check_fraction
-        from modelshield.poisoning.data import LABEL_METHODS
-
         check_fraction(self.poisoned_fraction, "poisoning.poisoned_fraction")
         if self.label_method not in LABEL_METHODS:
             raise UserError(f"poisoning.label_method must be one of {', '.join(LABEL_METHODS)}, "
@@ -185,8 +187,6 @@ class PoisoningCheck(Check):
     # ------------------------------------------------------------------------------------------
     def _data_part(self, ctx: AuditContext, X: np.ndarray, y: np.ndarray, idx: np.ndarray,
                    result: CheckResult, summary: list[str]) -> None:
-        from modelshield.poisoning.data import audit_training_data
-
         assert ctx.model is not None and ctx.data is not None
         estimator = None
         if getattr(ctx.model, "framework", "") == "sklearn" and Capability.RETRAINABLE in ctx.capabilities:
@@ -292,9 +292,6 @@ class PoisoningCheck(Check):
     # ------------------------------------------------------------------------------------------
     def _model_part(self, ctx: AuditContext, X: np.ndarray, y: np.ndarray, idx: np.ndarray,
                     result: CheckResult, summary: list[str]) -> None:
-        from modelshield.poisoning.activations import NoActivations, penultimate_activations
-        from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
-
         assert ctx.model is not None and ctx.data is not None
         model = ctx.model
         detectors: list[dict[str, Any]] = []
@@ -426,8 +423,6 @@ class PoisoningCheck(Check):
                         summary: list[str]) -> bool:
         """Neural Cleanse on the held-out rows (differentiable models with 3 or more classes); its
         detector row, metrics, anomaly-index figure and finding. Returns its verdict."""
-        from modelshield.poisoning.neural_cleanse import NoGradients, neural_cleanse
-
         assert ctx.model is not None and ctx.data is not None
         n_classes = len(ctx.model.classes)
         why = ""

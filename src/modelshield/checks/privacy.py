@@ -366,7 +366,7 @@ class PrivacyCheck(Check):
 
     # ------------------------------------------------------------------------------------------
     def _pii(self, ds: Any, label: str, result: CheckResult, summary: list[str]) -> None:
-        from modelshield.privacy.pii import (
+        from modelshield.privacy.pii import (  # lazy: privacy.pii pulls in scikit-learn and phonenumbers
             scan_dataset,  # lazy: pulls in pandas, phonenumbers, rich, scipy, sklearn only when used
         )
 

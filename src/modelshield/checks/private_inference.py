@@ -17,6 +17,8 @@ import numpy as np
 from modelshield.checks.base import AuditContext, Check
 from modelshield.errors import OptionError, UserError
 from modelshield.findings import CheckResult, Finding, Severity
+from modelshield.private_inference import evaluate_he, extract, plan
+from modelshield.private_inference.network import Unsupported
 
 __all__ = ["PrivateInferenceCheck"]
 
@@ -47,9 +49,6 @@ class PrivateInferenceCheck(Check):
             raise OptionError("private_inference.degree must be between 1 and 4")
 
     def _run(self, ctx: AuditContext) -> CheckResult:
-        from modelshield.private_inference import extract, plan
-        from modelshield.private_inference.network import Unsupported
-
         res = CheckResult(check=self.name)
         X = np.asarray(ctx.data.X, dtype=np.float64)[: self.max_samples]  # type: ignore[union-attr]
         y = None if ctx.data.y is None else np.asarray(ctx.data.y)[: self.max_samples]  # type: ignore[union-attr]
@@ -84,8 +83,6 @@ class PrivateInferenceCheck(Check):
                             rule_id="private_inference.approximation", evidence={"agreement": agree},
                             remediation="raise the degree or train with x^2 activations"))
         if self.measure:
-            from modelshield.private_inference import evaluate_he
-
             r = evaluate_he(net, X, y, degree=self.degree)
             res.metrics.update({k: r[k] for k in ("agreement", "max_logit_error", "ms_per_sample")})
             if r["accuracy"] is not None:

@@ -135,7 +135,7 @@ class RobustnessCheck(Check):
         return norm, self.attacks
 
     def _run(self, ctx: AuditContext) -> CheckResult:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         norm, wanted = self._validate()
         model, data = ctx.model, ctx.data
