@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from modelshield._io import check_output_path, file_sha256, write_json
+from modelshield.data.loaders import load_dataset
 from modelshield.errors import (
     DataError,
     FormatError,
@@ -437,8 +438,6 @@ def setup(model: str | Path, data: str | Path | np.ndarray, out: str | Path, *, 
     if isinstance(data, np.ndarray):
         X, where = data, "calibration data"
     else:
-        from modelshield.data.loaders import load_dataset
-
         X, where = load_dataset(data).X, str(data)
     rows = _check_rows(X, input_shape, where)[:calibration_rows]
     _prepare_out(out_p, force, [model_p, *([Path(data)] if not isinstance(data, np.ndarray) else []),

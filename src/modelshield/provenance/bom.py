@@ -27,12 +27,15 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from modelshield._version import __version__
 from modelshield.errors import DataError, FormatError, InputNotFoundError, IntegrityError, UserError
 from modelshield.formats import ENCRYPTED, detect_format_bytes, is_encrypted_head
+from modelshield.protect.signing import verify
 
 __all__ = ["BOM_PROPERTY_PREFIX", "SPEC_VERSION", "BomCheck", "HashCheck", "build_bom", "load_bom", "verify_bom"]
 
@@ -112,8 +115,6 @@ def _normalise(name: str) -> str:
 def installed_distributions() -> list[tuple[str, str]]:
     """``(normalised name, version)`` of every distribution importable here, sorted, first one on
     ``sys.path`` winning when a name is installed twice (what ``import`` would pick)."""
-    from importlib import metadata
-
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"] if dist.metadata else None
@@ -125,8 +126,6 @@ def installed_distributions() -> list[tuple[str, str]]:
 
 def _versions(names: Iterable[str]) -> dict[str, str]:
     """Installed versions of ``names`` (normalised), those not installed left out."""
-    from importlib import metadata
-
     out = {}
     for n in names:
         try:
@@ -137,8 +136,6 @@ def _versions(names: Iterable[str]) -> dict[str, str]:
 
 
 def _purl(name: str, version: str) -> str:
-    from urllib.parse import quote
-
     return f"pkg:pypi/{quote(name, safe='')}@{quote(version, safe='')}"
 
 
@@ -313,9 +310,8 @@ def _signature(sig: str | Path, model: Path, model_sha256: str, public_key: str 
     else:  # shards or several files: only a verification can tell
         props.append(_prop("signature:covers-model-sha256", "unchecked (sharded or multi-file signature)"))
     if public_key is not None:
+        # lazy: protect.keys pulls in cryptography; only signed BOMs need it
         from modelshield.protect.keys import load_public_key
-        from modelshield.protect.signing import verify
-
         v = verify(model, load_public_key(public_key), signature=p)  # raises IntegrityError when it fails
         props.append(_prop("signature:verified", True))
         props.append(_prop("signature:key-type", v.key_type))
