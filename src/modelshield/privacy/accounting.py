@@ -92,7 +92,7 @@ def rdp_epsilon(
 
 def _pld_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
     try:  # lazy: optional extra 'privacy'
-        import dp_accounting
+        import dp_accounting  # lazy: dp-accounting is the optional 'privacy' extra
         from dp_accounting.pld import pld_privacy_accountant
     except ImportError as exc:  # pragma: no cover - the privacy extra is installed in CI
         raise MissingExtraError("dp-accounting", "privacy", "the PLD accountant") from exc

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from modelshield.data.loaders import unknown_column
 from modelshield.errors import DataError, InputNotFoundError, PolicyError
@@ -163,8 +164,6 @@ def _check_rule_options(col: str, action: str, o: Mapping[str, Any]) -> None:
 
 
 def load_anonymization_policy(path: str | Path) -> AnonymizationPolicy:
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise InputNotFoundError(f"policy file not found: {p}")
@@ -215,7 +214,7 @@ def _mask(s: Any, keep_last: int, keep_first: int, char: str) -> Any:
 
 def _generalize(s: Any, keep: int | None, date: str | None, char: str) -> Any:
     if date is not None:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
         if date not in ("year", "month", "decade"):
             raise PolicyError(f"generalize.date must be year, month or decade, got {date!r}")
@@ -232,7 +231,7 @@ def _generalize(s: Any, keep: int | None, date: str | None, char: str) -> Any:
 
 
 def _bucket(s: Any, width: float | None, edges: Sequence[float] | None) -> Any:
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     x = pd.to_numeric(s, errors="coerce")
     if edges:
@@ -250,7 +249,7 @@ def _bucket(s: Any, width: float | None, edges: Sequence[float] | None) -> Any:
 
 
 def _redact(s: Any) -> Any:
-    from modelshield.privacy.pii import (
+    from modelshield.privacy.pii import (  # lazy: privacy.pii pulls in scikit-learn and phonenumbers
         find_pii,  # lazy: pulls in pandas, phonenumbers, rich, scipy, sklearn only when used
     )
 

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import phonenumbers
 import stdnum.iban
 import stdnum.us.ssn
@@ -596,8 +597,6 @@ class PiiReport:
 
 
 def _scan_column(name: str, values: Any) -> tuple[ColumnPii, np.ndarray]:
-    import pandas as pd
-
     raw = pd.Series(values, dtype="object")
     s = raw.astype(str).where(~raw.isna(), "")
     # a cell that is one decimal number (1.5549350656335201, -3e-05) holds no card, phone or ID
@@ -726,8 +725,6 @@ def scan_file(path: str | Path, *, quasi: bool = True, max_rows: int | None = No
 
 def scan_dataset(ds: Any, *, columns: Sequence[str] | None = None, max_rows: int | None = 20000) -> PiiReport:
     """Scan a :class:`~modelshield.data.dataset.Dataset` (its feature columns)."""
-    import pandas as pd
-
     X = np.asarray(ds.X)
     if X.ndim != 2:
         raise DataError("a PII scan needs a table (2-D features)")
