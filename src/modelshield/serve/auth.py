@@ -327,7 +327,7 @@ class Authenticator:
         raise AuthError(401, "invalid API key")
 
     def _verify_jwt(self, token: str) -> Principal:
-        import jwt
+        import jwt  # lazy: pyjwt is in the optional 'serve' extra
 
         cfg = self.jwt_config
         try:

@@ -57,6 +57,7 @@ class _Metrics:
     """The gateway's Prometheus series (names and labels are a contract with dashboards and alert rules)."""
 
     def __init__(self) -> None:
+        # lazy: prometheus-client is in the optional 'serve' extra
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = r = CollectorRegistry()
@@ -79,7 +80,7 @@ class _Metrics:
                                 "hash (keep it: audit-log verify --expect-head SEQ:HASH)", ["hash"], registry=r)
 
     def render(self) -> bytes:
-        from prometheus_client import generate_latest
+        from prometheus_client import generate_latest  # lazy: prometheus-client is in the optional 'serve' extra
 
         return generate_latest(self.registry)
 

@@ -146,7 +146,7 @@ return {1, used}
 def _redis_client(url: str, what: str) -> Any:
     """A Redis client with short timeouts (the gateway fails loudly, never hangs, when Redis is away)."""
     try:
-        import redis
+        import redis  # lazy: redis is in the optional 'serve' extra
     except ImportError as exc:  # pragma: no cover - optional extra
         from modelshield.errors import MissingExtraError
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.lib import format as npf
 
 from modelshield.errors import ModelShieldError
 from modelshield.serve.auditlog import AuditRecord, compact_json, input_hash
@@ -248,7 +249,7 @@ class PredictPipeline:
         if gw.run_inline(st.rows):  # fast model, small batch: no thread hop
             st.scores, st.decision, st.proba = gw.screen_and_predict(X)
         else:
-            from starlette.concurrency import run_in_threadpool
+            from starlette.concurrency import run_in_threadpool  # lazy: starlette comes with the optional 'serve' extra
 
             st.scores, st.decision, st.proba = await run_in_threadpool(gw.screen_and_predict, X)
         if st.proba is None:
@@ -384,8 +385,6 @@ def _parse_npy(body: bytes) -> np.ndarray:
     The header is parsed first; the array must be 2-D, numeric, and exactly as long as the bytes that
     follow, then it is viewed with ``np.frombuffer`` (no allocation driven by the header).
     """
-    from numpy.lib import format as npf
-
     buf = io.BytesIO(body)
     try:
         version = npf.read_magic(buf)

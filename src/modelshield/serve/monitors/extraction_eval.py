@@ -44,6 +44,7 @@ class Scenario:
 
 def breast_cancer_scenario(seed: int = 0, n_seeds: int = 85) -> Scenario:
     """scikit-learn's breast-cancer set, standardised, logistic regression (the README's served model)."""
+    # lazy: sklearn.datasets is slow to import; only this scenario needs it
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler

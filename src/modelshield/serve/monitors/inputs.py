@@ -66,7 +66,7 @@ class MahalanobisDetector:
     """Mahalanobis distance of an input to the reference data (Ledoit-Wolf covariance)."""
 
     def fit(self, model: Any, X_ref: np.ndarray) -> MahalanobisDetector:
-        from sklearn.covariance import LedoitWolf
+        from sklearn.covariance import LedoitWolf  # lazy: scikit-learn is slow to import; only this path needs it
 
         X = np.asarray(X_ref, dtype=np.float64).reshape(len(X_ref), -1)
         lw = LedoitWolf().fit(X)
