@@ -172,7 +172,7 @@ class BaseModel(ABC):
 
     def gradient(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Gradient of the cross-entropy loss w.r.t. the input, same shape as ``X``."""
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         module = self.as_torch()
         xt = torch.as_tensor(self._prepare(X), dtype=torch.float32).requires_grad_(True)

@@ -30,7 +30,7 @@ class OnnxModel(BaseModel):
         classes: list[Any] | np.ndarray | None = None,
         source: str | None = None,
     ) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: keeps onnxruntime off CLI start-up; only ONNX models need it
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1

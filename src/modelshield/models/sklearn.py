@@ -21,7 +21,7 @@ class SklearnModel(BaseModel):
     framework = "sklearn"
 
     def __init__(self, estimator: Any, *, format: str = "object", source: str | None = None):
-        from sklearn.base import is_regressor
+        from sklearn.base import is_regressor  # lazy: keeps scikit-learn off CLI start-up (the CLI imports this module)
 
         self.estimator = estimator
         self.format = format
@@ -42,7 +42,7 @@ class SklearnModel(BaseModel):
     def _to_input(self, X: np.ndarray) -> Any:
         names = self.input_spec.feature_names
         if names is not None and X.ndim == 2:
-            import pandas as pd
+            import pandas as pd  # lazy: keeps pandas off CLI start-up (the CLI imports this module)
 
             return pd.DataFrame(X, columns=list(names))
         return X
@@ -71,6 +71,6 @@ class SklearnModel(BaseModel):
 
     def clone_unfitted(self) -> Any:
         """An unfitted copy with the same hyper-parameters (for shadow models)."""
-        from sklearn.base import clone
+        from sklearn.base import clone  # lazy: keeps scikit-learn off CLI start-up (the CLI imports this module)
 
         return clone(self.estimator)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ __all__ = ["TorchModel"]
 
 def _infer_input_shape(module: Any) -> tuple[int, ...] | None:
     """The input width of an MLP: the first ``Linear`` layer's ``in_features`` (TorchScript too)."""
-    import torch
+    import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
     for m in module.modules():
         kind = getattr(m, "original_name", type(m).__name__)  # RecursiveScriptModule keeps the name
@@ -51,7 +52,7 @@ class TorchModel(BaseModel):
         format: str = "object",
         source: str | None = None,
     ) -> None:
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         if outputs not in ("logits", "probabilities"):
             raise ValueError("outputs must be 'logits' or 'probabilities'")
@@ -75,13 +76,13 @@ class TorchModel(BaseModel):
         )
 
     def _logits(self, X: np.ndarray) -> Any:
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         with torch.no_grad():
             return self.module(torch.as_tensor(np.asarray(X, dtype=np.float32)))
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         out = self._logits(X)
         if self.outputs == "logits":
@@ -89,7 +90,7 @@ class TorchModel(BaseModel):
         return out.double().numpy()
 
     def as_torch(self) -> Any:
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         if self.outputs == "logits":
             return self.module
@@ -106,8 +107,6 @@ class TorchModel(BaseModel):
 
     def clone_unfitted(self) -> Any:
         """A deep copy with every layer's parameters re-initialised (for shadow models)."""
-        import copy
-
         clone = copy.deepcopy(self.module)
         for m in clone.modules():
             if hasattr(m, "reset_parameters"):

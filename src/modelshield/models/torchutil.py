@@ -13,7 +13,7 @@ __all__ = ["few_threads", "make_mlp"]
 @contextlib.contextmanager
 def few_threads(n: int = 1) -> Iterator[None]:
     """Run tiny torch workloads on ``n`` threads (faster than the default pool), then restore."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     before = torch.get_num_threads()
     if before > n:
@@ -27,7 +27,7 @@ def few_threads(n: int = 1) -> Iterator[None]:
 
 def make_mlp(n_in: int, n_out: int, hidden: tuple[int, ...] = (64, 64), seed: int = 0) -> Any:
     """A fresh ReLU MLP whose initial weights depend only on ``seed`` (the global RNG is left untouched)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -24,7 +24,7 @@ def wrap_object(obj: Any, **kwargs: Any) -> BaseModel:
     if isinstance(obj, BaseModel):
         return obj
     try:
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         if isinstance(obj, torch.nn.Module):
             return TorchModel(obj, **kwargs)
@@ -48,7 +48,7 @@ def wrap_loaded(obj: Any, path: Path, fmt: str, *, input_shape: tuple[int, ...] 
 
 def _is_torch(obj: Any) -> bool:
     try:
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up (the CLI imports this module)
 
         return isinstance(obj, torch.nn.Module)
     except ImportError:  # pragma: no cover

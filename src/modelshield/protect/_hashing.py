@@ -140,7 +140,7 @@ def hash_buffer_ranges(data: bytes | bytearray | memoryview, ranges: Sequence[tu
     n_workers = min(workers or default_workers(), len(ranges))
     if n_workers <= 1:
         return [one(r) for r in ranges]
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor  # lazy: a thread pool only when hashing in parallel
 
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="modelshield-hash") as pool:
         return list(pool.map(one, ranges))

@@ -8,6 +8,8 @@ import-linter contract in ``pyproject.toml`` holds that).
 
 from __future__ import annotations
 
+import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +37,16 @@ def load_file_unrestricted(
     Dangerous for pickle-based formats: callers must have scanned the content or been told to
     trust it. Used by the secure loader.
     """
-    import io
-
     src: Any = io.BytesIO(data) if data is not None else str(path)
     if fmt == "onnx":
         raw = data if data is not None else path.read_bytes()
         return OnnxModel(raw, classes=classes, source=str(path))
     if fmt == "torchscript":
-        import torch
+        import torch  # lazy: keeps torch off CLI start-up; only PyTorch files need it
 
         module = torch.jit.load(src, map_location="cpu")
         return TorchModel(module, input_shape=input_shape, classes=classes, format="torchscript", source=str(path))
     if fmt in ("torch-zip", "pickle", "joblib-compressed"):
-        import pickle
-
         try:
             obj = _unpickle_trusted(src, fmt)
         except (EOFError, ValueError, IndexError, KeyError, AttributeError, ImportError, RuntimeError,
@@ -67,6 +65,6 @@ def _unpickle_trusted(src: Any, fmt: str) -> Any:
         import torch
 
         return torch.load(src, map_location="cpu", weights_only=False)
-    import joblib
+    import joblib  # lazy: joblib only for pickle/joblib files (CLI start-up)
 
     return joblib.load(src)

@@ -81,6 +81,7 @@ class TrustPolicy:
 
 
 def _public_keys(items: Sequence[Any]) -> list[Any]:
+    # lazy: protect.keys pulls in cryptography; only keyed loads need it
     from modelshield.protect.keys import load_public_key
 
     return [load_public_key(k) if isinstance(k, (str, Path)) else k for k in items]
@@ -89,6 +90,7 @@ def _public_keys(items: Sequence[Any]) -> list[Any]:
 def _key_material(key: bytes | None, key_file: str | Path | None, key_env: str | None,
                   passphrase: str | bytes | None, passphrase_env: str | None,
                   strict: bool = False) -> tuple[bytes | None, Any]:
+    # lazy: protect.keys pulls in cryptography; only keyed loads need it
     from modelshield.protect.keys import key_from_env, load_key_file, passphrase_from_env
 
     given = [x for x in (key, key_file, key_env, passphrase, passphrase_env) if x is not None]
@@ -250,6 +252,7 @@ def _record(model: BaseModel, path: Path, raw_sha256: str | None, raw_size: int,
 
 
 def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str | Path | None) -> None:
+    # lazy: signing only for signed models (CLI start-up imports this module)
     from modelshield.protect.signing import default_signature_path, verify_bytes
 
     if not keys:
@@ -273,6 +276,7 @@ def _verify(path: Path, data: bytes | bytearray, keys: list[Any], signature: str
 
 def _scanner() -> tuple[Any, Any]:
     """The artifact scanner's ``scan_bytes`` and restricted ``safe_load`` (a seam tests replace)."""
+    # lazy: the scanner only for pickle-based files (CLI start-up imports this module)
     from modelshield.artifacts import scan_bytes
     from modelshield.artifacts.restricted import safe_load
 
