@@ -66,7 +66,7 @@ class APGD(Attack):
         return f"apgd-{self.loss}"
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         n = len(x0)
         best_adv = x0.clone()
@@ -89,7 +89,7 @@ class APGD(Attack):
 
     def _run(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None = None,
              group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         n_iter = self.threat.steps
@@ -210,7 +210,7 @@ class APGDTargeted(APGD):
         return -(zy - zt) / (srt[:, -1] - low + 1e-12)
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         n = len(x0)
         queries = np.zeros(n, dtype=np.int64)

@@ -143,7 +143,7 @@ class AttackContext:
 
     def __init__(self, model: BaseModel, proj: Projector, shape: tuple[int, ...], n_classes: int,
                  targeted: bool, seed: int, module: Any = None) -> None:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         self.model = model
         self.proj = proj
@@ -184,7 +184,7 @@ class AttackContext:
         return self.module(x if x.shape[1:] == self.shape else x.reshape((len(x), *self.shape)))
 
     def labels(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         xf = self.proj.finalize(x, x0).detach()
         if self.module is not None:
@@ -247,7 +247,7 @@ class Attack(ABC):
 
         ``budget`` overrides the threat model's per-sample query budget (black-box attacks).
         """
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         self.check_model(model)
         X = np.asarray(X)
@@ -341,7 +341,7 @@ class Attack(ABC):
         numpy round trip), ``predict_proba`` otherwise."""
         if module is None:
             return model.predict_proba(X)
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         with torch.no_grad():
             return module(torch.as_tensor(np.asarray(X, dtype=np.float32))).numpy()
@@ -370,7 +370,7 @@ def label_indices(model: BaseModel, y: np.ndarray, n_classes: int) -> np.ndarray
 # -- losses shared by the white-box attacks ---------------------------------------------------
 def ce_loss(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
     """Per-sample cross-entropy (negated for targeted attacks, so it is always maximised)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     return -loss if targeted else loss
@@ -382,7 +382,7 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Ten
     With fewer than three classes the normaliser is undefined; the loss falls back to the plain
     logit margin (a CW-style loss).
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     srt, _ = logits.sort(dim=1)
     zy = logits.gather(1, y[:, None])[:, 0]

@@ -133,7 +133,7 @@ class NoiseConsistencyDetector:
 
 def detection_auc(detector: NoiseConsistencyDetector, X_clean: np.ndarray, X_adv: np.ndarray) -> float:
     """ROC AUC of ``detector`` separating adversarial from clean inputs (0.5 = chance)."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn is slow to import; only this path needs it
 
     if len(X_clean) == 0 or len(X_adv) == 0:
         return float("nan")

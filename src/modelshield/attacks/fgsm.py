@@ -36,7 +36,7 @@ class FGSM(Attack):
     name: ClassVar[str] = "fgsm"
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         x = x0.clone().requires_grad_(True)
         loss = ce_loss(ctx.logits(x, x0), y, ctx.targeted).sum()

@@ -73,7 +73,7 @@ class HopSkipJump(Attack):
     def _init(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, q: np.ndarray
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Adversarial starting points: nearest other-class rows of the batch and random rows."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         n, d = x0.shape
@@ -119,7 +119,7 @@ class HopSkipJump(Attack):
         With ``search_points = k > 1`` each call probes ``k`` points of the interval at once
         (a ``k+1``-ary search): fewer, wider model calls for the same precision.
         """
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         m = len(x0)
@@ -147,7 +147,7 @@ class HopSkipJump(Attack):
         """Jump along ``upd`` with the largest of ``step, step/2, step/4, ...`` that stays adversarial
         (kept in place where none does). One call per halving, or one call in all when
         ``search_points > 1``."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         m, d = xa.shape
@@ -179,7 +179,7 @@ class HopSkipJump(Attack):
         return xn
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         n, _ = x0.shape

@@ -61,7 +61,7 @@ class PGD(Attack):
     early_stop: bool = True
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         if self.loss not in ("ce", "dlr"):
             raise UserError(f"unknown PGD loss {self.loss!r}; expected ce or dlr")
@@ -158,7 +158,7 @@ class PGD(Attack):
         of iterates: the loop keeps references to the iterates and their logits (no copies: each step
         makes new tensors) and resolves them together, at most ``_CHUNK_BYTES`` of them at a time.
         Returns ``(result rows, adversarial flags, forward passes)``."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         n = len(x)

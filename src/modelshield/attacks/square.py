@@ -65,13 +65,13 @@ class Square(Attack):
     table_limit: ClassVar[int] = 1 << 22
 
     def _attack(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         with torch.no_grad():
             return self._search(ctx, x0, y, budget)
 
     def _search(self, ctx: AttackContext, x0: torch.Tensor, y: torch.Tensor, budget: int) -> RawAttack:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         proj = ctx.proj
         n, d = x0.shape
@@ -177,7 +177,7 @@ class Square(Attack):
     def _window_table(self, sz: int, h: int, w: int) -> tuple[int, int, Any, Any, Any]:
         """The ``sz x sz`` windows of an ``h x w`` image: row and column masks per position and,
         below ``table_limit``, the full ``(positions, h * w)`` mask table."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         nr, nc = h - sz + 1, w - sz + 1
         rows, cols = torch.arange(h), torch.arange(w)
@@ -191,7 +191,7 @@ class Square(Attack):
 def _draw_windows(table: tuple[int, int, Any, Any, Any], m: int, gen: Any) -> torch.Tensor:
     """``m`` random windows of one :meth:`Square._window_table` as ``(m, h * w)`` masks, uniformly
     over positions: what every spatial iteration of the search draws."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     nr, nc, rm, cm, full = table
     k = torch.randint(0, nr * nc, (m,), generator=gen)

@@ -373,7 +373,7 @@ class ThreatModel:
 
     def projector(self, n_features: int, dtype: Any = None) -> Projector:
         """The torch-side projection operator for inputs with ``n_features`` (flattened) features."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         return Projector(self, n_features, dtype or torch.float32)
 
@@ -386,7 +386,7 @@ class Projector:
     """
 
     def __init__(self, threat: ThreatModel, d: int, dtype: Any) -> None:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         self.threat = threat
         self.d = d
@@ -441,7 +441,7 @@ class Projector:
 
     def ball(self, x: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor | None = None) -> torch.Tensor:
         """Project ``x`` onto the ``eps`` ball around ``x0`` (mutable features only), no bounds."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         e = self.eps if eps is None else eps
         if isinstance(e, torch.Tensor) and e.ndim == 1:
@@ -456,7 +456,7 @@ class Projector:
 
     def box(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """Clip to the bounds (widened to contain ``x0``, so a clean row is always feasible)."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         if self.lower is not None:
             x = torch.maximum(x, torch.minimum(self.lower, x0))
@@ -466,7 +466,7 @@ class Projector:
 
     def project(self, x: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor | None = None) -> torch.Tensor:
         """Ball then box (the box clip moves coordinates toward ``x0``, so it stays in the ball)."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         if self.norm == "inf" and not isinstance(eps, torch.Tensor):
             return torch.clamp(x, *self.linf_bounds(x0, eps))  # ball and box are one box
@@ -475,7 +475,7 @@ class Projector:
     def linf_bounds(self, x0: torch.Tensor, eps: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """For L-inf the feasible set (ball, box, immutables) is itself a box: its corners, so
         that projecting is a single ``clamp`` (the hot path of PGD)."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         r = (self.eps if eps is None else eps) * self.scale * self.mask
         lo, hi = x0 - r, x0 + r
@@ -487,7 +487,7 @@ class Projector:
 
     def finalize(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """A valid row: integer features rounded toward their clean value, immutables restored."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         if not self.all_mutable:
             x = torch.where(self.mask.bool(), x, x0)
@@ -501,7 +501,7 @@ class Projector:
 
         ``bounds``: L-inf only, ``linf_bounds(x0)`` when the caller already has them (the same
         result, without computing the corners twice)."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         if self.norm == "inf":
             z = (torch.rand(x0.shape, generator=gen, dtype=x0.dtype) * 2 - 1) * self.eps

@@ -124,6 +124,7 @@ class Dataset:
             return self
         rng = np.random.default_rng(seed)
         if stratify and self.y is not None:
+            # lazy: keeps scikit-learn off CLI start-up (the CLI imports this module)
             from sklearn.model_selection import train_test_split
 
             try:
@@ -136,6 +137,7 @@ class Dataset:
         return self.subset(np.sort(rng.choice(len(self), size=n, replace=False)))
 
     def split(self, test_size: float = 0.3, seed: int = 0) -> tuple[Dataset, Dataset]:
+        # lazy: keeps scikit-learn off CLI start-up (the CLI imports this module)
         from sklearn.model_selection import train_test_split
 
         strat = self.y if self.y is not None and len(np.unique(self.y)) < len(self) // 2 else None

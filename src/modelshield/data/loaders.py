@@ -55,7 +55,7 @@ def read_table(path: str | Path, *, as_text: bool = False) -> Any:
 
     ``as_text`` keeps every value as text (leading zeros, IDs and phone numbers intact; for PII scans).
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     p = input_file(path, "data", ", not a data file")
     with p.open("rb") as fh:
@@ -141,6 +141,7 @@ def from_frame(
         if s not in features:
             raise unknown_column(s, features, "immutable")
     feat = frame[list(features)]
+    # lazy: pandas is slow to import; only this path needs it
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     numeric = all(is_numeric_dtype(dt) or is_bool_dtype(dt) for dt in feat.dtypes)

@@ -34,7 +34,7 @@ def non_numeric_columns(X: Any, names: Sequence[str] | None = None) -> list[NonN
 
     Missing cells (``None``, NaN, empty strings) are not reported here: they are a separate problem.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     X = np.asarray(X)
     if X.dtype != object and (np.issubdtype(X.dtype, np.number) or X.dtype == bool):

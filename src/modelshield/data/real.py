@@ -174,7 +174,7 @@ def _age_group(age: np.ndarray, edges: Sequence[int], names: Sequence[str]) -> n
 
 @functools.lru_cache(maxsize=2)
 def _adult_frame(part: str) -> Any:
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     frames = []
     if part in ("all", "train"):
@@ -226,7 +226,7 @@ def load_adult(
 
 @functools.lru_cache(maxsize=1)
 def _compas_frame() -> Any:
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     df = pd.read_csv(_file("COMPAS", "compas", "compas-scores-two-years.csv"))
     # ProPublica's filter (Compas Analysis notebook): screening within 30 days of arrest, known recidivism
@@ -263,7 +263,7 @@ def load_compas(*, n: int | None = None, seed: int = 0, sensitive: Sequence[str]
 
 @functools.lru_cache(maxsize=1)
 def _german_frame() -> tuple[Any, dict[str, dict[str, str]]]:
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     df = pd.read_csv(_file("German Credit", "german", "german.data"), sep=" ", names=list(GERMAN_COLUMNS),
                      header=None, index_col=False)

@@ -107,7 +107,7 @@ class GroupCodes:
 
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted uniques and codes (hash-based, fast on strings)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         return _factorize_categorical(pd.Categorical(values))
@@ -139,7 +139,7 @@ def _factorize_categorical(cat: Any) -> tuple[np.ndarray, np.ndarray]:
 def _factorize_unicode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted uniques and codes of a numpy unicode array without building Python strings per row: the
     fixed-width code points, two per exact 64-bit key, are coded column by column (exact, no hashing)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import; only this path needs it
 
     n, width = len(values), values.dtype.itemsize // 4
     points = values.view(np.uint32).reshape(n, width)
@@ -423,7 +423,7 @@ class FairnessResult:
 def _interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     a = (1.0 - confidence) / 2.0
     with np.errstate(all="ignore"):
-        import warnings
+        import warnings  # local: mutation-tested file, a move would renumber its mutants
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -571,7 +571,7 @@ def regression_metrics(
                             confidence=confidence)
     if n_boot > 0:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        from scipy import sparse
+        from scipy import sparse  # lazy: scipy is slow to import; only this computation needs it
 
         b_sums = np.zeros((n_boot, G * 5))
         for start in range(0, n, chunk):

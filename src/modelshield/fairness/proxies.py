@@ -91,7 +91,7 @@ def _entropy(codes: np.ndarray) -> float:
 
 def _binned_auc(feature_codes: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> float:
     """Two-fold cross-fitted AUC of the per-bin target rate (smoothed) as a score."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn is slow to import; only this path needs it
 
     n = len(target)
     fold = rng.permutation(n) % 2
@@ -171,7 +171,7 @@ def _combined_auc(codes: list[np.ndarray], target: np.ndarray, seed: int) -> flo
     Additive in the bins, so non-linear per feature; single-threaded and fast (milliseconds on a
     few thousand rows), unlike tree ensembles under a busy OpenMP runtime.
     """
-    from scipy import sparse
+    from scipy import sparse  # lazy: scipy is slow to import; only this computation needs it
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict

@@ -180,7 +180,7 @@ def train_surrogate(
         return _train_gbt(Q, targets, hard, n_classes, seed)
     if kind != "mlp":
         raise UserError(f"unknown surrogate {kind!r}; expected one of: {', '.join(SURROGATES)}")
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     mu = Q.mean(axis=0)
     sd = Q.std(axis=0)
@@ -201,6 +201,7 @@ def train_surrogate(
 def _train_gbt(Q: np.ndarray, targets: np.ndarray, hard: np.ndarray, n_classes: int, seed: int) -> Surrogate:
     """Gradient boosting: a classifier on one-hot answers, or (soft answers) one regressor per class
     on the centred log-probabilities (a single logit regressor for two classes)."""
+    # lazy: scikit-learn is slow to import; only this path needs it
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 

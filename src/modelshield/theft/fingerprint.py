@@ -335,7 +335,7 @@ def modified_references(model: BaseModel, X: np.ndarray, y: np.ndarray, *, seed:
 
 def _tail(score: float, mean: float, sd: float) -> float:
     """P[N(mean, sd) >= score]."""
-    from scipy.stats import norm
+    from scipy.stats import norm  # lazy: scipy is slow to import; only this computation needs it
 
     return float(norm.sf(score, loc=mean, scale=max(sd, 1e-12)))
 
@@ -353,7 +353,7 @@ def calibrate_threshold(independent: Sequence[float], derived: Sequence[float], 
     the empirical count at or above it with its Clopper-Pearson upper bound, and the derived references'
     detection at that threshold.
     """
-    from scipy.stats import beta, chi2, norm, t
+    from scipy.stats import beta, chi2, norm, t  # lazy: scipy is slow to import; only this computation needs it
 
     s = np.asarray(independent, dtype=np.float64)
     m = len(s)

@@ -29,7 +29,7 @@ def train_soft(
     ``targets`` has shape ``(n, n_classes)`` (rows sum to 1) or ``(n,)`` class indices.
     Mini-batches are drawn with a seeded generator, so training is deterministic.
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
     tt = np.asarray(targets)
@@ -57,7 +57,7 @@ def as_model(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     if isinstance(model, BaseModel):
         return model
     try:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         if isinstance(model, torch.nn.Module) and input_shape is not None:
             return wrap_object(model, input_shape=tuple(input_shape))

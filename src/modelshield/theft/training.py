@@ -25,7 +25,7 @@ __all__ = ["accuracy", "as_tensors", "check_labels", "copy_module", "distill", "
 
 
 def as_tensors(X: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
     yt = None if y is None else torch.as_tensor(np.asarray(y).astype(np.int64))
@@ -45,7 +45,7 @@ def check_labels(y: np.ndarray, n_out: int | None) -> np.ndarray:
 
 
 def n_outputs(module: Any, X: np.ndarray) -> int:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     with torch.no_grad():
         return int(module(as_tensors(X[:1])[0]).shape[-1])
@@ -53,7 +53,7 @@ def n_outputs(module: Any, X: np.ndarray) -> int:
 
 def accuracy(module: Any, X: np.ndarray, y: np.ndarray) -> float:
     """Plain accuracy of a logits module on class indices ``y``."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     with few_threads(), torch.no_grad():
         pred = module.eval()(as_tensors(X)[0]).argmax(dim=1).numpy()
@@ -84,7 +84,7 @@ def train_classifier(
     ``soft_targets`` (shape ``(n, n_classes)``) the clean loss uses them instead of ``y``
     (distillation).
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     Xt, yt = as_tensors(X, y)
     St = None if soft_targets is None else torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
@@ -120,7 +120,7 @@ def train_classifier(
 def copy_module(module: Any) -> Any:
     """An independent copy of ``module`` (TorchScript modules are copied through serialisation,
     which keeps their parameters trainable)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if isinstance(module, torch.jit.ScriptModule):
         buf = io.BytesIO()
@@ -137,7 +137,7 @@ def reinitialised(module: Any, seed: int) -> Any:
     default Linear/Conv initialisation (Kaiming-uniform, ``a = sqrt(5)``), biases
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` and 1-D weights (normalisation layers) ones.
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     clone = copy_module(module)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -173,7 +173,7 @@ def prune_magnitude(module: Any, amount: float = 0.3) -> Any:
     """A copy with the ``amount`` smallest-magnitude weights of all Linear/Conv layers set to zero
     (global unstructured L1 pruning with ``torch.nn.utils.prune``, made permanent; TorchScript
     modules, which cannot take pruning hooks, get the same zeroing applied directly)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
     from torch.nn.utils import prune
 
     clone = copy_module(module)
@@ -205,7 +205,7 @@ def distill(teacher: Any, X_transfer: np.ndarray, *, student: Any | None = None,
 
     The student is a freshly initialised copy of the teacher's architecture unless given.
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     Xt = as_tensors(X_transfer)[0]
     with few_threads(), torch.no_grad():

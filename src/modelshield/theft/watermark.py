@@ -188,7 +188,7 @@ class WatermarkVerdict:
 
 def binomial_p_value(matches: int, n: int, chance: float) -> float:
     """One-sided p-value ``P[Binomial(n, chance) >= matches]``."""
-    from scipy.stats import binom
+    from scipy.stats import binom  # lazy: scipy is slow to import; only this computation needs it
 
     if not 0.0 < chance < 1.0:
         raise DataError(f"chance agreement must lie strictly between 0 and 1, got {chance}")
