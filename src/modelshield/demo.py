@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 
 from modelshield.data.dataset import Dataset
+from modelshield.data.real import load_adult
+from modelshield.protect.loader import load_model
 
 __all__ = ["DemoTarget", "build_demo", "malicious_pickle_bytes"]
 
@@ -45,13 +48,13 @@ def malicious_pickle_bytes(command: str = "echo modelshield-demo") -> bytes:
 
 
 def _mlp(n_in: int, hidden: int = 64, n_out: int = 2) -> Any:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     return torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_out))
 
 
 def _train_overfit(X: np.ndarray, y: np.ndarray, seed: int, epochs: int = 300) -> Any:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     torch.manual_seed(seed)
     net = _mlp(X.shape[1])
@@ -65,7 +68,7 @@ def _train_overfit(X: np.ndarray, y: np.ndarray, seed: int, epochs: int = 300) -
 
 
 def _cancer(seed: int) -> tuple[Dataset, Dataset]:
-    from sklearn.datasets import load_breast_cancer
+    from sklearn.datasets import load_breast_cancer  # lazy: scikit-learn is slow to import; only this path needs it
     from sklearn.model_selection import train_test_split
 
     raw = load_breast_cancer()
@@ -85,12 +88,8 @@ def _cancer(seed: int) -> tuple[Dataset, Dataset]:
 
 def build_demo(workdir: Path, seed: int = 0, progress: Callable[[str], None] | None = None) -> list[DemoTarget]:
     """Train and save the demo models under ``workdir``; return what to audit."""
-    import joblib
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
     from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from modelshield.data.real import load_adult
-    from modelshield.protect.loader import load_model
 
     say = progress or (lambda _m: None)
     torch.set_num_threads(1)

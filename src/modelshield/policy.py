@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from modelshield.errors import InputNotFoundError, PolicyError
 from modelshield.findings import CheckStatus, Severity
 
@@ -301,8 +303,6 @@ def _listing(names: Collection[str], limit: int = 40) -> str:
 
 
 def _yaml_load(text: str, source: str) -> Any:
-    import yaml
-
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -23,6 +23,7 @@ from modelshield.data.dataset import Dataset
 from modelshield.errors import DataError, UserError
 from modelshield.findings import CheckResult, CheckStatus, Finding, Severity
 from modelshield.models.base import BaseModel
+from modelshield.models.wrap import wrap_object
 from modelshield.policy import GateResult, Policy
 from modelshield.protect.loader import load_model
 
@@ -271,6 +272,7 @@ def audit_sources(
     missing credentials fail before any check. ``note`` receives one-line progress messages, ``on_run``
     the run's label before the checks start.
     """
+    # lazy: keeps data.loaders off CLI start-up (the CLI imports this module)
     from modelshield.data.loaders import load_dataset
 
     cfg = config or AuditOptions()
@@ -378,9 +380,8 @@ def audit_run(
     """One model's run under ``config`` (checks, policy, seed, quick, options, on_event; see
     :class:`AuditOptions`): what :func:`audit`, :func:`audit_sources`, :func:`audit_targets` and a registry
     audit's units share. ``model_path``/``artifacts`` are the files the artifact check scans."""
+    # lazy: keeps data.loaders off CLI start-up (the CLI imports this module)
     from modelshield.data.loaders import check_model_width
-    from modelshield.models.wrap import wrap_object
-
     cfg = config or AuditOptions()
     checks, seed, quick, options, on_event = cfg.checks, cfg.seed, cfg.quick, cfg.options, cfg.on_event
     policy = cfg.policy or Policy.default()
