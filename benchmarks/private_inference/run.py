@@ -5,6 +5,7 @@ keys at N=8192, coeff [60,30,30,30,60] (bias folded into the matrix, as the TenS
 TenSEAL batched as-is: ``CKKSTensor(batch=True)`` with ``reshape([1, n])`` before ``.mm``. One run, same
 models: breast-cancer LR (pipeline with scaler), a 30-16-2 MLP with x^2, a digits 64-32-10 MLP with x^2.
 Usage: python benchmarks/private_inference/run.py [--per-sample-rows 5] [--out results.json]
+Also here: mpc_vs_plain.py (ours MPC vs the plain mpyc script, paired) and memory.py (peak RSS per HE pipeline).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def main():
             "planner_estimate_per_sample_ms": est["per_sample"]["ms_per_sample"],
             "tenseal_batched_as_is": dict(zip(("agreement", "max_logit_error"), agree(net, bl_b, Xe))) | stats(runs["tenseal"]),
             "tenseal_tutorial_per_sample": dict(zip(("agreement", "max_logit_error"), agree(net, bl_p, Xe[: a.per_sample_rows]))) | {"ms_per_sample": round(bl_p_ms, 1)},
-            "ours_mpc_3_parties": {k: mpc[k] for k in ("ms_per_sample", "agreement", "bytes_sent", "rounds", "accuracy")},
+            "ours_mpc_3_parties": {k: mpc[k] for k in ("ms_per_sample", "agreement", "bytes_sent", "rounds", "accuracy", "peak_rss_bytes", "threshold", "fixed_point")},
         }
         rows.append(row)
         print(json.dumps(row))

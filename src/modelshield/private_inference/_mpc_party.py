@@ -55,10 +55,10 @@ def main() -> int:
         return mpc.input(x, senders=sender)
 
     async def run() -> list[int]:
-        await mpc.start()
-        t0 = time.perf_counter()
         owner = np.load(job["weights"]) if me == 0 else None
         rows = np.load(job["rows"]) if me == 1 else None
+        await mpc.start()
+        t0 = time.perf_counter()
         layers = job["layers"]
         h = shared(1, tuple(job["rows_shape"]), rows)
         for k, layer in enumerate(layers):
@@ -84,9 +84,10 @@ def main() -> int:
         out = await mpc.output(pred, receivers=[1])
         seconds = time.perf_counter() - t0
         nbytes = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != me)
-        await mpc.shutdown()
         stats = {"party": me, "bytes_sent": int(nbytes), "messages_to_next_party": counter["messages"],
-                 "seconds": seconds, "peak_rss_bytes": peak_rss_bytes()}
+                 "seconds": seconds}  # the inference's own traffic: counted before shutdown's goodbye messages
+        await mpc.shutdown()
+        stats["peak_rss_bytes"] = peak_rss_bytes()
         if me == 1:
             stats["predictions"] = [int(v) for v in np.asarray(out).reshape(-1)]
         with open(job["out"].format(party=me), "w") as fh:
