@@ -42,9 +42,11 @@ import copy
 import io
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import joblib
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
@@ -52,7 +54,10 @@ from sklearn.pipeline import Pipeline
 
 from modelshield.data.numeric import numeric_features, require_numeric
 from modelshield.errors import DataError
+from modelshield.models.base import Capability
+from modelshield.models.wrap import wrap_object
 from modelshield.privacy.accounting import calibrate_noise, compute_epsilon
+from modelshield.privacy.membership import membership_inference, rebuild_torchscript_mlp
 
 __all__ = [
     "DPConfig",
@@ -98,7 +103,7 @@ class DPReport:
 def fast_path_supported(module: Any) -> bool:
     """True when every trainable parameter belongs to an ``nn.Linear`` layer (and there are no
     batch-norm layers, which mix rows and are not DP-compatible)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     linear_params: set[int] = set()
     for m in module.modules():
@@ -111,7 +116,7 @@ def fast_path_supported(module: Any) -> bool:
 
 
 def _linear_fn() -> Any:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     class _DPLinear(torch.autograd.Function):
         """``F.linear`` whose backward hands (activations, output grads) to a record instead of
@@ -137,7 +142,7 @@ class _FastDP:
     """Swaps each ``nn.Linear``'s forward for the recording function while training."""
 
     def __init__(self, module: Any) -> None:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         self.layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
         self.records: dict[int, list] = {id(m): [] for m in self.layers}
@@ -159,7 +164,7 @@ class _FastDP:
 
     def clipped_sum(self, batch: int, max_norm: float) -> list[tuple[Any, Any]]:
         """Per-sample clipped gradient sums, as ``(param, grad)`` pairs."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         with torch.no_grad():  # the recorded activations may require grad: build no graph here
             return self._clipped_sum(batch, max_norm)
@@ -168,7 +173,7 @@ class _FastDP:
                     noise_scale: float) -> list[tuple[Any, Any]]:
         """``(param, scale * (clipped sum + noise_scale * noise[id(param)]))`` pairs: the DP gradient in
         one pass. ``noise`` holds standard-normal tensors shaped like the parameters (used as scratch)."""
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         with torch.no_grad():
             return self._clipped_sum(batch, max_norm, scale=scale, noise=noise, noise_scale=noise_scale)
@@ -238,7 +243,7 @@ class _FastDP:
 
 
 def _make_optimizer(params: Any, optimizer: str, lr: float, weight_decay: float) -> Any:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -249,7 +254,7 @@ def _make_optimizer(params: Any, optimizer: str, lr: float, weight_decay: float)
 
 def _train_fast(module: Any, Xt: Any, yt: Any, *, q: float, steps: int, sigma: float, max_norm: float,
                 opt: Any, gen: Any, rng: np.random.Generator) -> None:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     n = len(Xt)
     expected = q * n
@@ -287,7 +292,7 @@ def _train_fast(module: Any, Xt: Any, yt: Any, *, q: float, steps: int, sigma: f
 
 def _opacus_loader(Xt: Any, yt: Any, steps_per_epoch: int, seed: int) -> Any:
     """A loader with ``steps_per_epoch`` batches: Opacus samples at rate ``1 / len(loader)``."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     n = len(Xt)
     batch = math.ceil(n / steps_per_epoch)
@@ -297,9 +302,7 @@ def _opacus_loader(Xt: Any, yt: Any, steps_per_epoch: int, seed: int) -> Any:
 
 def _train_opacus(module: Any, loader: Any, *, epochs: int, sigma: float, max_norm: float,
                   optimizer: str, lr: float, weight_decay: float, mode: str, seed: int) -> tuple[Any, int]:
-    import warnings
-
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
     from opacus import PrivacyEngine
 
     opt = _make_optimizer(module.parameters(), optimizer, lr, weight_decay)
@@ -394,7 +397,7 @@ def train_dp_classifier(
         Bad shapes or labels, an unreachable ε, an unknown mode, or a module the fast path cannot
         handle when ``mode="fast"``.
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     t0 = time.perf_counter()
     if mode not in MODES:
@@ -485,7 +488,7 @@ class DPLogisticRegression(ClassifierMixin, BaseEstimator):
         self.accountant = accountant
 
     def fit(self, X: Any, y: Any) -> DPLogisticRegression:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
@@ -603,10 +606,7 @@ def _transform(steps: list[tuple[str, Any]], X: np.ndarray) -> np.ndarray:
 def _fresh_module(model: Any) -> Any:
     """A re-initialised copy of a PyTorch adapter's module: ``clone_unfitted`` for eager modules, a
     rebuilt eager ``nn.Sequential`` (then re-initialised) for a TorchScript MLP."""
-    import torch
-
-    from modelshield.models.base import Capability
-    from modelshield.privacy.membership import rebuild_torchscript_mlp
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if Capability.RETRAINABLE in model.capabilities:
         return model.clone_unfitted()
@@ -673,9 +673,7 @@ def harden_dp(
     on ``train`` and ``test`` and, when ``test`` is given, membership-inference AUC and TPR at 1 % /
     0.1 % FPR (loss + RMIA attacks with ``n_shadows`` reference models) before and after.
     """
-    import torch
-
-    from modelshield.models.wrap import wrap_object
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if config is None and "epsilon" not in settings:
         raise TypeError("harden_dp() needs epsilon= (or config=DPConfig(epsilon=...))")
@@ -735,8 +733,6 @@ def harden_dp(
         else:
             fitted = clf
         new = wrap_object(fitted)
-        import joblib
-
         buf = io.BytesIO()
         joblib.dump(fitted, buf)
         data, fmt = buf.getvalue(), "joblib (pickle-based: loading it needs trust)"
@@ -748,8 +744,6 @@ def harden_dp(
     if test is not None:
         rows.append({"metric": "test_accuracy", "before": _accuracy(model, test), "after": _accuracy(new, test)})
         if cfg.membership:
-            from modelshield.privacy.membership import membership_inference
-
             for label, m in (("before", model), ("after", new)):
                 mi = membership_inference(m, train, test, attacks=("loss", "rmia"), n_shadows=cfg.n_shadows,
                                           max_rows=2000, seed=seed, shadow_budget_s=60.0)

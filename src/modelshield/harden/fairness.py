@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from typing import Any
 
 import joblib
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from threadpoolctl import threadpool_limits
 
 from modelshield._io import write_bytes_safely, write_json
 from modelshield.data.dataset import Dataset
@@ -317,8 +319,6 @@ def mitigate(
                             f"{', '.join(train.sensitive) or '(none)'}")
     _require_fairlearn("bias mitigation")
     if len(train) <= 50_000:  # small fits: OpenMP/BLAS threads cost more than they give on a busy machine
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(limits=1):
             return _mitigate(model, train, attrs, constraint, methods, eval_data, pos_label, eps, max_iter, seed,
                              progress)
@@ -328,8 +328,6 @@ def mitigate(
 def _mitigate(model: Any, train: Dataset, attrs: list[str], constraint: str, methods: Sequence[str],
               eval_data: Dataset | None, pos_label: Any, eps: float, max_iter: int, seed: int,
               progress: Any) -> MitigationReport:
-    import warnings
-
     with warnings.catch_warnings():  # fairlearn's own pandas deprecations are not the user's concern
         warnings.filterwarnings("ignore", category=FutureWarning, module="fairlearn")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="fairlearn")
@@ -341,8 +339,6 @@ def _mitigate(model: Any, train: Dataset, attrs: list[str], constraint: str, met
 def _mitigate_inner(model: Any, train: Dataset, attrs: list[str], constraint: str, methods: Sequence[str],
                     eval_data: Dataset | None, pos_label: Any, eps: float, max_iter: int, seed: int,
                     progress: Any) -> MitigationReport:
-    from sklearn.base import clone
-
     say = progress or (lambda _f, _m: None)
     est = _estimator_of(model)
     classes = list(np.asarray(getattr(est, "classes_", np.unique(train.y))).tolist())
@@ -378,6 +374,7 @@ def _mitigate_inner(model: Any, train: Dataset, attrs: list[str], constraint: st
                 predict = _predict_fn(fitted)
                 saved: Any = fitted
             elif method == "exponentiated_gradient":
+                # lazy: fairlearn is the optional 'fairness' extra
                 from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
 
                 moment = DemographicParity(difference_bound=eps) if constraint == "demographic_parity" \
@@ -420,7 +417,7 @@ def _fit_weighted(est: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None
 
 def _threshold_optimizer(est: Any, fit_data: Dataset, attrs: Sequence[str], y01: np.ndarray, groups: np.ndarray,
                          constraint: str, neg: Any, pos: Any, seed: int) -> tuple[Any, Any, str]:
-    from fairlearn.postprocessing import ThresholdOptimizer
+    from fairlearn.postprocessing import ThresholdOptimizer  # lazy: fairlearn is the optional 'fairness' extra
 
     if not hasattr(est, "predict_proba"):
         raise TypeError("ThresholdOptimizer needs a model with predict_proba")
