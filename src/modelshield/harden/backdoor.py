@@ -2,9 +2,9 @@
 
 A recipe over :mod:`modelshield.poisoning`: the training rows flagged by the label-issue filter, by
 activation clustering and spectral signatures (white-box models) and by STRIP, plus the rows of the classes
-these called poisoned whose label a model trained on the held-out rows alone disagrees with, are dropped
-and the model retrained (scikit-learn and PyTorch), or a PyTorch model is fine-pruned on clean held-out
-rows (Liu et al. 2018).
+these called poisoned whose label a model trained on the held-out rows alone disagrees with (those are
+kept with that model's label; the rest are dropped), feed a retrain (scikit-learn and PyTorch), or a
+PyTorch model is fine-pruned on clean held-out rows (Liu et al. 2018).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from modelshield.models.torch import TorchModel
 from modelshield.poisoning.activations import NoActivations, penultimate_activations
 from modelshield.poisoning.data import audit_training_data
 from modelshield.poisoning.model import activation_clustering, spectral_signatures, strip_test
-from modelshield.poisoning.removal import fine_prune, reference_disagreements, retrain_without
+from modelshield.poisoning.removal import ReferenceLabels, fine_prune, reference_disagreements, retrain_without
 
 __all__ = ["METHODS", "BackdoorRemoval", "remove_backdoor"]
 
@@ -32,9 +32,9 @@ METHODS = ("retrain", "fine-prune")
 
 @dataclass(kw_only=True)
 class BackdoorRemoval:
-    """The outcome: the new model (estimator or torch module), the dropped training rows (indices), which
-    detector flagged how many, and the before/after rows (clean accuracy, attack success when
-    triggered rows were given)."""
+    """The outcome: the new model (estimator or torch module), the dropped training rows (indices), the
+    rows kept with the held-out reference model's label (``relabelled_rows``), which detector flagged how
+    many, and the before/after rows (clean accuracy, attack success when triggered rows were given)."""
 
     method: str
     model: Any
@@ -43,9 +43,11 @@ class BackdoorRemoval:
     flagged_by: dict[str, int]
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    relabelled_rows: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "dropped_rows": self.dropped_rows, "flagged_by": self.flagged_by,
+        return {"method": self.method, "dropped_rows": self.dropped_rows, "relabelled_rows": self.relabelled_rows,
+                "flagged_by": self.flagged_by,
                 "table": self.rows, "notes": self.notes}
 
     def model_bytes(self) -> bytes:
@@ -68,10 +70,11 @@ REFERENCE = "held-out reference disagrees"
 
 
 def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str], *, reference: bool = False,
-          epochs: int = 40, lr: float = 3e-3) -> tuple[np.ndarray, dict[str, int]]:
-    """The union of the detectors' flagged rows. With ``reference``, also the rows of the classes a model
-    check called poisoned whose label a model trained on the held-out rows alone disagrees with (the
-    poisoned rows the detectors missed: a few left behind re-teach the trigger)."""
+          epochs: int = 40, lr: float = 3e-3) -> tuple[np.ndarray, dict[str, int], ReferenceLabels | None]:
+    """The union of the detectors' flagged rows and their counts. With ``reference``, also the rows of the
+    classes a model check called poisoned whose label a model trained on the held-out rows alone disagrees
+    with (the poisoned rows the detectors missed: a few left behind re-teach the trigger), with that
+    model's labels for them (third value; ``None`` when not run)."""
     est = model.clone_unfitted() if getattr(model, "framework", "") == "sklearn" else None
     rep = audit_training_data(train.X.reshape(len(train), -1), train.y, estimator=est, seed=seed)
     parts = {"label issues": rep.flagged_rows}
@@ -91,11 +94,13 @@ def _flag(model: Any, train: Dataset, held: Dataset, seed: int, notes: list[str]
     if st.poisoned:  # the class most of STRIP's rows carry: a trigger's target
         values, counts = np.unique(np.asarray(train.y)[st.flagged_rows], return_counts=True)
         suspect.add(values[int(np.argmax(counts))])
+    ref = None
     if reference and suspect:
-        parts[REFERENCE] = reference_disagreements(model, held.X, held.y, train.X, train.y, classes=sorted(suspect),
-                                                   epochs=epochs, lr=lr, seed=seed)
+        ref = reference_disagreements(model, held.X, held.y, train.X, train.y, classes=sorted(suspect), epochs=epochs,
+                                      lr=lr, seed=seed)
+        parts[REFERENCE] = ref.rows
     flagged = np.unique(np.concatenate([np.asarray(v, dtype=np.int64) for v in parts.values()]))
-    return flagged, {k: len(v) for k, v in parts.items()}
+    return flagged, {k: len(v) for k, v in parts.items()}, ref
 
 
 def _accuracy(predict: Any, ds: Dataset) -> float:
@@ -124,9 +129,17 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
             raise DataError(f"the {name} has no labels", cli_hint=f"give the label column of {flag} with --target")
     notes: list[str] = []
     t0 = time.perf_counter()
-    flagged, by = _flag(model, train, heldout, seed, notes, reference=method == "retrain", epochs=epochs, lr=lr)
+    flagged, by, ref = _flag(model, train, heldout, seed, notes, reference=method == "retrain", epochs=epochs, lr=lr)
+    relabelled = np.empty(0, dtype=np.int64)
     if method == "retrain":
-        new = retrain_without(model, train.X, train.y, flagged, epochs=epochs, lr=lr, seed=seed)
+        labels = np.array(train.y, copy=True)
+        if ref is not None and len(ref.rows):
+            # the reference's label, not the attacker's: training on the triggered rows so labelled unlearns
+            # the trigger; the other flagged rows are dropped
+            relabelled = ref.rows
+            labels[relabelled] = ref.labels
+            flagged = np.setdiff1d(flagged, relabelled)
+        new = retrain_without(model, train.X, labels, flagged, epochs=epochs, lr=lr, seed=seed)
     else:
         res = fine_prune(model, heldout.X, heldout.y, seed=seed)
         new = res.module
@@ -143,4 +156,4 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
     notes.append(f"took {time.perf_counter() - t0:.1f}s")
     dropped = [int(i) for i in flagged] if method == "retrain" else []
     return BackdoorRemoval(method=method, model=new, framework=fw, dropped_rows=dropped, flagged_by=by, rows=rows,
-                           notes=notes)
+                           notes=notes, relabelled_rows=[int(i) for i in relabelled])

@@ -3,7 +3,9 @@
 A detector rarely flags every poisoned row, and a handful left in the training data re-teaches the trigger
 (4 of 126 BadNets rows on digits gave 37% attack success). :func:`reference_disagreements` finds the rest
 in the classes a detector called poisoned: a model of the same kind trained only on the clean held-out rows
-has never seen the trigger, so it gives a poisoned row its true class, not the attacker's label.
+has never seen the trigger, so it gives a poisoned row its true class, not the attacker's label. Training on
+those rows with the reference's labels (rather than dropping them) teaches the retrained model that the
+trigger does not mean the target, which outweighs a few poisoned rows still left.
 
 References
 ----------
@@ -23,7 +25,7 @@ from modelshield.errors import DataError, UserError
 from modelshield.poisoning import _torch as T
 from modelshield.poisoning.activations import penultimate_activations, torch_module_of
 
-__all__ = ["FinePruneResult", "fine_prune", "reference_disagreements", "retrain_without"]
+__all__ = ["FinePruneResult", "ReferenceLabels", "fine_prune", "reference_disagreements", "retrain_without"]
 
 
 def _keep_mask(n: int, rows: Any) -> np.ndarray:
@@ -82,13 +84,23 @@ def retrain_without(model: Any, X: np.ndarray, y: np.ndarray, rows: Any, *, epoc
     return T.train(_reinit(module, seed), Xn[keep], labels[keep], epochs=epochs, lr=lr, seed=seed)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReferenceLabels:
+    """The rows (indices) whose label a reference model rejects, and its label for each of them."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+
+
 def reference_disagreements(model: Any, X_ref: np.ndarray, y_ref: np.ndarray, X: np.ndarray, y: np.ndarray, *,
-                            classes: Any = None, epochs: int = 40, lr: float = 3e-3, seed: int = 0) -> np.ndarray:
-    """Indices of the rows of ``X`` whose label ``y`` differs from the prediction of a reference model
+                            classes: Any = None, epochs: int = 40, lr: float = 3e-3, seed: int = 0,
+                            ) -> ReferenceLabels:
+    """The rows of ``X`` whose label ``y`` differs from the prediction of a reference model
     trained on the trusted clean rows ``X_ref, y_ref`` alone (the same kind as ``model``: an unfitted
     scikit-learn clone, or the PyTorch architecture re-initialised from ``seed`` and trained as in
     :func:`retrain_without`). ``classes``: only rows labelled one of these are returned (the classes a
-    detector called poisoned; ``None``: all rows).
+    detector called poisoned; ``None``: all rows). Returns the rows and the reference's labels for them
+    (in ``y``'s label values).
 
     A dirty-label poisoned row carries a trigger and the attacker's label; the reference model never saw
     the trigger and predicts the row's true class. Clean rows it misclassifies are returned too (its
@@ -102,7 +114,7 @@ def reference_disagreements(model: Any, X_ref: np.ndarray, y_ref: np.ndarray, X:
     if getattr(model, "framework", "") == "sklearn":
         est = model.clone_unfitted()
         est.fit(np.asarray(X_ref), np.asarray(y_ref))
-        wrong = np.asarray(est.predict(X)) != y
+        pred = np.asarray(est.predict(X))
     else:
         module = torch_module_of(model)
         prep = getattr(model, "_prepare", None)
@@ -114,10 +126,14 @@ def reference_disagreements(model: Any, X_ref: np.ndarray, y_ref: np.ndarray, X:
             return model.label_index(np.asarray(v)) if hasattr(model, "label_index") else np.asarray(v)
 
         ref = T.train(_reinit(module, seed), feats(X_ref), index(y_ref), epochs=epochs, lr=lr, seed=seed)
-        wrong = T.logits(ref, feats(X)).argmax(axis=1) != index(y)
+        idx = T.logits(ref, feats(X)).argmax(axis=1)
+        known = getattr(model, "classes", None) if hasattr(model, "label_index") else None
+        pred = np.asarray(known)[idx] if known is not None else idx
+    wrong = pred != y
     if classes is not None:
         wrong &= np.isin(y, np.asarray(list(classes)))
-    return np.flatnonzero(wrong).astype(np.int64)
+    rows = np.flatnonzero(wrong).astype(np.int64)
+    return ReferenceLabels(rows=rows, labels=pred[rows])
 
 
 @dataclass(frozen=True, kw_only=True)
