@@ -57,11 +57,11 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
     ) -> None:
         """Simulate federated training on DATA and measure accuracy and backdoor success per round."""
         # lazy: numpy, pandas and the federated engine only when the command runs
-        from modelshield.federated import FederatedConfig
-        from modelshield.federated.recipes import fl_figures, fl_payload, plan_from_file, render_section, run_plan
+        from modelshield.federated import FederatedConfig, recipes
         from modelshield.report.svg import render_svg
 
         check_outputs({"--json": json_out, "--html": html_out}, [data], force)
+        recipes.check_backend(backend)
         if secagg_group is not None and secagg_group < 2:
             raise UserError(f"a secure aggregation group needs at least 2 clients, got {secagg_group}",
                             cli_hint="--secagg-group")
@@ -69,14 +69,15 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         cfg = FederatedConfig(clients=clients, rounds=rounds, fraction=fraction, partition=partition,
                               aggregator=aggregator, group_size=k, dropouts=secagg_dropouts, dp_noise=dp_noise,
                               clip=clip, delta=delta, malicious=malicious, attack=attack, model=model, seed=seed)
-        plan = plan_from_file(data, target, cfg)  # validates everything before the first round
+        plan = recipes.plan_from_file(data, target, cfg)  # validates everything before the first round
         err_console.print(f"[dim]{clients} clients, {rounds} rounds, {aggregator}"
                           f"{f', SecAgg k={k}' if k > 1 else ''} on the {backend} backend[/]")
-        fr = run_plan(plan, backend)
-        payload = fl_payload(fr)
+        fr = recipes.run_plan(plan, backend)
+        payload = recipes.fl_payload(fr)
         write_json(json_out, payload, force)
         if html_out is not None:
-            write_text_safely(html_out, render_section(payload, [render_svg(f) for f in fl_figures(fr)]), force)
+            svgs = [render_svg(f) for f in recipes.fl_figures(fr)]
+            write_text_safely(html_out, recipes.render_section(payload, svgs), force)
         step = max(1, rounds // 10)
         shown = [r for r in payload["rounds"] if r["round"] % step == 0 or r["round"] in (1, rounds)]
         print_table(None, ["round", "accuracy", "backdoor success", "failures"],

@@ -5,6 +5,7 @@ as the JSON document, the figures and the HTML section of ``modelshield fl simul
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from html import escape
@@ -12,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.data.loaders import load_dataset
-from modelshield.errors import UserError
+from modelshield.errors import MissingExtraError, UserError
 from modelshield.findings import Figure, Series
 
 from .simulate import ACCOUNTANT, ConfigError, FederatedConfig, FederatedPlan, SimulationResult, prepare, run
 
-__all__ = ["BACKENDS", "FLAGS", "FederatedRun", "fl_figures", "fl_payload", "plan_from_file", "render_section",
-           "run_plan", "threat_model"]
+__all__ = ["BACKENDS", "FLAGS", "FederatedRun", "check_backend", "fl_figures", "fl_payload", "plan_from_file",
+           "render_section", "run_plan", "threat_model"]
 
 BACKENDS = ("engine", "flower")
 #: FederatedConfig field -> the command-line flag that sets it (the ``cli_hint`` of a validation error)
@@ -56,14 +57,23 @@ def plan_from_file(data: str | Path, target: str, cfg: FederatedConfig) -> Feder
         raise
 
 
-def run_plan(plan: FederatedPlan, backend: str = "engine") -> FederatedRun:
-    """Run a validated plan on ``backend`` (``engine`` or ``flower``)."""
+def check_backend(backend: str) -> None:
+    """``backend`` is known and, for ``flower``, flwr is installed (checked before any process starts)."""
     if backend not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", cli_hint="--backend")
+    if backend == "flower" and importlib.util.find_spec("flwr") is None:
+        raise MissingExtraError("flwr", "fl", "the Flower simulation backend")
+
+
+def run_plan(plan: FederatedPlan, backend: str = "engine") -> FederatedRun:
+    """Run a validated plan on ``backend`` (``engine`` or ``flower``)."""
+    check_backend(backend)
     t0 = time.perf_counter()
     if backend == "flower":
-        from .flower import run_flower  # lazy: flwr and Ray are heavy optional dependencies (the fl extra)
-
+        try:  # lazy: flwr and Ray are heavy optional dependencies (the fl extra)
+            from .flower import run_flower
+        except ImportError as exc:
+            raise MissingExtraError("flwr", "fl", "the Flower simulation backend") from exc
         result = run_flower(plan)
     else:
         result = run(plan)
