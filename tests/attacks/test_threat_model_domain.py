@@ -177,7 +177,7 @@ def test_bounds_file_types_and_mutability(tmp_path):
 
 @pytest.mark.parametrize("text,needle", [
     (None, "not found"),
-    ("features: [unclosed", "not valid JSON or YAML"),
+    ("features: [unclosed", "is not valid YAML: "),
     ("- 1\n- 2\n", "expected a mapping"),
     ("features:\n  nope: {lo: 0}\n", "unknown feature 'nope'"),
     ("features:\n  9: {lo: 0}\n", "out of range"),

@@ -43,7 +43,7 @@ def test_the_nearest_registry_file_and_a_models_own_entry_win(tmp_path):
     ("[1, 2]", "expected a mapping"),
     ("models: [a]", "'models' must be a mapping"),
     ("defaults: {data: x.csv, colour: red}", "unknown key 'colour'"),
-    ("defaults: {data: [unclosed", "not a readable registry file"),
+    ("defaults: {data: [unclosed", "registry file .* is not valid YAML"),
 ])
 def test_a_bad_registry_file_is_a_data_error(tmp_path, text, msg):
     root = make_registry(tmp_path / "reg", 1)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
+from modelshield._yaml import load_yaml_file
 from modelshield.errors import OptionError, UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -588,14 +588,7 @@ def load_bounds_file(path: str | Path, names: list[str] | None, d: int) -> Bound
     """
     p = Path(path)
     where = str(path)
-    if not p.is_file():
-        raise UserError(f"bounds file {where} not found")
-    if p.stat().st_size > _MAX_BOUNDS_FILE:
-        raise UserError(f"bounds file {where} is larger than {_MAX_BOUNDS_FILE >> 20} MiB; it should be a schema")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise UserError(f"bounds file {where} is not valid JSON or YAML") from None
+    doc = load_yaml_file(p, "bounds file", max_bytes=_MAX_BOUNDS_FILE)  # JSON is YAML
     if not isinstance(doc, dict) or not doc or set(doc) - {"features", "default"}:
         raise UserError(f"bounds file {where}: expected a mapping with 'features' and/or 'default' "
                         "(see docs/robustness.md)")

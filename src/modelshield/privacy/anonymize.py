@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from modelshield._yaml import load_yaml_file
 from modelshield.data.loaders import unknown_column
-from modelshield.errors import DataError, InputNotFoundError, PolicyError
+from modelshield.errors import DataError, PolicyError
 
 __all__ = [
     "ACTIONS",
@@ -164,13 +164,7 @@ def _check_rule_options(col: str, action: str, o: Mapping[str, Any]) -> None:
 
 
 def load_anonymization_policy(path: str | Path) -> AnonymizationPolicy:
-    p = Path(path)
-    if not p.is_file():
-        raise InputNotFoundError(f"policy file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{p}: not a readable YAML policy ({str(exc).splitlines()[0]})") from None
+    data = load_yaml_file(path, "policy file", error=PolicyError)
     return AnonymizationPolicy.from_dict(data or {})
 
 

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from modelshield._yaml import load_yaml_file
 from modelshield.errors import DataError, InputNotFoundError, MissingExtraError, UserError
 from modelshield.formats import detect_format_bytes
 from modelshield.scale.units import DataSpec
@@ -109,10 +108,7 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _read_registry_yaml(path: Path) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DataError(f"{path}: not a readable registry file ({type(exc).__name__})") from None
+    doc = load_yaml_file(path, "registry file", error=DataError) or {}
     if not isinstance(doc, dict) or not set(doc) <= {"defaults", "models"}:
         raise DataError(f"{path}: expected a mapping with 'defaults' and/or 'models'")
     for key in ("defaults", "models"):

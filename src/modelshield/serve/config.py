@@ -59,10 +59,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from modelshield.errors import InputNotFoundError, UserError
+from modelshield._yaml import load_yaml_file
+from modelshield.errors import UserError
 
 __all__ = [
     "AuditConfig",
@@ -294,12 +294,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ServeConfig
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise InputNotFoundError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise UserError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+        loaded = load_yaml_file(p, "config file")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
