@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 __all__ = ["pinned_requirements"]
 
 
@@ -17,9 +19,6 @@ def pinned_requirements(root: str = "modelshield", extras: tuple[str, ...] = ("s
     """``name==version`` for ``root`` and every installed distribution it needs (transitively), with
     ``extras`` of ``root`` included; requirements whose environment marker is false here, or that are not
     installed, are left out. Sorted by normalised name. ``root`` itself is pinned with its extras."""
-    # lazy: packaging is not a declared dependency (it comes with pip/setuptools)
-    from packaging.requirements import InvalidRequirement, Requirement
-
     out: dict[str, str] = {}
     todo: list[tuple[str, tuple[str, ...]]] = [(root, extras)]
     while todo:
