@@ -1268,3 +1268,36 @@ def test_default_trainer_rebuilds_a_torchscript_mlp() -> None:
     other = _model()
     other.module = torch.jit.script(copy.deepcopy(net))  # type: ignore[attr-defined]
     assert _err(lambda: mi.default_trainer(other)).startswith("CallableModel (object) cannot be retrained")
+
+
+def test_parallel_shadows_run_together_with_one_blas_thread_each() -> None:
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    X = np.arange(40.0).reshape(20, 2)
+    yi = np.zeros(20, np.int64)
+    keep = np.tile(np.arange(20) < 10, (4, 1))
+
+    pytest.importorskip("sklearn.ensemble")  # loads OpenBLAS / OpenMP, whose thread pools are limited
+
+    def run(n_jobs: int) -> list[list[int]]:
+        seen: list[list[int]] = []
+        gate = threading.Barrier(n_jobs, timeout=20)  # 4 shadows: batches of n_jobs in {1, 2, 4}
+
+        def trainer(Xs: np.ndarray, ys: np.ndarray, seed: int) -> Any:
+            seen.append([int(i["num_threads"]) for i in threadpool_info()])
+            gate.wait()  # the shadows of one batch train at the same time
+            return lambda Xq: np.full((len(Xq), 2), 0.5)
+
+        with threadpool_limits(limits=2):
+            k = mi._train_shadows(trainer, X, yi, keep, seed=0, n_jobs=n_jobs, budget_s=None,
+                                  progress=lambda f, m: None)[3]
+        assert k == 4 and len(seen) == 4
+        return seen
+
+    if not threadpool_info():
+        pytest.skip("no BLAS/OpenMP thread pool loaded")
+    assert all(set(s) == {2} for s in run(1))  # one at a time: the caller's limit is left alone
+    assert all(set(s) == {1} for s in run(2))  # side by side: one BLAS thread each
+    assert all(set(s) == {1} for s in run(4))

@@ -1320,3 +1320,33 @@ def test_workers_reach_the_hashing_engine(tmp_path: Path, model: Path, ed_key: e
     sig = sign(f, ed_key, serialization="shards", shard_size=SHARD, workers=4)
     verify_bytes(f.read_bytes(), "f.bin", ed_key.public_key(), signature=sig, workers=9)
     assert seen == [("jobs", 3), ("jobs", 5), ("jobs", 6), ("jobs", 7), ("jobs", 2), ("jobs", 4), ("buffer", 9)]
+
+
+def test_only_the_signature_itself_is_exempt_from_the_unsigned_list(tmp_path: Path, model: Path,
+                                                                     ed_key: ed25519.Ed25519PrivateKey,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signature kept outside the model, named by a relative path that also exists inside the model
+    under a left-out folder: the file inside is not the signature, so it is listed (and fails strict)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sig").mkdir()
+    sign(model, ed_key, signature="sig/model.sig", ignore_paths=["sig"])
+    assert _statement(tmp_path / "sig" / "model.sig")["predicate"]["serialization"]["ignore_paths"] == ["sig"]
+    (model / "sig").mkdir()
+    (model / "sig" / "model.sig").write_text("planted")
+    assert verify(model, ed_key.public_key(), signature="sig/model.sig").unsigned == ("sig/model.sig",)
+    assert _err(lambda: verify(model, ed_key.public_key(), signature="sig/model.sig", strict=True),
+                IntegrityError) == (f"{model} does not match its signature: "
+                                    "unsigned (in a path the signature leaves out): sig/model.sig")
+
+
+def test_strict_reports_differences_and_unsigned_files_together(model: Path,
+                                                                ed_key: ed25519.Ed25519PrivateKey) -> None:
+    (model / "notes").mkdir()
+    (model / "notes" / "n.txt").write_text("n")
+    sign(model, ed_key, ignore_paths=["notes"])
+    (model / "a.bin").write_bytes(b"changed")
+    assert _err(lambda: verify(model, ed_key.public_key(), strict=True), IntegrityError) == (
+        f"{model} does not match its signature: changed: a.bin; "
+        "unsigned (in a path the signature leaves out): notes/n.txt")
+    assert _err(lambda: verify(model, ed_key.public_key()), IntegrityError) == \
+        f"{model} does not match its signature: changed: a.bin"
