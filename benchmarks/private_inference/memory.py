@@ -70,15 +70,17 @@ def main() -> None:
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "CASE"))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--per-sample-rows", type=int, default=3)
+    ap.add_argument("--case", action="append", choices=CASES, help="only these pipelines (default: all)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    cases = tuple(a.case or CASES)
     if a.worker:
         worker(*a.worker, a.per_sample_rows)
         return
-    runs: dict[str, dict[str, list[dict[str, int]]]] = {m: {c: [] for c in CASES} for m in MODELS}
+    runs: dict[str, dict[str, list[dict[str, int]]]] = {m: {c: [] for c in cases} for m in MODELS}
     for r in range(a.rounds):
         for m in MODELS:
-            for c in (CASES if r % 2 == 0 else CASES[::-1]):
+            for c in (cases if r % 2 == 0 else cases[::-1]):
                 runs[m][c].append(measure(m, c, a.per_sample_rows))
                 print(m, "|", c, "|", json.dumps(runs[m][c][-1]), flush=True)
     summary = [{"model": m, "case": c, "peak_rss_mib": [round(x["peak_rss_bytes"] / 2**20, 1) for x in rs],
