@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import ray
 from flwr.client import ClientApp, NumPyClient
 from flwr.common import Context, FitIns, Parameters, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import ServerApp, ServerAppComponents, ServerConfig
@@ -98,6 +100,27 @@ class PlanStrategy(Strategy):
         return None
 
 
+#: Ray waits a fixed 30 s for its node to register; on a loaded machine that fails, so start-up is retried
+RAY_START_ATTEMPTS = 3
+
+
+def _start_ray(cpus: int) -> bool:
+    """Start a local Ray instance unless one runs (retrying its start-up timeout); True when started here."""
+    if ray.is_initialized():
+        return False
+    pythonpath = os.pathsep.join(sys.path)  # Ray workers must import modelshield as this process does
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        try:
+            ray.init(num_cpus=cpus, num_gpus=0, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            return True
+        except Exception:  # Ray raises a bare Exception when its node times out during start-up
+            ray.shutdown()
+            if attempt == RAY_START_ATTEMPTS:
+                raise
+    return False
+
+
 @contextmanager
 def _temp_homes() -> Iterator[None]:
     """Ray's and Flower's state folders in a temporary folder (unless the caller set them)."""
@@ -132,8 +155,13 @@ def run_flower(plan: FederatedPlan, *, num_cpus: int | None = None) -> Simulatio
         "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False, "log_to_driver": False},
     }
     with _temp_homes():
-        run_simulation(server_app=ServerApp(server_fn=server_fn), client_app=ClientApp(client_fn=client_fn),
-                       num_supernodes=plan.cfg.clients, backend_config=backend_config)
+        started = _start_ray(cpus)
+        try:
+            run_simulation(server_app=ServerApp(server_fn=server_fn), client_app=ClientApp(client_fn=client_fn),
+                           num_supernodes=plan.cfg.clients, backend_config=backend_config)
+        finally:
+            if started and ray.is_initialized():
+                ray.shutdown()
     logging.getLogger("flwr").handlers.clear()
     if len(strategy.records) != plan.cfg.rounds:
         raise SecurityError(f"the Flower simulation completed {len(strategy.records)} of {plan.cfg.rounds} rounds")
