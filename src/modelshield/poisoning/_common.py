@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from modelshield.errors import DataError, UserError
 
 #: The one wording for a poisoned-fraction option outside (0, 0.5) (tests assert on it).
 FRACTION_MSG = "{name} must be above 0 and below 0.5 (a share of the training rows), got {value}"
+
+
+#: Matrices below this many values are decomposed on one BLAS thread: for a class's activations (hundreds of
+#: rows, tens of units) the thread pool's hand-offs cost 10-300x the work on a loaded box.
+SMALL_LINALG_VALUES = 4_000_000
+
+
+def one_blas_thread_if_small(n_values: int) -> contextlib.AbstractContextManager[Any]:
+    """One BLAS thread for a workload of ``n_values`` matrix entries below :data:`SMALL_LINALG_VALUES`."""
+    return threadpool_limits(limits=1) if n_values < SMALL_LINALG_VALUES else contextlib.nullcontext()
 
 
 def check_fraction(value: float, name: str = "poisoned_fraction") -> float:

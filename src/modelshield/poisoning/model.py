@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from modelshield.errors import DataError
-from modelshield.poisoning._common import check_fraction, flat_features, label_codes
+from modelshield.poisoning._common import check_fraction, flat_features, label_codes, one_blas_thread_if_small
 
 __all__ = [
     "ClassClusters",
@@ -218,42 +218,43 @@ def activation_clustering(activations: Any, labels: Any, *, dims: int = 10, max_
         raise DataError("held-out activations must have one row per held-out label and the training width")
     rng = np.random.default_rng(seed)
     out = []
-    for k, lab_value in enumerate(classes):
-        idx = np.flatnonzero(codes == k)
-        excess, p_ex = (0.0, 1.0)
-        if held is not None and len(held):
-            excess, p_ex = _excess(len(idx), len(codes), int(np.sum(held == lab_value)), len(held))
-        if len(idx) < min_rows:
-            out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=0.0, silhouette=0.0,
-                                     excess_share=excess, excess_p=p_ex, poisoned=False, reason="",
-                                     suspect_rows=np.empty(0, dtype=np.int64), projection=np.zeros((len(idx), 2))))
-            continue
-        Z = _reduce(A[idx], dims)[0]
-        lab = _two_means(Z, seed=seed + k)
-        small = 1 if lab.sum() <= len(lab) / 2 else 0
-        share = float(np.mean(lab == small))
-        sil = _silhouette(Z, lab, rng)
-        proj = Z[:, :2] if Z.shape[1] >= 2 else np.hstack([Z, np.zeros((len(Z), 1))])
-        reason, suspect = "", idx[lab == small]
-        if share <= max_share and sil >= silhouette_threshold:
-            reason = f"clean split: silhouette {sil:.2f}, smaller cluster {share:.0%}"
-        elif p_ex < prior_alpha and excess >= min_excess:
-            W, HW = _reduce(A[idx], 2, whiten=True, also=None if HA is None else HA[held == lab_value])
-            wl = _two_means(W, seed=seed + k).astype(bool)
-            if HW is not None and wl.any() and (~wl).any():
-                ref = HW.mean(axis=0)
-                far1 = np.linalg.norm(W[wl].mean(axis=0) - ref) >= np.linalg.norm(W[~wl].mean(axis=0) - ref)
-                c = wl if far1 else ~wl
-            else:
-                c = wl if abs(wl.mean() - excess) <= abs((~wl).mean() - excess) else ~wl
-            if abs(c.mean() - excess) <= max(0.1, 0.35 * excess):
-                reason = (f"{excess:.0%} more rows than the held-out prior (p={p_ex:.1g}) and a cluster of "
-                          f"{c.mean():.0%}")
-                suspect = idx[c]
-                proj = W
-        out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=share, silhouette=sil,
-                                 excess_share=excess, excess_p=p_ex, poisoned=bool(reason), reason=reason,
-                                 suspect_rows=suspect, projection=proj))
+    with one_blas_thread_if_small(A.size):  # small per-class matrices: one BLAS thread
+        for k, lab_value in enumerate(classes):
+            idx = np.flatnonzero(codes == k)
+            excess, p_ex = (0.0, 1.0)
+            if held is not None and len(held):
+                excess, p_ex = _excess(len(idx), len(codes), int(np.sum(held == lab_value)), len(held))
+            if len(idx) < min_rows:
+                out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=0.0, silhouette=0.0,
+                                         excess_share=excess, excess_p=p_ex, poisoned=False, reason="",
+                                         suspect_rows=np.empty(0, dtype=np.int64), projection=np.zeros((len(idx), 2))))
+                continue
+            Z = _reduce(A[idx], dims)[0]
+            lab = _two_means(Z, seed=seed + k)
+            small = 1 if lab.sum() <= len(lab) / 2 else 0
+            share = float(np.mean(lab == small))
+            sil = _silhouette(Z, lab, rng)
+            proj = Z[:, :2] if Z.shape[1] >= 2 else np.hstack([Z, np.zeros((len(Z), 1))])
+            reason, suspect = "", idx[lab == small]
+            if share <= max_share and sil >= silhouette_threshold:
+                reason = f"clean split: silhouette {sil:.2f}, smaller cluster {share:.0%}"
+            elif p_ex < prior_alpha and excess >= min_excess:
+                W, HW = _reduce(A[idx], 2, whiten=True, also=None if HA is None else HA[held == lab_value])
+                wl = _two_means(W, seed=seed + k).astype(bool)
+                if HW is not None and wl.any() and (~wl).any():
+                    ref = HW.mean(axis=0)
+                    far1 = np.linalg.norm(W[wl].mean(axis=0) - ref) >= np.linalg.norm(W[~wl].mean(axis=0) - ref)
+                    c = wl if far1 else ~wl
+                else:
+                    c = wl if abs(wl.mean() - excess) <= abs((~wl).mean() - excess) else ~wl
+                if abs(c.mean() - excess) <= max(0.1, 0.35 * excess):
+                    reason = (f"{excess:.0%} more rows than the held-out prior (p={p_ex:.1g}) and a cluster of "
+                              f"{c.mean():.0%}")
+                    suspect = idx[c]
+                    proj = W
+            out.append(ClassClusters(label=lab_value, n_rows=len(idx), smaller_share=share, silhouette=sil,
+                                     excess_share=excess, excess_p=p_ex, poisoned=bool(reason), reason=reason,
+                                     suspect_rows=suspect, projection=proj))
     return ClusteringReport(classes=out, silhouette_threshold=silhouette_threshold, max_share=max_share, dims=dims)
 
 
@@ -318,45 +319,46 @@ def spectral_signatures(activations: Any, labels: Any, *, fraction: float = 0.1,
     pvals: dict[Any, float] = {}
     poisoned: list[Any] = []
     flagged: list[np.ndarray] = []
-    for k, lab_value in enumerate(classes):
-        idx = np.flatnonzero(codes == k)
-        if len(idx) < min_rows:
-            continue
-        key = lab_value.item() if isinstance(lab_value, np.generic) else lab_value
-        C = A[idx] - A[idx].mean(axis=0)
-        v = np.linalg.svd(C, full_matrices=False)[2][0]
-        H = HA[hy == lab_value] if calibrated else None
-        if H is not None and len(H) >= min_rows:
-            from scipy.stats import betabinom
+    with one_blas_thread_if_small(A.size):  # small per-class matrices: one BLAS thread
+        for k, lab_value in enumerate(classes):
+            idx = np.flatnonzero(codes == k)
+            if len(idx) < min_rows:
+                continue
+            key = lab_value.item() if isinstance(lab_value, np.generic) else lab_value
+            C = A[idx] - A[idx].mean(axis=0)
+            v = np.linalg.svd(C, full_matrices=False)[2][0]
+            H = HA[hy == lab_value] if calibrated else None
+            if H is not None and len(H) >= min_rows:
+                from scipy.stats import betabinom
 
-            centre = H.mean(axis=0)
-            s = ((A[idx] - centre) @ v) ** 2
-            h = np.sort(((H - centre) @ v) ** 2)[::-1]
-            m = len(h)
-            j = max(1, int(np.floor(fpr * m)))
-            above = s > h[j - 1]
-            n_above = int(above.sum())
-            p = float(betabinom.sf(n_above - 1, len(s), j, m - j + 1)) if n_above else 1.0
-            share = n_above / len(s)
-            med = float(np.median(h)) or 1.0
-            scores[idx] = s / med
-            stat[key], pvals[key] = share, p
-            if p < alpha_level and share >= j / (m + 1) + min_excess:
+                centre = H.mean(axis=0)
+                s = ((A[idx] - centre) @ v) ** 2
+                h = np.sort(((H - centre) @ v) ** 2)[::-1]
+                m = len(h)
+                j = max(1, int(np.floor(fpr * m)))
+                above = s > h[j - 1]
+                n_above = int(above.sum())
+                p = float(betabinom.sf(n_above - 1, len(s), j, m - j + 1)) if n_above else 1.0
+                share = n_above / len(s)
+                med = float(np.median(h)) or 1.0
+                scores[idx] = s / med
+                stat[key], pvals[key] = share, p
+                if p < alpha_level and share >= j / (m + 1) + min_excess:
+                    poisoned.append(key)
+                    flagged.append(idx[above])
+                continue
+            s = (C @ v) ** 2
+            med = float(np.median(s))
+            s = s / (med if med > 1e-12 else (float(np.mean(s)) or 1.0))
+            scores[idx] = s
+            order = np.argsort(-s, kind="stable")
+            top = max(1, int(np.ceil(fraction * len(idx))))
+            rest = s[order[top:]]
+            ratio = float(np.mean(s[order[:top]]) / max(float(np.mean(rest)) if len(rest) else 1.0, 1e-12))
+            stat[key] = ratio
+            if ratio >= ratio_threshold:
                 poisoned.append(key)
-                flagged.append(idx[above])
-            continue
-        s = (C @ v) ** 2
-        med = float(np.median(s))
-        s = s / (med if med > 1e-12 else (float(np.mean(s)) or 1.0))
-        scores[idx] = s
-        order = np.argsort(-s, kind="stable")
-        top = max(1, int(np.ceil(fraction * len(idx))))
-        rest = s[order[top:]]
-        ratio = float(np.mean(s[order[:top]]) / max(float(np.mean(rest)) if len(rest) else 1.0, 1e-12))
-        stat[key] = ratio
-        if ratio >= ratio_threshold:
-            poisoned.append(key)
-            flagged.append(idx[order[: int(np.ceil(1.5 * fraction * len(idx)))]])
+                flagged.append(idx[order[: int(np.ceil(1.5 * fraction * len(idx)))]])
     rows = np.sort(np.concatenate(flagged)).astype(np.int64) if flagged else np.empty(0, dtype=np.int64)
     return SpectralReport(scores=scores, class_stat=stat, poisoned_classes=poisoned, flagged_rows=rows,
                           fraction=fraction, ratio_threshold=ratio_threshold, calibrated=bool(pvals), class_p=pvals)
