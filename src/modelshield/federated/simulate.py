@@ -362,7 +362,7 @@ def prepare(X: object, y: object, cfg: FederatedConfig) -> FederatedPlan:
     try:
         spec.check(n_groups, f)
     except UserError as exc:
-        what = f"{n_groups} group sums of {cfg.group_size} clients" if cfg.group_size > 1 else "n clients"
+        what = f"{n_groups} group sums of {cfg.group_size} clients" if cfg.group_size > 1 else "clients"
         raise ConfigError(f"{exc}; n counts {what}", option="aggregator") from None
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.abs(np.nan_to_num([np.corrcoef(xtr[:, j], ytr)[0, 1] for j in range(xtr.shape[1])]))
