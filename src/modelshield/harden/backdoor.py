@@ -139,6 +139,8 @@ def remove_backdoor(model: Any, train: Dataset, heldout: Dataset, *, method: str
             relabelled = ref.rows
             labels[relabelled] = ref.labels
             flagged = np.setdiff1d(flagged, relabelled)
+            notes.append(f"kept {len(relabelled)} flagged training rows with the label of a model trained on the "
+                         "held-out rows alone (relabelled_rows)")
         new = retrain_without(model, train.X, labels, flagged, epochs=epochs, lr=lr, seed=seed)
     else:
         res = fine_prune(model, heldout.X, heldout.y, seed=seed)
