@@ -62,7 +62,8 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         print_table(f"harden backdoor ({rep.method}): before/after on {len(held)} held-out rows", cols,
                     ([r[c] for c in cols] for r in rep.rows), right=[c for c in cols if c != "model"])
         console.print("flagged: " + ", ".join(f"{k} {v}" for k, v in rep.flagged_by.items())
-                      + f"; dropped {len(rep.dropped_rows)} training rows")
+                      + f"; dropped {len(rep.dropped_rows)} training rows"
+                      + (f", relabelled {len(rep.relabelled_rows)}" if rep.relabelled_rows else ""))
         for n in rep.notes:
             console.print(f"[dim]{n}[/]")
         console.print(f"wrote {output}")
