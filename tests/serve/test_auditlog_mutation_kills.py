@@ -1009,3 +1009,29 @@ def test_query_reads_in_ordered_chunks(make_log):
     seen.clear()
     assert len(list(log.query())) == 5
     assert [p for _, p in seen] == [(2000, 0)]  # the default chunk: one short read ends the query
+
+
+def test_a_record_pending_on_its_loop_at_close_is_committed(make_log):
+    """commit="thread": a record waiting for its loop iteration's hand-over when the log closes is handed
+    over by close() itself, committed, and its waiter answered."""
+    log = make_log(commit="thread")
+
+    async def race():
+        task = asyncio.ensure_future(log.append_async(AuditRecord(kind="request", request_id="late")))
+        await asyncio.sleep(0)  # the record waits in this loop's pending list; the hand-over has not run
+        assert [r.request_id for r, _, _ in log._pending[asyncio.get_running_loop()]] == ["late"]
+        log.close()
+        return await asyncio.wait_for(task, 10)
+
+    assert asyncio.run(race()) == 1
+    assert log.last_head == (1, log._hash_at(1)) and log._pending == {} and log.n_written == 1
+
+
+def test_a_failure_inside_the_transaction_rolls_back_and_keeps_the_connection(make_log):
+    log = make_log(commit="thread")
+    log.append(AuditRecord(kind="request"))
+    conn = log._raw
+    with pytest.raises(ValueError):  # raised while the rows are built, after BEGIN IMMEDIATE
+        log.append(AuditRecord(kind="request", n_rows="many"))
+    assert log._raw is conn and not conn.in_transaction  # rolled back, not replaced
+    assert log.append(AuditRecord(kind="request")) == 2 and log.verify().ok
