@@ -319,8 +319,10 @@ def run_per_sample(net: Network, polys: list[PolyAct], X: np.ndarray, params: CK
                      coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
     ctx.global_scale = 2.0 ** params.scale_bits
     ctx.generate_galois_keys()
-    # the public context straight from the client's (no copy: the Galois keys are the bulk of the memory)
+    # the Galois keys are the bulk of the memory: serialized once for the server (no secret key), then dropped
+    # from the client's context (it only encrypts and decrypts): at most two copies alive at a time
     pub_bytes = ctx.serialize(save_secret_key=False)
+    ctx = ts.context_from(ctx.serialize(save_secret_key=True, save_galois_keys=False))
     server_ctx = ts.context_from(pub_bytes)
     context_bytes = len(pub_bytes)
     del pub_bytes
