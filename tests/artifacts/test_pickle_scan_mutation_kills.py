@@ -1086,3 +1086,16 @@ def test_unresolvable_chains_are_reported_at_their_opcode(general):
     assert [f.offset for f in scan(data).findings] == [len(data) - 2]
     data = P4 + b"K\x01" + s8("x") + b"\x93)R."
     assert [(f.rule, f.offset) for f in scan(data).findings] == [("artifact.pickle.unresolvable-global", 7)]
+
+
+def test_names_longer_than_a_text_line_are_malformed_even_as_chains(general):
+    # BINSTRING keeps up to 1 MiB and loads as latin-1 text, so a name can be longer than any text line (65536)
+    def binstring(text: str) -> bytes:
+        return b"T" + struct.pack("<i", len(text)) + text.encode("latin-1")
+
+    for module, name in (("somepkg", "a." + "b" * 69_998), ("somepkg", "a." + "b" * 65_535), ("m" * 70_000, "x")):
+        data = P2 + binstring(module) + binstring(name) + b"\x93."
+        res = scan(data)
+        assert [(f.rule, f.title) for f in res.findings] == [
+            ("artifact.malformed",
+             f"pickle stream is malformed: invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")]
