@@ -42,7 +42,7 @@ def register(app: typer.Typer, harden: typer.Typer) -> None:
         data: Path = typer.Option(None, "--data", "-d", help="Rows to fit activation polynomials and check on."),
         target: str = _TARGET,
         degree: int = DEGREE_OPTION,
-        parties: int = typer.Option(3, "--parties", help="MPC parties (2 or 3)."),
+        parties: int = typer.Option(3, "--parties", help="MPC parties: 3 (2 hides nothing: needs --allow-no-secrecy)."),
         calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                        help="Time the HE operations here first (a few seconds; default) or use "
                                             "the fixed cost table."),
