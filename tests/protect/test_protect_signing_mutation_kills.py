@@ -1350,3 +1350,18 @@ def test_strict_reports_differences_and_unsigned_files_together(model: Path,
         "unsigned (in a path the signature leaves out): notes/n.txt")
     assert _err(lambda: verify(model, ed_key.public_key()), IntegrityError) == \
         f"{model} does not match its signature: changed: a.bin"
+
+
+def test_the_hashing_engine_gets_each_jobs_size(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sizes let the longest jobs start first (so one big file does not start last)."""
+    seen: list[object] = []
+    real = signing.hash_jobs
+
+    def spy(jobs: Any, **kw: Any) -> list[str]:
+        seen.append(kw.get("sizes"))
+        return real(jobs, **kw)
+
+    monkeypatch.setattr(signing, "hash_jobs", spy)
+    build_manifest(model)
+    build_manifest(model, shard_size=200)
+    assert seen == [[5, 500, 7, 0], [5, 200, 200, 100, 7]]
