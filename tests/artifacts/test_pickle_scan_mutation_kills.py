@@ -764,6 +764,7 @@ VALUES = [  # (stream, the value it leaves: type and value exactly)
     (b"Vabc\\u0041" + _L, "abcA"), (b"V" + b"a" * 65536 + _L, "a" * 65536),
     (b"\x8a\x00.", 0), (b"\x8a\x02\xff\x7f.", 0x7FFF), (b"\x8a\x01\xff.", -1),
     (b"\x8b" + struct.pack("<i", 0) + b".", 0), (b"\x8b" + struct.pack("<i", 1) + b"\x80.", -128),
+    (b"\x8b" + struct.pack("<i", 2) + b"\x01\x02.", 0x0201),  # little-endian, as pickle
     (b"\x8b" + struct.pack("<i", 4096) + b"\x01" * 4096 + b".", int.from_bytes(b"\x01" * 4096, "little")),
     (b"\x80\x05N.", None), (b"\x80\x04\x80\x02N.", None), (b"\x95" + struct.pack("<Q", 2) + b"N.", None),
     (b"Np0\n0g0\n.", None), (b"K\x07p" + b"0" * 63 + b"1\n0g1\n.", 7), (b"K\x07r\x05\x00\x00\x000j\x05\x00\x00\x00.", 7),
