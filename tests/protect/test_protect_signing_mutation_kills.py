@@ -1365,3 +1365,21 @@ def test_the_hashing_engine_gets_each_jobs_size(model: Path, monkeypatch: pytest
     build_manifest(model)
     build_manifest(model, shard_size=200)
     assert seen == [[5, 500, 7, 0], [5, 200, 200, 100, 7]]
+
+
+def test_a_one_byte_shard_size_signs_and_verifies(tmp_path: Path, ed_key: ed25519.Ed25519PrivateKey) -> None:
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"wx")
+    sign(f, ed_key, serialization="shards", shard_size=1)
+    for k in _both(ed_key.public_key()):
+        res = verify(f, k)
+        assert res.manifest.shard_size == 1 and res.manifest.files == {".:0:1": _sha(b"w"), ".:1:2": _sha(b"x")}
+
+
+def test_build_manifest_lists_files_in_the_canonical_order(model: Path) -> None:
+    (model / "sub-x").write_bytes(b"dash")  # before "sub/..." as a string, after it by path components
+    m = build_manifest(model, workers=1)
+    assert list(m.files) == m.resources() == ["a.bin", "sub/b.bin", "sub/deep/c.bin", "sub-x", "z-empty"]
+    s = build_manifest(model, shard_size=300, workers=1)
+    assert list(s.files) == s.resources() == ["a.bin:0:5", "sub/b.bin:0:300", "sub/b.bin:300:500",
+                                              "sub/deep/c.bin:0:7", "sub-x:0:4"]
