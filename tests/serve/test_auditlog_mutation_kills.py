@@ -215,8 +215,10 @@ def test_constructor_refusals(tmp_path):
         assert str(name.value) == f"bad audit table name {bad!r}"
     for mem in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true",
                 "sqlite:///file:mode=memory"):
-        with pytest.raises(UserError, match="cannot be an in-memory SQLite database"):
+        with pytest.raises(UserError) as inmem:
             AuditLog(mem, KEY)
+        assert str(inmem.value) == ("the audit log cannot be an in-memory SQLite database: it must outlive the process "
+                                    "(use a file, sqlite:///path/audit.db, or a database server)")
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(UserError) as isdir:
         AuditLog(f"sqlite:///{tmp_path / 'dir.db'}", KEY)
