@@ -1100,3 +1100,18 @@ def test_names_longer_than_a_text_line_are_malformed_even_as_chains(general):
         assert [(f.rule, f.title) for f in res.findings] == [
             ("artifact.malformed",
              f"pickle stream is malformed: invalid global name {module[:40]!r}.{name[:40]!r} (the load fails here)")]
+
+
+def test_probe_named_judges_later_pickles_by_their_named_globals(general):
+    first = P4 + OD + b"."
+    res = stream(first + P2 + b"\x82\x01\xff", probe_named=True)  # a finding but no named global: trailing
+    assert [(f.rule, f.severity) for f in res.findings] == [
+        ("artifact.pickle.unresolvable-global", Severity.CRITICAL), ("artifact.pickle.trailing-data", Severity.LOW)]
+    res = stream(first + P4 + sglob("os", "system") + b"\xff", probe_named=True)  # a named global: malformed
+    assert [f.rule for f in res.findings] == ["artifact.pickle.dangerous-global", "artifact.malformed"]
+    assert res.is_pickle and not res.complete
+
+
+def test_no_pickle_scanned_is_not_joblib():
+    res = stream(P4 + b"N.", max_pickles=0)
+    assert (res.pickles, res.joblib, res.findings) == (0, False, [])
