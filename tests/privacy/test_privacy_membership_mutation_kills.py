@@ -1301,3 +1301,31 @@ def test_parallel_shadows_run_together_with_one_blas_thread_each() -> None:
     assert all(set(s) == {2} for s in run(1))  # one at a time: the caller's limit is left alone
     assert all(set(s) == {1} for s in run(2))  # side by side: one BLAS thread each
     assert all(set(s) == {1} for s in run(4))
+
+
+def test_sklearn_shadows_are_seeded_and_take_the_models_input_form() -> None:
+    import pandas as pd
+    from sklearn.base import clone
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from modelshield.models.wrap import wrap_object
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(np.int64) + 2 * (X[:, 1] > 0.8)  # 4 classes
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    train = mi.default_trainer(wrap_object(forest))
+    got = train(X[:50], y[:50], 7)(X)
+    want = RandomForestClassifier(n_estimators=3, random_state=7).fit(X[:50], y[:50]).predict_proba(X)
+    np.testing.assert_allclose(got, want)  # the shadow's seed replaces random_state
+    assert not np.allclose(got, train(X[:50], y[:50], 8)(X))
+    # a pipeline that selects columns by name: shadows train and predict on the model's own input form
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    pipe = Pipeline([("ct", ColumnTransformer([("s", StandardScaler(), ["a", "b", "c"])])),
+                     ("clf", RandomForestClassifier(n_estimators=3, random_state=0))]).fit(df, y)
+    got = mi.default_trainer(wrap_object(pipe))(X[:50], y[:50], 5)(X)
+    ref = clone(pipe).set_params(clf__random_state=5).fit(df.iloc[:50], y[:50])
+    np.testing.assert_allclose(got, ref.predict_proba(df))
