@@ -1037,3 +1037,17 @@ def test_a_failure_inside_the_transaction_rolls_back_and_keeps_the_connection(ma
         log.append(AuditRecord(kind="request", n_rows="many"))
     assert log._raw is conn and not conn.in_transaction  # rolled back, not replaced
     assert log.append(AuditRecord(kind="request")) == 2 and log.verify().ok
+
+
+def test_sqlalchemy_connections_wait_30_seconds_for_a_lock(make_log, tmp_path):
+    """The SQLAlchemy connections (readers, and the writer of a URL with parameters) wait up to 30 s for
+    another process's write lock, as the writer thread does."""
+    plain = make_log()
+    with_params = AuditLog(f"sqlite:///{tmp_path / 'p.db'}?uri=true", KEY)
+    try:
+        for log in (plain, with_params):
+            for engine in (log.engine, log._reader):
+                with engine.connect() as c:
+                    assert c.exec_driver_sql("PRAGMA busy_timeout").fetchone() == (30_000,)
+    finally:
+        with_params.close()
