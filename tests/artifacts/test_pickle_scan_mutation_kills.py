@@ -1115,3 +1115,16 @@ def test_probe_named_judges_later_pickles_by_their_named_globals(general):
 def test_no_pickle_scanned_is_not_joblib():
     res = stream(P4 + b"N.", max_pickles=0)
     assert (res.pickles, res.joblib, res.findings) == (0, False, [])
+
+
+def test_small_cases_of_views_targets_and_hooks(general):
+    assert top(P4 + b"X\x00\x00\x00\x00.")[1] == ""  # an empty string is not a negative length
+    # _rebuild_tensor takes exactly four arguments, and is judged
+    four = P2 + sglob("torch._utils", "_rebuild_tensor") + b"(" + b"(" + s8("storage") + b"tQ" + _int(-1) + _ints((1,)) + _ints((1,)) + b"tR."
+    assert [f.rule for f in scan(four).findings] == ["artifact.torch.tensor-bounds"]
+    # a stride of 0 (an expanded view) reads the same element again: in bounds
+    assert bounds_findings(tensor(1, 0, (3,), (0,))) == []
+    # only the rebuild functions get the bounds check: tensor-shaped arguments of another global are not judged
+    assert scan(P4 + OD + b"(N" + _int(-1) + _ints((1,)) + _ints((1,)) + b"tR.").findings == []
+    # APPEND to the result of a plain global's call mutates nothing imported
+    assert scan(P4 + OD + b")RK\x01a.").findings == []
