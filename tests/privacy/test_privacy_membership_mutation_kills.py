@@ -1329,3 +1329,21 @@ def test_sklearn_shadows_are_seeded_and_take_the_models_input_form() -> None:
     got = mi.default_trainer(wrap_object(pipe))(X[:50], y[:50], 5)(X)
     ref = clone(pipe).set_params(clf__random_state=5).fit(df.iloc[:50], y[:50])
     np.testing.assert_allclose(got, ref.predict_proba(df))
+
+
+@pytest.mark.parametrize("batch_size", [None, 40, 100])
+def test_a_full_batch_is_taken_in_row_order_bit_for_bit(batch_size: int | None) -> None:
+    """Full-batch training takes the rows in their order (no shuffle): the parameters equal the written-out
+    recipe's bit for bit, not just within float rounding."""
+    import copy
+
+    import torch
+
+    X, y = _data(40, 5)
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    got = mi.TrainingRecipe(epochs=5, batch_size=batch_size, lr=0.05).fit(copy.deepcopy(net), X, y, seed=2)
+    want = _reference_fit(copy.deepcopy(net), X, y, 2, epochs=5, batch_size=batch_size, lr=0.05, weight_decay=0.0,
+                          optimizer="adam")
+    for p, q in zip(got.parameters(), want.parameters()):
+        assert torch.equal(p, q)
