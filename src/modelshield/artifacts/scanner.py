@@ -750,10 +750,8 @@ def _finish(fs: _FileScan, fmt: str, size: int, t0: float, sha: str | None) -> F
         if key in seen:
             continue
         seen.add(key)
-        refs = tuple(rf.references) or tuple(ev.pop("references", ()) or ())
-        ev.pop("references", None)
         findings.append(make_finding(rf.severity, rf.rule, title, location=fs.location, detail=rf.detail,
-                                     offset=rf.offset, evidence=ev, references=refs))
+                                     offset=rf.offset, evidence=ev, references=tuple(rf.references)))
     findings.sort(key=lambda f: (-f.severity.rank, f.offset if f.offset is not None else -1))
     shown = [f for f in fs.formats if f not in ("unknown",)] or ["unknown"]
     label = "+".join(dict.fromkeys(shown))
