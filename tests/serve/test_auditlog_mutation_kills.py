@@ -225,7 +225,8 @@ def test_constructor_refusals(tmp_path):
     assert str(isdir.value) == f"cannot open the audit log {tmp_path / 'dir.db'}: Is a directory"
     with pytest.raises(UserError) as loop:
         AuditLog(f"sqlite:///{tmp_path / 'q.db'}?timeout=5", KEY, commit="loop")
-    assert str(loop.value).startswith("audit commit 'loop' needs a plain SQLite file URL")
+    assert str(loop.value) == ("audit commit 'loop' needs a plain SQLite file URL (sqlite:///path/audit.db): a database "
+                               "server's round trips would stall the event loop; use 'thread' or 'auto'")
 
 
 def test_table_names_up_to_63_characters(make_log):
