@@ -48,7 +48,7 @@ def epsilon(*, noise_multiplier: float, sample_rate: float, rounds: int, delta: 
     if not 0.0 < delta < 1.0:
         raise UserError(f"delta must be in (0, 1), got {delta}")
     try:  # optional dependency (privacy extra): imported lazily
-        import dp_accounting
+        import dp_accounting  # lazy: dp-accounting is slow to import; only the accountant needs it
         from dp_accounting import rdp
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtraError("dp-accounting", "privacy", "the federated privacy budget") from exc

@@ -71,7 +71,7 @@ def run_plan(plan: FederatedPlan, backend: str = "engine") -> FederatedRun:
     t0 = time.perf_counter()
     if backend == "flower":
         try:  # lazy: flwr and Ray are heavy optional dependencies (the fl extra)
-            from .flower import run_flower
+            from .flower import run_flower  # lazy: Flower is an optional extra (modelshield[fl])
         except ImportError as exc:
             raise MissingExtraError("flwr", "fl", "the Flower simulation backend") from exc
         result = run_flower(plan)

@@ -54,7 +54,7 @@ class BackdoorRemoval:
         """The repaired model serialised in its framework's format: joblib (scikit-learn) or TorchScript."""
         buf = io.BytesIO()
         if self.framework == "sklearn":  # lazy imports: each framework's serialiser only when saving
-            import joblib
+            import joblib  # lazy: joblib or torch, only for the kind of model being saved
 
             joblib.dump(self.model, buf)
         else:

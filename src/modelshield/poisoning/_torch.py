@@ -20,7 +20,7 @@ def make_mlp(n_in: int, n_out: int, hidden: tuple[int, ...] = (64, 32), seed: in
 def train(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 30, lr: float = 1e-2,
           batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0) -> Any:
     """Train ``module`` (inputs -> logits) in place with Adam and cross-entropy; returns it in eval mode."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
     yt = torch.as_tensor(np.asarray(y).astype(np.int64))
@@ -44,7 +44,7 @@ def train(module: Any, X: np.ndarray, y: np.ndarray, *, epochs: int = 30, lr: fl
 
 def logits(module: Any, X: np.ndarray, batch: int = 4096) -> np.ndarray:
     """The module's outputs for ``X`` as a numpy array (no gradients)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     outs = []
     with few_threads(), torch.no_grad():
@@ -55,7 +55,7 @@ def logits(module: Any, X: np.ndarray, batch: int = 4096) -> np.ndarray:
 
 def copy_module(module: Any) -> Any:
     """An independent copy (TorchScript through a serialisation round trip)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if isinstance(module, torch.jit.ScriptModule):
         buf = io.BytesIO()
@@ -67,7 +67,7 @@ def copy_module(module: Any) -> Any:
 
 def reinitialised(module: Any, seed: int) -> Any:
     """A copy with every layer's parameters re-initialised from ``seed``."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     clone = copy_module(module)
     with torch.random.fork_rng(devices=[]):

@@ -26,7 +26,7 @@ class NoActivations(DataError):
 def torch_module_of(model: Any) -> Any:
     """The ``torch.nn.Module`` behind ``model`` (an adapter or a module); :class:`NoActivations` if none."""
     try:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
     except ImportError as exc:  # pragma: no cover - torch is a core dependency
         raise NoActivations("torch is not installed") from exc
     if isinstance(model, torch.nn.Module):
@@ -52,7 +52,7 @@ def _prepare(model: Any, X: np.ndarray) -> np.ndarray:
 def penultimate_activations(model: Any, X: Any, *, layer: str | None = None, batch: int = 1024) -> np.ndarray:
     """Activations ``(n, width)`` feeding the last ``Linear`` layer of ``model`` (or the input of the
     module named ``layer``, a name from ``named_modules()``), computed in batches without gradients."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     module = torch_module_of(model)
     Xn = _prepare(model, np.asarray(X))

@@ -46,7 +46,7 @@ _FP = 1e-6  # the tolerance confident learning uses for "p >= threshold" and "la
 def default_estimator(seed: int = 0) -> Any:
     """The estimator used when none is given: standardised, regularised (C=0.1) logistic regression
     (regularised so that flipped labels pull the fit less)."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn is slow to import; only this path needs it
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -61,7 +61,7 @@ def out_of_fold_probabilities(X: Any, y: Any, *, estimator: Any = None, n_folds:
     :func:`default_estimator`). Columns follow the sorted distinct labels of ``y``; a class missing
     from a fold's training part gets probability 0 there. Stratified ``n_folds``-fold split, seeded.
     """
-    from sklearn.base import clone
+    from sklearn.base import clone  # lazy: scikit-learn is slow to import; only this path needs it
     from sklearn.model_selection import KFold, StratifiedKFold
 
     Xf = flat_features(X)

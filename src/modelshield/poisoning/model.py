@@ -329,7 +329,7 @@ def spectral_signatures(activations: Any, labels: Any, *, fraction: float = 0.1,
             v = np.linalg.svd(C, full_matrices=False)[2][0]
             H = HA[hy == lab_value] if calibrated else None
             if H is not None and len(H) >= min_rows:
-                from scipy.stats import betabinom
+                from scipy.stats import betabinom  # lazy: scipy is slow to import; only this path needs it
 
                 centre = H.mean(axis=0)
                 s = ((A[idx] - centre) @ v) ** 2

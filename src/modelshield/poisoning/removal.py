@@ -41,7 +41,7 @@ def _keep_mask(n: int, rows: Any) -> np.ndarray:
 
 def _reinit(module: Any, seed: int) -> Any:
     """A copy with fresh weights (PyTorch's default Linear/Conv initialisation; TorchScript too)."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     clone = T.copy_module(module)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -163,7 +163,7 @@ def fine_prune(model: Any, X_clean: np.ndarray, y_clean: np.ndarray, *, max_accu
     ``X_clean, y_clean``: clean rows the defender trusts (held-out data; ``y`` as the model's labels).
     The model itself is not changed; a pruned, fine-tuned copy is returned.
     """
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if not (0 <= max_accuracy_drop < 1):
         raise UserError(f"max_accuracy_drop must be in [0, 1), got {max_accuracy_drop}")

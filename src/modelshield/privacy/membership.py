@@ -152,6 +152,7 @@ def _tpr_at(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
 def roc_metrics(scores: np.ndarray, labels: np.ndarray, name: str = "attack") -> AttackResult:
     """ROC AUC and TPR at 0.1 % / 1 % FPR of ``scores`` (higher = member) against ``labels`` (1 =
     member). TPR at an FPR below ``1 / n_non_members`` is the TPR at zero false positives."""
+    # lazy: scikit-learn is slow to import; only this path needs it
     from sklearn.metrics import roc_auc_score, roc_curve
 
     scores = np.asarray(scores, dtype=np.float64)
@@ -569,7 +570,7 @@ class TrainingRecipe:
     optimizer: str = "adam"  # "adam" | "sgd"
 
     def fit(self, module: Any, X: np.ndarray, y: np.ndarray, seed: int = 0) -> Any:
-        import torch
+        import torch  # lazy: torch is heavy; imported only where it runs
 
         gen = torch.Generator().manual_seed(int(seed))
         with _INIT_LOCK, torch.random.fork_rng(devices=[]):  # shadows train in threads: one init at a time
@@ -601,7 +602,7 @@ class TrainingRecipe:
 
 
 def _torch_logit_fn(module: Any) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     def predict(X: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -619,7 +620,7 @@ def rebuild_torchscript_mlp(module: Any) -> Any | None:
     """An eager ``nn.Sequential`` equivalent to a TorchScript ``Sequential`` of ``Linear`` layers and
     parameter-free activations, or ``None`` when the structure is anything else. The rebuilt copy
     is checked to reproduce the scripted module's outputs before it is trusted."""
-    import torch
+    import torch  # lazy: torch is heavy; imported only where it runs
 
     if not isinstance(module, torch.jit.ScriptModule) or getattr(module, "original_name", "") != "Sequential":
         return None
@@ -820,7 +821,7 @@ def _train_shadows(
     """Train shadows in parallel batches until done or over budget.
 
     Returns ``(log p_y, log(1-p_y), keep)`` restricted to the trained shadows, shapes (k, n)."""
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed  # lazy: joblib and threadpoolctl only when shadow models train
 
     def one(i: int) -> tuple[np.ndarray, np.ndarray]:
         pred = trainer(X[keep[i]], yi[keep[i]], seed * 1009 + i)

@@ -18,6 +18,7 @@ __all__ = ["CKKSParams", "InfeasibleError", "Network", "PolyAct", "Unsupported",
 
 def evaluate_he(*args, **kwargs):  # type: ignore[no-untyped-def]
     """See :func:`modelshield.private_inference.evaluate.evaluate_he`."""
+    # lazy: the HE evaluation pulls in TenSEAL (optional extra)
     from modelshield.private_inference.evaluate import evaluate_he as _impl
 
     return _impl(*args, **kwargs)

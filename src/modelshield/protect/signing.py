@@ -389,13 +389,13 @@ def _pae(payload: bytes) -> bytes:
 
 
 def _ec_hash(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import hashes  # lazy: cryptography stays off CLI start-up
 
     return {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[key.curve.key_size]
 
 
 def _key_type(key: PublicKey) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # lazy: cryptography stays off CLI start-up
 
     return "ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else f"ecdsa-{key.curve.name}"
 
