@@ -69,7 +69,7 @@ class _Busy(Exception):
 
 
 def _is_busy(exc: BaseException) -> bool:
-    import sqlite3
+    import sqlite3  # lazy: sqlite3 only for a SQLite log (the URL may name PostgreSQL)
 
     return isinstance(exc, sqlite3.OperationalError) and (
         getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -228,8 +228,14 @@ def _chain_hash(key: bytes, row: Mapping[str, Any]) -> str:
     return hmac.new(key, _canonical(row), hashlib.sha256).hexdigest()
 
 
+def _check_chunk(chunk: int) -> None:
+    """Reads go in chunks of at least one row (a chunk of 0 or less would read nothing or ignore ``limit``)."""
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise UserError(f"audit log reads need a chunk of at least 1 row, not {chunk!r}")
+
+
 def _table(metadata: Any, name: str) -> Any:
-    from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
+    from sqlalchemy import BigInteger, Column, Integer, String, Table, Text  # lazy: the serve extra
 
     return Table(
         name, metadata,
@@ -275,7 +281,7 @@ class AuditLog:
     def __init__(self, url: str, key: bytes, *, durability: str = "full", table: str = "modelshield_audit",
                  max_batch: int = 512, max_batch_wait_s: float = 0.0, commit: str = "auto") -> None:
         try:
-            import sqlalchemy as sa
+            import sqlalchemy as sa  # lazy: SQLAlchemy comes with the serve extra
         except ImportError as exc:  # pragma: no cover - optional extra
             raise MissingExtraError("sqlalchemy", "serve", "the audit log") from exc
         if len(key) < 16:
@@ -548,7 +554,7 @@ class AuditLog:
 
         Called under ``_write_lock``. ``busy_ms``: how long to wait for another process's write lock.
         """
-        import sqlite3
+        import sqlite3  # lazy: sqlite3 only for a SQLite log (the URL may name PostgreSQL)
 
         if self._raw is None:
             c = sqlite3.connect(self._sqlite_path, timeout=busy_ms / 1000, isolation_level=None,  # type: ignore[arg-type]
@@ -613,6 +619,7 @@ class AuditLog:
 
     # -- reading ----------------------------------------------------------------------------
     def iter_records(self, chunk: int = 2000, after: int = 0) -> Iterator[dict[str, Any]]:
+        _check_chunk(chunk)
         sa = self._sa
         t = self.table
         last = after
@@ -641,6 +648,7 @@ class AuditLog:
         a value ending in ``*`` matches that prefix. ``since_us``/``until_us``: timestamps in microseconds
         (inclusive / exclusive).
         """
+        _check_chunk(chunk)
         sa = self._sa
         t = self.table
         conds = []
