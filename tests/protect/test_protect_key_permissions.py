@@ -63,9 +63,10 @@ def test_loose_keys_warn_and_strict_refuses(tmp_path: Path, mode: int) -> None:
             assert loaded == key
         else:
             assert isinstance(loaded, ed25519.Ed25519PrivateKey)
-        with pytest.raises(KeyPermissionError, match=r"refused \(--strict\)") as exc:
+        with pytest.raises(KeyPermissionError, match=r"^refused \(strict key permissions\): ") as exc:
             load(path, strict=True)
         assert exc.value.exit_code == EXIT_SECURITY
+        assert "--" not in str(exc.value) and exc.value.cli_message().endswith("; refused because of --strict")
     who = key_permission_problem(p)
     assert who is not None
     assert ("group" in who) == bool(mode & 0o070) and ("others" in who) == bool(mode & 0o007)
@@ -92,10 +93,10 @@ def test_cli_warns_on_stderr_and_strict_exits_3(tmp_path: Path, capsys, mode: in
     rc = main(["protect", "decrypt", str(tmp_path / "m.enc"), str(tmp_path / "m.out"), "--key-file", str(key),
                "--strict"])
     err = capsys.readouterr().err.strip()
-    assert rc == 3 and err.startswith("error: refused (--strict)") and "\n" not in err
+    assert rc == 3 and err.startswith("error: refused (strict key permissions): ") and "--strict" in err and "\n" not in err
     assert not (tmp_path / "m.out").exists()
     priv, _ = _signing(tmp_path, mode)
     rc = main(["protect", "sign", str(src), "--private-key", str(priv)])
     assert rc == 0 and "warning: key file" in capsys.readouterr().err
     rc = main(["protect", "sign", str(src), "--private-key", str(priv), "--strict", "--force"])
-    assert rc == 3 and "refused (--strict)" in capsys.readouterr().err
+    assert rc == 3 and "because of --strict" in capsys.readouterr().err

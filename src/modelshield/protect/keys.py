@@ -91,7 +91,7 @@ def check_key_permissions(path: str | Path, *, strict: bool = False, warn: WarnF
     if problem is None:
         return
     if strict:
-        raise KeyPermissionError(f"refused (--strict): {problem}")
+        raise KeyPermissionError(f"refused (strict key permissions): {problem}", cli_hint="refused because of --strict")
     if warn is not None:
         warn(problem)
     else:
