@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from modelshield.errors import FormatError, InputNotFoundError, OutputError, UserError
 
 __all__ = ["AtomicOutput", "check_output_path", "check_outputs", "file_sha256", "fsync_dir", "input_file",
-           "private_dir", "replace_private_file", "write_bytes_safely", "write_files_safely", "write_json",
+           "private_dir", "replace_private_file", "same_file", "write_bytes_safely", "write_files_safely", "write_json",
            "write_text_safely"]
 
 
@@ -46,6 +46,16 @@ def check_output_path(path: str | Path, force: bool = False) -> Path:
     return p
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file: the same resolved path, or one file reached through a
+    link (hard or symbolic). A path that cannot be examined is not the same file."""
+    pa, pb = Path(a), Path(b)
+    try:
+        return pa.resolve() == pb.resolve() or (pa.exists() and pb.exists() and os.path.samefile(pa, pb))
+    except OSError:
+        return False
+
+
 def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Sequence[object], force: bool = False) -> None:
     """Validate a command's report paths before any work: each one writable (:func:`check_output_path`),
     no two the same file, and none of them one of the command's ``inputs`` -- not even with ``--force``,
@@ -64,11 +74,7 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Sequence[obj
             continue
         src = Path(str(x))
         for r, flag in seen.items():
-            try:
-                same = r == src.resolve() or (r.exists() and src.exists() and os.path.samefile(r, src))
-            except OSError:
-                same = False
-            if same:
+            if same_file(r, src):
                 raise UserError(f"{flag} {src} is also an input: the report would replace it; choose another path")
 
 

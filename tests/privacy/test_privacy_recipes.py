@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from modelshield._io import same_file
 from modelshield.errors import DataError, InputNotFoundError, OutputError, UserError
 from modelshield.privacy.recipes import (
     anonymize_file,
@@ -17,7 +18,6 @@ from modelshield.privacy.recipes import (
     load_labelled,
     membership_rows,
     resolution_lines,
-    same_file,
     scan_table,
     write_table,
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelshield._io import write_bytes_safely
+from modelshield._io import same_file, write_bytes_safely
 from modelshield.data.loaders import load_dataset
 from modelshield.data.numeric import require_numeric
 from modelshield.errors import DataError, InputNotFoundError, OutputError, UserError
@@ -27,7 +27,7 @@ from modelshield.privacy.anonymize import (
 from modelshield.privacy.pii import PiiReport, read_table, scan_file
 
 __all__ = ["TABLE_SUFFIXES", "Anonymized", "anonymize_file", "anonymized_lines", "check_anonymize_paths",
-           "check_held_out", "load_labelled", "membership_rows", "resolution_lines", "same_file", "scan_table",
+           "check_held_out", "load_labelled", "membership_rows", "resolution_lines", "scan_table",
            "write_table"]
 
 #: The suffixes a table is written as: CSV, or Parquet.
@@ -42,15 +42,6 @@ class Anonymized:
 
     policy: AnonymizationPolicy
     report: AnonymizationReport
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether ``a`` and ``b`` name the same file (same path, or the same file through a link)."""
-    pa, pb = Path(a), Path(b)
-    try:
-        return pa.resolve() == pb.resolve() or (pb.exists() and pa.exists() and pa.samefile(pb))
-    except OSError:
-        return False
 
 
 def scan_table(path: str | Path, *, quasi: bool = True, max_rows: int | None = None) -> PiiReport:
